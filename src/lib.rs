@@ -1,0 +1,26 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod authenticator;
+mod clock;
+mod error;
+pub mod http;
+mod password;
+mod session;
+pub mod store;
+mod throttle;
+mod token;
+mod user;
+
+pub use authenticator::{
+    Authenticated, Authenticator, AuthenticatorBuilder, Login, Logout, MAX_EMAIL_LEN, MAX_PASSWORD_LEN,
+};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, Field, HashError, Result, StoreError};
+pub use password::{Argon2Hasher, PasswordHasher};
+pub use session::{ClientInfo, Session, SessionPolicy};
+pub use store::{MemoryTokenStore, TokenStore};
+pub use throttle::{MemoryThrottle, Throttle};
+pub use token::{SecretHash, SessionId, Token, TOKEN_LEN};
+pub use user::{normalize_email, DuplicateUser, MemoryUserStore, SetPasswordHash, User, UserId, UserRecord, UserStore};

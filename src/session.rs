@@ -1,0 +1,231 @@
+//! The session record stores keep, and the expiry policy the authenticator applies.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::token::{SecretHash, SessionId, Token};
+use crate::user::UserId;
+
+/// One login: what a [`TokenStore`](crate::TokenStore) keeps. Never holds the token's secret,
+/// only its SHA-256 digest, so a copy of the store yields no usable token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Public id: the first half of the token; safe to log and display.
+    pub id: SessionId,
+    /// Whose session this is.
+    pub user_id: UserId,
+    /// SHA-256 of the token's secret.
+    pub secret_hash: SecretHash,
+    /// When the session was created (login time).
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Absolute expiry: the session is dead from this instant on, whatever its activity.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Last time the session was seen by `validate` (updated at most once per touch interval).
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen_at: OffsetDateTime,
+    /// Client metadata recorded at login.
+    pub client: ClientInfo,
+}
+
+impl Session {
+    /// A new session for `token`, created at `now` and expiring after `ttl`.
+    pub fn new(token: &Token, user_id: UserId, now: OffsetDateTime, ttl: Duration, client: ClientInfo) -> Self {
+        Self {
+            id: token.id(),
+            user_id,
+            secret_hash: token.secret_hash(),
+            created_at: now,
+            expires_at: now.saturating_add(ttl.try_into().unwrap_or(time::Duration::MAX)),
+            last_seen_at: now,
+            client,
+        }
+    }
+
+    /// Whether the absolute lifetime is over at `now`.
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        now >= self.expires_at
+    }
+}
+
+/// Optional metadata about the client that logged in, shown in session lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ClientInfo {
+    /// The client's IP address.
+    pub ip: Option<IpAddr>,
+    /// The client's `User-Agent`, at most [`ClientInfo::MAX_USER_AGENT`] bytes.
+    pub user_agent: Option<String>,
+}
+
+impl ClientInfo {
+    /// The longest user agent kept, in bytes; longer ones are cut at a character boundary.
+    pub const MAX_USER_AGENT: usize = 512;
+
+    /// No metadata.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Sets the IP address.
+    #[must_use]
+    pub fn with_ip(mut self, ip: IpAddr) -> Self {
+        self.ip = Some(ip);
+        self
+    }
+
+    /// Sets the user agent, truncated to [`ClientInfo::MAX_USER_AGENT`] bytes.
+    #[must_use]
+    pub fn with_user_agent(mut self, ua: &str) -> Self {
+        let mut end = ua.len().min(Self::MAX_USER_AGENT);
+        while !ua.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.user_agent = Some(ua[..end].to_owned());
+        self
+    }
+}
+
+/// How long sessions live.
+///
+/// - `ttl`: absolute lifetime from login (default 24 hours, as seed 003 says);
+/// - `idle_timeout`: optional; a session unused for this long dies early;
+/// - `touch_interval`: `last_seen_at` is written at most this often per session (default
+///   60 s, and never more than a tenth of the idle timeout), so a validate is one store read
+///   and only occasionally a write. An idle timeout is therefore exact to within this
+///   interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionPolicy {
+    ttl: Duration,
+    idle_timeout: Option<Duration>,
+    touch_interval: Duration,
+}
+
+impl SessionPolicy {
+    /// The default absolute lifetime: 24 hours.
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+    /// The default touch interval: 60 seconds.
+    pub const DEFAULT_TOUCH_INTERVAL: Duration = Duration::from_secs(60);
+
+    /// Absolute lifetime.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Idle timeout, if any.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout
+    }
+
+    /// The effective touch interval: the configured one, capped at a tenth of the idle timeout.
+    pub fn touch_interval(&self) -> Duration {
+        match self.idle_timeout {
+            Some(idle) => self.touch_interval.min(idle / 10),
+            None => self.touch_interval,
+        }
+    }
+
+    /// Sets the absolute lifetime.
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Sets (or clears) the idle timeout.
+    #[must_use]
+    pub fn with_idle_timeout(mut self, idle: Option<Duration>) -> Self {
+        self.idle_timeout = idle;
+        self
+    }
+
+    /// Sets the touch interval.
+    #[must_use]
+    pub fn with_touch_interval(mut self, every: Duration) -> Self {
+        self.touch_interval = every;
+        self
+    }
+
+    /// Whether `session` is dead at `now` (past its absolute expiry or its idle timeout).
+    pub(crate) fn is_dead(&self, session: &Session, now: OffsetDateTime) -> bool {
+        session.is_expired(now)
+            || self
+                .idle_timeout
+                .is_some_and(|idle| now - session.last_seen_at >= idle)
+    }
+
+    /// Whether `validate` should write a new `last_seen_at`.
+    pub(crate) fn should_touch(&self, session: &Session, now: OffsetDateTime) -> bool {
+        now - session.last_seen_at >= self.touch_interval()
+    }
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        Self {
+            ttl: Self::DEFAULT_TTL,
+            idle_timeout: None,
+            touch_interval: Self::DEFAULT_TOUCH_INTERVAL,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(now: OffsetDateTime, ttl: Duration) -> Session {
+        let t = Token::generate().expect("os rng");
+        Session::new(&t, UserId::from(1_i64), now, ttl, ClientInfo::none())
+    }
+
+    #[test]
+    fn absolute_expiry_is_inclusive_of_the_deadline() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let s = session(now, Duration::from_secs(10));
+        assert!(!s.is_expired(now + Duration::from_secs(9)));
+        assert!(s.is_expired(now + Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn idle_timeout_and_touch_interval() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let policy = SessionPolicy::default().with_idle_timeout(Some(Duration::from_secs(100)));
+        assert_eq!(policy.touch_interval(), Duration::from_secs(10));
+        let s = session(now, Duration::from_secs(1000));
+        assert!(!policy.is_dead(&s, now + Duration::from_secs(99)));
+        assert!(policy.is_dead(&s, now + Duration::from_secs(100)));
+        assert!(!policy.should_touch(&s, now + Duration::from_secs(9)));
+        assert!(policy.should_touch(&s, now + Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn huge_ttl_saturates_instead_of_panicking() {
+        let s = session(OffsetDateTime::UNIX_EPOCH, Duration::MAX);
+        assert!(!s.is_expired(OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1 << 40)));
+    }
+
+    #[test]
+    fn user_agent_is_truncated_on_a_char_boundary() {
+        let ua = "é".repeat(400);
+        let c = ClientInfo::none().with_user_agent(&ua);
+        let kept = c.user_agent.expect("set");
+        assert!(kept.len() <= ClientInfo::MAX_USER_AGENT);
+        assert!(kept.chars().all(|ch| ch == 'é'));
+    }
+
+    #[test]
+    fn session_json_never_contains_the_secret() {
+        let t = Token::generate().expect("os rng");
+        let s = Session::new(&t, UserId::from("u"), OffsetDateTime::UNIX_EPOCH, Duration::from_secs(1), ClientInfo::none());
+        let json = serde_json::to_string(&s).expect("serializes");
+        let secret = t.expose_secret().split_once('.').expect("dot").1;
+        assert!(!json.contains(secret));
+        let back: Session = serde_json::from_str(&json).expect("parses");
+        assert_eq!(back, s);
+    }
+}

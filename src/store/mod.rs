@@ -1,0 +1,117 @@
+//! Where sessions live: the [`TokenStore`] contract and its backends.
+//!
+//! | backend | type | feature | shared between processes |
+//! |---|---|---|---|
+//! | memory | [`MemoryTokenStore`] | always | no |
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::error::StoreError;
+use crate::session::Session;
+use crate::token::SessionId;
+use crate::user::UserId;
+
+mod memory;
+
+pub use memory::MemoryTokenStore;
+
+/// Persists [`Session`]s. Dyn-compatible: the authenticator holds an `Arc<dyn TokenStore>`.
+///
+/// # Contract
+/// Every implementation must keep these promises (the `conformance` feature checks them):
+///
+/// - **create never overwrites.** Creating a session whose id exists fails with
+///   [`StoreError::Duplicate`] and leaves the existing session as it was. Create is atomic.
+/// - **expired sessions are never returned.** `get` and `list_for_user` take the caller's
+///   `now` and treat a session with `expires_at <= now` as absent, whether or not it has been
+///   purged yet.
+/// - **delete really deletes** and reports whether it deleted: `true` once, then `false`.
+///   A deleted session is never returned again (no resurrection by a racing `touch`).
+/// - **touch** only updates `last_seen_at` of an existing, unexpired session; it never creates
+///   one, and reports whether it found one.
+/// - **`delete_for_user` and `purge_expired`** are atomic per session and return how many
+///   sessions they removed.
+/// - **ids are untrusted input**: they come from clients. Never build queries by string
+///   concatenation.
+/// - The store keeps the [`Session`] as given, including its `secret_hash`; it never sees the
+///   token's secret.
+/// - Errors mean the backend failed; "not found" is `Ok(None)` / `Ok(false)`.
+#[async_trait]
+pub trait TokenStore: Send + Sync + Debug {
+    /// Stores a new session.
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] if the id exists; [`StoreError::Backend`] on backend failure.
+    async fn create(&self, session: &Session) -> Result<(), StoreError>;
+
+    /// The session with this id, unless absent or expired at `now`.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure or undecodable data.
+    async fn get(&self, id: &SessionId, now: OffsetDateTime) -> Result<Option<Session>, StoreError>;
+
+    /// Sets `last_seen_at` of a live session. Returns whether the session was found.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn touch(&self, id: &SessionId, last_seen_at: OffsetDateTime) -> Result<bool, StoreError>;
+
+    /// Deletes a session. Returns whether it existed.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError>;
+
+    /// Deletes every session of `user`. Returns how many were deleted.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn delete_for_user(&self, user: &UserId) -> Result<u64, StoreError>;
+
+    /// The live sessions of `user` at `now`, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure or undecodable data.
+    async fn list_for_user(&self, user: &UserId, now: OffsetDateTime) -> Result<Vec<Session>, StoreError>;
+
+    /// Deletes every session expired at `now`. Returns how many were deleted.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+}
+
+macro_rules! forward_token_store {
+    ($($ptr:ty),*) => {$(
+        #[async_trait]
+        impl<S: TokenStore + ?Sized> TokenStore for $ptr {
+            async fn create(&self, session: &Session) -> Result<(), StoreError> {
+                (**self).create(session).await
+            }
+            async fn get(&self, id: &SessionId, now: OffsetDateTime) -> Result<Option<Session>, StoreError> {
+                (**self).get(id, now).await
+            }
+            async fn touch(&self, id: &SessionId, last_seen_at: OffsetDateTime) -> Result<bool, StoreError> {
+                (**self).touch(id, last_seen_at).await
+            }
+            async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
+                (**self).delete(id).await
+            }
+            async fn delete_for_user(&self, user: &UserId) -> Result<u64, StoreError> {
+                (**self).delete_for_user(user).await
+            }
+            async fn list_for_user(&self, user: &UserId, now: OffsetDateTime) -> Result<Vec<Session>, StoreError> {
+                (**self).list_for_user(user, now).await
+            }
+            async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+                (**self).purge_expired(now).await
+            }
+        }
+    )*};
+}
+
+forward_token_store!(Arc<S>, Box<S>);

@@ -1,0 +1,308 @@
+//! Users and the lookup the authenticator needs.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{PoisonError, RwLock};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::StoreError;
+
+/// A user's identifier, as your user table keys it (an integer, a UUID, a string).
+///
+/// ```
+/// use keycard::UserId;
+/// assert_eq!(UserId::from(42_i64).as_str(), "42");
+/// assert_eq!(UserId::from("u-1").to_string(), "u-1");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(String);
+
+impl UserId {
+    /// Wraps an identifier.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The identifier as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for UserId {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for UserId {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+impl From<i64> for UserId {
+    fn from(n: i64) -> Self {
+        Self(n.to_string())
+    }
+}
+
+impl From<u64> for UserId {
+    fn from(n: u64) -> Self {
+        Self(n.to_string())
+    }
+}
+
+/// What the authenticator needs to know about a user.
+///
+/// Implement it for your own user type; [`UserRecord`] is a ready-made one.
+pub trait User: Send + Sync + fmt::Debug {
+    /// The user's identifier.
+    fn id(&self) -> UserId;
+    /// The login email, as stored (normalized: trimmed and lowercase).
+    fn email(&self) -> &str;
+    /// The password hash as a PHC string (`$argon2id$v=19$...`).
+    fn password_hash(&self) -> &str;
+    /// Public fields a protocol may echo to the client after login (for example
+    /// `first_name`, `last_name`). Never include the password hash. Empty by default.
+    fn profile(&self) -> Map<String, Value> {
+        Map::new()
+    }
+}
+
+/// Finds users for the authenticator. Implement it over your own user table; keycard ships
+/// [`MemoryUserStore`] (and SQL ones behind features).
+///
+/// # Contract
+/// - Emails arrive normalized ([`normalize_email`]): match them exactly against emails
+///   stored in the same form.
+/// - Return `Ok(None)` for an unknown user, never an error.
+/// - Errors mean the backend failed; the authenticator maps them to "unavailable".
+#[async_trait]
+pub trait UserStore: Send + Sync + fmt::Debug {
+    /// The user type this store returns.
+    type User: User + Clone + 'static;
+
+    /// Finds a user by normalized email.
+    ///
+    /// # Errors
+    /// A [`StoreError`] when the backend fails.
+    async fn find_by_email(&self, email: &str) -> Result<Option<Self::User>, StoreError>;
+
+    /// Finds a user by id.
+    ///
+    /// # Errors
+    /// A [`StoreError`] when the backend fails.
+    async fn find_by_id(&self, id: &UserId) -> Result<Option<Self::User>, StoreError>;
+
+    /// Replaces a user's password hash (used to upgrade outdated hashes at login).
+    ///
+    /// # Errors
+    /// A [`StoreError`] when the backend fails.
+    async fn set_password_hash(&self, id: &UserId, phc: &str) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+impl<S: UserStore + ?Sized> UserStore for std::sync::Arc<S> {
+    type User = S::User;
+    async fn find_by_email(&self, email: &str) -> Result<Option<Self::User>, StoreError> {
+        (**self).find_by_email(email).await
+    }
+    async fn find_by_id(&self, id: &UserId) -> Result<Option<Self::User>, StoreError> {
+        (**self).find_by_id(id).await
+    }
+    async fn set_password_hash(&self, id: &UserId, phc: &str) -> Result<(), StoreError> {
+        (**self).set_password_hash(id, phc).await
+    }
+}
+
+/// The form in which emails are compared: surrounding whitespace trimmed, lowercase.
+///
+/// ```
+/// assert_eq!(keycard::normalize_email("  Ann@Example.COM "), "ann@example.com");
+/// ```
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// A plain user: id, email, PHC hash, first and last name. The row type of keycard's SQL user
+/// stores and the default of [`MemoryUserStore`].
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// Identifier.
+    pub id: UserId,
+    /// Normalized login email.
+    pub email: String,
+    /// PHC password hash.
+    pub password_hash: String,
+    /// First name (may be empty).
+    pub first_name: String,
+    /// Last name (may be empty).
+    pub last_name: String,
+}
+
+impl UserRecord {
+    /// A user with empty names; the email is normalized.
+    pub fn new(id: impl Into<UserId>, email: &str, password_hash: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            email: normalize_email(email),
+            password_hash: password_hash.into(),
+            first_name: String::new(),
+            last_name: String::new(),
+        }
+    }
+
+    /// Sets the first and last name.
+    #[must_use]
+    pub fn with_name(mut self, first: impl Into<String>, last: impl Into<String>) -> Self {
+        self.first_name = first.into();
+        self.last_name = last.into();
+        self
+    }
+}
+
+impl fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("password_hash", &"[redacted]")
+            .field("first_name", &self.first_name)
+            .field("last_name", &self.last_name)
+            .finish()
+    }
+}
+
+impl User for UserRecord {
+    fn id(&self) -> UserId {
+        self.id.clone()
+    }
+    fn email(&self) -> &str {
+        &self.email
+    }
+    fn password_hash(&self) -> &str {
+        &self.password_hash
+    }
+    fn profile(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("first_name".into(), Value::from(self.first_name.clone()));
+        m.insert("last_name".into(), Value::from(self.last_name.clone()));
+        m
+    }
+}
+
+/// An in-memory user store, for tests, examples and small apps. Users are read far more often
+/// than written, so a read-write lock is enough.
+///
+/// ```
+/// use keycard::{MemoryUserStore, UserRecord};
+/// let users = MemoryUserStore::new();
+/// users.insert(UserRecord::new(1_i64, "Ann@example.com", "$argon2id$..."))?;
+/// assert!(users.insert(UserRecord::new(2_i64, "ann@example.com", "x")).is_err());
+/// # Ok::<(), keycard::DuplicateUser>(())
+/// ```
+#[derive(Debug)]
+pub struct MemoryUserStore<T = UserRecord> {
+    inner: RwLock<Users<T>>,
+}
+
+#[derive(Debug)]
+struct Users<T> {
+    by_email: HashMap<String, T>,
+    email_of: HashMap<UserId, String>,
+}
+
+/// [`MemoryUserStore::insert`] was given a user whose email or id is already taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a user with this email or id already exists")]
+pub struct DuplicateUser;
+
+impl<T: User + Clone> MemoryUserStore<T> {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self {
+            inner: RwLock::new(Users { by_email: HashMap::new(), email_of: HashMap::new() }),
+        }
+    }
+
+    /// Adds a user, keyed by its normalized email.
+    ///
+    /// # Errors
+    /// [`DuplicateUser`] if the email or the id is taken; the store is unchanged.
+    pub fn insert(&self, user: T) -> Result<(), DuplicateUser> {
+        let email = normalize_email(user.email());
+        let mut users = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        if users.by_email.contains_key(&email) || users.email_of.contains_key(&user.id()) {
+            return Err(DuplicateUser);
+        }
+        users.email_of.insert(user.id(), email.clone());
+        users.by_email.insert(email, user);
+        Ok(())
+    }
+
+    /// The number of users.
+    pub fn len(&self) -> usize {
+        self.inner.read().unwrap_or_else(PoisonError::into_inner).by_email.len()
+    }
+
+    /// Whether there are no users.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<T: User + Clone> Default for MemoryUserStore<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Lets [`MemoryUserStore`] replace the hash inside a user value.
+pub trait SetPasswordHash {
+    /// Replaces the stored PHC hash.
+    fn set_password_hash(&mut self, phc: &str);
+}
+
+impl SetPasswordHash for UserRecord {
+    fn set_password_hash(&mut self, phc: &str) {
+        phc.clone_into(&mut self.password_hash);
+    }
+}
+
+#[async_trait]
+impl<T> UserStore for MemoryUserStore<T>
+where
+    T: User + SetPasswordHash + Clone + 'static,
+{
+    type User = T;
+
+    async fn find_by_email(&self, email: &str) -> Result<Option<T>, StoreError> {
+        let users = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(users.by_email.get(email).cloned())
+    }
+
+    async fn find_by_id(&self, id: &UserId) -> Result<Option<T>, StoreError> {
+        let users = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(users.email_of.get(id).and_then(|e| users.by_email.get(e)).cloned())
+    }
+
+    async fn set_password_hash(&self, id: &UserId, phc: &str) -> Result<(), StoreError> {
+        let mut users = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        let Users { by_email, email_of } = &mut *users;
+        if let Some(user) = email_of.get(id).and_then(|e| by_email.get_mut(e)) {
+            user.set_password_hash(phc);
+        }
+        Ok(())
+    }
+}
