@@ -138,7 +138,12 @@ impl<U: UserStore> Authenticator<U> {
     ///   case [`Error::UnknownEmail`];
     /// - [`Error::Store`] if a store fails; [`Error::PasswordHash`] if the stored hash is
     ///   invalid; [`Error::Randomness`] if no token could be generated.
-    pub async fn login(&self, email: &str, password: &str, client: ClientInfo) -> Result<Login<U::User>> {
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        client: ClientInfo,
+    ) -> Result<Login<U::User>> {
         check_len(Field::Email, email, MAX_EMAIL_LEN)?;
         check_len(Field::Password, password, MAX_PASSWORD_LEN)?;
         let inner = &*self.inner;
@@ -183,7 +188,11 @@ impl<U: UserStore> Authenticator<U> {
             inner.users.set_password_hash(&user.id(), &phc).await?;
         }
         let (token, session) = self.start_session(user.id(), client).await?;
-        Ok(Login { token, session, user })
+        Ok(Login {
+            token,
+            session,
+            user,
+        })
     }
 
     /// Ends the session `token` names, if there is one. The token's secret must match: a
@@ -196,10 +205,14 @@ impl<U: UserStore> Authenticator<U> {
     /// # Errors
     /// [`Error::Store`] if the token store fails.
     pub async fn logout(&self, token: &str) -> Result<Logout> {
-        let Ok(token) = token.parse::<Token>() else { return Ok(Logout::NoSession) };
+        let Ok(token) = token.parse::<Token>() else {
+            return Ok(Logout::NoSession);
+        };
         let now = self.now();
         let tokens = &self.inner.tokens;
-        let Some(session) = tokens.get(&token.id(), now).await? else { return Ok(Logout::NoSession) };
+        let Some(session) = tokens.get(&token.id(), now).await? else {
+            return Ok(Logout::NoSession);
+        };
         if !session.secret_hash.verify(&token) {
             return Ok(Logout::NoSession);
         }
@@ -243,7 +256,11 @@ impl<U: UserStore> Authenticator<U> {
         let token = token.parse::<Token>()?;
         let now = self.now();
         let inner = &*self.inner;
-        let mut session = inner.tokens.get(&token.id(), now).await?.ok_or(Error::InvalidToken)?;
+        let mut session = inner
+            .tokens
+            .get(&token.id(), now)
+            .await?
+            .ok_or(Error::InvalidToken)?;
         if !session.secret_hash.verify(&token) {
             return Err(Error::InvalidToken);
         }
@@ -326,7 +343,9 @@ impl<U: UserStore> Authenticator<U> {
                 ticks.tick().await;
                 match this.expire().await {
                     Ok(purged) => tracing::debug!(purged, "keycard: purged expired sessions"),
-                    Err(error) => tracing::warn!(%error, source = ?std::error::Error::source(&error), "keycard: purging expired sessions failed"),
+                    Err(error) => {
+                        tracing::warn!(%error, source = ?std::error::Error::source(&error), "keycard: purging expired sessions failed")
+                    }
                 }
             }
         })
@@ -357,7 +376,13 @@ impl<U: UserStore> Authenticator<U> {
         let mut attempts = 0;
         loop {
             let token = Token::generate()?;
-            let session = Session::new(&token, user_id.clone(), self.now(), self.inner.policy.ttl(), client.clone());
+            let session = Session::new(
+                &token,
+                user_id.clone(),
+                self.now(),
+                self.inner.policy.ttl(),
+                client.clone(),
+            );
             match self.inner.tokens.create(&session).await {
                 Ok(()) => return Ok((token, session)),
                 Err(StoreError::Duplicate) if attempts < 3 => attempts += 1,
@@ -375,9 +400,14 @@ impl<U: UserStore> Authenticator<U> {
         F: FnOnce(&dyn PasswordHasher) -> Result<T> + Send + 'static,
     {
         let hasher = Arc::clone(&self.inner.hasher);
-        let Ok(handle) = tokio::runtime::Handle::try_current() else { return work(&*hasher) };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return work(&*hasher);
+        };
         // The semaphore is never closed, so acquiring only waits.
-        let permit = Arc::clone(&self.inner.hash_permits).acquire_owned().await.ok();
+        let permit = Arc::clone(&self.inner.hash_permits)
+            .acquire_owned()
+            .await
+            .ok();
         handle
             .spawn_blocking(move || {
                 let _permit = permit;
@@ -390,7 +420,9 @@ impl<U: UserStore> Authenticator<U> {
 
 impl<U: UserStore> Clone for Authenticator<U> {
     fn clone(&self) -> Self {
-        Self { inner: Arc::clone(&self.inner) }
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
     }
 }
 
@@ -511,7 +543,9 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
             inner: Arc::new(Inner {
                 users: self.users,
                 tokens: self.tokens,
-                hasher: self.hasher.unwrap_or_else(|| Arc::new(Argon2Hasher::default())),
+                hasher: self
+                    .hasher
+                    .unwrap_or_else(|| Arc::new(Argon2Hasher::default())),
                 hash_permits: Arc::new(Semaphore::new(max)),
                 max_concurrent_hashes: max,
                 policy: self.policy,

@@ -174,7 +174,6 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::error::Error as _;
 
     #[test]
     fn display_strings_are_lowercase_and_actionable() {
@@ -183,11 +182,18 @@ mod tests {
             "invalid email or password; check both and try again"
         );
         assert_eq!(
-            Error::InputTooLong { field: Field::Password, max: 1024 }.to_string(),
+            Error::InputTooLong {
+                field: Field::Password,
+                max: 1024
+            }
+            .to_string(),
             "password is longer than the 1024 bytes allowed; send a shorter one"
         );
         assert_eq!(
-            Error::Throttled { retry_after: Duration::from_millis(1500) }.to_string(),
+            Error::Throttled {
+                retry_after: Duration::from_millis(1500)
+            }
+            .to_string(),
             "too many failed login attempts; retry in 2 seconds"
         );
     }
@@ -196,7 +202,10 @@ mod tests {
     fn store_errors_keep_their_source_chain() {
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "port 5432 refused");
         let err = Error::from(StoreError::backend(io));
-        assert_eq!(err.to_string(), "the session or user store is unavailable; retry later");
+        assert_eq!(
+            err.to_string(),
+            "the session or user store is unavailable; retry later"
+        );
         let store = err.source().expect("Error::Store has a source");
         assert_eq!(store.to_string(), "the store backend failed");
         let backend = store.source().expect("StoreError::Backend has a source");
@@ -206,9 +215,13 @@ mod tests {
 
     #[test]
     fn retry_after_rounds_up() {
-        let e = Error::Throttled { retry_after: Duration::from_secs(3) };
+        let e = Error::Throttled {
+            retry_after: Duration::from_secs(3),
+        };
         assert_eq!(e.retry_after_secs(), Some(3));
-        let e = Error::Throttled { retry_after: Duration::from_millis(1) };
+        let e = Error::Throttled {
+            retry_after: Duration::from_millis(1),
+        };
         assert_eq!(e.retry_after_secs(), Some(1));
         assert_eq!(Error::InvalidToken.retry_after_secs(), None);
     }

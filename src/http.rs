@@ -43,7 +43,11 @@ pub struct Response {
 impl Response {
     /// A response with a JSON body.
     pub fn json(status: u16, body: &Value) -> Self {
-        Self { status, body: body.to_string(), retry_after: None }
+        Self {
+            status,
+            body: body.to_string(),
+            retry_after: None,
+        }
     }
 
     /// Adds a `Retry-After`.
@@ -113,17 +117,23 @@ impl Protocol for SessionsApi {
         let (status, message) = match error {
             Error::InvalidCredentials => (422, "Email or password is invalid".to_owned()),
             Error::UnknownEmail => (422, "User not found".to_owned()),
-            Error::MissingToken | Error::MalformedToken | Error::InvalidToken | Error::SessionExpired => {
-                (422, NOT_CHECKED_IN.to_owned())
-            }
-            Error::InputTooLong { field, max } => {
-                (422, format!("{} is too long (maximum is {max} bytes)", capitalized(&field.to_string())))
-            }
+            Error::MissingToken
+            | Error::MalformedToken
+            | Error::InvalidToken
+            | Error::SessionExpired => (422, NOT_CHECKED_IN.to_owned()),
+            Error::InputTooLong { field, max } => (
+                422,
+                format!(
+                    "{} is too long (maximum is {max} bytes)",
+                    capitalized(&field.to_string())
+                ),
+            ),
             Error::Throttled { .. } => (429, throttled_message(error)),
             Error::Store(_) => (503, UNAVAILABLE.to_owned()),
             _ => (500, INTERNAL.to_owned()),
         };
-        self.rejection(status, &message).with_retry_after(error.retry_after_secs())
+        self.rejection(status, &message)
+            .with_retry_after(error.retry_after_secs())
     }
 
     fn rejection(&self, status: u16, message: &str) -> Response {
@@ -148,17 +158,22 @@ impl Protocol for LoginApi {
 
     fn error(&self, error: &Error) -> Response {
         let (status, message) = match error {
-            Error::InvalidCredentials | Error::UnknownEmail => (401, "Invalid email/password".to_owned()),
+            Error::InvalidCredentials | Error::UnknownEmail => {
+                (401, "Invalid email/password".to_owned())
+            }
             Error::MissingToken => (401, "Missing auth_token".to_owned()),
             Error::MalformedToken | Error::InvalidToken | Error::SessionExpired => {
                 (401, "Invalid or expired auth_token".to_owned())
             }
-            Error::InputTooLong { field, max } => (400, format!("{field} is too long (maximum is {max} bytes)")),
+            Error::InputTooLong { field, max } => {
+                (400, format!("{field} is too long (maximum is {max} bytes)"))
+            }
             Error::Throttled { .. } => (429, throttled_message(error)),
             Error::Store(_) => (503, UNAVAILABLE.to_owned()),
             _ => (500, INTERNAL.to_owned()),
         };
-        self.rejection(status, &message).with_retry_after(error.retry_after_secs())
+        self.rejection(status, &message)
+            .with_retry_after(error.retry_after_secs())
     }
 
     fn rejection(&self, status: u16, message: &str) -> Response {

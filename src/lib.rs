@@ -14,7 +14,8 @@ mod token;
 mod user;
 
 pub use authenticator::{
-    Authenticated, Authenticator, AuthenticatorBuilder, Login, Logout, MAX_EMAIL_LEN, MAX_PASSWORD_LEN,
+    Authenticated, Authenticator, AuthenticatorBuilder, Login, Logout, MAX_EMAIL_LEN,
+    MAX_PASSWORD_LEN,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Field, HashError, Result, StoreError};
@@ -23,4 +24,7 @@ pub use session::{ClientInfo, Session, SessionPolicy};
 pub use store::{MemoryTokenStore, TokenStore};
 pub use throttle::{MemoryThrottle, Throttle};
 pub use token::{SecretHash, SessionId, Token, TOKEN_LEN};
-pub use user::{normalize_email, DuplicateUser, MemoryUserStore, SetPasswordHash, User, UserId, UserRecord, UserStore};
+pub use user::{
+    normalize_email, DuplicateUser, MemoryUserStore, SetPasswordHash, User, UserId, UserRecord,
+    UserStore,
+};

@@ -93,7 +93,10 @@ impl Argon2Hasher {
     fn with_params(m: u32, t: u32, p: u32) -> Result<Self, Error> {
         let params = Params::new(m, t, p, None)
             .map_err(|e| Error::PasswordHash(HashError::Argon2(e.into())))?;
-        Ok(Self { params, dummy: OnceLock::new() })
+        Ok(Self {
+            params,
+            dummy: OnceLock::new(),
+        })
     }
 
     /// The argon2 parameters in use.
@@ -110,7 +113,10 @@ impl Default for Argon2Hasher {
     fn default() -> Self {
         let params = Params::new(Self::MIN_M_COST, Self::MIN_T_COST, 1, None)
             .unwrap_or_else(|_| Params::default());
-        Self { params, dummy: OnceLock::new() }
+        Self {
+            params,
+            dummy: OnceLock::new(),
+        }
     }
 }
 
@@ -127,9 +133,11 @@ impl fmt::Debug for Argon2Hasher {
 impl PasswordHasher for Argon2Hasher {
     fn hash(&self, password: &[u8]) -> Result<String, Error> {
         let mut salt = [0u8; 16];
-        rand::rngs::OsRng.try_fill_bytes(&mut salt).map_err(Error::Randomness)?;
-        let salt = SaltString::encode_b64(&salt)
-            .map_err(|e| Error::PasswordHash(HashError::Argon2(e)))?;
+        rand::rngs::OsRng
+            .try_fill_bytes(&mut salt)
+            .map_err(Error::Randomness)?;
+        let salt =
+            SaltString::encode_b64(&salt).map_err(|e| Error::PasswordHash(HashError::Argon2(e)))?;
         self.argon2()
             .hash_password(password, &salt)
             .map(|h| h.to_string())
@@ -148,8 +156,11 @@ impl PasswordHasher for Argon2Hasher {
     }
 
     fn needs_rehash(&self, phc: &str) -> bool {
-        let Ok(parsed) = PasswordHash::new(phc) else { return true };
-        if parsed.algorithm != argon2::ARGON2ID_IDENT || parsed.version != Some(Version::V0x13.into())
+        let Ok(parsed) = PasswordHash::new(phc) else {
+            return true;
+        };
+        if parsed.algorithm != argon2::ARGON2ID_IDENT
+            || parsed.version != Some(Version::V0x13.into())
         {
             return true;
         }

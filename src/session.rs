@@ -34,7 +34,13 @@ pub struct Session {
 
 impl Session {
     /// A new session for `token`, created at `now` and expiring after `ttl`.
-    pub fn new(token: &Token, user_id: UserId, now: OffsetDateTime, ttl: Duration, client: ClientInfo) -> Self {
+    pub fn new(
+        token: &Token,
+        user_id: UserId,
+        now: OffsetDateTime,
+        ttl: Duration,
+        client: ClientInfo,
+    ) -> Self {
         Self {
             id: token.id(),
             user_id,
@@ -221,7 +227,13 @@ mod tests {
     #[test]
     fn session_json_never_contains_the_secret() {
         let t = Token::generate().expect("os rng");
-        let s = Session::new(&t, UserId::from("u"), OffsetDateTime::UNIX_EPOCH, Duration::from_secs(1), ClientInfo::none());
+        let s = Session::new(
+            &t,
+            UserId::from("u"),
+            OffsetDateTime::UNIX_EPOCH,
+            Duration::from_secs(1),
+            ClientInfo::none(),
+        );
         let json = serde_json::to_string(&s).expect("serializes");
         let secret = t.expose_secret().split_once('.').expect("dot").1;
         assert!(!json.contains(secret));

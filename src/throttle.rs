@@ -62,7 +62,11 @@ impl MemoryThrottle {
 
     /// At most `max_failures` failures per `window` (a `max_failures` of 0 is treated as 1).
     pub fn new(max_failures: u32, window: Duration) -> Self {
-        Self { max_failures: max_failures.max(1), window, windows: Mutex::new(HashMap::new()) }
+        Self {
+            max_failures: max_failures.max(1),
+            window,
+            windows: Mutex::new(HashMap::new()),
+        }
     }
 
     fn remaining(&self, w: &Window, now: OffsetDateTime) -> Option<Duration> {
@@ -96,7 +100,10 @@ impl Throttle for MemoryThrottle {
             if self.remaining(w, now).is_some() {
                 w.failures = w.failures.saturating_add(1);
             } else {
-                *w = Window { started: now, failures: 1 };
+                *w = Window {
+                    started: now,
+                    failures: 1,
+                };
             }
             return;
         }
@@ -110,11 +117,20 @@ impl Throttle for MemoryThrottle {
                 windows.retain(|_, w| w.started > cutoff);
             }
         }
-        windows.insert(key.to_owned(), Window { started: now, failures: 1 });
+        windows.insert(
+            key.to_owned(),
+            Window {
+                started: now,
+                failures: 1,
+            },
+        );
     }
 
     fn reset(&self, key: &str) {
-        self.windows.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+        self.windows
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
     }
 
     fn prune(&self, now: OffsetDateTime) {
@@ -135,7 +151,10 @@ mod tests {
         for _ in 0..3 {
             t.record_failure("k", T0);
         }
-        assert_eq!(t.check("k", T0 + Duration::from_secs(20)), Err(Duration::from_secs(40)));
+        assert_eq!(
+            t.check("k", T0 + Duration::from_secs(20)),
+            Err(Duration::from_secs(40))
+        );
         assert!(t.check("other", T0).is_ok());
         assert!(t.check("k", T0 + Duration::from_secs(60)).is_ok());
         t.record_failure("k", T0 + Duration::from_secs(61));

@@ -131,7 +131,8 @@ impl Token {
         let mut secret = Zeroizing::new([0u8; SECRET_BYTES]);
         let mut rng = rand::rngs::OsRng;
         rng.try_fill_bytes(&mut id).map_err(Error::Randomness)?;
-        rng.try_fill_bytes(secret.as_mut()).map_err(Error::Randomness)?;
+        rng.try_fill_bytes(secret.as_mut())
+            .map_err(Error::Randomness)?;
         Ok(Self::from_parts(SessionId(id), *secret))
     }
 
@@ -140,7 +141,11 @@ impl Token {
         encoded.push_str(&id.to_string());
         encoded.push('.');
         URL_SAFE_NO_PAD.encode_string(secret, &mut encoded);
-        Self { id, secret, encoded }
+        Self {
+            id,
+            secret,
+            encoded,
+        }
     }
 
     /// The session this token names.
@@ -307,7 +312,10 @@ mod tests {
             &format!("{}+{}", &s[..22], &s[23..]),
             &"é".repeat(33),
         ] {
-            assert!(matches!(bad.parse::<Token>(), Err(Error::MalformedToken)), "{bad:?}");
+            assert!(
+                matches!(bad.parse::<Token>(), Err(Error::MalformedToken)),
+                "{bad:?}"
+            );
         }
     }
 

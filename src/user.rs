@@ -232,7 +232,10 @@ impl<T: User + Clone> MemoryUserStore<T> {
     /// An empty store.
     pub fn new() -> Self {
         Self {
-            inner: RwLock::new(Users { by_email: HashMap::new(), email_of: HashMap::new() }),
+            inner: RwLock::new(Users {
+                by_email: HashMap::new(),
+                email_of: HashMap::new(),
+            }),
         }
     }
 
@@ -253,7 +256,11 @@ impl<T: User + Clone> MemoryUserStore<T> {
 
     /// The number of users.
     pub fn len(&self) -> usize {
-        self.inner.read().unwrap_or_else(PoisonError::into_inner).by_email.len()
+        self.inner
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .by_email
+            .len()
     }
 
     /// Whether there are no users.
@@ -294,7 +301,11 @@ where
 
     async fn find_by_id(&self, id: &UserId) -> Result<Option<T>, StoreError> {
         let users = self.inner.read().unwrap_or_else(PoisonError::into_inner);
-        Ok(users.email_of.get(id).and_then(|e| users.by_email.get(e)).cloned())
+        Ok(users
+            .email_of
+            .get(id)
+            .and_then(|e| users.by_email.get(e))
+            .cloned())
     }
 
     async fn set_password_hash(&self, id: &UserId, phc: &str) -> Result<(), StoreError> {

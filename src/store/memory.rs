@@ -95,16 +95,27 @@ impl TokenStore for MemoryTokenStore {
                 slot.insert(session.clone());
             }
         }
-        self.by_user.entry(session.user_id.clone()).or_default().insert(session.id);
+        self.by_user
+            .entry(session.user_id.clone())
+            .or_default()
+            .insert(session.id);
         self.sweep_if_due(session.created_at);
         Ok(())
     }
 
-    async fn get(&self, id: &SessionId, now: OffsetDateTime) -> Result<Option<Session>, StoreError> {
+    async fn get(
+        &self,
+        id: &SessionId,
+        now: OffsetDateTime,
+    ) -> Result<Option<Session>, StoreError> {
         let found = self.sessions.get(id).map(|s| s.clone());
         match found {
             Some(s) if s.is_expired(now) => {
-                if self.sessions.remove_if(id, |_, s| s.is_expired(now)).is_some() {
+                if self
+                    .sessions
+                    .remove_if(id, |_, s| s.is_expired(now))
+                    .is_some()
+                {
                     self.unindex(&s.user_id, id);
                 }
                 Ok(None)
@@ -113,7 +124,11 @@ impl TokenStore for MemoryTokenStore {
         }
     }
 
-    async fn touch(&self, id: &SessionId, last_seen_at: OffsetDateTime) -> Result<bool, StoreError> {
+    async fn touch(
+        &self,
+        id: &SessionId,
+        last_seen_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         // `get_mut` only finds present sessions, so a touch can never resurrect a deleted one.
         Ok(match self.sessions.get_mut(id) {
             Some(mut s) if !s.is_expired(last_seen_at) => {
@@ -135,7 +150,11 @@ impl TokenStore for MemoryTokenStore {
     }
 
     async fn delete_for_user(&self, user: &UserId) -> Result<u64, StoreError> {
-        let ids = self.by_user.remove(user).map(|(_, ids)| ids).unwrap_or_default();
+        let ids = self
+            .by_user
+            .remove(user)
+            .map(|(_, ids)| ids)
+            .unwrap_or_default();
         let mut removed = 0;
         for id in ids {
             if self.sessions.remove(&id).is_some() {
@@ -145,7 +164,11 @@ impl TokenStore for MemoryTokenStore {
         Ok(removed)
     }
 
-    async fn list_for_user(&self, user: &UserId, now: OffsetDateTime) -> Result<Vec<Session>, StoreError> {
+    async fn list_for_user(
+        &self,
+        user: &UserId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
         let ids: Vec<SessionId> = match self.by_user.get(user) {
             Some(ids) => ids.iter().copied().collect(),
             None => return Ok(Vec::new()),
@@ -174,7 +197,13 @@ mod tests {
 
     fn session(user: i64, now: OffsetDateTime, ttl_secs: u64) -> Session {
         let t = Token::generate().expect("os rng");
-        Session::new(&t, UserId::from(user), now, Duration::from_secs(ttl_secs), ClientInfo::none())
+        Session::new(
+            &t,
+            UserId::from(user),
+            now,
+            Duration::from_secs(ttl_secs),
+            ClientInfo::none(),
+        )
     }
 
     #[tokio::test]
@@ -183,7 +212,10 @@ mod tests {
         let t0 = OffsetDateTime::UNIX_EPOCH;
         for i in 0..5000 {
             // Each session lives 1 s; logins happen 1 s apart, so at most one is live.
-            store.create(&session(i % 7, t0 + Duration::from_secs(i as u64), 1)).await.expect("create");
+            store
+                .create(&session(i % 7, t0 + Duration::from_secs(i as u64), 1))
+                .await
+                .expect("create");
         }
         assert!(store.len() <= 1025, "held {} sessions", store.len());
         assert!(store.by_user.len() <= 1025);
@@ -195,7 +227,11 @@ mod tests {
         let t0 = OffsetDateTime::UNIX_EPOCH;
         let s = session(1, t0, 10);
         store.create(&s).await.expect("create");
-        assert!(store.get(&s.id, t0 + Duration::from_secs(10)).await.expect("get").is_none());
+        assert!(store
+            .get(&s.id, t0 + Duration::from_secs(10))
+            .await
+            .expect("get")
+            .is_none());
         assert!(store.is_empty());
         assert!(store.by_user.is_empty());
     }

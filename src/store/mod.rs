@@ -52,13 +52,15 @@ pub trait TokenStore: Send + Sync + Debug {
     ///
     /// # Errors
     /// [`StoreError`] on backend failure or undecodable data.
-    async fn get(&self, id: &SessionId, now: OffsetDateTime) -> Result<Option<Session>, StoreError>;
+    async fn get(&self, id: &SessionId, now: OffsetDateTime)
+        -> Result<Option<Session>, StoreError>;
 
     /// Sets `last_seen_at` of a live session. Returns whether the session was found.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    async fn touch(&self, id: &SessionId, last_seen_at: OffsetDateTime) -> Result<bool, StoreError>;
+    async fn touch(&self, id: &SessionId, last_seen_at: OffsetDateTime)
+        -> Result<bool, StoreError>;
 
     /// Deletes a session. Returns whether it existed.
     ///
@@ -76,7 +78,11 @@ pub trait TokenStore: Send + Sync + Debug {
     ///
     /// # Errors
     /// [`StoreError`] on backend failure or undecodable data.
-    async fn list_for_user(&self, user: &UserId, now: OffsetDateTime) -> Result<Vec<Session>, StoreError>;
+    async fn list_for_user(
+        &self,
+        user: &UserId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError>;
 
     /// Deletes every session expired at `now`. Returns how many were deleted.
     ///
