@@ -51,8 +51,9 @@ pub enum Error {
     #[error("the session token is not valid; log in again")]
     InvalidToken,
 
-    /// The session existed but has passed its absolute lifetime or its idle timeout; it has
-    /// been deleted.
+    /// The session was found but has been idle longer than the idle timeout; it has been
+    /// deleted. (A session past its absolute lifetime is not returned by the store at all,
+    /// so it gives [`Error::InvalidToken`].)
     #[error("the session has expired; log in again")]
     SessionExpired,
 

@@ -212,7 +212,7 @@ mod tests {
     #[test]
     fn huge_ttl_saturates_instead_of_panicking() {
         let s = session(OffsetDateTime::UNIX_EPOCH, Duration::MAX);
-        assert!(!s.is_expired(OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1 << 40)));
+        assert!(!s.is_expired(OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1 << 34)));
     }
 
     #[test]

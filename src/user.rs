@@ -254,6 +254,15 @@ impl<T: User + Clone> MemoryUserStore<T> {
         Ok(())
     }
 
+    /// Removes the user with `id`, returning it. Their sessions stay in the token store
+    /// until they expire; validation refuses them at once (the user is gone), and
+    /// [`Authenticator::logout_all`](crate::Authenticator::logout_all) removes them.
+    pub fn remove(&self, id: &UserId) -> Option<T> {
+        let mut users = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        let email = users.email_of.remove(id)?;
+        users.by_email.remove(&email)
+    }
+
     /// The number of users.
     pub fn len(&self) -> usize {
         self.inner
