@@ -1,0 +1,134 @@
+//! What both example servers share: the command line, opening the stores named by
+//! `--store`, and serving until Ctrl-C.
+
+use std::error::Error as StdError;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::Router;
+use keycard::{MemoryTokenStore, MemoryUserStore, StoreError, TokenStore, UserRecord, UserStore};
+
+/// The user store type both examples run on, whatever the backend.
+pub(crate) type Users = Arc<dyn UserStore<User = UserRecord>>;
+
+/// A boxed error for `main`.
+pub(crate) type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// Command-line options, the same for both servers.
+#[derive(Debug, clap::Parser)]
+pub(crate) struct Args {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    pub(crate) addr: SocketAddr,
+    /// Session lifetime in seconds.
+    #[arg(long, default_value_t = 86_400)]
+    pub(crate) session_ttl: u64,
+    /// Where sessions and users live: `memory`.
+    #[arg(long, default_value = "memory")]
+    pub(crate) store: String,
+}
+
+impl Args {
+    /// `--session-ttl` as a duration.
+    pub(crate) fn session_ttl(&self) -> Duration {
+        Duration::from_secs(self.session_ttl)
+    }
+}
+
+/// The token store and user store named by a `--store` URL, plus a way to add the demo user.
+pub(crate) struct Stores {
+    /// Sessions.
+    pub(crate) tokens: Arc<dyn TokenStore>,
+    /// Users.
+    pub(crate) users: Users,
+    seeder: Arc<dyn SeedUser>,
+}
+
+/// Adds a user unless one with the same email exists, so seeding a persistent store at every
+/// start is harmless.
+#[async_trait]
+pub(crate) trait SeedUser: Send + Sync {
+    /// Inserts `user` if its email is free; returns whether it did.
+    async fn seed_user(&self, user: UserRecord) -> Result<bool, StoreError>;
+}
+
+#[async_trait]
+impl SeedUser for MemoryUserStore<UserRecord> {
+    async fn seed_user(&self, user: UserRecord) -> Result<bool, StoreError> {
+        // `insert` refuses a taken email or id and leaves the store unchanged.
+        Ok(self.insert(user).is_ok())
+    }
+}
+
+impl Stores {
+    /// Adds `user` unless its email is taken (idempotent).
+    pub(crate) async fn seed_user(&self, user: UserRecord) -> Result<bool, StoreError> {
+        self.seeder.seed_user(user).await
+    }
+}
+
+/// Opens the stores a `--store` URL names.
+///
+/// Supported: `memory` (sessions and users in this process, gone at exit).
+pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
+    let scheme = url.split_once("://").map_or(url, |(scheme, _)| scheme);
+    match scheme {
+        "memory" => {
+            let users = Arc::new(MemoryUserStore::<UserRecord>::new());
+            Ok(Stores {
+                tokens: Arc::new(MemoryTokenStore::new()),
+                users: users.clone(),
+                seeder: users,
+            })
+        }
+        _ => Err(format!(
+            "unsupported --store `{url}`: this build supports `memory` \
+             (other stores need their cargo feature)"
+        )
+        .into()),
+    }
+}
+
+/// Serves `app` on `addr`, prints the address it listens on, and returns after Ctrl-C
+/// (or SIGTERM) once in-flight requests are done.
+pub(crate) async fn serve(addr: SocketAddr, app: Router) -> Result<(), BoxError> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    println!("shut down");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            eprintln!("cannot listen for Ctrl-C: {error}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                eprintln!("cannot listen for SIGTERM: {error}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

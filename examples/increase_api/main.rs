@@ -1,0 +1,36 @@
+//! An Increasecard API server speaking seed 003 (`POST /login`, `DELETE /logout`
+//! and the token-protected `GET /client`).
+//!
+//! ```sh
+//! cargo run --example increase_api --features axum -- --addr 127.0.0.1:3000
+//! ```
+
+mod app;
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::time::Duration;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() {
+    let args = common::Args::parse();
+    if let Err(error) = run(args).await {
+        eprintln!("increase_api: {error}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: common::Args) -> Result<(), common::BoxError> {
+    let stores = common::open_stores(&args.store).await?;
+    let auth = app::authenticator(
+        stores.users.clone(),
+        stores.tokens.clone(),
+        args.session_ttl(),
+    )
+    .build();
+    stores.seed_user(app::demo_user(&auth).await?).await?;
+    let _expiry = auth.spawn_expiry_task(Duration::from_secs(60));
+    common::serve(args.addr, app::router(auth)).await
+}
