@@ -3,6 +3,7 @@
 //! | backend | type | feature | shared between processes |
 //! |---|---|---|---|
 //! | memory | [`MemoryTokenStore`] | always | no |
+//! | SQLite | `SqliteTokenStore`, `SqliteUserStore` | `sqlite` | processes on one machine (one file) |
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -16,8 +17,19 @@ use crate::token::SessionId;
 use crate::user::UserId;
 
 mod memory;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+mod sqlite;
 
 pub use memory::MemoryTokenStore;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use sql::InvalidTableName;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use sqlite::{SqliteOptions, SqliteTokenStore, SqliteUserStore};
 
 /// Persists [`Session`]s. Dyn-compatible: the authenticator holds an `Arc<dyn TokenStore>`.
 ///

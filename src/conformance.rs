@@ -1,0 +1,727 @@
+//! The [`TokenStore`] contract as a reusable test suite (feature `conformance`).
+//!
+//! Every backend keycard ships runs these checks, and so can yours: each check is a public
+//! `async fn` over `&dyn TokenStore` that panics with a message naming the broken promise.
+//! [`run_all`] runs them all; [`concurrent_tasks`] adds the same concurrency check on many
+//! Tokio tasks, which needs a shared (`Arc`) store.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use keycard::{MemoryTokenStore, TokenStore};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! // In your crate: `#[tokio::test(flavor = "multi_thread")] async fn store_keeps_the_contract()`.
+//! let store: Arc<dyn TokenStore> = Arc::new(MemoryTokenStore::new());
+//! keycard::conformance::run_all(&*store).await;
+//! keycard::conformance::concurrent_tasks(store).await;
+//! # }
+//! ```
+//!
+//! What the checks assume, so that they can run against a live, shared server:
+//!
+//! - They create their own data only: every check uses fresh random session ids and user ids
+//!   (`conformance-<check>-<random>`), so several runs may share one database, schema or key
+//!   prefix at the same time, and leftovers of other applications do not disturb them. The
+//!   store must be ready to use (migrated).
+//! - Timestamps are the current time rounded down to a whole millisecond, plus whole
+//!   milliseconds or seconds, so stores that keep microseconds compare exactly. The sessions
+//!   live one hour unless a check is about expiry, so stores that expire records natively
+//!   (Redis TTLs) behave as the caller's `now` says.
+//! - [`purge_expired_counts`] purges sessions that expired an hour ago, by the caller's
+//!   clock. A purge is global, so that one check needs that nothing else purges the same
+//!   namespace at the same moment; the others tolerate any concurrent traffic.
+//! - Cleanup: every check deletes what it created, except sessions that expire within the
+//!   hour.
+//!
+//! # Panics
+//! Every check panics when the store breaks the contract or returns an error.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use time::OffsetDateTime;
+
+use crate::error::StoreError;
+use crate::session::{ClientInfo, Session};
+use crate::store::TokenStore;
+use crate::token::{SessionId, Token};
+use crate::user::UserId;
+
+/// How long the sessions of the checks live, unless a check is about expiry.
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// Runs every check below on `store`, one after another: [`create_get_delete`],
+/// [`duplicate_create_is_refused`], [`delete_twice`], [`list_and_delete_for_user`],
+/// [`touch_updates_but_never_resurrects`], [`expired_sessions_are_never_returned`],
+/// [`purge_expired_counts`], [`client_info_and_hostile_ids_round_trip`] and
+/// [`concurrent_operations`].
+///
+/// # Panics
+/// When the store breaks the contract or fails.
+pub async fn run_all(store: &dyn TokenStore) {
+    create_get_delete(store).await;
+    duplicate_create_is_refused(store).await;
+    delete_twice(store).await;
+    list_and_delete_for_user(store).await;
+    touch_updates_but_never_resurrects(store).await;
+    expired_sessions_are_never_returned(store).await;
+    purge_expired_counts(store).await;
+    client_info_and_hostile_ids_round_trip(store).await;
+    concurrent_operations(store).await;
+}
+
+/// A created session is returned by `get` exactly as given (every field, including the
+/// secret digest and client metadata); an unknown id is `None`; a deleted one is gone.
+///
+/// # Panics
+/// When the store breaks the contract or fails.
+pub async fn create_get_delete(store: &dyn TokenStore) {
+    let now = base_time();
+    let client = ClientInfo::none()
+        .with_ip(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)))
+        .with_user_agent("conformance/1.0");
+    let s = session(&user("create"), now, HOUR, client);
+    store.create(&s).await.expect("create a new session");
+    assert_eq!(
+        store.get(&s.id, now).await.expect("get"),
+        Some(s.clone()),
+        "get must return the session exactly as created"
+    );
+    assert_eq!(
+        store.get(&fresh_id(), now).await.expect("get unknown"),
+        None,
+        "an unknown id must be absent"
+    );
+    assert!(
+        store.delete(&s.id).await.expect("delete"),
+        "delete of a live session must report true"
+    );
+    assert_eq!(
+        store.get(&s.id, now).await.expect("get after delete"),
+        None,
+        "a deleted session must be absent"
+    );
+}
+
+/// Creating a session whose id exists fails with [`StoreError::Duplicate`] and leaves the
+/// existing session, and the other user's index, untouched.
+///
+/// # Panics
+/// When the store breaks the contract or fails.
+pub async fn duplicate_create_is_refused(store: &dyn TokenStore) {
+    let now = base_time();
+    let first = session(&user("dup-a"), now, HOUR, ClientInfo::none());
+    store.create(&first).await.expect("create");
+    let other_token = Token::generate().expect("os rng");
+    let second = Session {
+        id: first.id,
+        user_id: user("dup-b"),
+        secret_hash: other_token.secret_hash(),
+        created_at: now + Duration::from_millis(5),
+        expires_at: now + 2 * HOUR,
+        last_seen_at: now + Duration::from_millis(5),
+        client: ClientInfo::none().with_user_agent("intruder"),
+    };
+    match store.create(&second).await {
+        Err(StoreError::Duplicate) => {}
+        other => panic!("a second create with the same id must fail with Duplicate, got {other:?}"),
+    }
+    assert_eq!(
+        store.get(&first.id, now).await.expect("get"),
+        Some(first.clone()),
+        "a refused duplicate must leave the existing session untouched"
+    );
+    assert!(
+        store
+            .list_for_user(&second.user_id, now)
+            .await
+            .expect("list")
+            .is_empty(),
+        "a refused duplicate must not be indexed under its user"
+    );
+    assert_eq!(
+        store
+            .delete_for_user(&second.user_id)
+            .await
+            .expect("delete_for_user"),
+        0,
+        "a refused duplicate must not be deletable through its user"
+    );
+    assert_eq!(
+        store.get(&first.id, now).await.expect("get"),
+        Some(first.clone()),
+        "deleting the refused duplicate's user must not touch the existing session"
+    );
+    store.delete(&first.id).await.expect("cleanup");
+}
+
+/// `delete` reports `true` once, then `false`; deleting an id that never existed is `false`.
+///
+/// # Panics
+/// When the store breaks the contract or fails.
+pub async fn delete_twice(store: &dyn TokenStore) {
+    let now = base_time();
+    let s = session(&user("delete"), now, HOUR, ClientInfo::none());
+    store.create(&s).await.expect("create");
+    assert!(
+        store.delete(&s.id).await.expect("delete"),
+        "first delete must report true"
+    );
+    assert!(
+        !store.delete(&s.id).await.expect("delete again"),
+        "second delete must report false"
+    );
+    assert!(
+        !store.delete(&fresh_id()).await.expect("delete unknown"),
+        "deleting an unknown id must report false"
+    );
+    assert!(
+        store
+            .list_for_user(&s.user_id, now)
+            .await
+            .expect("list")
+            .is_empty(),
+        "a deleted session must leave the user's list"
+    );
+}
+
+/// `list_for_user` returns exactly the user's live sessions, oldest first, and nobody
+/// else's; `delete_for_user` deletes them all, returns how many, and touches no other user.
+///
+/// # Panics
+/// When the store breaks the contract or fails.
+pub async fn list_and_delete_for_user(store: &dyn TokenStore) {
+    let now = base_time();
+    let ann = user("list-a");
+    let bob = user("list-b");
+    let ms = Duration::from_millis;
+    let a1 = session(&ann, now, HOUR, ClientInfo::none());
+    let a2 = session(&ann, now + ms(1), HOUR, ClientInfo::none());
+    let a3 = session(&ann, now + ms(2), HOUR, ClientInfo::none());
+    let b1 = session(&bob, now, HOUR, ClientInfo::none());
+    // Created out of order: the list must sort by creation time, not insertion.
+    for s in [&a3, &a1, &b1, &a2] {
+        store.create(s).await.expect("create");
+    }
+    let listed = store.list_for_user(&ann, now + ms(10)).await.expect("list");
+    assert_eq!(
+        listed,
+        vec![a1.clone(), a2.clone(), a3.clone()],
+        "list_for_user must return the user's sessions, oldest first"
+    );
+    assert_eq!(
+        store.delete_for_user(&ann).await.expect("delete_for_user"),
+        3,
+        "delete_for_user must count the sessions it deleted"
+    );
+    assert!(
+        store
+            .list_for_user(&ann, now)
+            .await
+            .expect("list")
+            .is_empty(),
+        "no session may remain after delete_for_user"
+    );
+    for s in [&a1, &a2, &a3] {
+        assert_eq!(
+            store.get(&s.id, now).await.expect("get"),
+            None,
+            "delete_for_user must delete every session of the user"
+        );
+    }
+    assert_eq!(
+        store.get(&b1.id, now).await.expect("get"),
+        Some(b1.clone()),
+        "delete_for_user must not touch another user's sessions"
+    );
+    assert_eq!(
+        store.delete_for_user(&ann).await.expect("again"),
+        0,
+        "a second delete_for_user must delete nothing"
+    );
+    assert_eq!(
+        store
+            .delete_for_user(&user("list-nobody"))
+            .await
+            .expect("unknown"),
+        0,
+        "delete_for_user of an unknown user must delete nothing"
+    );
+    assert_eq!(store.delete_for_user(&bob).await.expect("cleanup"), 1);
+}
+
+/// `touch` updates `last_seen_at` of a live session and reports `true`; it reports `false`
+/// for an unknown, deleted or expired session, and never brings a deleted session back.
+///
+/// # Panics
+/// When the store breaks the contract or fails.
+pub async fn touch_updates_but_never_resurrects(store: &dyn TokenStore) {
+    let now = base_time();
+    let s = session(&user("touch"), now, HOUR, ClientInfo::none());
+    store.create(&s).await.expect("create");
+    let later = now + Duration::from_secs(10);
+    assert!(
+        store.touch(&s.id, later).await.expect("touch"),
+        "touch of a live session must report true"
+    );
+    let seen = store
+        .get(&s.id, later)
+        .await
+        .expect("get")
+        .expect("still live");
+    assert_eq!(seen.last_seen_at, later, "touch must set last_seen_at");
+    assert_eq!(
+        Session {
+            last_seen_at: s.last_seen_at,
+            ..seen
+        },
+        s,
+        "touch must change nothing but last_seen_at"
+    );
+    assert!(
+        !store
+            .touch(&fresh_id(), later)
+            .await
+            .expect("touch unknown"),
+        "touch of an unknown id must report false"
+    );
+    assert!(
+        !store
+            .touch(&s.id, s.expires_at)
+            .await
+            .expect("touch expired"),
+        "touch at or after expires_at must report false"
+    );
+    assert!(store.delete(&s.id).await.expect("delete"));
+    assert!(
+        !store.touch(&s.id, later).await.expect("touch deleted"),
+        "touch of a deleted session must report false"
+    );
+    assert_eq!(
+        store.get(&s.id, later).await.expect("get"),
+        None,
+        "touch must never resurrect a deleted session"
+    );
+    assert!(
+        store
+            .list_for_user(&s.user_id, later)
+            .await
+            .expect("list")
+            .is_empty(),
+        "touch must never re-index a deleted session"
+    );
+}
+
+/// A session is live strictly before `expires_at` and absent from `get` and
+/// `list_for_user` from `expires_at` on, purged or not.
+///
+/// # Panics
+/// When the store breaks the contract or fails.
+pub async fn expired_sessions_are_never_returned(store: &dyn TokenStore) {
+    let now = base_time();
+    let who = user("expiry");
+    let ttl = Duration::from_secs(60);
+    let short = session(&who, now, ttl, ClientInfo::none());
+    let long = session(
+        &who,
+        now + Duration::from_millis(1),
+        HOUR,
+        ClientInfo::none(),
+    );
+    store.create(&short).await.expect("create");
+    store.create(&long).await.expect("create");
+    let just_before = short.expires_at - Duration::from_millis(1);
+    assert_eq!(
+        store.get(&short.id, just_before).await.expect("get"),
+        Some(short.clone()),
+        "a session must be live until its expires_at"
+    );
+    assert_eq!(
+        store.list_for_user(&who, just_before).await.expect("list"),
+        vec![short.clone(), long.clone()],
+        "list_for_user must include sessions live at now"
+    );
+    assert_eq!(
+        store
+            .list_for_user(&who, short.expires_at)
+            .await
+            .expect("list"),
+        vec![long.clone()],
+        "list_for_user must leave out a session from its expires_at on"
+    );
+    assert_eq!(
+        store.get(&short.id, short.expires_at).await.expect("get"),
+        None,
+        "get must not return a session at its expires_at"
+    );
+    assert_eq!(
+        store.get(&short.id, now + HOUR).await.expect("get"),
+        None,
+        "get must not return a session after its expires_at"
+    );
+    store.delete_for_user(&who).await.expect("cleanup");
+}
+
+/// `purge_expired(now)` deletes every session with `expires_at <= now` (the boundary is
+/// expired), counts them, and keeps live ones.
+///
+/// The check's expired sessions expired an hour ago (the live one expires in an hour), so it
+/// does not disturb concurrent checks; but it assumes that no one else purges the same
+/// namespace at the same moment, or the count may come up short.
+///
+/// # Panics
+/// When the store breaks the contract or fails.
+pub async fn purge_expired_counts(store: &dyn TokenStore) {
+    let base = base_time();
+    let who = user("purge");
+    let ms = Duration::from_millis;
+    let long_ago = base - 2 * HOUR;
+    // Expire at base - 1h + 0..=4 ms; the purge's `now` is the last of these instants.
+    let expired: Vec<Session> = (0..5)
+        .map(|i| session(&who, long_ago + ms(i), HOUR, ClientInfo::none()))
+        .collect();
+    let purge_at = long_ago + ms(4) + HOUR;
+    let live = session(&who, base, HOUR, ClientInfo::none());
+    for s in expired.iter().chain([&live]) {
+        store.create(s).await.expect("create");
+    }
+    let purged = store.purge_expired(purge_at).await.expect("purge");
+    assert!(
+        purged >= expired.len() as u64,
+        "purge_expired must count every session it deleted: expected at least {}, got {purged}",
+        expired.len()
+    );
+    for s in &expired {
+        assert_eq!(
+            store.get(&s.id, long_ago).await.expect("get"),
+            None,
+            "purge_expired must delete sessions with expires_at <= now (not only hide them)"
+        );
+    }
+    assert_eq!(
+        store.list_for_user(&who, long_ago).await.expect("list"),
+        vec![live.clone()],
+        "purge_expired must delete expired sessions from the user's index and keep live ones"
+    );
+    assert_eq!(
+        store.get(&live.id, base).await.expect("get"),
+        Some(live.clone()),
+        "purge_expired must keep live sessions"
+    );
+    assert_eq!(store.delete_for_user(&who).await.expect("cleanup"), 1);
+}
+
+/// Client metadata (IPv4, IPv6, none; a user agent with quotes and non-ASCII) and user ids
+/// that look like SQL, glob or key syntax are stored and matched as plain data: ids come
+/// from clients, so no query may be built from them.
+///
+/// # Panics
+/// When the store breaks the contract or fails.
+pub async fn client_info_and_hostile_ids_round_trip(store: &dyn TokenStore) {
+    let now = base_time();
+    let tag = user("hostile");
+    let clients = [
+        ClientInfo::none(),
+        ClientInfo::none().with_ip(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1))),
+        ClientInfo::none()
+            .with_ip(IpAddr::V4(Ipv4Addr::LOCALHOST))
+            .with_user_agent("Mozilla/5.0 'single' \"double\" \\ ünïcødé 🦀 %s {x}"),
+        ClientInfo::none().with_user_agent(""),
+    ];
+    let suffixes = [
+        "",
+        "'; DROP TABLE sessions; --",
+        "\" OR \"1\"=\"1",
+        "%",
+        "_",
+        "*",
+        "?[ab]",
+        ":s:x",
+        "{tag}",
+        "\\",
+        "Zoë 🦀",
+        "\n\t",
+    ];
+    for (i, suffix) in suffixes.iter().enumerate() {
+        let who = UserId::new(format!("{tag}{suffix}"));
+        let client = clients[i % clients.len()].clone();
+        let s = session(&who, now, HOUR, client);
+        store.create(&s).await.expect("create");
+        assert_eq!(
+            store.get(&s.id, now).await.expect("get"),
+            Some(s.clone()),
+            "session of user {who:?} must round-trip exactly"
+        );
+        assert_eq!(
+            store.list_for_user(&who, now).await.expect("list"),
+            vec![s.clone()],
+            "user id {who:?} must match itself only"
+        );
+        assert_eq!(
+            store.delete_for_user(&who).await.expect("delete_for_user"),
+            1,
+            "user id {who:?} must match itself only"
+        );
+    }
+    // Wildcards in a user id must not match other users.
+    let plain = UserId::new(format!("{tag}x"));
+    let s = session(&plain, now, HOUR, ClientInfo::none());
+    store.create(&s).await.expect("create");
+    for pattern in ["%", "_", "*", "?", "[x]"] {
+        let other = UserId::new(format!("{tag}{pattern}"));
+        assert!(
+            store
+                .list_for_user(&other, now)
+                .await
+                .expect("list")
+                .is_empty(),
+            "user id {other:?} must not match {plain:?}"
+        );
+        assert_eq!(
+            store
+                .delete_for_user(&other)
+                .await
+                .expect("delete_for_user"),
+            0,
+            "user id {other:?} must not match {plain:?}"
+        );
+    }
+    assert_eq!(store.delete_for_user(&plain).await.expect("cleanup"), 1);
+}
+
+/// Many operations in flight at once (creates, gets, touches, deletes; racing touch and
+/// delete on the same session; racing creates of the same id): nothing is lost, nothing
+/// deleted comes back, exactly one racing create wins.
+///
+/// The operations are futures joined on the calling task, so they are concurrent at the
+/// store (in flight together) but polled by one task; [`concurrent_tasks`] runs the same
+/// work on separate Tokio tasks.
+///
+/// # Panics
+/// When the store breaks the contract or fails.
+pub async fn concurrent_operations(store: &dyn TokenStore) {
+    let users: Vec<UserId> = (0..4).map(|_| user("concurrent")).collect();
+    let now = base_time();
+    let outcomes = join_all((0..64).map(|i| lifecycle(store, &users[i % 4], now, i))).await;
+    check_survivors(store, &users, now, outcomes).await;
+    join_all((0..16).map(|_| touch_delete_race(store, now))).await;
+    duplicate_race(store, now, 8).await;
+}
+
+/// [`concurrent_operations`]' work spread over many Tokio tasks (threads, on a multi-thread
+/// runtime).
+///
+/// # Panics
+/// When the store breaks the contract or fails, or outside a Tokio runtime.
+pub async fn concurrent_tasks(store: Arc<dyn TokenStore>) {
+    let users: Arc<Vec<UserId>> = Arc::new((0..4).map(|_| user("tasks")).collect());
+    let now = base_time();
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let users = Arc::clone(&users);
+            tokio::spawn(async move { lifecycle(&*store, &users[i % 4], now, i).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(joined(task.await));
+    }
+    check_survivors(&*store, &users, now, outcomes).await;
+    let races: Vec<_> = (0..16)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { touch_delete_race(&*store, now).await })
+        })
+        .collect();
+    for race in races {
+        joined(race.await);
+    }
+    let s = session(&user("tasks-dup"), now, HOUR, ClientInfo::none());
+    let creates: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let s = s.clone();
+            tokio::spawn(async move { store.create(&s).await })
+        })
+        .collect();
+    let mut wins = 0;
+    for create in creates {
+        match joined(create.await) {
+            Ok(()) => wins += 1,
+            Err(StoreError::Duplicate) => {}
+            Err(e) => panic!("a racing create failed: {e:?}"),
+        }
+    }
+    assert_eq!(
+        wins, 1,
+        "exactly one of 8 racing creates of one id must succeed"
+    );
+    assert_eq!(store.delete_for_user(&s.user_id).await.expect("cleanup"), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// The current time, rounded down to a whole millisecond.
+fn base_time() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(now)
+}
+
+/// A fresh, unique user id for one check.
+fn user(check: &str) -> UserId {
+    UserId::new(format!(
+        "conformance-{check}-{:016x}",
+        rand::random::<u64>()
+    ))
+}
+
+/// A fresh session id that names nothing.
+fn fresh_id() -> SessionId {
+    Token::generate().expect("os rng").id()
+}
+
+fn session(who: &UserId, created: OffsetDateTime, ttl: Duration, client: ClientInfo) -> Session {
+    let token = Token::generate().expect("os rng");
+    Session::new(&token, who.clone(), created, ttl, client)
+}
+
+/// One session's life: create, read back, then either delete it (and check it stays gone)
+/// or touch it. Returns the survivor, if any.
+async fn lifecycle(
+    store: &dyn TokenStore,
+    who: &UserId,
+    now: OffsetDateTime,
+    i: usize,
+) -> Option<Session> {
+    let s = session(
+        who,
+        now + Duration::from_millis(i as u64),
+        HOUR,
+        ClientInfo::none(),
+    );
+    store.create(&s).await.expect("concurrent create");
+    assert_eq!(
+        store.get(&s.id, now).await.expect("concurrent get"),
+        Some(s.clone()),
+        "a session created under concurrency must be readable"
+    );
+    if i % 2 == 0 {
+        assert!(
+            store.delete(&s.id).await.expect("concurrent delete"),
+            "concurrent delete must report true"
+        );
+        assert!(
+            !store.touch(&s.id, now).await.expect("concurrent touch"),
+            "touch after delete must report false"
+        );
+        assert_eq!(
+            store.get(&s.id, now).await.expect("get"),
+            None,
+            "a deleted session must stay deleted under concurrency"
+        );
+        None
+    } else {
+        let seen = now + Duration::from_secs(1);
+        assert!(
+            store.touch(&s.id, seen).await.expect("concurrent touch"),
+            "touch of a live session must report true under concurrency"
+        );
+        Some(Session {
+            last_seen_at: seen,
+            ..s
+        })
+    }
+}
+
+/// Every survivor is listed under its user, nothing else is, and `delete_for_user` counts
+/// them.
+async fn check_survivors(
+    store: &dyn TokenStore,
+    users: &[UserId],
+    now: OffsetDateTime,
+    outcomes: Vec<Option<Session>>,
+) {
+    let survivors: Vec<Session> = outcomes.into_iter().flatten().collect();
+    for who in users {
+        let mut expected: Vec<Session> = survivors
+            .iter()
+            .filter(|s| &s.user_id == who)
+            .cloned()
+            .collect();
+        expected.sort_by_key(|s| (s.created_at, s.id));
+        assert_eq!(
+            store.list_for_user(who, now).await.expect("list"),
+            expected,
+            "after concurrent work, a user's list must hold exactly the surviving sessions"
+        );
+        assert_eq!(
+            store.delete_for_user(who).await.expect("delete_for_user"),
+            expected.len() as u64,
+            "delete_for_user must count every surviving session"
+        );
+    }
+}
+
+/// Touch and delete race on one session: whatever the order, it ends deleted.
+async fn touch_delete_race(store: &dyn TokenStore, now: OffsetDateTime) {
+    let s = session(&user("race"), now, HOUR, ClientInfo::none());
+    store.create(&s).await.expect("create");
+    let later = now + Duration::from_secs(1);
+    let (deleted, _touched) = tokio::join!(store.delete(&s.id), store.touch(&s.id, later));
+    assert!(
+        deleted.expect("delete"),
+        "the racing delete must report true"
+    );
+    assert_eq!(
+        store.get(&s.id, later).await.expect("get"),
+        None,
+        "a touch racing a delete must not resurrect the session"
+    );
+    assert!(
+        store
+            .list_for_user(&s.user_id, later)
+            .await
+            .expect("list")
+            .is_empty(),
+        "a touch racing a delete must not re-index the session"
+    );
+}
+
+/// `n` creates of one session at once: exactly one succeeds, the rest are duplicates.
+async fn duplicate_race(store: &dyn TokenStore, now: OffsetDateTime, n: usize) {
+    let s = session(&user("dup-race"), now, HOUR, ClientInfo::none());
+    let results = join_all((0..n).map(|_| store.create(&s))).await;
+    let mut wins = 0;
+    for result in results {
+        match result {
+            Ok(()) => wins += 1,
+            Err(StoreError::Duplicate) => {}
+            Err(e) => panic!("a racing create failed: {e:?}"),
+        }
+    }
+    assert_eq!(
+        wins, 1,
+        "exactly one of {n} racing creates of one id must succeed"
+    );
+    assert_eq!(
+        store.get(&s.id, now).await.expect("get"),
+        Some(s.clone()),
+        "the winning create must be stored"
+    );
+    assert_eq!(store.delete_for_user(&s.user_id).await.expect("cleanup"), 1);
+}
+
+/// Unwraps a task's result, re-raising its panic so the check's message is kept.
+fn joined<T>(result: Result<T, tokio::task::JoinError>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("a check task was cancelled: {e}"),
+    }
+}

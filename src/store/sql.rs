@@ -1,0 +1,190 @@
+//! Helpers shared by the SQL backends: table names, timestamps, row decoding.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::net::IpAddr;
+
+use time::OffsetDateTime;
+
+use crate::error::StoreError;
+use crate::session::ClientInfo;
+use crate::token::{SecretHash, SessionId};
+
+/// A table name given to a SQL store was not a plain identifier.
+///
+/// Table names are spliced into SQL (identifiers cannot be bound as parameters), so keycard
+/// accepts only `[A-Za-z_][A-Za-z0-9_]*`, at most 63 bytes, optionally (PostgreSQL only)
+/// qualified by a schema of the same shape: `schema.table`. Names are also quoted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidTableName(pub(crate) String);
+
+impl fmt::Display for InvalidTableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid table name {:?}: use letters, digits and underscores, starting with a letter or underscore",
+            self.0
+        )
+    }
+}
+
+impl StdError for InvalidTableName {}
+
+/// A validated, quoted table name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TableName {
+    /// The schema, if qualified.
+    pub(crate) schema: Option<String>,
+    /// The bare table name.
+    pub(crate) name: String,
+}
+
+impl TableName {
+    /// Parses `table` or, if `allow_schema`, `schema.table`.
+    pub(crate) fn parse(raw: &str, allow_schema: bool) -> Result<Self, InvalidTableName> {
+        let invalid = || InvalidTableName(raw.to_owned());
+        let (schema, name) = match raw.split_once('.') {
+            Some((schema, name)) if allow_schema => (Some(schema), name),
+            Some(_) => return Err(invalid()),
+            None => (None, raw),
+        };
+        if !schema.map_or(true, is_identifier) || !is_identifier(name) {
+            return Err(invalid());
+        }
+        Ok(Self {
+            schema: schema.map(str::to_owned),
+            name: name.to_owned(),
+        })
+    }
+
+    /// The quoted, possibly qualified name: `"schema"."table"` or `"table"`.
+    pub(crate) fn quoted(&self) -> String {
+        self.sibling(&self.name)
+    }
+
+    /// Another object in the same schema, quoted: `"schema"."other"`.
+    pub(crate) fn sibling(&self, other: &str) -> String {
+        match &self.schema {
+            Some(schema) => format!("\"{schema}\".\"{other}\""),
+            None => format!("\"{other}\""),
+        }
+    }
+
+    /// Fills a migration template: `{table}` is the quoted table, `{name}` the bare name (for
+    /// index and constraint names).
+    pub(crate) fn render(&self, template: &str) -> String {
+        template
+            .replace("{table}", &self.quoted())
+            .replace("{name}", &self.name)
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+        && s.len() <= 63
+}
+
+/// One schema change, applied once per table and recorded in `keycard_migrations`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Migration {
+    /// Increasing version number.
+    pub(crate) version: i64,
+    /// SQL with `{table}` / `{name}` placeholders.
+    pub(crate) sql: &'static str,
+}
+
+/// The name of the table recording applied migrations (one row per table and version).
+pub(crate) const MIGRATIONS_TABLE: &str = "keycard_migrations";
+
+/// Microseconds since the Unix epoch. Every `OffsetDateTime` fits (±9999 years is about
+/// ±3.2e17 µs); sub-microsecond digits are dropped.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+pub(crate) fn to_micros(t: OffsetDateTime) -> i64 {
+    let micros = t.unix_timestamp_nanos().div_euclid(1000);
+    i64::try_from(micros).unwrap_or(if micros < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// The instant `micros` microseconds after the Unix epoch.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+pub(crate) fn from_micros(micros: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+        .map_err(StoreError::corrupt)
+}
+
+/// Decodes a stored session id.
+pub(crate) fn session_id(text: &str) -> Result<SessionId, StoreError> {
+    text.parse().map_err(StoreError::corrupt)
+}
+
+/// Decodes a stored secret digest.
+pub(crate) fn secret_hash(bytes: &[u8]) -> Result<SecretHash, StoreError> {
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| StoreError::corrupt("secret_hash is not 32 bytes"))?;
+    Ok(SecretHash::from_bytes(bytes))
+}
+
+/// Rebuilds client metadata from its stored columns.
+pub(crate) fn client_info(
+    ip: Option<String>,
+    user_agent: Option<String>,
+) -> Result<ClientInfo, StoreError> {
+    let mut client = ClientInfo::none();
+    if let Some(ip) = ip {
+        client = client.with_ip(ip.parse::<IpAddr>().map_err(StoreError::corrupt)?);
+    }
+    if let Some(ua) = user_agent {
+        client = client.with_user_agent(&ua);
+    }
+    Ok(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_are_identifiers_only() {
+        for ok in ["sessions", "_s1", "keycard_sessions"] {
+            assert!(TableName::parse(ok, false).is_ok(), "{ok}");
+        }
+        let qualified = TableName::parse("auth.sessions", true).expect("qualified");
+        assert_eq!(qualified.quoted(), "\"auth\".\"sessions\"");
+        assert_eq!(qualified.sibling("x"), "\"auth\".\"x\"");
+        for bad in [
+            "",
+            "1abc",
+            "a-b",
+            "a b",
+            "s\"; DROP TABLE users; --",
+            "a.b.c",
+            ".a",
+            "é",
+            &"a".repeat(64),
+        ] {
+            assert!(TableName::parse(bad, true).is_err(), "{bad:?}");
+        }
+        assert!(TableName::parse("a.b", false).is_err());
+        let err = TableName::parse("x y", false).expect_err("invalid");
+        assert!(err.to_string().starts_with("invalid table name \"x y\""));
+    }
+
+    #[test]
+    fn micros_round_trip_and_cover_the_whole_range() {
+        for t in [
+            OffsetDateTime::UNIX_EPOCH,
+            OffsetDateTime::UNIX_EPOCH - time::Duration::microseconds(1),
+            from_micros(1_795_000_000_123_456).expect("2026"),
+            time::Date::MAX
+                .with_hms_micro(23, 59, 59, 999_999)
+                .expect("valid")
+                .assume_utc(),
+            time::Date::MIN.midnight().assume_utc(),
+        ] {
+            assert_eq!(from_micros(to_micros(t)).expect("in range"), t);
+        }
+        assert!(from_micros(i64::MAX).is_err());
+    }
+}
