@@ -78,7 +78,8 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::Router;
-use serde::de::DeserializeOwned;
+use serde::de::{self, DeserializeOwned, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 use crate::authenticator::Authenticator;
@@ -204,6 +205,18 @@ pub struct Query<T>(pub T);
 /// `Content-Type` (as Rails apps accept). Anything else is a 415 in the protocol's shape.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JsonOrForm<T>(pub T);
+
+/// A login body: a JSON object or form with string fields `email` and `password` (other
+/// fields are ignored), as both seed protocols send it. Anything else, an array included, is a
+/// deserialization error. `Debug` redacts the password.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Credentials {
+    /// The email, as sent.
+    pub email: String,
+    /// The password, as sent.
+    pub password: String,
+}
 
 /// Logs `email` in and renders the outcome: [`Protocol::login_succeeded`] or the error.
 pub async fn login<U: UserStore>(
@@ -469,6 +482,51 @@ where
     }
 }
 
+impl<'de> Deserialize<'de> for Credentials {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = Credentials;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object with string fields `email` and `password`")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Credentials, A::Error> {
+                let (mut email, mut password) = (None, None);
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    let slot = match key.as_ref() {
+                        "email" => &mut email,
+                        "password" => &mut password,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    if slot.is_some() {
+                        return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
+                    }
+                    *slot = Some(map.next_value::<String>()?);
+                }
+                Ok(Credentials {
+                    email: email.ok_or_else(|| de::Error::missing_field("email"))?,
+                    password: password.ok_or_else(|| de::Error::missing_field("password"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("email", &self.email)
+            .field("password", &"[redacted]")
+            .finish()
+    }
+}
+
 impl<U: UserStore> fmt::Debug for CurrentUser<U> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CurrentUser")
@@ -588,6 +646,24 @@ mod tests {
         assert_eq!(bearer_token(&headers("Basic abc")), None);
         assert_eq!(bearer_token(&headers("Bearer ")), None);
         assert_eq!(bearer_token(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn credentials_are_an_object_with_two_strings() {
+        let ok: Credentials =
+            serde_json::from_str(r#"{"password":"p","email":"e","remember":true}"#)
+                .expect("an object");
+        assert_eq!((ok.email.as_str(), ok.password.as_str()), ("e", "p"));
+        assert!(!format!("{ok:?}").contains("\"p\""));
+        for bad in [
+            r#"["e","p"]"#,
+            r#"{"email":"e"}"#,
+            r#"{"email":"e","password":1}"#,
+            r#"{"email":"e","email":"f","password":"p"}"#,
+            "null",
+        ] {
+            assert!(serde_json::from_str::<Credentials>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -8,7 +8,9 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::routing::{get, patch, post};
 use axum::Router;
-use keycard::axum::{ClientMeta, CurrentUser, JsonOrForm, Query, SessionToken, TokenSource};
+use keycard::axum::{
+    ClientMeta, Credentials, CurrentUser, JsonOrForm, Query, SessionToken, TokenSource,
+};
 use keycard::http::{Protocol, Response, SessionsApi};
 use keycard::{Authenticator, AuthenticatorBuilder, TokenStore, UserRecord, UserStore};
 use serde::Deserialize;
@@ -98,12 +100,6 @@ impl FromRef<AppState> for TokenSource {
     fn from_ref(state: &AppState) -> Self {
         state.tokens.clone()
     }
-}
-
-#[derive(Deserialize)]
-struct Credentials {
-    email: String,
-    password: String,
 }
 
 #[derive(Deserialize)]

@@ -7,10 +7,9 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::routing::{delete, get, post};
 use axum::Router;
-use keycard::axum::{ClientMeta, CurrentUser, Json, SessionToken, TokenSource};
+use keycard::axum::{ClientMeta, Credentials, CurrentUser, Json, SessionToken, TokenSource};
 use keycard::http::{LoginApi, Protocol, Response};
 use keycard::{Authenticator, AuthenticatorBuilder, TokenStore, UserRecord, UserStore};
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// The user store the app runs on, whatever the backend.
@@ -85,12 +84,6 @@ impl FromRef<AppState> for TokenSource {
     fn from_ref(state: &AppState) -> Self {
         state.tokens.clone()
     }
-}
-
-#[derive(Deserialize)]
-struct Credentials {
-    email: String,
-    password: String,
 }
 
 /// `POST /login` with a JSON body.

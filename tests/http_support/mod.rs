@@ -1,0 +1,186 @@
+//! Shared by the HTTP tests: serve a router on a loopback port, send requests with a real
+//! HTTP client, and a token store whose backend is down.
+
+use std::net::SocketAddr;
+
+use async_trait::async_trait;
+use axum::Router;
+use keycard::{Session, SessionId, StoreError, TokenStore, UserId};
+use time::OffsetDateTime;
+
+/// A server running on 127.0.0.1 and a client that talks to it.
+pub(crate) struct Server {
+    base: String,
+    client: reqwest::Client,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Serves `app` on a free loopback port.
+    pub(crate) async fn start(app: Router) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let addr = listener.local_addr().expect("bound address");
+        let task = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .expect("server runs until the test ends");
+        });
+        Self {
+            base: format!("http://{addr}"),
+            client: client(),
+            task,
+        }
+    }
+
+    /// The URL of `path_and_query` on this server.
+    pub(crate) fn url(&self, path_and_query: &str) -> String {
+        format!("{}{path_and_query}", self.base)
+    }
+
+    /// A request builder for `method` and `path_and_query`.
+    pub(crate) fn request(&self, method: &str, path_and_query: &str) -> reqwest::RequestBuilder {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("valid method");
+        self.client.request(method, self.url(path_and_query))
+    }
+
+    /// Sends a JSON body (given as text, byte for byte) with `Content-Type: application/json`.
+    pub(crate) async fn json(&self, method: &str, path: &str, body: &str) -> Reply {
+        send(
+            self.request(method, path)
+                .header("content-type", "application/json")
+                .body(body.to_owned()),
+        )
+        .await
+    }
+
+    /// Sends a request without a body.
+    pub(crate) async fn call(&self, method: &str, path: &str) -> Reply {
+        send(self.request(method, path)).await
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A client that never goes through a proxy: tests only talk to 127.0.0.1.
+pub(crate) fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("HTTP client builds")
+}
+
+/// What came back.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) body: String,
+    pub(crate) headers: reqwest::header::HeaderMap,
+}
+
+impl Reply {
+    /// Status and body, for exact comparisons.
+    pub(crate) fn pair(&self) -> (u16, &str) {
+        (self.status, self.body.as_str())
+    }
+
+    /// The body as JSON.
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).expect("the body is JSON")
+    }
+
+    /// A header's value as text.
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Sends `request` and reads the whole reply.
+pub(crate) async fn send(request: reqwest::RequestBuilder) -> Reply {
+    let response = request.send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.text().await.expect("a readable body");
+    Reply {
+        status,
+        body,
+        headers,
+    }
+}
+
+/// Asserts that `reply` is JSON in a protocol's error shape: one key, `key`, whose value is a
+/// non-empty message, with the given status.
+pub(crate) fn assert_error_shape(reply: &Reply, status: u16, key: &str) {
+    assert_eq!(reply.status, status, "status of {reply:?}");
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    let body = reply.json();
+    let object = body.as_object().expect("a JSON object");
+    assert_eq!(object.len(), 1, "only `{key}` in {body}");
+    let message = object[key].as_str().expect("a string message");
+    assert!(!message.is_empty());
+}
+
+/// A token store whose backend is down: every call fails with `StoreError::Backend`. It tests
+/// how the adapter renders a store failure (503), not any real store.
+#[derive(Debug, Default)]
+pub(crate) struct DownTokenStore;
+
+fn down() -> StoreError {
+    StoreError::backend(std::io::Error::new(
+        std::io::ErrorKind::ConnectionRefused,
+        "connection refused (test store is down)",
+    ))
+}
+
+#[async_trait]
+impl TokenStore for DownTokenStore {
+    async fn create(&self, _: &Session) -> Result<(), StoreError> {
+        Err(down())
+    }
+    async fn get(&self, _: &SessionId, _: OffsetDateTime) -> Result<Option<Session>, StoreError> {
+        Err(down())
+    }
+    async fn touch(&self, _: &SessionId, _: OffsetDateTime) -> Result<bool, StoreError> {
+        Err(down())
+    }
+    async fn delete(&self, _: &SessionId) -> Result<bool, StoreError> {
+        Err(down())
+    }
+    async fn delete_for_user(&self, _: &UserId) -> Result<u64, StoreError> {
+        Err(down())
+    }
+    async fn list_for_user(
+        &self,
+        _: &UserId,
+        _: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
+        Err(down())
+    }
+    async fn purge_expired(&self, _: OffsetDateTime) -> Result<u64, StoreError> {
+        Err(down())
+    }
+}
+
+/// A well-formed token that no server issued: a random session id and secret.
+pub(crate) fn forged_token() -> String {
+    keycard::Token::generate()
+        .expect("OS randomness")
+        .expose_secret()
+        .to_owned()
+}
+
+/// `token` with the first character of its secret changed: the right session id, a wrong
+/// secret.
+pub(crate) fn tampered(token: &str) -> String {
+    let (id, secret) = token.split_once('.').expect("an `<id>.<secret>` token");
+    let first = if secret.starts_with('A') { 'B' } else { 'A' };
+    format!("{id}.{first}{}", &secret[1..])
+}
