@@ -16,10 +16,12 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use axum::extract::FromRef;
-//! use axum::{routing::get, Router};
-//! use keycard::axum::{CurrentUser, TokenSource};
-//! use keycard::http::{LoginApi, Protocol};
+//!
+//! use axum::extract::{DefaultBodyLimit, FromRef, State};
+//! use axum::routing::{delete, get, post};
+//! use axum::Router;
+//! use keycard::axum::{ClientMeta, Credentials, CurrentUser, Json, SessionToken, TokenSource};
+//! use keycard::http::{LoginApi, Protocol, Response};
 //! use keycard::{Authenticator, MemoryTokenStore, MemoryUserStore, UserRecord};
 //!
 //! type Users = MemoryUserStore<UserRecord>;
@@ -30,6 +32,8 @@
 //!     protocol: Arc<dyn Protocol>,
 //!     tokens: TokenSource,
 //! }
+//!
+//! // What the extractors take from the state (or derive `FromRef` with axum's `macros`).
 //! impl FromRef<AppState> for Authenticator<Users> {
 //!     fn from_ref(s: &AppState) -> Self { s.auth.clone() }
 //! }
@@ -40,6 +44,21 @@
 //!     fn from_ref(s: &AppState) -> Self { s.tokens.clone() }
 //! }
 //!
+//! // POST /login {"email": ..., "password": ...}
+//! async fn login(
+//!     State(s): State<AppState>,
+//!     ClientMeta(client): ClientMeta,
+//!     Json(c): Json<Credentials>,
+//! ) -> Response {
+//!     keycard::axum::login(&s.auth, &*s.protocol, &c.email, &c.password, client).await
+//! }
+//!
+//! // DELETE /logout {"auth_token": ...} (or ?auth_token=, or Authorization: Bearer)
+//! async fn logout(State(s): State<AppState>, token: SessionToken) -> Response {
+//!     keycard::axum::logout(&s.auth, &*s.protocol, &token).await
+//! }
+//!
+//! // GET /me?auth_token=... : without a live token, the protocol's 401 (503 if the store is down)
 //! async fn me(me: CurrentUser<Users>) -> String {
 //!     me.user.email
 //! }
@@ -49,8 +68,15 @@
 //!     protocol: Arc::new(LoginApi),
 //!     tokens: TokenSource::login_api(),
 //! };
-//! let app: Router = keycard::axum::json_fallbacks(Router::new().route("/me", get(me)))
+//! let routes = Router::new()
+//!     .route("/login", post(login))
+//!     .route("/logout", delete(logout))
+//!     .route("/me", get(me));
+//! // JSON 404 and 405 in the protocol's shape; bodies over 16 KiB get a JSON 413.
+//! let app: Router = keycard::axum::json_fallbacks(routes)
+//!     .layer(DefaultBodyLimit::max(16 * 1024))
 //!     .with_state(state);
+//! # let _ = app;
 //! ```
 //!
 //! # Where the token is looked for
