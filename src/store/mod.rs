@@ -4,6 +4,11 @@
 //! |---|---|---|---|
 //! | memory | [`MemoryTokenStore`] | always | no |
 //! | SQLite | `SqliteTokenStore`, `SqliteUserStore` | `sqlite` | processes on one machine (one file) |
+//! | PostgreSQL | `PostgresTokenStore`, `PostgresUserStore` | `postgres` | yes |
+//! | Redis | `RedisTokenStore` (sessions only) | `redis` | yes |
+//!
+//! Every backend passes the same contract suite (module `keycard::conformance`, feature
+//! `conformance`). A validate costs one store round trip on each of them.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -17,6 +22,12 @@ use crate::token::SessionId;
 use crate::user::UserId;
 
 mod memory;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+mod postgres;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+mod redis;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 #[cfg(feature = "sqlite")]
@@ -24,6 +35,12 @@ mod sql;
 mod sqlite;
 
 pub use memory::MemoryTokenStore;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres::{PostgresTokenStore, PostgresUserStore};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis::RedisTokenStore;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use sql::InvalidTableName;

@@ -57,6 +57,14 @@ impl TableName {
         })
     }
 
+    /// One of keycard's built-in default names, which are valid identifiers.
+    pub(crate) fn builtin(name: &'static str) -> Self {
+        Self {
+            schema: None,
+            name: name.to_owned(),
+        }
+    }
+
     /// The quoted, possibly qualified name: `"schema"."table"` or `"table"`.
     pub(crate) fn quoted(&self) -> String {
         self.sibling(&self.name)

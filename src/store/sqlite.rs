@@ -140,8 +140,7 @@ impl SqliteTokenStore {
         options: SqliteOptions,
     ) -> Result<Self, StoreError> {
         let pool = Pool::open(path.as_ref(), options).await?;
-        let table =
-            TableName::parse(Self::DEFAULT_TABLE, false).map_err(|e| StoreError::backend(e))?;
+        let table = TableName::builtin(Self::DEFAULT_TABLE);
         Ok(Self {
             pool,
             queries: Arc::new(SessionQueries::new(table)),
@@ -374,8 +373,7 @@ impl SqliteUserStore {
         options: SqliteOptions,
     ) -> Result<Self, StoreError> {
         let pool = Pool::open(path.as_ref(), options).await?;
-        let table =
-            TableName::parse(Self::DEFAULT_TABLE, false).map_err(|e| StoreError::backend(e))?;
+        let table = TableName::builtin(Self::DEFAULT_TABLE);
         Ok(Self {
             pool,
             queries: Arc::new(UserQueries::new(table)),

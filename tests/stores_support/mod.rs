@@ -1,0 +1,182 @@
+//! Shared helpers for the tests that need a PostgreSQL or Redis server: URLs from the
+//! environment, a unique namespace per run, cleanup, and a clear failure when the server is
+//! not running.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+/// The PostgreSQL URL the tests use.
+pub(crate) const POSTGRES_ENV: &str = "KEYCARD_POSTGRES_URL";
+/// The Redis URL the tests use.
+pub(crate) const REDIS_ENV: &str = "KEYCARD_REDIS_URL";
+
+pub(crate) fn postgres_url() -> String {
+    std::env::var(POSTGRES_ENV)
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+pub(crate) fn redis_url() -> String {
+    std::env::var(REDIS_ENV).unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// Panics with instructions: the server a test needs is not running. Tests never skip.
+pub(crate) fn unreachable(server: &str, url: &str, env: &str, error: &dyn std::fmt::Debug) -> ! {
+    let how = match server {
+        "PostgreSQL" => {
+            "start it (e.g. `pg_ctlcluster 15 main start`, or `docker run -d -p 5432:5432 \
+             -e POSTGRES_HOST_AUTH_METHOD=trust -e POSTGRES_DB=test postgres:16`)"
+        }
+        _ => "start it (e.g. `redis-server --daemonize yes`, or `docker run -d -p 6379:6379 redis:7`)",
+    };
+    panic!(
+        "{server} is not reachable at {url}: {error:?}\n\
+         These tests need a running {server} server: {how}, or set {env} to the URL of one."
+    )
+}
+
+fn unique(tag: &str) -> String {
+    format!("{tag}_{}_{:08x}", std::process::id(), rand::random::<u32>())
+}
+
+#[cfg(feature = "postgres")]
+/// A fresh PostgreSQL schema for one test; dropped (with everything in it) on drop, even
+/// when the test panics.
+#[derive(Debug)]
+pub(crate) struct PgSchema {
+    pub(crate) url: String,
+    pub(crate) name: String,
+}
+
+#[cfg(feature = "postgres")]
+impl PgSchema {
+    /// Checks that the server answers (panicking with instructions if not) and names a fresh
+    /// schema; the stores' `migrate` creates it.
+    pub(crate) async fn new() -> Self {
+        let url = postgres_url();
+        if let Err(e) = keycard::store::PostgresTokenStore::connect(&url).await {
+            unreachable("PostgreSQL", &url, POSTGRES_ENV, &e);
+        }
+        Self {
+            url,
+            name: unique("keycard_test"),
+        }
+    }
+
+    /// `schema.table`.
+    pub(crate) fn table(&self, table: &str) -> String {
+        format!("{}.{table}", self.name)
+    }
+
+    /// A token store on its own pool over `schema.sessions`, migrated.
+    pub(crate) async fn token_store(&self) -> keycard::store::PostgresTokenStore {
+        let store = keycard::store::PostgresTokenStore::connect(&self.url)
+            .await
+            .unwrap_or_else(|e| unreachable("PostgreSQL", &self.url, POSTGRES_ENV, &e))
+            .with_table(&self.table("sessions"))
+            .expect("valid table name");
+        store.migrate().await.expect("migrate the sessions table");
+        store
+    }
+
+    /// A user store on its own pool over `schema.users`, migrated.
+    pub(crate) async fn user_store(&self) -> keycard::store::PostgresUserStore {
+        let store = keycard::store::PostgresUserStore::connect(&self.url)
+            .await
+            .unwrap_or_else(|e| unreachable("PostgreSQL", &self.url, POSTGRES_ENV, &e))
+            .with_table(&self.table("users"))
+            .expect("valid table name");
+        store.migrate().await.expect("migrate the users table");
+        store
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name);
+        // Drop runs inside the test's runtime: clean up from a thread with its own.
+        let cleanup = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let pool = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect(&url)
+                    .await?;
+                sqlx::raw_sql(&sql).execute(&pool).await?;
+                pool.close().await;
+                Ok::<_, sqlx::Error>(())
+            })
+        });
+        match cleanup.join() {
+            Ok(Ok(())) => {}
+            other => eprintln!("could not drop test schema {}: {other:?}", self.name),
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+/// A fresh Redis key prefix for one test; its keys are deleted on drop, even when the test
+/// panics.
+#[derive(Debug)]
+pub(crate) struct RedisPrefix {
+    pub(crate) url: String,
+    pub(crate) prefix: String,
+}
+
+#[cfg(feature = "redis")]
+impl RedisPrefix {
+    /// Checks that the server answers (panicking with instructions if not) and names a fresh
+    /// prefix.
+    pub(crate) async fn new() -> Self {
+        let url = redis_url();
+        if let Err(e) = keycard::store::RedisTokenStore::connect(&url).await {
+            unreachable("Redis", &url, REDIS_ENV, &e);
+        }
+        Self {
+            url,
+            prefix: format!("{}:", unique("keycard-test")),
+        }
+    }
+
+    /// A store on its own connection under this prefix.
+    pub(crate) async fn token_store(&self) -> keycard::store::RedisTokenStore {
+        keycard::store::RedisTokenStore::connect(&self.url)
+            .await
+            .unwrap_or_else(|e| unreachable("Redis", &self.url, REDIS_ENV, &e))
+            .with_key_prefix(self.prefix.clone())
+    }
+
+    /// The keys under this prefix.
+    pub(crate) fn keys(&self) -> Vec<String> {
+        let client = redis::Client::open(self.url.as_str()).expect("valid URL");
+        let mut conn = client.get_connection().expect("connect");
+        redis::cmd("KEYS")
+            .arg(format!("{}*", self.prefix))
+            .query(&mut conn)
+            .expect("list keys")
+    }
+}
+
+#[cfg(feature = "redis")]
+impl Drop for RedisPrefix {
+    fn drop(&mut self) {
+        let keys = self.keys();
+        if keys.is_empty() {
+            return;
+        }
+        let client = redis::Client::open(self.url.as_str()).expect("valid URL");
+        match client.get_connection() {
+            Ok(mut conn) => {
+                if let Err(e) = redis::cmd("DEL").arg(&keys).query::<()>(&mut conn) {
+                    eprintln!("could not delete test keys under {}: {e}", self.prefix);
+                }
+            }
+            Err(e) => eprintln!("could not delete test keys under {}: {e}", self.prefix),
+        }
+    }
+}
