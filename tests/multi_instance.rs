@@ -1,0 +1,181 @@
+//! Two application instances (two `Authenticator`s with their own store objects) sharing one
+//! PostgreSQL database, and two sharing one Redis: what one does, the other sees at once.
+//! Needs the servers of `tests/postgres.rs` and `tests/redis.rs`; fails when they are down.
+#![cfg(any(feature = "postgres", feature = "redis"))]
+
+mod stores_support;
+
+use std::time::Duration;
+
+use keycard::{
+    Argon2Hasher, Authenticator, ClientInfo, Error, ManualClock, TokenStore, UserId, UserStore,
+};
+use time::OffsetDateTime;
+
+const EMAIL: &str = "ann@example.com";
+const PASSWORD: &str = "correct horse battery staple";
+const TTL: Duration = Duration::from_secs(3600);
+
+/// Builds one instance over its own stores.
+fn instance<U: UserStore>(
+    users: U,
+    tokens: impl TokenStore + 'static,
+    clock: &ManualClock,
+) -> Authenticator<U> {
+    Authenticator::builder(users, tokens)
+        .password_hasher(Argon2Hasher::insecure_for_tests())
+        .session_ttl(TTL)
+        .clock(clock.clone())
+        .build()
+}
+
+/// The scenario, on any pair of instances whose stores share one server.
+async fn two_instances_share_sessions<U: UserStore, V: UserStore>(
+    a: &Authenticator<U>,
+    b: &Authenticator<V>,
+    clock: &ManualClock,
+) {
+    // A login on A validates on B.
+    let login = a
+        .login(EMAIL, PASSWORD, ClientInfo::none())
+        .await
+        .expect("login on A");
+    let token = login.token.expose_secret().to_owned();
+    let on_b = b.validate(&token).await.expect("A's token validates on B");
+    assert_eq!(on_b.session.id, login.session.id);
+    assert_eq!(
+        b.sessions_of(&login.session.user_id)
+            .await
+            .expect("list on B")
+            .len(),
+        1
+    );
+
+    // A logout on B is seen at once by A.
+    assert!(b.logout(&token).await.expect("logout on B").destroyed());
+    assert!(
+        matches!(a.validate(&token).await, Err(Error::InvalidToken)),
+        "A must see B's logout at once"
+    );
+    assert!(!a
+        .logout(&token)
+        .await
+        .expect("logout again on A")
+        .destroyed());
+
+    // Logout everywhere on A ends B's sessions.
+    let one = b
+        .login(EMAIL, PASSWORD, ClientInfo::none())
+        .await
+        .expect("login on B");
+    let two = b
+        .login(EMAIL, PASSWORD, ClientInfo::none())
+        .await
+        .expect("login on B");
+    assert_eq!(
+        a.logout_all(&one.session.user_id)
+            .await
+            .expect("logout_all on A"),
+        2
+    );
+    for t in [&one.token, &two.token] {
+        assert!(matches!(
+            b.validate(t.expose_secret()).await,
+            Err(Error::InvalidToken)
+        ));
+    }
+
+    // A purge on one instance is seen by both.
+    let first = a
+        .login(EMAIL, PASSWORD, ClientInfo::none())
+        .await
+        .expect("login on A");
+    let second = b
+        .login(EMAIL, PASSWORD, ClientInfo::none())
+        .await
+        .expect("login on B");
+    clock.advance(TTL + Duration::from_secs(1));
+    let fresh = a
+        .login(EMAIL, PASSWORD, ClientInfo::none())
+        .await
+        .expect("login after expiry");
+    let purged = b.expire().await.expect("purge on B");
+    assert!(
+        purged >= 2,
+        "B's purge removed both expired sessions, got {purged}"
+    );
+    let user = first.session.user_id.clone();
+    for s in [&first.session, &second.session] {
+        // Look as of login time: a purged session is gone, not just hidden as expired.
+        for tokens in [a.tokens(), b.tokens()] {
+            assert_eq!(
+                tokens.get(&s.id, s.created_at).await.expect("get"),
+                None,
+                "purged on B, gone for both"
+            );
+        }
+    }
+    for t in [&first.token, &second.token] {
+        assert!(matches!(
+            a.validate(t.expose_secret()).await,
+            Err(Error::InvalidToken)
+        ));
+        assert!(matches!(
+            b.validate(t.expose_secret()).await,
+            Err(Error::InvalidToken)
+        ));
+    }
+    let live_a = a.sessions_of(&user).await.expect("list on A");
+    let live_b = b.sessions_of(&user).await.expect("list on B");
+    assert_eq!(live_a.len(), 1);
+    assert_eq!(live_a, live_b, "both instances list the same live session");
+    assert_eq!(live_a[0].id, fresh.session.id);
+    b.validate(fresh.token.expose_secret())
+        .await
+        .expect("the fresh session is live on B");
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_over_one_postgres() {
+    let schema = stores_support::PgSchema::new().await;
+    let clock = ManualClock::new(OffsetDateTime::now_utc());
+    let a = instance(
+        schema.user_store().await,
+        schema.token_store().await,
+        &clock,
+    );
+    let b = instance(
+        schema.user_store().await,
+        schema.token_store().await,
+        &clock,
+    );
+    let hash = a.hash_password(PASSWORD).await.expect("hash");
+    let ann = keycard::UserRecord::new(UserId::from("ann"), EMAIL, hash);
+    // Both instances seed on start; the second seeding is a no-op.
+    assert!(a.users().insert_if_absent(&ann).await.expect("seed on A"));
+    assert!(!b.users().insert_if_absent(&ann).await.expect("seed on B"));
+    two_instances_share_sessions(&a, &b, &clock).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_over_one_redis() {
+    let ns = stores_support::RedisPrefix::new().await;
+    let clock = ManualClock::new(OffsetDateTime::now_utc());
+    // With Redis, users stay in each instance (here: memory, seeded identically).
+    let users = || keycard::MemoryUserStore::new();
+    let a = instance(users(), ns.token_store().await, &clock);
+    let b = instance(users(), ns.token_store().await, &clock);
+    let hash = a.hash_password(PASSWORD).await.expect("hash");
+    for auth in [&a, &b] {
+        auth.users()
+            .insert(keycard::UserRecord::new(
+                UserId::from("ann"),
+                EMAIL,
+                hash.clone(),
+            ))
+            .expect("seed");
+    }
+    two_instances_share_sessions(&a, &b, &clock).await;
+}
