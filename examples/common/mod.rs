@@ -25,7 +25,9 @@ pub(crate) struct Args {
     /// Session lifetime in seconds.
     #[arg(long, default_value_t = 86_400)]
     pub(crate) session_ttl: u64,
-    /// Where sessions and users live: `memory`.
+    /// Where sessions and users live: `memory`, `sqlite://PATH` (feature `sqlite`),
+    /// `postgres://...` (feature `postgres`) or `redis://...` (feature `redis`; users then
+    /// stay in memory).
     #[arg(long, default_value = "memory")]
     pub(crate) store: String,
 }
@@ -62,6 +64,22 @@ impl SeedUser for MemoryUserStore<UserRecord> {
     }
 }
 
+#[cfg(feature = "sqlite")]
+#[async_trait]
+impl SeedUser for keycard::store::SqliteUserStore {
+    async fn seed_user(&self, user: UserRecord) -> Result<bool, StoreError> {
+        self.insert_if_absent(&user).await
+    }
+}
+
+#[cfg(feature = "postgres")]
+#[async_trait]
+impl SeedUser for keycard::store::PostgresUserStore {
+    async fn seed_user(&self, user: UserRecord) -> Result<bool, StoreError> {
+        self.insert_if_absent(&user).await
+    }
+}
+
 impl Stores {
     /// Adds `user` unless its email is taken (idempotent).
     pub(crate) async fn seed_user(&self, user: UserRecord) -> Result<bool, StoreError> {
@@ -71,7 +89,11 @@ impl Stores {
 
 /// Opens the stores a `--store` URL names.
 ///
-/// Supported: `memory` (sessions and users in this process, gone at exit).
+/// Supported: `memory` (sessions and users in this process, gone at exit); with their
+/// features, `sqlite://PATH` (sessions and users in one file, kept across restarts),
+/// `postgres://...` (sessions and users in the database) and `redis://...` (sessions in
+/// Redis; users in memory, since keycard has no Redis user store). Tables are created on
+/// start.
 pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
     let scheme = url.split_once("://").map_or(url, |(scheme, _)| scheme);
     match scheme {
@@ -83,9 +105,48 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 seeder: users,
             })
         }
+        #[cfg(feature = "sqlite")]
+        "sqlite" => {
+            let path = url
+                .strip_prefix("sqlite://")
+                .filter(|path| !path.is_empty())
+                .ok_or("--store sqlite:// needs a file path, e.g. sqlite://keycard.db")?;
+            let tokens = keycard::store::SqliteTokenStore::open(path).await?;
+            tokens.migrate().await?;
+            let users = Arc::new(keycard::store::SqliteUserStore::open(path).await?);
+            users.migrate().await?;
+            Ok(Stores {
+                tokens: Arc::new(tokens),
+                users: users.clone(),
+                seeder: users,
+            })
+        }
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => {
+            let tokens = keycard::store::PostgresTokenStore::connect(url).await?;
+            tokens.migrate().await?;
+            let users = Arc::new(keycard::store::PostgresUserStore::new(
+                tokens.pool().clone(),
+            ));
+            users.migrate().await?;
+            Ok(Stores {
+                tokens: Arc::new(tokens),
+                users: users.clone(),
+                seeder: users,
+            })
+        }
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" => {
+            let users = Arc::new(MemoryUserStore::<UserRecord>::new());
+            Ok(Stores {
+                tokens: Arc::new(keycard::store::RedisTokenStore::connect(url).await?),
+                users: users.clone(),
+                seeder: users,
+            })
+        }
         _ => Err(format!(
-            "unsupported --store `{url}`: this build supports `memory` \
-             (other stores need their cargo feature)"
+            "unsupported --store `{url}`: use `memory`, `sqlite://PATH`, `postgres://...` \
+             or `redis://...` (all but `memory` need their cargo feature)"
         )
         .into()),
     }
