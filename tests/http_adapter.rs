@@ -1,0 +1,246 @@
+//! The axum adapter on its own, in a small app of its own over real HTTP: `CurrentSession`
+//! does not touch the user store, a bearer-only `TokenSource` ignores the query, `ClientMeta`
+//! records the client's IP and user agent, and `Query` rejections are protocol-shaped JSON.
+#![cfg(feature = "axum")]
+
+#[allow(dead_code)]
+mod http_support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::extract::{FromRef, State};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use http_support::{assert_error_shape, Server};
+use keycard::axum::{
+    ClientMeta, Credentials, CurrentSession, CurrentUser, Json, Query, SessionToken, TokenSource,
+};
+use keycard::http::{LoginApi, Protocol, Response};
+use keycard::{
+    Argon2Hasher, Authenticator, MemoryTokenStore, MemoryUserStore, StoreError, UserId, UserRecord,
+    UserStore,
+};
+use serde::Deserialize;
+
+/// A memory user store whose lookups by id can be made to fail, to see who calls them.
+#[derive(Debug, Default)]
+struct Users {
+    inner: MemoryUserStore<UserRecord>,
+    by_id_down: AtomicBool,
+}
+
+#[async_trait]
+impl UserStore for Users {
+    type User = UserRecord;
+    async fn find_by_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.inner.find_by_email(email).await
+    }
+    async fn find_by_id(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        if self.by_id_down.load(Ordering::SeqCst) {
+            return Err(StoreError::backend("user table unreachable (test)"));
+        }
+        self.inner.find_by_id(id).await
+    }
+    async fn set_password_hash(&self, id: &UserId, phc: &str) -> Result<(), StoreError> {
+        self.inner.set_password_hash(id, phc).await
+    }
+}
+
+type Auth = Authenticator<Arc<Users>>;
+
+#[derive(Clone)]
+struct AppState {
+    auth: Auth,
+    protocol: Arc<dyn Protocol>,
+    tokens: TokenSource,
+}
+
+impl FromRef<AppState> for Auth {
+    fn from_ref(s: &AppState) -> Self {
+        s.auth.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<dyn Protocol> {
+    fn from_ref(s: &AppState) -> Self {
+        Arc::clone(&s.protocol)
+    }
+}
+
+impl FromRef<AppState> for TokenSource {
+    fn from_ref(s: &AppState) -> Self {
+        s.tokens.clone()
+    }
+}
+
+async fn login(
+    State(s): State<AppState>,
+    ClientMeta(client): ClientMeta,
+    Json(c): Json<Credentials>,
+) -> Response {
+    keycard::axum::login(&s.auth, &*s.protocol, &c.email, &c.password, client).await
+}
+
+async fn logout(State(s): State<AppState>, token: SessionToken) -> Response {
+    keycard::axum::logout(&s.auth, &*s.protocol, &token).await
+}
+
+async fn session(s: CurrentSession<Arc<Users>>) -> String {
+    s.session.user_id.to_string()
+}
+
+async fn user(u: CurrentUser<Arc<Users>>) -> String {
+    u.user.email
+}
+
+#[derive(Deserialize)]
+struct Page {
+    page: u32,
+}
+
+async fn paged(Query(p): Query<Page>) -> String {
+    p.page.to_string()
+}
+
+struct App {
+    server: Server,
+    auth: Auth,
+    users: Arc<Users>,
+}
+
+/// Seed 003's protocol with the token only in `Authorization: Bearer`.
+async fn start() -> App {
+    let users = Arc::new(Users::default());
+    let auth = Authenticator::builder(Arc::clone(&users), MemoryTokenStore::new())
+        .password_hasher(Argon2Hasher::insecure_for_tests())
+        .build();
+    let hash = auth.hash_password("pw-123456").await.expect("hash");
+    users
+        .inner
+        .insert(UserRecord::new(7_i64, "ann@example.com", hash))
+        .expect("a fresh store");
+    let state = AppState {
+        auth: auth.clone(),
+        protocol: Arc::new(LoginApi),
+        tokens: TokenSource::bearer(),
+    };
+    let routes = Router::new()
+        .route("/login", post(login))
+        .route("/logout", delete(logout))
+        .route("/session", get(session))
+        .route("/user", get(user))
+        .route("/paged", get(paged));
+    App {
+        server: Server::start(keycard::axum::json_fallbacks(routes).with_state(state)).await,
+        auth,
+        users,
+    }
+}
+
+impl App {
+    async fn login(&self) -> String {
+        let reply = http_support::send(
+            self.server
+                .request("POST", "/login")
+                .header("user-agent", "keycard-test/1")
+                .json(&serde_json::json!({"email": "ann@example.com", "password": "pw-123456"})),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        reply.json()["client"]["auth_token"]
+            .as_str()
+            .expect("auth_token")
+            .to_owned()
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (u16, String) {
+        let reply = http_support::send(self.server.request("GET", path).bearer_auth(token)).await;
+        (reply.status, reply.body)
+    }
+}
+
+#[tokio::test]
+async fn current_session_needs_no_user_lookup_and_current_user_does() {
+    let app = start().await;
+    let token = app.login().await;
+    assert_eq!(app.get("/session", &token).await, (200, "7".to_owned()));
+    assert_eq!(
+        app.get("/user", &token).await,
+        (200, "ann@example.com".to_owned())
+    );
+
+    app.users.by_id_down.store(true, Ordering::SeqCst);
+    assert_eq!(app.get("/session", &token).await, (200, "7".to_owned()));
+    assert_eq!(
+        app.get("/user", &token).await,
+        (
+            503,
+            r#"{"error":"Service unavailable, try again later"}"#.to_owned()
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_bearer_only_source_ignores_the_query_and_the_body() {
+    let app = start().await;
+    let token = app.login().await;
+    let missing = r#"{"error":"Missing auth_token"}"#;
+    let reply = app
+        .server
+        .call("GET", &format!("/session?auth_token={token}"))
+        .await;
+    assert_eq!(reply.pair(), (401, missing));
+    let body = format!(r#"{{"auth_token":"{token}"}}"#);
+    assert_eq!(
+        app.server.json("DELETE", "/logout", &body).await.pair(),
+        (401, missing)
+    );
+    assert_eq!(app.get("/session", &token).await.0, 200);
+
+    let reply =
+        http_support::send(app.server.request("DELETE", "/logout").bearer_auth(&token)).await;
+    assert_eq!(
+        reply.pair(),
+        (200, r#"{"message":"Successfully logged out"}"#)
+    );
+    assert_eq!(
+        app.get("/session", &token).await,
+        (
+            401,
+            r#"{"error":"Invalid or expired auth_token"}"#.to_owned()
+        )
+    );
+}
+
+#[tokio::test]
+async fn client_meta_records_ip_and_user_agent() {
+    let app = start().await;
+    app.login().await;
+    let sessions = app
+        .auth
+        .sessions_of(&UserId::from(7_i64))
+        .await
+        .expect("list sessions");
+    assert_eq!(sessions.len(), 1);
+    let client = &sessions[0].client;
+    assert_eq!(
+        client.ip,
+        Some(std::net::IpAddr::from([127, 0, 0, 1])),
+        "{client:?}"
+    );
+    assert_eq!(client.user_agent.as_deref(), Some("keycard-test/1"));
+}
+
+#[tokio::test]
+async fn query_rejections_are_protocol_json() {
+    let app = start().await;
+    assert_eq!(
+        app.server.call("GET", "/paged?page=2").await.pair(),
+        (200, "2")
+    );
+    for path in ["/paged", "/paged?page=x", "/paged?page=-1"] {
+        assert_error_shape(&app.server.call("GET", path).await, 400, "error");
+    }
+}
