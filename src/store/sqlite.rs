@@ -16,6 +16,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -215,18 +216,29 @@ impl TokenStore for SqliteTokenStore {
         id: &SessionId,
         now: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
-        let q = Arc::clone(&self.queries);
         let id = id.to_string();
         let now = sql::to_micros(now);
-        self.pool
-            .run(move |conn| {
-                let row = conn
-                    .prepare_cached(&q.get)
-                    .and_then(|mut st| st.query_row(params![id, now], SessionRow::read).optional())
-                    .map_err(backend)?;
-                row.map(SessionRow::into_session).transpose()
-            })
-            .await
+        let lookup = move |conn: &Connection, q: &SessionQueries| {
+            conn.prepare_cached(&q.get)
+                .and_then(|mut st| st.query_row(params![id, now], SessionRow::read).optional())
+        };
+        // Fast path: a primary-key read on the calling thread (a few µs), unless it would
+        // have to wait for a lock.
+        let row = match self.pool.read_now(|conn| lookup(conn, &self.queries)) {
+            Some(row) => row?,
+            None => {
+                let q = Arc::clone(&self.queries);
+                let pool = Arc::clone(&self.pool);
+                self.pool
+                    .run(move |conn| {
+                        let row = lookup(conn, &q).map_err(backend)?;
+                        pool.add_reader();
+                        Ok(row)
+                    })
+                    .await?
+            }
+        };
+        row.map(SessionRow::into_session).transpose()
     }
 
     async fn touch(
@@ -673,6 +685,9 @@ struct Pool {
     options: SqliteOptions,
     idle: Mutex<Vec<Connection>>,
     permits: Arc<Semaphore>,
+    /// Connections for [`Pool::read_now`]: busy timeout 0, so they never wait for a lock.
+    readers: Mutex<Vec<Connection>>,
+    readers_open: AtomicUsize,
 }
 
 impl fmt::Debug for Pool {
@@ -692,6 +707,8 @@ impl Pool {
             permits: Arc::new(Semaphore::new(options.max_connections)),
             options,
             idle: Mutex::new(Vec::new()),
+            readers: Mutex::new(Vec::new()),
+            readers_open: AtomicUsize::new(0),
         });
         pool.run(|_| Ok(())).await?;
         Ok(pool)
@@ -735,6 +752,67 @@ impl Pool {
                 .map_err(StoreError::backend)?,
             // Outside a Tokio runtime there is no blocking pool: run inline.
             Err(_) => job(),
+        }
+    }
+
+    /// Runs a short read on the calling thread, on an idle reader connection, if there is
+    /// one and SQLite can answer without waiting for a lock. `None` means "use
+    /// [`run`](Self::run)". In WAL mode readers do not wait for writers, so a primary-key
+    /// lookup costs a few microseconds of CPU, well under what an async task may run between
+    /// two awaits; hopping to a blocking thread would cost several times more.
+    fn read_now<T>(
+        &self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Option<Result<T, StoreError>> {
+        let conn = self
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()?;
+        let out = work(&conn);
+        self.readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(conn);
+        match out {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                None
+            }
+            other => Some(other.map_err(backend)),
+        }
+    }
+
+    /// Opens one more reader connection, up to `max_connections`. Called on a blocking
+    /// thread after a read had to take the slow path; failures only mean no fast path yet.
+    fn add_reader(&self) {
+        let max = self.options.max_connections;
+        if self
+            .readers_open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_err()
+        {
+            return;
+        }
+        match self.connect().and_then(|conn| {
+            conn.busy_timeout(Duration::ZERO).map_err(backend)?;
+            Ok(conn)
+        }) {
+            Ok(conn) => self
+                .readers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(conn),
+            Err(error) => {
+                self.readers_open.fetch_sub(1, Ordering::AcqRel);
+                tracing::debug!(%error, "keycard: could not open a SQLite reader connection");
+            }
         }
     }
 
