@@ -5,8 +5,9 @@
 //! validate path: `test_before_acquire` is off (sqlx's default pings every connection on
 //! checkout, which doubles the cost of a lookup; a broken connection surfaces as an error on
 //! that one query and is then discarded by the pool), statements are prepared once per
-//! connection and cached, and acquiring a connection gives up after 5 seconds so a dead server
-//! turns into [`StoreError::Backend`] quickly. A validate is one `SELECT` by primary key.
+//! connection and cached, and acquiring a connection gives up after 2 seconds, so a dead server
+//! turns into [`StoreError::Backend`] quickly (build your own pool and use
+//! [`PostgresTokenStore::new`] for other settings). A validate is one `SELECT` by primary key.
 //!
 //! TLS: enable one of sqlx's TLS features in your own `Cargo.toml`, for example
 //! `sqlx = { version = "0.8", features = ["tls-rustls"] }`, and add `sslmode=require` to the
@@ -47,7 +48,7 @@ const PURGE_BATCH: i64 = 1000;
 const MIGRATION_LOCK: i64 = 0x6b65_7963_6172_64;
 
 /// The pool [`PostgresTokenStore::connect`] and [`PostgresUserStore::connect`] build: at most
-/// `max_connections` connections, no ping on checkout, 5 s acquire timeout.
+/// `max_connections` connections, no ping on checkout, 2 s acquire timeout.
 ///
 /// # Errors
 /// [`StoreError::Backend`] if the URL is invalid or the server cannot be reached.
@@ -55,7 +56,7 @@ async fn connect_pool(url: &str, max_connections: u32) -> Result<PgPool, StoreEr
     PgPoolOptions::new()
         .max_connections(max_connections)
         .test_before_acquire(false)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(2))
         .connect(url)
         .await
         .map_err(StoreError::backend)

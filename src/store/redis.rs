@@ -4,8 +4,10 @@
 //! Built on the [`redis`] crate's [`ConnectionManager`]: one multiplexed connection (requests
 //! from all tasks are pipelined on it, so there is no pool to tune and no checkout cost) that
 //! reconnects by itself after the server restarts. While the server is unreachable, each
-//! operation fails with [`StoreError::Backend`] after at most the connection and response
-//! timeouts (2 s each with [`RedisTokenStore::connect`]).
+//! operation fails with [`StoreError::Backend`], within about half a second when connections
+//! are refused and after at most the 2 s connection or response timeout otherwise (with
+//! [`RedisTokenStore::connect`]; build your own `ConnectionManager` and use
+//! [`RedisTokenStore::new`] for other settings).
 //!
 //! # Keys
 //! With the default prefix `keycard:`:
@@ -83,8 +85,8 @@ impl RedisTokenStore {
     pub const DEFAULT_PREFIX: &'static str = "keycard:";
 
     /// Connects to `url` (`redis://[user:password@]host:port[/db]`, or `rediss://` with the
-    /// redis crate's TLS feature) with 2 s connection and response timeouts and automatic
-    /// reconnection.
+    /// redis crate's TLS feature) with 2 s connection and response timeouts, one quick
+    /// reconnection retry per failing request, and automatic reconnection.
     ///
     /// # Errors
     /// [`StoreError::Backend`] if the URL is invalid or the server cannot be reached.
@@ -93,8 +95,8 @@ impl RedisTokenStore {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Duration::from_secs(2))
             .set_response_timeout(Duration::from_secs(2))
-            .set_number_of_retries(2)
-            .set_max_delay(1000);
+            .set_number_of_retries(1)
+            .set_max_delay(200);
         let conn = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(StoreError::backend)?;
