@@ -1,17 +1,5 @@
 //! PostgreSQL token and user stores (feature `postgres`): for several application instances
 //! sharing one database.
-//!
-//! Built on [`sqlx`]'s `PgPool`. [`PostgresTokenStore::connect`] configures the pool for the
-//! validate path: `test_before_acquire` is off (sqlx's default pings every connection on
-//! checkout, which doubles the cost of a lookup; a broken connection surfaces as an error on
-//! that one query and is then discarded by the pool), statements are prepared once per
-//! connection and cached, and acquiring a connection gives up after 2 seconds, so a dead server
-//! turns into [`StoreError::Backend`] quickly (build your own pool and use
-//! [`PostgresTokenStore::new`] for other settings). A validate is one `SELECT` by primary key.
-//!
-//! TLS: enable one of sqlx's TLS features in your own `Cargo.toml`, for example
-//! `sqlx = { version = "0.8", features = ["tls-rustls"] }`, and add `sslmode=require` to the
-//! URL; Cargo unifies the features.
 
 use std::time::Duration;
 
@@ -45,7 +33,7 @@ const USER_MIGRATIONS: &[Migration] = &[Migration {
 const PURGE_BATCH: i64 = 1000;
 
 /// Advisory lock key serializing `migrate` calls across instances ("keycard" in ASCII).
-const MIGRATION_LOCK: i64 = 0x6b65_7963_6172_64;
+const MIGRATION_LOCK: i64 = 0x006b_6579_6361_7264;
 
 /// The pool [`PostgresTokenStore::connect`] and [`PostgresUserStore::connect`] build: at most
 /// `max_connections` connections, no ping on checkout, 2 s acquire timeout.
@@ -63,6 +51,18 @@ async fn connect_pool(url: &str, max_connections: u32) -> Result<PgPool, StoreEr
 }
 
 /// Sessions in a PostgreSQL table.
+///
+/// Built on [`sqlx`]'s `PgPool`. [`PostgresTokenStore::connect`] configures the pool for the
+/// validate path: `test_before_acquire` is off (sqlx's default pings every connection on
+/// checkout, which doubles the cost of a lookup; a broken connection surfaces as an error on
+/// that one query and is then discarded by the pool), statements are prepared once per
+/// connection and cached, and acquiring a connection gives up after 2 seconds, so a dead server
+/// turns into [`StoreError::Backend`] quickly (build your own pool and use
+/// [`PostgresTokenStore::new`] for other settings). A validate is one `SELECT` by primary key.
+///
+/// TLS: enable one of sqlx's TLS features in your own `Cargo.toml`, for example
+/// `sqlx = { version = "0.8", features = ["tls-rustls"] }`, and add `sslmode=require` to the
+/// URL; Cargo unifies the features.
 ///
 /// The table (default `keycard_sessions`, optionally schema-qualified) is created by
 /// [`migrate`](Self::migrate); its schema ships in `migrations/postgres/sessions_0001.sql`:

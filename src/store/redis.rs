@@ -1,38 +1,5 @@
 //! Redis token store (feature `redis`): sessions shared by several application instances,
 //! expired by Redis itself.
-//!
-//! Built on the [`redis`] crate's [`ConnectionManager`]: one multiplexed connection (requests
-//! from all tasks are pipelined on it, so there is no pool to tune and no checkout cost) that
-//! reconnects by itself after the server restarts. While the server is unreachable, each
-//! operation fails with [`StoreError::Backend`], within about half a second when connections
-//! are refused and after at most the 2 s connection or response timeout otherwise (with
-//! [`RedisTokenStore::connect`]; build your own `ConnectionManager` and use
-//! [`RedisTokenStore::new`] for other settings).
-//!
-//! # Keys
-//! With the default prefix `keycard:`:
-//!
-//! | key | type | holds | expires |
-//! |---|---|---|---|
-//! | `keycard:session:<id>` | hash | `user`, `hash` (32 raw bytes), `created`, `expires`, `seen` (Unix µs), `ip`, `ua` | at the session's `expires_at` (`PEXPIREAT`) |
-//! | `keycard:user:<user id>` | set | the user's session ids | at its latest session's expiry |
-//! | `keycard:expiry` | sorted set | `<id><user id>` scored by `expires_at` (µs) | never; trimmed by `purge_expired` |
-//!
-//! Every write is one Lua script, so it is atomic: create (fails if the session key exists,
-//! the `SET NX` rule), touch (only an existing key: never resurrects), delete, delete for a
-//! user, and each purge batch of at most 1000 sessions. A validate is one `HGETALL`.
-//!
-//! Expiry is native: Redis drops a session key at its `expires_at`, by the Redis server's
-//! clock, whatever `now` the caller passes; before that, `get` and `list_for_user` also hide
-//! sessions expired at the caller's `now`. [`purge_expired`](TokenStore::purge_expired)
-//! removes the index entries of expired sessions (and their keys, if Redis has not dropped
-//! them yet) and counts each expired session once, whether Redis had already dropped its key
-//! or not. Run it periodically ([`Authenticator::spawn_expiry_task`](crate::Authenticator::spawn_expiry_task))
-//! to keep the expiry index small.
-//!
-//! The scripts touch keys they derive from the prefix, so this store needs a standalone Redis
-//! (or Sentinel / a replica set), not Redis Cluster. Redis 5 or newer. Users are not stored
-//! in Redis: keep them in memory, SQLite or PostgreSQL.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -53,7 +20,40 @@ use crate::user::UserId;
 /// How many expired sessions one purge script removes; each batch is atomic and short.
 const PURGE_BATCH: usize = 1000;
 
-/// Sessions in Redis. See the [module docs](self) for the key layout and guarantees.
+/// Sessions in Redis, shared by several application instances, expired by Redis itself.
+///
+/// Built on the [`redis`] crate's [`ConnectionManager`]: one multiplexed connection (requests
+/// from all tasks are pipelined on it, so there is no pool to tune and no checkout cost) that
+/// reconnects by itself after the server restarts. While the server is unreachable, each
+/// operation fails with [`StoreError::Backend`], within about half a second when connections
+/// are refused and after at most the 2 s connection or response timeout otherwise (with
+/// [`RedisTokenStore::connect`]; build your own `ConnectionManager` and use
+/// [`RedisTokenStore::new`] for other settings).
+///
+/// # Keys
+/// With the default prefix `keycard:`:
+///
+/// | key | type | holds | expires |
+/// |---|---|---|---|
+/// | `keycard:session:<id>` | hash | `user`, `hash` (32 raw bytes), `created`, `expires`, `seen` (Unix µs), `ip`, `ua` | at the session's `expires_at` (`PEXPIREAT`) |
+/// | `keycard:user:<user id>` | set | the user's session ids | at its latest session's expiry |
+/// | `keycard:expiry` | sorted set | `<id><user id>` scored by `expires_at` (µs) | never; trimmed by `purge_expired` |
+///
+/// Every write is one Lua script, so it is atomic: create (fails if the session key exists,
+/// the `SET NX` rule), touch (only an existing key: never resurrects), delete, delete for a
+/// user, and each purge batch of at most 1000 sessions. A validate is one `HGETALL`.
+///
+/// Expiry is native: Redis drops a session key at its `expires_at`, by the Redis server's
+/// clock, whatever `now` the caller passes; before that, `get` and `list_for_user` also hide
+/// sessions expired at the caller's `now`. [`purge_expired`](TokenStore::purge_expired)
+/// removes the index entries of expired sessions (and their keys, if Redis has not dropped
+/// them yet) and counts each expired session once, whether Redis had already dropped its key
+/// or not. Run it periodically ([`Authenticator::spawn_expiry_task`](crate::Authenticator::spawn_expiry_task))
+/// to keep the expiry index small.
+///
+/// The scripts touch keys they derive from the prefix, so this store needs a standalone Redis
+/// (or Sentinel / a replica set), not Redis Cluster. Redis 5 or newer. Users are not stored
+/// in Redis: keep them in memory, SQLite or PostgreSQL.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), keycard::StoreError> {

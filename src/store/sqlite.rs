@@ -1,17 +1,4 @@
 //! SQLite token and user stores (feature `sqlite`): embedded, persistent, one file.
-//!
-//! Built on [`rusqlite`] (the bundled SQLite) with a small connection pool whose work runs on
-//! Tokio's blocking thread pool. A session lookup is a prepared, cached statement on a primary
-//! key, a few microseconds of SQLite plus one hop to a blocking thread; see `BENCHMARKS.md`.
-//!
-//! Every connection is opened with `journal_mode = WAL` (readers never wait for the writer),
-//! `synchronous = NORMAL` (durable across application crashes; the last transactions may be
-//! lost on power failure, the usual WAL trade-off) and a busy timeout (default 5 s), so
-//! concurrent writers, including other processes on the same file, wait instead of failing.
-//!
-//! Times are stored as integer Unix microseconds (UTC); sub-microsecond digits are dropped.
-//! Only the [`Session`] fields are stored: the token's secret never reaches the store, only
-//! its SHA-256 digest.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -91,6 +78,23 @@ impl SqliteOptions {
 }
 
 /// Sessions in a SQLite file.
+///
+/// Built on [`rusqlite`] (the bundled SQLite) with a small connection pool. A session lookup
+/// (`get`, the validate path) is a prepared, cached primary-key `SELECT` run on the calling
+/// thread: a few microseconds, less than the hop to another thread would cost (see
+/// `BENCHMARKS.md`), and never waiting for a lock (those connections have a busy timeout of
+/// 0; if SQLite reports the file busy, the lookup moves to the blocking pool and waits there).
+/// Everything that may wait for the write lock (create, touch, deletes, purges, lists,
+/// migrations) runs on Tokio's blocking thread pool, so it never stalls the async executor.
+///
+/// Every connection is opened with `journal_mode = WAL` (readers never wait for the writer),
+/// `synchronous = NORMAL` (durable across application crashes; the last transactions may be
+/// lost on power failure, the usual WAL trade-off) and a busy timeout (default 5 s), so
+/// concurrent writers, including other processes on the same file, wait instead of failing.
+///
+/// Times are stored as integer Unix microseconds (UTC); sub-microsecond digits are dropped.
+/// Only the [`Session`] fields are stored: the token's secret never reaches the store, only
+/// its SHA-256 digest.
 ///
 /// The table (default `keycard_sessions`) is created by [`migrate`](Self::migrate); its schema
 /// ships in `migrations/sqlite/` of the crate:

@@ -3,6 +3,7 @@
 //! not running.
 #![allow(dead_code)]
 
+#[cfg(feature = "postgres")]
 use std::time::Duration;
 
 /// The PostgreSQL URL the tests use.
