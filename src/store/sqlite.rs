@@ -62,8 +62,10 @@ impl Default for SqliteOptions {
 }
 
 impl SqliteOptions {
-    /// The most connections open at once (at least 1). SQLite runs one writer at a time
-    /// whatever this is; extra connections let reads proceed in parallel (WAL). Default: 4.
+    /// The most operations running at once on Tokio's blocking threads, each on its own
+    /// connection (at least 1); up to as many more read-only connections serve lookups on the
+    /// calling thread. SQLite runs one writer at a time whatever this is; extra connections
+    /// let reads proceed in parallel (WAL). Default: 4.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n.max(1);
         self
