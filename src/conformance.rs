@@ -44,11 +44,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use time::OffsetDateTime;
 
-use crate::error::StoreError;
-use crate::session::{ClientInfo, Session};
-use crate::store::TokenStore;
-use crate::token::{SessionId, Token};
-use crate::user::UserId;
+use crate::{ClientInfo, Session, SessionId, StoreError, Token, TokenStore, UserId};
 
 /// How long the sessions of the checks live, unless a check is about expiry.
 const HOUR: Duration = Duration::from_secs(3600);

@@ -11,11 +11,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 use time::OffsetDateTime;
 
-use crate::error::StoreError;
-use crate::session::{ClientInfo, Session};
-use crate::store::TokenStore;
-use crate::token::{SecretHash, SessionId};
-use crate::user::UserId;
+use crate::{ClientInfo, SecretHash, Session, SessionId, StoreError, TokenStore, UserId};
 
 /// How many expired sessions one purge script removes; each batch is atomic and short.
 const PURGE_BATCH: usize = 1000;

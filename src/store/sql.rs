@@ -6,9 +6,7 @@ use std::net::IpAddr;
 
 use time::OffsetDateTime;
 
-use crate::error::StoreError;
-use crate::session::ClientInfo;
-use crate::token::{SecretHash, SessionId};
+use crate::{ClientInfo, SecretHash, SessionId, StoreError};
 
 /// A table name given to a SQL store was not a plain identifier.
 ///

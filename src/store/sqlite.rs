@@ -13,11 +13,9 @@ use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
 use super::sql::{self, InvalidTableName, Migration, TableName, MIGRATIONS_TABLE};
-use crate::error::StoreError;
-use crate::session::Session;
-use crate::store::TokenStore;
-use crate::token::SessionId;
-use crate::user::{normalize_email, UserId, UserRecord, UserStore};
+use crate::{
+    normalize_email, Session, SessionId, StoreError, TokenStore, UserId, UserRecord, UserStore,
+};
 
 /// The schema changes of the sessions table, in order.
 const SESSION_MIGRATIONS: &[Migration] = &[Migration {
