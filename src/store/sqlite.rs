@@ -923,6 +923,43 @@ mod tests {
         );
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lookups_run_inline_once_a_reader_exists_and_fall_back_when_busy() {
+        use std::sync::atomic::AtomicBool;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteTokenStore::open(dir.path().join("k.db"))
+            .await
+            .expect("open");
+        store.migrate().await.expect("migrate");
+        let pool = &store.pool;
+        let thread = || std::thread::current().id();
+        // No reader yet: the first lookup runs on a blocking thread and opens one.
+        let first = pool.read(move |_| Ok(thread())).await.expect("read");
+        assert_ne!(first, thread());
+        assert_eq!(pool.readers_open.load(Ordering::Acquire), 1);
+        // Now it runs on the calling thread.
+        let second = pool.read(move |_| Ok(thread())).await.expect("read");
+        assert_eq!(second, thread());
+        // A busy file sends the lookup to the blocking pool, which may wait for the lock.
+        let tried_inline = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&tried_inline);
+        let answer = pool
+            .read(move |_| {
+                if flag.swap(true, Ordering::AcqRel) {
+                    Ok(thread())
+                } else {
+                    Err(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                        None,
+                    ))
+                }
+            })
+            .await
+            .expect("the fallback answers");
+        assert!(tried_inline.load(Ordering::Acquire));
+        assert_ne!(answer, thread(), "the retry ran on a blocking thread");
+    }
+
     #[tokio::test]
     async fn an_unopenable_path_is_a_backend_error() {
         let dir = tempfile::tempdir().expect("temp dir");
