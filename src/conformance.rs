@@ -31,8 +31,8 @@
 //! - [`purge_expired_counts`] purges sessions that expired an hour ago, by the caller's
 //!   clock. A purge is global, so that one check needs that nothing else purges the same
 //!   namespace at the same moment; the others tolerate any concurrent traffic.
-//! - Cleanup: every check deletes what it created, except sessions that expire within the
-//!   hour.
+//! - Cleanup: every check that passes deletes what it created (a failing check may leave its
+//!   sessions behind; they expire within the hour).
 //!
 //! # Panics
 //! Every check panics when the store breaks the contract or returns an error.
