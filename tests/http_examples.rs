@@ -2,39 +2,59 @@
 //! the server answers there, `--session-ttl` is honoured, an unknown `--store` is a clear
 //! error, and SIGINT (Ctrl-C) shuts the server down cleanly.
 //!
-//! `cargo test --features axum` builds the examples before running tests; when this test runs
-//! alone (`--test http_examples`) it builds the one it needs with the same cargo.
+//! The binaries are those `cargo test` builds under `target/<profile>/examples/`; the test
+//! asks the same cargo to build them first (a no-op after `cargo test` has), so a run of this
+//! test alone (`--test http_examples`) never uses a stale binary.
 #![cfg(all(feature = "axum", unix))]
 
 #[allow(dead_code)]
 mod http_support;
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// The path of example `name`, built by cargo next to this test's binary
-/// (`target/<profile>/examples/<name>`).
+/// The path of example `name` (`target/<profile>/examples/<name>`, next to this test's
+/// `deps/`), built first by the same cargo with this test's features: a no-op when
+/// `cargo test` has just built it, and never a stale binary when this test runs alone.
 fn example(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
     let exe = std::env::current_exe().expect("the test binary's path");
-    // target/<profile>/deps/<test binary>
-    let deps = exe.parent().expect("deps directory");
-    let profile_dir = deps.parent().expect("profile directory");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test binary>");
+    BUILT.get_or_init(|| build_examples(profile_dir));
     let path = profile_dir.join("examples").join(name);
-    if !path.exists() {
-        build_example(name, profile_dir);
-    }
     assert!(path.exists(), "example binary {} not built", path.display());
     path
 }
 
-fn build_example(name: &str, profile_dir: &std::path::Path) {
+fn build_examples(profile_dir: &Path) {
     let target_dir = profile_dir.parent().expect("target directory");
+    let features: Vec<&str> = [
+        ("axum", cfg!(feature = "axum")),
+        ("conformance", cfg!(feature = "conformance")),
+        ("sqlite", cfg!(feature = "sqlite")),
+        ("postgres", cfg!(feature = "postgres")),
+        ("redis", cfg!(feature = "redis")),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = Command::new(cargo);
     command
-        .args(["build", "--example", name, "--features", "axum"])
+        .args([
+            "build",
+            "--example",
+            "budgets_api",
+            "--example",
+            "increase_api",
+        ])
+        .args(["--features", &features.join(",")])
         .arg("--target-dir")
         .arg(target_dir)
         .current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -42,7 +62,25 @@ fn build_example(name: &str, profile_dir: &std::path::Path) {
         command.arg("--release");
     }
     let status = command.status().expect("run cargo build");
-    assert!(status.success(), "cargo build --example {name} failed");
+    assert!(status.success(), "cargo build of the examples failed");
+}
+
+/// Runs `command` to completion, killing it (and failing) if it takes over 30 seconds.
+fn run_to_exit(command: &mut Command) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the example");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("wait for the example").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the example did not exit: {command:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("collect the output")
 }
 
 /// A running example server, killed if the test fails before it stops it.
@@ -185,10 +223,12 @@ async fn increase_api_serves_the_document_and_stops_on_ctrl_c() {
 
 #[test]
 fn unknown_store_is_a_clear_error() {
-    let output = Command::new(example("increase_api"))
-        .args(["--addr", "127.0.0.1:0", "--store", "mongodb://localhost"])
-        .output()
-        .expect("run the example");
+    let output = run_to_exit(Command::new(example("increase_api")).args([
+        "--addr",
+        "127.0.0.1:0",
+        "--store",
+        "mongodb://localhost",
+    ]));
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -199,11 +239,25 @@ fn unknown_store_is_a_clear_error() {
 
 #[test]
 fn bad_arguments_are_refused_with_usage() {
-    let output = Command::new(example("budgets_api"))
-        .args(["--addr", "not-an-address"])
-        .output()
-        .expect("run the example");
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("--addr"), "{stderr}");
+    for (args, named) in [
+        (&["--addr", "not-an-address"][..], "--addr"),
+        (&["--session-ttl", "0"][..], "--session-ttl"),
+        (&["--session-ttl", "soon"][..], "--session-ttl"),
+        (&["--port", "3000"][..], "--port"),
+    ] {
+        let output = run_to_exit(Command::new(example("budgets_api")).args(args));
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(named), "{stderr}");
+    }
+}
+
+#[test]
+fn help_lists_the_options_and_their_defaults() {
+    let output = run_to_exit(Command::new(example("increase_api")).arg("--help"));
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for expected in ["127.0.0.1:3000", "86400", "memory", "--store"] {
+        assert!(help.contains(expected), "{expected} in {help}");
+    }
 }

@@ -18,12 +18,17 @@ pub(crate) type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// Command-line options, the same for both servers.
 #[derive(Debug, clap::Parser)]
+#[command(
+    version,
+    about = "A keycard example server (see \"Example servers\" in the README)",
+    long_about = None
+)]
 pub(crate) struct Args {
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, default_value = "127.0.0.1:3000")]
     pub(crate) addr: SocketAddr,
-    /// Session lifetime in seconds.
-    #[arg(long, default_value_t = 86_400)]
+    /// Session lifetime in seconds (at least 1).
+    #[arg(long, default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) session_ttl: u64,
     /// Where sessions and users live: `memory`, `sqlite://PATH` (feature `sqlite`),
     /// `postgres://...` (feature `postgres`) or `redis://...` (feature `redis`; users then
