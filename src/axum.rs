@@ -107,6 +107,7 @@ use axum::Router;
 use serde::de::{self, DeserializeOwned, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
+use zeroize::Zeroizing;
 
 use crate::authenticator::Authenticator;
 use crate::error::Error;
@@ -199,7 +200,7 @@ pub struct CurrentSession<U> {
 /// Rejects with [`Error::MissingToken`] when there is none, and with a protocol-shaped
 /// 400/413/415/422 when the body is unreadable.
 pub struct SessionToken {
-    token: String,
+    token: Zeroizing<String>,
 }
 
 impl SessionToken {
@@ -240,8 +241,8 @@ pub struct JsonOrForm<T>(pub T);
 pub struct Credentials {
     /// The email, as sent.
     pub email: String,
-    /// The password, as sent.
-    pub password: String,
+    /// The password, as sent; zeroized on drop.
+    pub password: Zeroizing<String>,
 }
 
 /// Logs `email` in and renders the outcome: [`Protocol::login_succeeded`] or the error.
@@ -276,7 +277,14 @@ pub async fn logout<U: UserStore>(
 pub fn render_error(protocol: &dyn Protocol, error: &Error) -> Response {
     let response = protocol.error(error);
     if response.status >= 500 {
-        tracing::warn!(%error, source = ?std::error::Error::source(error), status = response.status, "keycard: request failed");
+        let mut causes = String::new();
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            causes.push_str(": ");
+            causes.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        tracing::warn!(status = response.status, "keycard: {error}{causes}");
     }
     response
 }
@@ -385,7 +393,9 @@ where
         let source = TokenSource::from_ref(state);
         let (parts, body) = req.into_parts();
         if let Some(token) = query_token(&parts, &source, &*protocol)? {
-            return Ok(Self { token });
+            return Ok(Self {
+                token: Zeroizing::new(token),
+            });
         }
         if let Some(field) = &source.json_field {
             let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
@@ -397,7 +407,7 @@ where
                 match object.get(field.as_ref()) {
                     Some(Value::String(token)) if !token.is_empty() => {
                         return Ok(Self {
-                            token: token.clone(),
+                            token: Zeroizing::new(token.clone()),
                         })
                     }
                     None | Some(Value::Null) | Some(Value::String(_)) => {}
@@ -408,7 +418,9 @@ where
             }
         }
         match bearer_token(&parts.headers) {
-            Some(token) => Ok(Self { token }),
+            Some(token) => Ok(Self {
+                token: Zeroizing::new(token),
+            }),
             None => Err(render_error(&*protocol, &Error::MissingToken)),
         }
     }
@@ -536,7 +548,9 @@ impl<'de> Deserialize<'de> for Credentials {
                 }
                 Ok(Credentials {
                     email: email.ok_or_else(|| de::Error::missing_field("email"))?,
-                    password: password.ok_or_else(|| de::Error::missing_field("password"))?,
+                    password: Zeroizing::new(
+                        password.ok_or_else(|| de::Error::missing_field("password"))?,
+                    ),
                 })
             }
         }
