@@ -157,6 +157,15 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
     }
 }
 
+/// Logs to stderr (`tracing`, level INFO and above): the adapter logs server-side failures,
+/// such as a store that is down, with their causes.
+pub(crate) fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO)
+        .init();
+}
+
 /// Serves `app` on `addr`, prints the address it listens on, and returns after Ctrl-C
 /// (or SIGTERM) once in-flight requests are done.
 pub(crate) async fn serve(addr: SocketAddr, app: Router) -> Result<(), BoxError> {

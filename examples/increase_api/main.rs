@@ -16,6 +16,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() {
     let args = common::Args::parse();
+    common::init_logging();
     if let Err(error) = run(args).await {
         eprintln!("increase_api: {error}");
         std::process::exit(1);
