@@ -76,10 +76,17 @@ const BUDGETS: &str = concat!(
     r#"{"amount":120.0,"category":"Transport","id":2,"month":3,"year":2020}]}"#
 );
 
+/// The document's payload, as written (indented with a tab).
+const DOCUMENT_PAYLOAD: &str =
+    "    {\n    \t\"email\": \"bondhansarker100@gmail.com\",\n    \t\"password\": \"111111\"\n    }";
+
 #[tokio::test]
 async fn document_create_session_success() {
     let app = start().await;
-    let reply = app.server.json("POST", "/api/sessions", LOGIN_BODY).await;
+    let reply = app
+        .server
+        .json("POST", "/api/sessions", DOCUMENT_PAYLOAD)
+        .await;
     assert_eq!(reply.status, 200);
     let token = reply.json()["token"].as_str().expect("token").to_owned();
     assert_eq!(reply.body, format!(r#"{{"token":"{token}"}}"#));
