@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use criterion::{criterion_main, Criterion};
 use keycard::store::{PostgresTokenStore, RedisTokenStore, SqliteTokenStore};
-use keycard::{ClientInfo, MemoryTokenStore, Session, Token, TokenStore, UserId};
+use keycard::{
+    Authenticator, ClientInfo, MemoryTokenStore, MemoryUserStore, Session, Token, TokenStore,
+    UserId, UserRecord,
+};
 use time::OffsetDateTime;
 
 fn env_or(name: &str, default: &str) -> String {
@@ -31,13 +34,33 @@ fn session() -> Session {
     )
 }
 
-/// Benchmarks `get` of one stored session on `store` under `name/get`.
+/// Benchmarks `get` of one stored session on `store` under `name/get`, and the whole
+/// `Authenticator::validate_session` (parse the token, one `get`, SHA-256 and a constant-time
+/// compare) under `name/validate_session`.
 fn bench_get(
     c: &mut Criterion,
     rt: &tokio::runtime::Runtime,
     name: &str,
     store: Arc<dyn TokenStore>,
 ) {
+    let token = Token::generate().expect("os rng");
+    let now = OffsetDateTime::now_utc();
+    let held = Session::new(
+        &token,
+        UserId::from("bench"),
+        now,
+        Duration::from_secs(24 * 3600),
+        ClientInfo::none(),
+    );
+    rt.block_on(store.create(&held)).expect("create");
+    let auth =
+        Authenticator::builder(MemoryUserStore::<UserRecord>::new(), Arc::clone(&store)).build();
+    let secret = token.expose_secret().to_owned();
+    c.bench_function(&format!("{name}/validate_session"), |b| {
+        b.to_async(rt)
+            .iter(|| async { auth.validate_session(&secret).await.expect("valid") })
+    });
+
     let s = session();
     rt.block_on(store.create(&s)).expect("create");
     let now = OffsetDateTime::now_utc();
