@@ -21,10 +21,10 @@ const PURGE_BATCH: usize = 1000;
 /// Built on the [`redis`] crate's [`ConnectionManager`]: one multiplexed connection (requests
 /// from all tasks are pipelined on it, so there is no pool to tune and no checkout cost) that
 /// reconnects by itself after the server restarts. While the server is unreachable, each
-/// operation fails with [`StoreError::Backend`], within about half a second when connections
-/// are refused and after at most the 2 s connection or response timeout otherwise (with
-/// [`RedisTokenStore::connect`]; build your own `ConnectionManager` and use
-/// [`RedisTokenStore::new`] for other settings).
+/// operation fails with [`StoreError::Backend`] within a few seconds: about 1.5 s when
+/// connections are refused (one quick reconnection attempt), otherwise bounded by the 2 s
+/// connection and response timeouts of [`RedisTokenStore::connect`] (build your own
+/// `ConnectionManager` and use [`RedisTokenStore::new`] for other settings).
 ///
 /// # Keys
 /// With the default prefix `keycard:`:
