@@ -1,8 +1,10 @@
 //! Two application instances (two `Authenticator`s with their own store objects) sharing one
-//! PostgreSQL database, and two sharing one Redis: what one does, the other sees at once.
-//! Needs the servers of `tests/postgres.rs` and `tests/redis.rs`; fails when they are down.
-#![cfg(any(feature = "postgres", feature = "redis"))]
+//! PostgreSQL database, two sharing one Redis, and two sharing one SQLite file: what one does,
+//! the other sees at once. The PostgreSQL and Redis cases need the servers of
+//! `tests/postgres.rs` and `tests/redis.rs` and fail when they are down.
+#![cfg(any(feature = "postgres", feature = "redis", feature = "sqlite"))]
 
+#[cfg(any(feature = "postgres", feature = "redis"))]
 mod stores_support;
 
 use std::time::Duration;
@@ -133,6 +135,31 @@ async fn two_instances_share_sessions<U: UserStore, V: UserStore>(
     b.validate(fresh.token.expose_secret())
         .await
         .expect("the fresh session is live on B");
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_over_one_sqlite_file() {
+    use keycard::store::{SqliteTokenStore, SqliteUserStore};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("shared.db");
+    let clock = ManualClock::new(OffsetDateTime::now_utc());
+    let open = || async {
+        let tokens = SqliteTokenStore::open(&path).await.expect("open");
+        tokens.migrate().await.expect("migrate");
+        let users = SqliteUserStore::open(&path).await.expect("open");
+        users.migrate().await.expect("migrate");
+        (users, tokens)
+    };
+    let (users_a, tokens_a) = open().await;
+    let (users_b, tokens_b) = open().await;
+    let a = instance(users_a, tokens_a, &clock);
+    let b = instance(users_b, tokens_b, &clock);
+    let hash = a.hash_password(PASSWORD).await.expect("hash");
+    let ann = keycard::UserRecord::new(UserId::from("ann"), EMAIL, hash);
+    assert!(a.users().insert_if_absent(&ann).await.expect("seed on A"));
+    assert!(!b.users().insert_if_absent(&ann).await.expect("seed on B"));
+    two_instances_share_sessions(&a, &b, &clock).await;
 }
 
 #[cfg(feature = "postgres")]
