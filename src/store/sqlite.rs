@@ -139,7 +139,8 @@ impl SqliteTokenStore {
     /// Opens (creating if needed) the database file at `path` with `options`.
     ///
     /// # Errors
-    /// [`StoreError::Backend`] if the file cannot be opened or configured.
+    /// [`StoreError::Backend`] if the file cannot be opened or configured, or if `path` is
+    /// empty or `:memory:` (every pooled connection would have a database of its own).
     pub async fn open_with(
         path: impl AsRef<Path>,
         options: SqliteOptions,
@@ -374,7 +375,8 @@ impl SqliteUserStore {
     /// Opens (creating if needed) the database file at `path` with `options`.
     ///
     /// # Errors
-    /// [`StoreError::Backend`] if the file cannot be opened or configured.
+    /// [`StoreError::Backend`] if the file cannot be opened or configured, or if `path` is
+    /// empty or `:memory:` (every pooled connection would have a database of its own).
     pub async fn open_with(
         path: impl AsRef<Path>,
         options: SqliteOptions,
@@ -695,6 +697,14 @@ impl fmt::Debug for Pool {
 impl Pool {
     /// Opens the pool and one connection, so a bad path fails here rather than later.
     async fn open(path: &Path, options: SqliteOptions) -> Result<Arc<Self>, StoreError> {
+        // Each pooled connection to ":memory:" (or "", a private temporary file) would be a
+        // database of its own: sessions would come and go depending on the connection.
+        if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+            return Err(StoreError::backend(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the SQLite stores need a file path; for an in-memory store use MemoryTokenStore",
+            )));
+        }
         let pool = Arc::new(Self {
             path: path.to_owned(),
             permits: Arc::new(Semaphore::new(options.max_connections)),
@@ -958,6 +968,15 @@ mod tests {
             .expect("the fallback answers");
         assert!(tried_inline.load(Ordering::Acquire));
         assert_ne!(answer, thread(), "the retry ran on a blocking thread");
+    }
+
+    #[tokio::test]
+    async fn in_memory_databases_are_refused() {
+        for path in ["", ":memory:"] {
+            let err = SqliteTokenStore::open(path).await.expect_err(path);
+            assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
+            assert!(SqliteUserStore::open(path).await.is_err());
+        }
     }
 
     #[tokio::test]
