@@ -44,7 +44,8 @@ const PURGE_BATCH: usize = 1000;
 /// sessions expired at the caller's `now`. [`purge_expired`](TokenStore::purge_expired)
 /// removes the index entries of expired sessions (and their keys, if Redis has not dropped
 /// them yet) and counts each expired session once, whether Redis had already dropped its key
-/// or not. Run it periodically ([`Authenticator::spawn_expiry_task`](crate::Authenticator::spawn_expiry_task))
+/// or not (`delete` and `delete_for_user`, in contrast, count only keys they deleted). Run it
+/// periodically ([`Authenticator::spawn_expiry_task`](crate::Authenticator::spawn_expiry_task))
 /// to keep the expiry index small.
 ///
 /// The scripts touch keys they derive from the prefix, so this store needs a standalone Redis
