@@ -34,6 +34,9 @@ pub struct Session {
 
 impl Session {
     /// A new session for `token`, created at `now` and expiring after `ttl`.
+    ///
+    /// Times are truncated to whole microseconds, the precision SQL backends keep, so a
+    /// session reads back from any store exactly as it was created.
     pub fn new(
         token: &Token,
         user_id: UserId,
@@ -41,6 +44,7 @@ impl Session {
         ttl: Duration,
         client: ClientInfo,
     ) -> Self {
+        let now = truncate_to_micros(now);
         Self {
             id: token.id(),
             user_id,
@@ -56,6 +60,11 @@ impl Session {
     pub fn is_expired(&self, now: OffsetDateTime) -> bool {
         now >= self.expires_at
     }
+}
+
+/// `t` without its sub-microsecond part.
+fn truncate_to_micros(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_microsecond(t.microsecond()).unwrap_or(t)
 }
 
 /// Optional metadata about the client that logged in, shown in session lists.
@@ -207,6 +216,15 @@ mod tests {
         assert!(policy.is_dead(&s, now + Duration::from_secs(100)));
         assert!(!policy.should_touch(&s, now + Duration::from_secs(9)));
         assert!(policy.should_touch(&s, now + Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn times_are_kept_to_the_microsecond() {
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::from_nanos(1_234_567_891);
+        let s = session(now, Duration::from_secs(1));
+        assert_eq!(s.created_at.nanosecond(), 234_567_000);
+        assert_eq!(s.last_seen_at, s.created_at);
+        assert_eq!(s.expires_at.nanosecond(), 234_567_000);
     }
 
     #[test]

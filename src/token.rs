@@ -190,7 +190,11 @@ impl FromStr for Token {
         let id = id.parse::<SessionId>()?;
         let secret = decode_exact::<SECRET_BYTES>(secret, SECRET_LEN)?;
         // Decoding is canonical (trailing bits must be zero), so `s` is the one spelling.
-        Ok(Self { id, secret, encoded: s.to_owned() })
+        Ok(Self {
+            id,
+            secret,
+            encoded: s.to_owned(),
+        })
     }
 }
 
@@ -307,7 +311,11 @@ mod tests {
             .chars()
             .filter(|&c| format!("{}{c}", &s[..s.len() - 1]).parse::<Token>().is_ok())
             .collect::<Vec<_>>();
-        assert_eq!(accepted.len(), 16, "only the 16 canonical final characters decode");
+        assert_eq!(
+            accepted.len(),
+            16,
+            "only the 16 canonical final characters decode"
+        );
         assert!(accepted.contains(&last));
     }
 

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use keycard::Clock as _;
 use keycard::{
     Argon2Hasher, Authenticator, ClientInfo, Error, Field, Logout, ManualClock, MemoryThrottle,
-    MemoryTokenStore, MemoryUserStore, PasswordHasher, Session, SessionId, StoreError,
-    TokenStore, UserId, UserRecord, UserStore, MAX_EMAIL_LEN, MAX_PASSWORD_LEN,
+    MemoryTokenStore, MemoryUserStore, PasswordHasher, Session, SessionId, StoreError, TokenStore,
+    UserId, UserRecord, UserStore, MAX_EMAIL_LEN, MAX_PASSWORD_LEN,
 };
-use keycard::Clock as _;
 use time::OffsetDateTime;
 
 const EMAIL: &str = "ann@example.com";
@@ -27,7 +27,11 @@ struct CountingHasher {
 
 impl CountingHasher {
     fn new(inner: Argon2Hasher) -> Self {
-        Self { inner: Arc::new(inner), verifies: Arc::default(), hashes: Arc::default() }
+        Self {
+            inner: Arc::new(inner),
+            verifies: Arc::default(),
+            hashes: Arc::default(),
+        }
     }
     fn verifies(&self) -> usize {
         self.verifies.load(Ordering::SeqCst)
@@ -66,7 +70,11 @@ impl TokenStore for CountingTouches {
     async fn create(&self, s: &Session) -> Result<(), StoreError> {
         self.inner.create(s).await
     }
-    async fn get(&self, id: &SessionId, now: OffsetDateTime) -> Result<Option<Session>, StoreError> {
+    async fn get(
+        &self,
+        id: &SessionId,
+        now: OffsetDateTime,
+    ) -> Result<Option<Session>, StoreError> {
         self.inner.get(id, now).await
     }
     async fn touch(&self, id: &SessionId, at: OffsetDateTime) -> Result<bool, StoreError> {
@@ -79,7 +87,11 @@ impl TokenStore for CountingTouches {
     async fn delete_for_user(&self, u: &UserId) -> Result<u64, StoreError> {
         self.inner.delete_for_user(u).await
     }
-    async fn list_for_user(&self, u: &UserId, now: OffsetDateTime) -> Result<Vec<Session>, StoreError> {
+    async fn list_for_user(
+        &self,
+        u: &UserId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
         self.inner.list_for_user(u, now).await
     }
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
@@ -92,7 +104,10 @@ impl TokenStore for CountingTouches {
 struct DownStore;
 
 fn refused() -> StoreError {
-    StoreError::backend(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused"))
+    StoreError::backend(std::io::Error::new(
+        std::io::ErrorKind::ConnectionRefused,
+        "connection refused",
+    ))
 }
 
 #[async_trait]
@@ -112,7 +127,11 @@ impl TokenStore for DownStore {
     async fn delete_for_user(&self, _: &UserId) -> Result<u64, StoreError> {
         Err(refused())
     }
-    async fn list_for_user(&self, _: &UserId, _: OffsetDateTime) -> Result<Vec<Session>, StoreError> {
+    async fn list_for_user(
+        &self,
+        _: &UserId,
+        _: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
         Err(refused())
     }
     async fn purge_expired(&self, _: OffsetDateTime) -> Result<u64, StoreError> {
@@ -143,7 +162,12 @@ fn fixture_with(
     let builder = Authenticator::builder(Arc::clone(&users), tokens)
         .password_hasher(hasher.clone())
         .clock(clock.clone());
-    Fixture { auth: configure(builder).build(), users, clock, hasher }
+    Fixture {
+        auth: configure(builder).build(),
+        users,
+        clock,
+        hasher,
+    }
 }
 
 fn fixture() -> Fixture {
@@ -159,35 +183,64 @@ fn with_foreign_secret(token: &str) -> String {
 }
 
 async fn login(f: &Fixture) -> String {
-    let login = f.auth.login(EMAIL, PASSWORD, ClientInfo::none()).await.expect("login succeeds");
+    let login = f
+        .auth
+        .login(EMAIL, PASSWORD, ClientInfo::none())
+        .await
+        .expect("login succeeds");
     login.token.expose_secret().to_owned()
 }
 
 #[tokio::test]
 async fn login_returns_a_token_a_session_and_the_user() {
     let f = fixture();
-    let client = ClientInfo::none().with_ip("127.0.0.1".parse().expect("ip")).with_user_agent("curl/8");
-    let login = f.auth.login("  Ann@Example.com ", PASSWORD, client.clone()).await.expect("login");
+    let client = ClientInfo::none()
+        .with_ip("127.0.0.1".parse().expect("ip"))
+        .with_user_agent("curl/8");
+    let login = f
+        .auth
+        .login("  Ann@Example.com ", PASSWORD, client.clone())
+        .await
+        .expect("login");
     assert_eq!(login.user.email, EMAIL);
     assert_eq!(login.session.user_id, UserId::from(1_i64));
     assert_eq!(login.session.id, login.token.id());
     assert_eq!(login.session.client, client);
     assert_eq!(login.session.created_at, f.clock.now());
-    assert_eq!(login.session.expires_at - login.session.created_at, time::Duration::hours(24));
+    assert_eq!(
+        login.session.expires_at - login.session.created_at,
+        time::Duration::hours(24)
+    );
     assert!(login.session.secret_hash.verify(&login.token));
-    let stored = f.auth.tokens().get(&login.token.id(), f.auth.now()).await.expect("get");
+    let stored = f
+        .auth
+        .tokens()
+        .get(&login.token.id(), f.auth.now())
+        .await
+        .expect("get");
     assert_eq!(stored, Some(login.session));
 }
 
 #[tokio::test]
 async fn wrong_password_and_unknown_email_cost_exactly_one_verify_each() {
     let f = fixture();
-    let err = f.auth.login(EMAIL, "wrong", ClientInfo::none()).await.expect_err("wrong password");
+    let err = f
+        .auth
+        .login(EMAIL, "wrong", ClientInfo::none())
+        .await
+        .expect_err("wrong password");
     assert!(matches!(err, Error::InvalidCredentials), "{err:?}");
     assert_eq!(f.hasher.verifies(), 1);
 
-    let err = f.auth.login("nobody@example.com", PASSWORD, ClientInfo::none()).await.expect_err("unknown");
-    assert!(matches!(err, Error::InvalidCredentials), "unknown email is not revealed by default: {err:?}");
+    let err = f
+        .auth
+        .login("nobody@example.com", PASSWORD, ClientInfo::none())
+        .await
+        .expect_err("unknown");
+    assert!(
+        matches!(err, Error::InvalidCredentials),
+        "unknown email is not revealed by default: {err:?}"
+    );
     assert_eq!(f.hasher.verifies(), 2);
 
     // A successful login verifies once too, and does not rehash a current hash.
@@ -199,10 +252,18 @@ async fn wrong_password_and_unknown_email_cost_exactly_one_verify_each() {
 #[tokio::test]
 async fn unknown_email_is_its_own_error_when_the_policy_reveals_it() {
     let f = fixture_with(MemoryTokenStore::new(), |b| b.reveal_unknown_email(true));
-    let err = f.auth.login("nobody@example.com", PASSWORD, ClientInfo::none()).await.expect_err("unknown");
+    let err = f
+        .auth
+        .login("nobody@example.com", PASSWORD, ClientInfo::none())
+        .await
+        .expect_err("unknown");
     assert!(matches!(err, Error::UnknownEmail), "{err:?}");
     assert_eq!(f.hasher.verifies(), 1, "the dummy verify still runs");
-    let err = f.auth.login(EMAIL, "wrong", ClientInfo::none()).await.expect_err("wrong password");
+    let err = f
+        .auth
+        .login(EMAIL, "wrong", ClientInfo::none())
+        .await
+        .expect_err("wrong password");
     assert!(matches!(err, Error::InvalidCredentials), "{err:?}");
 }
 
@@ -210,67 +271,146 @@ async fn unknown_email_is_its_own_error_when_the_policy_reveals_it() {
 async fn oversized_inputs_are_refused_before_any_hashing() {
     let f = fixture();
     let long_pw = "x".repeat(MAX_PASSWORD_LEN + 1);
-    let err = f.auth.login(EMAIL, &long_pw, ClientInfo::none()).await.expect_err("too long");
-    assert!(matches!(err, Error::InputTooLong { field: Field::Password, max: MAX_PASSWORD_LEN }), "{err:?}");
+    let err = f
+        .auth
+        .login(EMAIL, &long_pw, ClientInfo::none())
+        .await
+        .expect_err("too long");
+    assert!(
+        matches!(
+            err,
+            Error::InputTooLong {
+                field: Field::Password,
+                max: MAX_PASSWORD_LEN
+            }
+        ),
+        "{err:?}"
+    );
     let long_email = format!("{}@example.com", "a".repeat(MAX_EMAIL_LEN));
-    let err = f.auth.login(&long_email, PASSWORD, ClientInfo::none()).await.expect_err("too long");
-    assert!(matches!(err, Error::InputTooLong { field: Field::Email, .. }), "{err:?}");
+    let err = f
+        .auth
+        .login(&long_email, PASSWORD, ClientInfo::none())
+        .await
+        .expect_err("too long");
+    assert!(
+        matches!(
+            err,
+            Error::InputTooLong {
+                field: Field::Email,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let err = f.auth.hash_password(&long_pw).await.expect_err("too long");
-    assert!(matches!(err, Error::InputTooLong { field: Field::Password, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::InputTooLong {
+                field: Field::Password,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!((f.hasher.verifies(), f.hasher.hashes()), (0, 0));
 
     // The bound allows generous passwords: 64 four-byte characters, and exactly the maximum.
     for pw in ["🔑".repeat(64), "y".repeat(MAX_PASSWORD_LEN)] {
         let phc = f.auth.hash_password(&pw).await.expect("hash");
-        f.users.insert(UserRecord::new(pw.len() as i64, &format!("{}@x.io", pw.len()), phc)).expect("insert");
-        f.auth.login(&format!("{}@x.io", pw.len()), &pw, ClientInfo::none()).await.expect("login");
+        f.users
+            .insert(UserRecord::new(
+                pw.len() as i64,
+                &format!("{}@x.io", pw.len()),
+                phc,
+            ))
+            .expect("insert");
+        f.auth
+            .login(&format!("{}@x.io", pw.len()), &pw, ClientInfo::none())
+            .await
+            .expect("login");
     }
 }
 
 #[tokio::test]
 async fn outdated_hashes_are_replaced_at_login() {
     // The stored hash was made with weaker parameters than the authenticator's (OWASP) ones.
-    let old = Argon2Hasher::insecure_for_tests().hash(b"hunter22").expect("hash");
+    let old = Argon2Hasher::insecure_for_tests()
+        .hash(b"hunter22")
+        .expect("hash");
     let users: Users = Arc::new(MemoryUserStore::new());
-    users.insert(UserRecord::new(7_i64, "bo@example.com", old.clone())).expect("insert");
+    users
+        .insert(UserRecord::new(7_i64, "bo@example.com", old.clone()))
+        .expect("insert");
     let hasher = CountingHasher::new(Argon2Hasher::default());
     let auth = Authenticator::builder(Arc::clone(&users), MemoryTokenStore::new())
         .password_hasher(hasher.clone())
         .build();
 
-    auth.login("bo@example.com", "hunter22", ClientInfo::none()).await.expect("login");
-    let stored = users.find_by_id(&UserId::from(7_i64)).await.expect("lookup").expect("exists");
+    auth.login("bo@example.com", "hunter22", ClientInfo::none())
+        .await
+        .expect("login");
+    let stored = users
+        .find_by_id(&UserId::from(7_i64))
+        .await
+        .expect("lookup")
+        .expect("exists");
     let new = stored.password_hash;
     assert_ne!(new, old);
     assert!(new.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{new}");
     assert_eq!((hasher.verifies(), hasher.hashes()), (1, 1));
 
     // The new hash verifies and is current: no second rehash.
-    auth.login("bo@example.com", "hunter22", ClientInfo::none()).await.expect("login again");
+    auth.login("bo@example.com", "hunter22", ClientInfo::none())
+        .await
+        .expect("login again");
     assert_eq!((hasher.verifies(), hasher.hashes()), (2, 1));
 
     // A wrong password never triggers a rehash.
-    auth.login("bo@example.com", "nope", ClientInfo::none()).await.expect_err("wrong");
+    auth.login("bo@example.com", "nope", ClientInfo::none())
+        .await
+        .expect_err("wrong");
     assert_eq!(hasher.hashes(), 1);
 }
 
 #[tokio::test]
 async fn repeated_failures_are_throttled_without_hashing_and_success_resets() {
-    let f = fixture_with(MemoryTokenStore::new(), |b| b.throttle(MemoryThrottle::new(3, Duration::from_secs(60))));
+    let f = fixture_with(MemoryTokenStore::new(), |b| {
+        b.throttle(MemoryThrottle::new(3, Duration::from_secs(60)))
+    });
     for _ in 0..3 {
-        f.auth.login(EMAIL, "wrong", ClientInfo::none()).await.expect_err("wrong");
+        f.auth
+            .login(EMAIL, "wrong", ClientInfo::none())
+            .await
+            .expect_err("wrong");
     }
-    let err = f.auth.login(EMAIL, PASSWORD, ClientInfo::none()).await.expect_err("throttled");
-    assert!(matches!(err, Error::Throttled { retry_after } if retry_after == Duration::from_secs(60)), "{err:?}");
+    let err = f
+        .auth
+        .login(EMAIL, PASSWORD, ClientInfo::none())
+        .await
+        .expect_err("throttled");
+    assert!(
+        matches!(err, Error::Throttled { retry_after } if retry_after == Duration::from_secs(60)),
+        "{err:?}"
+    );
     assert_eq!(err.retry_after_secs(), Some(60));
-    assert_eq!(f.hasher.verifies(), 3, "a throttled attempt does no hashing");
+    assert_eq!(
+        f.hasher.verifies(),
+        3,
+        "a throttled attempt does no hashing"
+    );
 
     // Unknown emails are counted the same way, so throttling reveals nothing.
     for _ in 0..3 {
-        f.auth.login("ghost@example.com", "x", ClientInfo::none()).await.expect_err("unknown");
+        f.auth
+            .login("ghost@example.com", "x", ClientInfo::none())
+            .await
+            .expect_err("unknown");
     }
     assert!(matches!(
-        f.auth.login("ghost@example.com", "x", ClientInfo::none()).await,
+        f.auth
+            .login("ghost@example.com", "x", ClientInfo::none())
+            .await,
         Err(Error::Throttled { .. })
     ));
 
@@ -278,7 +418,11 @@ async fn repeated_failures_are_throttled_without_hashing_and_success_resets() {
     login(&f).await;
     // Success forgot the failures: two more wrong passwords are not yet throttled.
     for _ in 0..2 {
-        let err = f.auth.login(EMAIL, "wrong", ClientInfo::none()).await.expect_err("wrong");
+        let err = f
+            .auth
+            .login(EMAIL, "wrong", ClientInfo::none())
+            .await
+            .expect_err("wrong");
         assert!(matches!(err, Error::InvalidCredentials));
     }
 }
@@ -290,29 +434,52 @@ async fn validate_accepts_a_live_token_and_refuses_everything_else() {
     let me = f.auth.validate(&token).await.expect("valid");
     assert_eq!(me.user.first_name, "Ann");
     assert_eq!(me.session.user_id, UserId::from(1_i64));
-    assert_eq!(f.auth.validate_session(&token).await.expect("valid").id, me.session.id);
+    assert_eq!(
+        f.auth.validate_session(&token).await.expect("valid").id,
+        me.session.id
+    );
 
-    assert!(matches!(f.auth.validate("").await, Err(Error::MalformedToken)));
-    assert!(matches!(f.auth.validate("garbage").await, Err(Error::MalformedToken)));
+    assert!(matches!(
+        f.auth.validate("").await,
+        Err(Error::MalformedToken)
+    ));
+    assert!(matches!(
+        f.auth.validate("garbage").await,
+        Err(Error::MalformedToken)
+    ));
 
     // Right id, wrong secret: refused, and the real session is untouched.
     let forged = with_foreign_secret(&token);
-    assert!(matches!(f.auth.validate(&forged).await, Err(Error::InvalidToken)));
+    assert!(matches!(
+        f.auth.validate(&forged).await,
+        Err(Error::InvalidToken)
+    ));
     f.auth.validate(&token).await.expect("still valid");
 
     // A well-formed token nobody issued.
     let stranger = keycard::Token::generate().expect("rng");
-    assert!(matches!(f.auth.validate(stranger.expose_secret()).await, Err(Error::InvalidToken)));
+    assert!(matches!(
+        f.auth.validate(stranger.expose_secret()).await,
+        Err(Error::InvalidToken)
+    ));
 }
 
 #[tokio::test]
 async fn sessions_die_at_their_absolute_expiry_without_sleeping() {
-    let f = fixture_with(MemoryTokenStore::new(), |b| b.session_ttl(Duration::from_secs(3600)));
+    let f = fixture_with(MemoryTokenStore::new(), |b| {
+        b.session_ttl(Duration::from_secs(3600))
+    });
     let token = login(&f).await;
     f.clock.advance(Duration::from_secs(3599));
-    f.auth.validate(&token).await.expect("valid one second before expiry");
+    f.auth
+        .validate(&token)
+        .await
+        .expect("valid one second before expiry");
     f.clock.advance(Duration::from_secs(1));
-    assert!(matches!(f.auth.validate(&token).await, Err(Error::InvalidToken)));
+    assert!(matches!(
+        f.auth.validate(&token).await,
+        Err(Error::InvalidToken)
+    ));
     assert!(matches!(f.auth.logout(&token).await, Ok(Logout::NoSession)));
 }
 
@@ -321,7 +488,10 @@ async fn default_lifetime_is_24_hours() {
     let f = fixture();
     let token = login(&f).await;
     f.clock.advance(Duration::from_secs(24 * 3600 - 1));
-    f.auth.validate(&token).await.expect("valid just under 24 h");
+    f.auth
+        .validate(&token)
+        .await
+        .expect("valid just under 24 h");
     f.clock.advance(Duration::from_secs(1));
     assert!(f.auth.validate(&token).await.is_err());
 }
@@ -329,7 +499,9 @@ async fn default_lifetime_is_24_hours() {
 #[tokio::test]
 async fn idle_sessions_expire_and_touches_are_throttled() {
     let store = Arc::new(CountingTouches::default());
-    let f = fixture_with(Arc::clone(&store), |b| b.idle_timeout(Duration::from_secs(600)));
+    let f = fixture_with(Arc::clone(&store), |b| {
+        b.idle_timeout(Duration::from_secs(600))
+    });
     assert_eq!(f.auth.policy().touch_interval(), Duration::from_secs(60));
     let token = login(&f).await;
 
@@ -346,12 +518,21 @@ async fn idle_sessions_expire_and_touches_are_throttled() {
 
     // Activity keeps it alive past the first idle deadline...
     f.clock.advance(Duration::from_secs(599));
-    f.auth.validate(&token).await.expect("active session stays alive");
+    f.auth
+        .validate(&token)
+        .await
+        .expect("active session stays alive");
     // ...and 600 s without activity kill it. It is deleted, not just refused.
     f.clock.advance(Duration::from_secs(600));
-    assert!(matches!(f.auth.validate(&token).await, Err(Error::SessionExpired)));
+    assert!(matches!(
+        f.auth.validate(&token).await,
+        Err(Error::SessionExpired)
+    ));
     assert!(store.inner.is_empty());
-    assert!(matches!(f.auth.validate(&token).await, Err(Error::InvalidToken)));
+    assert!(matches!(
+        f.auth.validate(&token).await,
+        Err(Error::InvalidToken)
+    ));
 }
 
 #[tokio::test]
@@ -361,16 +542,31 @@ async fn logout_destroys_once_and_needs_the_secret() {
 
     // The session id alone (public, loggable) cannot log anyone out.
     let (id, _) = token.split_once('.').expect("dot");
-    assert_eq!(f.auth.logout(&with_foreign_secret(&token)).await.expect("logout"), Logout::NoSession);
+    assert_eq!(
+        f.auth
+            .logout(&with_foreign_secret(&token))
+            .await
+            .expect("logout"),
+        Logout::NoSession
+    );
     f.auth.validate(&token).await.expect("still logged in");
 
     match f.auth.logout(&token).await.expect("logout") {
         Logout::Destroyed(s) => assert_eq!(s.id.to_string(), id),
         other => panic!("expected Destroyed, got {other:?}"),
     }
-    assert!(matches!(f.auth.validate(&token).await, Err(Error::InvalidToken)));
-    assert_eq!(f.auth.logout(&token).await.expect("logout"), Logout::NoSession);
-    assert_eq!(f.auth.logout("not a token").await.expect("logout"), Logout::NoSession);
+    assert!(matches!(
+        f.auth.validate(&token).await,
+        Err(Error::InvalidToken)
+    ));
+    assert_eq!(
+        f.auth.logout(&token).await.expect("logout"),
+        Logout::NoSession
+    );
+    assert_eq!(
+        f.auth.logout("not a token").await.expect("logout"),
+        Logout::NoSession
+    );
     assert_eq!(f.auth.logout("").await.expect("logout"), Logout::NoSession);
 }
 
@@ -380,21 +576,50 @@ async fn two_logins_are_independent_sessions() {
     let a = login(&f).await;
     let b = login(&f).await;
     assert_ne!(a, b);
-    assert_eq!(f.auth.sessions_of(&UserId::from(1_i64)).await.expect("list").len(), 2);
+    assert_eq!(
+        f.auth
+            .sessions_of(&UserId::from(1_i64))
+            .await
+            .expect("list")
+            .len(),
+        2
+    );
     assert!(f.auth.logout(&a).await.expect("logout").destroyed());
-    f.auth.validate(&b).await.expect("the other session lives on");
-    assert_eq!(f.auth.sessions_of(&UserId::from(1_i64)).await.expect("list").len(), 1);
+    f.auth
+        .validate(&b)
+        .await
+        .expect("the other session lives on");
+    assert_eq!(
+        f.auth
+            .sessions_of(&UserId::from(1_i64))
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
 async fn logout_all_ends_every_session_of_a_user() {
     let f = fixture();
     let tokens = [login(&f).await, login(&f).await, login(&f).await];
-    assert_eq!(f.auth.logout_all(&UserId::from(1_i64)).await.expect("logout all"), 3);
+    assert_eq!(
+        f.auth
+            .logout_all(&UserId::from(1_i64))
+            .await
+            .expect("logout all"),
+        3
+    );
     for t in &tokens {
         assert!(f.auth.validate(t).await.is_err());
     }
-    assert_eq!(f.auth.logout_all(&UserId::from(1_i64)).await.expect("logout all"), 0);
+    assert_eq!(
+        f.auth
+            .logout_all(&UserId::from(1_i64))
+            .await
+            .expect("logout all"),
+        0
+    );
 }
 
 #[tokio::test]
@@ -402,13 +627,23 @@ async fn a_deleted_user_cannot_validate_and_loses_the_session() {
     let f = fixture();
     let token = login(&f).await;
     f.users.remove(&UserId::from(1_i64)).expect("user existed");
-    assert!(matches!(f.auth.validate(&token).await, Err(Error::InvalidToken)));
-    assert!(f.auth.sessions_of(&UserId::from(1_i64)).await.expect("list").is_empty());
+    assert!(matches!(
+        f.auth.validate(&token).await,
+        Err(Error::InvalidToken)
+    ));
+    assert!(f
+        .auth
+        .sessions_of(&UserId::from(1_i64))
+        .await
+        .expect("list")
+        .is_empty());
 }
 
 #[tokio::test]
 async fn expire_purges_expired_sessions_and_counts_them() {
-    let f = fixture_with(MemoryTokenStore::new(), |b| b.session_ttl(Duration::from_secs(100)));
+    let f = fixture_with(MemoryTokenStore::new(), |b| {
+        b.session_ttl(Duration::from_secs(100))
+    });
     for _ in 0..3 {
         login(&f).await;
     }
@@ -418,13 +653,18 @@ async fn expire_purges_expired_sessions_and_counts_them() {
     f.clock.advance(Duration::from_secs(50));
     assert_eq!(f.auth.expire().await.expect("expire"), 3);
     assert_eq!(f.auth.expire().await.expect("expire"), 0);
-    f.auth.validate(&live).await.expect("the younger session survives");
+    f.auth
+        .validate(&live)
+        .await
+        .expect("the younger session survives");
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_expiry_task_purges_periodically() {
     let store = Arc::new(MemoryTokenStore::new());
-    let f = fixture_with(Arc::clone(&store), |b| b.session_ttl(Duration::from_secs(10)));
+    let f = fixture_with(Arc::clone(&store), |b| {
+        b.session_ttl(Duration::from_secs(10))
+    });
     login(&f).await;
     login(&f).await;
     let task = f.auth.spawn_expiry_task(Duration::from_secs(30));
@@ -439,22 +679,49 @@ async fn the_expiry_task_purges_periodically() {
 #[tokio::test]
 async fn a_store_outage_is_a_typed_error_with_its_source() {
     let f = fixture_with(DownStore, |b| b);
-    let err = f.auth.login(EMAIL, PASSWORD, ClientInfo::none()).await.expect_err("store down");
-    assert!(matches!(err, Error::Store(StoreError::Backend(_))), "{err:?}");
-    let root = std::error::Error::source(&err).and_then(std::error::Error::source).expect("chain");
+    let err = f
+        .auth
+        .login(EMAIL, PASSWORD, ClientInfo::none())
+        .await
+        .expect_err("store down");
+    assert!(
+        matches!(err, Error::Store(StoreError::Backend(_))),
+        "{err:?}"
+    );
+    let root = std::error::Error::source(&err)
+        .and_then(std::error::Error::source)
+        .expect("chain");
     assert_eq!(root.to_string(), "connection refused");
     let token = keycard::Token::generate().expect("rng");
-    assert!(matches!(f.auth.validate(token.expose_secret()).await, Err(Error::Store(_))));
-    assert!(matches!(f.auth.logout(token.expose_secret()).await, Err(Error::Store(_))));
+    assert!(matches!(
+        f.auth.validate(token.expose_secret()).await,
+        Err(Error::Store(_))
+    ));
+    assert!(matches!(
+        f.auth.logout(token.expose_secret()).await,
+        Err(Error::Store(_))
+    ));
     assert!(matches!(f.auth.expire().await, Err(Error::Store(_))));
-    assert!(matches!(f.auth.logout_all(&UserId::from(1_i64)).await, Err(Error::Store(_))));
-    assert!(matches!(f.auth.sessions_of(&UserId::from(1_i64)).await, Err(Error::Store(_))));
+    assert!(matches!(
+        f.auth.logout_all(&UserId::from(1_i64)).await,
+        Err(Error::Store(_))
+    ));
+    assert!(matches!(
+        f.auth.sessions_of(&UserId::from(1_i64)).await,
+        Err(Error::Store(_))
+    ));
 }
 
 #[tokio::test]
 async fn no_debug_output_or_error_message_contains_the_token() {
-    let f = fixture_with(MemoryTokenStore::new(), |b| b.idle_timeout(Duration::from_secs(60)));
-    let login = f.auth.login(EMAIL, PASSWORD, ClientInfo::none()).await.expect("login");
+    let f = fixture_with(MemoryTokenStore::new(), |b| {
+        b.idle_timeout(Duration::from_secs(60))
+    });
+    let login = f
+        .auth
+        .login(EMAIL, PASSWORD, ClientInfo::none())
+        .await
+        .expect("login");
     let token = login.token.expose_secret().to_owned();
     let (_, secret) = token.split_once('.').expect("dot");
     let me = f.auth.validate(&token).await.expect("valid");
@@ -464,7 +731,13 @@ async fn no_debug_output_or_error_message_contains_the_token() {
         format!("{login:#?}"),
         format!("{me:?}"),
         format!("{:?}", f.auth),
-        format!("{:?}", f.auth.sessions_of(&UserId::from(1_i64)).await.expect("list")),
+        format!(
+            "{:?}",
+            f.auth
+                .sessions_of(&UserId::from(1_i64))
+                .await
+                .expect("list")
+        ),
         format!("{:?}", f.auth.logout(&token).await.expect("logout")),
         serde_json::to_string(&login.session).expect("json"),
     ];
@@ -476,16 +749,23 @@ async fn no_debug_output_or_error_message_contains_the_token() {
     for output in &outputs {
         assert!(!output.contains(secret), "secret leaked in {output}");
         assert!(!output.contains(PASSWORD), "password leaked in {output}");
-        assert!(!output.contains("$argon2"), "password hash leaked in {output}");
+        assert!(
+            !output.contains("$argon2"),
+            "password hash leaked in {output}"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_logins_validations_and_logouts_lose_nothing_and_resurrect_nothing() {
-    let f = Arc::new(fixture_with(MemoryTokenStore::new(), |b| b.without_throttle().touch_interval(Duration::ZERO)));
+    let f = Arc::new(fixture_with(MemoryTokenStore::new(), |b| {
+        b.without_throttle().touch_interval(Duration::ZERO)
+    }));
     for id in 2..=20_i64 {
         let phc = f.hasher.inner.hash(PASSWORD.as_bytes()).expect("hash");
-        f.users.insert(UserRecord::new(id, &format!("u{id}@example.com"), phc)).expect("insert");
+        f.users
+            .insert(UserRecord::new(id, &format!("u{id}@example.com"), phc))
+            .expect("insert");
     }
     let emails: Vec<String> = std::iter::once(EMAIL.to_owned())
         .chain((2..=20).map(|id| format!("u{id}@example.com")))
@@ -496,7 +776,13 @@ async fn concurrent_logins_validations_and_logouts_lose_nothing_and_resurrect_no
     for i in 0..200 {
         let (f, email) = (Arc::clone(&f), emails[i % emails.len()].clone());
         tasks.push(tokio::spawn(async move {
-            f.auth.login(&email, PASSWORD, ClientInfo::none()).await.expect("login").token.expose_secret().to_owned()
+            f.auth
+                .login(&email, PASSWORD, ClientInfo::none())
+                .await
+                .expect("login")
+                .token
+                .expose_secret()
+                .to_owned()
         }));
     }
     let mut tokens = Vec::new();
@@ -514,7 +800,9 @@ async fn concurrent_logins_validations_and_logouts_lose_nothing_and_resurrect_no
                 assert!(auth.logout(&token).await.expect("logout").destroyed());
             } else {
                 for _ in 0..5 {
-                    auth.validate(&token).await.expect("kept session stays valid");
+                    auth.validate(&token)
+                        .await
+                        .expect("kept session stays valid");
                 }
             }
         }));
@@ -530,15 +818,22 @@ async fn concurrent_logins_validations_and_logouts_lose_nothing_and_resurrect_no
     for (i, token) in tokens.iter().enumerate() {
         let result = f.auth.validate(token).await;
         if i % 2 == 0 {
-            assert!(matches!(result, Err(Error::InvalidToken)), "logged-out token {i} resurrected");
+            assert!(
+                matches!(result, Err(Error::InvalidToken)),
+                "logged-out token {i} resurrected"
+            );
         } else {
             result.expect("kept session lost");
         }
     }
     let mut live = 0;
     for id in 1..=20_i64 {
-        live += f.auth.sessions_of(&UserId::from(id)).await.expect("list").len();
+        live += f
+            .auth
+            .sessions_of(&UserId::from(id))
+            .await
+            .expect("list")
+            .len();
     }
     assert_eq!(live, 100, "exactly the sessions not logged out remain");
 }
-

@@ -17,10 +17,18 @@ fn seeded(reveal_unknown_email: bool) -> Auth {
     let hasher = Argon2Hasher::insecure_for_tests();
     let users = Arc::new(MemoryUserStore::new());
     let budgets = hasher.hash(b"111111").expect("hash");
-    users.insert(UserRecord::new(1_i64, "bondhansarker100@gmail.com", budgets)).expect("insert");
+    users
+        .insert(UserRecord::new(
+            1_i64,
+            "bondhansarker100@gmail.com",
+            budgets,
+        ))
+        .expect("insert");
     let increase = hasher.hash(b"password").expect("hash");
     users
-        .insert(UserRecord::new(2_i64, "test@increasecard.com", increase).with_name("Test", "Increase"))
+        .insert(
+            UserRecord::new(2_i64, "test@increasecard.com", increase).with_name("Test", "Increase"),
+        )
         .expect("insert");
     Authenticator::builder(users, MemoryTokenStore::new())
         .password_hasher(hasher)
@@ -34,7 +42,9 @@ fn assert_response(r: &Response, status: u16, body: &str) {
 }
 
 async fn login_error(auth: &Auth, email: &str, password: &str) -> Error {
-    auth.login(email, password, ClientInfo::none()).await.expect_err("login fails")
+    auth.login(email, password, ClientInfo::none())
+        .await
+        .expect_err("login fails")
 }
 
 #[tokio::test]
@@ -43,21 +53,36 @@ async fn seed_000_sessions_api_every_row() {
     let p = SessionsApi;
 
     // POST /api/sessions, success.
-    let login = auth.login("bondhansarker100@gmail.com", "111111", ClientInfo::none()).await.expect("login");
+    let login = auth
+        .login("bondhansarker100@gmail.com", "111111", ClientInfo::none())
+        .await
+        .expect("login");
     let token = login.token.expose_secret();
-    assert_response(&p.login_succeeded(&login.token, &login.user), 200, &format!(r#"{{"token":"{token}"}}"#));
+    assert_response(
+        &p.login_succeeded(&login.token, &login.user),
+        200,
+        &format!(r#"{{"token":"{token}"}}"#),
+    );
 
     // Wrong password, unknown email.
     let e = login_error(&auth, "bondhansarker100@gmail.com", "222222").await;
-    assert_response(&p.error(&e), 422, r#"{"message":"Email or password is invalid"}"#);
+    assert_response(
+        &p.error(&e),
+        422,
+        r#"{"message":"Email or password is invalid"}"#,
+    );
     let e = login_error(&auth, "nobody@gmail.com", "111111").await;
     assert_response(&p.error(&e), 422, r#"{"message":"User not found"}"#);
 
     // Resource access with a missing, malformed or unknown token.
     for e in [
         Error::MissingToken,
-        auth.validate("bzcU7GNsVLT6-mxp7MyT").await.expect_err("malformed"),
-        auth.validate(keycard::Token::generate().expect("rng").expose_secret()).await.expect_err("unknown"),
+        auth.validate("bzcU7GNsVLT6-mxp7MyT")
+            .await
+            .expect_err("malformed"),
+        auth.validate(keycard::Token::generate().expect("rng").expose_secret())
+            .await
+            .expect_err("unknown"),
     ] {
         assert_response(&p.error(&e), 422, r#"{"message":"You are not checked in"}"#);
     }
@@ -72,23 +97,58 @@ async fn seed_000_sessions_api_every_row() {
     );
     let again = auth.logout(token).await.expect("logout");
     assert_eq!(again, Logout::NoSession);
-    assert_response(&p.logged_out(token, &again), 422, r#"{"message":"You are not checked in"}"#);
+    assert_response(
+        &p.logged_out(token, &again),
+        422,
+        r#"{"message":"You are not checked in"}"#,
+    );
 
     // Oversized input, throttling, store down, internal failure.
     let e = login_error(&auth, "bondhansarker100@gmail.com", &"1".repeat(5000)).await;
-    assert_response(&p.error(&e), 422, r#"{"message":"Password is too long (maximum is 1024 bytes)"}"#);
-    let e = Error::InputTooLong { field: Field::Email, max: 320 };
-    assert_response(&p.error(&e), 422, r#"{"message":"Email is too long (maximum is 320 bytes)"}"#);
+    assert_response(
+        &p.error(&e),
+        422,
+        r#"{"message":"Password is too long (maximum is 1024 bytes)"}"#,
+    );
+    let e = Error::InputTooLong {
+        field: Field::Email,
+        max: 320,
+    };
+    assert_response(
+        &p.error(&e),
+        422,
+        r#"{"message":"Email is too long (maximum is 320 bytes)"}"#,
+    );
     login_error(&auth, "bondhansarker100@gmail.com", "x").await;
     let e = login_error(&auth, "bondhansarker100@gmail.com", "111111").await;
     let r = p.error(&e);
-    assert_response(&r, 429, r#"{"message":"Too many login attempts, try again in 90 seconds"}"#);
+    assert_response(
+        &r,
+        429,
+        r#"{"message":"Too many login attempts, try again in 90 seconds"}"#,
+    );
     assert_eq!(r.retry_after, Some(90));
-    let down = Error::Store(StoreError::backend("password=hunter2 host=db.internal refused"));
-    assert_response(&p.error(&down), 503, r#"{"message":"Service unavailable, try again later"}"#);
-    let internal = Argon2Hasher::insecure_for_tests().verify(b"x", "not a hash").expect_err("bad hash");
-    assert_response(&p.error(&internal), 500, r#"{"message":"Internal server error"}"#);
-    assert_response(&p.rejection(404, "Not found"), 404, r#"{"message":"Not found"}"#);
+    let down = Error::Store(StoreError::backend(
+        "password=hunter2 host=db.internal refused",
+    ));
+    assert_response(
+        &p.error(&down),
+        503,
+        r#"{"message":"Service unavailable, try again later"}"#,
+    );
+    let internal = Argon2Hasher::insecure_for_tests()
+        .verify(b"x", "not a hash")
+        .expect_err("bad hash");
+    assert_response(
+        &p.error(&internal),
+        500,
+        r#"{"message":"Internal server error"}"#,
+    );
+    assert_response(
+        &p.rejection(404, "Not found"),
+        404,
+        r#"{"message":"Not found"}"#,
+    );
 }
 
 #[tokio::test]
@@ -98,7 +158,10 @@ async fn seed_003_login_api_every_row() {
     let p = LoginApi;
 
     // POST /login, success: the client object, keys in the document's order.
-    let login = auth.login("test@increasecard.com", "password", ClientInfo::none()).await.expect("login");
+    let login = auth
+        .login("test@increasecard.com", "password", ClientInfo::none())
+        .await
+        .expect("login");
     let token = login.token.expose_secret();
     assert_response(
         &p.login_succeeded(&login.token, &login.user),
@@ -109,39 +172,94 @@ async fn seed_003_login_api_every_row() {
     );
 
     // Wrong password and unknown email: the same 401.
-    for (email, password) in [("test@increasecard.com", "notpassword"), ("nobody@increasecard.com", "password")] {
+    for (email, password) in [
+        ("test@increasecard.com", "notpassword"),
+        ("nobody@increasecard.com", "password"),
+    ] {
         let e = login_error(&auth, email, password).await;
         assert_response(&p.error(&e), 401, r#"{"error":"Invalid email/password"}"#);
     }
-    assert_response(&p.error(&Error::UnknownEmail), 401, r#"{"error":"Invalid email/password"}"#);
+    assert_response(
+        &p.error(&Error::UnknownEmail),
+        401,
+        r#"{"error":"Invalid email/password"}"#,
+    );
 
     // Resource access.
-    assert_response(&p.error(&Error::MissingToken), 401, r#"{"error":"Missing auth_token"}"#);
-    let e = auth.validate("2731c82cb6ac8ebe7ab4f1aec46436c19d589440").await.expect_err("malformed");
-    assert_response(&p.error(&e), 401, r#"{"error":"Invalid or expired auth_token"}"#);
-    assert_response(&p.error(&Error::SessionExpired), 401, r#"{"error":"Invalid or expired auth_token"}"#);
+    assert_response(
+        &p.error(&Error::MissingToken),
+        401,
+        r#"{"error":"Missing auth_token"}"#,
+    );
+    let e = auth
+        .validate("2731c82cb6ac8ebe7ab4f1aec46436c19d589440")
+        .await
+        .expect_err("malformed");
+    assert_response(
+        &p.error(&e),
+        401,
+        r#"{"error":"Invalid or expired auth_token"}"#,
+    );
+    assert_response(
+        &p.error(&Error::SessionExpired),
+        401,
+        r#"{"error":"Invalid or expired auth_token"}"#,
+    );
 
     // DELETE /logout: the same 200 whether or not a session existed.
     let outcome = auth.logout(token).await.expect("logout");
     assert!(outcome.destroyed());
-    assert_response(&p.logged_out(token, &outcome), 200, r#"{"message":"Successfully logged out"}"#);
+    assert_response(
+        &p.logged_out(token, &outcome),
+        200,
+        r#"{"message":"Successfully logged out"}"#,
+    );
     let again = auth.logout(token).await.expect("logout");
-    assert_response(&p.logged_out(token, &again), 200, r#"{"message":"Successfully logged out"}"#);
-    let garbage = auth.logout("2731c82cb6ac8ebe7ab4f1aec46436c19d589440").await.expect("logout");
-    assert_response(&p.logged_out("x", &garbage), 200, r#"{"message":"Successfully logged out"}"#);
+    assert_response(
+        &p.logged_out(token, &again),
+        200,
+        r#"{"message":"Successfully logged out"}"#,
+    );
+    let garbage = auth
+        .logout("2731c82cb6ac8ebe7ab4f1aec46436c19d589440")
+        .await
+        .expect("logout");
+    assert_response(
+        &p.logged_out("x", &garbage),
+        200,
+        r#"{"message":"Successfully logged out"}"#,
+    );
 
     // Oversized input, throttling, store down, internal failure.
     let e = login_error(&auth, &"e".repeat(400), "password").await;
-    assert_response(&p.error(&e), 400, r#"{"error":"email is too long (maximum is 320 bytes)"}"#);
+    assert_response(
+        &p.error(&e),
+        400,
+        r#"{"error":"email is too long (maximum is 320 bytes)"}"#,
+    );
     login_error(&auth, "test@increasecard.com", "x").await;
     let e = login_error(&auth, "test@increasecard.com", "password").await;
-    assert!(matches!(e, Error::Throttled { .. }), "two failures reached the limit: {e:?}");
+    assert!(
+        matches!(e, Error::Throttled { .. }),
+        "two failures reached the limit: {e:?}"
+    );
     let r = p.error(&e);
     assert_eq!((r.status, r.retry_after), (429, Some(90)));
-    assert_eq!(r.body, r#"{"error":"Too many login attempts, try again in 90 seconds"}"#);
+    assert_eq!(
+        r.body,
+        r#"{"error":"Too many login attempts, try again in 90 seconds"}"#
+    );
     let down = Error::Store(StoreError::backend("connection to 10.0.0.5:5432 refused"));
-    assert_response(&p.error(&down), 503, r#"{"error":"Service unavailable, try again later"}"#);
-    assert_response(&p.rejection(413, "Payload too large"), 413, r#"{"error":"Payload too large"}"#);
+    assert_response(
+        &p.error(&down),
+        503,
+        r#"{"error":"Service unavailable, try again later"}"#,
+    );
+    assert_response(
+        &p.rejection(413, "Payload too large"),
+        413,
+        r#"{"error":"Payload too large"}"#,
+    );
 }
 
 proptest! {

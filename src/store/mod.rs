@@ -69,6 +69,8 @@ pub use sqlite::{SqliteOptions, SqliteTokenStore, SqliteUserStore};
 /// - The store keeps the [`Session`] as given, including its `secret_hash`; it never sees the
 ///   token's secret.
 /// - Errors mean the backend failed; "not found" is `Ok(None)` / `Ok(false)`.
+/// - Timestamps round-trip at least to the microsecond ([`Session::new`] creates them at that
+///   precision).
 #[async_trait]
 pub trait TokenStore: Send + Sync + Debug {
     /// Stores a new session.
