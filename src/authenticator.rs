@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Field, HashError, Result, StoreError};
 use crate::password::{Argon2Hasher, PasswordHasher};
-use crate::session::{ClientInfo, Session, SessionPolicy};
+use crate::session::{truncate_to_micros, ClientInfo, Session, SessionPolicy};
 use crate::store::TokenStore;
 use crate::throttle::{MemoryThrottle, Throttle};
 use crate::token::Token;
@@ -269,11 +269,12 @@ impl<U: UserStore> Authenticator<U> {
             return Err(Error::SessionExpired);
         }
         if inner.policy.should_touch(&session, now) {
+            let seen = truncate_to_micros(now);
             // A concurrent logout may have deleted it since the read: then it is gone.
-            if !inner.tokens.touch(&session.id, now).await? {
+            if !inner.tokens.touch(&session.id, seen).await? {
                 return Err(Error::InvalidToken);
             }
-            session.last_seen_at = now;
+            session.last_seen_at = seen;
         }
         Ok(session)
     }

@@ -63,7 +63,7 @@ impl Session {
 }
 
 /// `t` without its sub-microsecond part.
-fn truncate_to_micros(t: OffsetDateTime) -> OffsetDateTime {
+pub(crate) fn truncate_to_micros(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_microsecond(t.microsecond()).unwrap_or(t)
 }
 
