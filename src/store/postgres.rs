@@ -8,7 +8,9 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Row as _;
 use time::OffsetDateTime;
 
-use super::sql::{self, InvalidTableName, Migration, TableName, MIGRATIONS_TABLE};
+use super::sql::{
+    self, InvalidTableName, Migration, Placeholders, TableName, UserQueries, MIGRATIONS_TABLE,
+};
 use crate::{
     normalize_email, Session, SessionId, StoreError, TokenStore, UserId, UserRecord, UserStore,
 };
@@ -326,7 +328,10 @@ impl PostgresUserStore {
     pub fn new(pool: PgPool) -> Self {
         Self {
             pool,
-            queries: std::sync::Arc::new(UserQueries::new(TableName::builtin(Self::DEFAULT_TABLE))),
+            queries: std::sync::Arc::new(UserQueries::new(
+                TableName::builtin(Self::DEFAULT_TABLE),
+                Placeholders::Dollar,
+            )),
         }
     }
 
@@ -335,7 +340,10 @@ impl PostgresUserStore {
     /// # Errors
     /// [`InvalidTableName`] unless each part is a plain identifier (`[A-Za-z_][A-Za-z0-9_]*`).
     pub fn with_table(mut self, table: &str) -> Result<Self, InvalidTableName> {
-        self.queries = std::sync::Arc::new(UserQueries::new(TableName::parse(table, true)?));
+        self.queries = std::sync::Arc::new(UserQueries::new(
+            TableName::parse(table, true)?,
+            Placeholders::Dollar,
+        ));
         Ok(self)
     }
 
@@ -454,32 +462,6 @@ impl SessionQueries {
                 "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE expires_at <= $1 \
                  ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
             ),
-            table,
-        }
-    }
-}
-
-#[derive(Debug)]
-struct UserQueries {
-    table: TableName,
-    insert_if_absent: String,
-    by_email: String,
-    by_id: String,
-    set_password_hash: String,
-}
-
-const USER_COLUMNS: &str = "id, email, password_hash, first_name, last_name";
-
-impl UserQueries {
-    fn new(table: TableName) -> Self {
-        let t = table.quoted();
-        Self {
-            insert_if_absent: format!(
-                "INSERT INTO {t} ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
-            ),
-            by_email: format!("SELECT {USER_COLUMNS} FROM {t} WHERE email = $1"),
-            by_id: format!("SELECT {USER_COLUMNS} FROM {t} WHERE id = $1"),
-            set_password_hash: format!("UPDATE {t} SET password_hash = $2 WHERE id = $1"),
             table,
         }
     }

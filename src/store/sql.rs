@@ -147,6 +147,58 @@ pub(crate) fn client_info(
     Ok(client)
 }
 
+/// How a SQL dialect spells positional parameters. (`$n` cannot serve both: SQLite numbers
+/// `$n` parameters by first appearance, not by `n`.)
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Placeholders {
+    /// PostgreSQL: `$1`, `$2`, ...
+    Dollar,
+    /// SQLite: `?1`, `?2`, ...
+    Question,
+}
+
+impl Placeholders {
+    fn nth(self, n: usize) -> String {
+        match self {
+            Self::Dollar => format!("${n}"),
+            Self::Question => format!("?{n}"),
+        }
+    }
+}
+
+/// The statements of the SQL user stores, over the documented `users` table.
+#[derive(Debug)]
+pub(crate) struct UserQueries {
+    pub(crate) table: TableName,
+    pub(crate) insert_if_absent: String,
+    pub(crate) by_email: String,
+    pub(crate) by_id: String,
+    pub(crate) set_password_hash: String,
+}
+
+const USER_COLUMNS: &str = "id, email, password_hash, first_name, last_name";
+
+impl UserQueries {
+    pub(crate) fn new(table: TableName, placeholders: Placeholders) -> Self {
+        let t = table.quoted();
+        let p = |n| placeholders.nth(n);
+        let values = (1..=5).map(p).collect::<Vec<_>>().join(", ");
+        Self {
+            insert_if_absent: format!(
+                "INSERT INTO {t} ({USER_COLUMNS}) VALUES ({values}) ON CONFLICT DO NOTHING"
+            ),
+            by_email: format!("SELECT {USER_COLUMNS} FROM {t} WHERE email = {}", p(1)),
+            by_id: format!("SELECT {USER_COLUMNS} FROM {t} WHERE id = {}", p(1)),
+            set_password_hash: format!(
+                "UPDATE {t} SET password_hash = {} WHERE id = {}",
+                p(2),
+                p(1)
+            ),
+            table,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,9 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, Transactio
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
-use super::sql::{self, InvalidTableName, Migration, TableName, MIGRATIONS_TABLE};
+use super::sql::{
+    self, InvalidTableName, Migration, Placeholders, TableName, UserQueries, MIGRATIONS_TABLE,
+};
 use crate::{
     normalize_email, Session, SessionId, StoreError, TokenStore, UserId, UserRecord, UserStore,
 };
@@ -385,7 +387,7 @@ impl SqliteUserStore {
         let table = TableName::builtin(Self::DEFAULT_TABLE);
         Ok(Self {
             pool,
-            queries: Arc::new(UserQueries::new(table)),
+            queries: Arc::new(UserQueries::new(table, Placeholders::Question)),
         })
     }
 
@@ -394,7 +396,10 @@ impl SqliteUserStore {
     /// # Errors
     /// [`InvalidTableName`] unless `table` is a plain identifier (`[A-Za-z_][A-Za-z0-9_]*`).
     pub fn with_table(mut self, table: &str) -> Result<Self, InvalidTableName> {
-        self.queries = Arc::new(UserQueries::new(TableName::parse(table, false)?));
+        self.queries = Arc::new(UserQueries::new(
+            TableName::parse(table, false)?,
+            Placeholders::Question,
+        ));
         Ok(self)
     }
 
@@ -519,32 +524,6 @@ impl SessionQueries {
                 "DELETE FROM {t} WHERE id IN \
                  (SELECT id FROM {t} WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)"
             ),
-            table,
-        }
-    }
-}
-
-#[derive(Debug)]
-struct UserQueries {
-    table: TableName,
-    insert_if_absent: String,
-    by_email: String,
-    by_id: String,
-    set_password_hash: String,
-}
-
-const USER_COLUMNS: &str = "id, email, password_hash, first_name, last_name";
-
-impl UserQueries {
-    fn new(table: TableName) -> Self {
-        let t = table.quoted();
-        Self {
-            insert_if_absent: format!(
-                "INSERT INTO {t} ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING"
-            ),
-            by_email: format!("SELECT {USER_COLUMNS} FROM {t} WHERE email = ?1"),
-            by_id: format!("SELECT {USER_COLUMNS} FROM {t} WHERE id = ?1"),
-            set_password_hash: format!("UPDATE {t} SET password_hash = ?2 WHERE id = ?1"),
             table,
         }
     }
