@@ -5,7 +5,8 @@
 //! an outcome gets is decided by the [`Protocol`] (see [`crate::http`]), never here.
 //!
 //! # State
-//! The extractors take what they need from your router state with [`FromRef`]:
+//! The extractors take what they need from your router state with [`FromRef`]; [`AuthState`]
+//! provides all of it:
 //!
 //! | extractor | needs from state |
 //! |---|---|
@@ -15,38 +16,18 @@
 //! | [`ClientMeta`] | nothing |
 //!
 //! ```
-//! use std::sync::Arc;
-//!
-//! use axum::extract::{DefaultBodyLimit, FromRef, State};
+//! use axum::extract::{DefaultBodyLimit, State};
 //! use axum::routing::{delete, get, post};
 //! use axum::Router;
-//! use keycard::axum::{ClientMeta, Credentials, CurrentUser, Json, SessionToken, TokenSource};
-//! use keycard::http::{LoginApi, Protocol, Response};
+//! use keycard::axum::{AuthState, ClientMeta, Credentials, CurrentUser, Json, SessionToken, TokenSource};
+//! use keycard::http::{LoginApi, Response};
 //! use keycard::{Authenticator, MemoryTokenStore, MemoryUserStore, UserRecord};
 //!
 //! type Users = MemoryUserStore<UserRecord>;
 //!
-//! #[derive(Clone)]
-//! struct AppState {
-//!     auth: Authenticator<Users>,
-//!     protocol: Arc<dyn Protocol>,
-//!     tokens: TokenSource,
-//! }
-//!
-//! // What the extractors take from the state (or derive `FromRef` with axum's `macros`).
-//! impl FromRef<AppState> for Authenticator<Users> {
-//!     fn from_ref(s: &AppState) -> Self { s.auth.clone() }
-//! }
-//! impl FromRef<AppState> for Arc<dyn Protocol> {
-//!     fn from_ref(s: &AppState) -> Self { Arc::clone(&s.protocol) }
-//! }
-//! impl FromRef<AppState> for TokenSource {
-//!     fn from_ref(s: &AppState) -> Self { s.tokens.clone() }
-//! }
-//!
 //! // POST /login {"email": ..., "password": ...}
 //! async fn login(
-//!     State(s): State<AppState>,
+//!     State(s): State<AuthState<Users>>,
 //!     ClientMeta(client): ClientMeta,
 //!     Json(c): Json<Credentials>,
 //! ) -> Response {
@@ -54,7 +35,7 @@
 //! }
 //!
 //! // DELETE /logout {"auth_token": ...} (or ?auth_token=, or Authorization: Bearer)
-//! async fn logout(State(s): State<AppState>, token: SessionToken) -> Response {
+//! async fn logout(State(s): State<AuthState<Users>>, token: SessionToken) -> Response {
 //!     keycard::axum::logout(&s.auth, &*s.protocol, &token).await
 //! }
 //!
@@ -63,11 +44,10 @@
 //!     me.user.email
 //! }
 //!
-//! let state = AppState {
-//!     auth: Authenticator::builder(Users::new(), MemoryTokenStore::new()).build(),
-//!     protocol: Arc::new(LoginApi),
-//!     tokens: TokenSource::login_api(),
-//! };
+//! // `AuthState` holds the authenticator, the protocol and the token source, and hands each
+//! // extractor its part. An app with more state implements `FromRef` for those three instead.
+//! let auth = Authenticator::builder(Users::new(), MemoryTokenStore::new()).build();
+//! let state = AuthState::new(auth, LoginApi, TokenSource::login_api());
 //! let routes = Router::new()
 //!     .route("/login", post(login))
 //!     .route("/logout", delete(logout))
@@ -165,6 +145,86 @@ impl TokenSource {
     /// JSON body.
     pub fn login_api() -> Self {
         Self::query("auth_token").with_json_field("auth_token")
+    }
+}
+
+/// Router state holding everything the extractors need: the authenticator, the protocol and
+/// where tokens are found. Use it as your router's state when authentication is all your
+/// state holds; it implements [`FromRef`] for each of the three parts, so every extractor in
+/// this module works with it as is. An app with more state holds the three parts itself and
+/// implements [`FromRef`] for each (see `examples/budgets_api/app.rs`).
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use keycard::axum::{AuthState, CurrentUser, TokenSource};
+/// use keycard::http::LoginApi;
+/// use keycard::{Authenticator, MemoryTokenStore, MemoryUserStore, UserRecord};
+///
+/// type Users = MemoryUserStore<UserRecord>;
+/// async fn me(me: CurrentUser<Users>) -> String {
+///     me.user.email
+/// }
+/// let auth = Authenticator::builder(Users::new(), MemoryTokenStore::new()).build();
+/// let app: Router = Router::new()
+///     .route("/me", get(me))
+///     .with_state(AuthState::new(auth, LoginApi, TokenSource::login_api()));
+/// ```
+#[non_exhaustive]
+pub struct AuthState<U: UserStore> {
+    /// The authenticator.
+    pub auth: Authenticator<U>,
+    /// How outcomes and errors are rendered.
+    pub protocol: Arc<dyn Protocol>,
+    /// Where requests carry their token.
+    pub tokens: TokenSource,
+}
+
+impl<U: UserStore> AuthState<U> {
+    /// Bundles an authenticator, a protocol and a token source.
+    pub fn new(auth: Authenticator<U>, protocol: impl Protocol, tokens: TokenSource) -> Self {
+        Self {
+            auth,
+            protocol: Arc::new(protocol),
+            tokens,
+        }
+    }
+}
+
+impl<U: UserStore> Clone for AuthState<U> {
+    fn clone(&self) -> Self {
+        Self {
+            auth: self.auth.clone(),
+            protocol: Arc::clone(&self.protocol),
+            tokens: self.tokens.clone(),
+        }
+    }
+}
+
+impl<U: UserStore> fmt::Debug for AuthState<U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthState")
+            .field("auth", &self.auth)
+            .field("protocol", &self.protocol)
+            .field("tokens", &self.tokens)
+            .finish()
+    }
+}
+
+impl<U: UserStore> FromRef<AuthState<U>> for Authenticator<U> {
+    fn from_ref(state: &AuthState<U>) -> Self {
+        state.auth.clone()
+    }
+}
+
+impl<U: UserStore> FromRef<AuthState<U>> for Arc<dyn Protocol> {
+    fn from_ref(state: &AuthState<U>) -> Self {
+        Arc::clone(&state.protocol)
+    }
+}
+
+impl<U: UserStore> FromRef<AuthState<U>> for TokenSource {
+    fn from_ref(state: &AuthState<U>) -> Self {
+        state.tokens.clone()
     }
 }
 

@@ -10,14 +10,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use axum::extract::{FromRef, State};
+use axum::extract::State;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use http_support::{assert_error_shape, Server};
 use keycard::axum::{
-    ClientMeta, Credentials, CurrentSession, CurrentUser, Json, Query, SessionToken, TokenSource,
+    AuthState, ClientMeta, Credentials, CurrentSession, CurrentUser, Json, Query, SessionToken,
+    TokenSource,
 };
-use keycard::http::{LoginApi, Protocol, Response};
+use keycard::http::{LoginApi, Response};
 use keycard::{
     Argon2Hasher, Authenticator, MemoryTokenStore, MemoryUserStore, StoreError, UserId, UserRecord,
     UserStore,
@@ -50,30 +51,7 @@ impl UserStore for Users {
 
 type Auth = Authenticator<Arc<Users>>;
 
-#[derive(Clone)]
-struct AppState {
-    auth: Auth,
-    protocol: Arc<dyn Protocol>,
-    tokens: TokenSource,
-}
-
-impl FromRef<AppState> for Auth {
-    fn from_ref(s: &AppState) -> Self {
-        s.auth.clone()
-    }
-}
-
-impl FromRef<AppState> for Arc<dyn Protocol> {
-    fn from_ref(s: &AppState) -> Self {
-        Arc::clone(&s.protocol)
-    }
-}
-
-impl FromRef<AppState> for TokenSource {
-    fn from_ref(s: &AppState) -> Self {
-        s.tokens.clone()
-    }
-}
+type AppState = AuthState<Arc<Users>>;
 
 async fn login(
     State(s): State<AppState>,
@@ -121,11 +99,7 @@ async fn start() -> App {
         .inner
         .insert(UserRecord::new(7_i64, "ann@example.com", hash))
         .expect("a fresh store");
-    let state = AppState {
-        auth: auth.clone(),
-        protocol: Arc::new(LoginApi),
-        tokens: TokenSource::bearer(),
-    };
+    let state = AuthState::new(auth.clone(), LoginApi, TokenSource::bearer());
     let routes = Router::new()
         .route("/login", post(login))
         .route("/logout", delete(logout))

@@ -4,11 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, FromRef, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{delete, get, post};
 use axum::Router;
-use keycard::axum::{ClientMeta, Credentials, CurrentUser, Json, SessionToken, TokenSource};
-use keycard::http::{LoginApi, Protocol, Response};
+use keycard::axum::{
+    AuthState, ClientMeta, Credentials, CurrentUser, Json, SessionToken, TokenSource,
+};
+use keycard::http::{LoginApi, Response};
 use keycard::{Authenticator, AuthenticatorBuilder, TokenStore, UserRecord, UserStore};
 use serde_json::{json, Value};
 
@@ -47,11 +49,7 @@ pub(crate) async fn demo_user(auth: &Auth) -> keycard::Result<UserRecord> {
 
 /// The routes of seed 003, with JSON answers for unknown routes and wrong methods.
 pub(crate) fn router(auth: Auth) -> Router {
-    let state = AppState {
-        auth,
-        protocol: Arc::new(LoginApi),
-        tokens: TokenSource::login_api(),
-    };
+    let state = AuthState::new(auth, LoginApi, TokenSource::login_api());
     let routes = Router::new()
         .route("/login", post(login))
         .route("/logout", delete(logout))
@@ -61,30 +59,8 @@ pub(crate) fn router(auth: Auth) -> Router {
         .with_state(state)
 }
 
-#[derive(Clone)]
-struct AppState {
-    auth: Auth,
-    protocol: Arc<dyn Protocol>,
-    tokens: TokenSource,
-}
-
-impl FromRef<AppState> for Auth {
-    fn from_ref(state: &AppState) -> Self {
-        state.auth.clone()
-    }
-}
-
-impl FromRef<AppState> for Arc<dyn Protocol> {
-    fn from_ref(state: &AppState) -> Self {
-        Arc::clone(&state.protocol)
-    }
-}
-
-impl FromRef<AppState> for TokenSource {
-    fn from_ref(state: &AppState) -> Self {
-        state.tokens.clone()
-    }
-}
+/// The router state: authenticator, protocol and where tokens are found.
+type AppState = AuthState<Users>;
 
 /// `POST /login` with a JSON body.
 async fn login(
