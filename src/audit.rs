@@ -80,7 +80,7 @@ pub(crate) fn login_failed(
     ip: Option<IpAddr>,
 ) {
     let user = user.map_or("-", UserId::as_str);
-    tracing::warn!(target: TARGET, event = "login.failed", reason = reason.as_str(), user_id = user, account = key.account(), client_ip = %Ip(ip));
+    tracing::warn!(target: TARGET, event = "login.failed", reason = reason.as_str(), user_id = %user, account = key.account(), client_ip = %Ip(ip));
 }
 
 pub(crate) fn login_throttled(

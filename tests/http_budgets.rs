@@ -17,6 +17,7 @@ use std::time::Duration;
 use http_support::{
     assert_error_shape, client_ip, forged_token, tampered, DownTokenStore, Reply, Server,
 };
+use keycard::http::TrustedProxies;
 use keycard::{Argon2Hasher, ManualClock, MemoryTokenStore, MemoryUserStore, TokenStore};
 use keycard::{UserRecord, TOKEN_LEN};
 
@@ -42,7 +43,7 @@ async fn start_with(ttl: Duration, tokens: Arc<dyn TokenStore>) -> App {
     let demo = app::demo_user(&auth).await.expect("hash the demo password");
     users.insert(demo).expect("a fresh store");
     App {
-        server: Server::start(app::router(auth.clone())).await,
+        server: Server::start(app::router(auth.clone(), TrustedProxies::none())).await,
         clock,
         users,
         auth,

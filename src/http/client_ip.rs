@@ -6,6 +6,8 @@ use std::str::FromStr;
 
 use ipnet::IpNet;
 
+use crate::session::ClientInfo;
+
 /// The reverse proxies allowed to tell keycard the client's address.
 ///
 /// Login throttling keys attempts by the client's IP address, so that address must be one an
@@ -113,6 +115,25 @@ impl TrustedProxies {
             .map(|entry| parse_node(entry.trim()))
             .collect();
         self.walk(peer, hops)
+    }
+
+    /// The [`ClientInfo`] of a request: its address by [`client_ip`](Self::client_ip) (none
+    /// if the peer is unknown) and its `User-Agent`. What every adapter's login calls.
+    pub fn client_info<'a>(
+        &self,
+        peer: Option<IpAddr>,
+        forwarded: impl IntoIterator<Item = &'a str>,
+        x_forwarded_for: impl IntoIterator<Item = &'a str>,
+        user_agent: Option<&str>,
+    ) -> ClientInfo {
+        let mut client = ClientInfo::none();
+        if let Some(peer) = peer {
+            client = client.with_ip(self.client_ip(peer, forwarded, x_forwarded_for));
+        }
+        if let Some(user_agent) = user_agent {
+            client = client.with_user_agent(user_agent);
+        }
+        client
     }
 
     fn walk(&self, peer: IpAddr, hops: Vec<Hop>) -> IpAddr {
