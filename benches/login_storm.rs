@@ -58,6 +58,9 @@ fn run_variant(variant: &str) {
     let users = MemoryUserStore::new();
     let builder = Authenticator::builder(users, MemoryTokenStore::new())
         .max_concurrent_hashes(MAX_CONCURRENT_HASHES)
+        // Every one of the 500 logins really hashes: the worst case for memory (by default
+        // the bounded queue would shed most of them at once).
+        .max_queued_hashes(LOGINS)
         .without_throttle();
     let auth = match variant {
         "pooled" => builder.password_hasher(hasher).build(),
