@@ -35,12 +35,13 @@ const PURGE_BATCH: i64 = 1000;
 /// Advisory lock key serializing `migrate` calls across instances ("keycard" in ASCII).
 const MIGRATION_LOCK: i64 = 0x006b_6579_6361_7264;
 
-/// The pool [`PostgresTokenStore::connect`] and [`PostgresUserStore::connect`] build: at most
+/// The pool [`PostgresTokenStore::connect`], [`PostgresUserStore::connect`] and
+/// [`PostgresThrottle::connect`](crate::throttle::PostgresThrottle::connect) build: at most
 /// `max_connections` connections, no ping on checkout, 2 s acquire timeout.
 ///
 /// # Errors
 /// [`StoreError::Backend`] if the URL is invalid or the server cannot be reached.
-async fn connect_pool(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
+pub(crate) async fn connect_pool(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .test_before_acquire(false)
@@ -469,7 +470,7 @@ impl SessionQueries {
 
 /// Maps a sqlx error: undecodable data is [`StoreError::Corrupt`], the rest is a backend
 /// failure.
-fn error(e: sqlx::Error) -> StoreError {
+pub(crate) fn error(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => StoreError::corrupt(e),
         e => StoreError::backend(e),
@@ -486,7 +487,7 @@ async fn ping(pool: &PgPool) -> Result<(), StoreError> {
 
 /// Applies the migrations of `table` not yet recorded, in one transaction, under an advisory
 /// lock.
-async fn migrate(
+pub(crate) async fn migrate(
     pool: &PgPool,
     table: &TableName,
     migrations: &[Migration],

@@ -16,6 +16,25 @@ use crate::{ClientInfo, SecretHash, Session, SessionId, StoreError, TokenStore, 
 /// How many expired sessions one purge script removes; each batch is atomic and short.
 const PURGE_BATCH: usize = 1000;
 
+/// The connection [`RedisTokenStore::connect`] and
+/// [`RedisThrottle::connect`](crate::throttle::RedisThrottle::connect) build: 2 s connection
+/// and response timeouts, one quick reconnection retry per failing request, and automatic
+/// reconnection.
+///
+/// # Errors
+/// [`StoreError::Backend`] if the URL is invalid or the server cannot be reached.
+pub(crate) async fn connect_manager(url: &str) -> Result<ConnectionManager, StoreError> {
+    let client = redis::Client::open(url).map_err(StoreError::backend)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(2))
+        .set_response_timeout(Duration::from_secs(2))
+        .set_number_of_retries(1)
+        .set_max_delay(200);
+    ConnectionManager::new_with_config(client, config)
+        .await
+        .map_err(StoreError::backend)
+}
+
 /// Sessions in Redis, shared by several application instances, expired by Redis itself.
 ///
 /// Built on the [`redis`] crate's [`ConnectionManager`]: one multiplexed connection (requests
@@ -88,16 +107,7 @@ impl RedisTokenStore {
     /// # Errors
     /// [`StoreError::Backend`] if the URL is invalid or the server cannot be reached.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(StoreError::backend)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_secs(2))
-            .set_response_timeout(Duration::from_secs(2))
-            .set_number_of_retries(1)
-            .set_max_delay(200);
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(StoreError::backend)?;
-        Ok(Self::new(conn))
+        Ok(Self::new(connect_manager(url).await?))
     }
 
     /// Uses your own connection manager (for other timeouts or retry settings).
@@ -475,7 +485,7 @@ fn decode(id: SessionId, fields: &HashMap<String, Vec<u8>>) -> Result<Session, S
 
 /// Maps a redis error: a reply of the wrong shape is [`StoreError::Corrupt`], the rest is a
 /// backend failure.
-fn error(e: redis::RedisError) -> StoreError {
+pub(crate) fn error(e: redis::RedisError) -> StoreError {
     match e.kind() {
         redis::ErrorKind::TypeError => StoreError::corrupt(e),
         _ => StoreError::backend(e),

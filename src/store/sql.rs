@@ -77,11 +77,17 @@ impl TableName {
     }
 
     /// Fills a migration template: `{table}` is the quoted table, `{name}` the bare name (for
-    /// index and constraint names).
+    /// index and constraint names), `{schema}` the quoted schema and a dot, or nothing (to
+    /// qualify other objects, such as functions: `{schema}"{name}_f"`).
     pub(crate) fn render(&self, template: &str) -> String {
+        let schema = self
+            .schema
+            .as_ref()
+            .map_or_else(String::new, |schema| format!("\"{schema}\"."));
         template
             .replace("{table}", &self.quoted())
             .replace("{name}", &self.name)
+            .replace("{schema}", &schema)
     }
 }
 
@@ -215,6 +221,16 @@ mod tests {
         let qualified = TableName::parse("auth.sessions", true).expect("qualified");
         assert_eq!(qualified.quoted(), "\"auth\".\"sessions\"");
         assert_eq!(qualified.sibling("x"), "\"auth\".\"x\"");
+        assert_eq!(
+            qualified.render("{schema}\"{name}_f\" {table}"),
+            "\"auth\".\"sessions_f\" \"auth\".\"sessions\""
+        );
+        assert_eq!(
+            TableName::parse("t", false)
+                .expect("valid")
+                .render("{schema}\"{name}_f\""),
+            "\"t_f\""
+        );
         for bad in [
             "",
             "1abc",

@@ -594,7 +594,7 @@ fn read_user(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
     })
 }
 
-fn backend(e: rusqlite::Error) -> StoreError {
+pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::backend(e)
 }
 
@@ -606,7 +606,7 @@ fn ping(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 /// Applies the migrations of `table` not yet recorded, in one immediate transaction.
-fn migrate(
+pub(crate) fn migrate(
     conn: &mut Connection,
     table: &TableName,
     migrations: &[Migration],
@@ -654,7 +654,7 @@ fn migrate(
 
 /// At most `max` connections to one file; work runs on Tokio's blocking threads, so SQLite's
 /// synchronous calls never stall the async executor.
-struct Pool {
+pub(crate) struct Pool {
     path: PathBuf,
     options: SqliteOptions,
     idle: Mutex<Vec<Connection>>,
@@ -675,7 +675,7 @@ impl fmt::Debug for Pool {
 
 impl Pool {
     /// Opens the pool and one connection, so a bad path fails here rather than later.
-    async fn open(path: &Path, options: SqliteOptions) -> Result<Arc<Self>, StoreError> {
+    pub(crate) async fn open(path: &Path, options: SqliteOptions) -> Result<Arc<Self>, StoreError> {
         // Each pooled connection to ":memory:" (or "", a private temporary file) would be a
         // database of its own: sessions would come and go depending on the connection.
         if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
@@ -698,7 +698,7 @@ impl Pool {
 
     /// Runs `work` on a pooled connection on a blocking thread. The connection goes back to
     /// the pool inside the blocking task, so it is not lost if the caller stops waiting.
-    async fn run<T, F>(self: &Arc<Self>, work: F) -> Result<T, StoreError>
+    pub(crate) async fn run<T, F>(self: &Arc<Self>, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,

@@ -79,6 +79,23 @@ impl PgSchema {
         store
     }
 
+    /// A throttle on its own pool over `schema.throttle`, migrated.
+    pub(crate) async fn throttle(
+        &self,
+        limits: keycard::throttle::ThrottleLimits,
+    ) -> keycard::throttle::PostgresThrottle {
+        let throttle = keycard::throttle::PostgresThrottle::connect(&self.url, limits)
+            .await
+            .unwrap_or_else(|e| unreachable("PostgreSQL", &self.url, POSTGRES_ENV, &e))
+            .with_table(&self.table("throttle"))
+            .expect("valid table name");
+        throttle
+            .migrate()
+            .await
+            .expect("migrate the throttle table");
+        throttle
+    }
+
     /// A user store on its own pool over `schema.users`, migrated.
     pub(crate) async fn user_store(&self) -> keycard::store::PostgresUserStore {
         let store = keycard::store::PostgresUserStore::connect(&self.url)
@@ -150,6 +167,22 @@ impl RedisPrefix {
             .await
             .unwrap_or_else(|e| unreachable("Redis", &self.url, REDIS_ENV, &e))
             .with_key_prefix(self.prefix.clone())
+    }
+
+    /// A throttle on its own connection, its keys under this prefix.
+    pub(crate) async fn throttle(
+        &self,
+        limits: keycard::throttle::ThrottleLimits,
+    ) -> keycard::throttle::RedisThrottle {
+        keycard::throttle::RedisThrottle::connect(&self.url, limits)
+            .await
+            .unwrap_or_else(|e| unreachable("Redis", &self.url, REDIS_ENV, &e))
+            .with_key_prefix(self.throttle_prefix())
+    }
+
+    /// The throttle's key prefix: under this prefix, so its keys are deleted too.
+    pub(crate) fn throttle_prefix(&self) -> String {
+        format!("{}throttle:", self.prefix)
     }
 
     /// The keys under this prefix.

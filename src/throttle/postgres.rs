@@ -1,0 +1,295 @@
+//! PostgreSQL throttle (feature `postgres`): counts shared by every instance using one
+//! database.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::postgres::PgPool;
+use time::OffsetDateTime;
+
+use super::shared;
+use super::{until, Admission, Reservation, Throttle, ThrottleKey, ThrottleLimits};
+use crate::store::postgres::{connect_pool, error, migrate};
+use crate::store::sql::{Migration, TableName};
+use crate::store::InvalidTableName;
+use crate::StoreError;
+
+/// The schema changes of the throttle table, in order.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: include_str!("../../migrations/postgres/throttle_0001.sql"),
+}];
+
+/// How many ended entries one prune statement deletes.
+const PRUNE_BATCH: i64 = 1000;
+
+/// The longest suffix added to the table name for the functions (`_record_success`), so that
+/// every function name fits PostgreSQL's 63-byte identifiers.
+const LONGEST_SUFFIX: usize = "_record_success".len();
+
+/// Login attempts counted in a PostgreSQL table, shared by every application instance using
+/// the database.
+///
+/// # Table and functions
+/// [`migrate`](Self::migrate) creates one table (default `keycard_throttle`, optionally
+/// schema-qualified; schema in `migrations/postgres/throttle_0001.sql`) holding every counter
+/// and every trusted address, one row each, and three PL/pgSQL functions next to it,
+/// `<table>_reserve`, `<table>_record_success` and `<table>_release`:
+///
+/// | column | type | |
+/// |---|---|---|
+/// | `key` | `TEXT PRIMARY KEY` | `pair:<account>:<ip>`, `ip:<ip>`, `account:<account>` or `trusted:<account>:<ip>` |
+/// | `count` | `BIGINT` | attempts counted in the window; 0 for a trusted address |
+/// | `ends_at` | `TIMESTAMPTZ` | when the window ends, or the trust lapses; indexed |
+///
+/// `<account>` is the digest of [`ThrottleKey::account`], never the email; `<ip>` the address
+/// as counted (`-` without one).
+///
+/// # One statement per step
+/// [`reserve`](Throttle::reserve), [`record_success`](Throttle::record_success) and
+/// [`release`](Throttle::release) are each one `SELECT` of one of those functions, so each is
+/// one transaction. Reserve creates the attempt's missing counter rows and locks all of them,
+/// in key order (concurrent reserves never deadlock), with one `INSERT ... ON CONFLICT DO
+/// UPDATE`, then checks every limit and counts under every key or none: under any
+/// concurrency, from any number of instances, no limit is exceeded. (A plain `ON CONFLICT DO
+/// NOTHING` followed by `SELECT ... FOR UPDATE` would leave a gap in which a concurrent prune
+/// could delete an ended row before it is locked.) The functions need the default `READ
+/// COMMITTED` isolation.
+///
+/// # Time and pruning
+/// Windows are decided by the caller's `now` and the stored `ends_at`, never by the database
+/// server's clock. Times are kept to the microsecond. Nothing expires by itself:
+/// [`prune`](Throttle::prune) (run by
+/// [`Authenticator::expire`](crate::Authenticator::expire)) deletes rows whose `ends_at` has
+/// passed (ended windows, lapsed trust), 1000 rows per statement, skipping rows another
+/// instance holds, and returns how many it deleted.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use keycard::store::PostgresTokenStore;
+/// use keycard::throttle::{PostgresThrottle, ThrottleLimits};
+/// let tokens = PostgresTokenStore::connect("postgres://app@db/app").await?;
+/// let throttle = PostgresThrottle::new(tokens.pool().clone(), ThrottleLimits::default())
+///     .with_table("auth.throttle")?;
+/// throttle.migrate().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct PostgresThrottle {
+    pool: PgPool,
+    limits: ThrottleLimits,
+    queries: Arc<Queries>,
+}
+
+impl std::fmt::Debug for PostgresThrottle {
+    /// The table and limits only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresThrottle")
+            .field("table", &self.queries.table.quoted())
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresThrottle {
+    /// The default table name.
+    pub const DEFAULT_TABLE: &'static str = "keycard_throttle";
+
+    /// Connects a pool of up to 10 connections to `url`, as
+    /// [`PostgresTokenStore::connect`](crate::store::PostgresTokenStore::connect) does. Does
+    /// not create the table: call [`migrate`](Self::migrate).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if the URL is invalid or the server cannot be reached.
+    pub async fn connect(url: &str, limits: ThrottleLimits) -> Result<Self, StoreError> {
+        Ok(Self::new(connect_pool(url, 10).await?, limits))
+    }
+
+    /// Uses an existing pool (for example
+    /// [`PostgresTokenStore::pool`](crate::store::PostgresTokenStore::pool)).
+    pub fn new(pool: PgPool, limits: ThrottleLimits) -> Self {
+        Self {
+            pool,
+            limits,
+            queries: Arc::new(Queries::new(TableName::builtin(Self::DEFAULT_TABLE))),
+        }
+    }
+
+    /// Uses `table` (`name` or `schema.name`) instead of `keycard_throttle`.
+    ///
+    /// # Errors
+    /// [`InvalidTableName`] unless each part is a plain identifier (`[A-Za-z_][A-Za-z0-9_]*`)
+    /// and the name is at most 48 bytes (the function names add up to 15).
+    pub fn with_table(mut self, table: &str) -> Result<Self, InvalidTableName> {
+        let parsed = TableName::parse(table, true)?;
+        if parsed.name.len() + LONGEST_SUFFIX > 63 {
+            return Err(InvalidTableName(table.to_owned()));
+        }
+        self.queries = Arc::new(Queries::new(parsed));
+        Ok(self)
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &ThrottleLimits {
+        &self.limits
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Creates or upgrades the table and its functions (and its schema, if qualified).
+    /// Idempotent; runs in one transaction under the advisory lock of
+    /// [`PostgresTokenStore::migrate`](crate::store::PostgresTokenStore::migrate), so
+    /// instances starting together do not race. Applied versions are recorded in
+    /// `keycard_migrations` in the same schema.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if a statement fails.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        migrate(&self.pool, &self.queries.table, MIGRATIONS).await
+    }
+}
+
+/// What the reserve function returns.
+type Verdict = (bool, bool, Option<i16>, Option<OffsetDateTime>);
+
+#[async_trait]
+impl Throttle for PostgresThrottle {
+    async fn reserve(
+        &self,
+        key: &ThrottleKey,
+        now: OffsetDateTime,
+    ) -> Result<Admission, StoreError> {
+        let now = micros(now);
+        let counters = shared::counters(key, &self.limits, true);
+        let (allowed, account_counted, kind, ends): Verdict = sqlx::query_as(&self.queries.reserve)
+            .bind(now)
+            .bind(shared::trusted_name(key))
+            .bind(counters.iter().map(|c| c.name.clone()).collect::<Vec<_>>())
+            .bind(
+                counters
+                    .iter()
+                    .map(|c| shared::kind_code(c.kind))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                counters
+                    .iter()
+                    .map(|c| i64::from(c.limit.max_failures()))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                counters
+                    .iter()
+                    .map(|c| micros(c.fresh_end(now)))
+                    .collect::<Vec<_>>(),
+            )
+            .fetch_one(&self.pool)
+            .await
+            .map_err(error)?;
+        if allowed {
+            return Ok(Admission::Allowed(Reservation::new(account_counted)));
+        }
+        match (kind, ends) {
+            (Some(kind), Some(ends)) => Ok(Admission::Refused {
+                limit: shared::kind_of(i64::from(kind))?,
+                retry_after: until(ends, now),
+            }),
+            _ => Err(StoreError::corrupt(
+                "the reserve function refused without naming a limit",
+            )),
+        }
+    }
+
+    async fn record_success(
+        &self,
+        key: &ThrottleKey,
+        _reservation: Reservation,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let trusted = shared::trusted_until(&self.limits, micros(now))
+            .and_then(|until| shared::trusted_name(key).map(|name| (name, micros(until))));
+        sqlx::query(&self.queries.record_success)
+            .bind(vec![shared::pair_name(key), shared::account_name(key)])
+            .bind(shared::ip_name(key))
+            .bind(trusted.as_ref().map(|(name, _)| name.clone()))
+            .bind(trusted.map(|(_, until)| until))
+            .execute(&self.pool)
+            .await
+            .map_err(error)?;
+        Ok(())
+    }
+
+    async fn release(
+        &self,
+        key: &ThrottleKey,
+        reservation: Reservation,
+        _now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let names: Vec<String> = shared::counters(key, &self.limits, reservation.account_counted())
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        sqlx::query(&self.queries.release)
+            .bind(names)
+            .execute(&self.pool)
+            .await
+            .map_err(error)?;
+        Ok(())
+    }
+
+    async fn prune(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let done = sqlx::query(&self.queries.prune_batch)
+                .bind(micros(now))
+                .bind(PRUNE_BATCH)
+                .execute(&self.pool)
+                .await
+                .map_err(error)?;
+            total += done.rows_affected();
+            if done.rows_affected() < PRUNE_BATCH as u64 {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+/// `t` without its sub-microsecond digits, as `TIMESTAMPTZ` keeps it, so that times computed
+/// here and times read back agree exactly.
+fn micros(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(t.nanosecond() / 1000 * 1000)
+        .unwrap_or(t)
+}
+
+#[derive(Debug)]
+struct Queries {
+    table: TableName,
+    reserve: String,
+    record_success: String,
+    release: String,
+    prune_batch: String,
+}
+
+impl Queries {
+    fn new(table: TableName) -> Self {
+        let t = table.quoted();
+        let function = |suffix: &str| table.sibling(&format!("{}_{suffix}", table.name));
+        Self {
+            reserve: format!(
+                "SELECT o_allowed, o_account_counted, o_refused_kind, o_refused_until \
+                 FROM {}($1, $2, $3, $4, $5, $6)",
+                function("reserve")
+            ),
+            record_success: format!("SELECT {}($1, $2, $3, $4)", function("record_success")),
+            release: format!("SELECT {}($1)", function("release")),
+            prune_batch: format!(
+                "DELETE FROM {t} WHERE key IN (SELECT key FROM {t} WHERE ends_at <= $1 \
+                 ORDER BY ends_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            ),
+            table,
+        }
+    }
+}

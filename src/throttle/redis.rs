@@ -1,0 +1,363 @@
+//! Redis throttle (feature `redis`): counts shared by every instance using one Redis.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use redis::{Script, ScriptInvocation};
+use time::OffsetDateTime;
+
+use super::shared::{self, Counter};
+use super::{Admission, Reservation, Throttle, ThrottleKey, ThrottleLimits};
+use crate::store::redis::{connect_manager, error};
+use crate::StoreError;
+
+/// How long after its window (or trust) ends Redis keeps a key, in milliseconds: a margin for
+/// instances whose clocks run behind the Redis server's.
+const EXPIRY_GRACE_MS: i64 = 60_000;
+
+/// Login attempts counted in Redis, shared by every application instance that uses it.
+///
+/// # Keys
+/// With the default prefix `keycard:throttle:` (`<account>` is the 22-character digest of
+/// [`ThrottleKey::account`], `<ip>` the address as counted, `-` without one):
+///
+/// | key | type | holds | expires (`PEXPIREAT`) |
+/// |---|---|---|---|
+/// | `keycard:throttle:{t}:pair:<account>:<ip>` | hash | `n` (count), `end` (window end, Unix ms) | a minute after `end` |
+/// | `keycard:throttle:{t}:ip:<ip>` | hash | `n`, `end` | a minute after `end` |
+/// | `keycard:throttle:{t}:account:<account>` | hash | `n`, `end` | a minute after `end` |
+/// | `keycard:throttle:{t}:trusted:<account>:<ip>` | string | trusted until (Unix ms) | a minute after that |
+///
+/// **One hash tag.** Every key carries the Redis Cluster hash tag `{t}`, so all of them live
+/// in one slot: each script below touches several keys, and Redis Cluster runs a script only
+/// when all its keys share a slot. Throttle traffic is login traffic, small next to session
+/// validation, so one slot (one shard) is plenty; the scripts receive every key in `KEYS` and
+/// never build key names, as Cluster requires. (The first `{...}` of a key is its hash tag:
+/// keep `{` and `}` out of the prefix.)
+///
+/// # One script per step
+/// [`reserve`](Throttle::reserve), [`record_success`](Throttle::record_success) and
+/// [`release`](Throttle::release) are each one Lua script (`EVALSHA`), which Redis runs
+/// atomically: reserve reads the trusted-address key and up to three counters, refuses or
+/// counts under all of them, in one step, so concurrent attempts from any number of instances
+/// never get past a limit.
+///
+/// # Time and expiry
+/// Windows are decided by the caller's `now` (Unix milliseconds, passed to every script) and
+/// the window end stored in each counter, never by the Redis server's clock, so every instance
+/// and every test agrees. Redis' own expiry only cleans up: each counter expires a minute after
+/// its window ends, each trusted address a minute after its trust lapses, by the Redis
+/// server's clock. [`prune`](Throttle::prune) therefore has nothing to do and returns 0. An
+/// instance whose clock runs more than a minute behind the Redis server's loses its counts
+/// that much early.
+///
+/// Times are kept to the millisecond. Redis 5 or newer.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), keycard::StoreError> {
+/// use keycard::throttle::{RedisThrottle, ThrottleLimits};
+/// let throttle = RedisThrottle::connect("redis://127.0.0.1:6379", ThrottleLimits::default())
+///     .await?
+///     .with_key_prefix("myapp:throttle:");
+/// # let _ = throttle;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisThrottle {
+    conn: ConnectionManager,
+    limits: ThrottleLimits,
+    keys: Arc<Keys>,
+    scripts: Arc<Scripts>,
+}
+
+impl std::fmt::Debug for RedisThrottle {
+    /// The prefix and limits only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisThrottle")
+            .field("prefix", &self.keys.prefix)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisThrottle {
+    /// The default key prefix.
+    pub const DEFAULT_PREFIX: &'static str = "keycard:throttle:";
+
+    /// Connects to `url` with the settings of
+    /// [`RedisTokenStore::connect`](crate::store::RedisTokenStore::connect): 2 s connection
+    /// and response timeouts, one quick reconnection retry per failing request, and automatic
+    /// reconnection.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if the URL is invalid or the server cannot be reached.
+    pub async fn connect(url: &str, limits: ThrottleLimits) -> Result<Self, StoreError> {
+        Ok(Self::new(connect_manager(url).await?, limits))
+    }
+
+    /// Uses your own connection manager, for example the token store's
+    /// ([`RedisTokenStore::connection`](crate::store::RedisTokenStore::connection)).
+    pub fn new(conn: ConnectionManager, limits: ThrottleLimits) -> Self {
+        Self {
+            conn,
+            limits,
+            keys: Arc::new(Keys::new(Self::DEFAULT_PREFIX.to_owned())),
+            scripts: Arc::new(Scripts::new()),
+        }
+    }
+
+    /// Prefixes every key with `prefix` instead of `keycard:throttle:` (the hash tag `{t}`
+    /// follows it). Keep `{` and `}` out of it.
+    #[must_use]
+    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.keys = Arc::new(Keys::new(prefix.into()));
+        self
+    }
+
+    /// The key prefix.
+    pub fn key_prefix(&self) -> &str {
+        &self.keys.prefix
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &ThrottleLimits {
+        &self.limits
+    }
+
+    fn counter_keys<'a>(&'a self, counters: &'a [Counter]) -> impl Iterator<Item = String> + 'a {
+        counters.iter().map(|c| self.keys.key(&c.name))
+    }
+}
+
+#[async_trait]
+impl Throttle for RedisThrottle {
+    async fn reserve(
+        &self,
+        key: &ThrottleKey,
+        now: OffsetDateTime,
+    ) -> Result<Admission, StoreError> {
+        // Without an address nothing is ever trusted: the key named here then never exists.
+        let trusted =
+            shared::trusted_name(key).unwrap_or_else(|| format!("trusted:{}:-", key.account()));
+        let counters = shared::counters(key, &self.limits, true);
+        let mut call = self.scripts.reserve.prepare_invoke();
+        call.key(self.keys.key(&trusted))
+            .arg(millis(now))
+            .arg(counters.len());
+        for (c, name) in counters.iter().zip(self.counter_keys(&counters)) {
+            let end = millis(c.fresh_end(now));
+            call.key(name)
+                .arg(shared::kind_code(c.kind))
+                .arg(c.limit.max_failures())
+                .arg(end)
+                .arg(end.saturating_add(EXPIRY_GRACE_MS));
+        }
+        let (verdict, detail, left): (i64, i64, i64) = invoke(&call, &self.conn).await?;
+        match verdict {
+            1 => Ok(Admission::Allowed(Reservation::new(detail == 1))),
+            0 => Ok(Admission::Refused {
+                limit: shared::kind_of(detail)?,
+                retry_after: Duration::from_millis(u64::try_from(left).unwrap_or(0)),
+            }),
+            other => Err(StoreError::corrupt(format!(
+                "the reserve script returned verdict {other}"
+            ))),
+        }
+    }
+
+    async fn record_success(
+        &self,
+        key: &ThrottleKey,
+        _reservation: Reservation,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut call = self.scripts.record_success.prepare_invoke();
+        call.key(self.keys.key(&shared::pair_name(key)))
+            .key(self.keys.key(&shared::account_name(key)))
+            .arg(millis(now));
+        if let (Some(ip), Some(trusted)) = (shared::ip_name(key), shared::trusted_name(key)) {
+            call.key(self.keys.key(&ip)).key(self.keys.key(&trusted));
+            match shared::trusted_until(&self.limits, now) {
+                Some(until) => {
+                    let until = millis(until);
+                    call.arg(until).arg(until.saturating_add(EXPIRY_GRACE_MS));
+                }
+                None => {
+                    call.arg(0).arg(0);
+                }
+            }
+        }
+        let _: i64 = invoke(&call, &self.conn).await?;
+        Ok(())
+    }
+
+    async fn release(
+        &self,
+        key: &ThrottleKey,
+        reservation: Reservation,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let counters = shared::counters(key, &self.limits, reservation.account_counted());
+        let mut call = self.scripts.release.prepare_invoke();
+        for name in self.counter_keys(&counters) {
+            call.key(name);
+        }
+        call.arg(millis(now));
+        let _: i64 = invoke(&call, &self.conn).await?;
+        Ok(())
+    }
+
+    /// Does nothing and returns 0: Redis expires every key by itself (see the type's docs).
+    async fn prune(&self, _now: OffsetDateTime) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+}
+
+async fn invoke<T: redis::FromRedisValue>(
+    call: &ScriptInvocation<'_>,
+    conn: &ConnectionManager,
+) -> Result<T, StoreError> {
+    call.invoke_async(&mut conn.clone()).await.map_err(error)
+}
+
+/// Unix milliseconds, rounded down (every `OffsetDateTime` fits in an `i64`).
+fn millis(t: OffsetDateTime) -> i64 {
+    let ms = t.unix_timestamp_nanos().div_euclid(1_000_000);
+    i64::try_from(ms).unwrap_or(if ms < 0 { i64::MIN } else { i64::MAX })
+}
+
+#[derive(Debug)]
+struct Keys {
+    prefix: String,
+    /// The prefix and the hash tag: `<prefix>{t}:`.
+    tagged: String,
+}
+
+impl Keys {
+    fn new(prefix: String) -> Self {
+        Self {
+            tagged: format!("{prefix}{{t}}:"),
+            prefix,
+        }
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.tagged)
+    }
+}
+
+/// The Lua scripts. `Script` sends `EVALSHA` and falls back to `EVAL` when the server has not
+/// cached the script yet.
+struct Scripts {
+    reserve: Script,
+    record_success: Script,
+    release: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            reserve: Script::new(RESERVE),
+            record_success: Script::new(RECORD_SUCCESS),
+            release: Script::new(RELEASE),
+        }
+    }
+}
+
+/// KEYS: the trusted-address key, then the counters in check order, the account counter last.
+/// ARGV: now (ms), the number of counters, then per counter: kind code, max, fresh window end
+/// (ms), expiry (ms). A counter is live while `n > 0` and `end > now`.
+///
+/// Returns `{1, account_counted, 0}` when allowed, `{0, kind, ms left}` when refused (the
+/// refusing counter whose window ends last; the first in order on a tie).
+const RESERVE: &str = r"
+local now = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local trusted = tonumber(redis.call('GET', KEYS[1]) or '0') > now
+if trusted then n = n - 1 end
+local live = {}
+local refused, longest = 0, 0
+for i = 1, n do
+  local a = 2 + (i - 1) * 4
+  local w = redis.call('HMGET', KEYS[i + 1], 'n', 'end')
+  local count, wend = tonumber(w[1]), tonumber(w[2])
+  live[i] = count ~= nil and wend ~= nil and count > 0 and wend > now
+  if live[i] and count >= tonumber(ARGV[a + 2]) and wend - now > longest then
+    refused, longest = tonumber(ARGV[a + 1]), wend - now
+  end
+end
+if refused ~= 0 then return {0, refused, longest} end
+for i = 1, n do
+  local a = 2 + (i - 1) * 4
+  if live[i] then
+    redis.call('HINCRBY', KEYS[i + 1], 'n', 1)
+  else
+    redis.call('HSET', KEYS[i + 1], 'n', 1, 'end', ARGV[a + 3])
+    redis.call('PEXPIREAT', KEYS[i + 1], ARGV[a + 4])
+  end
+end
+if trusted then return {1, 0, 0} end
+return {1, 1, 0}
+";
+
+/// KEYS: the (account, IP) counter, the account counter, and with an address the IP counter
+/// and the trusted-address key. ARGV: now (ms), and with an address: trusted until (ms, 0 for
+/// no trust) and its expiry (ms). Forgets the account's failures, takes one back from the IP
+/// counter, trusts the address.
+const RECORD_SUCCESS: &str = r"
+redis.call('DEL', KEYS[1], KEYS[2])
+if #KEYS < 4 then return 0 end
+local now = tonumber(ARGV[1])
+local w = redis.call('HMGET', KEYS[3], 'n', 'end')
+local count, wend = tonumber(w[1]), tonumber(w[2])
+if count ~= nil then
+  if count <= 1 or wend == nil or wend <= now then
+    redis.call('DEL', KEYS[3])
+  else
+    redis.call('HINCRBY', KEYS[3], 'n', -1)
+  end
+end
+if ARGV[2] ~= '0' then
+  redis.call('SET', KEYS[4], ARGV[2])
+  redis.call('PEXPIREAT', KEYS[4], ARGV[3])
+end
+return 1
+";
+
+/// KEYS: the counters a reservation counted. ARGV: now (ms). Takes one back from each,
+/// deleting a counter that reaches zero or whose window has ended.
+const RELEASE: &str = r"
+local now = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local w = redis.call('HMGET', KEYS[i], 'n', 'end')
+  local count, wend = tonumber(w[1]), tonumber(w[2])
+  if count ~= nil then
+    if count <= 1 or wend == nil or wend <= now then
+      redis.call('DEL', KEYS[i])
+    else
+      redis.call('HINCRBY', KEYS[i], 'n', -1)
+    end
+  end
+end
+return 1
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_one_hash_tag() {
+        let keys = Keys::new(RedisThrottle::DEFAULT_PREFIX.to_owned());
+        assert_eq!(
+            keys.key("ip:192.0.2.1"),
+            "keycard:throttle:{t}:ip:192.0.2.1"
+        );
+        assert_eq!(
+            millis(OffsetDateTime::UNIX_EPOCH - time::Duration::nanoseconds(1)),
+            -1
+        );
+    }
+}

@@ -1,0 +1,163 @@
+//! What the shared throttle backends (Redis, PostgreSQL, SQLite) have in common: the names of
+//! their counters and trusted addresses, and the codes of the limit kinds they store.
+//!
+//! Every backend keeps one entry per key, named as below (`<account>` is
+//! [`ThrottleKey::account`], `<ip>` is [`ThrottleKey::ip_text`]):
+//!
+//! | entry | name | holds |
+//! |---|---|---|
+//! | (account, IP) counter | `pair:<account>:<ip>` | count, window end |
+//! | IP counter | `ip:<ip>` | count, window end |
+//! | account counter | `account:<account>` | count, window end |
+//! | trusted address | `trusted:<account>:<ip>` | trusted until |
+//!
+//! The account is 22 base64url characters (no `:`), so names never collide.
+
+use time::OffsetDateTime;
+
+use super::{window_end, Limit, LimitKind, ThrottleKey, ThrottleLimits};
+
+/// One counter an attempt touches.
+#[derive(Debug, Clone)]
+pub(crate) struct Counter {
+    /// The entry's name (see the module docs).
+    pub(crate) name: String,
+    /// Which limit it enforces.
+    pub(crate) kind: LimitKind,
+    /// That limit.
+    pub(crate) limit: Limit,
+}
+
+impl Counter {
+    /// When a window of this counter opening at `now` ends.
+    pub(crate) fn fresh_end(&self, now: OffsetDateTime) -> OffsetDateTime {
+        window_end(now, self.limit.window())
+    }
+}
+
+/// The counters an attempt under `key` touches, in the order the contract checks them: the
+/// (account, IP) counter, the IP counter (with an address), then the account counter (when
+/// `with_account`). The account counter, when present, is always last.
+pub(crate) fn counters(
+    key: &ThrottleKey,
+    limits: &ThrottleLimits,
+    with_account: bool,
+) -> Vec<Counter> {
+    let mut counters = vec![Counter {
+        name: pair_name(key),
+        kind: LimitKind::AccountIp,
+        limit: limits.per_account_ip_limit(),
+    }];
+    if key.ip().is_some() {
+        counters.push(Counter {
+            name: format!("ip:{}", key.ip_text()),
+            kind: LimitKind::Ip,
+            limit: limits.per_ip_limit(),
+        });
+    }
+    if with_account {
+        counters.push(Counter {
+            name: account_name(key),
+            kind: LimitKind::Account,
+            limit: limits.per_account_limit(),
+        });
+    }
+    counters
+}
+
+/// The (account, IP) counter's name.
+pub(crate) fn pair_name(key: &ThrottleKey) -> String {
+    format!("pair:{}:{}", key.account(), key.ip_text())
+}
+
+/// The account counter's name.
+pub(crate) fn account_name(key: &ThrottleKey) -> String {
+    format!("account:{}", key.account())
+}
+
+/// The IP counter's name, with an address.
+pub(crate) fn ip_name(key: &ThrottleKey) -> Option<String> {
+    key.ip().map(|ip| format!("ip:{ip}"))
+}
+
+/// The name of the entry that trusts the key's address for its account, with an address.
+pub(crate) fn trusted_name(key: &ThrottleKey) -> Option<String> {
+    key.ip().map(|ip| format!("trusted:{}:{ip}", key.account()))
+}
+
+/// Until when a success at `now` trusts the address, unless trust is off
+/// ([`ThrottleLimits::trusted_for`] zero).
+pub(crate) fn trusted_until(
+    limits: &ThrottleLimits,
+    now: OffsetDateTime,
+) -> Option<OffsetDateTime> {
+    let trusted_for = limits.trusted_duration();
+    (!trusted_for.is_zero()).then(|| window_end(now, trusted_for))
+}
+
+/// The code a backend passes around for a limit kind: 1, 2, 3.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) fn kind_code(kind: LimitKind) -> i16 {
+    match kind {
+        LimitKind::AccountIp => 1,
+        LimitKind::Ip => 2,
+        LimitKind::Account => 3,
+        LimitKind::Capacity => 4,
+    }
+}
+
+/// The limit kind of a code.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) fn kind_of(code: i64) -> Result<LimitKind, crate::StoreError> {
+    match code {
+        1 => Ok(LimitKind::AccountIp),
+        2 => Ok(LimitKind::Ip),
+        3 => Ok(LimitKind::Account),
+        other => Err(crate::StoreError::corrupt(format!(
+            "the throttle backend returned an unknown limit kind {other}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_codes() {
+        let limits = ThrottleLimits::default();
+        let key = ThrottleKey::new("ann@example.com", Some("2001:db8::1".parse().expect("ip")));
+        let names: Vec<String> = counters(&key, &limits, true)
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        let a = key.account();
+        assert_eq!(
+            names,
+            [
+                format!("pair:{a}:2001:db8::"),
+                "ip:2001:db8::".to_owned(),
+                format!("account:{a}")
+            ]
+        );
+        assert_eq!(trusted_name(&key), Some(format!("trusted:{a}:2001:db8::")));
+        let none = ThrottleKey::new("ann@example.com", None);
+        assert_eq!(counters(&none, &limits, false).len(), 1);
+        assert_eq!(trusted_name(&none), None);
+        assert_eq!(ip_name(&none), None);
+        #[cfg(any(feature = "redis", feature = "postgres"))]
+        {
+            for kind in [LimitKind::AccountIp, LimitKind::Ip, LimitKind::Account] {
+                assert_eq!(kind_of(i64::from(kind_code(kind))).expect("known"), kind);
+            }
+            assert!(kind_of(4).is_err());
+        }
+        assert_eq!(
+            trusted_until(
+                &limits.trusted_for(std::time::Duration::ZERO),
+                OffsetDateTime::UNIX_EPOCH
+            ),
+            None
+        );
+    }
+}
