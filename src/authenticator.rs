@@ -4,16 +4,22 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::net::IpAddr;
+
 use time::OffsetDateTime;
-use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
+use crate::audit::{self, FailureReason};
 use crate::clock::{Clock, SystemClock};
-use crate::error::{Error, Field, HashError, Result, StoreError};
+use crate::error::{Error, Field, Result, StoreError};
+use crate::hashing::{HashPool, OVERLOADED_RETRY_AFTER};
 use crate::password::{Argon2Hasher, PasswordHasher};
 use crate::session::{truncate_to_micros, ClientInfo, Session, SessionPolicy};
 use crate::store::TokenStore;
-use crate::throttle::{MemoryThrottle, Throttle};
+use crate::throttle::in_flight::InFlight;
+use crate::throttle::{
+    Admission, LimitKind, MemoryThrottle, Reservation, Throttle, ThrottleKey, ThrottleOutage,
+};
 use crate::token::Token;
 use crate::user::{normalize_email, User, UserId, UserStore};
 
@@ -58,13 +64,22 @@ pub struct Authenticator<U: UserStore> {
 struct Inner<U> {
     users: U,
     tokens: Arc<dyn TokenStore>,
-    hasher: Arc<dyn PasswordHasher>,
-    hash_permits: Arc<Semaphore>,
-    max_concurrent_hashes: usize,
+    hashing: HashPool,
     policy: SessionPolicy,
     clock: Arc<dyn Clock>,
     throttle: Option<Arc<dyn Throttle>>,
+    throttle_outage: ThrottleOutage,
+    in_flight: InFlight,
     reveal_unknown_email: bool,
+}
+
+/// What checking a password found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Matched,
+    WrongPassword,
+    UnknownAccount,
+    UnusableHash,
 }
 
 /// A successful login.
@@ -117,27 +132,48 @@ impl<U: UserStore> Authenticator<U> {
             policy: SessionPolicy::default(),
             clock: Arc::new(SystemClock),
             throttle: Some(Arc::new(MemoryThrottle::default())),
+            throttle_outage: ThrottleOutage::default(),
             reveal_unknown_email: false,
             max_concurrent_hashes: None,
+            max_queued_hashes: None,
+            max_logins_in_flight_per_ip: AuthenticatorBuilder::<U>::DEFAULT_LOGINS_IN_FLIGHT_PER_IP,
         }
     }
 
     /// Checks an email and password and, if they match, starts a session.
     ///
-    /// The email is normalized ([`normalize_email`]). Unknown emails and wrong passwords cost
-    /// the same: exactly one password verification (against a dummy hash made with the current
-    /// parameters when the email is unknown). If the user's stored hash was made with other
-    /// parameters than the current ones, it is replaced by a fresh hash of the same password.
+    /// In order, before any password is hashed:
+    /// 1. lengths are checked ([`MAX_EMAIL_LEN`], [`MAX_PASSWORD_LEN`]) and the email is
+    ///    normalized ([`normalize_email`]);
+    /// 2. the client's address (`client.ip`) gets a place among its logins in flight
+    ///    ([`max_logins_in_flight_per_ip`](AuthenticatorBuilder::max_logins_in_flight_per_ip));
+    /// 3. the attempt is reserved with the [throttle](crate::throttle) in one atomic step, so
+    ///    concurrent attempts count too. Pass the client's real address: the limits are keyed
+    ///    by it, and without one every attempt on an account shares one (account, address)
+    ///    limit, which anyone could fill;
+    /// 4. the user is looked up and the password verified on the blocking pool, behind the
+    ///    bounded hashing queue.
+    ///
+    /// Unknown emails, wrong passwords and users whose stored hash is unusable (not a PHC
+    /// string keycard can verify, such as `!` for a disabled account) cost the same: exactly
+    /// one verification, against a dummy hash made with the current parameters when the
+    /// user's own cannot be used, and each counts as a failure. If the user's stored hash was
+    /// made with other parameters than the current ones, it is replaced by a fresh hash of the
+    /// same password. Every outcome is an [audit event](crate::audit).
     ///
     /// # Errors
     /// - [`Error::InputTooLong`] for an email over [`MAX_EMAIL_LEN`] or a password over
     ///   [`MAX_PASSWORD_LEN`] bytes (checked before anything else);
-    /// - [`Error::Throttled`] after too many failures for this email;
-    /// - [`Error::InvalidCredentials`] for a wrong password, or an unknown email unless
-    ///   [`reveal_unknown_email`](AuthenticatorBuilder::reveal_unknown_email) is on, in which
-    ///   case [`Error::UnknownEmail`];
-    /// - [`Error::Store`] if a store fails; [`Error::PasswordHash`] if the stored hash is
-    ///   invalid; [`Error::Randomness`] if no token could be generated.
+    /// - [`Error::Throttled`] when a throttle limit is reached, or the address has too many
+    ///   logins in flight;
+    /// - [`Error::Overloaded`] when the hashing queue is full (or the in-memory throttle's
+    ///   table is);
+    /// - [`Error::InvalidCredentials`] for a wrong password, an unusable stored hash, or an
+    ///   unknown email unless [`reveal_unknown_email`](AuthenticatorBuilder::reveal_unknown_email)
+    ///   is on, in which case [`Error::UnknownEmail`];
+    /// - [`Error::Store`] if a store fails, or the throttle's backend does under
+    ///   [`ThrottleOutage::FailClosed`] (the default); [`Error::Randomness`] if no token
+    ///   could be generated.
     pub async fn login(
         &self,
         email: &str,
@@ -148,50 +184,132 @@ impl<U: UserStore> Authenticator<U> {
         check_len(Field::Password, password, MAX_PASSWORD_LEN)?;
         let inner = &*self.inner;
         let email = normalize_email(email);
-        if let Some(throttle) = &inner.throttle {
-            throttle
-                .check(&email, self.now())
-                .map_err(|retry_after| Error::Throttled { retry_after })?;
-        }
-
-        let user = inner.users.find_by_email(&email).await?;
-        let stored = user.as_ref().map(|u| u.password_hash().to_owned());
-        let password = Zeroizing::new(password.as_bytes().to_vec());
-        let (matched, rehashed) = self
-            .blocking(move |hasher| {
-                let target = stored.as_deref().unwrap_or_else(|| hasher.dummy_hash());
-                let matched = hasher.verify(&password, target)? && stored.is_some();
-                let rehashed = match matched && hasher.needs_rehash(target) {
-                    true => Some(hasher.hash(&password)?),
-                    false => None,
-                };
-                Ok((matched, rehashed))
-            })
-            .await?;
-
-        let user = match user {
-            Some(user) if matched => user,
-            unmatched => {
-                if let Some(throttle) = &inner.throttle {
-                    throttle.record_failure(&email, self.now());
-                }
-                return Err(match unmatched {
-                    None if inner.reveal_unknown_email => Error::UnknownEmail,
-                    _ => Error::InvalidCredentials,
-                });
-            }
+        let key = ThrottleKey::new(&email, client.ip);
+        let Some(_in_flight) = inner.in_flight.enter(key.ip()) else {
+            audit::login_throttled("in_flight", OVERLOADED_RETRY_AFTER, &key, client.ip);
+            return Err(Error::Throttled {
+                retry_after: OVERLOADED_RETRY_AFTER,
+            });
         };
-        if let Some(throttle) = &inner.throttle {
-            throttle.reset(&email);
+        if inner.hashing.is_full() {
+            audit::login_overloaded("hashing", OVERLOADED_RETRY_AFTER, client.ip);
+            return Err(Error::Overloaded {
+                retry_after: OVERLOADED_RETRY_AFTER,
+            });
         }
+        let reservation = self.reserve(&key, client.ip).await?;
+        let checked = self.check_password(&email, password, &key, client.ip).await;
+        if let (Some(throttle), Some(reservation)) = (&inner.throttle, reservation) {
+            let settled = match &checked {
+                Ok(_) => throttle.record_success(&key, reservation, self.now()).await,
+                // A wrong password stays counted; an attempt that checked nothing is given back.
+                Err(Error::InvalidCredentials | Error::UnknownEmail) => Ok(()),
+                Err(_) => throttle.release(&key, reservation, self.now()).await,
+            };
+            if let Err(error) = settled {
+                // The attempt stays counted as a failure: safe, if stricter than it should be.
+                tracing::warn!(error = %crate::error::chain(&error), "keycard: settling a login attempt with the throttle failed");
+            }
+        }
+        let (user, rehashed) = checked?;
         if let Some(phc) = rehashed {
             inner.users.set_password_hash(&user.id(), &phc).await?;
         }
         let (token, session) = self.start_session(user.id(), client).await?;
+        audit::login_succeeded(&session.user_id, &session.id, session.client.ip);
         Ok(Login {
             token,
             session,
             user,
+        })
+    }
+
+    /// Reserves an attempt with the throttle, applying the outage policy. `None` when there is
+    /// no throttle, or it is down and the policy is to fail open.
+    async fn reserve(&self, key: &ThrottleKey, ip: Option<IpAddr>) -> Result<Option<Reservation>> {
+        let inner = &*self.inner;
+        let Some(throttle) = &inner.throttle else {
+            return Ok(None);
+        };
+        match throttle.reserve(key, self.now()).await {
+            Ok(Admission::Allowed(reservation)) => Ok(Some(reservation)),
+            Ok(Admission::Refused {
+                limit: LimitKind::Capacity,
+                retry_after,
+            }) => {
+                audit::login_overloaded("throttle_capacity", retry_after, ip);
+                Err(Error::Overloaded { retry_after })
+            }
+            Ok(Admission::Refused { limit, retry_after }) => {
+                audit::login_throttled(limit.as_str(), retry_after, key, ip);
+                Err(Error::Throttled { retry_after })
+            }
+            Err(error) => match inner.throttle_outage {
+                ThrottleOutage::FailClosed => {
+                    audit::throttle_unavailable("fail_closed", &error, ip);
+                    Err(Error::Store(error))
+                }
+                ThrottleOutage::FailOpen => {
+                    audit::throttle_unavailable("fail_open", &error, ip);
+                    Ok(None)
+                }
+            },
+        }
+    }
+
+    /// Looks the user up and verifies the password: the user and, if the stored hash is
+    /// outdated, a fresh one. Every failure is audited.
+    async fn check_password(
+        &self,
+        email: &str,
+        password: &str,
+        key: &ThrottleKey,
+        ip: Option<IpAddr>,
+    ) -> Result<(U::User, Option<String>)> {
+        let inner = &*self.inner;
+        let user = inner.users.find_by_email(email).await?;
+        let stored = user.as_ref().map(|u| u.password_hash().to_owned());
+        let password = Zeroizing::new(password.as_bytes().to_vec());
+        let (verdict, rehashed) = inner
+            .hashing
+            .run(move |hasher| {
+                let verdict = match stored.as_deref() {
+                    None => {
+                        hasher.verify(&password, hasher.dummy_hash())?;
+                        Verdict::UnknownAccount
+                    }
+                    Some(phc) => match hasher.verify(&password, phc) {
+                        Ok(true) => Verdict::Matched,
+                        Ok(false) => Verdict::WrongPassword,
+                        Err(_) => {
+                            // Same work as an unknown user: no timing tells this case apart.
+                            hasher.verify(&password, hasher.dummy_hash())?;
+                            Verdict::UnusableHash
+                        }
+                    },
+                };
+                let rehashed = match (verdict, stored.as_deref()) {
+                    (Verdict::Matched, Some(phc)) if hasher.needs_rehash(phc) => {
+                        Some(hasher.hash(&password)?)
+                    }
+                    _ => None,
+                };
+                Ok((verdict, rehashed))
+            })
+            .await?;
+        let failure = match (verdict, user) {
+            (Verdict::Matched, Some(user)) => return Ok((user, rehashed)),
+            (Verdict::UnusableHash, Some(user)) => {
+                tracing::warn!(user_id = %user.id(), "keycard: the stored password hash of this user is not one keycard can verify (not an argon2 PHC string, or parameters out of bounds); login refused as invalid credentials");
+                (FailureReason::UnusableHash, Some(user.id()))
+            }
+            (Verdict::UnknownAccount, _) | (_, None) => (FailureReason::UnknownAccount, None),
+            (_, Some(user)) => (FailureReason::WrongPassword, Some(user.id())),
+        };
+        audit::login_failed(failure.0, failure.1.as_ref(), key, ip);
+        Err(match failure.0 {
+            FailureReason::UnknownAccount if inner.reveal_unknown_email => Error::UnknownEmail,
+            _ => Error::InvalidCredentials,
         })
     }
 
@@ -218,7 +336,10 @@ impl<U: UserStore> Authenticator<U> {
         }
         let deleted = tokens.delete(&session.id).await?;
         Ok(match deleted && !self.inner.policy.is_dead(&session, now) {
-            true => Logout::Destroyed(session),
+            true => {
+                audit::logout(&session.user_id, &session.id);
+                Logout::Destroyed(session)
+            }
             false => Logout::NoSession,
         })
     }
@@ -265,7 +386,9 @@ impl<U: UserStore> Authenticator<U> {
             return Err(Error::InvalidToken);
         }
         if inner.policy.is_dead(&session, now) {
-            inner.tokens.delete(&session.id).await?;
+            if inner.tokens.delete(&session.id).await? {
+                audit::session_expired(&session.user_id, &session.id);
+            }
             return Err(Error::SessionExpired);
         }
         if inner.policy.should_touch(&session, now) {
@@ -279,20 +402,21 @@ impl<U: UserStore> Authenticator<U> {
         Ok(session)
     }
 
-    /// Deletes every expired session from the token store and returns how many. Also forgets
-    /// failed-login windows that have ended.
+    /// Deletes every expired session from the token store and returns how many. Also prunes
+    /// the throttle's ended windows ([`Throttle::prune`]).
     ///
     /// Sessions dead by idle timeout are deleted when next presented, or by this call once
     /// their absolute lifetime ends. Run it periodically with
     /// [`spawn_expiry_task`](Self::spawn_expiry_task), or from your own scheduler.
     ///
     /// # Errors
-    /// [`Error::Store`] if the token store fails.
+    /// [`Error::Store`] if the token store or the throttle's backend fails.
     pub async fn expire(&self) -> Result<u64> {
         let now = self.now();
         let purged = self.inner.tokens.purge_expired(now).await?;
+        audit::sessions_purged(purged);
         if let Some(throttle) = &self.inner.throttle {
-            throttle.prune(now);
+            throttle.prune(now).await?;
         }
         Ok(purged)
     }
@@ -303,7 +427,9 @@ impl<U: UserStore> Authenticator<U> {
     /// # Errors
     /// [`Error::Store`] if the token store fails.
     pub async fn logout_all(&self, user: &UserId) -> Result<u64> {
-        Ok(self.inner.tokens.delete_for_user(user).await?)
+        let count = self.inner.tokens.delete_for_user(user).await?;
+        audit::sessions_revoked(user, count);
+        Ok(count)
     }
 
     /// The live sessions of `user`, oldest first (for a "where you're logged in" page).
@@ -318,12 +444,16 @@ impl<U: UserStore> Authenticator<U> {
     /// pool and concurrency bound as login. Store the returned PHC string in your user table.
     ///
     /// # Errors
-    /// [`Error::InputTooLong`] over [`MAX_PASSWORD_LEN`] bytes; [`Error::PasswordHash`] or
-    /// [`Error::Randomness`] if hashing fails.
+    /// [`Error::InputTooLong`] over [`MAX_PASSWORD_LEN`] bytes; [`Error::Overloaded`] when the
+    /// hashing queue is full; [`Error::PasswordHash`] or [`Error::Randomness`] if hashing
+    /// fails.
     pub async fn hash_password(&self, password: &str) -> Result<String> {
         check_len(Field::Password, password, MAX_PASSWORD_LEN)?;
         let password = Zeroizing::new(password.as_bytes().to_vec());
-        self.blocking(move |hasher| hasher.hash(&password)).await
+        self.inner
+            .hashing
+            .run(move |hasher| hasher.hash(&password))
+            .await
     }
 
     /// Spawns a Tokio task that calls [`expire`](Self::expire) every `every` (at least one
@@ -391,32 +521,6 @@ impl<U: UserStore> Authenticator<U> {
             }
         }
     }
-
-    /// Runs CPU-bound hashing on Tokio's blocking pool, at most `max_concurrent_hashes` at a
-    /// time. The permit moves into the blocking task, so the bound holds even when the caller's
-    /// future is dropped mid-hash. Outside a Tokio runtime the work runs inline.
-    async fn blocking<T, F>(&self, work: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&dyn PasswordHasher) -> Result<T> + Send + 'static,
-    {
-        let hasher = Arc::clone(&self.inner.hasher);
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return work(&*hasher);
-        };
-        // The semaphore is never closed, so acquiring only waits.
-        let permit = Arc::clone(&self.inner.hash_permits)
-            .acquire_owned()
-            .await
-            .ok();
-        handle
-            .spawn_blocking(move || {
-                let _permit = permit;
-                work(&*hasher)
-            })
-            .await
-            .map_err(|e| Error::PasswordHash(HashError::TaskFailed(e)))?
-    }
 }
 
 impl<U: UserStore> Clone for Authenticator<U> {
@@ -433,11 +537,12 @@ impl<U: UserStore> fmt::Debug for Authenticator<U> {
         f.debug_struct("Authenticator")
             .field("users", &inner.users)
             .field("tokens", &inner.tokens)
-            .field("hasher", &inner.hasher)
-            .field("max_concurrent_hashes", &inner.max_concurrent_hashes)
+            .field("hashing", &inner.hashing)
             .field("policy", &inner.policy)
             .field("clock", &inner.clock)
             .field("throttle", &inner.throttle)
+            .field("throttle_outage", &inner.throttle_outage)
+            .field("in_flight", &inner.in_flight.max_per_ip())
             .field("reveal_unknown_email", &inner.reveal_unknown_email)
             .finish()
     }
@@ -463,11 +568,19 @@ pub struct AuthenticatorBuilder<U> {
     policy: SessionPolicy,
     clock: Arc<dyn Clock>,
     throttle: Option<Arc<dyn Throttle>>,
+    throttle_outage: ThrottleOutage,
     reveal_unknown_email: bool,
     max_concurrent_hashes: Option<usize>,
+    max_queued_hashes: Option<usize>,
+    max_logins_in_flight_per_ip: usize,
 }
 
 impl<U: UserStore> AuthenticatorBuilder<U> {
+    /// The default number of logins one client address may have in flight at once.
+    pub const DEFAULT_LOGINS_IN_FLIGHT_PER_IP: usize = 4;
+    /// The default length of the hashing queue, per concurrent hash.
+    pub const DEFAULT_QUEUED_HASHES_PER_PERMIT: usize = 16;
+
     /// Absolute session lifetime. Default: 24 hours.
     pub fn session_ttl(mut self, ttl: Duration) -> Self {
         self.policy = self.policy.with_ttl(ttl);
@@ -513,14 +626,44 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
         self
     }
 
-    /// The failed-login throttle. Default: [`MemoryThrottle::default`] (10 failures per
-    /// email per 15 minutes).
+    /// How many logins (and [`hash_password`](Authenticator::hash_password) calls) may wait
+    /// for a hashing slot. Beyond it, login fails at once with [`Error::Overloaded`] (HTTP
+    /// 503 with `Retry-After`) instead of queueing without bound. Default:
+    /// [`DEFAULT_QUEUED_HASHES_PER_PERMIT`](Self::DEFAULT_QUEUED_HASHES_PER_PERMIT) ×
+    /// [`max_concurrent_hashes`](Self::max_concurrent_hashes): with OWASP parameters (about
+    /// 20 ms a hash per core) no login waits much over a third of a second. `0` refuses any
+    /// login that finds every slot busy.
+    pub fn max_queued_hashes(mut self, n: usize) -> Self {
+        self.max_queued_hashes = Some(n);
+        self
+    }
+
+    /// How many logins one client address (IPv6: one `/64`) may have in flight at once in
+    /// this process; more get [`Error::Throttled`] at once. Keeps one client from filling the
+    /// hashing queue. Default:
+    /// [`DEFAULT_LOGINS_IN_FLIGHT_PER_IP`](Self::DEFAULT_LOGINS_IN_FLIGHT_PER_IP). At least 1.
+    pub fn max_logins_in_flight_per_ip(mut self, n: usize) -> Self {
+        self.max_logins_in_flight_per_ip = n.max(1);
+        self
+    }
+
+    /// The login throttle. Default: [`MemoryThrottle::default`], with the limits of
+    /// [`ThrottleLimits::default`](crate::throttle::ThrottleLimits::default). With several
+    /// instances, give them one shared backend (see [`crate::throttle`]).
     pub fn throttle(mut self, throttle: impl Throttle + 'static) -> Self {
         self.throttle = Some(Arc::new(throttle));
         self
     }
 
-    /// Turns failed-login throttling off (for example when a gateway already rate-limits).
+    /// What login does when the throttle's backend fails. Default:
+    /// [`ThrottleOutage::FailClosed`] (refuse with [`Error::Store`], HTTP 503).
+    pub fn throttle_outage(mut self, policy: ThrottleOutage) -> Self {
+        self.throttle_outage = policy;
+        self
+    }
+
+    /// Turns login throttling off (for example when a gateway already limits attempts per
+    /// account and per address). The hashing queue and the per-address in-flight bound stay.
     pub fn without_throttle(mut self) -> Self {
         self.throttle = None;
         self
@@ -540,18 +683,22 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
         let max = self.max_concurrent_hashes.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         });
+        let queued = self
+            .max_queued_hashes
+            .unwrap_or(max * Self::DEFAULT_QUEUED_HASHES_PER_PERMIT);
+        let hasher = self
+            .hasher
+            .unwrap_or_else(|| Arc::new(Argon2Hasher::default()));
         Authenticator {
             inner: Arc::new(Inner {
                 users: self.users,
                 tokens: self.tokens,
-                hasher: self
-                    .hasher
-                    .unwrap_or_else(|| Arc::new(Argon2Hasher::default())),
-                hash_permits: Arc::new(Semaphore::new(max)),
-                max_concurrent_hashes: max,
+                hashing: HashPool::new(hasher, max, queued),
                 policy: self.policy,
                 clock: self.clock,
                 throttle: self.throttle,
+                throttle_outage: self.throttle_outage,
+                in_flight: InFlight::new(self.max_logins_in_flight_per_ip),
                 reveal_unknown_email: self.reveal_unknown_email,
             }),
         }

@@ -81,7 +81,7 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::Router;
 use serde::de::{self, DeserializeOwned, IgnoredAny, MapAccess, Visitor};
@@ -91,7 +91,7 @@ use zeroize::Zeroizing;
 
 use crate::authenticator::Authenticator;
 use crate::error::Error;
-use crate::http::{Protocol, Response};
+use crate::http::{Protocol, Response, TrustedProxies};
 use crate::session::{ClientInfo, Session};
 use crate::user::UserStore;
 
@@ -177,16 +177,28 @@ pub struct AuthState<U: UserStore> {
     pub protocol: Arc<dyn Protocol>,
     /// Where requests carry their token.
     pub tokens: TokenSource,
+    /// The reverse proxies whose forwarding headers [`ClientMeta`] believes.
+    pub proxies: TrustedProxies,
 }
 
 impl<U: UserStore> AuthState<U> {
-    /// Bundles an authenticator, a protocol and a token source.
+    /// Bundles an authenticator, a protocol and a token source. No proxy is trusted: the
+    /// client's address is the connection's peer.
     pub fn new(auth: Authenticator<U>, protocol: impl Protocol, tokens: TokenSource) -> Self {
         Self {
             auth,
             protocol: Arc::new(protocol),
             tokens,
+            proxies: TrustedProxies::none(),
         }
+    }
+
+    /// Trusts these reverse proxies' `Forwarded` / `X-Forwarded-For` headers (see
+    /// [`TrustedProxies`]).
+    #[must_use]
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.proxies = proxies;
+        self
     }
 }
 
@@ -196,6 +208,7 @@ impl<U: UserStore> Clone for AuthState<U> {
             auth: self.auth.clone(),
             protocol: Arc::clone(&self.protocol),
             tokens: self.tokens.clone(),
+            proxies: self.proxies.clone(),
         }
     }
 }
@@ -206,6 +219,7 @@ impl<U: UserStore> fmt::Debug for AuthState<U> {
             .field("auth", &self.auth)
             .field("protocol", &self.protocol)
             .field("tokens", &self.tokens)
+            .field("proxies", &self.proxies)
             .finish()
     }
 }
@@ -225,6 +239,12 @@ impl<U: UserStore> FromRef<AuthState<U>> for Arc<dyn Protocol> {
 impl<U: UserStore> FromRef<AuthState<U>> for TokenSource {
     fn from_ref(state: &AuthState<U>) -> Self {
         state.tokens.clone()
+    }
+}
+
+impl<U: UserStore> FromRef<AuthState<U>> for TrustedProxies {
+    fn from_ref(state: &AuthState<U>) -> Self {
+        state.proxies.clone()
     }
 }
 
@@ -270,9 +290,13 @@ impl SessionToken {
     }
 }
 
-/// The client's IP (from [`ConnectInfo<SocketAddr>`], when the server was started with
-/// `into_make_service_with_connect_info`) and `User-Agent`, for [`Authenticator::login`].
-/// Never rejects. Behind a proxy the IP is the proxy's.
+/// The client's IP and `User-Agent`, for [`Authenticator::login`]. Never rejects.
+///
+/// The IP is the connection's peer ([`ConnectInfo<SocketAddr>`]: start the server with
+/// `into_make_service_with_connect_info::<SocketAddr>()`, or login throttling has no address
+/// to key by), or, when the peer is one of the [`TrustedProxies`] in your state, the client
+/// address its `Forwarded` / `X-Forwarded-For` headers name. Needs `TrustedProxies:
+/// FromRef<S>` ([`AuthState`] provides it).
 #[derive(Debug, Clone)]
 pub struct ClientMeta(pub ClientInfo);
 
@@ -486,22 +510,32 @@ where
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
+impl<S> FromRequestParts<S> for ClientMeta
+where
+    S: Send + Sync,
+    TrustedProxies: FromRef<S>,
+{
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let mut client = ClientInfo::none();
-        if let Some(ConnectInfo(addr)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
-            client = client.with_ip(addr.ip());
-        }
-        if let Some(ua) = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-        {
-            client = client.with_user_agent(ua);
-        }
-        Ok(Self(client))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        let values = |name| {
+            parts
+                .headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+        };
+        let user_agent = values(header::USER_AGENT).next();
+        Ok(Self(TrustedProxies::from_ref(state).client_info(
+            peer,
+            values(header::FORWARDED),
+            values(HeaderName::from_static("x-forwarded-for")),
+            user_agent,
+        )))
     }
 }
 

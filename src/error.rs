@@ -57,10 +57,21 @@ pub enum Error {
     #[error("the session has expired; log in again")]
     SessionExpired,
 
-    /// Too many failed logins for this email; nothing was checked.
-    #[error("too many failed login attempts; retry in {} seconds", retry_after_secs(*retry_after))]
+    /// Too many login attempts for this account from this address, from this address across
+    /// accounts, or for this account from unknown addresses (see [`crate::throttle`]), or too
+    /// many logins from this address at once; nothing was checked.
+    #[error("too many login attempts; retry in {} seconds", retry_after_secs(*retry_after))]
     Throttled {
-        /// How long until a login for this email is accepted again.
+        /// How long until the refusing limit's window ends.
+        retry_after: Duration,
+    },
+
+    /// The server is too busy to check a password now: the queue of logins waiting to hash is
+    /// full (or the throttle cannot track another key). Nothing was checked or counted; try
+    /// again after `retry_after`. HTTP adapters answer 503 with `Retry-After`.
+    #[error("too many logins are waiting to be checked; retry in {} seconds", retry_after_secs(*retry_after))]
+    Overloaded {
+        /// A suggested wait before retrying.
         retry_after: Duration,
     },
 
@@ -163,13 +174,28 @@ fn retry_after_secs(d: Duration) -> u64 {
 }
 
 impl Error {
-    /// Seconds to advertise in a `Retry-After` header for [`Error::Throttled`], rounded up.
+    /// Seconds to advertise in a `Retry-After` header for [`Error::Throttled`] and
+    /// [`Error::Overloaded`], rounded up.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            Self::Throttled { retry_after } => Some(retry_after_secs(*retry_after)),
+            Self::Throttled { retry_after } | Self::Overloaded { retry_after } => {
+                Some(retry_after_secs(*retry_after))
+            }
             _ => None,
         }
     }
+}
+
+/// `error` followed by each of its sources, `: `-separated, for logs.
+pub(crate) fn chain(error: &dyn StdError) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]
@@ -195,7 +221,7 @@ mod tests {
                 retry_after: Duration::from_millis(1500)
             }
             .to_string(),
-            "too many failed login attempts; retry in 2 seconds"
+            "too many login attempts; retry in 2 seconds"
         );
     }
 

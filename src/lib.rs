@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod audit;
 mod authenticator;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
@@ -11,11 +12,12 @@ mod clock;
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
 mod error;
+mod hashing;
 pub mod http;
 mod password;
 mod session;
 pub mod store;
-mod throttle;
+pub mod throttle;
 mod token;
 mod user;
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use keycard::throttle::{Limit, ThrottleLimits};
 use keycard::Clock as _;
 use keycard::{
     Argon2Hasher, Authenticator, ClientInfo, Error, Field, Logout, ManualClock, MemoryThrottle,
@@ -376,7 +377,9 @@ async fn outdated_hashes_are_replaced_at_login() {
 #[tokio::test]
 async fn repeated_failures_are_throttled_without_hashing_and_success_resets() {
     let f = fixture_with(MemoryTokenStore::new(), |b| {
-        b.throttle(MemoryThrottle::new(3, Duration::from_secs(60)))
+        b.throttle(MemoryThrottle::new(
+            ThrottleLimits::default().per_account_ip(Limit::new(3, Duration::from_secs(60))),
+        ))
     });
     for _ in 0..3 {
         f.auth
@@ -771,7 +774,10 @@ async fn no_debug_output_or_error_message_contains_the_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_logins_validations_and_logouts_lose_nothing_and_resurrect_nothing() {
     let f = Arc::new(fixture_with(MemoryTokenStore::new(), |b| {
-        b.without_throttle().touch_interval(Duration::ZERO)
+        // Room for all 200 logins in the hashing queue: this test is about the stores.
+        b.without_throttle()
+            .max_queued_hashes(200)
+            .touch_interval(Duration::ZERO)
     }));
     for id in 2..=20_i64 {
         let phc = f.hasher.inner.hash(PASSWORD.as_bytes()).expect("hash");

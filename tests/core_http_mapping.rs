@@ -32,7 +32,10 @@ fn seeded(reveal_unknown_email: bool) -> Auth {
         .expect("insert");
     Authenticator::builder(users, MemoryTokenStore::new())
         .password_hasher(hasher)
-        .throttle(MemoryThrottle::new(2, Duration::from_secs(90)))
+        .throttle(MemoryThrottle::new(
+            keycard::throttle::ThrottleLimits::default()
+                .per_account_ip(keycard::throttle::Limit::new(2, Duration::from_secs(90))),
+        ))
         .reveal_unknown_email(reveal_unknown_email)
         .build()
 }

@@ -10,10 +10,14 @@ mod app;
 mod http_support;
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_support::{assert_error_shape, forged_token, tampered, DownTokenStore, Reply, Server};
+use http_support::{
+    assert_error_shape, client_ip, forged_token, tampered, DownTokenStore, Reply, Server,
+};
+use keycard::http::TrustedProxies;
 use keycard::{Argon2Hasher, ManualClock, MemoryTokenStore, MemoryUserStore, TokenStore};
 use keycard::{UserRecord, TOKEN_LEN};
 
@@ -44,7 +48,7 @@ async fn start_with(ttl: Duration, tokens: Arc<dyn TokenStore>) -> App {
     let demo = app::demo_user(&auth).await.expect("hash the demo password");
     users.insert(demo).expect("a fresh store");
     App {
-        server: Server::start(app::router(auth)).await,
+        server: Server::start(app::router(auth, TrustedProxies::none())).await,
         clock,
     }
 }
@@ -56,7 +60,19 @@ async fn start() -> App {
 
 impl App {
     async fn login(&self) -> String {
-        let reply = self.server.json("POST", "/login", LOGIN_BODY).await;
+        Self::token_of(self.server.json("POST", "/login", LOGIN_BODY).await)
+    }
+
+    async fn login_from(&self, source: IpAddr) -> String {
+        Self::token_of(
+            self.server
+                .json_from(source, "POST", "/login", LOGIN_BODY)
+                .await,
+        )
+    }
+
+    /// The token of a successful login reply, checked against the document's body.
+    fn token_of(reply: Reply) -> String {
         assert_eq!(reply.status, 200, "{reply:?}");
         let token = reply.json()["client"]["auth_token"]
             .as_str()
@@ -223,10 +239,11 @@ async fn forged_and_malformed_tokens_are_refused() {
 #[tokio::test]
 async fn concurrent_logins_and_validations_all_succeed_with_unique_tokens() {
     let app = Arc::new(start().await);
+    // From 50 distinct client addresses: one address gets at most a few logins in flight.
     let logins: Vec<_> = (0..50)
-        .map(|_| {
+        .map(|i| {
             let app = Arc::clone(&app);
-            tokio::spawn(async move { app.login().await })
+            tokio::spawn(async move { app.login_from(client_ip(i)).await })
         })
         .collect();
     let mut tokens = HashSet::new();

@@ -11,7 +11,7 @@ use axum::Router;
 use keycard::axum::{
     ClientMeta, Credentials, CurrentUser, JsonOrForm, Query, SessionToken, TokenSource,
 };
-use keycard::http::{Protocol, Response, SessionsApi};
+use keycard::http::{Protocol, Response, SessionsApi, TrustedProxies};
 use keycard::{Authenticator, AuthenticatorBuilder, TokenStore, UserRecord, UserStore};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -55,9 +55,10 @@ pub(crate) async fn demo_user(auth: &Auth) -> keycard::Result<UserRecord> {
 }
 
 /// The routes of seed 000, with JSON answers for unknown routes and wrong methods.
-pub(crate) fn router(auth: Auth) -> Router {
+pub(crate) fn router(auth: Auth, proxies: TrustedProxies) -> Router {
     let state = AppState {
         auth,
+        proxies,
         protocol: Arc::new(SessionsApi),
         tokens: TokenSource::sessions_api(),
         demo: Arc::new(demo_data()),
@@ -81,6 +82,7 @@ struct AppState {
     auth: Auth,
     protocol: Arc<dyn Protocol>,
     tokens: TokenSource,
+    proxies: TrustedProxies,
     demo: Arc<HashMap<String, Demo>>,
 }
 
@@ -99,6 +101,12 @@ impl FromRef<AppState> for Arc<dyn Protocol> {
 impl FromRef<AppState> for TokenSource {
     fn from_ref(state: &AppState) -> Self {
         state.tokens.clone()
+    }
+}
+
+impl FromRef<AppState> for TrustedProxies {
+    fn from_ref(state: &AppState) -> Self {
+        state.proxies.clone()
     }
 }
 

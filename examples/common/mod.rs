@@ -35,12 +35,27 @@ pub(crate) struct Args {
     /// stay in memory).
     #[arg(long, default_value = "memory")]
     pub(crate) store: String,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers name the client's
+    /// address, as addresses or CIDR networks (`--trusted-proxy 10.0.0.0/8,127.0.0.1`;
+    /// repeatable). Default: none, so the client is the connection's peer and those headers
+    /// are ignored (anyone can send them).
+    #[arg(long = "trusted-proxy", value_name = "ADDR_OR_CIDR")]
+    pub(crate) trusted_proxies: Vec<keycard::http::TrustedProxies>,
 }
 
 impl Args {
     /// `--session-ttl` as a duration.
     pub(crate) fn session_ttl(&self) -> Duration {
         Duration::from_secs(self.session_ttl)
+    }
+
+    /// Every `--trusted-proxy`, as one list.
+    pub(crate) fn trusted_proxies(&self) -> keycard::http::TrustedProxies {
+        keycard::http::TrustedProxies::new(
+            self.trusted_proxies
+                .iter()
+                .flat_map(|list| list.networks().iter().copied()),
+        )
     }
 }
 

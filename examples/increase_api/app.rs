@@ -10,7 +10,7 @@ use axum::Router;
 use keycard::axum::{
     AuthState, ClientMeta, Credentials, CurrentUser, Json, SessionToken, TokenSource,
 };
-use keycard::http::{LoginApi, Response};
+use keycard::http::{LoginApi, Response, TrustedProxies};
 use keycard::{Authenticator, AuthenticatorBuilder, TokenStore, UserRecord, UserStore};
 use serde_json::{json, Value};
 
@@ -47,9 +47,11 @@ pub(crate) async fn demo_user(auth: &Auth) -> keycard::Result<UserRecord> {
     Ok(UserRecord::new(1_i64, DEMO_EMAIL, hash).with_name("Test", "Increase"))
 }
 
-/// The routes of seed 003, with JSON answers for unknown routes and wrong methods.
-pub(crate) fn router(auth: Auth) -> Router {
-    let state = AuthState::new(auth, LoginApi, TokenSource::login_api());
+/// The routes of seed 003, with JSON answers for unknown routes and wrong methods. Login
+/// takes the client's address from the connection, or from `proxies`' forwarding headers.
+pub(crate) fn router(auth: Auth, proxies: TrustedProxies) -> Router {
+    let state =
+        AuthState::new(auth, LoginApi, TokenSource::login_api()).with_trusted_proxies(proxies);
     let routes = Router::new()
         .route("/login", post(login))
         .route("/logout", delete(logout))

@@ -33,5 +33,5 @@ async fn run(args: common::Args) -> Result<(), common::BoxError> {
     .build();
     stores.seed_user(app::demo_user(&auth).await?).await?;
     let _expiry = auth.spawn_expiry_task(Duration::from_secs(60));
-    common::serve(args.addr, app::router(auth)).await
+    common::serve(args.addr, app::router(auth, args.trusted_proxies())).await
 }

@@ -152,15 +152,19 @@ pub(crate) fn client_info(
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Placeholders {
     /// PostgreSQL: `$1`, `$2`, ...
+    #[cfg(feature = "postgres")]
     Dollar,
     /// SQLite: `?1`, `?2`, ...
+    #[cfg(feature = "sqlite")]
     Question,
 }
 
 impl Placeholders {
     fn nth(self, n: usize) -> String {
         match self {
+            #[cfg(feature = "postgres")]
             Self::Dollar => format!("${n}"),
+            #[cfg(feature = "sqlite")]
             Self::Question => format!("?{n}"),
         }
     }

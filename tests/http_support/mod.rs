@@ -1,7 +1,7 @@
 //! Shared by the HTTP tests: serve a router on a loopback port, send requests with a real
 //! HTTP client, and a token store whose backend is down.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use async_trait::async_trait;
 use axum::Router;
@@ -67,6 +67,42 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// The `n`th distinct client address on loopback: 127.0.0.2, 127.0.0.3, ... Linux routes
+/// all of 127.0.0.0/8 to the loopback interface, so a client bound to one of them is a
+/// distinct client IP to the server.
+pub(crate) fn client_ip(n: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 0, 0, 2)) + n))
+}
+
+/// A client whose connections come from `source` (see [`client_ip`]).
+pub(crate) fn client_from(source: IpAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .local_address(source)
+        .build()
+        .expect("HTTP client builds")
+}
+
+impl Server {
+    /// Sends a JSON body from the client address `source`.
+    pub(crate) async fn json_from(
+        &self,
+        source: IpAddr,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("valid method");
+        send(
+            client_from(source)
+                .request(method, self.url(path))
+                .header("content-type", "application/json")
+                .body(body.to_owned()),
+        )
+        .await
     }
 }
 

@@ -13,6 +13,7 @@
 //! | token missing / malformed / invalid / expired | 422 `{"message":"You are not checked in"}` | 401 `{"error":"Missing auth_token"}` / `{"error":"Invalid or expired auth_token"}` |
 //! | input too long | 422 `{"message":"Password is too long (maximum is 1024 bytes)"}` | 400 `{"error":"password is too long (maximum is 1024 bytes)"}` |
 //! | throttled | 429 + `Retry-After` | 429 + `Retry-After` |
+//! | overloaded (login queue full) | 503 + `Retry-After` | 503 + `Retry-After` |
 //! | store down | 503, no detail | 503, no detail |
 //! | anything else | 500, no detail | 500, no detail |
 //!
@@ -27,6 +28,10 @@ use crate::authenticator::Logout;
 use crate::error::Error;
 use crate::token::Token;
 use crate::user::User;
+
+mod client_ip;
+
+pub use client_ip::{InvalidProxy, TrustedProxies};
 
 /// An HTTP response, independent of any web framework.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,7 +134,7 @@ impl Protocol for SessionsApi {
                 ),
             ),
             Error::Throttled { .. } => (429, throttled_message(error)),
-            Error::Store(_) => (503, UNAVAILABLE.to_owned()),
+            Error::Overloaded { .. } | Error::Store(_) => (503, UNAVAILABLE.to_owned()),
             _ => (500, INTERNAL.to_owned()),
         };
         self.rejection(status, &message)
@@ -169,7 +174,7 @@ impl Protocol for LoginApi {
                 (400, format!("{field} is too long (maximum is {max} bytes)"))
             }
             Error::Throttled { .. } => (429, throttled_message(error)),
-            Error::Store(_) => (503, UNAVAILABLE.to_owned()),
+            Error::Overloaded { .. } | Error::Store(_) => (503, UNAVAILABLE.to_owned()),
             _ => (500, INTERNAL.to_owned()),
         };
         self.rejection(status, &message)

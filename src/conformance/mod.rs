@@ -46,6 +46,8 @@ use time::OffsetDateTime;
 
 use crate::{ClientInfo, Session, SessionId, StoreError, Token, TokenStore, UserId};
 
+pub mod throttle;
+
 /// How long the sessions of the checks live, unless a check is about expiry.
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -563,7 +565,7 @@ pub async fn concurrent_tasks(store: Arc<dyn TokenStore>) {
 // Helpers
 
 /// The current time, rounded down to a whole millisecond.
-fn base_time() -> OffsetDateTime {
+pub(crate) fn base_time() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
     now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
         .unwrap_or(now)

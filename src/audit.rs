@@ -1,0 +1,121 @@
+//! Authentication events for security monitoring, as `tracing` events under one target.
+//!
+//! Every event has the target [`TARGET`] (`keycard::audit`) and a stable `event` field; filter
+//! on the target to send them to your security log (for example
+//! `RUST_LOG=keycard::audit=info` with `tracing-subscriber`'s `EnvFilter`).
+//!
+//! | `event` | level | when | other fields |
+//! |---|---|---|---|
+//! | `login.succeeded` | INFO | a password matched and a session started | `user_id`, `session_id`, `client_ip` |
+//! | `login.failed` | WARN | the password was checked and did not match | `reason` (`unknown_account`, `wrong_password`, `unusable_hash`), `user_id` (known accounts only), `account`, `client_ip` |
+//! | `login.throttled` | WARN | refused by a limit before anything was checked | `limit` (`account_ip`, `ip`, `account`, `in_flight`), `retry_after_secs`, `account`, `client_ip` |
+//! | `login.overloaded` | WARN | refused because the hashing queue or the throttle's table is full | `queue` (`hashing`, `throttle_capacity`), `retry_after_secs`, `client_ip` |
+//! | `throttle.unavailable` | ERROR | the throttle's backend failed; the login was refused (fail closed) or let through uncounted (fail open) | `policy`, `error`, `client_ip` |
+//! | `logout` | INFO | a session was ended by its token | `user_id`, `session_id` |
+//! | `session.expired` | INFO | a token was presented after its idle timeout; the session was deleted | `user_id`, `session_id` |
+//! | `sessions.revoked` | INFO | sessions were ended for a user (`logout_all`) | `user_id`, `count` |
+//! | `sessions.purged` | DEBUG | `expire` deleted sessions past their lifetime | `count` |
+//!
+//! `account` is the throttle's digest of the normalized email ([`ThrottleKey::account`]): it
+//! lets you correlate attempts on one account without logging the email, so an attempted
+//! email that matched no account (or a password typed into the email field) never reaches a
+//! log. No event ever carries a token, a password or a password hash. `client_ip` is `-` when
+//! unknown.
+//!
+//! [`ThrottleKey::account`]: crate::throttle::ThrottleKey::account
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::throttle::ThrottleKey;
+use crate::token::SessionId;
+use crate::user::UserId;
+
+/// The `tracing` target of every audit event.
+pub const TARGET: &str = "keycard::audit";
+
+/// Why a checked login failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailureReason {
+    UnknownAccount,
+    WrongPassword,
+    UnusableHash,
+}
+
+impl FailureReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::UnknownAccount => "unknown_account",
+            Self::WrongPassword => "wrong_password",
+            Self::UnusableHash => "unusable_hash",
+        }
+    }
+}
+
+/// An optional address, shown as `-` when absent.
+struct Ip(Option<IpAddr>);
+
+impl fmt::Display for Ip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+fn secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+pub(crate) fn login_succeeded(user: &UserId, session: &SessionId, ip: Option<IpAddr>) {
+    tracing::info!(target: TARGET, event = "login.succeeded", user_id = %user, session_id = %session, client_ip = %Ip(ip));
+}
+
+pub(crate) fn login_failed(
+    reason: FailureReason,
+    user: Option<&UserId>,
+    key: &ThrottleKey,
+    ip: Option<IpAddr>,
+) {
+    let user = user.map_or("-", UserId::as_str);
+    tracing::warn!(target: TARGET, event = "login.failed", reason = reason.as_str(), user_id = %user, account = key.account(), client_ip = %Ip(ip));
+}
+
+pub(crate) fn login_throttled(
+    limit: &str,
+    retry_after: Duration,
+    key: &ThrottleKey,
+    ip: Option<IpAddr>,
+) {
+    tracing::warn!(target: TARGET, event = "login.throttled", limit, retry_after_secs = secs(retry_after), account = key.account(), client_ip = %Ip(ip));
+}
+
+pub(crate) fn login_overloaded(queue: &str, retry_after: Duration, ip: Option<IpAddr>) {
+    tracing::warn!(target: TARGET, event = "login.overloaded", queue, retry_after_secs = secs(retry_after), client_ip = %Ip(ip));
+}
+
+pub(crate) fn throttle_unavailable(
+    policy: &str,
+    error: &dyn std::error::Error,
+    ip: Option<IpAddr>,
+) {
+    tracing::error!(target: TARGET, event = "throttle.unavailable", policy, error = %crate::error::chain(error), client_ip = %Ip(ip));
+}
+
+pub(crate) fn logout(user: &UserId, session: &SessionId) {
+    tracing::info!(target: TARGET, event = "logout", user_id = %user, session_id = %session);
+}
+
+pub(crate) fn session_expired(user: &UserId, session: &SessionId) {
+    tracing::info!(target: TARGET, event = "session.expired", user_id = %user, session_id = %session);
+}
+
+pub(crate) fn sessions_revoked(user: &UserId, count: u64) {
+    tracing::info!(target: TARGET, event = "sessions.revoked", user_id = %user, count);
+}
+
+pub(crate) fn sessions_purged(count: u64) {
+    tracing::debug!(target: TARGET, event = "sessions.purged", count);
+}
