@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::Router;
+use keycard::throttle::{MemoryThrottle, Throttle, ThrottleLimits};
 use keycard::{MemoryTokenStore, MemoryUserStore, StoreError, TokenStore, UserRecord, UserStore};
 
 /// The user store type both examples run on, whatever the backend.
@@ -65,6 +66,9 @@ pub(crate) struct Stores {
     pub(crate) tokens: Arc<dyn TokenStore>,
     /// Users.
     pub(crate) users: Users,
+    /// Login attempts, counted where the sessions live, so that every instance over the
+    /// same store shares one count.
+    pub(crate) throttle: Arc<dyn Throttle>,
     seeder: Arc<dyn SeedUser>,
 }
 
@@ -122,6 +126,7 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
             Ok(Stores {
                 tokens: Arc::new(MemoryTokenStore::new()),
                 users: users.clone(),
+                throttle: Arc::new(MemoryThrottle::default()),
                 seeder: users,
             })
         }
@@ -135,9 +140,13 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
             tokens.migrate().await?;
             let users = Arc::new(keycard::store::SqliteUserStore::open(path).await?);
             users.migrate().await?;
+            let throttle =
+                keycard::throttle::SqliteThrottle::open(path, ThrottleLimits::default()).await?;
+            throttle.migrate().await?;
             Ok(Stores {
                 tokens: Arc::new(tokens),
                 users: users.clone(),
+                throttle: Arc::new(throttle),
                 seeder: users,
             })
         }
@@ -149,18 +158,30 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 tokens.pool().clone(),
             ));
             users.migrate().await?;
+            let throttle = keycard::throttle::PostgresThrottle::new(
+                tokens.pool().clone(),
+                ThrottleLimits::default(),
+            );
+            throttle.migrate().await?;
             Ok(Stores {
                 tokens: Arc::new(tokens),
                 users: users.clone(),
+                throttle: Arc::new(throttle),
                 seeder: users,
             })
         }
         #[cfg(feature = "redis")]
         "redis" | "rediss" => {
             let users = Arc::new(MemoryUserStore::<UserRecord>::new());
+            let tokens = keycard::store::RedisTokenStore::connect(url).await?;
+            let throttle = keycard::throttle::RedisThrottle::new(
+                tokens.connection(),
+                ThrottleLimits::default(),
+            );
             Ok(Stores {
-                tokens: Arc::new(keycard::store::RedisTokenStore::connect(url).await?),
+                tokens: Arc::new(tokens),
                 users: users.clone(),
+                throttle: Arc::new(throttle),
                 seeder: users,
             })
         }
