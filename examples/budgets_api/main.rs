@@ -30,6 +30,7 @@ async fn run(args: common::Args) -> Result<(), common::BoxError> {
         stores.tokens.clone(),
         args.session_ttl(),
     )
+    .throttle(stores.throttle.clone())
     .build();
     stores.seed_user(app::demo_user(&auth).await?).await?;
     let _expiry = auth.spawn_expiry_task(Duration::from_secs(60));

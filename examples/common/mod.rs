@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::Router;
+use keycard::throttle::{MemoryThrottle, Throttle};
 use keycard::{MemoryTokenStore, MemoryUserStore, StoreError, TokenStore, UserRecord, UserStore};
 
 /// The user store type both examples run on, whatever the backend.
@@ -44,12 +45,16 @@ impl Args {
     }
 }
 
-/// The token store and user store named by a `--store` URL, plus a way to add the demo user.
+/// The token store, user store and login throttle named by a `--store` URL, plus a way to add
+/// the demo user.
 pub(crate) struct Stores {
     /// Sessions.
     pub(crate) tokens: Arc<dyn TokenStore>,
     /// Users.
     pub(crate) users: Users,
+    /// Login attempt counts, in the same place as the sessions (so several instances, and
+    /// restarts, share them), with the default limits.
+    pub(crate) throttle: Arc<dyn Throttle>,
     seeder: Arc<dyn SeedUser>,
 }
 
@@ -97,8 +102,8 @@ impl Stores {
 /// Supported: `memory` (sessions and users in this process, gone at exit); with their
 /// features, `sqlite://PATH` (sessions and users in one file, kept across restarts),
 /// `postgres://...` (sessions and users in the database) and `redis://...` (sessions in
-/// Redis; users in memory, since keycard has no Redis user store). Tables are created on
-/// start.
+/// Redis; users in memory, since keycard has no Redis user store). The login throttle counts
+/// where the sessions live. Tables are created on start.
 pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
     let scheme = url.split_once("://").map_or(url, |(scheme, _)| scheme);
     match scheme {
@@ -107,6 +112,7 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
             Ok(Stores {
                 tokens: Arc::new(MemoryTokenStore::new()),
                 users: users.clone(),
+                throttle: Arc::new(MemoryThrottle::default()),
                 seeder: users,
             })
         }
@@ -120,9 +126,13 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
             tokens.migrate().await?;
             let users = Arc::new(keycard::store::SqliteUserStore::open(path).await?);
             users.migrate().await?;
+            let throttle =
+                keycard::throttle::SqliteThrottle::open(path, Default::default()).await?;
+            throttle.migrate().await?;
             Ok(Stores {
                 tokens: Arc::new(tokens),
                 users: users.clone(),
+                throttle: Arc::new(throttle),
                 seeder: users,
             })
         }
@@ -134,18 +144,26 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 tokens.pool().clone(),
             ));
             users.migrate().await?;
+            let throttle =
+                keycard::throttle::PostgresThrottle::new(tokens.pool().clone(), Default::default());
+            throttle.migrate().await?;
             Ok(Stores {
                 tokens: Arc::new(tokens),
                 users: users.clone(),
+                throttle: Arc::new(throttle),
                 seeder: users,
             })
         }
         #[cfg(feature = "redis")]
         "redis" | "rediss" => {
             let users = Arc::new(MemoryUserStore::<UserRecord>::new());
+            let tokens = keycard::store::RedisTokenStore::connect(url).await?;
+            let throttle =
+                keycard::throttle::RedisThrottle::new(tokens.connection(), Default::default());
             Ok(Stores {
-                tokens: Arc::new(keycard::store::RedisTokenStore::connect(url).await?),
+                tokens: Arc::new(tokens),
                 users: users.clone(),
+                throttle: Arc::new(throttle),
                 seeder: users,
             })
         }
