@@ -1,18 +1,24 @@
 //! Two application instances (two `Authenticator`s with their own store objects) sharing one
 //! PostgreSQL database, two sharing one Redis, and two sharing one SQLite file: what one does,
-//! the other sees at once. The PostgreSQL and Redis cases need the servers of
-//! `tests/postgres.rs` and `tests/redis.rs` and fail when they are down.
+//! the other sees at once, sessions and login throttling alike. The PostgreSQL and Redis
+//! cases need the servers of `tests/postgres.rs` and `tests/redis.rs` and fail when they are
+//! down.
 #![cfg(any(feature = "postgres", feature = "redis", feature = "sqlite"))]
 
 #[cfg(any(feature = "postgres", feature = "redis"))]
 mod stores_support;
 
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use keycard::throttle::{Limit, Throttle, ThrottleLimits};
 use keycard::{
-    Argon2Hasher, Authenticator, ClientInfo, Error, ManualClock, TokenStore, UserId, UserStore,
+    Argon2Hasher, Authenticator, ClientInfo, Error, ManualClock, MemoryTokenStore, MemoryUserStore,
+    TokenStore, UserId, UserRecord, UserStore,
 };
 use time::OffsetDateTime;
+use tokio::task::JoinSet;
 
 const EMAIL: &str = "ann@example.com";
 const PASSWORD: &str = "correct horse battery staple";
@@ -205,4 +211,147 @@ async fn two_instances_over_one_redis() {
             .expect("seed");
     }
     two_instances_share_sessions(&a, &b, &clock).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One throttle shared by several instances
+
+/// Wrong passwords allowed per (account, address) in the throttle scenarios.
+const GUESSES: u32 = 5;
+
+fn guess_limits() -> ThrottleLimits {
+    ThrottleLimits::default().per_account_ip(Limit::new(GUESSES, Duration::from_secs(900)))
+}
+
+type SharedUsers = Arc<MemoryUserStore<UserRecord>>;
+
+/// One user store (the throttle, not the users, is what the instances share here) holding
+/// ann.
+async fn shared_users() -> SharedUsers {
+    let users = Arc::new(MemoryUserStore::new());
+    let hasher = Authenticator::builder(Arc::clone(&users), MemoryTokenStore::new())
+        .password_hasher(Argon2Hasher::insecure_for_tests())
+        .build();
+    let hash = hasher.hash_password(PASSWORD).await.expect("hash");
+    users
+        .insert(UserRecord::new(UserId::from("ann"), EMAIL, hash))
+        .expect("seed");
+    users
+}
+
+/// An instance whose logins are throttled by `throttle` alone: its per-process bounds (logins
+/// in flight per address, hashing queue) are set out of the way.
+fn guarded(users: &SharedUsers, throttle: impl Throttle + 'static) -> Authenticator<SharedUsers> {
+    Authenticator::builder(Arc::clone(users), MemoryTokenStore::new())
+        .password_hasher(Argon2Hasher::insecure_for_tests())
+        .max_logins_in_flight_per_ip(256)
+        .max_queued_hashes(256)
+        .throttle(throttle)
+        .build()
+}
+
+fn from(ip: &str) -> ClientInfo {
+    ClientInfo::none().with_ip(ip.parse::<IpAddr>().expect("test address"))
+}
+
+/// Concurrent wrong passwords for one account from one address, spread over two instances:
+/// exactly [`GUESSES`] are checked in total, the rest refused; then a restarted instance (a
+/// new throttle over the same store) grants no fresh guess.
+async fn instances_share_one_throttle(
+    a: &Authenticator<SharedUsers>,
+    b: &Authenticator<SharedUsers>,
+    restarted: impl std::future::Future<Output = Authenticator<SharedUsers>>,
+) {
+    let attacker = "198.18.40.2";
+    let mut logins = JoinSet::new();
+    for i in 0..6 * GUESSES {
+        let auth = if i % 2 == 0 { a.clone() } else { b.clone() };
+        logins.spawn(async move {
+            auth.login(EMAIL, "wrong password", from(attacker))
+                .await
+                .map(drop)
+        });
+    }
+    let (mut checked, mut throttled) = (0, 0);
+    while let Some(outcome) = logins.join_next().await {
+        match outcome.expect("a login task panicked") {
+            Err(Error::InvalidCredentials) => checked += 1,
+            Err(Error::Throttled { .. }) => throttled += 1,
+            other => panic!("a wrong password must be checked or throttled, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        checked, GUESSES,
+        "two instances together check exactly the (account, IP) limit of wrong passwords"
+    );
+    assert_eq!(throttled, 5 * GUESSES);
+    for auth in [a, b] {
+        assert!(
+            matches!(
+                auth.login(EMAIL, PASSWORD, from(attacker)).await,
+                Err(Error::Throttled { .. })
+            ),
+            "the pair is held on both instances, even for the right password"
+        );
+    }
+
+    let restarted = restarted.await;
+    for password in ["wrong password", PASSWORD] {
+        assert!(
+            matches!(
+                restarted.login(EMAIL, password, from(attacker)).await,
+                Err(Error::Throttled { .. })
+            ),
+            "a restart grants no fresh guesses"
+        );
+    }
+    restarted
+        .login(EMAIL, PASSWORD, from("198.18.40.3"))
+        .await
+        .expect("the account still logs in from another address");
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_share_one_sqlite_throttle() {
+    use keycard::throttle::SqliteThrottle;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("throttle.db");
+    let open = || async {
+        let throttle = SqliteThrottle::open(&path, guess_limits())
+            .await
+            .expect("open");
+        throttle.migrate().await.expect("migrate");
+        throttle
+    };
+    let users = shared_users().await;
+    let a = guarded(&users, open().await);
+    let b = guarded(&users, open().await);
+    instances_share_one_throttle(&a, &b, async { guarded(&users, open().await) }).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_share_one_postgres_throttle() {
+    let schema = stores_support::PgSchema::new().await;
+    let users = shared_users().await;
+    let a = guarded(&users, schema.throttle(guess_limits()).await);
+    let b = guarded(&users, schema.throttle(guess_limits()).await);
+    instances_share_one_throttle(&a, &b, async {
+        guarded(&users, schema.throttle(guess_limits()).await)
+    })
+    .await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_share_one_redis_throttle() {
+    let ns = stores_support::RedisPrefix::new().await;
+    let users = shared_users().await;
+    let a = guarded(&users, ns.throttle(guess_limits()).await);
+    let b = guarded(&users, ns.throttle(guess_limits()).await);
+    instances_share_one_throttle(&a, &b, async {
+        guarded(&users, ns.throttle(guess_limits()).await)
+    })
+    .await;
 }

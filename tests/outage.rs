@@ -2,6 +2,10 @@
 //! `StoreError::Backend` (nothing panics, nothing hangs), and service resumes by itself when
 //! the server is reachable again. A TCP proxy in front of the real PostgreSQL / Redis plays
 //! the outage: it drops every connection and stops listening, then listens again.
+//!
+//! The same for a login throttle behind the cut: login fails closed (`Error::Store`, no
+//! password checked) or, if so configured, fails open (the password is checked, unthrottled),
+//! in bounded time, and throttles again once the server is back.
 #![cfg(any(feature = "postgres", feature = "redis"))]
 
 mod stores_support;
@@ -10,7 +14,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use keycard::{ClientInfo, Session, StoreError, Token, TokenStore, UserId};
+use keycard::throttle::{Limit, Throttle, ThrottleLimits, ThrottleOutage};
+use keycard::{
+    Argon2Hasher, Authenticator, ClientInfo, Error, MemoryTokenStore, MemoryUserStore, Session,
+    StoreError, Token, TokenStore, UserId, UserRecord,
+};
 use time::OffsetDateTime;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
@@ -221,4 +229,162 @@ async fn redis_outage_is_a_typed_error_and_service_resumes() {
     every_operation_fails_cleanly(&store, &known).await;
     proxy.restore().await;
     service_resumes(&store, &known).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A throttle behind the cut
+
+const EMAIL: &str = "ann@example.com";
+const PASSWORD: &str = "correct horse battery staple";
+/// Wrong passwords allowed per (account, address).
+const GUESSES: u32 = 3;
+
+fn guess_limits() -> ThrottleLimits {
+    ThrottleLimits::default().per_account_ip(Limit::new(GUESSES, Duration::from_secs(900)))
+}
+
+fn from(ip: &str) -> ClientInfo {
+    ClientInfo::none().with_ip(ip.parse().expect("test address"))
+}
+
+/// `f` finished within the bound every outage test holds operations to.
+async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    let started = Instant::now();
+    let out = f.await;
+    let took = started.elapsed();
+    eprintln!("{what} returned after {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "{what} took {took:?}: not bounded"
+    );
+    out
+}
+
+/// Users and sessions in memory (they stay up); only `throttle` is behind `proxy`.
+async fn login_behind_a_cut_throttle(throttle: impl Throttle + Clone + 'static, proxy: &Proxy) {
+    let users = Arc::new(MemoryUserStore::new());
+    let build = |outage: ThrottleOutage| {
+        Authenticator::builder(Arc::clone(&users), MemoryTokenStore::new())
+            .password_hasher(Argon2Hasher::insecure_for_tests())
+            .throttle(throttle.clone())
+            .throttle_outage(outage)
+            .build()
+    };
+    let closed = build(ThrottleOutage::default());
+    let open = build(ThrottleOutage::FailOpen);
+    let hash = closed.hash_password(PASSWORD).await.expect("hash");
+    users
+        .insert(UserRecord::new(UserId::from("ann"), EMAIL, hash))
+        .expect("seed");
+    closed
+        .login(EMAIL, PASSWORD, from("198.18.60.1"))
+        .await
+        .expect("login before the outage");
+
+    proxy.cut();
+    match bounded(
+        "fail-closed login",
+        closed.login(EMAIL, PASSWORD, from("198.18.60.1")),
+    )
+    .await
+    {
+        Err(Error::Store(StoreError::Backend(_))) => {}
+        other => panic!(
+            "fail closed: expected Error::Store(Backend), got {:?}",
+            other.map(drop)
+        ),
+    }
+    match bounded(
+        "fail-open login",
+        open.login(EMAIL, "wrong password", from("198.18.60.1")),
+    )
+    .await
+    {
+        Err(Error::InvalidCredentials) => {}
+        other => panic!(
+            "fail open: the password must be checked, got {:?}",
+            other.map(drop)
+        ),
+    }
+    bounded(
+        "fail-open login",
+        open.login(EMAIL, PASSWORD, from("198.18.60.1")),
+    )
+    .await
+    .expect("fail open: the right password logs in");
+
+    proxy.restore().await;
+    let attacker = from("198.18.60.2");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match closed
+            .login(EMAIL, "wrong password", attacker.clone())
+            .await
+        {
+            Err(Error::InvalidCredentials) => break,
+            Err(Error::Store(e)) if Instant::now() < deadline => {
+                eprintln!("throttle not yet back: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => panic!(
+                "the throttle did not recover within 30 s: {:?}",
+                other.map(drop)
+            ),
+        }
+    }
+    for i in 1..GUESSES {
+        assert!(
+            matches!(
+                closed
+                    .login(EMAIL, "wrong password", attacker.clone())
+                    .await,
+                Err(Error::InvalidCredentials)
+            ),
+            "guess {} of {GUESSES} after recovery",
+            i + 1
+        );
+    }
+    assert!(
+        matches!(
+            closed.login(EMAIL, PASSWORD, attacker).await,
+            Err(Error::Throttled { .. })
+        ),
+        "throttling works again after the outage"
+    );
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_throttle_outage_fails_closed_or_open_and_recovers() {
+    let schema = stores_support::PgSchema::new().await;
+    let url = stores_support::postgres_url();
+    let target = target_of(&url, 5432);
+    let proxy = Proxy::start(target).await;
+    let throttle = keycard::throttle::PostgresThrottle::connect(
+        &with_addr(&url, target, proxy.addr),
+        guess_limits(),
+    )
+    .await
+    .expect("connect through the proxy")
+    .with_table(&schema.table("throttle"))
+    .expect("valid table");
+    throttle.migrate().await.expect("migrate");
+    login_behind_a_cut_throttle(throttle, &proxy).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_throttle_outage_fails_closed_or_open_and_recovers() {
+    let ns = stores_support::RedisPrefix::new().await;
+    let url = stores_support::redis_url();
+    let target = target_of(&url, 6379);
+    let proxy = Proxy::start(target).await;
+    let throttle = keycard::throttle::RedisThrottle::connect(
+        &with_addr(&url, target, proxy.addr),
+        guess_limits(),
+    )
+    .await
+    .expect("connect through the proxy")
+    .with_key_prefix(ns.throttle_prefix());
+    login_behind_a_cut_throttle(throttle, &proxy).await;
 }
