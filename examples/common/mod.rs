@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::Router;
-use keycard::throttle::{MemoryThrottle, Throttle, ThrottleLimits};
+use keycard::throttle::{MemoryThrottle, Throttle};
 use keycard::{MemoryTokenStore, MemoryUserStore, StoreError, TokenStore, UserRecord, UserStore};
 
 /// The user store type both examples run on, whatever the backend.
@@ -140,8 +140,11 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
             tokens.migrate().await?;
             let users = Arc::new(keycard::store::SqliteUserStore::open(path).await?);
             users.migrate().await?;
-            let throttle =
-                keycard::throttle::SqliteThrottle::open(path, ThrottleLimits::default()).await?;
+            let throttle = keycard::throttle::SqliteThrottle::open(
+                path,
+                keycard::throttle::ThrottleLimits::default(),
+            )
+            .await?;
             throttle.migrate().await?;
             Ok(Stores {
                 tokens: Arc::new(tokens),
@@ -160,7 +163,7 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
             users.migrate().await?;
             let throttle = keycard::throttle::PostgresThrottle::new(
                 tokens.pool().clone(),
-                ThrottleLimits::default(),
+                keycard::throttle::ThrottleLimits::default(),
             );
             throttle.migrate().await?;
             Ok(Stores {
@@ -176,7 +179,7 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
             let tokens = keycard::store::RedisTokenStore::connect(url).await?;
             let throttle = keycard::throttle::RedisThrottle::new(
                 tokens.connection(),
-                ThrottleLimits::default(),
+                keycard::throttle::ThrottleLimits::default(),
             );
             Ok(Stores {
                 tokens: Arc::new(tokens),
