@@ -2,6 +2,9 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "actix-web")]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix-web")))]
+pub mod actix_web;
 pub mod audit;
 mod authenticator;
 #[cfg(feature = "axum")]
@@ -19,6 +22,9 @@ mod session;
 pub mod store;
 pub mod throttle;
 mod token;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
 mod user;
 
 pub use authenticator::{

@@ -1,0 +1,298 @@
+//! [`Protocol`]: how outcomes and errors look on the wire, and the three built-in ones.
+
+use std::fmt::Debug;
+
+use serde_json::{json, Map};
+use time::format_description::well_known::Rfc3339;
+
+use super::Response;
+use crate::authenticator::Logout;
+use crate::error::Error;
+use crate::session::Session;
+use crate::token::Token;
+use crate::user::User;
+
+/// How one HTTP API spells outcomes and errors. Adapters call it and only copy the
+/// [`Response`] onto their framework's.
+///
+/// Implement it for an API of your own; every method returns a complete response, headers
+/// included (`Cache-Control: no-store` comes with every [`Response`] constructor).
+pub trait Protocol: Send + Sync + Debug + 'static {
+    /// The response to a successful login. `session` is the new session (its
+    /// [`expires_at`](Session::expires_at), for instance).
+    fn login_succeeded(&self, token: &Token, user: &dyn User, session: &Session) -> Response;
+
+    /// The response to a logout. `token` is the string the client sent.
+    fn logged_out(&self, token: &str, outcome: &Logout) -> Response;
+
+    /// The response to an error from any operation, or to a missing token.
+    fn error(&self, error: &Error) -> Response;
+
+    /// A plain message in this protocol's error shape, for rejections that happen before the
+    /// core is called (malformed JSON, missing field, unknown route, body too large).
+    fn rejection(&self, status: u16, message: &str) -> Response;
+}
+
+/// The Rails-style sessions API: `POST /api/sessions` answers `{"token": T}`,
+/// `PATCH /api/sessions/sign_out?token=` ends the session, and every error is 422
+/// `{"message": ...}` (429 and 503 aside). Pair it with
+/// [`reveal_unknown_email(true)`](crate::AuthenticatorBuilder::reveal_unknown_email), since the
+/// API answers "User not found".
+///
+/// ```
+/// use keycard::{http::{Protocol, SessionsApi}, Error};
+/// let r = SessionsApi.error(&Error::InvalidCredentials);
+/// assert_eq!((r.status, r.body.as_str()), (422, r#"{"message":"Email or password is invalid"}"#));
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SessionsApi;
+
+/// The client login API: `POST /login` answers
+/// `{"client": {"auth_token", "email", ...profile}}`, `DELETE /logout` takes `auth_token` and
+/// always succeeds; bad credentials and tokens are 401 `{"error": ...}` with a
+/// `WWW-Authenticate: Bearer` challenge.
+///
+/// ```
+/// use keycard::{http::{Protocol, LoginApi}, Error};
+/// let r = LoginApi.error(&Error::UnknownEmail);
+/// assert_eq!((r.status, r.body.as_str()), (401, r#"{"error":"Invalid email/password"}"#));
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoginApi;
+
+/// The standards-based protocol for new APIs: RFC 6750 bearer tokens and RFC 9457 problem
+/// details.
+///
+/// - login: 200 `{"expires_at": RFC 3339, "token": T}`;
+/// - logout: 204, whether or not the token named a session (logout is idempotent);
+/// - every error: `application/problem+json` with `type` (`about:blank`), `title` (the status
+///   phrase), `status`, `detail` (the core error's message, which never holds a secret or a
+///   backend's detail; 5xx say only that the service is unavailable) and `code`, a stable
+///   machine-readable string (`missing_token`, `invalid_token`, `invalid_credentials`, ...);
+/// - 401 carries `WWW-Authenticate: Bearer`, with `error="invalid_token"` when a token was
+///   sent but is malformed, unknown or expired (RFC 6750 §3.1);
+/// - 429 and 503 carry `Retry-After`.
+///
+/// ```
+/// use keycard::{http::{Protocol, StandardApi}, Error};
+/// let r = StandardApi.error(&Error::InvalidToken);
+/// assert_eq!(r.status, 401);
+/// assert_eq!(r.header("content-type"), Some("application/problem+json"));
+/// assert_eq!(
+///     r.header("www-authenticate"),
+///     Some(r#"Bearer error="invalid_token", error_description="the session token is not valid; log in again""#)
+/// );
+/// let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+/// assert_eq!(body["code"], "invalid_token");
+/// assert_eq!(body["title"], "Unauthorized");
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StandardApi;
+
+impl Protocol for SessionsApi {
+    fn login_succeeded(&self, token: &Token, _user: &dyn User, _session: &Session) -> Response {
+        Response::json(200, &json!({ "token": token.expose_secret() }))
+    }
+
+    fn logged_out(&self, token: &str, outcome: &Logout) -> Response {
+        match outcome {
+            Logout::Destroyed(_) => Response::json(
+                200,
+                &json!({ "message": format!("{token} has been destroyed successfully") }),
+            ),
+            Logout::NoSession => self.rejection(422, NOT_CHECKED_IN),
+        }
+    }
+
+    fn error(&self, error: &Error) -> Response {
+        let (status, message) = match error {
+            Error::InvalidCredentials => (422, "Email or password is invalid".to_owned()),
+            Error::UnknownEmail => (422, "User not found".to_owned()),
+            Error::MissingToken
+            | Error::MalformedToken
+            | Error::InvalidToken
+            | Error::SessionExpired => (422, NOT_CHECKED_IN.to_owned()),
+            Error::InputTooLong { field, max } => (
+                422,
+                format!(
+                    "{} is too long (maximum is {max} bytes)",
+                    capitalized(&field.to_string())
+                ),
+            ),
+            Error::Throttled { .. } => (429, throttled_message(error)),
+            Error::Overloaded { .. } | Error::Store(_) => (503, UNAVAILABLE.to_owned()),
+            _ => (500, INTERNAL.to_owned()),
+        };
+        self.rejection(status, &message)
+            .with_retry_after(error.retry_after_secs())
+    }
+
+    fn rejection(&self, status: u16, message: &str) -> Response {
+        Response::json(status, &json!({ "message": message }))
+    }
+}
+
+impl Protocol for LoginApi {
+    fn login_succeeded(&self, token: &Token, user: &dyn User, _session: &Session) -> Response {
+        let mut client = Map::new();
+        client.insert("auth_token".into(), token.expose_secret().into());
+        client.insert("email".into(), user.email().into());
+        for (key, value) in user.profile() {
+            client.entry(key).or_insert(value);
+        }
+        Response::json(200, &json!({ "client": client }))
+    }
+
+    fn logged_out(&self, _token: &str, _outcome: &Logout) -> Response {
+        Response::json(200, &json!({ "message": "Successfully logged out" }))
+    }
+
+    fn error(&self, error: &Error) -> Response {
+        let (status, message) = match error {
+            Error::InvalidCredentials | Error::UnknownEmail => {
+                (401, "Invalid email/password".to_owned())
+            }
+            Error::MissingToken => (401, "Missing auth_token".to_owned()),
+            Error::MalformedToken | Error::InvalidToken | Error::SessionExpired => {
+                (401, "Invalid or expired auth_token".to_owned())
+            }
+            Error::InputTooLong { field, max } => {
+                (400, format!("{field} is too long (maximum is {max} bytes)"))
+            }
+            Error::Throttled { .. } => (429, throttled_message(error)),
+            Error::Overloaded { .. } | Error::Store(_) => (503, UNAVAILABLE.to_owned()),
+            _ => (500, INTERNAL.to_owned()),
+        };
+        let response = self
+            .rejection(status, &message)
+            .with_retry_after(error.retry_after_secs());
+        match bearer_challenge(error) {
+            Some(challenge) if status == 401 => response.with_header("www-authenticate", challenge),
+            _ => response,
+        }
+    }
+
+    fn rejection(&self, status: u16, message: &str) -> Response {
+        Response::json(status, &json!({ "error": message }))
+    }
+}
+
+impl Protocol for StandardApi {
+    fn login_succeeded(&self, token: &Token, _user: &dyn User, session: &Session) -> Response {
+        let expires_at = session
+            .expires_at
+            .format(&Rfc3339)
+            .unwrap_or_else(|_| session.expires_at.to_string());
+        Response::json(
+            200,
+            &json!({ "expires_at": expires_at, "token": token.expose_secret() }),
+        )
+    }
+
+    fn logged_out(&self, _token: &str, _outcome: &Logout) -> Response {
+        Response::empty(204)
+    }
+
+    fn error(&self, error: &Error) -> Response {
+        let (status, code) = match error {
+            Error::InvalidCredentials | Error::UnknownEmail => (401, "invalid_credentials"),
+            Error::MissingToken => (401, "missing_token"),
+            Error::MalformedToken | Error::InvalidToken | Error::SessionExpired => {
+                (401, "invalid_token")
+            }
+            Error::InputTooLong { .. } => (422, "input_too_long"),
+            Error::Throttled { .. } => (429, "throttled"),
+            Error::Overloaded { .. } => (503, "overloaded"),
+            Error::Store(_) => (503, "unavailable"),
+            _ => (500, "internal"),
+        };
+        let detail = match status {
+            503 => UNAVAILABLE.to_owned(),
+            500 => INTERNAL.to_owned(),
+            _ => error.to_string(),
+        };
+        let response = problem(status, code, &detail).with_retry_after(error.retry_after_secs());
+        match bearer_challenge(error) {
+            Some(challenge) => response.with_header("www-authenticate", challenge),
+            None => response,
+        }
+    }
+
+    fn rejection(&self, status: u16, message: &str) -> Response {
+        let code = match status {
+            404 => "not_found",
+            405 => "method_not_allowed",
+            413 => "body_too_large",
+            415 => "unsupported_media_type",
+            _ => "bad_request",
+        };
+        problem(status, code, message)
+    }
+}
+
+/// An RFC 9457 problem details response.
+fn problem(status: u16, code: &str, detail: &str) -> Response {
+    Response::problem_json(
+        status,
+        &json!({
+            "code": code,
+            "detail": detail,
+            "status": status,
+            "title": status_title(status),
+            "type": "about:blank",
+        }),
+    )
+}
+
+/// The RFC 6750 challenge for a 401 about a token or credentials: `Bearer`, with
+/// `error="invalid_token"` when a token was sent but is not usable. `None` for errors that
+/// are not about authentication.
+fn bearer_challenge(error: &Error) -> Option<String> {
+    match error {
+        Error::MissingToken | Error::InvalidCredentials | Error::UnknownEmail => {
+            Some("Bearer".to_owned())
+        }
+        Error::MalformedToken | Error::InvalidToken | Error::SessionExpired => Some(format!(
+            r#"Bearer error="invalid_token", error_description="{error}""#
+        )),
+        _ => None,
+    }
+}
+
+/// The reason phrase of the statuses keycard answers with (RFC 9110), for problem titles.
+fn status_title(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Content",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+const NOT_CHECKED_IN: &str = "You are not checked in";
+const UNAVAILABLE: &str = "Service unavailable, try again later";
+const INTERNAL: &str = "Internal server error";
+
+fn throttled_message(error: &Error) -> String {
+    format!(
+        "Too many login attempts, try again in {} seconds",
+        error.retry_after_secs().unwrap_or(1)
+    )
+}
+
+fn capitalized(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
