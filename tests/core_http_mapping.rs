@@ -1,9 +1,10 @@
-//! Every row of the HTTP mapping table, for both seed protocols, from real core outcomes.
+//! Every row of the HTTP mapping table, for the three built-in protocols, from real core
+//! outcomes.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use keycard::http::{LoginApi, Protocol, Response, SessionsApi};
+use keycard::http::{LoginApi, Protocol, Response, SessionsApi, StandardApi};
 use keycard::{
     Argon2Hasher, Authenticator, ClientInfo, Error, Field, Logout, MemoryThrottle,
     MemoryTokenStore, MemoryUserStore, PasswordHasher, StoreError, UserRecord,
@@ -12,7 +13,7 @@ use proptest::prelude::*;
 
 type Auth = Authenticator<Arc<MemoryUserStore>>;
 
-/// The seed documents' users, behind an authenticator with the given unknown-email policy.
+/// The documents' users, behind an authenticator with the given unknown-email policy.
 fn seeded(reveal_unknown_email: bool) -> Auth {
     let hasher = Argon2Hasher::insecure_for_tests();
     let users = Arc::new(MemoryUserStore::new());
@@ -51,7 +52,7 @@ async fn login_error(auth: &Auth, email: &str, password: &str) -> Error {
 }
 
 #[tokio::test]
-async fn seed_000_sessions_api_every_row() {
+async fn sessions_api_every_row() {
     let auth = seeded(true);
     let p = SessionsApi;
 
@@ -62,7 +63,7 @@ async fn seed_000_sessions_api_every_row() {
         .expect("login");
     let token = login.token.expose_secret();
     assert_response(
-        &p.login_succeeded(&login.token, &login.user),
+        &p.login_succeeded(&login.token, &login.user, &login.session),
         200,
         &format!(r#"{{"token":"{token}"}}"#),
     );
@@ -130,7 +131,7 @@ async fn seed_000_sessions_api_every_row() {
         429,
         r#"{"message":"Too many login attempts, try again in 90 seconds"}"#,
     );
-    assert_eq!(r.retry_after, Some(90));
+    assert_eq!(r.retry_after(), Some(90));
     let down = Error::Store(StoreError::backend(
         "password=hunter2 host=db.internal refused",
     ));
@@ -155,7 +156,7 @@ async fn seed_000_sessions_api_every_row() {
 }
 
 #[tokio::test]
-async fn seed_003_login_api_every_row() {
+async fn login_api_every_row() {
     // The library default: unknown emails are not revealed; the protocol hides them anyway.
     let auth = seeded(false);
     let p = LoginApi;
@@ -167,7 +168,7 @@ async fn seed_003_login_api_every_row() {
         .expect("login");
     let token = login.token.expose_secret();
     assert_response(
-        &p.login_succeeded(&login.token, &login.user),
+        &p.login_succeeded(&login.token, &login.user, &login.session),
         200,
         &format!(
             r#"{{"client":{{"auth_token":"{token}","email":"test@increasecard.com","first_name":"Test","last_name":"Increase"}}}}"#
@@ -247,7 +248,8 @@ async fn seed_003_login_api_every_row() {
         "two failures reached the limit: {e:?}"
     );
     let r = p.error(&e);
-    assert_eq!((r.status, r.retry_after), (429, Some(90)));
+    assert_eq!((r.status, r.retry_after()), (429, Some(90)));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
     assert_eq!(
         r.body,
         r#"{"error":"Too many login attempts, try again in 90 seconds"}"#
@@ -265,6 +267,105 @@ async fn seed_003_login_api_every_row() {
     );
 }
 
+/// The problem details body of `r`, checked for the RFC 9457 members and our `code`.
+fn problem(r: &Response, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(r.status, status, "{r:?}");
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let body: serde_json::Value = serde_json::from_str(&r.body).expect("JSON");
+    assert_eq!(body["type"], "about:blank");
+    assert_eq!(body["status"], status);
+    assert_eq!(body["code"], code, "{body}");
+    assert!(body["title"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    body
+}
+
+#[tokio::test]
+async fn standard_api_every_row() {
+    let auth = seeded(false);
+    let p = StandardApi;
+
+    // Login: the token and when it expires.
+    let login = auth
+        .login("test@increasecard.com", "password", ClientInfo::none())
+        .await
+        .expect("login");
+    let ok = p.login_succeeded(&login.token, &login.user, &login.session);
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.header("content-type"), Some("application/json"));
+    assert_eq!(ok.header("cache-control"), Some("no-store"));
+    let body: serde_json::Value = serde_json::from_str(&ok.body).expect("JSON");
+    assert_eq!(body["token"], login.token.expose_secret());
+    let expires_at = time::OffsetDateTime::parse(
+        body["expires_at"].as_str().expect("a string"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("RFC 3339");
+    assert_eq!(expires_at, login.session.expires_at);
+
+    // Credentials: 401 with a bare Bearer challenge, the same for an unknown email.
+    let e = login_error(&auth, "test@increasecard.com", "notpassword").await;
+    let wrong = p.error(&e);
+    problem(&wrong, 401, "invalid_credentials");
+    assert_eq!(wrong.header("www-authenticate"), Some("Bearer"));
+    let unknown = p.error(&login_error(&auth, "nobody@increasecard.com", "password").await);
+    assert_eq!(unknown, wrong);
+
+    // Tokens: missing is a bare challenge (RFC 6750 3.1); a bad one names invalid_token.
+    let missing = p.error(&Error::MissingToken);
+    problem(&missing, 401, "missing_token");
+    assert_eq!(missing.header("www-authenticate"), Some("Bearer"));
+    for e in [Error::MalformedToken, Error::InvalidToken, Error::SessionExpired] {
+        let r = p.error(&e);
+        problem(&r, 401, "invalid_token");
+        let challenge = r.header("www-authenticate").expect("a challenge");
+        assert!(
+            challenge.starts_with(r#"Bearer error="invalid_token", error_description=""#),
+            "{challenge}"
+        );
+    }
+
+    // Logout: 204 without a body, whether or not a session existed.
+    let token = login.token.expose_secret();
+    for _ in 0..2 {
+        let outcome = auth.logout(token).await.expect("logout");
+        let r = p.logged_out(token, &outcome);
+        assert_eq!((r.status, r.body.as_str()), (204, ""));
+        assert_eq!(r.header("content-type"), None);
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+    }
+
+    // Input, throttling, overload, outage, internal: no backend detail ever.
+    let long = p.error(&login_error(&auth, &"e".repeat(400), "password").await);
+    problem(&long, 422, "input_too_long");
+    login_error(&auth, "test@increasecard.com", "x").await;
+    let throttled = p.error(&login_error(&auth, "test@increasecard.com", "password").await);
+    problem(&throttled, 429, "throttled");
+    assert_eq!(throttled.retry_after(), Some(90));
+    let down = Error::Store(StoreError::backend("connection to 10.0.0.5:5432 refused"));
+    let r = p.error(&down);
+    let body = problem(&r, 503, "unavailable");
+    assert!(!r.body.contains("10.0.0.5"), "{body}");
+    assert_eq!(r.header("www-authenticate"), None);
+    let overloaded = Error::Overloaded {
+        retry_after: Duration::from_secs(1),
+    };
+    let r = p.error(&overloaded);
+    problem(&r, 503, "overloaded");
+    assert_eq!(r.retry_after(), Some(1));
+    let r = p.error(&Error::PasswordHash(keycard::HashError::InvalidStoredHash(
+        argon2::password_hash::Error::Password,
+    )));
+    problem(&r, 500, "internal");
+
+    // Rejections before the core: the status's own title and code.
+    let body = problem(&p.rejection(415, "JSON only"), 415, "unsupported_media_type");
+    assert_eq!(body["title"], "Unsupported Media Type");
+    assert_eq!(body["detail"], "JSON only");
+    problem(&p.rejection(404, "Not found"), 404, "not_found");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -280,6 +381,7 @@ proptest! {
                 prop_assert!(matches!(err, Error::MalformedToken | Error::InvalidToken), "{err:?}");
                 prop_assert!(SessionsApi.error(&err).status == 422);
                 prop_assert!(LoginApi.error(&err).status == 401);
+                prop_assert!(StandardApi.error(&err).status == 401);
                 prop_assert_eq!(auth.logout(&candidate).await.expect("logout"), Logout::NoSession);
                 Ok(())
             })?;

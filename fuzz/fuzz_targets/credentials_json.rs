@@ -5,8 +5,7 @@
 //! what `Debug` shows anyway: the email or the fixed words around it).
 #![no_main]
 
-// The one line to change when `Credentials` moves to the framework-neutral `keycard::http`.
-use keycard::axum::Credentials;
+use keycard::http::Credentials;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -25,8 +24,8 @@ fuzz_target!(|data: &[u8]| {
     let password: &str = &creds.password;
     if password.chars().count() >= 4 {
         let skeleton = format!(
-            "Credentials {{ email: {:?}, password: \"[redacted]\" }} {}",
-            creds.email, creds.email
+            "Credentials {{ login: {:?}, password: \"[redacted]\" }} {}",
+            creds.login, creds.login
         );
         if !skeleton.contains(password) {
             assert!(

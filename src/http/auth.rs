@@ -205,6 +205,7 @@ impl<U> HttpAuth<U> {
         self.trusted_proxies().client_of(request)
     }
 
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(crate) fn protocol_arc(&self) -> Arc<dyn Protocol> {
         Arc::clone(&self.inner.protocol)
     }

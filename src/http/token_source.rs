@@ -190,7 +190,9 @@ impl TokenSource {
             .ok_or(Rejection::Auth(Error::MissingToken))
     }
 
-    pub(crate) fn find_in_query(&self, request: &(impl RequestHead + ?Sized)) -> Option<SessionToken> {
+    /// The token in the query parameter this source names, if any (logout looks there
+    /// before it reads the body).
+    pub fn find_in_query(&self, request: &(impl RequestHead + ?Sized)) -> Option<SessionToken> {
         let name = self.query.as_deref()?;
         let query = request.query()?;
         form_urlencoded::parse(query.as_bytes())
