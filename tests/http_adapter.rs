@@ -1,8 +1,12 @@
-//! The axum adapter on its own, in a small app of its own over real HTTP: `CurrentSession`
-//! does not touch the user store, a bearer-only `TokenSource` ignores the query, `ClientMeta`
-//! records the client's IP and user agent, and `Query` rejections are protocol-shaped JSON.
+//! The axum adapter on its own: the adapter contract (every rejection, `Option`, headers)
+//! through axum's real request pipeline; typed rejections; and, in a small app over real HTTP,
+//! `CurrentSession` does not touch the user store, a bearer-only `TokenSource` ignores the
+//! query and the body, the login extractor records the client's IP and user agent, and `Query`
+//! rejections are protocol-shaped JSON.
 #![cfg(feature = "axum")]
 
+#[allow(dead_code)]
+mod adapter_support;
 #[allow(dead_code)]
 mod http_support;
 
@@ -10,15 +14,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use axum::extract::State;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use http_support::{assert_error_shape, Server};
-use keycard::axum::{
-    AuthState, ClientMeta, Credentials, CurrentSession, CurrentUser, Json, Query, SessionToken,
-    TokenSource,
-};
-use keycard::http::{LoginApi, Response};
+use adapter_support::{Client, Fixture, Req, Res};
+use axum::response::IntoResponse;
+use keycard::axum::{AuthRejection, CurrentSession, CurrentUser, LoginRequest, LogoutRequest, Query};
+use keycard::http::{HttpAuth, LoginApi, Response, TokenSource};
+use tower::ServiceExt;
 use keycard::{
     Argon2Hasher, Authenticator, MemoryTokenStore, MemoryUserStore, StoreError, UserId, UserRecord,
     UserStore,
@@ -51,26 +54,123 @@ impl UserStore for Users {
 
 type Auth = Authenticator<Arc<Users>>;
 
-type AppState = AuthState<Arc<Users>>;
-
-async fn login(
-    State(s): State<AppState>,
-    ClientMeta(client): ClientMeta,
-    Json(c): Json<Credentials>,
-) -> Response {
-    keycard::axum::login(&s.auth, &*s.protocol, &c.email, &c.password, client).await
+async fn login(request: LoginRequest<UserRecord>) -> Response {
+    request.login().await
 }
 
-async fn logout(State(s): State<AppState>, token: SessionToken) -> Response {
-    keycard::axum::logout(&s.auth, &*s.protocol, &token).await
+async fn logout(request: LogoutRequest<UserRecord>) -> Response {
+    request.logout().await
 }
 
-async fn session(s: CurrentSession<Arc<Users>>) -> String {
+async fn session(s: CurrentSession<UserRecord>) -> String {
     s.session.user_id.to_string()
 }
 
-async fn user(u: CurrentUser<Arc<Users>>) -> String {
+async fn user(u: CurrentUser<UserRecord>) -> String {
     u.user.email
+}
+
+async fn maybe(u: Option<CurrentUser<UserRecord>>) -> String {
+    u.map_or_else(|| "anonymous".to_owned(), |u| u.user.email)
+}
+
+/// A handler that decides itself what each rejection means.
+async fn typed(me: Result<CurrentUser<UserRecord>, AuthRejection>) -> axum::response::Response {
+    match me {
+        Ok(me) => me.user.email.into_response(),
+        Err(rejection) => match rejection.error() {
+            Some(keycard::Error::MissingToken) => "who are you?".into_response(),
+            Some(keycard::Error::MalformedToken) => "that is not a token".into_response(),
+            _ => rejection.into_response(),
+        },
+    }
+}
+
+/// The contract app: the routes `adapter_support` expects.
+fn contract_app(http: HttpAuth<UserRecord>) -> Router {
+    keycard::axum::json_fallbacks(
+        Router::new()
+            .route("/login", post(login))
+            .route("/logout", delete(logout))
+            .route("/me", get(user))
+            .route("/session", get(session))
+            .route("/maybe", get(maybe))
+            .route("/typed", get(typed)),
+    )
+    .with_state(http)
+}
+
+/// Sends through the router's real service, in process.
+struct Axum(Router);
+
+#[async_trait(?Send)]
+impl Client for Axum {
+    async fn send(&self, req: Req) -> Res {
+        let mut builder = axum::http::Request::builder()
+            .method(req.method)
+            .uri(&req.path);
+        for (name, value) in &req.headers {
+            builder = builder.header(*name, value);
+        }
+        let request = builder
+            .body(axum::body::Body::from(req.body))
+            .expect("a valid request");
+        let response = self.0.clone().oneshot(request).await.expect("infallible");
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().expect("text").to_owned()))
+            .collect();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("a body");
+        Res {
+            status,
+            headers,
+            body: String::from_utf8(body.to_vec()).expect("UTF-8"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn contract_validation() {
+    let fixture = Fixture::new().await;
+    adapter_support::validation_contract(&fixture, &Axum(contract_app(fixture.http()))).await;
+}
+
+#[tokio::test]
+async fn contract_optional() {
+    let fixture = Fixture::new().await;
+    adapter_support::optional_contract(&Axum(contract_app(fixture.http())), true).await;
+}
+
+#[tokio::test]
+async fn contract_login_logout() {
+    let fixture = Fixture::new().await;
+    adapter_support::login_logout_contract(&Axum(contract_app(fixture.http()))).await;
+}
+
+#[tokio::test]
+async fn contract_outage() {
+    let app = Axum(contract_app(adapter_support::http_over_down_store()));
+    adapter_support::outage_contract(&app).await;
+}
+
+#[tokio::test]
+async fn handlers_can_match_on_typed_rejections() {
+    let fixture = Fixture::new().await;
+    let app = Axum(contract_app(fixture.http()));
+    let res = app.send(Req::get("/typed")).await;
+    assert_eq!((res.status, res.body.as_str()), (200, "who are you?"));
+    let res = app.send(Req::get("/typed").bearer("garbage")).await;
+    assert_eq!((res.status, res.body.as_str()), (200, "that is not a token"));
+    let forged = keycard::Token::generate().expect("randomness");
+    let res = app.send(Req::get("/typed").bearer(forged.expose_secret())).await;
+    assert_eq!(res.status, 401, "other rejections render as the protocol's: {res:?}");
+    let token = adapter_support::login(&app).await;
+    let res = app.send(Req::get("/typed").bearer(&token)).await;
+    assert_eq!((res.status, res.body.as_str()), (200, adapter_support::EMAIL));
 }
 
 #[derive(Deserialize)]
@@ -99,7 +199,7 @@ async fn start() -> App {
         .inner
         .insert(UserRecord::new(7_i64, "ann@example.com", hash))
         .expect("a fresh store");
-    let state = AuthState::new(auth.clone(), LoginApi, TokenSource::bearer());
+    let state = HttpAuth::new(auth.clone(), LoginApi).with_token_source(TokenSource::bearer());
     let routes = Router::new()
         .route("/login", post(login))
         .route("/logout", delete(logout))
@@ -189,7 +289,7 @@ async fn a_bearer_only_source_ignores_the_query_and_the_body() {
 }
 
 #[tokio::test]
-async fn client_meta_records_ip_and_user_agent() {
+async fn login_records_the_client_ip_and_user_agent() {
     let app = start().await;
     app.login().await;
     let sessions = app
