@@ -1,17 +1,14 @@
-//! The budgets API app (seed 000): routes, state and demo data, shared by the `budgets_api`
-//! binary and the tests in `tests/http_budgets.rs`.
+//! The budgets API (the sessions document: `POST /api/sessions`,
+//! `PATCH /api/sessions/sign_out?token=`, token-protected budgets and expenses), without any
+//! web framework: the authenticator's configuration, the demo user and data, and the answers
+//! of the protected resources. `axum_routes.rs` and `actix_routes.rs` only route requests
+//! here; the binaries and the tests in `tests/http_budgets.rs` share all of it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, FromRef, State};
-use axum::routing::{get, patch, post};
-use axum::Router;
-use keycard::axum::{
-    ClientMeta, Credentials, CurrentUser, JsonOrForm, Query, SessionToken, TokenSource,
-};
-use keycard::http::{Protocol, Response, SessionsApi, TrustedProxies};
+use keycard::http::{HttpAuth, Response, SessionsApi, TokenSource, TrustedProxies};
 use keycard::{Authenticator, AuthenticatorBuilder, TokenStore, UserRecord, UserStore};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -38,10 +35,10 @@ pub(crate) fn authenticator(
 ) -> AuthenticatorBuilder<Users> {
     Authenticator::builder(users, tokens)
         .session_ttl(session_ttl)
-        // Seed 000 answers an unknown email with "User not found", so this server has to tell
-        // unknown emails from wrong passwords. The library default is off because that answer
-        // lets anyone probe which emails have accounts; turn it on only when a protocol you
-        // must reproduce requires it.
+        // The document answers an unknown email with "User not found", so this server has to
+        // tell unknown emails from wrong passwords. The library default is off because that
+        // answer lets anyone probe which emails have accounts; turn it on only when a
+        // protocol you must reproduce requires it.
         .reveal_unknown_email(true)
 }
 
@@ -54,59 +51,82 @@ pub(crate) async fn demo_user(auth: &Auth) -> keycard::Result<UserRecord> {
     Ok(UserRecord::new(1_i64, DEMO_EMAIL, hash).with_name("Bondhan", "Sarker"))
 }
 
-/// The routes of seed 000, with JSON answers for unknown routes and wrong methods.
-pub(crate) fn router(auth: Auth, proxies: TrustedProxies) -> Router {
-    let state = AppState {
-        auth,
-        proxies,
-        protocol: Arc::new(SessionsApi),
-        tokens: TokenSource::sessions_api(),
-        demo: Arc::new(demo_data()),
-    };
-    let routes = Router::new()
-        .route("/api/sessions", post(login))
-        .route("/api/sessions/sign_out", patch(logout))
-        .route("/api/budgets", get(budgets))
-        .route("/api/expenses", get(expenses))
-        .route(
-            "/api/budgets/show_all_expenses.json",
-            get(show_all_expenses),
-        );
-    keycard::axum::json_fallbacks(routes)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(state)
-}
-
-#[derive(Clone)]
-struct AppState {
-    auth: Auth,
-    protocol: Arc<dyn Protocol>,
-    tokens: TokenSource,
-    proxies: TrustedProxies,
+/// The app: its HTTP edge (the sessions protocol, `?token=` or `Authorization: Bearer`) and
+/// the demo data. Cloning is cheap; every framework's routes hold one.
+#[derive(Clone, Debug)]
+pub(crate) struct Api {
+    http: HttpAuth<UserRecord>,
     demo: Arc<HashMap<String, Demo>>,
 }
 
-impl FromRef<AppState> for Auth {
-    fn from_ref(state: &AppState) -> Self {
-        state.auth.clone()
+impl Api {
+    /// The app over `auth`; forwarding headers are believed from `proxies` only.
+    pub(crate) fn new(auth: Auth, proxies: TrustedProxies) -> Self {
+        Self {
+            http: HttpAuth::new(auth, SessionsApi)
+                .with_token_source(TokenSource::sessions_api())
+                .with_trusted_proxies(proxies),
+            demo: Arc::new(demo_data()),
+        }
     }
-}
 
-impl FromRef<AppState> for Arc<dyn Protocol> {
-    fn from_ref(state: &AppState) -> Self {
-        Arc::clone(&state.protocol)
+    /// The HTTP edge the keycard extractors read.
+    pub(crate) fn http(&self) -> &HttpAuth<UserRecord> {
+        &self.http
     }
-}
 
-impl FromRef<AppState> for TokenSource {
-    fn from_ref(state: &AppState) -> Self {
-        state.tokens.clone()
+    /// `GET /api/budgets`: the user's budgets.
+    pub(crate) fn budgets(&self, user: &UserRecord) -> Response {
+        Response::json(200, &json!({ "budgets": self.demo_of(user).0 }))
     }
-}
 
-impl FromRef<AppState> for TrustedProxies {
-    fn from_ref(state: &AppState) -> Self {
-        state.proxies.clone()
+    /// `GET /api/expenses`: the user's expenses.
+    pub(crate) fn expenses(&self, user: &UserRecord) -> Response {
+        Response::json(200, &json!({ "expenses": self.demo_of(user).1 }))
+    }
+
+    /// `GET /api/budgets/show_all_expenses.json?month=&year=`: one month's expenses and their
+    /// total. `query` is the raw query string; a missing or unreadable `month` or `year` is a
+    /// 400, a month outside 1..=12 a 422.
+    pub(crate) fn show_all_expenses(&self, user: &UserRecord, query: &str) -> Response {
+        let period: Period = match serde_urlencoded::from_str(query) {
+            Ok(period) => period,
+            Err(error) => {
+                return self.rejection(400, &format!("Failed to deserialize query string: {error}"))
+            }
+        };
+        if !(1..=12).contains(&period.month) {
+            return self.rejection(422, "Month must be between 1 and 12");
+        }
+        let expenses: Vec<&Value> = self
+            .demo_of(user)
+            .1
+            .iter()
+            .filter(|e| e["month"] == period.month && e["year"] == period.year)
+            .collect();
+        let total: f64 = expenses.iter().filter_map(|e| e["amount"].as_f64()).sum();
+        Response::json(
+            200,
+            &json!({
+                "expenses": expenses,
+                "month": period.month,
+                "total": total,
+                "year": period.year,
+            }),
+        )
+    }
+
+    /// An error in the protocol's shape (`{"message": ...}`), for unknown routes, wrong
+    /// methods and unreadable requests.
+    pub(crate) fn rejection(&self, status: u16, message: &str) -> Response {
+        self.http.protocol().rejection(status, message)
+    }
+
+    /// The user's budgets and expenses; none for users without demo data.
+    fn demo_of(&self, user: &UserRecord) -> (&[Value], &[Value]) {
+        self.demo
+            .get(&user.email)
+            .map_or((&[][..], &[][..]), |d| (&d.budgets, &d.expenses))
     }
 }
 
@@ -116,67 +136,8 @@ struct Period {
     year: i32,
 }
 
-/// `POST /api/sessions`, JSON or form-encoded.
-async fn login(
-    State(state): State<AppState>,
-    ClientMeta(client): ClientMeta,
-    JsonOrForm(credentials): JsonOrForm<Credentials>,
-) -> Response {
-    keycard::axum::login(
-        &state.auth,
-        &*state.protocol,
-        &credentials.email,
-        &credentials.password,
-        client,
-    )
-    .await
-}
-
-/// `PATCH /api/sessions/sign_out?token=`.
-async fn logout(State(state): State<AppState>, token: SessionToken) -> Response {
-    keycard::axum::logout(&state.auth, &*state.protocol, &token).await
-}
-
-/// `GET /api/budgets?token=`.
-async fn budgets(State(state): State<AppState>, me: CurrentUser<Users>) -> axum::Json<Value> {
-    let demo = state.demo.get(&me.user.email);
-    axum::Json(json!({ "budgets": demo.map_or(&[][..], |d| &d.budgets) }))
-}
-
-/// `GET /api/expenses?token=`.
-async fn expenses(State(state): State<AppState>, me: CurrentUser<Users>) -> axum::Json<Value> {
-    let demo = state.demo.get(&me.user.email);
-    axum::Json(json!({ "expenses": demo.map_or(&[][..], |d| &d.expenses) }))
-}
-
-/// `GET /api/budgets/show_all_expenses.json?token=&month=&year=`.
-async fn show_all_expenses(
-    State(state): State<AppState>,
-    me: CurrentUser<Users>,
-    Query(period): Query<Period>,
-) -> Result<axum::Json<Value>, Response> {
-    if !(1..=12).contains(&period.month) {
-        return Err(state
-            .protocol
-            .rejection(422, "Month must be between 1 and 12"));
-    }
-    let expenses: Vec<&Value> = state
-        .demo
-        .get(&me.user.email)
-        .map_or(&[][..], |d| &d.expenses)
-        .iter()
-        .filter(|e| e["month"] == period.month && e["year"] == period.year)
-        .collect();
-    let total: f64 = expenses.iter().filter_map(|e| e["amount"].as_f64()).sum();
-    Ok(axum::Json(json!({
-        "expenses": expenses,
-        "month": period.month,
-        "total": total,
-        "year": period.year,
-    })))
-}
-
 /// One user's demo budgets and expenses.
+#[derive(Debug)]
 struct Demo {
     budgets: Vec<Value>,
     expenses: Vec<Value>,

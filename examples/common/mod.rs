@@ -1,5 +1,6 @@
-//! What both example servers share: the command line, opening the stores named by
-//! `--store`, and serving until Ctrl-C.
+//! What every example server shares, whatever its web framework: the command line, opening
+//! the stores named by `--store`, logging, and waiting for Ctrl-C or SIGTERM. Serving is in
+//! `axum_serve.rs` and `actix_serve.rs`.
 
 use std::error::Error as StdError;
 use std::net::SocketAddr;
@@ -7,9 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::Router;
 use keycard::throttle::{MemoryThrottle, Throttle};
-use keycard::{MemoryTokenStore, MemoryUserStore, StoreError, TokenStore, UserRecord, UserStore};
+use keycard::{
+    Authenticator, AuthenticatorBuilder, MemoryTokenStore, MemoryUserStore, StoreError, TokenStore,
+    UserRecord, UserStore,
+};
 
 /// The user store type both examples run on, whatever the backend.
 pub(crate) type Users = Arc<dyn UserStore<User = UserRecord>>;
@@ -17,11 +20,11 @@ pub(crate) type Users = Arc<dyn UserStore<User = UserRecord>>;
 /// A boxed error for `main`.
 pub(crate) type BoxError = Box<dyn StdError + Send + Sync>;
 
-/// Command-line options, the same for both servers.
+/// Command-line options, the same for every server.
 #[derive(Debug, clap::Parser)]
 #[command(
     version,
-    about = "A keycard example server (see \"Example servers\" in the README)",
+    about = "A keycard example server (see examples/README.md)",
     long_about = None
 )]
 pub(crate) struct Args {
@@ -104,7 +107,22 @@ impl SeedUser for keycard::store::PostgresUserStore {
     }
 }
 
+/// How often the example servers purge expired sessions.
+pub(crate) const EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
+
 impl Stores {
+    /// The authenticator an app's `configure` sets up (its protocol's options), over these
+    /// stores and with their throttle.
+    pub(crate) fn authenticator(
+        &self,
+        configure: fn(Users, Arc<dyn TokenStore>, Duration) -> AuthenticatorBuilder<Users>,
+        session_ttl: Duration,
+    ) -> Authenticator<Users> {
+        configure(self.users.clone(), self.tokens.clone(), session_ttl)
+            .throttle(self.throttle.clone())
+            .build()
+    }
+
     /// Adds `user` unless its email is taken (idempotent).
     pub(crate) async fn seed_user(&self, user: UserRecord) -> Result<bool, StoreError> {
         self.seeder.seed_user(user).await
@@ -205,22 +223,8 @@ pub(crate) fn init_logging() {
         .init();
 }
 
-/// Serves `app` on `addr`, prints the address it listens on, and returns after Ctrl-C
-/// (or SIGTERM) once in-flight requests are done.
-pub(crate) async fn serve(addr: SocketAddr, app: Router) -> Result<(), BoxError> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
-    println!("shut down");
-    Ok(())
-}
-
-async fn shutdown_signal() {
+/// Returns at the first Ctrl-C (SIGINT) or SIGTERM.
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(error) = tokio::signal::ctrl_c().await {
             eprintln!("cannot listen for Ctrl-C: {error}");

@@ -1,18 +1,15 @@
-//! The Increasecard API app (seed 003): routes and state, shared by the `increase_api` binary
-//! and the tests in `tests/http_increase.rs`.
+//! The increase API (the login document: `POST /login`, `DELETE /logout` and the
+//! token-protected `GET /client`), without any web framework: the authenticator's
+//! configuration, the demo user, the answers and the JSON-only body rules. `axum_routes.rs`
+//! and `actix_routes.rs` only route requests here; the binaries and the tests in
+//! `tests/http_increase.rs` share all of it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::{delete, get, post};
-use axum::Router;
-use keycard::axum::{
-    AuthState, ClientMeta, Credentials, CurrentUser, Json, SessionToken, TokenSource,
-};
-use keycard::http::{LoginApi, Response, TrustedProxies};
+use keycard::http::{HttpAuth, LoginApi, Response, TokenSource, TrustedProxies};
 use keycard::{Authenticator, AuthenticatorBuilder, TokenStore, UserRecord, UserStore};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// The user store the app runs on, whatever the backend.
 pub(crate) type Users = Arc<dyn UserStore<User = UserRecord>>;
@@ -47,52 +44,97 @@ pub(crate) async fn demo_user(auth: &Auth) -> keycard::Result<UserRecord> {
     Ok(UserRecord::new(1_i64, DEMO_EMAIL, hash).with_name("Test", "Increase"))
 }
 
-/// The routes of seed 003, with JSON answers for unknown routes and wrong methods. Login
-/// takes the client's address from the connection, or from `proxies`' forwarding headers.
-pub(crate) fn router(auth: Auth, proxies: TrustedProxies) -> Router {
-    let state =
-        AuthState::new(auth, LoginApi, TokenSource::login_api()).with_trusted_proxies(proxies);
-    let routes = Router::new()
-        .route("/login", post(login))
-        .route("/logout", delete(logout))
-        .route("/client", get(client));
-    keycard::axum::json_fallbacks(routes)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(state)
+/// The app: its HTTP edge (the login protocol; tokens in `?auth_token=`, the logout body's
+/// `auth_token` or `Authorization: Bearer`). Cloning is cheap; every framework's routes hold
+/// one.
+#[derive(Clone, Debug)]
+pub(crate) struct Api {
+    http: HttpAuth<UserRecord>,
 }
 
-/// The router state: authenticator, protocol and where tokens are found.
-type AppState = AuthState<Users>;
+/// The 415 message for a body that is not JSON.
+const JSON_ONLY: &str = "Expected request with `Content-Type: application/json`";
 
-/// `POST /login` with a JSON body.
-async fn login(
-    State(state): State<AppState>,
-    ClientMeta(client): ClientMeta,
-    Json(credentials): Json<Credentials>,
-) -> Response {
-    keycard::axum::login(
-        &state.auth,
-        &*state.protocol,
-        &credentials.email,
-        &credentials.password,
-        client,
-    )
-    .await
-}
-
-/// `DELETE /logout` with `{"auth_token": ...}` (or `?auth_token=`, or Bearer). Succeeds
-/// whether or not the token named a session.
-async fn logout(State(state): State<AppState>, token: SessionToken) -> Response {
-    keycard::axum::logout(&state.auth, &*state.protocol, &token).await
-}
-
-/// `GET /client?auth_token=` (or Bearer): the logged-in client's profile.
-async fn client(me: CurrentUser<Users>) -> axum::Json<Value> {
-    axum::Json(json!({
-        "client": {
-            "email": me.user.email,
-            "first_name": me.user.first_name,
-            "last_name": me.user.last_name,
+impl Api {
+    /// The app over `auth`; forwarding headers are believed from `proxies` only.
+    pub(crate) fn new(auth: Auth, proxies: TrustedProxies) -> Self {
+        Self {
+            http: HttpAuth::new(auth, LoginApi)
+                .with_token_source(TokenSource::login_api())
+                .with_trusted_proxies(proxies),
         }
-    }))
+    }
+
+    /// The HTTP edge the keycard extractors read.
+    pub(crate) fn http(&self) -> &HttpAuth<UserRecord> {
+        &self.http
+    }
+
+    /// `GET /client`: the logged-in client's profile.
+    pub(crate) fn client(&self, user: &UserRecord) -> Response {
+        Response::json(
+            200,
+            &json!({
+                "client": {
+                    "email": user.email,
+                    "first_name": user.first_name,
+                    "last_name": user.last_name,
+                }
+            }),
+        )
+    }
+
+    /// The document speaks JSON only: a login body must be JSON (keycard's login extractors
+    /// take form bodies too). `content_type` is the request's `Content-Type` header.
+    ///
+    /// # Errors
+    /// The protocol's 415 for any other body, or none.
+    pub(crate) fn login_body_is_json(&self, content_type: Option<&str>) -> Result<(), Response> {
+        if is_json(content_type) {
+            Ok(())
+        } else {
+            Err(self.rejection(415, JSON_ONLY))
+        }
+    }
+
+    /// A logout body, when there is one, must be JSON (the token may also be in the query or
+    /// `Authorization: Bearer`, with no body at all). `content_length` and `chunked` tell
+    /// whether the request has a body.
+    ///
+    /// # Errors
+    /// The protocol's 415 for a body that is not JSON.
+    pub(crate) fn logout_body_is_json(
+        &self,
+        content_type: Option<&str>,
+        content_length: Option<&str>,
+        chunked: bool,
+    ) -> Result<(), Response> {
+        let has_body =
+            chunked || content_length.is_some_and(|length| length.trim().parse::<u64>() != Ok(0));
+        if has_body && !is_json(content_type) {
+            Err(self.rejection(415, JSON_ONLY))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// An error in the protocol's shape (`{"error": ...}`), for unknown routes, wrong methods
+    /// and unreadable requests.
+    pub(crate) fn rejection(&self, status: u16, message: &str) -> Response {
+        self.http.protocol().rejection(status, message)
+    }
+}
+
+/// Whether a `Content-Type` names JSON (`application/json`, or any `+json` type).
+fn is_json(content_type: Option<&str>) -> bool {
+    let Some(value) = content_type else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || essence.ends_with("+json")
 }

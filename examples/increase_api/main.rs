@@ -1,15 +1,17 @@
-//! An Increasecard API server speaking seed 003 (`POST /login`, `DELETE /logout`
-//! and the token-protected `GET /client`).
+//! The increase API server on axum: `POST /login`, `DELETE /logout` and the token-protected
+//! `GET /client`. `increase_api_actix` serves the same on actix-web. See
+//! `examples/README.md`.
 //!
 //! ```sh
 //! cargo run --example increase_api --features axum -- --addr 127.0.0.1:3000
 //! ```
 
 mod app;
+mod axum_routes;
+#[path = "../common/axum_serve.rs"]
+mod axum_serve;
 #[path = "../common/mod.rs"]
 mod common;
-
-use std::time::Duration;
 
 use clap::Parser;
 
@@ -25,14 +27,9 @@ async fn main() {
 
 async fn run(args: common::Args) -> Result<(), common::BoxError> {
     let stores = common::open_stores(&args.store).await?;
-    let auth = app::authenticator(
-        stores.users.clone(),
-        stores.tokens.clone(),
-        args.session_ttl(),
-    )
-    .throttle(stores.throttle.clone())
-    .build();
+    let auth = stores.authenticator(app::authenticator, args.session_ttl());
     stores.seed_user(app::demo_user(&auth).await?).await?;
-    let _expiry = auth.spawn_expiry_task(Duration::from_secs(60));
-    common::serve(args.addr, app::router(auth, args.trusted_proxies())).await
+    let _expiry = auth.spawn_expiry_task(common::EXPIRY_INTERVAL);
+    let api = app::Api::new(auth, args.trusted_proxies());
+    axum_serve::serve(args.addr, axum_routes::router(api)).await
 }

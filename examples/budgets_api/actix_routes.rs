@@ -1,0 +1,72 @@
+//! The budgets API on actix-web: routing and extractors only (the answers are in `app.rs`).
+
+use actix_web::web::{self, Data, PayloadConfig, ServiceConfig};
+use actix_web::HttpRequest;
+use keycard::actix_web::{CurrentUser, LoginRequest, LogoutRequest};
+use keycard::http::Response;
+use keycard::UserRecord;
+
+use super::app::{Api, BODY_LIMIT};
+
+/// The routes of the budgets API, for `App::configure`: the same answers as the axum routes,
+/// JSON 404 and 405 included, and a 413 above [`BODY_LIMIT`].
+pub(crate) fn configure(api: Api) -> impl Fn(&mut ServiceConfig) + Clone + Send + 'static {
+    move |config: &mut ServiceConfig| {
+        config
+            .app_data(api.http().clone())
+            .app_data(Data::new(api.clone()))
+            .app_data(PayloadConfig::new(BODY_LIMIT))
+            .service(resource("/api/sessions").route(web::post().to(login)))
+            .service(resource("/api/sessions/sign_out").route(web::patch().to(logout)))
+            .service(resource("/api/budgets").route(web::get().to(budgets)))
+            .service(resource("/api/expenses").route(web::get().to(expenses)))
+            .service(
+                resource("/api/budgets/show_all_expenses.json")
+                    .route(web::get().to(show_all_expenses)),
+            )
+            .default_service(web::to(not_found));
+    }
+}
+
+/// A route whose other methods get the protocol's 405.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+/// `POST /api/sessions`, JSON or form-encoded.
+async fn login(request: LoginRequest<UserRecord>) -> Response {
+    request.login().await
+}
+
+/// `PATCH /api/sessions/sign_out?token=`.
+async fn logout(request: LogoutRequest<UserRecord>) -> Response {
+    request.logout().await
+}
+
+/// `GET /api/budgets?token=`.
+async fn budgets(api: Data<Api>, me: CurrentUser<UserRecord>) -> Response {
+    api.budgets(&me.user)
+}
+
+/// `GET /api/expenses?token=`.
+async fn expenses(api: Data<Api>, me: CurrentUser<UserRecord>) -> Response {
+    api.expenses(&me.user)
+}
+
+/// `GET /api/budgets/show_all_expenses.json?token=&month=&year=`. The query is read after
+/// the token is checked, as on axum.
+async fn show_all_expenses(
+    api: Data<Api>,
+    me: CurrentUser<UserRecord>,
+    request: HttpRequest,
+) -> Response {
+    api.show_all_expenses(&me.user, request.query_string())
+}
+
+async fn not_found(api: Data<Api>) -> Response {
+    api.rejection(404, "Not found")
+}
+
+async fn method_not_allowed(api: Data<Api>) -> Response {
+    api.rejection(405, "Method not allowed")
+}

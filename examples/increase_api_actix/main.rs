@@ -1,0 +1,35 @@
+//! The increase API server on actix-web: the same routes and answers as `increase_api` (axum),
+//! byte for byte. See `examples/README.md`.
+//!
+//! ```sh
+//! cargo run --example increase_api_actix --features actix-web -- --addr 127.0.0.1:3000
+//! ```
+
+#[path = "../increase_api/actix_routes.rs"]
+mod actix_routes;
+#[path = "../common/actix_serve.rs"]
+mod actix_serve;
+#[path = "../increase_api/app.rs"]
+mod app;
+#[path = "../common/mod.rs"]
+mod common;
+
+use clap::Parser;
+
+fn main() {
+    let args = common::Args::parse();
+    common::init_logging();
+    if let Err(error) = actix_web::rt::System::new().block_on(run(args)) {
+        eprintln!("increase_api_actix: {error}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: common::Args) -> Result<(), common::BoxError> {
+    let stores = common::open_stores(&args.store).await?;
+    let auth = stores.authenticator(app::authenticator, args.session_ttl());
+    stores.seed_user(app::demo_user(&auth).await?).await?;
+    let _expiry = auth.spawn_expiry_task(common::EXPIRY_INTERVAL);
+    let api = app::Api::new(auth, args.trusted_proxies());
+    actix_serve::serve(args.addr, actix_routes::configure(api)).await
+}
