@@ -69,9 +69,7 @@ use ::actix_web::web::{Bytes, Data};
 use ::actix_web::{FromRequest, HttpRequest, HttpResponse, Responder, ResponseError};
 
 use crate::error::Error;
-use crate::http::{
-    Credentials, HttpAuth, Rejection, RequestHead, Response, SessionToken,
-};
+use crate::http::{Credentials, HttpAuth, Rejection, RequestHead, Response, SessionToken};
 use crate::session::{ClientInfo, Session};
 use crate::user::User;
 
@@ -150,7 +148,9 @@ impl AuthError {
 impl<U: User + Clone + 'static> LoginRequest<U> {
     /// Logs in and renders the outcome ([`HttpAuth::login`]).
     pub async fn login(&self) -> Response {
-        self.http.login(&self.credentials, self.client.clone()).await
+        self.http
+            .login(&self.credentials, self.client.clone())
+            .await
     }
 }
 

@@ -317,8 +317,8 @@ impl<U: UserStore> Authenticator<U> {
     /// session id alone (which is public) cannot log anyone out.
     ///
     /// Logging out twice, or with a malformed or unknown token, is not an error: it returns
-    /// [`Logout::NoSession`], so a protocol can choose to answer "not checked in" (seed 000)
-    /// or succeed anyway (seed 003).
+    /// [`Logout::NoSession`], so a protocol can choose to answer "not checked in" (the sessions API)
+    /// or succeed anyway (the login API).
     ///
     /// # Errors
     /// [`Error::Store`] if the token store fails.
@@ -672,7 +672,7 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
     /// Whether login reports an unknown email as [`Error::UnknownEmail`] instead of
     /// [`Error::InvalidCredentials`]. Default: `false`, because telling "no such user" apart
     /// from "wrong password" lets anyone test which emails have accounts. Turn it on only for
-    /// protocols that require it (seed 000 answers "User not found").
+    /// protocols that require it (the sessions API answers "User not found").
     pub fn reveal_unknown_email(mut self, reveal: bool) -> Self {
         self.reveal_unknown_email = reveal;
         self

@@ -76,8 +76,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{
-    ConnectInfo, FromRef, FromRequest, FromRequestParts, OptionalFromRequestParts, Request,
-    State,
+    ConnectInfo, FromRef, FromRequest, FromRequestParts, OptionalFromRequestParts, Request, State,
 };
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -162,7 +161,9 @@ pub struct Query<T>(pub T);
 impl<U: User + Clone + 'static> LoginRequest<U> {
     /// Logs in and renders the outcome ([`HttpAuth::login`]).
     pub async fn login(&self) -> Response {
-        self.http.login(&self.credentials, self.client.clone()).await
+        self.http
+            .login(&self.credentials, self.client.clone())
+            .await
     }
 }
 

@@ -107,7 +107,7 @@ impl ClientInfo {
 
 /// How long sessions live.
 ///
-/// - `ttl`: absolute lifetime from login (default 24 hours, as seed 003 says);
+/// - `ttl`: absolute lifetime from login (default 24 hours);
 /// - `idle_timeout`: optional; a session unused for this long dies early;
 /// - `touch_interval`: `last_seen_at` is written at most this often per session (default
 ///   60 s, and never more than a tenth of the idle timeout), so a validate is one store read

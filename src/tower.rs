@@ -112,7 +112,9 @@ where
         Box::pin(async move {
             let head = HttpHead::new(request.headers(), request.uri(), None);
             let outcome = if session_only {
-                http.validate_session(&head).await.map(|session| (session, None))
+                http.validate_session(&head)
+                    .await
+                    .map(|session| (session, None))
             } else {
                 http.validate(&head)
                     .await

@@ -316,7 +316,11 @@ async fn standard_api_every_row() {
     let missing = p.error(&Error::MissingToken);
     problem(&missing, 401, "missing_token");
     assert_eq!(missing.header("www-authenticate"), Some("Bearer"));
-    for e in [Error::MalformedToken, Error::InvalidToken, Error::SessionExpired] {
+    for e in [
+        Error::MalformedToken,
+        Error::InvalidToken,
+        Error::SessionExpired,
+    ] {
         let r = p.error(&e);
         problem(&r, 401, "invalid_token");
         let challenge = r.header("www-authenticate").expect("a challenge");
@@ -360,7 +364,11 @@ async fn standard_api_every_row() {
     problem(&r, 500, "internal");
 
     // Rejections before the core: the status's own title and code.
-    let body = problem(&p.rejection(415, "JSON only"), 415, "unsupported_media_type");
+    let body = problem(
+        &p.rejection(415, "JSON only"),
+        415,
+        "unsupported_media_type",
+    );
     assert_eq!(body["title"], "Unsupported Media Type");
     assert_eq!(body["detail"], "JSON only");
     problem(&p.rejection(404, "Not found"), 404, "not_found");

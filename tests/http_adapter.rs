@@ -13,20 +13,22 @@ mod http_support;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use adapter_support::{Client, Fixture, Req, Res};
 use async_trait::async_trait;
+use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use http_support::{assert_error_shape, Server};
-use adapter_support::{Client, Fixture, Req, Res};
-use axum::response::IntoResponse;
-use keycard::axum::{AuthRejection, CurrentSession, CurrentUser, LoginRequest, LogoutRequest, Query};
+use keycard::axum::{
+    AuthRejection, CurrentSession, CurrentUser, LoginRequest, LogoutRequest, Query,
+};
 use keycard::http::{HttpAuth, LoginApi, Response, TokenSource};
-use tower::ServiceExt;
 use keycard::{
     Argon2Hasher, Authenticator, MemoryTokenStore, MemoryUserStore, StoreError, UserId, UserRecord,
     UserStore,
 };
 use serde::Deserialize;
+use tower::ServiceExt;
 
 /// A memory user store whose lookups by id can be made to fail, to see who calls them.
 #[derive(Debug, Default)]
@@ -164,13 +166,24 @@ async fn handlers_can_match_on_typed_rejections() {
     let res = app.send(Req::get("/typed")).await;
     assert_eq!((res.status, res.body.as_str()), (200, "who are you?"));
     let res = app.send(Req::get("/typed").bearer("garbage")).await;
-    assert_eq!((res.status, res.body.as_str()), (200, "that is not a token"));
+    assert_eq!(
+        (res.status, res.body.as_str()),
+        (200, "that is not a token")
+    );
     let forged = keycard::Token::generate().expect("randomness");
-    let res = app.send(Req::get("/typed").bearer(forged.expose_secret())).await;
-    assert_eq!(res.status, 401, "other rejections render as the protocol's: {res:?}");
+    let res = app
+        .send(Req::get("/typed").bearer(forged.expose_secret()))
+        .await;
+    assert_eq!(
+        res.status, 401,
+        "other rejections render as the protocol's: {res:?}"
+    );
     let token = adapter_support::login(&app).await;
     let res = app.send(Req::get("/typed").bearer(&token)).await;
-    assert_eq!((res.status, res.body.as_str()), (200, adapter_support::EMAIL));
+    assert_eq!(
+        (res.status, res.body.as_str()),
+        (200, adapter_support::EMAIL)
+    );
 }
 
 #[derive(Deserialize)]

@@ -109,7 +109,11 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         request: &(impl RequestHead + ?Sized),
     ) -> Result<Authenticated<U>, Rejection> {
         let token = self.token_source().require(request)?;
-        Ok(self.inner.authenticator.validate(token.expose_secret()).await?)
+        Ok(self
+            .inner
+            .authenticator
+            .validate(token.expose_secret())
+            .await?)
     }
 
     /// Finds the request's token and validates it without a user lookup
@@ -133,8 +137,15 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
     ///
     /// # Errors
     /// The core's error, as [`Rejection::Auth`].
-    pub async fn validate_token(&self, token: &SessionToken) -> Result<Authenticated<U>, Rejection> {
-        Ok(self.inner.authenticator.validate(token.expose_secret()).await?)
+    pub async fn validate_token(
+        &self,
+        token: &SessionToken,
+    ) -> Result<Authenticated<U>, Rejection> {
+        Ok(self
+            .inner
+            .authenticator
+            .validate(token.expose_secret())
+            .await?)
     }
 
     /// Validates a token already found, without a user lookup.
@@ -235,7 +246,12 @@ impl<U> fmt::Debug for HttpAuth<U> {
 #[async_trait]
 trait Authenticate: Send + Sync + fmt::Debug {
     type User;
-    async fn login(&self, login: &str, password: &str, client: ClientInfo) -> Result<Login<Self::User>>;
+    async fn login(
+        &self,
+        login: &str,
+        password: &str,
+        client: ClientInfo,
+    ) -> Result<Login<Self::User>>;
     async fn logout(&self, token: &str) -> Result<Logout>;
     async fn validate(&self, token: &str) -> Result<Authenticated<Self::User>>;
     async fn validate_session(&self, token: &str) -> Result<Session>;
@@ -245,7 +261,12 @@ trait Authenticate: Send + Sync + fmt::Debug {
 impl<S: UserStore + 'static> Authenticate for Authenticator<S> {
     type User = S::User;
 
-    async fn login(&self, login: &str, password: &str, client: ClientInfo) -> Result<Login<S::User>> {
+    async fn login(
+        &self,
+        login: &str,
+        password: &str,
+        client: ClientInfo,
+    ) -> Result<Login<S::User>> {
         Authenticator::login(self, login, password, client).await
     }
 

@@ -81,8 +81,10 @@ impl CredentialFields {
     /// # Errors
     /// [`Rejection::BadRequest`] 422 for a missing or duplicate field.
     pub fn from_form(&self, body: &[u8]) -> Result<Credentials, Rejection> {
-        self.deserialize(serde_urlencoded::Deserializer::new(form_urlencoded::parse(body)))
-            .map_err(|e| Rejection::bad_request(422, format!("Failed to deserialize form body: {e}")))
+        self.deserialize(serde_urlencoded::Deserializer::new(form_urlencoded::parse(
+            body,
+        )))
+        .map_err(|e| Rejection::bad_request(422, format!("Failed to deserialize form body: {e}")))
     }
 
     /// Parses a JSON or form body, chosen by its media type (see
@@ -91,7 +93,11 @@ impl CredentialFields {
     /// # Errors
     /// As [`from_json`](Self::from_json) and [`from_form`](Self::from_form); 415 for any
     /// other media type or none.
-    pub fn from_body(&self, media_type: Option<&str>, body: &[u8]) -> Result<Credentials, Rejection> {
+    pub fn from_body(
+        &self,
+        media_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<Credentials, Rejection> {
         match media_type {
             Some("application/x-www-form-urlencoded") => self.from_form(body),
             Some(json) if json == "application/json" || json.ends_with("+json") => {
@@ -207,7 +213,10 @@ mod tests {
         assert_eq!(status(fields.from_body(Some("text/plain"), b"")), 415);
         assert_eq!(status(fields.from_body(None, b"")), 415);
         assert!(fields
-            .from_body(Some("application/vnd.api+json"), br#"{"user":"a","pass":"p"}"#)
+            .from_body(
+                Some("application/vnd.api+json"),
+                br#"{"user":"a","pass":"p"}"#
+            )
             .is_ok());
     }
 }

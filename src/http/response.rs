@@ -62,7 +62,11 @@ impl Response {
     /// Adds a header. `name` should be lowercase; values must be valid header values (no
     /// control characters), which every value keycard itself adds is.
     #[must_use]
-    pub fn with_header(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Self {
+    pub fn with_header(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<String>,
+    ) -> Self {
         self.headers.push((name.into(), value.into()));
         self
     }

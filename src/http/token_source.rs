@@ -150,7 +150,10 @@ impl TokenSource {
     ///
     /// # Errors
     /// [`Rejection::Auth`] with [`Error::MissingToken`] when the request carries no token.
-    pub fn require(&self, request: &(impl RequestHead + ?Sized)) -> Result<SessionToken, Rejection> {
+    pub fn require(
+        &self,
+        request: &(impl RequestHead + ?Sized),
+    ) -> Result<SessionToken, Rejection> {
         self.find(request)
             .ok_or(Rejection::Auth(Error::MissingToken))
     }
@@ -258,14 +261,21 @@ mod tests {
     #[test]
     fn sources_are_searched_in_order_and_empty_values_are_absent() {
         let source = TokenSource::query("t").with_cookie("sid");
-        let found = |req: &Req| source.find(req).map(|t| (t.expose_secret().to_owned(), t.origin()));
+        let found = |req: &Req| {
+            source
+                .find(req)
+                .map(|t| (t.expose_secret().to_owned(), t.origin()))
+        };
         let all = Req(
             vec![("authorization", "Bearer h"), ("cookie", "a=1; sid=c")],
             Some("x=1&t=q%2Bq"),
         );
         assert_eq!(found(&all), Some(("q+q".into(), TokenOrigin::Query)));
         let no_query = Req(all.0.clone(), Some("t="));
-        assert_eq!(found(&no_query), Some(("h".into(), TokenOrigin::BearerHeader)));
+        assert_eq!(
+            found(&no_query),
+            Some(("h".into(), TokenOrigin::BearerHeader))
+        );
         let cookie_only = Req(vec![("Cookie", "sid=c")], None);
         assert_eq!(found(&cookie_only), Some(("c".into(), TokenOrigin::Cookie)));
         assert_eq!(found(&Req(vec![("cookie", "sid=")], None)), None);
@@ -281,11 +291,20 @@ mod tests {
     fn logout_reads_the_json_field_after_the_query() {
         let source = TokenSource::login_api();
         let req = Req(vec![("authorization", "Bearer h")], None);
-        let t = source.require_with_body(&req, br#"{"auth_token":"b"}"#).expect("in body");
-        assert_eq!((t.expose_secret(), t.origin()), ("b", TokenOrigin::JsonBody));
+        let t = source
+            .require_with_body(&req, br#"{"auth_token":"b"}"#)
+            .expect("in body");
+        assert_eq!(
+            (t.expose_secret(), t.origin()),
+            ("b", TokenOrigin::JsonBody)
+        );
         let t = source.require_with_body(&req, b"").expect("bearer");
         assert_eq!(t.origin(), TokenOrigin::BearerHeader);
-        for (body, status) in [(&b"{"[..], 400), (b"[1]", 422), (br#"{"auth_token":1}"#, 422)] {
+        for (body, status) in [
+            (&b"{"[..], 400),
+            (b"[1]", 422),
+            (br#"{"auth_token":1}"#, 422),
+        ] {
             match source.require_with_body(&req, body) {
                 Err(Rejection::BadRequest { status: s, .. }) => assert_eq!(s, status),
                 other => panic!("{other:?}"),

@@ -87,7 +87,10 @@ impl Res {
     #[track_caller]
     fn assert_problem(&self, status: u16, code: &str) {
         assert_eq!(self.status, status, "{self:?}");
-        assert_eq!(self.header("content-type"), Some("application/problem+json"));
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
         assert_eq!(self.header("cache-control"), Some("no-store"), "{self:?}");
         assert_eq!(self.json()["code"], code, "{self:?}");
     }
@@ -110,7 +113,8 @@ impl Fixture {
     pub(crate) async fn new() -> Self {
         let users = Arc::new(MemoryUserStore::<UserRecord>::new());
         let clock = ManualClock::default();
-        let limits = ThrottleLimits::default().per_account_ip(Limit::new(2, Duration::from_secs(60)));
+        let limits =
+            ThrottleLimits::default().per_account_ip(Limit::new(2, Duration::from_secs(60)));
         let auth = Authenticator::builder(Arc::clone(&users), MemoryTokenStore::new())
             .password_hasher(Argon2Hasher::insecure_for_tests())
             .clock(clock.clone())
@@ -161,7 +165,10 @@ pub(crate) async fn validation_contract(fixture: &Fixture, client: &impl Client)
             let res = client.send(Req::get(path).bearer(bad)).await;
             res.assert_problem(401, "invalid_token");
             let challenge = res.header("www-authenticate").expect("a challenge");
-            assert!(challenge.contains(r#"error="invalid_token""#), "{challenge}");
+            assert!(
+                challenge.contains(r#"error="invalid_token""#),
+                "{challenge}"
+            );
         }
     }
     // A live token: in the header or in the cookie.
@@ -252,7 +259,9 @@ pub(crate) async fn login_logout_contract(client: &impl Client) {
 /// A token store that is down: 503, no detail, never cached.
 pub(crate) async fn outage_contract(client: &impl Client) {
     let forged = keycard::Token::generate().expect("randomness");
-    let res = client.send(Req::get("/me").bearer(forged.expose_secret())).await;
+    let res = client
+        .send(Req::get("/me").bearer(forged.expose_secret()))
+        .await;
     res.assert_problem(503, "unavailable");
     assert!(!res.body.contains("refused"), "{res:?}");
     assert_eq!(res.header("www-authenticate"), None);
