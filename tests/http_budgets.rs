@@ -1,13 +1,20 @@
-//! The `budgets_api` example (seed 000) over real HTTP on a loopback port: every request and
-//! response of the document byte for byte, then expiry, independent sessions, forged tokens,
-//! concurrency, bad input, a store that is down and throttling.
-#![cfg(feature = "axum")]
+//! The budgets API example (the sessions document) over real HTTP on a loopback port: every
+//! request and response of the document byte for byte, then expiry, independent sessions,
+//! forged tokens, concurrency, bad input, a store that is down and throttling.
+//!
+//! Every test body takes a [`Framework`] and runs against that framework's app
+//! (`budgets_api`'s axum routes, `budgets_api_actix`'s actix-web routes with two workers): the
+//! macro at the bottom runs each body on every framework enabled, as `axum::NAME` and
+//! `actix::NAME`.
+#![cfg(any(feature = "axum", feature = "actix-web"))]
 
 #[allow(dead_code)]
-#[path = "../examples/budgets_api/app.rs"]
-mod app;
+#[path = "../examples/budgets_api/api.rs"]
+mod budgets;
 #[allow(dead_code)]
 mod http_support;
+
+use budgets::app;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -15,10 +22,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http_support::{
-    assert_error_shape, client_ip, forged_token, tampered, DownTokenStore, Reply, Server,
+    assert_error_shape, client_ip, for_each_framework, forged_token, tampered, DownTokenStore,
+    Framework, Reply, Server,
 };
 use keycard::http::TrustedProxies;
-use keycard::{Argon2Hasher, ManualClock, MemoryTokenStore, MemoryUserStore, TokenStore};
+use keycard::{
+    Argon2Hasher, AuthenticatorBuilder, ManualClock, MemoryTokenStore, MemoryUserStore, TokenStore,
+};
 use keycard::{UserRecord, TOKEN_LEN};
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -32,26 +42,48 @@ struct App {
     auth: app::Auth,
 }
 
-/// The app over memory stores, with a manual clock and a fast (test-only) hasher.
-async fn start_with(ttl: Duration, tokens: Arc<dyn TokenStore>) -> App {
+/// The app on `framework`, over memory stores, with a manual clock and a fast (test-only)
+/// hasher.
+async fn start_with(framework: Framework, ttl: Duration, tokens: Arc<dyn TokenStore>) -> App {
+    start_configured(framework, ttl, tokens, |builder| builder).await
+}
+
+/// Like [`start_with`], the authenticator configured further by `configure`.
+async fn start_configured(
+    framework: Framework,
+    ttl: Duration,
+    tokens: Arc<dyn TokenStore>,
+    configure: impl FnOnce(AuthenticatorBuilder<app::Users>) -> AuthenticatorBuilder<app::Users>,
+) -> App {
     let users = Arc::new(MemoryUserStore::<UserRecord>::new());
     let clock = ManualClock::default();
-    let auth = app::authenticator(users.clone(), tokens, ttl)
+    let builder = app::authenticator(users.clone(), tokens, ttl)
         .password_hasher(Argon2Hasher::insecure_for_tests())
-        .clock(clock.clone())
-        .build();
+        .clock(clock.clone());
+    let auth = configure(builder).build();
     let demo = app::demo_user(&auth).await.expect("hash the demo password");
     users.insert(demo).expect("a fresh store");
+    let api = app::Api::new(auth.clone(), TrustedProxies::none());
     App {
-        server: Server::start(app::router(auth.clone(), TrustedProxies::none())).await,
+        server: serve(framework, api).await,
         clock,
         users,
         auth,
     }
 }
 
-async fn start() -> App {
-    start_with(DAY, Arc::new(MemoryTokenStore::new())).await
+/// Serves `api` with `framework`'s routes: the same ones the example binaries serve.
+async fn serve(framework: Framework, api: app::Api) -> Server {
+    match framework {
+        #[cfg(feature = "axum")]
+        Framework::Axum => Server::start(budgets::axum_routes::router(api)).await,
+        #[cfg(feature = "actix-web")]
+        Framework::Actix => Server::start_actix(budgets::actix_routes::configure(api)),
+    }
+}
+
+async fn start(framework: Framework) -> App {
+    start_with(framework, DAY, Arc::new(MemoryTokenStore::new())).await
 }
 
 impl App {
@@ -96,9 +128,8 @@ const BUDGETS: &str = concat!(
 const DOCUMENT_PAYLOAD: &str =
     "    {\n    \t\"email\": \"bondhansarker100@gmail.com\",\n    \t\"password\": \"111111\"\n    }";
 
-#[tokio::test]
-async fn document_create_session_success() {
-    let app = start().await;
+async fn document_create_session_success(framework: Framework) {
+    let app = start(framework).await;
     let reply = app
         .server
         .json("POST", "/api/sessions", DOCUMENT_PAYLOAD)
@@ -111,9 +142,8 @@ async fn document_create_session_success() {
     assert_eq!(reply.header("cache-control"), Some("no-store"));
 }
 
-#[tokio::test]
-async fn document_create_session_errors() {
-    let app = start().await;
+async fn document_create_session_errors(framework: Framework) {
+    let app = start(framework).await;
     let wrong = r#"{"email":"bondhansarker100@gmail.com","password":"222222"}"#;
     let reply = app.server.json("POST", "/api/sessions", wrong).await;
     assert_eq!(
@@ -125,9 +155,8 @@ async fn document_create_session_errors() {
     assert_eq!(reply.pair(), (422, r#"{"message":"User not found"}"#));
 }
 
-#[tokio::test]
-async fn document_sign_out() {
-    let app = start().await;
+async fn document_sign_out(framework: Framework) {
+    let app = start(framework).await;
     let token = app.login().await;
     let reply = app
         .server
@@ -155,9 +184,8 @@ async fn document_sign_out() {
     assert_eq!(none.pair(), (422, NOT_CHECKED_IN));
 }
 
-#[tokio::test]
-async fn document_resources_take_the_token_parameter() {
-    let app = start().await;
+async fn document_resources_take_the_token_parameter(framework: Framework) {
+    let app = start(framework).await;
     let token = app.login().await;
     assert_eq!(app.budgets(&token).await, (200, BUDGETS.to_owned()));
 
@@ -194,9 +222,8 @@ async fn document_resources_take_the_token_parameter() {
     }
 }
 
-#[tokio::test]
-async fn bearer_header_works_too() {
-    let app = start().await;
+async fn bearer_header_works_too(framework: Framework) {
+    let app = start(framework).await;
     let token = app.login().await;
     let reply = http_support::send(
         app.server
@@ -215,9 +242,8 @@ async fn bearer_header_works_too() {
     assert_eq!(app.budgets(&token).await.0, 422);
 }
 
-#[tokio::test]
-async fn form_encoded_login_works() {
-    let app = start().await;
+async fn form_encoded_login_works(framework: Framework) {
+    let app = start(framework).await;
     let reply = http_support::send(
         app.server
             .request("POST", "/api/sessions")
@@ -230,9 +256,8 @@ async fn form_encoded_login_works() {
     assert_eq!(app.budgets(&token).await, (200, BUDGETS.to_owned()));
 }
 
-#[tokio::test]
-async fn demo_data_is_per_user() {
-    let app = start().await;
+async fn demo_data_is_per_user(framework: Framework) {
+    let app = start(framework).await;
     let hash = app.auth.hash_password("other-pass").await.expect("hash");
     app.users
         .insert(UserRecord::new(2_i64, "other@example.com", hash))
@@ -252,10 +277,9 @@ async fn demo_data_is_per_user() {
     );
 }
 
-#[tokio::test]
-async fn token_dies_at_logout_and_at_ttl_expiry() {
+async fn token_dies_at_logout_and_at_ttl_expiry(framework: Framework) {
     let ttl = Duration::from_secs(600);
-    let app = start_with(ttl, Arc::new(MemoryTokenStore::new())).await;
+    let app = start_with(framework, ttl, Arc::new(MemoryTokenStore::new())).await;
     let token = app.login().await;
     app.server
         .call("PATCH", &format!("/api/sessions/sign_out?token={token}"))
@@ -269,9 +293,8 @@ async fn token_dies_at_logout_and_at_ttl_expiry() {
     assert_eq!(app.budgets(&token).await, (422, NOT_CHECKED_IN.to_owned()));
 }
 
-#[tokio::test]
-async fn two_logins_are_independent_sessions() {
-    let app = start().await;
+async fn two_logins_are_independent_sessions(framework: Framework) {
+    let app = start(framework).await;
     let first = app.login().await;
     let second = app.login().await;
     assert_ne!(first, second);
@@ -282,9 +305,8 @@ async fn two_logins_are_independent_sessions() {
     assert_eq!(app.budgets(&second).await, (200, BUDGETS.to_owned()));
 }
 
-#[tokio::test]
-async fn forged_and_malformed_tokens_are_refused() {
-    let app = start().await;
+async fn forged_and_malformed_tokens_are_refused(framework: Framework) {
+    let app = start(framework).await;
     let real = app.login().await;
     let long = "A".repeat(4000);
     for token in [
@@ -308,9 +330,19 @@ async fn forged_and_malformed_tokens_are_refused() {
     assert_eq!(app.budgets(&real).await.0, 200);
 }
 
-#[tokio::test]
-async fn concurrent_logins_and_validations_all_succeed_with_unique_tokens() {
-    let app = Arc::new(start().await);
+async fn concurrent_logins_and_validations_all_succeed_with_unique_tokens(framework: Framework) {
+    // 50 logins at once reach a server with several workers (actix-web) all at once: a hashing
+    // queue long enough for all of them, as load shedding is not what this test is about
+    // (`http_abuse` tests it).
+    let app = Arc::new(
+        start_configured(
+            framework,
+            DAY,
+            Arc::new(MemoryTokenStore::new()),
+            |builder| builder.max_queued_hashes(64),
+        )
+        .await,
+    );
     // From 50 distinct client addresses: one address gets at most a few logins in flight.
     let logins: Vec<_> = (0..50)
         .map(|i| {
@@ -339,9 +371,8 @@ async fn concurrent_logins_and_validations_all_succeed_with_unique_tokens() {
     }
 }
 
-#[tokio::test]
-async fn bad_input_gets_a_json_answer_and_the_server_stays_up() {
-    let app = start().await;
+async fn bad_input_gets_a_json_answer_and_the_server_stays_up(framework: Framework) {
+    let app = start(framework).await;
     let s = &app.server;
     for (body, status) in [
         ("{", 400),
@@ -433,9 +464,8 @@ async fn bad_input_gets_a_json_answer_and_the_server_stays_up() {
     assert_eq!(app.budgets(&token).await, (200, BUDGETS.to_owned()));
 }
 
-#[tokio::test]
-async fn store_down_is_503_without_detail() {
-    let app = start_with(DAY, Arc::new(DownTokenStore)).await;
+async fn store_down_is_503_without_detail(framework: Framework) {
+    let app = start_with(framework, DAY, Arc::new(DownTokenStore)).await;
     let unavailable = r#"{"message":"Service unavailable, try again later"}"#;
     let reply = app.server.json("POST", "/api/sessions", LOGIN_BODY).await;
     assert_eq!(reply.pair(), (503, unavailable));
@@ -448,9 +478,8 @@ async fn store_down_is_503_without_detail() {
     assert_eq!(reply.pair(), (503, unavailable));
 }
 
-#[tokio::test]
-async fn repeated_failures_are_throttled_with_retry_after() {
-    let app = start().await;
+async fn repeated_failures_are_throttled_with_retry_after(framework: Framework) {
+    let app = start(framework).await;
     let wrong = r#"{"email":"bondhansarker100@gmail.com","password":"nope"}"#;
     for _ in 0..10 {
         assert_eq!(
@@ -476,3 +505,20 @@ async fn repeated_failures_are_throttled_with_retry_after() {
         200
     );
 }
+
+for_each_framework!(
+    document_create_session_success,
+    document_create_session_errors,
+    document_sign_out,
+    document_resources_take_the_token_parameter,
+    bearer_header_works_too,
+    form_encoded_login_works,
+    demo_data_is_per_user,
+    token_dies_at_logout_and_at_ttl_expiry,
+    two_logins_are_independent_sessions,
+    forged_and_malformed_tokens_are_refused,
+    concurrent_logins_and_validations_all_succeed_with_unique_tokens,
+    bad_input_gets_a_json_answer_and_the_server_stays_up,
+    store_down_is_503_without_detail,
+    repeated_failures_are_throttled_with_retry_after,
+);

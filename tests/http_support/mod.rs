@@ -1,23 +1,78 @@
-//! Shared by the HTTP tests: serve a router on a loopback port, send requests with a real
-//! HTTP client, and a token store whose backend is down.
+//! Shared by the HTTP tests: serve an app on a loopback port (axum in the test's runtime, or
+//! actix-web with several workers on its own threads), send requests with a real HTTP client,
+//! and a token store whose backend is down.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 
 use async_trait::async_trait;
-use axum::Router;
 use keycard::{Session, SessionId, StoreError, TokenStore, UserId};
 use time::OffsetDateTime;
+
+/// The web framework a test runs an example app on: each test body takes one, and
+/// [`for_each_framework!`] runs it on every framework enabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framework {
+    /// axum, served in the test's own runtime.
+    #[cfg(feature = "axum")]
+    Axum,
+    /// actix-web, with two workers, each on its own thread and runtime.
+    #[cfg(feature = "actix-web")]
+    Actix,
+}
+
+/// Generates, for each `async fn name(framework: Framework)` test body listed, a test
+/// `axum::name` and a test `actix::name` (each when its feature is on) running that body on
+/// that framework. An optional leading `flavor = "..."` picks the tokio test flavor
+/// (`multi_thread` gets two worker threads).
+macro_rules! for_each_framework {
+    (flavor = "multi_thread"; $($name:ident),* $(,)?) => {
+        for_each_framework!(@mods (flavor = "multi_thread", worker_threads = 2); $($name),*);
+    };
+    ($($name:ident),* $(,)?) => {
+        for_each_framework!(@mods (); $($name),*);
+    };
+    (@mods $args:tt; $($name:ident),*) => {
+        #[cfg(feature = "axum")]
+        mod axum {
+            $(
+                #[tokio::test $args]
+                async fn $name() {
+                    super::$name(crate::http_support::Framework::Axum).await;
+                }
+            )*
+        }
+        #[cfg(feature = "actix-web")]
+        mod actix {
+            $(
+                #[tokio::test $args]
+                async fn $name() {
+                    super::$name(crate::http_support::Framework::Actix).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use for_each_framework;
+
+/// How a [`Server`] is stopped when dropped.
+enum Running {
+    #[cfg(feature = "axum")]
+    Axum(tokio::task::JoinHandle<()>),
+    #[cfg(feature = "actix-web")]
+    Actix(actix_web::dev::ServerHandle),
+}
 
 /// A server running on 127.0.0.1 and a client that talks to it.
 pub(crate) struct Server {
     base: String,
     client: reqwest::Client,
-    task: tokio::task::JoinHandle<()>,
+    running: Running,
 }
 
 impl Server {
-    /// Serves `app` on a free loopback port.
-    pub(crate) async fn start(app: Router) -> Self {
+    /// Serves the axum `app` on a free loopback port, in the test's runtime.
+    #[cfg(feature = "axum")]
+    pub(crate) async fn start(app: axum::Router) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a loopback port");
@@ -25,7 +80,7 @@ impl Server {
         let task = tokio::spawn(async move {
             axum::serve(
                 listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
             )
             .await
             .expect("server runs until the test ends");
@@ -33,7 +88,43 @@ impl Server {
         Self {
             base: format!("http://{addr}"),
             client: client(),
-            task,
+            running: Running::Axum(task),
+        }
+    }
+
+    /// Serves the actix-web routes `configure` installs on a free loopback port, with two
+    /// workers (each its own thread and single-threaded runtime, each with its own `App`
+    /// configured by a clone of `configure`), as a production actix server runs. The server
+    /// runs in an actix system on a thread of its own and stops when the `Server` is dropped.
+    #[cfg(feature = "actix-web")]
+    pub(crate) fn start_actix<F>(configure: F) -> Self
+    where
+        F: Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
+    {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let addr = listener.local_addr().expect("bound address");
+        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = actix_web::HttpServer::new(move || {
+                    actix_web::App::new().configure(configure.clone())
+                })
+                .workers(2)
+                .disable_signals()
+                .listen(listener)
+                .expect("listen on the bound port")
+                .run();
+                handle_tx
+                    .send(server.handle())
+                    .expect("the test waits for the handle");
+                server.await.expect("server runs until the test ends");
+            });
+        });
+        let handle = handle_rx.recv().expect("the actix server starts");
+        Self {
+            base: format!("http://{addr}"),
+            client: client(),
+            running: Running::Actix(handle),
         }
     }
 
@@ -66,7 +157,15 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.task.abort();
+        match &self.running {
+            #[cfg(feature = "axum")]
+            Running::Axum(task) => task.abort(),
+            #[cfg(feature = "actix-web")]
+            Running::Actix(handle) => {
+                // Sends the stop command now; the server's thread ends on its own.
+                drop(handle.stop(false));
+            }
+        }
     }
 }
 
