@@ -16,6 +16,7 @@ where
     F: Fn(&mut ServiceConfig) + Clone + Send + 'static,
 {
     let listener = std::net::TcpListener::bind(addr)?;
+    let shutdown = shutdown_signal()?;
     println!("listening on http://{}", listener.local_addr()?);
     let server = HttpServer::new(move || App::new().configure(configure.clone()))
         // Our own handler stops the server, so that both signals behave as on axum.
@@ -24,7 +25,7 @@ where
         .run();
     let handle = server.handle();
     actix_web::rt::spawn(async move {
-        shutdown_signal().await;
+        shutdown.await;
         handle.stop(true).await;
     });
     server.await?;

@@ -24,6 +24,7 @@ pub(crate) enum Framework {
 /// `axum::name` and a test `actix::name` (each when its feature is on) running that body on
 /// that framework. An optional leading `flavor = "..."` picks the tokio test flavor
 /// (`multi_thread` gets two worker threads).
+#[allow(unused_macros)]
 macro_rules! for_each_framework {
     (flavor = "multi_thread"; $($name:ident),* $(,)?) => {
         for_each_framework!(@mods (flavor = "multi_thread", worker_threads = 2); $($name),*);
@@ -52,6 +53,7 @@ macro_rules! for_each_framework {
         }
     };
 }
+#[allow(unused_imports)]
 pub(crate) use for_each_framework;
 
 /// How a [`Server`] is stopped when dropped.
