@@ -424,8 +424,14 @@ fn mask_tokens(body: &str) -> String {
         masked
     }
     match serde_json::from_str::<serde_json::Value>(body) {
-        Ok(mut json) if mask(&mut json) => json.to_string(),
-        _ => body.to_owned(),
+        Ok(mut json) => {
+            if mask(&mut json) {
+                json.to_string()
+            } else {
+                body.to_owned()
+            }
+        }
+        Err(_) => body.to_owned(),
     }
 }
 
