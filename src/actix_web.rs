@@ -181,6 +181,10 @@ impl RequestHead for Head<'_> {
         )
     }
 
+    fn method(&self) -> &str {
+        self.0.method().as_str()
+    }
+
     fn query(&self) -> Option<&str> {
         Some(self.0.query_string()).filter(|q| !q.is_empty())
     }
@@ -262,10 +266,13 @@ impl<U: User + Clone + 'static> FromRequest for LoginRequest<U> {
         Box::pin(async move {
             let http = http_auth::<U>(&req)?;
             let head = Head(&req);
-            let parsed = match body_bytes(&req, &mut payload).await {
-                Ok(bytes) => http
-                    .credential_fields()
-                    .from_body(head.media_type().as_deref(), &bytes),
+            let parsed = match http.check_login_origin(&head) {
+                Ok(()) => match body_bytes(&req, &mut payload).await {
+                    Ok(bytes) => http
+                        .credential_fields()
+                        .from_body(head.media_type().as_deref(), &bytes),
+                    Err(rejection) => Err(rejection),
+                },
                 Err(rejection) => Err(rejection),
             };
             match parsed {
@@ -300,7 +307,11 @@ impl<U: User + Clone + 'static> FromRequest for LogoutRequest<U> {
                     None => source.require_with_body(&Head(&req), &[]),
                 },
             };
-            match found {
+            let checked = found.and_then(|token| {
+                http.check_token_origin(&Head(&req), &token)?;
+                Ok(token)
+            });
+            match checked {
                 Ok(token) => Ok(Self { token, http }),
                 Err(rejection) => Err(AuthError::new(&http, rejection).into()),
             }

@@ -251,7 +251,7 @@ fn head(parts: &Parts) -> HttpHead<'_> {
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
-    HttpHead::new(&parts.headers, &parts.uri, peer)
+    HttpHead::new(&parts.method, &parts.headers, &parts.uri, peer)
 }
 
 impl<S, U> FromRequestParts<S> for CurrentUser<U>
@@ -287,8 +287,10 @@ where
         state: &S,
     ) -> Result<Option<Self>, AuthRejection> {
         let http = HttpAuth::<U>::from_ref(state);
-        let Some(token) = http.token_source().find(&head(parts)) else {
-            return Ok(None);
+        let token = match http.find_token(&head(parts)) {
+            Ok(Some(token)) => token,
+            Ok(None) => return Ok(None),
+            Err(rejection) => return Err(AuthRejection::new(&http, rejection)),
         };
         match http.validate_token(&token).await {
             Ok(me) => Ok(Some(Self {
@@ -330,8 +332,10 @@ where
         state: &S,
     ) -> Result<Option<Self>, AuthRejection> {
         let http = HttpAuth::<U>::from_ref(state);
-        let Some(token) = http.token_source().find(&head(parts)) else {
-            return Ok(None);
+        let token = match http.find_token(&head(parts)) {
+            Ok(Some(token)) => token,
+            Ok(None) => return Ok(None),
+            Err(rejection) => return Err(AuthRejection::new(&http, rejection)),
         };
         match http.validate_session_token(&token).await {
             Ok(session) => Ok(Some(Self { session, http })),
@@ -362,6 +366,7 @@ where
         let client = http.client_of(&head);
         let media_type = head.media_type();
         let parse = async {
+            http.check_login_origin(&head)?;
             let bytes = body_bytes(Request::from_parts(parts.clone(), body), state).await?;
             http.credential_fields()
                 .from_body(media_type.as_deref(), &bytes)
@@ -391,13 +396,15 @@ where
         let found = async {
             let source = http.token_source();
             if let Some(token) = source.find_in_query(&head(&parts)) {
-                return Ok(token);
+                return Ok::<_, Rejection>(token);
             }
             let bytes = match source.json_field() {
                 Some(_) => body_bytes(Request::from_parts(parts.clone(), body), state).await?,
                 None => Bytes::new(),
             };
-            source.require_with_body(&head(&parts), &bytes)
+            let token = source.require_with_body(&head(&parts), &bytes)?;
+            http.check_token_origin(&head(&parts), &token)?;
+            Ok(token)
         };
         match found.await {
             Ok(token) => Ok(Self { token, http }),

@@ -110,7 +110,7 @@ where
         let http = self.http.clone();
         let session_only = self.session_only;
         Box::pin(async move {
-            let head = HttpHead::new(request.headers(), request.uri(), None);
+            let head = HttpHead::new(request.method(), request.headers(), request.uri(), None);
             let outcome = if session_only {
                 http.validate_session(&head)
                     .await

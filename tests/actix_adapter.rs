@@ -39,6 +39,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/login", web::post().to(login))
         .route("/logout", web::delete().to(logout))
         .route("/me", web::get().to(me))
+        .route("/me", web::post().to(me))
         .route("/session", web::get().to(session))
         .route("/maybe", web::get().to(maybe));
 }
@@ -107,6 +108,16 @@ fn contract_login_logout_with_web_data() {
         let data = web::Data::new(fixture.http());
         let app = test::init_service(App::new().app_data(data).configure(routes)).await;
         adapter_support::login_logout_contract(&Actix(app)).await;
+    });
+}
+
+#[test]
+fn contract_cookie() {
+    in_actix(async {
+        let fixture = Fixture::new().await;
+        let http = adapter_support::http_with_cookie(&fixture);
+        let app = test::init_service(App::new().app_data(http).configure(routes)).await;
+        adapter_support::cookie_contract(&Actix(app)).await;
     });
 }
 

@@ -94,7 +94,7 @@ fn contract_app(http: HttpAuth<UserRecord>) -> Router {
         Router::new()
             .route("/login", post(login))
             .route("/logout", delete(logout))
-            .route("/me", get(user))
+            .route("/me", get(user).post(user))
             .route("/session", get(session))
             .route("/maybe", get(maybe))
             .route("/typed", get(typed)),
@@ -151,6 +151,13 @@ async fn contract_optional() {
 async fn contract_login_logout() {
     let fixture = Fixture::new().await;
     adapter_support::login_logout_contract(&Axum(contract_app(fixture.http()))).await;
+}
+
+#[tokio::test]
+async fn contract_cookie() {
+    let fixture = Fixture::new().await;
+    let app = Axum(contract_app(adapter_support::http_with_cookie(&fixture)));
+    adapter_support::cookie_contract(&app).await;
 }
 
 #[tokio::test]

@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::cookie::{not_cross_site, same_origin_or_safe};
 use super::{
     render_error, CredentialFields, Credentials, Protocol, Rejection, RequestHead, Response,
-    SessionToken, TokenSource, TrustedProxies,
+    SessionCookie, SessionToken, TokenOrigin, TokenSource, TrustedProxies,
 };
 use crate::authenticator::{Authenticated, Authenticator, Login, Logout};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::session::{ClientInfo, Session};
 use crate::user::{User, UserStore};
 
@@ -44,6 +45,7 @@ struct Inner<U> {
     tokens: TokenSource,
     proxies: TrustedProxies,
     credentials: CredentialFields,
+    cookie: Option<SessionCookie>,
 }
 
 impl<U: User + Clone + 'static> HttpAuth<U> {
@@ -62,14 +64,34 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
                 tokens: TokenSource::bearer(),
                 proxies: TrustedProxies::none(),
                 credentials: CredentialFields::default(),
+                cookie: None,
             }),
         }
     }
 
-    /// Where requests carry their token.
+    /// Where requests carry their token. With a [session cookie](Self::with_session_cookie),
+    /// the cookie is read too.
     #[must_use]
     pub fn with_token_source(self, tokens: TokenSource) -> Self {
-        self.map(|inner| inner.tokens = tokens)
+        self.map(|inner| {
+            inner.tokens = match &inner.cookie {
+                Some(cookie) => tokens.with_cookie(cookie.name().to_owned()),
+                None => tokens,
+            }
+        })
+    }
+
+    /// Browser sessions: login also sets `cookie` (alongside the protocol's body), logout
+    /// clears it, tokens are read from it too, and a cookie-authenticated request with an
+    /// unsafe method, or a login, from another site is refused with
+    /// [`Rejection::CrossSite`] (see [`SessionCookie`]). Bearer tokens keep working on the
+    /// same routes.
+    #[must_use]
+    pub fn with_session_cookie(self, cookie: SessionCookie) -> Self {
+        self.map(|inner| {
+            inner.tokens = inner.tokens.clone().with_cookie(cookie.name().to_owned());
+            inner.cookie = Some(cookie);
+        })
     }
 
     /// The reverse proxies whose `Forwarded` / `X-Forwarded-For` headers are believed.
@@ -91,6 +113,7 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
             tokens: shared.tokens.clone(),
             proxies: shared.proxies.clone(),
             credentials: shared.credentials.clone(),
+            cookie: shared.cookie.clone(),
         });
         change(&mut inner);
         Self {
@@ -108,12 +131,8 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         &self,
         request: &(impl RequestHead + ?Sized),
     ) -> Result<Authenticated<U>, Rejection> {
-        let token = self.token_source().require(request)?;
-        Ok(self
-            .inner
-            .authenticator
-            .validate(token.expose_secret())
-            .await?)
+        let token = self.find_token(request)?.ok_or(Rejection::Auth(Error::MissingToken))?;
+        self.validate_token(&token).await
     }
 
     /// Finds the request's token and validates it without a user lookup
@@ -125,12 +144,8 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         &self,
         request: &(impl RequestHead + ?Sized),
     ) -> Result<Session, Rejection> {
-        let token = self.token_source().require(request)?;
-        Ok(self
-            .inner
-            .authenticator
-            .validate_session(token.expose_secret())
-            .await?)
+        let token = self.find_token(request)?.ok_or(Rejection::Auth(Error::MissingToken))?;
+        self.validate_session_token(&token).await
     }
 
     /// Validates a token already found.
@@ -168,24 +183,90 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
             .login(&credentials.login, &credentials.password, client)
             .await;
         match outcome {
-            Ok(login) => self
-                .protocol()
-                .login_succeeded(&login.token, &login.user, &login.session),
+            Ok(login) => {
+                let response =
+                    self.protocol()
+                        .login_succeeded(&login.token, &login.user, &login.session);
+                match &self.inner.cookie {
+                    Some(cookie) => response.with_header(
+                        "set-cookie",
+                        cookie.for_session(
+                            login.token.expose_secret(),
+                            login.session.created_at,
+                            login.session.expires_at,
+                        ),
+                    ),
+                    None => response,
+                }
+            }
             Err(error) => render_error(self.protocol(), &error),
         }
     }
 
     /// Logs `token` out and renders the outcome with [`Protocol::logged_out`] (or 503 if the
-    /// store is down).
+    /// store is down). With a session cookie, the answer also clears it.
     pub async fn logout(&self, token: &SessionToken) -> Response {
-        match self.inner.authenticator.logout(token.expose_secret()).await {
+        let response = match self.inner.authenticator.logout(token.expose_secret()).await {
             Ok(outcome) => self.protocol().logged_out(token.expose_secret(), &outcome),
             Err(error) => render_error(self.protocol(), &error),
+        };
+        match &self.inner.cookie {
+            Some(cookie) if response.status < 500 => {
+                response.with_header("set-cookie", cookie.clear_cookie())
+            }
+            _ => response,
         }
     }
 }
 
 impl<U> HttpAuth<U> {
+    /// The request's token (see [`TokenSource::find`]), if it may be used: a token from the
+    /// session cookie on an unsafe method must come with same-origin evidence
+    /// ([`check_token_origin`](Self::check_token_origin)).
+    ///
+    /// # Errors
+    /// [`Rejection::CrossSite`].
+    pub fn find_token(
+        &self,
+        request: &(impl RequestHead + ?Sized),
+    ) -> Result<Option<SessionToken>, Rejection> {
+        let token = self.token_source().find(request);
+        if let Some(token) = &token {
+            self.check_token_origin(request, token)?;
+        }
+        Ok(token)
+    }
+
+    /// Refuses a token that came from the session cookie on an unsafe method without
+    /// evidence that the request comes from this site (see [`SessionCookie`]). Tokens from
+    /// anywhere else pass: a browser never sends them on its own.
+    ///
+    /// # Errors
+    /// [`Rejection::CrossSite`].
+    pub fn check_token_origin(
+        &self,
+        request: &(impl RequestHead + ?Sized),
+        token: &SessionToken,
+    ) -> Result<(), Rejection> {
+        if token.origin() == TokenOrigin::Cookie && !same_origin_or_safe(request) {
+            return Err(Rejection::CrossSite);
+        }
+        Ok(())
+    }
+
+    /// With a session cookie, refuses a login another site started (login CSRF: logging the
+    /// victim's browser into the attacker's account). Clients that send no browser headers
+    /// pass.
+    ///
+    /// # Errors
+    /// [`Rejection::CrossSite`].
+    pub fn check_login_origin(&self, request: &(impl RequestHead + ?Sized)) -> Result<(), Rejection> {
+        if self.inner.cookie.is_some() && !not_cross_site(request) {
+            return Err(Rejection::CrossSite);
+        }
+        Ok(())
+    }
+
     /// The protocol.
     pub fn protocol(&self) -> &dyn Protocol {
         &*self.inner.protocol
@@ -238,6 +319,7 @@ impl<U> fmt::Debug for HttpAuth<U> {
             .field("tokens", &self.inner.tokens)
             .field("proxies", &self.inner.proxies)
             .field("credentials", &self.inner.credentials)
+            .field("cookie", &self.inner.cookie)
             .finish()
     }
 }

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use http::{HeaderMap, Uri};
+use http::{HeaderMap, Method, Uri};
 
 use super::RequestHead;
 
@@ -10,14 +10,25 @@ use super::RequestHead;
 /// the server knows it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HttpHead<'a> {
+    method: &'a Method,
     headers: &'a HeaderMap,
     uri: &'a Uri,
     peer: Option<IpAddr>,
 }
 
 impl<'a> HttpHead<'a> {
-    pub(crate) fn new(headers: &'a HeaderMap, uri: &'a Uri, peer: Option<IpAddr>) -> Self {
-        Self { headers, uri, peer }
+    pub(crate) fn new(
+        method: &'a Method,
+        headers: &'a HeaderMap,
+        uri: &'a Uri,
+        peer: Option<IpAddr>,
+    ) -> Self {
+        Self {
+            method,
+            headers,
+            uri,
+            peer,
+        }
     }
 }
 
@@ -29,6 +40,10 @@ impl RequestHead for HttpHead<'_> {
                 .iter()
                 .filter_map(|value| value.to_str().ok()),
         )
+    }
+
+    fn method(&self) -> &str {
+        self.method.as_str()
     }
 
     fn query(&self) -> Option<&str> {

@@ -7,6 +7,7 @@
 //!   JSON body field, a cookie), giving a zeroized [`SessionToken`].
 //! - [`Credentials`] and [`CredentialFields`]: login bodies (JSON or form) with configurable
 //!   field names; the password is zeroized and redacted.
+//! - [`SessionCookie`]: the browser cookie transport, with its cross-site request check.
 //! - [`TrustedProxies`]: the client's address, believing forwarding headers only from your
 //!   proxies.
 //! - [`Protocol`]: how outcomes and errors look on the wire, rendered as a [`Response`]
@@ -43,6 +44,7 @@
 
 mod auth;
 mod client_ip;
+mod cookie;
 mod credentials;
 #[cfg(any(feature = "axum", feature = "tower"))]
 pub(crate) mod http1;
@@ -54,6 +56,7 @@ mod token_source;
 
 pub use auth::HttpAuth;
 pub use client_ip::{InvalidProxy, TrustedProxies};
+pub use cookie::{SameSite, SessionCookie};
 pub use credentials::{CredentialFields, Credentials};
 pub use protocol::{LoginApi, Protocol, SessionsApi, StandardApi};
 pub use rejection::{render_error, Rejection};

@@ -220,6 +220,7 @@ impl Protocol for StandardApi {
 
     fn rejection(&self, status: u16, message: &str) -> Response {
         let code = match status {
+            403 => "cross_site_request",
             404 => "not_found",
             405 => "method_not_allowed",
             413 => "body_too_large",

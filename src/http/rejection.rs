@@ -23,6 +23,12 @@ pub enum Rejection {
     /// The core refused, or the request carried no token ([`Error::MissingToken`]).
     #[error(transparent)]
     Auth(#[from] Error),
+    /// A request authenticated by the session cookie came from another site (or gave no
+    /// evidence of its origin) with an unsafe method, or a login came from another site: a
+    /// cross-site request forgery, refused with 403 (see
+    /// [`SessionCookie`](super::SessionCookie)).
+    #[error("cross-site request refused; send the request from this site's own pages")]
+    CrossSite,
     /// The request could not be read: rendered with [`Protocol::rejection`].
     #[error("{message}")]
     BadRequest {
@@ -61,7 +67,7 @@ impl Rejection {
     pub fn error(&self) -> Option<&Error> {
         match self {
             Self::Auth(error) => Some(error),
-            Self::BadRequest { .. } => None,
+            Self::CrossSite | Self::BadRequest { .. } => None,
         }
     }
 
@@ -69,6 +75,7 @@ impl Rejection {
     pub fn render(&self, protocol: &dyn Protocol) -> Response {
         match self {
             Self::Auth(error) => render_error(protocol, error),
+            Self::CrossSite => protocol.rejection(403, &self.to_string()),
             Self::BadRequest { status, message } => protocol.rejection(*status, message),
         }
     }

@@ -16,24 +16,28 @@ use super::TrustedProxies;
 /// use keycard::http::{RequestHead, TokenSource};
 ///
 /// // A request as some framework hands it over.
-/// struct MyRequest { query: String, headers: Vec<(String, String)>, peer: IpAddr }
+/// struct MyRequest { method: String, query: String, headers: Vec<(String, String)>, peer: IpAddr }
 ///
 /// impl RequestHead for MyRequest {
 ///     fn header_values<'a>(&'a self, name: &str) -> Box<dyn Iterator<Item = &'a str> + 'a> {
 ///         let name = name.to_owned();
 ///         Box::new(self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(&name)).map(|(_, v)| v.as_str()))
 ///     }
+///     fn method(&self) -> &str { &self.method }
 ///     fn query(&self) -> Option<&str> { Some(&self.query) }
 ///     fn peer_ip(&self) -> Option<IpAddr> { Some(self.peer) }
 /// }
 ///
-/// let req = MyRequest { query: "token=abc".into(), headers: vec![], peer: [127, 0, 0, 1].into() };
+/// let req = MyRequest { method: "GET".into(), query: "token=abc".into(), headers: vec![], peer: [127, 0, 0, 1].into() };
 /// let token = TokenSource::query("token").find(&req).expect("in the query");
 /// assert_eq!(token.expose_secret(), "abc");
 /// ```
 pub trait RequestHead {
     /// Every value of header `name` (ASCII case-insensitive) that is valid text, in order.
     fn header_values<'a>(&'a self, name: &str) -> Box<dyn Iterator<Item = &'a str> + 'a>;
+
+    /// The request method, uppercase (`GET`, `POST`, ...).
+    fn method(&self) -> &str;
 
     /// The raw query string, without the `?`, if any.
     fn query(&self) -> Option<&str>;

@@ -242,6 +242,9 @@ mod tests {
                     .map(|(_, v)| *v),
             )
         }
+        fn method(&self) -> &str {
+            "GET"
+        }
         fn query(&self) -> Option<&str> {
             self.1
         }

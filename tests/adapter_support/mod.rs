@@ -5,7 +5,7 @@
 //! The app under test serves, with [`StandardApi`] and tokens in `Authorization: Bearer` or the
 //! cookie `sid`:
 //! - `POST /login` (the login extractor), `DELETE /logout` (the logout extractor);
-//! - `GET /me`: the user's email (the user extractor);
+//! - `GET /me` and `POST /me`: the user's email (the user extractor);
 //! - `GET /session`: the session's user id (the session-only extractor);
 //! - `GET /maybe`: the email, or `anonymous` without a token (`Option` of the user extractor).
 
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use keycard::http::{HttpAuth, StandardApi, TokenSource};
+use keycard::http::{HttpAuth, SessionCookie, StandardApi, TokenSource};
 use keycard::throttle::{Limit, ThrottleLimits};
 use keycard::{
     Argon2Hasher, Authenticator, ManualClock, MemoryThrottle, MemoryTokenStore, MemoryUserStore,
@@ -135,6 +135,11 @@ impl Fixture {
     }
 }
 
+/// Browser sessions: the default `__Host-session` cookie, and Bearer on the same routes.
+pub(crate) fn http_with_cookie(fixture: &Fixture) -> HttpAuth<UserRecord> {
+    HttpAuth::new(fixture.auth.clone(), StandardApi).with_session_cookie(SessionCookie::default())
+}
+
 /// The same configuration over a token store that is down.
 pub(crate) fn http_over_down_store() -> HttpAuth<UserRecord> {
     let auth = Authenticator::builder(MemoryUserStore::<UserRecord>::new(), DownTokenStore)
@@ -254,6 +259,104 @@ pub(crate) async fn login_logout_contract(client: &impl Client) {
         .parse()
         .expect("seconds");
     assert!((1..=60).contains(&retry), "{retry}");
+}
+
+/// The cookie transport (an app configured with [`http_with_cookie`]): login sets the
+/// hardened cookie, a cookie-authenticated unsafe request must come from this origin, Bearer
+/// needs no such evidence, a cross-site login is refused, logout clears the cookie.
+pub(crate) async fn cookie_contract(client: &impl Client) {
+    const HOST: &str = "app.example";
+    let body = format!(r#"{{"email":"{EMAIL}","password":"{PASSWORD}"}}"#);
+    let cross_site_login = client
+        .send(Req::login("application/json", &body).header("sec-fetch-site", "cross-site"))
+        .await;
+    cross_site_login.assert_problem(403, "cross_site_request");
+    assert_eq!(cross_site_login.header("set-cookie"), None);
+
+    let res = client
+        .send(Req::login("application/json", &body).header("sec-fetch-site", "same-origin"))
+        .await;
+    assert_eq!(res.status, 200, "{res:?}");
+    let token = res.json()["token"].as_str().expect("a token").to_owned();
+    assert_eq!(
+        res.header("set-cookie"),
+        Some(
+            format!("__Host-session={token}; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=86400")
+                .as_str()
+        )
+    );
+    let cookie = format!("__Host-session={token}");
+    let post_me = |extra: &[(&'static str, &str)]| {
+        let mut req = Req {
+            method: "POST",
+            ..Req::get("/me")
+        }
+        .header("host", HOST)
+        .header("cookie", &cookie);
+        for (name, value) in extra {
+            req = req.header(name, value);
+        }
+        req
+    };
+    // Cross-site, or no evidence at all: refused before the session is even looked up.
+    for extra in [
+        &[("sec-fetch-site", "cross-site")][..],
+        &[("sec-fetch-site", "same-site")],
+        &[("origin", "https://evil.example")],
+        &[],
+    ] {
+        client
+            .send(post_me(extra))
+            .await
+            .assert_problem(403, "cross_site_request");
+    }
+    // Same origin, by Fetch Metadata or by Origin.
+    for extra in [
+        &[("sec-fetch-site", "same-origin")][..],
+        &[("origin", "https://app.example")],
+    ] {
+        let res = client.send(post_me(extra)).await;
+        assert_eq!((res.status, res.body.as_str()), (200, EMAIL), "{extra:?}");
+    }
+    // A safe method with the cookie, and Bearer from anywhere, need no evidence.
+    let res = client
+        .send(Req::get("/me").header("cookie", &cookie).header("sec-fetch-site", "cross-site"))
+        .await;
+    assert_eq!(res.status, 200, "{res:?}");
+    let res = client
+        .send(
+            Req {
+                method: "POST",
+                ..Req::get("/me")
+            }
+            .bearer(&token)
+            .header("sec-fetch-site", "cross-site"),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{res:?}");
+    // Logout by cookie: refused cross-site, then done same-origin, clearing the cookie.
+    let logout = |site: &str| {
+        Req {
+            method: "DELETE",
+            ..Req::get("/logout")
+        }
+        .header("cookie", &cookie)
+        .header("sec-fetch-site", site)
+    };
+    client
+        .send(logout("cross-site"))
+        .await
+        .assert_problem(403, "cross_site_request");
+    let res = client.send(logout("same-origin")).await;
+    assert_eq!(res.status, 204, "{res:?}");
+    assert_eq!(
+        res.header("set-cookie"),
+        Some("__Host-session=; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=0")
+    );
+    client
+        .send(Req::get("/me").header("cookie", &cookie))
+        .await
+        .assert_problem(401, "invalid_token");
 }
 
 /// A token store that is down: 503, no detail, never cached.
