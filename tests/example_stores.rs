@@ -1,10 +1,11 @@
-//! Both example servers with `--store sqlite://PATH`: users and sessions live in that file,
-//! so a token issued before a restart still works after it, and seeding the demo user at
-//! every start does not duplicate it.
+//! The example servers with `--store sqlite://PATH` (the axum ones with `axum`, their
+//! actix-web twins with `actix-web`): users and sessions live in that file, so a token issued
+//! before a restart still works after it, and seeding the demo user at every start does not
+//! duplicate it.
 //!
 //! Builds the examples (with the features this test was built with, so that under
 //! `cargo test --all-features` this is a no-op) before running them.
-#![cfg(all(feature = "axum", feature = "sqlite", unix))]
+#![cfg(all(any(feature = "axum", feature = "actix-web"), feature = "sqlite", unix))]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -23,7 +24,8 @@ fn example(name: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     // The same features as this test binary, so cargo finds the build up to date.
     let features: Vec<&str> = [
-        ("axum", true),
+        ("axum", cfg!(feature = "axum")),
+        ("actix-web", cfg!(feature = "actix-web")),
         ("sqlite", true),
         ("postgres", cfg!(feature = "postgres")),
         ("redis", cfg!(feature = "redis")),
@@ -111,9 +113,31 @@ fn count(db: &Path, table: &str) -> i64 {
         .expect("count rows")
 }
 
+/// The budgets API binaries built with this test's features.
+const BUDGETS: &[&str] = &[
+    #[cfg(feature = "axum")]
+    "budgets_api",
+    #[cfg(feature = "actix-web")]
+    "budgets_api_actix",
+];
+
+/// The increase API binaries built with this test's features.
+const INCREASE: &[&str] = &[
+    #[cfg(feature = "axum")]
+    "increase_api",
+    #[cfg(feature = "actix-web")]
+    "increase_api_actix",
+];
+
 #[tokio::test]
 async fn budgets_api_keeps_users_and_sessions_in_the_sqlite_file_across_restarts() {
-    let binary = example("budgets_api");
+    for name in BUDGETS {
+        budgets_api_keeps_users_and_sessions(name).await;
+    }
+}
+
+async fn budgets_api_keeps_users_and_sessions(name: &str) {
+    let binary = example(name);
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("budgets.db");
     let http = reqwest::Client::new();
@@ -137,7 +161,11 @@ async fn budgets_api_keeps_users_and_sessions_in_the_sqlite_file_across_restarts
         .send()
         .await
         .expect("budgets");
-    assert_eq!(budgets.status(), 200, "the session survived the restart");
+    assert_eq!(
+        budgets.status(),
+        200,
+        "{name}: the session survived the restart"
+    );
     let logout = http
         .patch(format!(
             "{}/api/sessions/sign_out?token={token}",
@@ -169,7 +197,13 @@ async fn budgets_api_keeps_users_and_sessions_in_the_sqlite_file_across_restarts
 
 #[tokio::test]
 async fn increase_api_keeps_users_and_sessions_in_the_sqlite_file_across_restarts() {
-    let binary = example("increase_api");
+    for name in INCREASE {
+        increase_api_keeps_users_and_sessions(name).await;
+    }
+}
+
+async fn increase_api_keeps_users_and_sessions(name: &str) {
+    let binary = example(name);
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("increase.db");
     let http = reqwest::Client::new();
@@ -197,7 +231,11 @@ async fn increase_api_keeps_users_and_sessions_in_the_sqlite_file_across_restart
         .send()
         .await
         .expect("client");
-    assert_eq!(client.status(), 200, "the session survived the restart");
+    assert_eq!(
+        client.status(),
+        200,
+        "{name}: the session survived the restart"
+    );
     server.stop();
 
     assert_eq!(
