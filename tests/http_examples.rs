@@ -499,6 +499,8 @@ async fn budgets_api_actix_answers_as_budgets_api() {
         ("POST", "/api/sessions", JSON, long),
         ("GET", "/api/budgets?token=<token>", None, String::new()),
         ("GET", "/api/expenses?token=<token>", None, String::new()),
+        ("HEAD", "/api/budgets?token=<token>", None, String::new()),
+        ("HEAD", "/api/budgets", None, String::new()),
         (
             "GET",
             "/api/budgets/show_all_expenses.json?token=<token>&month=3&year=2020",
@@ -594,6 +596,8 @@ async fn increase_api_actix_answers_as_increase_api() {
         ("POST", "/login", JSON, long),
         ("GET", "/client?auth_token=<token>", None, String::new()),
         ("GET", "/client", None, String::new()),
+        ("HEAD", "/client?auth_token=<token>", None, String::new()),
+        ("HEAD", "/client", None, String::new()),
         ("GET", "/client?auth_token=", None, String::new()),
         (
             "GET",

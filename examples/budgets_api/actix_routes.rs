@@ -1,5 +1,6 @@
 //! The budgets API on actix-web: routing and extractors only (the answers are in `app.rs`).
 
+use actix_web::guard;
 use actix_web::web::{self, Data, PayloadConfig, ServiceConfig};
 use actix_web::HttpRequest;
 use keycard::actix_web::{CurrentUser, LoginRequest, LogoutRequest};
@@ -18,14 +19,19 @@ pub(crate) fn configure(api: Api) -> impl Fn(&mut ServiceConfig) + Clone + Send 
             .app_data(PayloadConfig::new(BODY_LIMIT))
             .service(resource("/api/sessions").route(web::post().to(login)))
             .service(resource("/api/sessions/sign_out").route(web::patch().to(logout)))
-            .service(resource("/api/budgets").route(web::get().to(budgets)))
-            .service(resource("/api/expenses").route(web::get().to(expenses)))
+            .service(resource("/api/budgets").route(get_or_head().to(budgets)))
+            .service(resource("/api/expenses").route(get_or_head().to(expenses)))
             .service(
                 resource("/api/budgets/show_all_expenses.json")
-                    .route(web::get().to(show_all_expenses)),
+                    .route(get_or_head().to(show_all_expenses)),
             )
             .default_service(web::to(not_found));
     }
+}
+
+/// `GET`, and `HEAD` answered as `GET` (without the body), as axum's `get` routes do.
+fn get_or_head() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
 /// A route whose other methods get the protocol's 405.

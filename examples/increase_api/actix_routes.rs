@@ -6,6 +6,7 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::error::InternalError;
+use actix_web::guard;
 use actix_web::http::header::{self, HeaderMap, HeaderName};
 use actix_web::web::{self, Data, PayloadConfig, ServiceConfig};
 use actix_web::{FromRequest, HttpRequest, Responder};
@@ -25,9 +26,14 @@ pub(crate) fn configure(api: Api) -> impl Fn(&mut ServiceConfig) + Clone + Send 
             .app_data(PayloadConfig::new(BODY_LIMIT))
             .service(resource("/login").route(web::post().to(login)))
             .service(resource("/logout").route(web::delete().to(logout)))
-            .service(resource("/client").route(web::get().to(client)))
+            .service(resource("/client").route(get_or_head().to(client)))
             .default_service(web::to(not_found));
     }
+}
+
+/// `GET`, and `HEAD` answered as `GET` (without the body), as axum's `get` routes do.
+fn get_or_head() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
 /// A route whose other methods get the protocol's 405.
