@@ -252,7 +252,7 @@ impl<U: User + Clone + 'static> FromRequest for CurrentSession<U> {
 async fn body_bytes(req: &HttpRequest, payload: &mut Payload) -> Result<Bytes, Rejection> {
     Bytes::from_request(req, payload).await.map_err(|error| {
         let status = error.as_response_error().status_code().as_u16();
-        Rejection::bad_request(status, error.to_string())
+        Rejection::unreadable_body(status, error.to_string())
     })
 }
 

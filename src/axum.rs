@@ -348,7 +348,7 @@ where
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Rejection> {
     Bytes::from_request(req, state)
         .await
-        .map_err(|r| Rejection::bad_request(r.status().as_u16(), r.body_text()))
+        .map_err(|r| Rejection::unreadable_body(r.status().as_u16(), r.body_text()))
 }
 
 impl<S, U> FromRequest<S> for LoginRequest<U>

@@ -56,21 +56,36 @@ async fn in_front_of_a_plain_service() {
     let calls = Arc::new(AtomicUsize::new(0));
     let service = AuthLayer::new(fixture.http()).layer(plain_service(Arc::clone(&calls)));
 
-    let missing = service.clone().oneshot(request(None)).await.expect("infallible");
+    let missing = service
+        .clone()
+        .oneshot(request(None))
+        .await
+        .expect("infallible");
     assert_eq!(missing.status(), 401);
     assert_eq!(missing.headers()["www-authenticate"], "Bearer");
     assert_eq!(missing.headers()["cache-control"], "no-store");
-    assert_eq!(missing.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
     let body: serde_json::Value = serde_json::from_str(missing.body()).expect("JSON");
     assert_eq!(body["code"], "missing_token");
 
-    let bad = service.clone().oneshot(request(Some("garbage"))).await.expect("infallible");
+    let bad = service
+        .clone()
+        .oneshot(request(Some("garbage")))
+        .await
+        .expect("infallible");
     assert_eq!(bad.status(), 401);
     assert!(bad.headers()["www-authenticate"]
         .to_str()
         .expect("text")
         .contains(r#"error="invalid_token""#));
-    assert_eq!(calls.load(Ordering::SeqCst), 0, "rejections never reach the service");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "rejections never reach the service"
+    );
 
     let login = fixture
         .auth
@@ -78,17 +93,30 @@ async fn in_front_of_a_plain_service() {
         .await
         .expect("login");
     let token = login.token.expose_secret();
-    let ok = service.clone().oneshot(request(Some(token))).await.expect("infallible");
-    assert_eq!((ok.status().as_u16(), ok.body().as_str()), (200, "7 ann@example.com"));
+    let ok = service
+        .clone()
+        .oneshot(request(Some(token)))
+        .await
+        .expect("infallible");
+    assert_eq!(
+        (ok.status().as_u16(), ok.body().as_str()),
+        (200, "7 ann@example.com")
+    );
 
     let session_only =
         AuthLayer::session_only(fixture.http()).layer(plain_service(Arc::clone(&calls)));
-    let ok = session_only.oneshot(request(Some(token))).await.expect("infallible");
+    let ok = session_only
+        .oneshot(request(Some(token)))
+        .await
+        .expect("infallible");
     assert_eq!(ok.body(), "7 (session only)");
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 
     fixture.auth.logout(token).await.expect("logout");
-    let dead = service.oneshot(request(Some(token))).await.expect("infallible");
+    let dead = service
+        .oneshot(request(Some(token)))
+        .await
+        .expect("infallible");
     assert_eq!(dead.status(), 401);
 }
 
@@ -138,7 +166,11 @@ async fn in_front_of_an_axum_router() {
             let body = axum::body::to_bytes(response.into_body(), usize::MAX)
                 .await
                 .expect("a body");
-            (status, challenge, String::from_utf8(body.to_vec()).expect("UTF-8"))
+            (
+                status,
+                challenge,
+                String::from_utf8(body.to_vec()).expect("UTF-8"),
+            )
         }
     };
     let (status, challenge, _) = send(None).await;

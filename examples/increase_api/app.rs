@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keycard::http::{HttpAuth, LoginApi, Response, TokenSource, TrustedProxies};
+use keycard::http::{CredentialFields, HttpAuth, LoginApi, Response, TokenSource, TrustedProxies};
 use keycard::{Authenticator, AuthenticatorBuilder, TokenStore, UserRecord, UserStore};
 use serde_json::json;
 
@@ -52,15 +52,14 @@ pub(crate) struct Api {
     http: HttpAuth<UserRecord>,
 }
 
-/// The 415 message for a body that is not JSON.
-const JSON_ONLY: &str = "Expected request with `Content-Type: application/json`";
-
 impl Api {
     /// The app over `auth`; forwarding headers are believed from `proxies` only.
     pub(crate) fn new(auth: Auth, proxies: TrustedProxies) -> Self {
         Self {
             http: HttpAuth::new(auth, LoginApi)
                 .with_token_source(TokenSource::login_api())
+                // The document speaks JSON only: a form login is a 415.
+                .with_credential_fields(CredentialFields::default().json_only())
                 .with_trusted_proxies(proxies),
         }
     }
@@ -84,57 +83,10 @@ impl Api {
         )
     }
 
-    /// The document speaks JSON only: a login body must be JSON (keycard's login extractors
-    /// take form bodies too). `content_type` is the request's `Content-Type` header.
-    ///
-    /// # Errors
-    /// The protocol's 415 for any other body, or none.
-    pub(crate) fn login_body_is_json(&self, content_type: Option<&str>) -> Result<(), Response> {
-        if is_json(content_type) {
-            Ok(())
-        } else {
-            Err(self.rejection(415, JSON_ONLY))
-        }
-    }
-
-    /// A logout body, when there is one, must be JSON (the token may also be in the query or
-    /// `Authorization: Bearer`, with no body at all). `content_length` and `chunked` tell
-    /// whether the request has a body.
-    ///
-    /// # Errors
-    /// The protocol's 415 for a body that is not JSON.
-    pub(crate) fn logout_body_is_json(
-        &self,
-        content_type: Option<&str>,
-        content_length: Option<&str>,
-        chunked: bool,
-    ) -> Result<(), Response> {
-        let has_body =
-            chunked || content_length.is_some_and(|length| length.trim().parse::<u64>() != Ok(0));
-        if has_body && !is_json(content_type) {
-            Err(self.rejection(415, JSON_ONLY))
-        } else {
-            Ok(())
-        }
-    }
-
-    /// An error in the protocol's shape (`{"error": ...}`), for unknown routes, wrong methods
-    /// and unreadable requests.
+    /// An error in the protocol's shape (`{"error": ...}`), for unknown routes and wrong
+    /// methods (axum's `json_fallbacks` does this itself).
+    #[allow(dead_code)] // used by the actix-web routes only
     pub(crate) fn rejection(&self, status: u16, message: &str) -> Response {
         self.http.protocol().rejection(status, message)
     }
-}
-
-/// Whether a `Content-Type` names JSON (`application/json`, or any `+json` type).
-fn is_json(content_type: Option<&str>) -> bool {
-    let Some(value) = content_type else {
-        return false;
-    };
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json" || essence.ends_with("+json")
 }

@@ -1,11 +1,8 @@
-//! The increase API on axum: routing and extractors only (the answers and body rules are in
-//! `app.rs`).
+//! The increase API on axum: routing and extractors only (the answers are in `app.rs`).
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, FromRef, FromRequest, Request, State};
-use axum::http::{header, HeaderMap};
-use axum::response::IntoResponse;
+use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use keycard::axum::{CurrentUser, LoginRequest, LogoutRequest};
@@ -38,55 +35,14 @@ impl FromRef<Api> for Arc<dyn Protocol> {
     }
 }
 
-fn header(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
-    headers.get(name).and_then(|value| value.to_str().ok())
-}
-
-/// A login with a JSON body (see [`Api::login_body_is_json`]).
-struct JsonLogin(LoginRequest<UserRecord>);
-
-impl FromRequest<Api> for JsonLogin {
-    type Rejection = axum::response::Response;
-
-    async fn from_request(req: Request, api: &Api) -> Result<Self, Self::Rejection> {
-        api.login_body_is_json(header(req.headers(), header::CONTENT_TYPE))
-            .map_err(IntoResponse::into_response)?;
-        match LoginRequest::from_request(req, api).await {
-            Ok(request) => Ok(Self(request)),
-            Err(rejection) => Err(rejection.into_response()),
-        }
-    }
-}
-
-/// A logout whose body, if any, is JSON (see [`Api::logout_body_is_json`]).
-struct JsonLogout(LogoutRequest<UserRecord>);
-
-impl FromRequest<Api> for JsonLogout {
-    type Rejection = axum::response::Response;
-
-    async fn from_request(req: Request, api: &Api) -> Result<Self, Self::Rejection> {
-        let headers = req.headers();
-        api.logout_body_is_json(
-            header(headers, header::CONTENT_TYPE),
-            header(headers, header::CONTENT_LENGTH),
-            headers.contains_key(header::TRANSFER_ENCODING),
-        )
-        .map_err(IntoResponse::into_response)?;
-        match LogoutRequest::from_request(req, api).await {
-            Ok(request) => Ok(Self(request)),
-            Err(rejection) => Err(rejection.into_response()),
-        }
-    }
-}
-
 /// `POST /login` with a JSON body.
-async fn login(JsonLogin(request): JsonLogin) -> Response {
+async fn login(request: LoginRequest<UserRecord>) -> Response {
     request.login().await
 }
 
 /// `DELETE /logout` with `{"auth_token": ...}` (or `?auth_token=`, or Bearer). Succeeds
 /// whether or not the token named a session.
-async fn logout(JsonLogout(request): JsonLogout) -> Response {
+async fn logout(request: LogoutRequest<UserRecord>) -> Response {
     request.logout().await
 }
 

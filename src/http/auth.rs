@@ -131,7 +131,9 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         &self,
         request: &(impl RequestHead + ?Sized),
     ) -> Result<Authenticated<U>, Rejection> {
-        let token = self.find_token(request)?.ok_or(Rejection::Auth(Error::MissingToken))?;
+        let token = self
+            .find_token(request)?
+            .ok_or(Rejection::Auth(Error::MissingToken))?;
         self.validate_token(&token).await
     }
 
@@ -144,7 +146,9 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         &self,
         request: &(impl RequestHead + ?Sized),
     ) -> Result<Session, Rejection> {
-        let token = self.find_token(request)?.ok_or(Rejection::Auth(Error::MissingToken))?;
+        let token = self
+            .find_token(request)?
+            .ok_or(Rejection::Auth(Error::MissingToken))?;
         self.validate_session_token(&token).await
     }
 
@@ -260,7 +264,10 @@ impl<U> HttpAuth<U> {
     ///
     /// # Errors
     /// [`Rejection::CrossSite`].
-    pub fn check_login_origin(&self, request: &(impl RequestHead + ?Sized)) -> Result<(), Rejection> {
+    pub fn check_login_origin(
+        &self,
+        request: &(impl RequestHead + ?Sized),
+    ) -> Result<(), Rejection> {
         if self.inner.cookie.is_some() && !not_cross_site(request) {
             return Err(Rejection::CrossSite);
         }

@@ -119,7 +119,12 @@ impl SessionCookie {
     }
 
     /// The `Set-Cookie` value for a session expiring at `expires_at`, created at `now`.
-    pub(crate) fn for_session(&self, token: &str, now: OffsetDateTime, expires_at: OffsetDateTime) -> String {
+    pub(crate) fn for_session(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> String {
         self.set_cookie(token, (expires_at - now).whole_seconds())
     }
 }
@@ -143,7 +148,9 @@ pub(crate) fn same_origin_or_safe(request: &(impl RequestHead + ?Sized)) -> bool
 /// signal refuses it, so API clients without browser headers still log in.
 pub(crate) fn not_cross_site(request: &(impl RequestHead + ?Sized)) -> bool {
     match request.header("sec-fetch-site") {
-        Some(site) => !site.eq_ignore_ascii_case("cross-site") && !site.eq_ignore_ascii_case("same-site"),
+        Some(site) => {
+            !site.eq_ignore_ascii_case("cross-site") && !site.eq_ignore_ascii_case("same-site")
+        }
         None => origin_is_host(request).unwrap_or(true),
     }
 }

@@ -39,6 +39,7 @@ pub struct Credentials {
 pub struct CredentialFields {
     login: Cow<'static, str>,
     password: Cow<'static, str>,
+    forms: bool,
 }
 
 impl Default for CredentialFields {
@@ -56,7 +57,15 @@ impl CredentialFields {
         Self {
             login: login.into(),
             password: password.into(),
+            forms: true,
         }
+    }
+
+    /// Accepts JSON bodies only: [`from_body`](Self::from_body) answers a form with 415.
+    #[must_use]
+    pub fn json_only(mut self) -> Self {
+        self.forms = false;
+        self
     }
 
     /// The login field's name.
@@ -88,7 +97,8 @@ impl CredentialFields {
     }
 
     /// Parses a JSON or form body, chosen by its media type (see
-    /// [`RequestHead::media_type`](super::RequestHead::media_type)), as Rails apps accept.
+    /// [`RequestHead::media_type`](super::RequestHead::media_type)), as Rails apps accept;
+    /// JSON only after [`json_only`](Self::json_only).
     ///
     /// # Errors
     /// As [`from_json`](Self::from_json) and [`from_form`](Self::from_form); 415 for any
@@ -99,16 +109,24 @@ impl CredentialFields {
         body: &[u8],
     ) -> Result<Credentials, Rejection> {
         match media_type {
-            Some("application/x-www-form-urlencoded") => self.from_form(body),
-            Some(json) if json == "application/json" || json.ends_with("+json") => {
-                self.from_json(body)
-            }
-            _ => Err(Rejection::bad_request(
+            Some("application/x-www-form-urlencoded") if self.forms => self.from_form(body),
+            Some(json) if is_json(json) => self.from_json(body),
+            _ if self.forms => Err(Rejection::bad_request(
                 415,
                 "Expected `Content-Type: application/json` or `application/x-www-form-urlencoded`",
             )),
+            _ => Err(Rejection::bad_request(
+                415,
+                "Expected request with `Content-Type: application/json`",
+            )),
         }
     }
+}
+
+/// Whether a media type (lowercase, without parameters) is JSON: `application/json` or any
+/// `+json` type.
+pub(crate) fn is_json(media_type: &str) -> bool {
+    media_type == "application/json" || media_type.ends_with("+json")
 }
 
 impl<'de> Deserialize<'de> for Credentials {
@@ -217,6 +235,12 @@ mod tests {
                 Some("application/vnd.api+json"),
                 br#"{"user":"a","pass":"p"}"#
             )
+            .is_ok());
+        let json_only = fields.json_only();
+        let form = json_only.from_body(Some("application/x-www-form-urlencoded"), b"user=a&pass=p");
+        assert_eq!(status(form), 415);
+        assert!(json_only
+            .from_body(Some("application/json"), br#"{"user":"a","pass":"p"}"#)
             .is_ok());
     }
 }

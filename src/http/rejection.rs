@@ -49,6 +49,15 @@ impl Rejection {
         }
     }
 
+    /// A body the framework could not read, with the status it chose: 413 gets one message
+    /// whatever the framework (`Request body is too large`), others keep the framework's.
+    pub fn unreadable_body(status: u16, framework_message: impl Into<String>) -> Self {
+        match status {
+            413 => Self::bad_request(413, "Request body is too large"),
+            _ => Self::bad_request(status, framework_message),
+        }
+    }
+
     /// A JSON body that did not parse: 400 for bad syntax, 422 for another shape.
     pub(crate) fn from_json(error: serde_json::Error) -> Self {
         match error.classify() {

@@ -7,6 +7,7 @@ use std::fmt;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
+use super::credentials::is_json;
 use super::{Rejection, RequestHead};
 use crate::error::Error;
 
@@ -163,8 +164,9 @@ impl TokenSource {
     ///
     /// # Errors
     /// [`Rejection::Auth`] with [`Error::MissingToken`] when there is no token;
-    /// [`Rejection::BadRequest`] when the body is not a JSON object (400 for bad syntax, 422
-    /// for another shape) or the field is not a string (422).
+    /// [`Rejection::BadRequest`] when a body is sent with a media type other than JSON (415),
+    /// is not a JSON object (400 for bad syntax, 422 for another shape) or the field is not a
+    /// string (422).
     pub fn require_with_body(
         &self,
         request: &(impl RequestHead + ?Sized),
@@ -174,6 +176,12 @@ impl TokenSource {
             return Ok(token);
         }
         if let (Some(field), false) = (&self.json_field, body.is_empty()) {
+            if !request.media_type().is_some_and(|m| is_json(&m)) {
+                return Err(Rejection::bad_request(
+                    415,
+                    "Expected request with `Content-Type: application/json`",
+                ));
+            }
             let object: serde_json::Map<String, Value> =
                 serde_json::from_slice(body).map_err(Rejection::from_json)?;
             match object.get(field.as_ref()) {
@@ -293,7 +301,13 @@ mod tests {
     #[test]
     fn logout_reads_the_json_field_after_the_query() {
         let source = TokenSource::login_api();
-        let req = Req(vec![("authorization", "Bearer h")], None);
+        let req = Req(
+            vec![
+                ("authorization", "Bearer h"),
+                ("content-type", "application/json"),
+            ],
+            None,
+        );
         let t = source
             .require_with_body(&req, br#"{"auth_token":"b"}"#)
             .expect("in body");
@@ -314,5 +328,10 @@ mod tests {
             }
         }
         assert!(format!("{t:?}").contains("redacted"));
+        let plain = Req(vec![("content-type", "text/plain")], None);
+        match source.require_with_body(&plain, b"token") {
+            Err(Rejection::BadRequest { status: 415, .. }) => {}
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -281,8 +281,10 @@ pub(crate) async fn cookie_contract(client: &impl Client) {
     assert_eq!(
         res.header("set-cookie"),
         Some(
-            format!("__Host-session={token}; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=86400")
-                .as_str()
+            format!(
+                "__Host-session={token}; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=86400"
+            )
+            .as_str()
         )
     );
     let cookie = format!("__Host-session={token}");
@@ -320,7 +322,11 @@ pub(crate) async fn cookie_contract(client: &impl Client) {
     }
     // A safe method with the cookie, and Bearer from anywhere, need no evidence.
     let res = client
-        .send(Req::get("/me").header("cookie", &cookie).header("sec-fetch-site", "cross-site"))
+        .send(
+            Req::get("/me")
+                .header("cookie", &cookie)
+                .header("sec-fetch-site", "cross-site"),
+        )
         .await;
     assert_eq!(res.status, 200, "{res:?}");
     let res = client
