@@ -88,6 +88,13 @@ impl TokenStore for CountingTouches {
     async fn delete_for_user(&self, u: &UserId) -> Result<u64, StoreError> {
         self.inner.delete_for_user(u).await
     }
+    async fn delete_for_user_except(
+        &self,
+        u: &UserId,
+        keep: &SessionId,
+    ) -> Result<u64, StoreError> {
+        self.inner.delete_for_user_except(u, keep).await
+    }
     async fn list_for_user(
         &self,
         u: &UserId,
@@ -126,6 +133,9 @@ impl TokenStore for DownStore {
         Err(refused())
     }
     async fn delete_for_user(&self, _: &UserId) -> Result<u64, StoreError> {
+        Err(refused())
+    }
+    async fn delete_for_user_except(&self, _: &UserId, _: &SessionId) -> Result<u64, StoreError> {
         Err(refused())
     }
     async fn list_for_user(
