@@ -15,6 +15,7 @@ mod error;
 mod hashing;
 pub mod http;
 mod password;
+mod password_policy;
 mod session;
 pub mod store;
 pub mod throttle;
@@ -22,13 +23,16 @@ mod token;
 mod user;
 
 pub use authenticator::{
-    Authenticated, Authenticator, AuthenticatorBuilder, Login, Logout, MAX_EMAIL_LEN,
+    Authenticated, Authenticator, AuthenticatorBuilder, Login, Logout, Subject, MAX_EMAIL_LEN,
     MAX_PASSWORD_LEN,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Field, HashError, Result, StoreError};
 pub use password::{Argon2Hasher, PasswordHasher};
-pub use session::{ClientInfo, Session, SessionPolicy};
+pub use password_policy::{
+    CommonPasswords, PasswordBlocklist, PasswordPolicy, PasswordRejection, PasswordRule,
+};
+pub use session::{ClientInfo, Session, SessionPolicy, SessionView};
 pub use store::{MemoryTokenStore, TokenStore};
 pub use throttle::{MemoryThrottle, Throttle};
 pub use token::{SecretHash, SessionId, Token, TOKEN_LEN};
