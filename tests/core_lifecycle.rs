@@ -784,3 +784,148 @@ impl TokenStore for DownStore {
         Err(refused())
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// User ids over your own table
+
+#[test]
+fn integer_user_ids_convert_both_ways_in_canonical_form_only() {
+    for n in [0_i64, 1, 42, -7, i64::MAX, i64::MIN] {
+        let id = UserId::from(n);
+        assert_eq!(id.as_i64(), Some(n));
+        assert_eq!(i64::try_from(&id), Ok(n));
+    }
+    assert_eq!(UserId::from(7_i32), UserId::from(7_i64));
+    assert_eq!(UserId::from(7_u32), UserId::from(7_u64));
+    for not_canonical in [
+        "042",
+        "+42",
+        " 42",
+        "42 ",
+        "4_2",
+        "",
+        "u-42",
+        "9223372036854775808",
+    ] {
+        let id = UserId::from(not_canonical);
+        assert_eq!(id.as_i64(), None, "{not_canonical:?}");
+        let err = i64::try_from(&id).expect_err("not an integer");
+        assert_eq!(
+            err.to_string(),
+            "the user id is not an integer in canonical form"
+        );
+    }
+}
+
+#[cfg(feature = "uuid")]
+#[test]
+fn uuid_user_ids_convert_both_ways_in_canonical_form_only() {
+    let u = uuid::Uuid::from_u128(0x67e5_5044_10b1_426f_9247_bb68_0e5f_e0c8);
+    let id = UserId::from(u);
+    assert_eq!(id.as_str(), "67e55044-10b1-426f-9247-bb680e5fe0c8");
+    assert_eq!(id.as_uuid(), Some(u));
+    assert_eq!(uuid::Uuid::try_from(&id), Ok(u));
+    for other in [
+        "67E55044-10B1-426F-9247-BB680E5FE0C8",
+        "67e5504410b1426f9247bb680e5fe0c8",
+        "{67e55044-10b1-426f-9247-bb680e5fe0c8}",
+        "42",
+    ] {
+        assert_eq!(UserId::from(other).as_uuid(), None, "{other:?}");
+    }
+    assert_eq!(id.as_i64(), None);
+}
+
+/// A user store over "your own table", written with keycard's re-exported `async_trait`.
+#[derive(Debug, Default)]
+struct OwnTable(std::sync::Mutex<Vec<(i64, String, String)>>);
+
+#[derive(Debug, Clone)]
+struct OwnUser {
+    id: i64,
+    email: String,
+    hash: String,
+}
+
+impl User for OwnUser {
+    fn id(&self) -> UserId {
+        UserId::from(self.id)
+    }
+    fn email(&self) -> &str {
+        &self.email
+    }
+    fn password_hash(&self) -> &str {
+        &self.hash
+    }
+}
+
+#[keycard::async_trait]
+impl UserStore for OwnTable {
+    type User = OwnUser;
+    async fn find_by_email(&self, email: &str) -> Result<Option<OwnUser>, StoreError> {
+        let rows = self.0.lock().expect("lock");
+        Ok(rows.iter().find(|r| r.1 == email).map(|r| OwnUser {
+            id: r.0,
+            email: r.1.clone(),
+            hash: r.2.clone(),
+        }))
+    }
+    async fn find_by_id(&self, id: &UserId) -> Result<Option<OwnUser>, StoreError> {
+        let Some(id) = id.as_i64() else {
+            return Ok(None);
+        };
+        let rows = self.0.lock().expect("lock");
+        Ok(rows.iter().find(|r| r.0 == id).map(|r| OwnUser {
+            id: r.0,
+            email: r.1.clone(),
+            hash: r.2.clone(),
+        }))
+    }
+    async fn set_password_hash(&self, id: &UserId, phc: &str) -> Result<(), StoreError> {
+        let id = i64::try_from(id).map_err(StoreError::backend)?;
+        let mut rows = self.0.lock().expect("lock");
+        if let Some(row) = rows.iter_mut().find(|r| r.0 == id) {
+            row.2 = phc.to_owned();
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_whole_lifecycle_over_your_own_integer_keyed_table() {
+    let table = Arc::new(OwnTable::default());
+    let auth = Authenticator::builder(Arc::clone(&table), MemoryTokenStore::new())
+        .password_hasher(Argon2Hasher::insecure_for_tests())
+        .build();
+    let phc = auth
+        .hash_new_password(PASSWORD, EMAIL)
+        .await
+        .expect("strong");
+    table
+        .0
+        .lock()
+        .expect("lock")
+        .push((7, EMAIL.to_owned(), phc));
+    let login = auth
+        .login(EMAIL, PASSWORD, ClientInfo::none())
+        .await
+        .expect("login");
+    assert_eq!(login.session.user_id.as_i64(), Some(7));
+    let other = auth
+        .login(EMAIL, PASSWORD, ClientInfo::none())
+        .await
+        .expect("login");
+    assert_eq!(
+        auth.change_password(&login.session, PASSWORD, NEW_PASSWORD)
+            .await
+            .expect("changed"),
+        1
+    );
+    assert!(auth.validate(other.token.expose_secret()).await.is_err());
+    auth.validate(login.token.expose_secret())
+        .await
+        .expect("still logged in");
+    auth.login(EMAIL, NEW_PASSWORD, ClientInfo::none())
+        .await
+        .expect("the new password is in your table");
+}
