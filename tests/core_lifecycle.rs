@@ -384,7 +384,7 @@ async fn change_password_of_a_deleted_user_is_invalid_credentials_after_one_veri
 
 #[tokio::test]
 async fn change_password_fails_with_the_token_store_and_reports_it() {
-    let f = fixture_with(DownStore::default(), |b| b);
+    let f = fixture_with(DownStore, |b| b);
     let token = keycard::Token::generate().expect("rng");
     let session = Session::new(
         &token,
