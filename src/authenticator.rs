@@ -583,6 +583,33 @@ impl<U: UserStore> Authenticator<U> {
     /// - [`Error::Throttled`], [`Error::Overloaded`], [`Error::Store`],
     ///   [`Error::PasswordHash`], [`Error::Randomness`] as for login and
     ///   [`hash_password`](Self::hash_password).
+    ///
+    /// ```
+    /// # tokio_test_block_on(async {
+    /// use keycard::{Authenticator, ClientInfo, Error, MemoryTokenStore, MemoryUserStore, UserRecord};
+    ///
+    /// let auth = Authenticator::builder(MemoryUserStore::new(), MemoryTokenStore::new()).build();
+    /// let hash = auth.hash_new_password("correct horse battery staple", "ann@example.com").await?;
+    /// auth.users().insert(UserRecord::new(1_i64, "ann@example.com", hash)).expect("new user");
+    /// let laptop = auth.login("ann@example.com", "correct horse battery staple", ClientInfo::none()).await?;
+    /// let phone = auth.login("ann@example.com", "correct horse battery staple", ClientInfo::none()).await?;
+    ///
+    /// // On the phone: a weak new password is refused, naming every rule it failed.
+    /// let weak = auth.change_password(&phone.session, "correct horse battery staple", "ann").await;
+    /// assert!(matches!(weak, Err(Error::WeakPassword(_))));
+    ///
+    /// let ended = auth
+    ///     .change_password(&phone.session, "correct horse battery staple", "a new long passphrase")
+    ///     .await?;
+    /// assert_eq!(ended, 1); // the laptop
+    /// assert!(auth.validate(laptop.token.expose_secret()).await.is_err());
+    /// assert!(auth.validate(phone.token.expose_secret()).await.is_ok());
+    /// # Ok::<(), keycard::Error>(())
+    /// # });
+    /// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+    /// # }
+    /// ```
     pub async fn change_password(
         &self,
         session: &Session,
