@@ -7,13 +7,15 @@
 //! | `event` | level | when | other fields |
 //! |---|---|---|---|
 //! | `login.succeeded` | INFO | a password matched and a session started | `user_id`, `session_id`, `client_ip` |
-//! | `login.failed` | WARN | the password was checked and did not match | `reason` (`unknown_account`, `wrong_password`, `unusable_hash`), `user_id` (known accounts only), `account`, `client_ip` |
+//! | `login.failed` | WARN | the password was checked and did not match (at login, or when re-verified by `verify_password` or `change_password`) | `reason` (`unknown_account`, `wrong_password`, `unusable_hash`), `user_id` (known accounts only), `account`, `client_ip` |
 //! | `login.throttled` | WARN | refused by a limit before anything was checked | `limit` (`account_ip`, `ip`, `account`, `in_flight`), `retry_after_secs`, `account`, `client_ip` |
 //! | `login.overloaded` | WARN | refused because the hashing queue or the throttle's table is full | `queue` (`hashing`, `throttle_capacity`), `retry_after_secs`, `client_ip` |
 //! | `throttle.unavailable` | ERROR | the throttle's backend failed; the login was refused (fail closed) or let through uncounted (fail open) | `policy`, `error`, `client_ip` |
 //! | `logout` | INFO | a session was ended by its token | `user_id`, `session_id` |
 //! | `session.expired` | INFO | a token was presented after its idle timeout; the session was deleted | `user_id`, `session_id` |
-//! | `sessions.revoked` | INFO | sessions were ended for a user (`logout_all`) | `user_id`, `count` |
+//! | `sessions.revoked` | INFO | sessions were ended for a user (`logout_all`, `logout_others`, `change_password`) | `user_id`, `count` |
+//! | `session.revoked` | INFO | one session was ended by its owner (`revoke`) | `user_id`, `session_id` |
+//! | `password.changed` | INFO | a user changed their password (`change_password`) | `user_id`, `session_id` (the session kept) |
 //! | `sessions.purged` | DEBUG | `expire` deleted sessions past their lifetime | `count` |
 //!
 //! `account` is the throttle's digest of the normalized email ([`ThrottleKey::account`]): it
@@ -114,6 +116,14 @@ pub(crate) fn session_expired(user: &UserId, session: &SessionId) {
 
 pub(crate) fn sessions_revoked(user: &UserId, count: u64) {
     tracing::info!(target: TARGET, event = "sessions.revoked", user_id = %user, count);
+}
+
+pub(crate) fn session_revoked(user: &UserId, session: &SessionId) {
+    tracing::info!(target: TARGET, event = "session.revoked", user_id = %user, session_id = %session);
+}
+
+pub(crate) fn password_changed(user: &UserId, session: &SessionId) {
+    tracing::info!(target: TARGET, event = "password.changed", user_id = %user, session_id = %session);
 }
 
 pub(crate) fn sessions_purged(count: u64) {

@@ -14,13 +14,14 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Field, Result, StoreError};
 use crate::hashing::{HashPool, OVERLOADED_RETRY_AFTER};
 use crate::password::{Argon2Hasher, PasswordHasher};
-use crate::session::{truncate_to_micros, ClientInfo, Session, SessionPolicy};
+use crate::password_policy::PasswordPolicy;
+use crate::session::{truncate_to_micros, ClientInfo, Session, SessionPolicy, SessionView};
 use crate::store::TokenStore;
 use crate::throttle::in_flight::InFlight;
 use crate::throttle::{
     Admission, LimitKind, MemoryThrottle, Reservation, Throttle, ThrottleKey, ThrottleOutage,
 };
-use crate::token::Token;
+use crate::token::{SessionId, Token};
 use crate::user::{normalize_email, User, UserId, UserStore};
 
 /// The longest email accepted, in bytes (RFC 5321's path limit is 256; 320 leaves room for
@@ -71,6 +72,7 @@ struct Inner<U> {
     throttle_outage: ThrottleOutage,
     in_flight: InFlight,
     reveal_unknown_email: bool,
+    password_policy: PasswordPolicy,
 }
 
 /// What checking a password found.
@@ -80,6 +82,14 @@ enum Verdict {
     WrongPassword,
     UnknownAccount,
     UnusableHash,
+}
+
+/// How [`Authenticator::attempt`] finds the user whose password it checks.
+enum Lookup<'a, T> {
+    /// By normalized email, after the throttle admitted the attempt (login).
+    Email(&'a str),
+    /// Already looked up by id (re-verification); `None` if the user is gone.
+    Found(Option<T>),
 }
 
 /// A successful login.
@@ -102,6 +112,42 @@ pub struct Authenticated<T> {
     pub session: Session,
     /// Its user.
     pub user: T,
+}
+
+/// Whose password [`Authenticator::verify_password`] checks: a [`Session`], an
+/// [`Authenticated`] or a [`UserId`].
+pub trait Subject: Send + Sync {
+    /// The user.
+    fn user_id(&self) -> &UserId;
+    /// The client address the attempt is counted under by the throttle, if known.
+    fn client_ip(&self) -> Option<IpAddr> {
+        None
+    }
+}
+
+impl Subject for UserId {
+    fn user_id(&self) -> &UserId {
+        self
+    }
+}
+
+/// The session's user; counted under the address the session logged in from.
+impl Subject for Session {
+    fn user_id(&self) -> &UserId {
+        &self.user_id
+    }
+    fn client_ip(&self) -> Option<IpAddr> {
+        self.client.ip
+    }
+}
+
+impl<T: Send + Sync> Subject for Authenticated<T> {
+    fn user_id(&self) -> &UserId {
+        &self.session.user_id
+    }
+    fn client_ip(&self) -> Option<IpAddr> {
+        self.session.client.ip
+    }
 }
 
 /// What [`Authenticator::logout`] did.
@@ -134,6 +180,7 @@ impl<U: UserStore> Authenticator<U> {
             throttle: Some(Arc::new(MemoryThrottle::default())),
             throttle_outage: ThrottleOutage::default(),
             reveal_unknown_email: false,
+            password_policy: PasswordPolicy::default(),
             max_concurrent_hashes: None,
             max_queued_hashes: None,
             max_logins_in_flight_per_ip: AuthenticatorBuilder::<U>::DEFAULT_LOGINS_IN_FLIGHT_PER_IP,
@@ -185,33 +232,9 @@ impl<U: UserStore> Authenticator<U> {
         let inner = &*self.inner;
         let email = normalize_email(email);
         let key = ThrottleKey::new(&email, client.ip);
-        let Some(_in_flight) = inner.in_flight.enter(key.ip()) else {
-            audit::login_throttled("in_flight", OVERLOADED_RETRY_AFTER, &key, client.ip);
-            return Err(Error::Throttled {
-                retry_after: OVERLOADED_RETRY_AFTER,
-            });
-        };
-        if inner.hashing.is_full() {
-            audit::login_overloaded("hashing", OVERLOADED_RETRY_AFTER, client.ip);
-            return Err(Error::Overloaded {
-                retry_after: OVERLOADED_RETRY_AFTER,
-            });
-        }
-        let reservation = self.reserve(&key, client.ip).await?;
-        let checked = self.check_password(&email, password, &key, client.ip).await;
-        if let (Some(throttle), Some(reservation)) = (&inner.throttle, reservation) {
-            let settled = match &checked {
-                Ok(_) => throttle.record_success(&key, reservation, self.now()).await,
-                // A wrong password stays counted; an attempt that checked nothing is given back.
-                Err(Error::InvalidCredentials | Error::UnknownEmail) => Ok(()),
-                Err(_) => throttle.release(&key, reservation, self.now()).await,
-            };
-            if let Err(error) = settled {
-                // The attempt stays counted as a failure: safe, if stricter than it should be.
-                tracing::warn!(error = %crate::error::chain(&error), "keycard: settling a login attempt with the throttle failed");
-            }
-        }
-        let (user, rehashed) = checked?;
+        let (user, rehashed) = self
+            .attempt(&key, client.ip, Lookup::Email(&email), password)
+            .await?;
         if let Some(phc) = rehashed {
             inner.users.set_password_hash(&user.id(), &phc).await?;
         }
@@ -222,6 +245,46 @@ impl<U: UserStore> Authenticator<U> {
             session,
             user,
         })
+    }
+
+    /// One guarded password check, as login does it: a place among the address's checks in
+    /// flight, room in the hashing queue, a throttle reservation, the lookup and exactly one
+    /// verification, then the reservation settled (a wrong password stays counted).
+    async fn attempt(
+        &self,
+        key: &ThrottleKey,
+        ip: Option<IpAddr>,
+        lookup: Lookup<'_, U::User>,
+        password: &str,
+    ) -> Result<(U::User, Option<String>)> {
+        let inner = &*self.inner;
+        let Some(_in_flight) = inner.in_flight.enter(key.ip()) else {
+            audit::login_throttled("in_flight", OVERLOADED_RETRY_AFTER, key, ip);
+            return Err(Error::Throttled {
+                retry_after: OVERLOADED_RETRY_AFTER,
+            });
+        };
+        if inner.hashing.is_full() {
+            audit::login_overloaded("hashing", OVERLOADED_RETRY_AFTER, ip);
+            return Err(Error::Overloaded {
+                retry_after: OVERLOADED_RETRY_AFTER,
+            });
+        }
+        let reservation = self.reserve(key, ip).await?;
+        let checked = self.check_password(lookup, password, key, ip).await;
+        if let (Some(throttle), Some(reservation)) = (&inner.throttle, reservation) {
+            let settled = match &checked {
+                Ok(_) => throttle.record_success(key, reservation, self.now()).await,
+                // A wrong password stays counted; an attempt that checked nothing is given back.
+                Err(Error::InvalidCredentials | Error::UnknownEmail) => Ok(()),
+                Err(_) => throttle.release(key, reservation, self.now()).await,
+            };
+            if let Err(error) = settled {
+                // The attempt stays counted as a failure: safe, if stricter than it should be.
+                tracing::warn!(error = %crate::error::chain(&error), "keycard: settling a login attempt with the throttle failed");
+            }
+        }
+        checked
     }
 
     /// Reserves an attempt with the throttle, applying the outage policy. `None` when there is
@@ -261,13 +324,16 @@ impl<U: UserStore> Authenticator<U> {
     /// outdated, a fresh one. Every failure is audited.
     async fn check_password(
         &self,
-        email: &str,
+        lookup: Lookup<'_, U::User>,
         password: &str,
         key: &ThrottleKey,
         ip: Option<IpAddr>,
     ) -> Result<(U::User, Option<String>)> {
         let inner = &*self.inner;
-        let user = inner.users.find_by_email(email).await?;
+        let user = match lookup {
+            Lookup::Email(email) => inner.users.find_by_email(email).await?,
+            Lookup::Found(user) => user,
+        };
         let stored = user.as_ref().map(|u| u.password_hash().to_owned());
         let password = Zeroizing::new(password.as_bytes().to_vec());
         let (verdict, rehashed) = inner
@@ -421,8 +487,11 @@ impl<U: UserStore> Authenticator<U> {
         Ok(purged)
     }
 
-    /// Ends every session of `user` (log out everywhere, or after a password change).
-    /// Returns how many were ended.
+    /// Ends every session of `user`, including the one making the request (log out
+    /// everywhere, or after an administrator reset a password). Returns how many were ended.
+    /// To keep the caller's own session, use [`logout_others`](Self::logout_others); after a
+    /// password change by the user, [`change_password`](Self::change_password) does that
+    /// itself.
     ///
     /// # Errors
     /// [`Error::Store`] if the token store fails.
@@ -440,8 +509,225 @@ impl<U: UserStore> Authenticator<U> {
         Ok(self.inner.tokens.list_for_user(user, self.now()).await?)
     }
 
+    /// Re-checks the password of a logged-in user (before a sensitive action such as changing
+    /// the email, or "confirm it's you"), and returns the user.
+    ///
+    /// `subject` is a [`Session`] (or [`Authenticated`], or a bare [`UserId`]). It costs and
+    /// counts what a login costs: the same length limit, the same bounded hashing queue and
+    /// per-address in-flight bound, the same throttle (keyed by the user's email and, for a
+    /// session, the address it logged in from), exactly one verification (against a dummy
+    /// hash if the user is gone or their hash is unusable), and a wrong password is counted
+    /// as a failed attempt on the account, so a stolen session cannot be used to guess the
+    /// password faster than login allows. An outdated hash is upgraded as at login.
+    ///
+    /// # Errors
+    /// - [`Error::InputTooLong`] for a password over [`MAX_PASSWORD_LEN`] bytes;
+    /// - [`Error::InvalidCredentials`] for a wrong password, an unusable stored hash, or a
+    ///   user who no longer exists (never [`Error::UnknownEmail`]);
+    /// - [`Error::Throttled`], [`Error::Overloaded`], [`Error::Store`] as for
+    ///   [`login`](Self::login).
+    pub async fn verify_password<S: Subject + ?Sized>(
+        &self,
+        subject: &S,
+        password: &str,
+    ) -> Result<U::User> {
+        let (user, rehashed) = self
+            .reverify(subject.user_id(), subject.client_ip(), password)
+            .await?;
+        if let Some(phc) = rehashed {
+            self.inner.users.set_password_hash(&user.id(), &phc).await?;
+        }
+        Ok(user)
+    }
+
+    /// Checks `password` for the user with id `who` as login would, through
+    /// [`attempt`](Self::attempt).
+    async fn reverify(
+        &self,
+        who: &UserId,
+        ip: Option<IpAddr>,
+        password: &str,
+    ) -> Result<(U::User, Option<String>)> {
+        check_len(Field::Password, password, MAX_PASSWORD_LEN)?;
+        let user = self.inner.users.find_by_id(who).await?;
+        let account = match &user {
+            Some(user) => normalize_email(user.email()),
+            None => who.as_str().to_owned(),
+        };
+        let key = ThrottleKey::new(&account, ip);
+        match self.attempt(&key, ip, Lookup::Found(user), password).await {
+            Err(Error::UnknownEmail) => Err(Error::InvalidCredentials),
+            other => other,
+        }
+    }
+
+    /// Changes the password of the user logged in with `session`: verifies `current` as
+    /// [`verify_password`](Self::verify_password) does (throttled and counted), checks `new`
+    /// against the [`PasswordPolicy`], stores its hash
+    /// ([`UserStore::set_password_hash`]), then ends every other session of the user in one
+    /// atomic store operation ([`TokenStore::delete_for_user_except`]), keeping `session`, so
+    /// whoever else held a session (a stolen token, a forgotten device) is logged out while
+    /// the caller stays logged in. Returns how many sessions were ended.
+    ///
+    /// The new hash is stored before the other sessions are ended: if ending them fails, the
+    /// password is already changed and the call returns [`Error::Store`]; call
+    /// [`logout_others`](Self::logout_others) again. A login that verified the old password
+    /// at the very moment of the change may start a session after the revocation; the two
+    /// stores (users and sessions) share no transaction.
+    ///
+    /// # Errors
+    /// - [`Error::WeakPassword`] if `new` fails the policy (checked first; nothing is hashed,
+    ///   counted or stored);
+    /// - [`Error::InputTooLong`] for a current password over [`MAX_PASSWORD_LEN`] bytes;
+    /// - [`Error::InvalidCredentials`] if `current` is wrong (counted by the throttle);
+    /// - [`Error::Throttled`], [`Error::Overloaded`], [`Error::Store`],
+    ///   [`Error::PasswordHash`], [`Error::Randomness`] as for login and
+    ///   [`hash_password`](Self::hash_password).
+    ///
+    /// ```
+    /// # tokio_test_block_on(async {
+    /// use keycard::{Authenticator, ClientInfo, Error, MemoryTokenStore, MemoryUserStore, UserRecord};
+    ///
+    /// let auth = Authenticator::builder(MemoryUserStore::new(), MemoryTokenStore::new()).build();
+    /// let hash = auth.hash_new_password("correct horse battery staple", "ann@example.com").await?;
+    /// auth.users().insert(UserRecord::new(1_i64, "ann@example.com", hash)).expect("new user");
+    /// let laptop = auth.login("ann@example.com", "correct horse battery staple", ClientInfo::none()).await?;
+    /// let phone = auth.login("ann@example.com", "correct horse battery staple", ClientInfo::none()).await?;
+    ///
+    /// // On the phone: a weak new password is refused, naming every rule it failed.
+    /// let weak = auth.change_password(&phone.session, "correct horse battery staple", "ann").await;
+    /// assert!(matches!(weak, Err(Error::WeakPassword(_))));
+    ///
+    /// let ended = auth
+    ///     .change_password(&phone.session, "correct horse battery staple", "a new long passphrase")
+    ///     .await?;
+    /// assert_eq!(ended, 1); // the laptop
+    /// assert!(auth.validate(laptop.token.expose_secret()).await.is_err());
+    /// assert!(auth.validate(phone.token.expose_secret()).await.is_ok());
+    /// # Ok::<(), keycard::Error>(())
+    /// # });
+    /// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+    /// # }
+    /// ```
+    pub async fn change_password(
+        &self,
+        session: &Session,
+        current: &str,
+        new: &str,
+    ) -> Result<u64> {
+        let inner = &*self.inner;
+        let email = inner
+            .users
+            .find_by_id(&session.user_id)
+            .await?
+            .map(|user| user.email().to_owned());
+        inner
+            .password_policy
+            .check(new, email.as_deref())
+            .map_err(Error::WeakPassword)?;
+        let (user, _) = self
+            .reverify(&session.user_id, session.client.ip, current)
+            .await?;
+        let phc = self.hash_password(new).await?;
+        inner.users.set_password_hash(&user.id(), &phc).await?;
+        audit::password_changed(&session.user_id, &session.id);
+        let revoked = inner
+            .tokens
+            .delete_for_user_except(&session.user_id, &session.id)
+            .await?;
+        audit::sessions_revoked(&session.user_id, revoked);
+        Ok(revoked)
+    }
+
+    /// Ends every session of `session`'s user except `session` itself ("log out my other
+    /// devices"), in one atomic store operation. Returns how many were ended. Unlike
+    /// [`logout_all`](Self::logout_all), the caller stays logged in.
+    ///
+    /// # Errors
+    /// [`Error::Store`] if the token store fails.
+    pub async fn logout_others(&self, session: &Session) -> Result<u64> {
+        let count = self
+            .inner
+            .tokens
+            .delete_for_user_except(&session.user_id, &session.id)
+            .await?;
+        audit::sessions_revoked(&session.user_id, count);
+        Ok(count)
+    }
+
+    /// Ends one session of `user` by its public id (the "log out" button next to a device in
+    /// a sessions list; ids come from [`session_views`](Self::session_views)). Returns whether
+    /// a live session was ended.
+    ///
+    /// Only `user`'s own sessions can be ended: the id of another user's session is treated
+    /// exactly as an unknown id (`false`, and nothing is deleted), so a client cannot end, or
+    /// learn of, other users' sessions by guessing ids. Pass the id of the user the request's
+    /// token belongs to, never one the client sent.
+    ///
+    /// # Errors
+    /// [`Error::Store`] if the token store fails.
+    pub async fn revoke(&self, user: &UserId, session: &SessionId) -> Result<bool> {
+        let tokens = &self.inner.tokens;
+        // A session's user never changes and ids are never reused (create never overwrites),
+        // so the owner read here is still the owner at the delete.
+        let owned = match tokens.get(session, self.now()).await? {
+            Some(found) => found.user_id == *user,
+            None => false,
+        };
+        if !owned || !tokens.delete(session).await? {
+            return Ok(false);
+        }
+        audit::session_revoked(user, session);
+        Ok(true)
+    }
+
+    /// The live sessions of `current`'s user as [`SessionView`]s (safe to serialize to the
+    /// client: no secret digest, no user id), oldest first, with `current` marked. Sessions
+    /// past their idle timeout are left out.
+    ///
+    /// # Errors
+    /// [`Error::Store`] if the token store fails.
+    pub async fn session_views(&self, current: &Session) -> Result<Vec<SessionView>> {
+        let now = self.now();
+        let sessions = self
+            .inner
+            .tokens
+            .list_for_user(&current.user_id, now)
+            .await?;
+        Ok(sessions
+            .iter()
+            .filter(|s| !self.inner.policy.is_dead(s, now))
+            .map(|s| SessionView::new(s, s.id == current.id))
+            .collect())
+    }
+
+    /// Checks a new user's password against the [`PasswordPolicy`] (with `email` for the
+    /// context-word rule), then hashes it like [`hash_password`](Self::hash_password). Use it
+    /// at registration; store the returned PHC string in your user table.
+    ///
+    /// # Errors
+    /// [`Error::WeakPassword`] if the password fails the policy (nothing is hashed); otherwise
+    /// as [`hash_password`](Self::hash_password).
+    pub async fn hash_new_password(&self, password: &str, email: &str) -> Result<String> {
+        self.inner
+            .password_policy
+            .check(password, Some(email))
+            .map_err(Error::WeakPassword)?;
+        self.hash_password(password).await
+    }
+
+    /// The password policy applied to new passwords.
+    pub fn password_policy(&self) -> &PasswordPolicy {
+        &self.inner.password_policy
+    }
+
     /// Hashes a password for registration or a password change, with the same hasher, thread
     /// pool and concurrency bound as login. Store the returned PHC string in your user table.
+    ///
+    /// It applies no [`PasswordPolicy`] (only the length limit), so that existing or seeded
+    /// passwords can be hashed as they are; for passwords users choose, use
+    /// [`hash_new_password`](Self::hash_new_password).
     ///
     /// # Errors
     /// [`Error::InputTooLong`] over [`MAX_PASSWORD_LEN`] bytes; [`Error::Overloaded`] when the
@@ -544,6 +830,7 @@ impl<U: UserStore> fmt::Debug for Authenticator<U> {
             .field("throttle_outage", &inner.throttle_outage)
             .field("in_flight", &inner.in_flight.max_per_ip())
             .field("reveal_unknown_email", &inner.reveal_unknown_email)
+            .field("password_policy", &inner.password_policy)
             .finish()
     }
 }
@@ -570,6 +857,7 @@ pub struct AuthenticatorBuilder<U> {
     throttle: Option<Arc<dyn Throttle>>,
     throttle_outage: ThrottleOutage,
     reveal_unknown_email: bool,
+    password_policy: PasswordPolicy,
     max_concurrent_hashes: Option<usize>,
     max_queued_hashes: Option<usize>,
     max_logins_in_flight_per_ip: usize,
@@ -678,6 +966,16 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
         self
     }
 
+    /// The rules new passwords must meet in
+    /// [`change_password`](Authenticator::change_password) and
+    /// [`hash_new_password`](Authenticator::hash_new_password). Default:
+    /// [`PasswordPolicy::default`] (8 characters, common passwords and the user's email
+    /// refused).
+    pub fn password_policy(mut self, policy: PasswordPolicy) -> Self {
+        self.password_policy = policy;
+        self
+    }
+
     /// Builds the authenticator.
     pub fn build(self) -> Authenticator<U> {
         let max = self.max_concurrent_hashes.unwrap_or_else(|| {
@@ -700,6 +998,7 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
                 throttle_outage: self.throttle_outage,
                 in_flight: InFlight::new(self.max_logins_in_flight_per_ip),
                 reveal_unknown_email: self.reveal_unknown_email,
+                password_policy: self.password_policy,
             }),
         }
     }

@@ -75,6 +75,12 @@ pub enum Error {
         retry_after: Duration,
     },
 
+    /// A new password does not meet the [`PasswordPolicy`](crate::PasswordPolicy); the
+    /// rejection lists every rule it failed. Nothing was hashed or stored. HTTP adapters
+    /// should answer 422 with the message (it names the rules, never the password).
+    #[error("{0}")]
+    WeakPassword(crate::PasswordRejection),
+
     /// The token store or user store failed; see the source for the backend's error.
     #[error("the session or user store is unavailable; retry later")]
     Store(#[from] StoreError),

@@ -18,6 +18,7 @@ mod error;
 mod hashing;
 pub mod http;
 mod password;
+mod password_policy;
 mod session;
 pub mod store;
 pub mod throttle;
@@ -28,17 +29,39 @@ pub mod tower;
 mod user;
 
 pub use authenticator::{
-    Authenticated, Authenticator, AuthenticatorBuilder, Login, Logout, MAX_EMAIL_LEN,
+    Authenticated, Authenticator, AuthenticatorBuilder, Login, Logout, Subject, MAX_EMAIL_LEN,
     MAX_PASSWORD_LEN,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Field, HashError, Result, StoreError};
 pub use password::{Argon2Hasher, PasswordHasher};
-pub use session::{ClientInfo, Session, SessionPolicy};
+pub use password_policy::{
+    CommonPasswords, PasswordBlocklist, PasswordPolicy, PasswordRejection, PasswordRule,
+};
+pub use session::{ClientInfo, Session, SessionPolicy, SessionView};
 pub use store::{MemoryTokenStore, TokenStore};
 pub use throttle::{MemoryThrottle, Throttle};
 pub use token::{SecretHash, SessionId, Token, TOKEN_LEN};
 pub use user::{
-    normalize_email, DuplicateUser, MemoryUserStore, SetPasswordHash, User, UserId, UserRecord,
-    UserStore,
+    normalize_email, DuplicateUser, MemoryUserStore, SetPasswordHash, User, UserId,
+    UserIdTypeError, UserRecord, UserStore,
 };
+
+/// The `async_trait` attribute, re-exported: put `#[keycard::async_trait]` on your
+/// [`UserStore`] and [`TokenStore`] implementations without depending on the crate yourself.
+pub use async_trait::async_trait;
+/// The Redis driver keycard's Redis store is built on (feature `redis`), for your own commands
+/// on [`RedisTokenStore::connection`](store::RedisTokenStore::connection).
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis;
+/// The SQLite driver keycard's SQLite stores are built on (feature `sqlite`).
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use rusqlite;
+/// The PostgreSQL driver keycard's PostgreSQL stores are built on (feature `postgres`): build
+/// a `sqlx::PgPool` for [`PostgresTokenStore::new`](store::PostgresTokenStore::new) or query
+/// your own user table with the same version.
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use sqlx;

@@ -11,7 +11,10 @@ use crate::user::UserId;
 
 /// One login: what a [`TokenStore`](crate::TokenStore) keeps. Never holds the token's secret,
 /// only its SHA-256 digest, so a copy of the store yields no usable token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Not `Serialize`, on purpose: it holds the secret's digest and the user id, which a
+/// response should not carry. Send a [`SessionView`] to clients instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     /// Public id: the first half of the token; safe to log and display.
     pub id: SessionId,
@@ -20,13 +23,10 @@ pub struct Session {
     /// SHA-256 of the token's secret.
     pub secret_hash: SecretHash,
     /// When the session was created (login time).
-    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     /// Absolute expiry: the session is dead from this instant on, whatever its activity.
-    #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     /// Last time the session was seen by `validate` (updated at most once per touch interval).
-    #[serde(with = "time::serde::rfc3339")]
     pub last_seen_at: OffsetDateTime,
     /// Client metadata recorded at login.
     pub client: ClientInfo,
@@ -59,6 +59,52 @@ impl Session {
     /// Whether the absolute lifetime is over at `now`.
     pub fn is_expired(&self, now: OffsetDateTime) -> bool {
         now >= self.expires_at
+    }
+}
+
+/// What a client may see of a session, for a "where you're logged in" page: its public id,
+/// times, address and user agent, and whether it is the session making the request. Never
+/// the secret's digest or the user id. Made by
+/// [`Authenticator::session_views`](crate::Authenticator::session_views).
+///
+/// Serializes as JSON like
+/// `{"id":"...","created_at":"2026-01-02T03:04:05Z","expires_at":"...","last_seen_at":"...","ip":"203.0.113.7","user_agent":"curl/8","current":true}`
+/// (times in RFC 3339; `ip` and `user_agent` may be `null`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct SessionView {
+    /// The public session id: pass it to
+    /// [`Authenticator::revoke`](crate::Authenticator::revoke) to end this session.
+    pub id: SessionId,
+    /// Login time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Absolute expiry.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Last time the session was used (to within the touch interval).
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen_at: OffsetDateTime,
+    /// The address the session logged in from, if known.
+    pub ip: Option<IpAddr>,
+    /// The user agent the session logged in with, if known.
+    pub user_agent: Option<String>,
+    /// Whether this is the session the listing was asked with.
+    pub current: bool,
+}
+
+impl SessionView {
+    /// The view of `session`; `current` marks the session making the request.
+    pub fn new(session: &Session, current: bool) -> Self {
+        Self {
+            id: session.id,
+            created_at: session.created_at,
+            expires_at: session.expires_at,
+            last_seen_at: session.last_seen_at,
+            ip: session.client.ip,
+            user_agent: session.client.user_agent.clone(),
+            current,
+        }
     }
 }
 
@@ -243,19 +289,40 @@ mod tests {
     }
 
     #[test]
-    fn session_json_never_contains_the_secret() {
+    fn session_view_json_has_no_secret_digest_and_no_user_id() {
         let t = Token::generate().expect("os rng");
         let s = Session::new(
             &t,
-            UserId::from("u"),
+            UserId::from("user-42"),
             OffsetDateTime::UNIX_EPOCH,
             Duration::from_secs(1),
-            ClientInfo::none(),
+            ClientInfo::none()
+                .with_ip(IpAddr::from([203, 0, 113, 7]))
+                .with_user_agent("curl/8"),
         );
-        let json = serde_json::to_string(&s).expect("serializes");
+        let json = serde_json::to_value(SessionView::new(&s, true)).expect("serializes");
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "id": s.id.to_string(),
+                "created_at": "1970-01-01T00:00:00Z",
+                "expires_at": "1970-01-01T00:00:01Z",
+                "last_seen_at": "1970-01-01T00:00:00Z",
+                "ip": "203.0.113.7",
+                "user_agent": "curl/8",
+                "current": true,
+            })
+        );
+        let text = json.to_string();
         let secret = t.expose_secret().split_once('.').expect("dot").1;
-        assert!(!json.contains(secret));
-        let back: Session = serde_json::from_str(&json).expect("parses");
-        assert_eq!(back, s);
+        assert!(!text.contains(secret));
+        assert!(!text.contains("user-42"));
+        let digest: String = s
+            .secret_hash
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert!(!text.contains(&digest));
     }
 }

@@ -12,10 +12,21 @@ use crate::error::StoreError;
 
 /// A user's identifier, as your user table keys it (an integer, a UUID, a string).
 ///
+/// Stores keep it as text. Integers convert both ways (`From<i64>`, [`UserId::as_i64`],
+/// `TryFrom<&UserId> for i64`), and so do UUIDs with the `uuid` feature (`From<Uuid>`,
+/// `UserId::as_uuid`, `TryFrom<&UserId> for Uuid`), so a [`UserStore`] over your own table
+/// can turn the id back into its key:
+///
 /// ```
 /// use keycard::UserId;
-/// assert_eq!(UserId::from(42_i64).as_str(), "42");
+/// let id = UserId::from(42_i64);
+/// assert_eq!(id.as_str(), "42");
+/// assert_eq!(id.as_i64(), Some(42));
+/// assert_eq!(i64::try_from(&id), Ok(42));
 /// assert_eq!(UserId::from("u-1").to_string(), "u-1");
+/// assert_eq!(UserId::from("u-1").as_i64(), None);
+/// // Only the canonical form converts back: "042" is not the id of user 42.
+/// assert_eq!(UserId::from("042").as_i64(), None);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -30,6 +41,73 @@ impl UserId {
     /// The identifier as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The identifier as an integer, if it is one in canonical form (what `From<i64>` makes:
+    /// no sign for positives, no leading zeros or spaces). `None` otherwise.
+    pub fn as_i64(&self) -> Option<i64> {
+        self.0
+            .parse::<i64>()
+            .ok()
+            .filter(|n| n.to_string() == self.0)
+    }
+
+    /// The identifier as a UUID, if it is one in the canonical form `From<Uuid>` makes
+    /// (lowercase, hyphenated). `None` otherwise.
+    #[cfg(feature = "uuid")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "uuid")))]
+    pub fn as_uuid(&self) -> Option<uuid::Uuid> {
+        uuid::Uuid::parse_str(&self.0)
+            .ok()
+            .filter(|u| u.hyphenated().to_string() == self.0)
+    }
+}
+
+/// A [`UserId`] that is not of the type asked for (`TryFrom<&UserId>` for `i64` or `Uuid`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the user id is not {expected} in canonical form")]
+#[non_exhaustive]
+pub struct UserIdTypeError {
+    /// What was expected: `"an integer"` or `"a UUID"`.
+    pub expected: &'static str,
+}
+
+impl TryFrom<&UserId> for i64 {
+    type Error = UserIdTypeError;
+    fn try_from(id: &UserId) -> Result<Self, Self::Error> {
+        id.as_i64().ok_or(UserIdTypeError {
+            expected: "an integer",
+        })
+    }
+}
+
+impl From<i32> for UserId {
+    fn from(n: i32) -> Self {
+        Self(n.to_string())
+    }
+}
+
+impl From<u32> for UserId {
+    fn from(n: u32) -> Self {
+        Self(n.to_string())
+    }
+}
+
+#[cfg(feature = "uuid")]
+#[cfg_attr(docsrs, doc(cfg(feature = "uuid")))]
+impl From<uuid::Uuid> for UserId {
+    /// The lowercase hyphenated form (`67e55044-10b1-426f-9247-bb680e5fe0c8`).
+    fn from(u: uuid::Uuid) -> Self {
+        Self(u.hyphenated().to_string())
+    }
+}
+
+#[cfg(feature = "uuid")]
+#[cfg_attr(docsrs, doc(cfg(feature = "uuid")))]
+impl TryFrom<&UserId> for uuid::Uuid {
+    type Error = UserIdTypeError;
+    fn try_from(id: &UserId) -> Result<Self, Self::Error> {
+        id.as_uuid().ok_or(UserIdTypeError { expected: "a UUID" })
     }
 }
 
@@ -82,6 +160,47 @@ pub trait User: Send + Sync + fmt::Debug {
 
 /// Finds users for the authenticator. Implement it over your own user table; keycard ships
 /// [`MemoryUserStore`] (and SQL ones behind features).
+///
+/// The trait's methods are `async`, written with the [`async_trait`](macro@crate::async_trait)
+/// macro: put `#[keycard::async_trait]` on your `impl` too (keycard re-exports it, so you need
+/// no dependency of your own), or the signatures will not match. The SQL drivers are
+/// re-exported as well (`keycard::sqlx` with `postgres`, `keycard::rusqlite` with `sqlite`,
+/// `keycard::redis` with `redis`), so your queries use the same versions as keycard.
+///
+/// ```
+/// use keycard::{StoreError, User, UserId, UserStore};
+///
+/// #[derive(Debug, Clone)]
+/// struct Account { id: i64, email: String, password_hash: String }
+///
+/// impl User for Account {
+///     fn id(&self) -> UserId { UserId::from(self.id) }
+///     fn email(&self) -> &str { &self.email }
+///     fn password_hash(&self) -> &str { &self.password_hash }
+/// }
+///
+/// /// Your own table (here a `Vec`; in a real app, a database pool).
+/// #[derive(Debug)]
+/// struct Accounts(Vec<Account>);
+///
+/// #[keycard::async_trait]
+/// impl UserStore for Accounts {
+///     type User = Account;
+///     async fn find_by_email(&self, email: &str) -> Result<Option<Account>, StoreError> {
+///         Ok(self.0.iter().find(|a| a.email == email).cloned())
+///     }
+///     async fn find_by_id(&self, id: &UserId) -> Result<Option<Account>, StoreError> {
+///         // Your key is an integer: an id that is not one is simply not found.
+///         let Some(id) = id.as_i64() else { return Ok(None) };
+///         Ok(self.0.iter().find(|a| a.id == id).cloned())
+///     }
+///     async fn set_password_hash(&self, id: &UserId, phc: &str) -> Result<(), StoreError> {
+///         // UPDATE accounts SET password_hash = $2 WHERE id = $1
+///         let _ = (id.as_i64(), phc);
+///         Ok(())
+///     }
+/// }
+/// ```
 ///
 /// # Contract
 /// - Emails arrive normalized ([`normalize_email`]): match them exactly against emails

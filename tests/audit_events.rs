@@ -14,6 +14,7 @@ use keycard::{
 
 const EMAIL: &str = "ann@example.com";
 const PASSWORD: &str = "correct horse battery staple";
+const NEW_PASSWORD: &str = "a brand new passphrase";
 
 type Users = MemoryUserStore<UserRecord>;
 
@@ -73,6 +74,22 @@ fn audit_events_tell_what_happened_and_nothing_secret() {
                     .await
                     .expect("login");
                 let token = login.token.expose_secret().to_owned();
+                auth.login(EMAIL, PASSWORD, from("192.0.2.1"))
+                    .await
+                    .expect("second login");
+                let ended = auth
+                    .change_password(&login.session, PASSWORD, NEW_PASSWORD)
+                    .await
+                    .expect("change_password");
+                assert_eq!(ended, 1);
+                let third = auth
+                    .login(EMAIL, NEW_PASSWORD, from("192.0.2.1"))
+                    .await
+                    .expect("third login");
+                assert!(auth
+                    .revoke(&third.session.user_id, &third.session.id)
+                    .await
+                    .expect("revoke"));
                 let _ = auth.login(EMAIL, "hunter2-wrong", from("192.0.2.2")).await;
                 let _ = auth
                     .login("typo-secret-pw@example.com", "x", from("192.0.2.2"))
@@ -95,6 +112,8 @@ fn audit_events_tell_what_happened_and_nothing_secret() {
         r#"event="login.throttled" limit="account_ip""#,
         r#"event="logout""#,
         r#"event="sessions.revoked""#,
+        r#"event="password.changed" user_id=1"#,
+        r#"event="session.revoked" user_id=1"#,
         "client_ip=192.0.2.2",
     ] {
         assert!(log.contains(expected), "missing {expected} in:\n{log}");
@@ -104,6 +123,7 @@ fn audit_events_tell_what_happened_and_nothing_secret() {
     for secret in [
         secret,
         PASSWORD,
+        NEW_PASSWORD,
         "hunter2-wrong",
         "typo-secret-pw",
         EMAIL,

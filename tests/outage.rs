@@ -141,6 +141,10 @@ async fn every_operation_fails_cleanly(store: &dyn TokenStore, known: &Session) 
         attempt!("touch", store.touch(&known.id, now)),
         attempt!("delete", store.delete(&known.id)),
         attempt!("delete_for_user", store.delete_for_user(&known.user_id)),
+        attempt!(
+            "delete_for_user_except",
+            store.delete_for_user_except(&known.user_id, &known.id)
+        ),
         attempt!("list_for_user", store.list_for_user(&known.user_id, now)),
         attempt!("purge_expired", store.purge_expired(now)),
     ];

@@ -167,3 +167,50 @@ async fn a_corrupt_hash_is_a_typed_error_not_a_panic() {
         .expect_err("corrupt");
     assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
 }
+
+#[tokio::test]
+async fn delete_for_user_except_leaves_only_the_kept_session_in_every_index() {
+    let ns = RedisPrefix::new().await;
+    let store = ns.token_store().await;
+    let mut conn = store.connection();
+    let user = UserId::from("keeper");
+    let now = OffsetDateTime::now_utc();
+    let keep = session(&user, now, Duration::from_secs(600));
+    store.create(&keep).await.expect("create");
+    for _ in 0..5 {
+        store
+            .create(&session(&user, now, Duration::from_secs(600)))
+            .await
+            .expect("create");
+    }
+    assert_eq!(
+        store
+            .delete_for_user_except(&user, &keep.id)
+            .await
+            .expect("delete_for_user_except"),
+        5
+    );
+    let mut keys = ns.keys();
+    keys.sort();
+    let mut expected = vec![
+        format!("{}expiry", ns.prefix),
+        format!("{}session:{}", ns.prefix, keep.id),
+        format!("{}user:keeper", ns.prefix),
+    ];
+    expected.sort();
+    assert_eq!(
+        keys, expected,
+        "only the kept session and its indexes remain"
+    );
+    let members: Vec<String> = conn
+        .smembers(format!("{}user:keeper", ns.prefix))
+        .await
+        .expect("smembers");
+    assert_eq!(members, vec![keep.id.to_string()]);
+    let indexed: Vec<String> = conn
+        .zrange(format!("{}expiry", ns.prefix), 0, -1)
+        .await
+        .expect("zrange");
+    assert_eq!(indexed, vec![format!("{}keeper", keep.id)]);
+    assert_eq!(store.delete_for_user(&user).await.expect("cleanup"), 1);
+}

@@ -54,8 +54,9 @@ const HOUR: Duration = Duration::from_secs(3600);
 /// Runs every check below on `store`, one after another: [`create_get_delete`],
 /// [`duplicate_create_is_refused`], [`delete_twice`], [`list_and_delete_for_user`],
 /// [`touch_updates_but_never_resurrects`], [`expired_sessions_are_never_returned`],
-/// [`purge_expired_counts`], [`client_info_and_hostile_ids_round_trip`] and
-/// [`concurrent_operations`].
+/// [`purge_expired_counts`], [`client_info_and_hostile_ids_round_trip`],
+/// [`delete_for_user_except_keeps_one`], [`concurrent_operations`] and
+/// [`delete_for_user_except_races_creates`].
 ///
 /// # Panics
 /// When the store breaks the contract or fails.
@@ -68,7 +69,9 @@ pub async fn run_all(store: &dyn TokenStore) {
     expired_sessions_are_never_returned(store).await;
     purge_expired_counts(store).await;
     client_info_and_hostile_ids_round_trip(store).await;
+    delete_for_user_except_keeps_one(store).await;
     concurrent_operations(store).await;
+    delete_for_user_except_races_creates(store).await;
 }
 
 /// A created session is returned by `get` exactly as given (every field, including the
@@ -490,6 +493,207 @@ pub async fn client_info_and_hostile_ids_round_trip(store: &dyn TokenStore) {
     assert_eq!(store.delete_for_user(&plain).await.expect("cleanup"), 1);
 }
 
+/// `delete_for_user_except(user, keep)` deletes every session of `user` but `keep`, counts
+/// them, and touches no other user's sessions; a `keep` that is not the user's (unknown, or
+/// another user's session) is never deleted, and then every session of `user` goes.
+///
+/// # Panics
+/// When the store breaks the contract or fails.
+pub async fn delete_for_user_except_keeps_one(store: &dyn TokenStore) {
+    let now = base_time();
+    let ann = user("except-a");
+    let bob = user("except-b");
+    let ms = Duration::from_millis;
+    let a1 = session(&ann, now, HOUR, ClientInfo::none());
+    let a2 = session(&ann, now + ms(1), HOUR, ClientInfo::none());
+    let a3 = session(&ann, now + ms(2), HOUR, ClientInfo::none());
+    let b1 = session(&bob, now, HOUR, ClientInfo::none());
+    for s in [&a1, &a2, &a3, &b1] {
+        store.create(s).await.expect("create");
+    }
+    assert_eq!(
+        store
+            .delete_for_user_except(&ann, &a2.id)
+            .await
+            .expect("delete_for_user_except"),
+        2,
+        "delete_for_user_except must count the sessions it deleted, not the kept one"
+    );
+    assert_eq!(
+        store.list_for_user(&ann, now).await.expect("list"),
+        vec![a2.clone()],
+        "delete_for_user_except must leave exactly the kept session"
+    );
+    for s in [&a1, &a3] {
+        assert_eq!(
+            store.get(&s.id, now).await.expect("get"),
+            None,
+            "delete_for_user_except must delete every other session of the user"
+        );
+    }
+    assert_eq!(
+        store.get(&a2.id, now).await.expect("get"),
+        Some(a2.clone()),
+        "delete_for_user_except must keep the kept session unchanged"
+    );
+    assert_eq!(
+        store.get(&b1.id, now).await.expect("get"),
+        Some(b1.clone()),
+        "delete_for_user_except must not touch another user's sessions"
+    );
+    assert_eq!(
+        store
+            .delete_for_user_except(&ann, &a2.id)
+            .await
+            .expect("again"),
+        0,
+        "a second delete_for_user_except must delete nothing"
+    );
+    // Keeping another user's session: it survives, and all of ann's go.
+    let a4 = session(&ann, now + ms(3), HOUR, ClientInfo::none());
+    store.create(&a4).await.expect("create");
+    assert_eq!(
+        store
+            .delete_for_user_except(&ann, &b1.id)
+            .await
+            .expect("delete_for_user_except with a foreign keep"),
+        2,
+        "with a keep that is not the user's, every session of the user must go"
+    );
+    assert!(
+        store
+            .list_for_user(&ann, now)
+            .await
+            .expect("list")
+            .is_empty(),
+        "with a keep that is not the user's, no session of the user may remain"
+    );
+    assert_eq!(
+        store.get(&b1.id, now).await.expect("get"),
+        Some(b1.clone()),
+        "the kept session must never be deleted, whoever it belongs to"
+    );
+    assert_eq!(
+        store
+            .delete_for_user_except(&user("except-nobody"), &fresh_id())
+            .await
+            .expect("unknown user"),
+        0,
+        "delete_for_user_except of an unknown user must delete nothing"
+    );
+    assert_eq!(store.delete_for_user(&bob).await.expect("cleanup"), 1);
+}
+
+/// `delete_for_user_except` racing creates and touches of the user's sessions: every session
+/// that existed before it began is gone, the kept one survives, sessions created during the
+/// race either survive or were counted, and the count matches what went.
+///
+/// # Panics
+/// When the store breaks the contract or fails.
+pub async fn delete_for_user_except_races_creates(store: &dyn TokenStore) {
+    for round in 0..4 {
+        let (who, keep, before) = except_race_setup(store, round).await;
+        let now = keep.created_at;
+        let racing: Vec<Session> = (0..16)
+            .map(|i| {
+                session(
+                    &who,
+                    now + Duration::from_millis(100 + i),
+                    HOUR,
+                    ClientInfo::none(),
+                )
+            })
+            .collect();
+        let later = now + Duration::from_secs(1);
+        let (deleted, _, _) = tokio::join!(
+            store.delete_for_user_except(&who, &keep.id),
+            join_all(racing.iter().map(|s| async move {
+                store.create(s).await.expect("racing create");
+            })),
+            join_all((0..4).map(|_| store.touch(&keep.id, later))),
+        );
+        let deleted = deleted.expect("delete_for_user_except");
+        except_race_check(store, &who, &keep, &before, &racing, deleted).await;
+    }
+}
+
+/// A user with a session to keep and 16 others, all created before the race.
+async fn except_race_setup(store: &dyn TokenStore, round: u64) -> (UserId, Session, Vec<Session>) {
+    let now = base_time();
+    let who = user("except-race");
+    let keep = session(
+        &who,
+        now + Duration::from_millis(round),
+        HOUR,
+        ClientInfo::none(),
+    );
+    store.create(&keep).await.expect("create keep");
+    let mut before = Vec::new();
+    for i in 0..16 {
+        let s = session(
+            &who,
+            now + Duration::from_millis(i),
+            HOUR,
+            ClientInfo::none(),
+        );
+        store.create(&s).await.expect("create");
+        before.push(s);
+    }
+    (who, keep, before)
+}
+
+async fn except_race_check(
+    store: &dyn TokenStore,
+    who: &UserId,
+    keep: &Session,
+    before: &[Session],
+    racing: &[Session],
+    deleted: u64,
+) {
+    let now = keep.created_at;
+    assert!(
+        store.get(&keep.id, now).await.expect("get keep").is_some(),
+        "delete_for_user_except must never delete the kept session, even under concurrency"
+    );
+    for s in before {
+        assert_eq!(
+            store.get(&s.id, now).await.expect("get"),
+            None,
+            "a session that existed before delete_for_user_except began must be gone"
+        );
+    }
+    let mut survivors = vec![keep.id];
+    for s in racing {
+        if store.get(&s.id, now).await.expect("get").is_some() {
+            survivors.push(s.id);
+        }
+    }
+    let gone_racing = (racing.len() + 1 - survivors.len()) as u64;
+    assert_eq!(
+        deleted,
+        before.len() as u64 + gone_racing,
+        "delete_for_user_except must count exactly the sessions it deleted"
+    );
+    let mut listed: Vec<SessionId> = store
+        .list_for_user(who, now)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    listed.sort();
+    survivors.sort();
+    assert_eq!(
+        listed, survivors,
+        "after delete_for_user_except, the user's list must hold the kept session and the \
+         racing sessions that survived"
+    );
+    assert_eq!(
+        store.delete_for_user(who).await.expect("cleanup"),
+        survivors.len() as u64
+    );
+}
+
 /// Many operations in flight at once (creates, gets, touches, deletes; racing touch and
 /// delete on the same session; racing creates of the same id): nothing is lost, nothing
 /// deleted comes back, exactly one racing create wins.
@@ -559,6 +763,53 @@ pub async fn concurrent_tasks(store: Arc<dyn TokenStore>) {
         "exactly one of 8 racing creates of one id must succeed"
     );
     assert_eq!(store.delete_for_user(&s.user_id).await.expect("cleanup"), 1);
+    for round in 0..4 {
+        except_race_on_tasks(&store, round).await;
+    }
+}
+
+/// [`delete_for_user_except_races_creates`] with every racing operation on its own task.
+async fn except_race_on_tasks(store: &Arc<dyn TokenStore>, round: u64) {
+    let (who, keep, before) = except_race_setup(&**store, round).await;
+    let now = keep.created_at;
+    let racing: Vec<Session> = (0..16)
+        .map(|i| {
+            session(
+                &who,
+                now + Duration::from_millis(100 + i),
+                HOUR,
+                ClientInfo::none(),
+            )
+        })
+        .collect();
+    let creates: Vec<_> = racing
+        .iter()
+        .cloned()
+        .map(|s| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move { store.create(&s).await })
+        })
+        .collect();
+    let touches: Vec<_> = (0..4)
+        .map(|_| {
+            let store = Arc::clone(store);
+            let id = keep.id;
+            tokio::spawn(async move { store.touch(&id, now + Duration::from_secs(1)).await })
+        })
+        .collect();
+    let revoke = {
+        let store = Arc::clone(store);
+        let (who, keep) = (who.clone(), keep.id);
+        tokio::spawn(async move { store.delete_for_user_except(&who, &keep).await })
+    };
+    for create in creates {
+        joined(create.await).expect("racing create");
+    }
+    for touch in touches {
+        joined(touch.await).expect("racing touch");
+    }
+    let deleted = joined(revoke.await).expect("delete_for_user_except");
+    except_race_check(&**store, &who, &keep, &before, &racing, deleted).await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -164,6 +164,38 @@ impl TokenStore for MemoryTokenStore {
         Ok(removed)
     }
 
+    async fn delete_for_user_except(
+        &self,
+        user: &UserId,
+        keep: &SessionId,
+    ) -> Result<u64, StoreError> {
+        // Take the user's ids out of the index under its entry lock (as `delete_for_user`
+        // does), leaving only `keep`; a create that indexes later began after this call.
+        let ids: Vec<SessionId> = match self.by_user.entry(user.clone()) {
+            Entry::Occupied(mut entry) => {
+                let ids: Vec<SessionId> = entry
+                    .get()
+                    .iter()
+                    .filter(|id| *id != keep)
+                    .copied()
+                    .collect();
+                entry.get_mut().retain(|id| id == keep);
+                if entry.get().is_empty() {
+                    entry.remove();
+                }
+                ids
+            }
+            Entry::Vacant(_) => Vec::new(),
+        };
+        let mut removed = 0;
+        for id in ids {
+            if self.sessions.remove(&id).is_some() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     async fn list_for_user(
         &self,
         user: &UserId,

@@ -64,6 +64,10 @@ pub use sqlite::{SqliteOptions, SqliteTokenStore, SqliteUserStore};
 ///   one, and reports whether it found one.
 /// - **`delete_for_user` and `purge_expired`** are atomic per session and return how many
 ///   sessions they removed.
+/// - **`delete_for_user_except` is one atomic operation**: every session of the user that
+///   existed when it began is gone when it returns, except `keep`, which is never deleted.
+///   It must not be built from `list_for_user` and `delete` calls, which a concurrent login
+///   could slip between: use one statement, transaction or script.
 /// - **ids are untrusted input**: they come from clients. Never build queries by string
 ///   concatenation.
 /// - The store keeps the [`Session`] as given, including its `secret_hash`; it never sees the
@@ -105,6 +109,22 @@ pub trait TokenStore: Send + Sync + Debug {
     /// [`StoreError`] on backend failure.
     async fn delete_for_user(&self, user: &UserId) -> Result<u64, StoreError>;
 
+    /// Deletes every session of `user` except `keep`, in one atomic operation (one SQL
+    /// statement, one Lua script), and returns how many it deleted. `keep` is never deleted,
+    /// whoever it belongs to; if it is not one of `user`'s sessions, every session of `user`
+    /// is deleted. Used by "log out my other devices" and password changes.
+    ///
+    /// Every session of `user` that existed when the call began and is not `keep` is gone
+    /// when it returns; a session created concurrently may survive (it began after).
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn delete_for_user_except(
+        &self,
+        user: &UserId,
+        keep: &SessionId,
+    ) -> Result<u64, StoreError>;
+
     /// The live sessions of `user` at `now`, oldest first.
     ///
     /// # Errors
@@ -140,6 +160,9 @@ macro_rules! forward_token_store {
             }
             async fn delete_for_user(&self, user: &UserId) -> Result<u64, StoreError> {
                 (**self).delete_for_user(user).await
+            }
+            async fn delete_for_user_except(&self, user: &UserId, keep: &SessionId) -> Result<u64, StoreError> {
+                (**self).delete_for_user_except(user, keep).await
             }
             async fn list_for_user(&self, user: &UserId, now: OffsetDateTime) -> Result<Vec<Session>, StoreError> {
                 (**self).list_for_user(user, now).await

@@ -246,6 +246,20 @@ impl TokenStore for PostgresTokenStore {
         Ok(done.rows_affected())
     }
 
+    async fn delete_for_user_except(
+        &self,
+        user: &UserId,
+        keep: &SessionId,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(&self.queries.delete_for_user_except)
+            .bind(user.as_str())
+            .bind(keep.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(error)?;
+        Ok(done.rows_affected())
+    }
+
     async fn list_for_user(
         &self,
         user: &UserId,
@@ -433,6 +447,7 @@ struct SessionQueries {
     touch: String,
     delete: String,
     delete_for_user: String,
+    delete_for_user_except: String,
     list_for_user: String,
     purge_batch: String,
 }
@@ -455,6 +470,7 @@ impl SessionQueries {
             ),
             delete: format!("DELETE FROM {t} WHERE id = $1"),
             delete_for_user: format!("DELETE FROM {t} WHERE user_id = $1"),
+            delete_for_user_except: format!("DELETE FROM {t} WHERE user_id = $1 AND id <> $2"),
             list_for_user: format!(
                 "SELECT {SESSION_COLUMNS} FROM {t} WHERE user_id = $1 AND expires_at > $2 \
                  ORDER BY created_at, id"

@@ -56,7 +56,7 @@ pub(crate) async fn connect_manager(url: &str) -> Result<ConnectionManager, Stor
 ///
 /// Every write is one Lua script, so it is atomic: create (fails if the session key exists,
 /// the `SET NX` rule), touch (only an existing key: never resurrects), delete, delete for a
-/// user, and each purge batch of at most 1000 sessions. A validate is one `HGETALL`.
+/// user, delete for a user but one session, and each purge batch of at most 1000 sessions. A validate is one `HGETALL`.
 ///
 /// Expiry is native: Redis drops a session key at its `expires_at`, by the Redis server's
 /// clock, whatever `now` the caller passes; before that, `get` and `list_for_user` also hide
@@ -252,6 +252,25 @@ impl TokenStore for RedisTokenStore {
         Ok(deleted)
     }
 
+    async fn delete_for_user_except(
+        &self,
+        user: &UserId,
+        keep: &SessionId,
+    ) -> Result<u64, StoreError> {
+        let deleted: u64 = self
+            .scripts
+            .delete_for_user_except
+            .key(self.keys.user(user.as_str()))
+            .key(&self.keys.expiry)
+            .arg(&self.keys.session_prefix)
+            .arg(user.as_str())
+            .arg(keep.to_string())
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(error)?;
+        Ok(deleted)
+    }
+
     async fn list_for_user(
         &self,
         user: &UserId,
@@ -339,6 +358,7 @@ struct Scripts {
     touch: Script,
     delete: Script,
     delete_for_user: Script,
+    delete_for_user_except: Script,
     list_for_user: Script,
     purge_batch: Script,
 }
@@ -350,6 +370,7 @@ impl Scripts {
             touch: Script::new(TOUCH),
             delete: Script::new(DELETE),
             delete_for_user: Script::new(DELETE_FOR_USER),
+            delete_for_user_except: Script::new(DELETE_FOR_USER_EXCEPT),
             list_for_user: Script::new(LIST_FOR_USER),
             purge_batch: Script::new(PURGE_BATCH_SCRIPT),
         }
@@ -402,6 +423,21 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[2], id .. ARGV[2])
 end
 redis.call('DEL', KEYS[1])
+return n
+";
+
+/// KEYS: user set, expiry index. ARGV: session key prefix, user id, id to keep. Deletes every
+/// session in the user's set but the kept one; returns how many session keys it deleted.
+const DELETE_FOR_USER_EXCEPT: &str = r"
+local ids = redis.call('SMEMBERS', KEYS[1])
+local n = 0
+for _, id in ipairs(ids) do
+  if id ~= ARGV[3] then
+    n = n + redis.call('DEL', ARGV[1] .. id)
+    redis.call('ZREM', KEYS[2], id .. ARGV[2])
+    redis.call('SREM', KEYS[1], id)
+  end
+end
 return n
 ";
 

@@ -280,6 +280,24 @@ impl TokenStore for SqliteTokenStore {
             .await
     }
 
+    async fn delete_for_user_except(
+        &self,
+        user: &UserId,
+        keep: &SessionId,
+    ) -> Result<u64, StoreError> {
+        let q = Arc::clone(&self.queries);
+        let user = user.as_str().to_owned();
+        let keep = keep.to_string();
+        self.pool
+            .run(move |conn| {
+                conn.prepare_cached(&q.delete_for_user_except)
+                    .and_then(|mut st| st.execute(params![user, keep]))
+                    .map(|n| n as u64)
+                    .map_err(backend)
+            })
+            .await
+    }
+
     async fn list_for_user(
         &self,
         user: &UserId,
@@ -494,6 +512,7 @@ struct SessionQueries {
     touch: String,
     delete: String,
     delete_for_user: String,
+    delete_for_user_except: String,
     list_for_user: String,
     purge_batch: String,
 }
@@ -516,6 +535,7 @@ impl SessionQueries {
             ),
             delete: format!("DELETE FROM {t} WHERE id = ?1"),
             delete_for_user: format!("DELETE FROM {t} WHERE user_id = ?1"),
+            delete_for_user_except: format!("DELETE FROM {t} WHERE user_id = ?1 AND id <> ?2"),
             list_for_user: format!(
                 "SELECT {SESSION_COLUMNS} FROM {t} WHERE user_id = ?1 AND expires_at > ?2 \
                  ORDER BY created_at, id"
