@@ -363,6 +363,22 @@ async fn standard_api_every_row() {
     )));
     problem(&r, 500, "internal");
 
+    // A weak new password: 422, every failed rule named.
+    let weak = keycard::PasswordPolicy::default()
+        .check("password", Some("password@example.com"))
+        .expect_err("weak");
+    let r = p.error(&Error::WeakPassword(weak.clone()));
+    let body = problem(&r, 422, "weak_password");
+    assert_eq!(body["failed_rules"], serde_json::json!(["common", "contains_email"]));
+    assert!(body["detail"].as_str().is_some_and(|d| d.contains("common")), "{body}");
+    assert_eq!(
+        SessionsApi.error(&Error::WeakPassword(weak.clone())).status,
+        422
+    );
+    let r = LoginApi.error(&Error::WeakPassword(weak));
+    assert_eq!(r.status, 422);
+    assert!(r.body.starts_with(r#"{"error":"choose another password: "#), "{}", r.body);
+
     // Rejections before the core: the status's own title and code.
     let body = problem(
         &p.rejection(415, "JSON only"),

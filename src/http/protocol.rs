@@ -2,12 +2,13 @@
 
 use std::fmt::Debug;
 
-use serde_json::{json, Map};
+use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
 
 use super::Response;
 use crate::authenticator::Logout;
 use crate::error::Error;
+use crate::password_policy::PasswordRule;
 use crate::session::Session;
 use crate::token::Token;
 use crate::user::User;
@@ -119,6 +120,7 @@ impl Protocol for SessionsApi {
                     capitalized(&field.to_string())
                 ),
             ),
+            Error::WeakPassword(_) => (422, capitalized(&error.to_string())),
             Error::Throttled { .. } => (429, throttled_message(error)),
             Error::Overloaded { .. } | Error::Store(_) => (503, UNAVAILABLE.to_owned()),
             _ => (500, INTERNAL.to_owned()),
@@ -159,6 +161,7 @@ impl Protocol for LoginApi {
             Error::InputTooLong { field, max } => {
                 (400, format!("{field} is too long (maximum is {max} bytes)"))
             }
+            Error::WeakPassword(_) => (422, error.to_string()),
             Error::Throttled { .. } => (429, throttled_message(error)),
             Error::Overloaded { .. } | Error::Store(_) => (503, UNAVAILABLE.to_owned()),
             _ => (500, INTERNAL.to_owned()),
@@ -201,6 +204,7 @@ impl Protocol for StandardApi {
                 (401, "invalid_token")
             }
             Error::InputTooLong { .. } => (422, "input_too_long"),
+            Error::WeakPassword(_) => (422, "weak_password"),
             Error::Throttled { .. } => (429, "throttled"),
             Error::Overloaded { .. } => (503, "overloaded"),
             Error::Store(_) => (503, "unavailable"),
@@ -211,7 +215,14 @@ impl Protocol for StandardApi {
             500 => INTERNAL.to_owned(),
             _ => error.to_string(),
         };
-        let response = problem(status, code, &detail).with_retry_after(error.retry_after_secs());
+        let mut body = problem_body(status, code, &detail);
+        if let Error::WeakPassword(rejection) = error {
+            // An RFC 9457 extension member: which rules failed, for clients to show each.
+            let rules: Vec<&str> = rejection.failed().iter().map(rule_code).collect();
+            body["failed_rules"] = json!(rules);
+        }
+        let response =
+            Response::problem_json(status, &body).with_retry_after(error.retry_after_secs());
         match bearer_challenge(error) {
             Some(challenge) => response.with_header("www-authenticate", challenge),
             None => response,
@@ -227,22 +238,29 @@ impl Protocol for StandardApi {
             415 => "unsupported_media_type",
             _ => "bad_request",
         };
-        problem(status, code, message)
+        Response::problem_json(status, &problem_body(status, code, message))
     }
 }
 
-/// An RFC 9457 problem details response.
-fn problem(status: u16, code: &str, detail: &str) -> Response {
-    Response::problem_json(
-        status,
-        &json!({
-            "code": code,
-            "detail": detail,
-            "status": status,
-            "title": status_title(status),
-            "type": "about:blank",
-        }),
-    )
+/// A stable name for a password rule, for machine-readable problem details.
+fn rule_code(rule: &PasswordRule) -> &'static str {
+    match rule {
+        PasswordRule::TooShort { .. } => "too_short",
+        PasswordRule::TooLong { .. } => "too_long",
+        PasswordRule::Common => "common",
+        PasswordRule::ContainsEmail => "contains_email",
+    }
+}
+
+/// An RFC 9457 problem details body, with our `code` extension member.
+fn problem_body(status: u16, code: &str, detail: &str) -> Value {
+    json!({
+        "code": code,
+        "detail": detail,
+        "status": status,
+        "title": status_title(status),
+        "type": "about:blank",
+    })
 }
 
 /// The RFC 6750 challenge for a 401 about a token or credentials: `Bearer`, with

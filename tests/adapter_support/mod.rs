@@ -405,6 +405,9 @@ impl TokenStore for DownTokenStore {
     async fn delete_for_user(&self, _: &UserId) -> Result<u64, StoreError> {
         Err(down())
     }
+    async fn delete_for_user_except(&self, _: &UserId, _: &SessionId) -> Result<u64, StoreError> {
+        Err(down())
+    }
     async fn list_for_user(
         &self,
         _: &UserId,
