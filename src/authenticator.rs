@@ -104,6 +104,25 @@ pub struct Login<T> {
     pub user: T,
 }
 
+/// Options for one login ([`Authenticator::login_with`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LoginOptions {
+    /// The session's lifetime, if not the policy's TTL: kept within 1 second and the
+    /// policy's [`max_ttl`](SessionPolicy::max_ttl).
+    pub lifetime: Option<Duration>,
+}
+
+impl LoginOptions {
+    /// Asks for a session lifetime ("remember me" asks for a long one, a shared computer for
+    /// a short one).
+    #[must_use]
+    pub fn with_lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = Some(lifetime);
+        self
+    }
+}
+
 /// A valid token's session and user.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -227,6 +246,38 @@ impl<U: UserStore> Authenticator<U> {
         password: &str,
         client: ClientInfo,
     ) -> Result<Login<U::User>> {
+        self.login_with(email, password, client, LoginOptions::default())
+            .await
+    }
+
+    /// [`login`](Self::login), with options for this one login: its session's lifetime
+    /// ("remember me", within the policy's [`max_ttl`](SessionPolicy::max_ttl); the idle
+    /// timeout still applies).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use keycard::{Authenticator, ClientInfo, LoginOptions, MemoryTokenStore, MemoryUserStore, UserRecord};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> keycard::Result<()> {
+    /// let auth = Authenticator::builder(MemoryUserStore::<UserRecord>::new(), MemoryTokenStore::new())
+    ///     .max_session_ttl(Duration::from_secs(30 * 24 * 3600))
+    ///     .build();
+    /// # let hash = auth.hash_password("correct horse").await?;
+    /// # auth.users().insert(UserRecord::new(1_i64, "ann@example.com", hash)).unwrap();
+    /// let remember_me = LoginOptions::default().with_lifetime(Duration::from_secs(30 * 24 * 3600));
+    /// let login = auth.login_with("ann@example.com", "correct horse", ClientInfo::none(), remember_me).await?;
+    /// assert_eq!(login.session.expires_at - login.session.created_at, time::Duration::days(30));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`login`](Self::login).
+    pub async fn login_with(
+        &self,
+        email: &str,
+        password: &str,
+        client: ClientInfo,
+        options: LoginOptions,
+    ) -> Result<Login<U::User>> {
         check_len(Field::Email, email, MAX_EMAIL_LEN)?;
         check_len(Field::Password, password, MAX_PASSWORD_LEN)?;
         let inner = &*self.inner;
@@ -238,7 +289,8 @@ impl<U: UserStore> Authenticator<U> {
         if let Some(phc) = rehashed {
             inner.users.set_password_hash(&user.id(), &phc).await?;
         }
-        let (token, session) = self.start_session(user.id(), client).await?;
+        let lifetime = inner.policy.lifetime_for(options.lifetime);
+        let (token, session) = self.start_session(user.id(), client, lifetime).await?;
         audit::login_succeeded(&session.user_id, &session.id, session.client.ip);
         Ok(Login {
             token,
@@ -788,7 +840,12 @@ impl<U: UserStore> Authenticator<U> {
         self.inner.clock.now()
     }
 
-    async fn start_session(&self, user_id: UserId, client: ClientInfo) -> Result<(Token, Session)> {
+    async fn start_session(
+        &self,
+        user_id: UserId,
+        client: ClientInfo,
+        lifetime: Duration,
+    ) -> Result<(Token, Session)> {
         // A 128-bit random id collides with negligible probability; retry rather than fail.
         let mut attempts = 0;
         loop {
@@ -797,7 +854,7 @@ impl<U: UserStore> Authenticator<U> {
                 &token,
                 user_id.clone(),
                 self.now(),
-                self.inner.policy.ttl(),
+                lifetime,
                 client.clone(),
             );
             match self.inner.tokens.create(&session).await {
@@ -872,6 +929,14 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
     /// Absolute session lifetime. Default: 24 hours.
     pub fn session_ttl(mut self, ttl: Duration) -> Self {
         self.policy = self.policy.with_ttl(ttl);
+        self
+    }
+
+    /// The longest session lifetime a login may ask for with
+    /// [`LoginOptions::with_lifetime`] ("remember me"). Default: the session TTL (no login
+    /// outlives it).
+    pub fn max_session_ttl(mut self, max: Duration) -> Self {
+        self.policy = self.policy.with_max_ttl(max);
         self
     }
 

@@ -154,6 +154,9 @@ impl ClientInfo {
 /// How long sessions live.
 ///
 /// - `ttl`: absolute lifetime from login (default 24 hours);
+/// - `max_ttl`: the longest lifetime one login may ask for ("remember me", see
+///   [`LoginOptions`](crate::LoginOptions)); default: the `ttl`, so no login outlives it
+///   unless you raise it;
 /// - `idle_timeout`: optional; a session unused for this long dies early;
 /// - `touch_interval`: `last_seen_at` is written at most this often per session (default
 ///   60 s, and never more than a tenth of the idle timeout), so a validate is one store read
@@ -162,6 +165,7 @@ impl ClientInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionPolicy {
     ttl: Duration,
+    max_ttl: Option<Duration>,
     idle_timeout: Option<Duration>,
     touch_interval: Duration,
 }
@@ -172,9 +176,42 @@ impl SessionPolicy {
     /// The default touch interval: 60 seconds.
     pub const DEFAULT_TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 
+    /// NIST SP 800-63B's AAL2 session bounds: a 24-hour absolute lifetime and a 1-hour idle
+    /// timeout (section 7.2). The library default has no idle timeout, because keycard
+    /// cannot know what assurance level your service needs and an idle timeout is a write
+    /// every touch interval on every active session; services that handle personal or
+    /// financial data should start from this preset.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use keycard::SessionPolicy;
+    /// let aal2 = SessionPolicy::nist_aal2();
+    /// assert_eq!(aal2.ttl(), Duration::from_secs(24 * 3600));
+    /// assert_eq!(aal2.idle_timeout(), Some(Duration::from_secs(3600)));
+    /// ```
+    pub fn nist_aal2() -> Self {
+        Self::default()
+            .with_ttl(Duration::from_secs(24 * 60 * 60))
+            .with_idle_timeout(Some(Duration::from_secs(60 * 60)))
+    }
+
     /// Absolute lifetime.
     pub fn ttl(&self) -> Duration {
         self.ttl
+    }
+
+    /// The longest lifetime a login may ask for: the configured maximum, never below the
+    /// `ttl`.
+    pub fn max_ttl(&self) -> Duration {
+        self.max_ttl.map_or(self.ttl, |max| max.max(self.ttl))
+    }
+
+    /// The lifetime of a session whose login asked for `requested`: the request within
+    /// 1 second and [`max_ttl`](Self::max_ttl); the `ttl` when it asked for nothing.
+    pub fn lifetime_for(&self, requested: Option<Duration>) -> Duration {
+        requested.map_or(self.ttl, |asked| {
+            asked.clamp(Duration::from_secs(1), self.max_ttl())
+        })
     }
 
     /// Idle timeout, if any.
@@ -194,6 +231,13 @@ impl SessionPolicy {
     #[must_use]
     pub fn with_ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
+        self
+    }
+
+    /// Sets the longest lifetime a login may ask for ("remember me").
+    #[must_use]
+    pub fn with_max_ttl(mut self, max: Duration) -> Self {
+        self.max_ttl = Some(max);
         self
     }
 
@@ -229,6 +273,7 @@ impl Default for SessionPolicy {
     fn default() -> Self {
         Self {
             ttl: Self::DEFAULT_TTL,
+            max_ttl: None,
             idle_timeout: None,
             touch_interval: Self::DEFAULT_TOUCH_INTERVAL,
         }

@@ -369,15 +369,27 @@ async fn standard_api_every_row() {
         .expect_err("weak");
     let r = p.error(&Error::WeakPassword(weak.clone()));
     let body = problem(&r, 422, "weak_password");
-    assert_eq!(body["failed_rules"], serde_json::json!(["common", "contains_email"]));
-    assert!(body["detail"].as_str().is_some_and(|d| d.contains("common")), "{body}");
+    assert_eq!(
+        body["failed_rules"],
+        serde_json::json!(["common", "contains_email"])
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("common")),
+        "{body}"
+    );
     assert_eq!(
         SessionsApi.error(&Error::WeakPassword(weak.clone())).status,
         422
     );
     let r = LoginApi.error(&Error::WeakPassword(weak));
     assert_eq!(r.status, 422);
-    assert!(r.body.starts_with(r#"{"error":"choose another password: "#), "{}", r.body);
+    assert!(
+        r.body.starts_with(r#"{"error":"choose another password: "#),
+        "{}",
+        r.body
+    );
 
     // Rejections before the core: the status's own title and code.
     let body = problem(

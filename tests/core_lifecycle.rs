@@ -929,3 +929,60 @@ async fn the_whole_lifecycle_over_your_own_integer_keyed_table() {
         .await
         .expect("the new password is in your table");
 }
+
+/// "Remember me": a login may ask for its own lifetime, kept within 1 second and the policy's
+/// maximum; the idle timeout still applies to a long session.
+#[tokio::test]
+async fn per_login_lifetime_stays_within_the_maximum_and_idle_still_applies() {
+    const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+    let users = Arc::new(MemoryUserStore::new());
+    let clock = ManualClock::default();
+    let auth = Authenticator::builder(Arc::clone(&users), MemoryTokenStore::new())
+        .password_hasher(Argon2Hasher::insecure_for_tests())
+        .clock(clock.clone())
+        .session_ttl(DAY)
+        .max_session_ttl(30 * DAY)
+        .idle_timeout(7 * DAY)
+        .build();
+    let hash = auth.hash_password(PASSWORD).await.expect("hash");
+    users
+        .insert(UserRecord::new(1_i64, EMAIL, hash))
+        .expect("a fresh store");
+    let lifetime = |asked: Option<Duration>| {
+        let auth = auth.clone();
+        async move {
+            let options = match asked {
+                Some(asked) => keycard::LoginOptions::default().with_lifetime(asked),
+                None => keycard::LoginOptions::default(),
+            };
+            let login = auth
+                .login_with(EMAIL, PASSWORD, ClientInfo::none(), options)
+                .await
+                .expect("login");
+            (login.session.expires_at - login.session.created_at, login)
+        }
+    };
+    assert_eq!(lifetime(None).await.0, time::Duration::days(1));
+    assert_eq!(
+        lifetime(Some(Duration::from_secs(3600))).await.0,
+        time::Duration::hours(1)
+    );
+    assert_eq!(lifetime(Some(365 * DAY)).await.0, time::Duration::days(30));
+    assert_eq!(
+        lifetime(Some(Duration::ZERO)).await.0,
+        time::Duration::seconds(1)
+    );
+
+    // A remembered session still dies after a week unused.
+    let (_, remembered) = lifetime(Some(30 * DAY)).await;
+    let token = remembered.token.expose_secret().to_owned();
+    clock.advance(6 * DAY);
+    auth.validate(&token)
+        .await
+        .expect("used within the idle timeout");
+    clock.advance(7 * DAY + Duration::from_secs(1));
+    assert!(matches!(
+        auth.validate(&token).await,
+        Err(Error::SessionExpired)
+    ));
+}

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -10,7 +11,7 @@ use super::{
     render_error, CredentialFields, Credentials, Protocol, Rejection, RequestHead, Response,
     SessionCookie, SessionToken, TokenOrigin, TokenSource, TrustedProxies,
 };
-use crate::authenticator::{Authenticated, Authenticator, Login, Logout};
+use crate::authenticator::{Authenticated, Authenticator, Login, LoginOptions, Logout};
 use crate::error::{Error, Result};
 use crate::session::{ClientInfo, Session};
 use crate::user::{User, UserStore};
@@ -181,10 +182,15 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
 
     /// Logs in and renders the outcome: [`Protocol::login_succeeded`] or the error.
     pub async fn login(&self, credentials: &Credentials, client: ClientInfo) -> Response {
+        let options = if credentials.remember_me {
+            LoginOptions::default().with_lifetime(self.inner.authenticator.max_ttl())
+        } else {
+            LoginOptions::default()
+        };
         let outcome = self
             .inner
             .authenticator
-            .login(&credentials.login, &credentials.password, client)
+            .login(&credentials.login, &credentials.password, client, options)
             .await;
         match outcome {
             Ok(login) => {
@@ -196,8 +202,7 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
                         "set-cookie",
                         cookie.for_session(
                             login.token.expose_secret(),
-                            login.session.created_at,
-                            login.session.expires_at,
+                            credentials.remember_me.then_some(&login.session),
                         ),
                     ),
                     None => response,
@@ -340,7 +345,9 @@ trait Authenticate: Send + Sync + fmt::Debug {
         login: &str,
         password: &str,
         client: ClientInfo,
+        options: LoginOptions,
     ) -> Result<Login<Self::User>>;
+    fn max_ttl(&self) -> Duration;
     async fn logout(&self, token: &str) -> Result<Logout>;
     async fn validate(&self, token: &str) -> Result<Authenticated<Self::User>>;
     async fn validate_session(&self, token: &str) -> Result<Session>;
@@ -355,8 +362,13 @@ impl<S: UserStore + 'static> Authenticate for Authenticator<S> {
         login: &str,
         password: &str,
         client: ClientInfo,
+        options: LoginOptions,
     ) -> Result<Login<S::User>> {
-        Authenticator::login(self, login, password, client).await
+        Authenticator::login_with(self, login, password, client, options).await
+    }
+
+    fn max_ttl(&self) -> Duration {
+        self.policy().max_ttl()
     }
 
     async fn logout(&self, token: &str) -> Result<Logout> {

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use time::OffsetDateTime;
+use crate::session::Session;
 
 use super::RequestHead;
 
@@ -118,14 +118,24 @@ impl SessionCookie {
         self.set_cookie("", 0)
     }
 
-    /// The `Set-Cookie` value for a session expiring at `expires_at`, created at `now`.
-    pub(crate) fn for_session(
-        &self,
-        token: &str,
-        now: OffsetDateTime,
-        expires_at: OffsetDateTime,
-    ) -> String {
-        self.set_cookie(token, (expires_at - now).whole_seconds())
+    /// The `Set-Cookie` value for a new session: persistent until the session expires when
+    /// the login asked to be remembered (`persistent` is that session), otherwise a browser
+    /// session cookie (no `Max-Age`: gone when the browser closes; the session itself still
+    /// ends at its expiry).
+    pub(crate) fn for_session(&self, token: &str, persistent: Option<&Session>) -> String {
+        match persistent {
+            Some(session) => self.set_cookie(
+                token,
+                (session.expires_at - session.created_at).whole_seconds(),
+            ),
+            None => self.session_cookie(token),
+        }
+    }
+
+    /// A `Set-Cookie` value without `Max-Age`.
+    fn session_cookie(&self, token: &str) -> String {
+        let full = self.set_cookie(token, 0);
+        full.strip_suffix("; Max-Age=0").unwrap_or(&full).to_owned()
     }
 }
 

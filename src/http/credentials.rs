@@ -32,6 +32,11 @@ pub struct Credentials {
     pub login: String,
     /// The password, as sent; zeroized on drop.
     pub password: Zeroizing<String>,
+    /// Whether the client asked for a long session: the optional field `remember_me`, a
+    /// boolean in JSON, `true`/`on`/`1` in a form (what an HTML checkbox sends).
+    /// [`HttpAuth::login`](super::HttpAuth::login) then asks for the policy's
+    /// [`max_ttl`](crate::SessionPolicy::max_ttl) and sets a persistent cookie.
+    pub remember_me: bool,
 }
 
 /// The names of the login body's two fields. The default is `email` and `password`.
@@ -158,6 +163,7 @@ impl<'de> Visitor<'de> for &CredentialFields {
         let duplicate = |name: &str| de::Error::custom(format_args!("duplicate field `{name}`"));
         let missing = |name: &str| de::Error::custom(format_args!("missing field `{name}`"));
         let (mut login, mut password) = (None::<String>, None::<Zeroizing<String>>);
+        let mut remember_me = None::<Flag>;
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             if key == self.login {
                 if login.is_some() {
@@ -169,6 +175,11 @@ impl<'de> Visitor<'de> for &CredentialFields {
                     return Err(duplicate(&key));
                 }
                 password = Some(Zeroizing::new(map.next_value()?));
+            } else if key == "remember_me" {
+                if remember_me.is_some() {
+                    return Err(duplicate(&key));
+                }
+                remember_me = Some(map.next_value()?);
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -176,7 +187,37 @@ impl<'de> Visitor<'de> for &CredentialFields {
         Ok(Credentials {
             login: login.ok_or_else(|| missing(&self.login))?,
             password: password.ok_or_else(|| missing(&self.password))?,
+            remember_me: remember_me.is_some_and(|Flag(on)| on),
         })
+    }
+}
+
+/// A checkbox-like flag: a JSON boolean, or `true`/`on`/`1` (`false`/`off`/`0`/empty) as text.
+struct Flag(bool);
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FlagVisitor;
+        impl Visitor<'_> for FlagVisitor {
+            type Value = Flag;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a boolean, or one of true, on, 1, false, off, 0")
+            }
+
+            fn visit_bool<E: de::Error>(self, on: bool) -> Result<Flag, E> {
+                Ok(Flag(on))
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Flag, E> {
+                match text {
+                    "true" | "on" | "1" => Ok(Flag(true)),
+                    "false" | "off" | "0" | "" => Ok(Flag(false)),
+                    _ => Err(E::invalid_value(de::Unexpected::Str(text), &self)),
+                }
+            }
+        }
+        deserializer.deserialize_any(FlagVisitor)
     }
 }
 
@@ -185,6 +226,7 @@ impl fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("login", &self.login)
             .field("password", &"[redacted]")
+            .field("remember_me", &self.remember_me)
             .finish()
     }
 }
@@ -207,11 +249,20 @@ mod tests {
             .from_json(br#"{"password":"p","email":"e","remember":true}"#)
             .expect("an object");
         assert_eq!((ok.login.as_str(), ok.password.as_str()), ("e", "p"));
+        assert!(!ok.remember_me);
+        let long = fields
+            .from_json(br#"{"email":"e","password":"p","remember_me":true}"#)
+            .expect("an object");
+        assert!(long.remember_me);
         for (bad, code) in [
             (&br#"["e","p"]"#[..], 422),
             (br#"{"email":"e"}"#, 422),
             (br#"{"email":"e","password":1}"#, 422),
             (br#"{"email":"e","email":"f","password":"p"}"#, 422),
+            (
+                br#"{"email":"e","password":"p","remember_me":"maybe"}"#,
+                422,
+            ),
             (b"null", 422),
             (b"{", 400),
             (b"", 400),
@@ -228,6 +279,10 @@ mod tests {
         let ok = fields.from_form(b"user=a%40b&pass=p+q").expect("a form");
         assert_eq!((ok.login.as_str(), ok.password.as_str()), ("a@b", "p q"));
         assert_eq!(status(fields.from_form(b"user=a")), 422);
+        let checked = fields
+            .from_form(b"user=a&pass=p&remember_me=on")
+            .expect("a form");
+        assert!(checked.remember_me);
         assert_eq!(status(fields.from_body(Some("text/plain"), b"")), 415);
         assert_eq!(status(fields.from_body(None, b"")), 415);
         assert!(fields

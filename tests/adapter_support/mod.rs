@@ -24,6 +24,8 @@ use time::OffsetDateTime;
 pub(crate) const EMAIL: &str = "ann@example.com";
 pub(crate) const PASSWORD: &str = "pw-123456";
 pub(crate) const IDLE: Duration = Duration::from_secs(30 * 60);
+/// The longest session a login may ask for ("remember me").
+pub(crate) const REMEMBERED: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// A request, framework-neutral.
 #[derive(Debug, Clone)]
@@ -119,6 +121,7 @@ impl Fixture {
             .password_hasher(Argon2Hasher::insecure_for_tests())
             .clock(clock.clone())
             .idle_timeout(IDLE)
+            .max_session_ttl(REMEMBERED)
             .throttle(MemoryThrottle::new(limits))
             .build();
         let hash = auth.hash_password(PASSWORD).await.expect("hash");
@@ -278,14 +281,26 @@ pub(crate) async fn cookie_contract(client: &impl Client) {
         .await;
     assert_eq!(res.status, 200, "{res:?}");
     let token = res.json()["token"].as_str().expect("a token").to_owned();
+    // A browser session cookie: no Max-Age.
     assert_eq!(
-        res.header("set-cookie"),
-        Some(
-            format!(
-                "__Host-session={token}; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=86400"
-            )
-            .as_str()
-        )
+        res.header("set-cookie").map(str::to_owned),
+        Some(format!(
+            "__Host-session={token}; HttpOnly; SameSite=Lax; Secure; Path=/"
+        ))
+    );
+    // "Remember me": a persistent cookie as long as the longest session allowed.
+    let remembered = format!(r#"{{"email":"{EMAIL}","password":"{PASSWORD}","remember_me":true}}"#);
+    let res = client
+        .send(Req::login("application/json", &remembered).header("sec-fetch-site", "same-origin"))
+        .await;
+    assert_eq!(res.status, 200, "{res:?}");
+    let long = res.json()["token"].as_str().expect("a token").to_owned();
+    assert_eq!(
+        res.header("set-cookie").map(str::to_owned),
+        Some(format!(
+            "__Host-session={long}; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age={}",
+            REMEMBERED.as_secs()
+        ))
     );
     let cookie = format!("__Host-session={token}");
     let post_me = |extra: &[(&'static str, &str)]| {
