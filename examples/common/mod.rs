@@ -124,8 +124,15 @@ impl Stores {
     }
 
     /// Adds `user` unless its email is taken (idempotent).
+    #[allow(dead_code)] // the demo apps only
     pub(crate) async fn seed_user(&self, user: UserRecord) -> Result<bool, StoreError> {
         self.seeder.seed_user(user).await
+    }
+
+    /// What adds users to these stores, for an app that registers them.
+    #[allow(dead_code)] // the registering app only
+    pub(crate) fn registry(&self) -> Arc<dyn SeedUser> {
+        Arc::clone(&self.seeder)
     }
 }
 

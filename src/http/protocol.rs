@@ -234,6 +234,7 @@ impl Protocol for StandardApi {
             403 => "cross_site_request",
             404 => "not_found",
             405 => "method_not_allowed",
+            409 => "conflict",
             413 => "body_too_large",
             415 => "unsupported_media_type",
             _ => "bad_request",

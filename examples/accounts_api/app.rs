@@ -1,0 +1,236 @@
+//! The accounts API: a complete account service on axum with the standards-based protocol
+//! (`StandardApi`: RFC 6750 bearer tokens, RFC 9457 problem details), JSON bodies, and the
+//! token in `Authorization: Bearer` or the `__Host-session` cookie.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `POST /register` `{"email","password"}` | 201 `{"user":{"id","email"}}`; 422 naming the failed password rules; 409 for a taken email |
+//! | `POST /login` `{"email","password","remember_me"?}` | 200 `{"token","expires_at"}` and the session cookie |
+//! | `GET /me` | 200 `{"user":{"id","email"},"session":{...}}` |
+//! | `GET /sessions` | 200 `{"sessions":[...]}`, the current one marked |
+//! | `DELETE /sessions/{id}` | 204 for one of mine, 404 otherwise |
+//! | `POST /logout` | 204, the cookie cleared |
+//! | `POST /logout-others` | 200 `{"revoked":N}` |
+//! | `POST /password` `{"current_password","new_password"}` | 204, every other session ended; 401 for a wrong current password (counted by the throttle) |
+//!
+//! A cookie-authenticated `POST` or `DELETE` from another site is refused (403), a Bearer one
+//! is not: browsers never add `Authorization` on their own. Shared by the `accounts_api`
+//! binary and `tests/http_accounts.rs`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, FromRef, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response as AxumResponse};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use keycard::axum::{CurrentSession, CurrentUser, Json, LoginRequest, LogoutRequest};
+use keycard::http::{
+    render_error, Credentials, HttpAuth, Protocol, Response, SessionCookie, StandardApi,
+    TokenSource, TrustedProxies,
+};
+use keycard::{
+    normalize_email, Authenticator, AuthenticatorBuilder, SessionId, SessionView, TokenStore,
+    UserRecord, UserStore,
+};
+use serde::Deserialize;
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use crate::common::SeedUser;
+
+/// The user store the app runs on, whatever the backend.
+pub(crate) type Users = Arc<dyn UserStore<User = UserRecord>>;
+/// The authenticator the app runs on.
+pub(crate) type Auth = Authenticator<Users>;
+
+/// The longest session a login may ask for with `"remember_me": true`.
+pub(crate) const REMEMBER_ME: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+/// Largest request body accepted; larger ones get a 413.
+pub(crate) const BODY_LIMIT: usize = 16 * 1024;
+
+/// Sessions last `session_ttl` (24 hours by default), or up to 30 days when the login asks
+/// to be remembered.
+pub(crate) fn authenticator(
+    users: Users,
+    tokens: Arc<dyn TokenStore>,
+    session_ttl: Duration,
+) -> AuthenticatorBuilder<Users> {
+    Authenticator::builder(users, tokens)
+        .session_ttl(session_ttl)
+        .max_session_ttl(REMEMBER_ME)
+}
+
+/// The app's state: the authenticator (for the lifecycle operations), its HTTP edge, and
+/// where new users go.
+#[derive(Clone)]
+pub(crate) struct Accounts {
+    auth: Auth,
+    http: HttpAuth<UserRecord>,
+    registry: Arc<dyn SeedUser>,
+}
+
+impl Accounts {
+    /// The app over `auth`, registering users into `registry`. `cookie` is the session
+    /// cookie (`SessionCookie::default()` in production).
+    pub(crate) fn new(
+        auth: Auth,
+        registry: Arc<dyn SeedUser>,
+        cookie: SessionCookie,
+        proxies: TrustedProxies,
+    ) -> Self {
+        let http = HttpAuth::new(auth.clone(), StandardApi)
+            .with_token_source(TokenSource::bearer())
+            .with_session_cookie(cookie)
+            .with_trusted_proxies(proxies);
+        Self {
+            auth,
+            http,
+            registry,
+        }
+    }
+
+    fn error(&self, error: &keycard::Error) -> Response {
+        render_error(self.http.protocol(), error)
+    }
+
+    fn reject(&self, status: u16, message: &str) -> Response {
+        self.http.protocol().rejection(status, message)
+    }
+}
+
+impl FromRef<Accounts> for HttpAuth<UserRecord> {
+    fn from_ref(app: &Accounts) -> Self {
+        app.http.clone()
+    }
+}
+
+impl FromRef<Accounts> for Arc<dyn Protocol> {
+    fn from_ref(app: &Accounts) -> Self {
+        Arc::<dyn Protocol>::from_ref(&app.http)
+    }
+}
+
+/// The routes, with problem-details answers for unknown routes, wrong methods and bodies over
+/// [`BODY_LIMIT`].
+pub(crate) fn router(app: Accounts) -> Router {
+    let routes = Router::new()
+        .route("/register", post(register))
+        .route("/login", post(login))
+        .route("/me", get(me))
+        .route("/sessions", get(sessions))
+        .route("/sessions/{id}", delete(revoke))
+        .route("/logout", post(logout))
+        .route("/logout-others", post(logout_others))
+        .route("/password", post(change_password));
+    keycard::axum::json_fallbacks(routes)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(app)
+}
+
+/// `POST /register`: the password policy, then a new user with a random id.
+async fn register(State(app): State<Accounts>, Json(new): Json<Credentials>) -> AxumResponse {
+    let hash = match app.auth.hash_new_password(&new.password, &new.login).await {
+        Ok(hash) => hash,
+        Err(error) => return app.error(&error).into_response(),
+    };
+    let email = normalize_email(&new.login);
+    // A random 63-bit id: collisions are negligible, and the store refuses one anyway.
+    let id = i64::from_le_bytes(rand::random::<[u8; 8]>()) & i64::MAX;
+    let user = UserRecord::new(id, email.as_str(), hash);
+    match app.registry.seed_user(user).await {
+        Ok(true) => (
+            StatusCode::CREATED,
+            axum::Json(json!({ "user": { "id": id.to_string(), "email": email } })),
+        )
+            .into_response(),
+        Ok(false) => app
+            .reject(409, "an account with this email exists; log in instead")
+            .into_response(),
+        Err(error) => app.error(&error.into()).into_response(),
+    }
+}
+
+/// `POST /login`: the token, its expiry, and the session cookie.
+async fn login(request: LoginRequest<UserRecord>) -> Response {
+    request.login().await
+}
+
+/// `GET /me`: who I am and this session.
+async fn me(me: CurrentUser<UserRecord>) -> axum::Json<serde_json::Value> {
+    axum::Json(json!({
+        "user": { "id": me.user.id.to_string(), "email": me.user.email },
+        "session": SessionView::new(&me.session, true),
+    }))
+}
+
+/// `GET /sessions`: every live session of mine, this one marked.
+async fn sessions(State(app): State<Accounts>, me: CurrentSession<UserRecord>) -> AxumResponse {
+    match app.auth.session_views(&me.session).await {
+        Ok(sessions) => axum::Json(json!({ "sessions": sessions })).into_response(),
+        Err(error) => app.error(&error).into_response(),
+    }
+}
+
+/// `DELETE /sessions/{id}`: ends one of my sessions; anything else is "not found".
+async fn revoke(
+    State(app): State<Accounts>,
+    me: CurrentSession<UserRecord>,
+    Path(id): Path<String>,
+) -> AxumResponse {
+    let Ok(id) = id.parse::<SessionId>() else {
+        return app.reject(404, "no such session").into_response();
+    };
+    match app.auth.revoke(&me.session.user_id, &id).await {
+        Ok(true) => Response::empty(204).into_response(),
+        Ok(false) => app.reject(404, "no such session").into_response(),
+        Err(error) => app.error(&error).into_response(),
+    }
+}
+
+/// `POST /logout`: ends this session and clears the cookie.
+async fn logout(request: LogoutRequest<UserRecord>) -> Response {
+    request.logout().await
+}
+
+/// `POST /logout-others`: ends every other session of mine.
+async fn logout_others(
+    State(app): State<Accounts>,
+    me: CurrentSession<UserRecord>,
+) -> AxumResponse {
+    match app.auth.logout_others(&me.session).await {
+        Ok(revoked) => axum::Json(json!({ "revoked": revoked })).into_response(),
+        Err(error) => app.error(&error).into_response(),
+    }
+}
+
+/// The body of `POST /password`; both passwords are zeroized on drop.
+#[derive(Deserialize)]
+struct PasswordChange {
+    #[serde(deserialize_with = "secret")]
+    current_password: Zeroizing<String>,
+    #[serde(deserialize_with = "secret")]
+    new_password: Zeroizing<String>,
+}
+
+fn secret<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Zeroizing<String>, D::Error> {
+    String::deserialize(de).map(Zeroizing::new)
+}
+
+/// `POST /password`: verifies the current password (throttled like a login), applies the
+/// policy, stores the new hash and ends every other session; this one stays.
+async fn change_password(
+    State(app): State<Accounts>,
+    me: CurrentSession<UserRecord>,
+    Json(change): Json<PasswordChange>,
+) -> AxumResponse {
+    match app
+        .auth
+        .change_password(&me.session, &change.current_password, &change.new_password)
+        .await
+    {
+        Ok(_) => Response::empty(204).into_response(),
+        Err(error) => app.error(&error).into_response(),
+    }
+}

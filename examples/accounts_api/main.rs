@@ -1,0 +1,59 @@
+//! The accounts API server on axum: registration, login (Bearer token and browser cookie),
+//! `/me`, the session list, revoking sessions, logging out others and changing the password,
+//! with the standards-based protocol. See `examples/README.md`.
+//!
+//! ```sh
+//! cargo run --example accounts_api --features axum -- --addr 127.0.0.1:3000
+//! ```
+
+mod app;
+#[path = "../common/axum_serve.rs"]
+mod axum_serve;
+#[path = "../common/mod.rs"]
+mod common;
+
+use clap::Parser;
+use keycard::http::SessionCookie;
+
+/// The common options, and the cookie's.
+#[derive(Debug, clap::Parser)]
+#[command(
+    version,
+    about = "The keycard accounts API example server (see examples/README.md)"
+)]
+struct Args {
+    #[command(flatten)]
+    common: common::Args,
+    /// Drop `Secure` from the session cookie (and its `__Host-` prefix), for browsers on
+    /// plain HTTP other than `localhost`. Development only: the cookie then travels in clear.
+    #[arg(long)]
+    insecure_cookie: bool,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    common::init_logging();
+    if let Err(error) = run(args).await {
+        eprintln!("accounts_api: {error}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> Result<(), common::BoxError> {
+    let stores = common::open_stores(&args.common.store).await?;
+    let auth = stores.authenticator(app::authenticator, args.common.session_ttl());
+    let _expiry = auth.spawn_expiry_task(common::EXPIRY_INTERVAL);
+    let cookie = if args.insecure_cookie {
+        SessionCookie::default().insecure_for_local_development()
+    } else {
+        SessionCookie::default()
+    };
+    let accounts = app::Accounts::new(
+        auth,
+        stores.registry(),
+        cookie,
+        args.common.trusted_proxies(),
+    );
+    axum_serve::serve(args.common.addr, app::router(accounts)).await
+}
