@@ -4,6 +4,7 @@
 //!
 //! | route | answer |
 //! |---|---|
+//! | `GET /` | a tiny browser page: log in, see who you are, log out (the cookie at work) |
 //! | `POST /register` `{"email","password"}` | 201 `{"user":{"id","email"}}`; 422 naming the failed password rules; 409 for a taken email |
 //! | `POST /login` `{"email","password","remember_me"?}` | 200 `{"token","expires_at"}` and the session cookie |
 //! | `GET /me` | 200 `{"user":{"id","email"},"session":{...}}` |
@@ -116,6 +117,7 @@ impl FromRef<Accounts> for Arc<dyn Protocol> {
 /// [`BODY_LIMIT`].
 pub(crate) fn router(app: Accounts) -> Router {
     let routes = Router::new()
+        .route("/", get(page))
         .route("/register", post(register))
         .route("/login", post(login))
         .route("/me", get(me))
@@ -127,6 +129,11 @@ pub(crate) fn router(app: Accounts) -> Router {
     keycard::axum::json_fallbacks(routes)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(app)
+}
+
+/// `GET /`: a tiny browser page that logs in with the cookie and asks `/me`.
+async fn page() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("page.html"))
 }
 
 /// `POST /register`: the password policy, then a new user with a random id.
