@@ -21,7 +21,7 @@ use crate::throttle::in_flight::InFlight;
 use crate::throttle::{
     Admission, LimitKind, MemoryThrottle, Reservation, Throttle, ThrottleKey, ThrottleOutage,
 };
-use crate::token::{SessionId, Token};
+use crate::token::{SessionId, Token, TokenFormat};
 use crate::user::{normalize_email, User, UserId, UserStore};
 
 /// The longest email accepted, in bytes (RFC 5321's path limit is 256; 320 leaves room for
@@ -73,6 +73,7 @@ struct Inner<U> {
     in_flight: InFlight,
     reveal_unknown_email: bool,
     password_policy: PasswordPolicy,
+    token_format: TokenFormat,
 }
 
 /// What checking a password found.
@@ -203,6 +204,7 @@ impl<U: UserStore> Authenticator<U> {
             max_concurrent_hashes: None,
             max_queued_hashes: None,
             max_logins_in_flight_per_ip: AuthenticatorBuilder::<U>::DEFAULT_LOGINS_IN_FLIGHT_PER_IP,
+            token_format: TokenFormat::plain(),
         }
     }
 
@@ -441,7 +443,7 @@ impl<U: UserStore> Authenticator<U> {
     /// # Errors
     /// [`Error::Store`] if the token store fails.
     pub async fn logout(&self, token: &str) -> Result<Logout> {
-        let Ok(token) = token.parse::<Token>() else {
+        let Ok(token) = self.inner.token_format.parse(token) else {
             return Ok(Logout::NoSession);
         };
         let now = self.now();
@@ -492,7 +494,7 @@ impl<U: UserStore> Authenticator<U> {
     /// # Errors
     /// As [`validate`](Self::validate), except that a deleted user is not noticed.
     pub async fn validate_session(&self, token: &str) -> Result<Session> {
-        let token = token.parse::<Token>()?;
+        let token = self.inner.token_format.parse(token)?;
         let now = self.now();
         let inner = &*self.inner;
         let mut session = inner
@@ -849,7 +851,7 @@ impl<U: UserStore> Authenticator<U> {
         // A 128-bit random id collides with negligible probability; retry rather than fail.
         let mut attempts = 0;
         loop {
-            let token = Token::generate()?;
+            let token = self.inner.token_format.generate()?;
             let session = Session::new(
                 &token,
                 user_id.clone(),
@@ -888,6 +890,7 @@ impl<U: UserStore> fmt::Debug for Authenticator<U> {
             .field("in_flight", &inner.in_flight.max_per_ip())
             .field("reveal_unknown_email", &inner.reveal_unknown_email)
             .field("password_policy", &inner.password_policy)
+            .field("token_format", &inner.token_format)
             .finish()
     }
 }
@@ -918,6 +921,7 @@ pub struct AuthenticatorBuilder<U> {
     max_concurrent_hashes: Option<usize>,
     max_queued_hashes: Option<usize>,
     max_logins_in_flight_per_ip: usize,
+    token_format: TokenFormat,
 }
 
 impl<U: UserStore> AuthenticatorBuilder<U> {
@@ -1041,6 +1045,26 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
         self
     }
 
+    /// How login spells new tokens. Default: [`TokenFormat::plain`] (`<id>.<secret>`).
+    ///
+    /// [`TokenFormat::prefixed`] issues `myapp_<id>.<secret>_<checksum>` tokens, which secret
+    /// scanners find and which fail fast (before any store read) on a typo or a wrong prefix.
+    /// Either way, tokens already issued stay valid: plain ones parse under every format, and
+    /// the plain format parses prefixed ones; only a change from one prefix to another ends
+    /// the sessions issued under the old prefix.
+    ///
+    /// ```
+    /// use keycard::{Authenticator, MemoryTokenStore, MemoryUserStore, TokenFormat, UserRecord};
+    /// let auth = Authenticator::builder(MemoryUserStore::<UserRecord>::new(), MemoryTokenStore::new())
+    ///     .token_format(TokenFormat::prefixed("myapp_").expect("a valid prefix"))
+    ///     .build();
+    /// # let _ = auth;
+    /// ```
+    pub fn token_format(mut self, format: TokenFormat) -> Self {
+        self.token_format = format;
+        self
+    }
+
     /// Builds the authenticator.
     pub fn build(self) -> Authenticator<U> {
         let max = self.max_concurrent_hashes.unwrap_or_else(|| {
@@ -1064,6 +1088,7 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
                 in_flight: InFlight::new(self.max_logins_in_flight_per_ip),
                 reveal_unknown_email: self.reveal_unknown_email,
                 password_policy: self.password_policy,
+                token_format: self.token_format,
             }),
         }
     }

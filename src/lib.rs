@@ -41,7 +41,7 @@ pub use password_policy::{
 pub use session::{ClientInfo, Session, SessionPolicy, SessionView};
 pub use store::{MemoryTokenStore, TokenStore};
 pub use throttle::{MemoryThrottle, Throttle};
-pub use token::{SecretHash, SessionId, Token, TOKEN_LEN};
+pub use token::{InvalidTokenPrefix, SecretHash, SessionId, Token, TokenFormat, TOKEN_LEN};
 pub use user::{
     normalize_email, DuplicateUser, MemoryUserStore, SetPasswordHash, User, UserId,
     UserIdTypeError, UserRecord, UserStore,

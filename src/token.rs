@@ -10,6 +10,32 @@
 //!
 //! A dump of the session store therefore yields no usable token. The whole token is 66 ASCII
 //! characters from `[A-Za-z0-9_-.]`, safe in a URL query, a header or a JSON string.
+//!
+//! # Scanner-friendly tokens
+//!
+//! [`TokenFormat::prefixed`] wraps the same two parts in a prefix of your choosing and a
+//! checksum: `myapp_<session id>.<secret>_<checksum>`, where the checksum is the CRC-32 of
+//! everything before it, as 6 base62 characters (`[0-9A-Za-z]`). The prefix lets secret
+//! scanners (GitHub secret scanning, gitleaks, trufflehog) find leaked tokens with a precise
+//! pattern, and the checksum lets them, and keycard, tell a real token from a look-alike
+//! without asking anyone: a token with a wrong checksum is refused as
+//! [`Error::MalformedToken`] before any store is read.
+//!
+//! Every format parses every token it might meet, so switching costs no session:
+//!
+//! - plain tokens (`<id>.<secret>`) are accepted whatever the format, so turning a prefix on
+//!   does not log anyone out;
+//! - [`TokenFormat::plain`] (the default, and `Token::from_str`) also accepts prefixed tokens
+//!   with any well-formed prefix and a valid checksum, so turning a prefix off does not
+//!   either;
+//! - [`TokenFormat::prefixed`] accepts its own prefix only: a token with another prefix is
+//!   [`Error::MalformedToken`]. Changing the prefix therefore ends the sessions issued under
+//!   the old one.
+//!
+//! The prefix is part of the credential: a prefixed token's [`SecretHash`] covers its prefix
+//! and its secret, so stripping the prefix and checksum from a token (or adding them to a plain
+//! one) gives a string that names the same session but does not verify. Each session has
+//! exactly one spelling.
 
 use std::fmt;
 use std::str::FromStr;
@@ -32,6 +58,12 @@ const ID_LEN: usize = 22;
 const SECRET_LEN: usize = 43;
 /// Length of a whole token in its text form: `id` + `.` + `secret`.
 pub const TOKEN_LEN: usize = ID_LEN + 1 + SECRET_LEN;
+/// Length of the checksum of a prefixed token.
+const CHECKSUM_LEN: usize = 6;
+/// The separator between a prefixed token's body and its checksum.
+const CHECKSUM_SEPARATOR: u8 = b'_';
+/// The checksum alphabet: base62, in ASCII order.
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// The public half of a token: names one session. Safe to log and display.
 ///
@@ -112,39 +144,49 @@ impl<'de> Deserialize<'de> for SessionId {
 /// assert_eq!(parsed.id(), token.id());
 /// # Ok::<(), keycard::Error>(())
 /// ```
+///
+/// A token may also carry a prefix and a checksum ([`TokenFormat::prefixed`]); parsing with
+/// `str::parse` accepts both forms (see [`TokenFormat::plain`]).
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct Token {
     #[zeroize(skip)]
     id: SessionId,
     secret: [u8; SECRET_BYTES],
     encoded: String,
+    /// Length of the prefix at the start of `encoded`; 0 for a plain token.
+    #[zeroize(skip)]
+    prefix_len: u8,
 }
 
 impl Token {
-    /// Generates a fresh token: 128-bit random id, 256-bit secret, both from the operating
-    /// system's CSPRNG.
+    /// Generates a fresh plain token (`<id>.<secret>`): 128-bit random id, 256-bit secret,
+    /// both from the operating system's CSPRNG. [`TokenFormat::generate`] makes tokens of
+    /// other formats.
     ///
     /// # Errors
     /// [`Error::Randomness`] if the operating system cannot supply random bytes.
     pub fn generate() -> Result<Self, Error> {
-        let mut id = [0u8; ID_BYTES];
-        let mut secret = Zeroizing::new([0u8; SECRET_BYTES]);
-        let mut rng = rand::rngs::OsRng;
-        rng.try_fill_bytes(&mut id).map_err(Error::Randomness)?;
-        rng.try_fill_bytes(secret.as_mut())
-            .map_err(Error::Randomness)?;
-        Ok(Self::from_parts(SessionId(id), *secret))
+        TokenFormat::plain().generate()
     }
 
-    fn from_parts(id: SessionId, secret: [u8; SECRET_BYTES]) -> Self {
-        let mut encoded = String::with_capacity(TOKEN_LEN);
+    fn from_parts(id: SessionId, secret: [u8; SECRET_BYTES], format: &TokenFormat) -> Self {
+        let prefix = format.prefix_bytes();
+        let mut encoded = String::with_capacity(format.token_len());
+        // The prefix is validated ASCII; the rest is base64url and base62.
+        encoded.push_str(format.prefix().unwrap_or(""));
         encoded.push_str(&id.to_string());
         encoded.push('.');
         URL_SAFE_NO_PAD.encode_string(secret, &mut encoded);
+        if !prefix.is_empty() {
+            encoded.push(char::from(CHECKSUM_SEPARATOR));
+            let sum = checksum(encoded.as_bytes());
+            sum.iter().for_each(|&c| encoded.push(char::from(c)));
+        }
         Self {
             id,
             secret,
             encoded,
+            prefix_len: format.len,
         }
     }
 
@@ -159,43 +201,294 @@ impl Token {
         &self.encoded
     }
 
-    /// The digest a store keeps in place of the secret.
+    /// The prefix this token carries (`Some("myapp_")`), or `None` for a plain token.
+    pub fn prefix(&self) -> Option<&str> {
+        self.encoded
+            .get(..usize::from(self.prefix_len))
+            .filter(|p| !p.is_empty())
+    }
+
+    /// The digest a store keeps in place of the secret: SHA-256 of the secret, preceded by
+    /// the prefix for a prefixed token (so a token is valid in the spelling it was issued in
+    /// only).
     pub fn secret_hash(&self) -> SecretHash {
-        SecretHash(Sha256::digest(self.secret).into())
+        let mut digest = Sha256::new();
+        digest.update(self.prefix().unwrap_or("").as_bytes());
+        digest.update(self.secret);
+        SecretHash(digest.finalize().into())
     }
 }
 
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Token")
-            .field("id", &self.id)
-            .field("secret", &"[redacted]")
-            .finish()
+        let mut d = f.debug_struct("Token");
+        d.field("id", &self.id);
+        if let Some(prefix) = self.prefix() {
+            d.field("prefix", &prefix);
+        }
+        d.field("secret", &"[redacted]").finish()
     }
 }
 
 impl FromStr for Token {
     type Err = Error;
 
-    /// Parses a client's token. Rejects anything that is not exactly
-    /// `<22 base64url chars>.<43 base64url chars>` without looking at any store.
+    /// Parses a client's token as [`TokenFormat::plain`] does: a plain token
+    /// (`<22 base64url chars>.<43 base64url chars>`), or a prefixed one with any well-formed
+    /// prefix and a valid checksum. Looks at no store.
     ///
     /// # Errors
     /// [`Error::MalformedToken`] for any other input.
     fn from_str(s: &str) -> Result<Self, Error> {
-        if s.len() != TOKEN_LEN {
+        TokenFormat::plain().parse(s)
+    }
+}
+
+/// How tokens are spelled: plain `<id>.<secret>` (the default) or with a prefix and a
+/// checksum, `myapp_<id>.<secret>_<checksum>`, which secret scanners can find and which fails
+/// fast on typos. Set it with
+/// [`AuthenticatorBuilder::token_format`](crate::AuthenticatorBuilder::token_format); see the
+/// [module documentation](self) for which tokens each format accepts.
+///
+/// ```
+/// use keycard::{Error, Token, TokenFormat};
+/// let format = TokenFormat::prefixed("myapp_")?;
+/// let token = format.generate()?;
+/// let s = token.expose_secret();
+/// assert!(s.starts_with("myapp_"));
+/// assert_eq!(s.len(), format.token_len());
+/// assert_eq!(format.parse(s)?.id(), token.id());
+/// // A typo fails the checksum: refused without a store lookup.
+/// let typo = s.replacen("myapp_", "myapq_", 1);
+/// assert!(matches!(TokenFormat::plain().parse(&typo), Err(Error::MalformedToken)));
+/// // Plain tokens, issued before the prefix was turned on, still parse.
+/// let old = Token::generate()?;
+/// assert_eq!(format.parse(old.expose_secret())?.id(), old.id());
+/// // Prefixes are checked when the format is made.
+/// assert!(TokenFormat::prefixed("my-app").is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenFormat {
+    prefix: [u8; TokenFormat::MAX_PREFIX_LEN],
+    len: u8,
+}
+
+impl TokenFormat {
+    /// The shortest prefix [`prefixed`](Self::prefixed) accepts.
+    pub const MIN_PREFIX_LEN: usize = 2;
+    /// The longest prefix [`prefixed`](Self::prefixed) accepts.
+    pub const MAX_PREFIX_LEN: usize = 16;
+    /// The length of the longest token any format makes or accepts.
+    pub const MAX_TOKEN_LEN: usize = Self::MAX_PREFIX_LEN + TOKEN_LEN + 1 + CHECKSUM_LEN;
+
+    /// The plain format, `<id>.<secret>` ([`TOKEN_LEN`] characters): the default.
+    ///
+    /// Parsing with it accepts plain tokens and prefixed tokens with any well-formed prefix
+    /// and a valid checksum (so a service that turns its prefix off keeps its sessions).
+    pub const fn plain() -> Self {
+        Self {
+            prefix: [0; Self::MAX_PREFIX_LEN],
+            len: 0,
+        }
+    }
+
+    /// The scanner-friendly format `<prefix><id>.<secret>_<checksum>`: the checksum is the
+    /// CRC-32 of everything before it, as 6 base62 characters.
+    ///
+    /// Parsing with it accepts plain tokens and tokens with this prefix and a valid checksum;
+    /// any other prefix is [`Error::MalformedToken`].
+    ///
+    /// Pick a prefix that names your service (`myapp_`, `acme_live_`) and register the
+    /// pattern `<prefix>[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}_[0-9A-Za-z]{6}` with your secret
+    /// scanners.
+    ///
+    /// # Errors
+    /// [`InvalidTokenPrefix`] unless `prefix` is 2 to 16 characters of `[A-Za-z0-9_]`,
+    /// starting with a letter and ending with `_` (`myapp_`, `kc_live_`).
+    pub fn prefixed(prefix: &str) -> Result<Self, InvalidTokenPrefix> {
+        if let Err(reason) = check_prefix(prefix.as_bytes()) {
+            return Err(InvalidTokenPrefix {
+                prefix: prefix.to_owned(),
+                reason,
+            });
+        }
+        let mut bytes = [0; Self::MAX_PREFIX_LEN];
+        let len = prefix.len();
+        bytes
+            .get_mut(..len)
+            .ok_or_else(|| InvalidTokenPrefix {
+                prefix: prefix.to_owned(),
+                reason: "it is too long",
+            })?
+            .copy_from_slice(prefix.as_bytes());
+        Ok(Self {
+            prefix: bytes,
+            len: u8::try_from(len).map_err(|_| InvalidTokenPrefix {
+                prefix: prefix.to_owned(),
+                reason: "it is too long",
+            })?,
+        })
+    }
+
+    /// The prefix, or `None` for the plain format.
+    pub fn prefix(&self) -> Option<&str> {
+        std::str::from_utf8(self.prefix_bytes())
+            .ok()
+            .filter(|p| !p.is_empty())
+    }
+
+    fn prefix_bytes(&self) -> &[u8] {
+        self.prefix.get(..usize::from(self.len)).unwrap_or(&[])
+    }
+
+    /// The length of the tokens this format generates: [`TOKEN_LEN`] for the plain format,
+    /// the prefix's length + 73 for a prefixed one.
+    pub fn token_len(&self) -> usize {
+        match self.len {
+            0 => TOKEN_LEN,
+            n => usize::from(n) + TOKEN_LEN + 1 + CHECKSUM_LEN,
+        }
+    }
+
+    /// Generates a fresh token in this format (128-bit random id, 256-bit secret, from the
+    /// operating system's CSPRNG).
+    ///
+    /// # Errors
+    /// [`Error::Randomness`] if the operating system cannot supply random bytes.
+    pub fn generate(&self) -> Result<Token, Error> {
+        let mut id = [0u8; ID_BYTES];
+        let mut secret = Zeroizing::new([0u8; SECRET_BYTES]);
+        let mut rng = rand::rngs::OsRng;
+        rng.try_fill_bytes(&mut id).map_err(Error::Randomness)?;
+        rng.try_fill_bytes(secret.as_mut())
+            .map_err(Error::Randomness)?;
+        Ok(Token::from_parts(SessionId(id), *secret, self))
+    }
+
+    /// Parses a client's token: a plain one, or a prefixed one this format accepts (see
+    /// [`plain`](Self::plain) and [`prefixed`](Self::prefixed)). Looks at no store; the only
+    /// allocation is the returned token's copy of `s`.
+    ///
+    /// Every accepted string is the one spelling of its token: the base64url parts must be
+    /// canonical, the prefix and separators exact and the checksum in its one encoding.
+    ///
+    /// # Errors
+    /// [`Error::MalformedToken`] for anything else, including a prefixed token with a wrong
+    /// checksum or a prefix this format does not accept.
+    pub fn parse(&self, s: &str) -> Result<Token, Error> {
+        if s.len() == TOKEN_LEN {
+            let (id, secret) = parse_body(s)?;
+            return Ok(Token {
+                id,
+                secret,
+                encoded: s.to_owned(),
+                prefix_len: 0,
+            });
+        }
+        let bytes = s.as_bytes();
+        let prefix_len = bytes
+            .len()
+            .checked_sub(TOKEN_LEN + 1 + CHECKSUM_LEN)
+            .filter(|n| (Self::MIN_PREFIX_LEN..=Self::MAX_PREFIX_LEN).contains(n))
+            .ok_or(Error::MalformedToken)?;
+        let (prefix, rest) = bytes.split_at(prefix_len);
+        match self.len {
+            0 => check_prefix(prefix).map_err(|_| Error::MalformedToken)?,
+            _ if prefix != self.prefix_bytes() => return Err(Error::MalformedToken),
+            _ => {}
+        }
+        let (signed, sum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
+        if rest.get(TOKEN_LEN) != Some(&CHECKSUM_SEPARATOR) || sum != checksum(signed) {
             return Err(Error::MalformedToken);
         }
-        let (id, secret) = s.split_once('.').ok_or(Error::MalformedToken)?;
-        let id = id.parse::<SessionId>()?;
-        let secret = decode_exact::<SECRET_BYTES>(secret, SECRET_LEN)?;
-        // Decoding is canonical (trailing bits must be zero), so `s` is the one spelling.
-        Ok(Self {
+        // The prefix is ASCII, so these are character boundaries; `get` refuses otherwise.
+        let body = s
+            .get(prefix_len..prefix_len + TOKEN_LEN)
+            .ok_or(Error::MalformedToken)?;
+        let (id, secret) = parse_body(body)?;
+        Ok(Token {
             id,
             secret,
             encoded: s.to_owned(),
+            prefix_len: u8::try_from(prefix_len).map_err(|_| Error::MalformedToken)?,
         })
     }
+}
+
+impl Default for TokenFormat {
+    /// [`TokenFormat::plain`].
+    fn default() -> Self {
+        Self::plain()
+    }
+}
+
+impl fmt::Debug for TokenFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.prefix() {
+            None => f.write_str("TokenFormat::plain()"),
+            Some(p) => write!(f, "TokenFormat::prefixed({p:?})"),
+        }
+    }
+}
+
+/// [`TokenFormat::prefixed`] was given a prefix it does not accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid token prefix {prefix:?}: {reason} (a prefix is 2 to 16 characters of [A-Za-z0-9_], starting with a letter and ending with '_')")]
+#[non_exhaustive]
+pub struct InvalidTokenPrefix {
+    /// The prefix given.
+    pub prefix: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+/// Whether `prefix` is a valid token prefix; if not, why.
+fn check_prefix(prefix: &[u8]) -> Result<(), &'static str> {
+    if prefix.len() < TokenFormat::MIN_PREFIX_LEN {
+        return Err("it is too short");
+    }
+    if prefix.len() > TokenFormat::MAX_PREFIX_LEN {
+        return Err("it is too long");
+    }
+    if !prefix.first().is_some_and(u8::is_ascii_alphabetic) {
+        return Err("it does not start with a letter");
+    }
+    if prefix.last() != Some(&b'_') {
+        return Err("it does not end with '_'");
+    }
+    if !prefix
+        .iter()
+        .all(|&c| c.is_ascii_alphanumeric() || c == b'_')
+    {
+        return Err("it has a character outside [A-Za-z0-9_]");
+    }
+    Ok(())
+}
+
+/// Parses `<22 base64url chars>.<43 base64url chars>`.
+fn parse_body(s: &str) -> Result<(SessionId, [u8; SECRET_BYTES]), Error> {
+    if s.len() != TOKEN_LEN {
+        return Err(Error::MalformedToken);
+    }
+    let (id, secret) = s.split_once('.').ok_or(Error::MalformedToken)?;
+    let id = id.parse::<SessionId>()?;
+    let secret = decode_exact::<SECRET_BYTES>(secret, SECRET_LEN)?;
+    // Decoding is canonical (trailing bits must be zero), so `s` is the one spelling.
+    Ok((id, secret))
+}
+
+/// The checksum of a prefixed token: CRC-32 (IEEE) of `signed`, as 6 base62 digits, most
+/// significant first, zero-padded.
+fn checksum(signed: &[u8]) -> [u8; CHECKSUM_LEN] {
+    let mut n = crc32fast::hash(signed);
+    let mut out = [BASE62[0]; CHECKSUM_LEN];
+    for c in out.iter_mut().rev() {
+        // `n % 62 < 62`, so the index is in range.
+        *c = BASE62[(n % 62) as usize];
+        n /= 62;
+    }
+    out
 }
 
 /// SHA-256 of a token's secret: what a store keeps instead of the secret.
@@ -349,6 +642,226 @@ mod tests {
         assert!(!json.contains(t.expose_secret().split_once('.').expect("dot").1));
     }
 
+    fn myapp() -> TokenFormat {
+        TokenFormat::prefixed("myapp_").expect("valid prefix")
+    }
+
+    #[test]
+    fn prefixed_tokens_round_trip() {
+        let format = myapp();
+        let t = format.generate().expect("os rng");
+        let s = t.expose_secret();
+        assert_eq!(s.len(), 6 + TOKEN_LEN + 1 + CHECKSUM_LEN);
+        assert_eq!(s.len(), format.token_len());
+        assert!(s.starts_with("myapp_"));
+        assert_eq!(s.as_bytes()[6 + TOKEN_LEN], b'_');
+        assert!(s[s.len() - CHECKSUM_LEN..]
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric()));
+        assert_eq!(t.prefix(), Some("myapp_"));
+        assert_eq!(&s[6..28], t.id().to_string());
+        for parser in [format, TokenFormat::plain()] {
+            let parsed = parser.parse(s).expect("own token parses");
+            assert_eq!(parsed.id(), t.id());
+            assert_eq!(parsed.expose_secret(), s);
+            assert_eq!(parsed.prefix(), Some("myapp_"));
+            assert!(t.secret_hash().verify(&parsed));
+        }
+        let parsed: Token = s.parse().expect("FromStr accepts prefixed tokens");
+        assert!(t.secret_hash().verify(&parsed));
+    }
+
+    #[test]
+    fn the_checksum_is_crc32_in_base62() {
+        let t = myapp().generate().expect("os rng");
+        let s = t.expose_secret();
+        let (signed, sum) = s.split_at(s.len() - CHECKSUM_LEN);
+        let mut n = u64::from(crc32fast::hash(signed.as_bytes()));
+        let mut decoded = 0u64;
+        for c in sum.bytes() {
+            let digit = BASE62.iter().position(|&d| d == c).expect("base62 digit");
+            decoded = decoded * 62 + digit as u64;
+        }
+        assert_eq!(decoded, n);
+        // Independent check of the encoding with a known value: CRC-32("123456789").
+        n = u64::from(crc32fast::hash(b"123456789"));
+        assert_eq!(n, 0xCBF4_3926);
+        // 0xCBF43926 in base62 (0-9A-Za-z), computed independently.
+        assert_eq!(&checksum(b"123456789"), b"3jZRME");
+        assert_eq!(&checksum(b""), b"000000");
+    }
+
+    #[test]
+    fn plain_tokens_parse_under_every_format() {
+        let t = Token::generate().expect("os rng");
+        for format in [TokenFormat::plain(), myapp()] {
+            let parsed = format.parse(t.expose_secret()).expect("plain parses");
+            assert_eq!(parsed.prefix(), None);
+            assert!(t.secret_hash().verify(&parsed));
+        }
+    }
+
+    #[test]
+    fn a_prefixed_format_refuses_other_prefixes() {
+        let other = TokenFormat::prefixed("other_")
+            .expect("valid")
+            .generate()
+            .expect("os rng");
+        assert!(matches!(
+            myapp().parse(other.expose_secret()),
+            Err(Error::MalformedToken)
+        ));
+        // Same length, same checksum rule, different prefix: still refused.
+        let same_len = TokenFormat::prefixed("myapq_")
+            .expect("valid")
+            .generate()
+            .expect("os rng");
+        assert!(matches!(
+            myapp().parse(same_len.expose_secret()),
+            Err(Error::MalformedToken)
+        ));
+        assert!(TokenFormat::plain().parse(other.expose_secret()).is_ok());
+    }
+
+    #[test]
+    fn a_wrong_checksum_is_malformed() {
+        let t = myapp().generate().expect("os rng");
+        let s = t.expose_secret();
+        for i in 0..s.len() {
+            let mut b = s.as_bytes().to_vec();
+            b[i] = if b[i] == b'A' { b'B' } else { b'A' };
+            let changed = String::from_utf8(b).expect("ascii");
+            for format in [myapp(), TokenFormat::plain()] {
+                assert!(
+                    matches!(format.parse(&changed), Err(Error::MalformedToken)),
+                    "{format:?} accepted a change at {i}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn stripping_or_adding_a_prefix_does_not_verify() {
+        let t = myapp().generate().expect("os rng");
+        let s = t.expose_secret();
+        let stripped = &s[6..6 + TOKEN_LEN];
+        let plain = myapp().parse(stripped).expect("a plain token parses");
+        assert_eq!(plain.id(), t.id(), "names the same session");
+        assert!(!t.secret_hash().verify(&plain), "but does not verify");
+
+        let p = Token::generate().expect("os rng");
+        let mut wrapped = format!("myapp_{}_", p.expose_secret());
+        let sum = checksum(wrapped.as_bytes());
+        wrapped.push_str(std::str::from_utf8(&sum).expect("ascii"));
+        let parsed = myapp().parse(&wrapped).expect("well-formed");
+        assert_eq!(parsed.id(), p.id());
+        assert!(!p.secret_hash().verify(&parsed));
+        // Plain digests are unchanged: SHA-256 of the secret alone.
+        assert_eq!(
+            p.secret_hash().as_bytes(),
+            &<[u8; 32]>::from(Sha256::digest(p.secret))
+        );
+    }
+
+    #[test]
+    fn prefix_rules() {
+        for ok in ["ab_", "myapp_", "kc_live_", "A_", "x0123456789abcd_"] {
+            let f = TokenFormat::prefixed(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+            assert_eq!(f.prefix(), Some(ok));
+            assert_eq!(f.generate().expect("os rng").prefix(), Some(ok));
+        }
+        for bad in [
+            "",
+            "_",
+            "a",
+            "myapp",
+            "my-app_",
+            "1app_",
+            "_app_",
+            "myapp._",
+            "my app_",
+            "appé_",
+            "x0123456789abcde_",
+            "myapp_\n",
+        ] {
+            let e = TokenFormat::prefixed(bad).expect_err(bad);
+            assert_eq!(e.prefix, bad);
+            assert!(e.to_string().contains("invalid token prefix"), "{e}");
+        }
+        assert_eq!(TokenFormat::default(), TokenFormat::plain());
+        assert_eq!(TokenFormat::plain().prefix(), None);
+        assert_eq!(TokenFormat::plain().token_len(), TOKEN_LEN);
+        assert_eq!(TokenFormat::MAX_TOKEN_LEN, 16 + 73);
+        assert_eq!(
+            format!("{:?}", myapp()),
+            "TokenFormat::prefixed(\"myapp_\")"
+        );
+    }
+
+    #[test]
+    fn prefixed_debug_never_shows_the_secret() {
+        let t = myapp().generate().expect("os rng");
+        let s = t.expose_secret();
+        let dbg = format!("{t:?}");
+        assert!(!dbg.contains(&s[29..6 + TOKEN_LEN]), "{dbg}");
+        assert!(!dbg.contains(&s[s.len() - CHECKSUM_LEN..]), "{dbg}");
+        assert!(
+            dbg.contains("myapp_") && dbg.contains("[redacted]"),
+            "{dbg}"
+        );
+    }
+
+    #[test]
+    fn prefixed_tokens_have_one_spelling() {
+        let t = myapp().generate().expect("os rng");
+        let s = t.expose_secret();
+        // Lowercase/uppercase variants of the checksum or prefix, and a non-canonical final
+        // secret character with a recomputed checksum, are all refused.
+        assert!(myapp().parse(&s.to_uppercase()).is_err());
+        let body_end = 6 + TOKEN_LEN;
+        let last = s.as_bytes()[body_end - 1];
+        let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let accepted = alphabet
+            .bytes()
+            .filter(|&c| {
+                let mut v = s[..body_end].as_bytes().to_vec();
+                v[body_end - 1] = c;
+                v.push(b'_');
+                let sum = checksum(&v);
+                v.extend_from_slice(&sum);
+                myapp()
+                    .parse(std::str::from_utf8(&v).expect("ascii"))
+                    .is_ok()
+            })
+            .collect::<Vec<_>>();
+        assert_eq!(accepted.len(), 16);
+        assert!(accepted.contains(&last));
+    }
+
+    #[test]
+    fn rejects_wrong_prefixed_shapes() {
+        let t = myapp().generate().expect("os rng");
+        let s = t.expose_secret();
+        let n = s.len();
+        for bad in [
+            format!("{s}A"),
+            s[..n - 1].to_owned(),
+            s.replacen('_', "-", 1),
+            format!("{}.{}", &s[..n - 7], &s[n - 6..]),
+            format!("{}é{}", &s[..3], &s[5..]),
+            format!("x{s}"),
+            "é".repeat(40),
+            "a".repeat(TokenFormat::MAX_TOKEN_LEN + 1),
+        ] {
+            for format in [myapp(), TokenFormat::plain()] {
+                assert!(
+                    matches!(format.parse(&bad), Err(Error::MalformedToken)),
+                    "{format:?} {bad:?}"
+                );
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn parsing_any_string_never_panics(s in ".{0,100}") {
@@ -357,9 +870,71 @@ mod tests {
         }
 
         #[test]
-        fn parsing_token_shaped_noise_never_panics(s in "[A-Za-z0-9_.+/=-]{60,70}") {
+        fn parsing_token_shaped_noise_never_panics(s in "[A-Za-z0-9_.+/=-]{60,90}") {
             if let Ok(t) = s.parse::<Token>() {
                 prop_assert_eq!(t.expose_secret(), s.as_str());
+            }
+            if let Ok(t) = myapp().parse(&s) {
+                prop_assert_eq!(t.expose_secret(), s.as_str());
+            }
+        }
+
+        #[test]
+        fn parsing_prefixed_shaped_noise_never_panics(
+            prefix in "[a-z][a-z0-9_]{0,14}_",
+            body in "[A-Za-z0-9_-]{22}[.][A-Za-z0-9_-]{43}",
+            sum in "[_-][0-9A-Za-z]{6}",
+        ) {
+            let s = format!("{prefix}{body}{sum}");
+            for format in [TokenFormat::plain(), myapp()] {
+                if let Ok(t) = format.parse(&s) {
+                    prop_assert_eq!(t.expose_secret(), s.as_str());
+                }
+            }
+        }
+
+        /// Every generated token parses back, under its own format and the plain one, to
+        /// the same id and a secret that verifies.
+        #[test]
+        fn generated_tokens_parse_back(prefix in "[A-Za-z][A-Za-z0-9_]{0,14}_") {
+            let format = TokenFormat::prefixed(&prefix).expect("valid prefix");
+            for f in [format, TokenFormat::plain()] {
+                let t = f.generate().expect("os rng");
+                for parser in [format, TokenFormat::plain()] {
+                    let parsed = parser.parse(t.expose_secret()).expect("parses");
+                    prop_assert_eq!(parsed.id(), t.id());
+                    prop_assert_eq!(parsed.expose_secret(), t.expose_secret());
+                    prop_assert!(t.secret_hash().verify(&parsed));
+                }
+            }
+        }
+
+        /// Any single-character change to a token is refused: a prefixed token's checksum
+        /// catches it before any store is asked; a plain token either fails to parse or
+        /// names another session or does not verify.
+        #[test]
+        fn any_single_character_change_is_refused(
+            prefix in "[A-Za-z][A-Za-z0-9_]{0,14}_",
+            at in any::<prop::sample::Index>(),
+            with in any::<char>(),
+        ) {
+            let format = TokenFormat::prefixed(&prefix).expect("valid prefix");
+            for f in [format, TokenFormat::plain()] {
+                let t = f.generate().expect("os rng");
+                let s = t.expose_secret();
+                let i = at.index(s.len());
+                prop_assume!(s[i..].chars().next() != Some(with));
+                let changed = format!("{}{with}{}", &s[..i], &s[i + 1..]);
+                for parser in [format, TokenFormat::plain()] {
+                    match parser.parse(&changed) {
+                        Err(Error::MalformedToken) => {}
+                        Ok(p) if t.prefix().is_none() => prop_assert!(
+                            p.id() != t.id() || !t.secret_hash().verify(&p),
+                            "{changed:?} still names the session with the same secret"
+                        ),
+                        other => prop_assert!(false, "{changed:?}: {other:?}"),
+                    }
+                }
             }
         }
     }
