@@ -68,50 +68,11 @@ use ::actix_web::http::StatusCode;
 use ::actix_web::web::{Bytes, Data};
 use ::actix_web::{FromRequest, HttpRequest, HttpResponse, Responder, ResponseError};
 
+pub use crate::http::{CurrentSession, CurrentUser, LoginRequest, LogoutRequest};
+
 use crate::error::Error;
-use crate::http::{Credentials, HttpAuth, Rejection, RequestHead, Response, SessionToken};
-use crate::session::{ClientInfo, Session};
+use crate::http::{HttpAuth, Rejection, RequestHead, Response};
 use crate::user::User;
-
-/// The authenticated user and session ([`HttpAuth::validate`]).
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct CurrentUser<U> {
-    /// The user the token belongs to.
-    pub user: U,
-    /// The live session.
-    pub session: Session,
-}
-
-/// The session only, without a user lookup ([`HttpAuth::validate_session`]). `U` is the user
-/// type of the registered [`HttpAuth<U>`].
-#[non_exhaustive]
-pub struct CurrentSession<U> {
-    /// The live session.
-    pub session: Session,
-    http: HttpAuth<U>,
-}
-
-/// A login request: the credentials (a JSON or form body, chosen by `Content-Type`) and the
-/// client's address and user agent. The body size limit is actix-web's
-/// [`PayloadConfig`](::actix_web::web::PayloadConfig) (413 above it).
-#[non_exhaustive]
-pub struct LoginRequest<U> {
-    /// What the client sent.
-    pub credentials: Credentials,
-    /// Who sent it.
-    pub client: ClientInfo,
-    http: HttpAuth<U>,
-}
-
-/// A logout request: the raw token, unchecked (logout must not fail on a dead token), looked
-/// for in the JSON body too when the [`TokenSource`](crate::http::TokenSource) names a field.
-#[non_exhaustive]
-pub struct LogoutRequest<U> {
-    /// The token as sent.
-    pub token: SessionToken,
-    http: HttpAuth<U>,
-}
 
 /// Why an extractor refused a request, with the protocol's answer. A [`ResponseError`]:
 /// returning it (or letting an extractor return it) sends that answer.
@@ -142,29 +103,6 @@ impl AuthError {
     /// The protocol's answer.
     pub fn response(&self) -> &Response {
         &self.response
-    }
-}
-
-impl<U: User + Clone + 'static> LoginRequest<U> {
-    /// Logs in and renders the outcome ([`HttpAuth::login`]).
-    pub async fn login(&self) -> Response {
-        self.http
-            .login(&self.credentials, self.client.clone())
-            .await
-    }
-}
-
-impl<U: User + Clone + 'static> LogoutRequest<U> {
-    /// Logs out and renders the outcome ([`HttpAuth::logout`]).
-    pub async fn logout(&self) -> Response {
-        self.http.logout(&self.token).await
-    }
-}
-
-impl<U> CurrentSession<U> {
-    /// The [`HttpAuth`] the session was validated with.
-    pub fn http(&self) -> &HttpAuth<U> {
-        &self.http
     }
 }
 
@@ -221,13 +159,8 @@ impl<U: User + Clone + 'static> FromRequest for CurrentUser<U> {
         let req = req.clone();
         Box::pin(async move {
             let http = http_auth::<U>(&req)?;
-            match http.validate(&Head(&req)).await {
-                Ok(me) => Ok(Self {
-                    user: me.user,
-                    session: me.session,
-                }),
-                Err(rejection) => Err(AuthError::new(&http, rejection).into()),
-            }
+            let outcome = http.current_user(&Head(&req)).await;
+            outcome.map_err(|rejection| AuthError::new(&http, rejection).into())
         })
     }
 }
@@ -240,10 +173,8 @@ impl<U: User + Clone + 'static> FromRequest for CurrentSession<U> {
         let req = req.clone();
         Box::pin(async move {
             let http = http_auth::<U>(&req)?;
-            match http.validate_session(&Head(&req)).await {
-                Ok(session) => Ok(Self { session, http }),
-                Err(rejection) => Err(AuthError::new(&http, rejection).into()),
-            }
+            let outcome = http.current_session(&Head(&req)).await;
+            outcome.map_err(|rejection| AuthError::new(&http, rejection).into())
         })
     }
 }
@@ -265,24 +196,14 @@ impl<U: User + Clone + 'static> FromRequest for LoginRequest<U> {
         let mut payload = payload.take();
         Box::pin(async move {
             let http = http_auth::<U>(&req)?;
-            let head = Head(&req);
-            let parsed = match http.check_login_origin(&head) {
-                Ok(()) => match body_bytes(&req, &mut payload).await {
-                    Ok(bytes) => http
-                        .credential_fields()
-                        .from_body(head.media_type().as_deref(), &bytes),
-                    Err(rejection) => Err(rejection),
-                },
-                Err(rejection) => Err(rejection),
+            let outcome = async {
+                http.check_login_origin(&Head(&req))?;
+                let bytes = body_bytes(&req, &mut payload).await?;
+                http.login_request(&Head(&req), &bytes)
             };
-            match parsed {
-                Ok(credentials) => Ok(Self {
-                    credentials,
-                    client: http.client_of(&head),
-                    http,
-                }),
-                Err(rejection) => Err(AuthError::new(&http, rejection).into()),
-            }
+            outcome
+                .await
+                .map_err(|rejection| AuthError::new(&http, rejection).into())
         })
     }
 }
@@ -296,25 +217,17 @@ impl<U: User + Clone + 'static> FromRequest for LogoutRequest<U> {
         let mut payload = payload.take();
         Box::pin(async move {
             let http = http_auth::<U>(&req)?;
-            let source = http.token_source();
-            let found = match source.find_in_query(&Head(&req)) {
-                Some(token) => Ok(token),
-                None => match source.json_field() {
-                    Some(_) => match body_bytes(&req, &mut payload).await {
-                        Ok(bytes) => source.require_with_body(&Head(&req), &bytes),
-                        Err(rejection) => Err(rejection),
-                    },
-                    None => source.require_with_body(&Head(&req), &[]),
-                },
+            let outcome = async {
+                let bytes = if http.logout_needs_body(&Head(&req)) {
+                    body_bytes(&req, &mut payload).await?
+                } else {
+                    Bytes::new()
+                };
+                http.logout_request(&Head(&req), &bytes)
             };
-            let checked = found.and_then(|token| {
-                http.check_token_origin(&Head(&req), &token)?;
-                Ok(token)
-            });
-            match checked {
-                Ok(token) => Ok(Self { token, http }),
-                Err(rejection) => Err(AuthError::new(&http, rejection).into()),
-            }
+            outcome
+                .await
+                .map_err(|rejection| AuthError::new(&http, rejection).into())
         })
     }
 }
@@ -365,30 +278,5 @@ impl fmt::Debug for AuthError {
 impl fmt::Display for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.rejection.fmt(f)
-    }
-}
-
-impl<U> fmt::Debug for CurrentSession<U> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CurrentSession")
-            .field("session", &self.session)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<U> fmt::Debug for LoginRequest<U> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LoginRequest")
-            .field("credentials", &self.credentials)
-            .field("client", &self.client)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<U> fmt::Debug for LogoutRequest<U> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LogoutRequest")
-            .field("token", &self.token)
-            .finish_non_exhaustive()
     }
 }

@@ -84,60 +84,12 @@ use axum::response::IntoResponse;
 use axum::Router;
 use serde::de::DeserializeOwned;
 
+pub use crate::http::{CurrentSession, CurrentUser, LoginRequest, LogoutRequest};
+
 use crate::error::Error;
 use crate::http::http1::{to_http, HttpHead};
-use crate::http::{
-    Credentials, HttpAuth, Protocol, Rejection, RequestHead, Response, SessionToken,
-};
-use crate::session::{ClientInfo, Session};
+use crate::http::{HttpAuth, Protocol, Rejection, Response};
 use crate::user::User;
-
-/// The authenticated user and session: finds the token (see
-/// [`TokenSource`](crate::http::TokenSource)) and calls
-/// [`Authenticator::validate`](crate::Authenticator::validate) (one token store read and one
-/// user lookup).
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct CurrentUser<U> {
-    /// The user the token belongs to.
-    pub user: U,
-    /// The live session.
-    pub session: Session,
-}
-
-/// The session only: finds the token and calls
-/// [`Authenticator::validate_session`](crate::Authenticator::validate_session) (one token store
-/// read, no user lookup). Use it on routes that only need the user id
-/// ([`Session::user_id`]). `U` is the user type of the [`HttpAuth<U>`] in your state.
-#[non_exhaustive]
-pub struct CurrentSession<U> {
-    /// The live session.
-    pub session: Session,
-    http: HttpAuth<U>,
-}
-
-/// A login request: the credentials (a JSON or form body, chosen by `Content-Type`, with the
-/// [`CredentialFields`](crate::http::CredentialFields) of your [`HttpAuth`]) and the client's
-/// address and user agent. Consumes the body: it must be the handler's last extractor.
-#[non_exhaustive]
-pub struct LoginRequest<U> {
-    /// What the client sent.
-    pub credentials: Credentials,
-    /// Who sent it.
-    pub client: ClientInfo,
-    http: HttpAuth<U>,
-}
-
-/// A logout request: the raw token, unchecked (logout must not fail on a dead token), from
-/// the query, the JSON body field when the [`TokenSource`](crate::http::TokenSource) names
-/// one (this consumes the body, so it must be the handler's last extractor), `Authorization:
-/// Bearer`, or the cookie.
-#[non_exhaustive]
-pub struct LogoutRequest<U> {
-    /// The token as sent.
-    pub token: SessionToken,
-    http: HttpAuth<U>,
-}
 
 /// Why an extractor refused a request, with the protocol to render it. Its
 /// [`IntoResponse`] is the protocol's answer; [`error`](Self::error) tells why.
@@ -157,29 +109,6 @@ pub struct Form<T>(pub T);
 /// Like [`axum::extract::Query`], but rejections are in the protocol's shape.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Query<T>(pub T);
-
-impl<U: User + Clone + 'static> LoginRequest<U> {
-    /// Logs in and renders the outcome ([`HttpAuth::login`]).
-    pub async fn login(&self) -> Response {
-        self.http
-            .login(&self.credentials, self.client.clone())
-            .await
-    }
-}
-
-impl<U: User + Clone + 'static> LogoutRequest<U> {
-    /// Logs out and renders the outcome ([`HttpAuth::logout`]).
-    pub async fn logout(&self) -> Response {
-        self.http.logout(&self.token).await
-    }
-}
-
-impl<U> CurrentSession<U> {
-    /// The [`HttpAuth`] the session was validated with.
-    pub fn http(&self) -> &HttpAuth<U> {
-        &self.http
-    }
-}
 
 impl AuthRejection {
     fn new<U>(http: &HttpAuth<U>, rejection: impl Into<Rejection>) -> Self {
@@ -264,13 +193,8 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AuthRejection> {
         let http = HttpAuth::<U>::from_ref(state);
-        match http.validate(&head(parts)).await {
-            Ok(me) => Ok(Self {
-                user: me.user,
-                session: me.session,
-            }),
-            Err(rejection) => Err(AuthRejection::new(&http, rejection)),
-        }
+        let outcome = http.current_user(&head(parts)).await;
+        outcome.map_err(|rejection| AuthRejection::new(&http, rejection))
     }
 }
 
@@ -287,18 +211,8 @@ where
         state: &S,
     ) -> Result<Option<Self>, AuthRejection> {
         let http = HttpAuth::<U>::from_ref(state);
-        let token = match http.find_token(&head(parts)) {
-            Ok(Some(token)) => token,
-            Ok(None) => return Ok(None),
-            Err(rejection) => return Err(AuthRejection::new(&http, rejection)),
-        };
-        match http.validate_token(&token).await {
-            Ok(me) => Ok(Some(Self {
-                user: me.user,
-                session: me.session,
-            })),
-            Err(rejection) => Err(AuthRejection::new(&http, rejection)),
-        }
+        let outcome = http.optional_user(&head(parts)).await;
+        outcome.map_err(|rejection| AuthRejection::new(&http, rejection))
     }
 }
 
@@ -312,10 +226,8 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AuthRejection> {
         let http = HttpAuth::<U>::from_ref(state);
-        match http.validate_session(&head(parts)).await {
-            Ok(session) => Ok(Self { session, http }),
-            Err(rejection) => Err(AuthRejection::new(&http, rejection)),
-        }
+        let outcome = http.current_session(&head(parts)).await;
+        outcome.map_err(|rejection| AuthRejection::new(&http, rejection))
     }
 }
 
@@ -332,15 +244,8 @@ where
         state: &S,
     ) -> Result<Option<Self>, AuthRejection> {
         let http = HttpAuth::<U>::from_ref(state);
-        let token = match http.find_token(&head(parts)) {
-            Ok(Some(token)) => token,
-            Ok(None) => return Ok(None),
-            Err(rejection) => return Err(AuthRejection::new(&http, rejection)),
-        };
-        match http.validate_session_token(&token).await {
-            Ok(session) => Ok(Some(Self { session, http })),
-            Err(rejection) => Err(AuthRejection::new(&http, rejection)),
-        }
+        let outcome = http.optional_session(&head(parts)).await;
+        outcome.map_err(|rejection| AuthRejection::new(&http, rejection))
     }
 }
 
@@ -362,23 +267,14 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, AuthRejection> {
         let http = HttpAuth::<U>::from_ref(state);
         let (parts, body) = req.into_parts();
-        let head = head(&parts);
-        let client = http.client_of(&head);
-        let media_type = head.media_type();
-        let parse = async {
-            http.check_login_origin(&head)?;
+        let outcome = async {
+            http.check_login_origin(&head(&parts))?;
             let bytes = body_bytes(Request::from_parts(parts.clone(), body), state).await?;
-            http.credential_fields()
-                .from_body(media_type.as_deref(), &bytes)
+            http.login_request(&head(&parts), &bytes)
         };
-        match parse.await {
-            Ok(credentials) => Ok(Self {
-                credentials,
-                client,
-                http,
-            }),
-            Err(rejection) => Err(AuthRejection::new(&http, rejection)),
-        }
+        outcome
+            .await
+            .map_err(|rejection| AuthRejection::new(&http, rejection))
     }
 }
 
@@ -393,23 +289,17 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, AuthRejection> {
         let http = HttpAuth::<U>::from_ref(state);
         let (parts, body) = req.into_parts();
-        let found = async {
-            let source = http.token_source();
-            if let Some(token) = source.find_in_query(&head(&parts)) {
-                return Ok::<_, Rejection>(token);
-            }
-            let bytes = match source.json_field() {
-                Some(_) => body_bytes(Request::from_parts(parts.clone(), body), state).await?,
-                None => Bytes::new(),
+        let outcome = async {
+            let bytes = if http.logout_needs_body(&head(&parts)) {
+                body_bytes(Request::from_parts(parts.clone(), body), state).await?
+            } else {
+                Bytes::new()
             };
-            let token = source.require_with_body(&head(&parts), &bytes)?;
-            http.check_token_origin(&head(&parts), &token)?;
-            Ok(token)
+            http.logout_request(&head(&parts), &bytes)
         };
-        match found.await {
-            Ok(token) => Ok(Self { token, http }),
-            Err(rejection) => Err(AuthRejection::new(&http, rejection)),
-        }
+        outcome
+            .await
+            .map_err(|rejection| AuthRejection::new(&http, rejection))
     }
 }
 
@@ -489,40 +379,6 @@ where
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-}
-
-impl<U> fmt::Debug for CurrentSession<U> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CurrentSession")
-            .field("session", &self.session)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<U> Clone for CurrentSession<U> {
-    fn clone(&self) -> Self {
-        Self {
-            session: self.session.clone(),
-            http: self.http.clone(),
-        }
-    }
-}
-
-impl<U> fmt::Debug for LoginRequest<U> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LoginRequest")
-            .field("credentials", &self.credentials)
-            .field("client", &self.client)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<U> fmt::Debug for LogoutRequest<U> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LogoutRequest")
-            .field("token", &self.token)
-            .finish_non_exhaustive()
-    }
 }
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ mod auth;
 mod client_ip;
 mod cookie;
 mod credentials;
+mod extract;
 #[cfg(any(feature = "axum", feature = "tower"))]
 pub(crate) mod http1;
 mod protocol;
@@ -58,6 +59,7 @@ pub use auth::HttpAuth;
 pub use client_ip::{InvalidProxy, TrustedProxies};
 pub use cookie::{SameSite, SessionCookie};
 pub use credentials::{CredentialFields, Credentials};
+pub use extract::{CurrentSession, CurrentUser, LoginRequest, LogoutRequest};
 pub use protocol::{LoginApi, Protocol, SessionsApi, StandardApi};
 pub use rejection::{render_error, Rejection};
 pub use request::RequestHead;

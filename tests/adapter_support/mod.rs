@@ -12,14 +12,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+#[path = "../down_store/mod.rs"]
+mod down_store;
+
+use down_store::DownTokenStore;
+
 use async_trait::async_trait;
 use keycard::http::{HttpAuth, SessionCookie, StandardApi, TokenSource};
 use keycard::throttle::{Limit, ThrottleLimits};
 use keycard::{
     Argon2Hasher, Authenticator, ManualClock, MemoryThrottle, MemoryTokenStore, MemoryUserStore,
-    Session, SessionId, StoreError, TokenStore, UserId, UserRecord,
+    UserRecord,
 };
-use time::OffsetDateTime;
 
 pub(crate) const EMAIL: &str = "ann@example.com";
 pub(crate) const PASSWORD: &str = "pw-123456";
@@ -389,48 +393,4 @@ pub(crate) async fn outage_contract(client: &impl Client) {
     res.assert_problem(503, "unavailable");
     assert!(!res.body.contains("refused"), "{res:?}");
     assert_eq!(res.header("www-authenticate"), None);
-}
-
-/// A token store whose backend is down: every call fails with `StoreError::Backend`. It tests
-/// how adapters render a store failure (503), not any real store.
-#[derive(Debug, Default)]
-pub(crate) struct DownTokenStore;
-
-fn down() -> StoreError {
-    StoreError::backend(std::io::Error::new(
-        std::io::ErrorKind::ConnectionRefused,
-        "connection refused (test store is down)",
-    ))
-}
-
-#[async_trait]
-impl TokenStore for DownTokenStore {
-    async fn create(&self, _: &Session) -> Result<(), StoreError> {
-        Err(down())
-    }
-    async fn get(&self, _: &SessionId, _: OffsetDateTime) -> Result<Option<Session>, StoreError> {
-        Err(down())
-    }
-    async fn touch(&self, _: &SessionId, _: OffsetDateTime) -> Result<bool, StoreError> {
-        Err(down())
-    }
-    async fn delete(&self, _: &SessionId) -> Result<bool, StoreError> {
-        Err(down())
-    }
-    async fn delete_for_user(&self, _: &UserId) -> Result<u64, StoreError> {
-        Err(down())
-    }
-    async fn delete_for_user_except(&self, _: &UserId, _: &SessionId) -> Result<u64, StoreError> {
-        Err(down())
-    }
-    async fn list_for_user(
-        &self,
-        _: &UserId,
-        _: OffsetDateTime,
-    ) -> Result<Vec<Session>, StoreError> {
-        Err(down())
-    }
-    async fn purge_expired(&self, _: OffsetDateTime) -> Result<u64, StoreError> {
-        Err(down())
-    }
 }

@@ -4,9 +4,11 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use async_trait::async_trait;
-use keycard::{Session, SessionId, StoreError, TokenStore, UserId};
-use time::OffsetDateTime;
+#[path = "../down_store/mod.rs"]
+mod down_store;
+
+#[allow(unused_imports)] // not every test binary uses it
+pub(crate) use down_store::DownTokenStore;
 
 /// The web framework a test runs an example app on: each test body takes one, and
 /// [`for_each_framework!`] runs it on every framework enabled.
@@ -263,50 +265,6 @@ pub(crate) fn assert_error_shape(reply: &Reply, status: u16, key: &str) {
     assert_eq!(object.len(), 1, "only `{key}` in {body}");
     let message = object[key].as_str().expect("a string message");
     assert!(!message.is_empty());
-}
-
-/// A token store whose backend is down: every call fails with `StoreError::Backend`. It tests
-/// how the adapter renders a store failure (503), not any real store.
-#[derive(Debug, Default)]
-pub(crate) struct DownTokenStore;
-
-fn down() -> StoreError {
-    StoreError::backend(std::io::Error::new(
-        std::io::ErrorKind::ConnectionRefused,
-        "connection refused (test store is down)",
-    ))
-}
-
-#[async_trait]
-impl TokenStore for DownTokenStore {
-    async fn create(&self, _: &Session) -> Result<(), StoreError> {
-        Err(down())
-    }
-    async fn get(&self, _: &SessionId, _: OffsetDateTime) -> Result<Option<Session>, StoreError> {
-        Err(down())
-    }
-    async fn touch(&self, _: &SessionId, _: OffsetDateTime) -> Result<bool, StoreError> {
-        Err(down())
-    }
-    async fn delete(&self, _: &SessionId) -> Result<bool, StoreError> {
-        Err(down())
-    }
-    async fn delete_for_user(&self, _: &UserId) -> Result<u64, StoreError> {
-        Err(down())
-    }
-    async fn delete_for_user_except(&self, _: &UserId, _: &SessionId) -> Result<u64, StoreError> {
-        Err(down())
-    }
-    async fn list_for_user(
-        &self,
-        _: &UserId,
-        _: OffsetDateTime,
-    ) -> Result<Vec<Session>, StoreError> {
-        Err(down())
-    }
-    async fn purge_expired(&self, _: OffsetDateTime) -> Result<u64, StoreError> {
-        Err(down())
-    }
 }
 
 /// A well-formed token that no server issued: a random session id and secret.
