@@ -1,5 +1,11 @@
 //! The core operations (login, logout, validate, expire) against the in-memory stores.
 
+#[allow(dead_code)]
+#[path = "down_store/mod.rs"]
+mod down_store;
+
+use down_store::DownTokenStore;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -104,49 +110,6 @@ impl TokenStore for CountingTouches {
     }
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         self.inner.purge_expired(now).await
-    }
-}
-
-/// A token store whose backend is down: every call fails like a refused connection.
-#[derive(Debug)]
-struct DownStore;
-
-fn refused() -> StoreError {
-    StoreError::backend(std::io::Error::new(
-        std::io::ErrorKind::ConnectionRefused,
-        "connection refused",
-    ))
-}
-
-#[async_trait]
-impl TokenStore for DownStore {
-    async fn create(&self, _: &Session) -> Result<(), StoreError> {
-        Err(refused())
-    }
-    async fn get(&self, _: &SessionId, _: OffsetDateTime) -> Result<Option<Session>, StoreError> {
-        Err(refused())
-    }
-    async fn touch(&self, _: &SessionId, _: OffsetDateTime) -> Result<bool, StoreError> {
-        Err(refused())
-    }
-    async fn delete(&self, _: &SessionId) -> Result<bool, StoreError> {
-        Err(refused())
-    }
-    async fn delete_for_user(&self, _: &UserId) -> Result<u64, StoreError> {
-        Err(refused())
-    }
-    async fn delete_for_user_except(&self, _: &UserId, _: &SessionId) -> Result<u64, StoreError> {
-        Err(refused())
-    }
-    async fn list_for_user(
-        &self,
-        _: &UserId,
-        _: OffsetDateTime,
-    ) -> Result<Vec<Session>, StoreError> {
-        Err(refused())
-    }
-    async fn purge_expired(&self, _: OffsetDateTime) -> Result<u64, StoreError> {
-        Err(refused())
     }
 }
 
@@ -703,7 +666,7 @@ async fn the_expiry_task_purges_periodically() {
 
 #[tokio::test]
 async fn a_store_outage_is_a_typed_error_with_its_source() {
-    let f = fixture_with(DownStore, |b| b);
+    let f = fixture_with(DownTokenStore, |b| b);
     let err = f
         .auth
         .login(EMAIL, PASSWORD, ClientInfo::none())
@@ -716,7 +679,7 @@ async fn a_store_outage_is_a_typed_error_with_its_source() {
     let root = std::error::Error::source(&err)
         .and_then(std::error::Error::source)
         .expect("chain");
-    assert_eq!(root.to_string(), "connection refused");
+    assert_eq!(root.to_string(), "connection refused (test store is down)");
     let token = keycard::Token::generate().expect("rng");
     assert!(matches!(
         f.auth.validate(token.expose_secret()).await,

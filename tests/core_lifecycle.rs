@@ -2,17 +2,22 @@
 //! logging out other devices, revoking one session, listing sessions, and the password
 //! policy. Against the in-memory stores.
 
+#[allow(dead_code)]
+#[path = "down_store/mod.rs"]
+mod down_store;
+
+use down_store::DownTokenStore;
+
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use keycard::throttle::{Limit, ThrottleLimits};
 use keycard::{
     Argon2Hasher, Authenticator, ClientInfo, CommonPasswords, Error, ManualClock, MemoryThrottle,
     MemoryTokenStore, MemoryUserStore, PasswordBlocklist, PasswordHasher, PasswordPolicy,
-    PasswordRule, Session, SessionId, StoreError, TokenStore, User, UserId, UserRecord, UserStore,
+    PasswordRule, Session, StoreError, TokenStore, User, UserId, UserRecord, UserStore,
     MAX_PASSWORD_LEN,
 };
 use time::OffsetDateTime;
@@ -384,7 +389,7 @@ async fn change_password_of_a_deleted_user_is_invalid_credentials_after_one_veri
 
 #[tokio::test]
 async fn change_password_fails_with_the_token_store_and_reports_it() {
-    let f = fixture_with(DownStore, |b| b);
+    let f = fixture_with(DownTokenStore, |b| b);
     let token = keycard::Token::generate().expect("rng");
     let session = Session::new(
         &token,
@@ -738,51 +743,6 @@ async fn hash_new_password_applies_the_policy_and_hash_password_does_not() {
         .hash_password("111111")
         .await
         .expect("hash_password applies no policy");
-}
-
-// ---------------------------------------------------------------------------------------------
-// A token store that is down
-
-#[derive(Debug, Default)]
-struct DownStore;
-
-fn refused() -> StoreError {
-    StoreError::backend(std::io::Error::new(
-        std::io::ErrorKind::ConnectionRefused,
-        "connection refused",
-    ))
-}
-
-#[async_trait]
-impl TokenStore for DownStore {
-    async fn create(&self, _: &Session) -> Result<(), StoreError> {
-        Err(refused())
-    }
-    async fn get(&self, _: &SessionId, _: OffsetDateTime) -> Result<Option<Session>, StoreError> {
-        Err(refused())
-    }
-    async fn touch(&self, _: &SessionId, _: OffsetDateTime) -> Result<bool, StoreError> {
-        Err(refused())
-    }
-    async fn delete(&self, _: &SessionId) -> Result<bool, StoreError> {
-        Err(refused())
-    }
-    async fn delete_for_user(&self, _: &UserId) -> Result<u64, StoreError> {
-        Err(refused())
-    }
-    async fn delete_for_user_except(&self, _: &UserId, _: &SessionId) -> Result<u64, StoreError> {
-        Err(refused())
-    }
-    async fn list_for_user(
-        &self,
-        _: &UserId,
-        _: OffsetDateTime,
-    ) -> Result<Vec<Session>, StoreError> {
-        Err(refused())
-    }
-    async fn purge_expired(&self, _: OffsetDateTime) -> Result<u64, StoreError> {
-        Err(refused())
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
