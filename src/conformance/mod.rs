@@ -3,7 +3,8 @@
 //! Every backend keycard ships runs these checks, and so can yours: each check is a public
 //! `async fn` over `&dyn TokenStore` that panics with a message naming the broken promise.
 //! [`run_all`] runs them all; [`concurrent_tasks`] adds the same concurrency check on many
-//! Tokio tasks, which needs a shared (`Arc`) store.
+//! Tokio tasks, which needs a shared (`Arc`) store. The [`users`] module does the same for
+//! [`UserStore`](crate::UserStore)s, and [`throttle`] for login throttles.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -47,6 +48,7 @@ use time::OffsetDateTime;
 use crate::{ClientInfo, Session, SessionId, StoreError, Token, TokenStore, UserId};
 
 pub mod throttle;
+pub mod users;
 
 /// How long the sessions of the checks live, unless a check is about expiry.
 const HOUR: Duration = Duration::from_secs(3600);
