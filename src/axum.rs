@@ -1,5 +1,5 @@
 //! The axum adapter: extractors that authenticate a request through
-//! [`HttpAuth`](crate::http::HttpAuth), and a typed rejection rendered through its
+//! [`HttpAuth`], and a typed rejection rendered through its
 //! [`Protocol`].
 //!
 //! Everything that is not about axum's types lives in [`crate::http`]; this module only
