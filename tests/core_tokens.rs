@@ -234,3 +234,36 @@ fn invalid_prefixes_are_refused_with_a_clear_error() {
         "{msg}"
     );
 }
+
+/// Every single-character change to an issued prefixed token (each position, each of a set
+/// of replacements covering the token alphabets and near misses) is refused as malformed,
+/// and none of them reaches the token store.
+#[tokio::test]
+async fn every_single_character_change_is_malformed_without_a_store_call() {
+    let stores = stores();
+    let auth = auth(&stores, myapp());
+    let token = login(&auth).await;
+    let calls = stores.tokens.calls();
+    let mut tried = 0;
+    for (i, original) in token.char_indices() {
+        for with in [
+            'A', 'a', '0', '9', 'z', '_', '-', '.', '+', '/', '=', ' ', 'é', '\0',
+        ] {
+            if with == original {
+                continue;
+            }
+            let changed = format!("{}{with}{}", &token[..i], &token[i + 1..]);
+            assert!(
+                matches!(auth.validate(&changed).await, Err(Error::MalformedToken)),
+                "a change at {i} to {with:?} was not refused as malformed: {changed}"
+            );
+            tried += 1;
+        }
+    }
+    assert!(tried > 79 * 12, "{tried}");
+    assert_eq!(
+        stores.tokens.calls(),
+        calls,
+        "no change may reach the store"
+    );
+}
