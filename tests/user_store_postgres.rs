@@ -50,3 +50,28 @@ async fn postgres_user_store_treats_nul_as_unknown() {
     let schema = PgSchema::new().await;
     users::nul_bytes_are_not_found(&schema.user_store().await).await;
 }
+
+/// The same bug seen from login: an email with NUL must be "invalid credentials", like any
+/// unknown email, not a store failure (503).
+#[tokio::test]
+#[ignore = "PostgresUserStore returns a backend error for an email or id containing NUL"]
+async fn login_with_a_nul_in_the_email_is_invalid_credentials() {
+    let schema = PgSchema::new().await;
+    let auth = keycard::Authenticator::builder(
+        schema.user_store().await,
+        keycard::MemoryTokenStore::new(),
+    )
+    .password_hasher(keycard::Argon2Hasher::insecure_for_tests())
+    .build();
+    let result = auth
+        .login(
+            "ann@example.com\0",
+            "correct horse battery staple",
+            keycard::ClientInfo::none(),
+        )
+        .await;
+    assert!(
+        matches!(result, Err(keycard::Error::InvalidCredentials)),
+        "{result:?}"
+    );
+}
