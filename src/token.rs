@@ -247,8 +247,17 @@ impl FromStr for Token {
 /// How tokens are spelled: plain `<id>.<secret>` (the default) or with a prefix and a
 /// checksum, `myapp_<id>.<secret>_<checksum>`, which secret scanners can find and which fails
 /// fast on typos. Set it with
-/// [`AuthenticatorBuilder::token_format`](crate::AuthenticatorBuilder::token_format); see the
-/// [module documentation](self) for which tokens each format accepts.
+/// [`AuthenticatorBuilder::token_format`](crate::AuthenticatorBuilder::token_format).
+///
+/// Every format parses the tokens it may meet, so switching costs no session: plain tokens
+/// parse under every format, and [`plain`](Self::plain) also parses prefixed tokens with any
+/// well-formed prefix; a [`prefixed`](Self::prefixed) format refuses other prefixes, so
+/// changing the prefix ends the sessions issued under the old one.
+///
+/// The prefix is part of the credential: a prefixed token's [`SecretHash`] covers its prefix
+/// and its secret, so stripping the prefix and checksum from a token (or adding them to a
+/// plain one) gives a string that names the same session but does not verify. Each session
+/// has exactly one spelling.
 ///
 /// ```
 /// use keycard::{Error, Token, TokenFormat};
