@@ -15,7 +15,6 @@
 mod budgets;
 #[allow(dead_code)]
 mod http_support;
-#[allow(dead_code)]
 mod stores_support;
 
 use std::sync::Arc;

@@ -4,6 +4,8 @@
 //! query and the body, the login extractor records the client's IP and user agent, and `Query`
 //! rejections are protocol-shaped JSON.
 #![cfg(feature = "axum")]
+// Both support modules bring the one shared down store.
+#![allow(clippy::duplicate_mod)]
 
 #[allow(dead_code)]
 mod adapter_support;
