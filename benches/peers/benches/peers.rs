@@ -1,0 +1,436 @@
+//! keycard beside axum-login + tower-sessions, in one run.
+//!
+//! `cd benches/peers && cargo bench`. Two groups:
+//!
+//! - `lookup`: in process, on one Tokio runtime with 2 workers. keycard's
+//!   `Authenticator::validate_session` on a `MemoryTokenStore` beside tower-sessions'
+//!   `MemoryStore::load` of an existing record (the record axum-login writes at login), with 1
+//!   and 100 000 live sessions in each store. `tower_sessions_parse_and_load` adds the parse of
+//!   the cookie value into an `Id`, the counterpart of keycard's token parse.
+//! - `route`: the same tiny JSON handler served by axum over loopback HTTP/1.1 with keep-alive,
+//!   each server on its own port, all in this process on the same 2-worker runtime; one
+//!   reqwest client sends sequential requests and criterion times each request. `unprotected`
+//!   is the bare handler; `keycard_current_session` takes `CurrentSession<UserRecord>` (Bearer
+//!   token from a real `POST /login`); `keycard_current_user` takes `CurrentUser<UserRecord>`
+//!   (one user lookup more, like axum-login's `get_user`); `axum_login` is behind
+//!   `login_required!` with axum-login's `AuthManagerLayer` over a tower-sessions
+//!   `MemoryStore` (session cookie from a real `POST /login`).
+//!
+//! Every protected route is checked to answer 401 without credentials and 200 with them
+//! before it is measured.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use axum_login::{login_required, AuthManagerLayerBuilder, AuthSession, AuthUser, AuthnBackend};
+use criterion::{criterion_main, BenchmarkId, Criterion};
+use keycard::axum::{CurrentSession, CurrentUser, LoginRequest};
+use keycard::http::{HttpAuth, StandardApi};
+use keycard::{
+    Argon2Hasher, Authenticator, ClientInfo, MemoryTokenStore, MemoryUserStore, PasswordHasher,
+    UserRecord,
+};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::{MemoryStore, SessionManagerLayer, SessionStore};
+
+const EMAIL: &str = "ann@example.com";
+const PASSWORD: &str = "correct horse battery staple";
+/// axum-login's default key for its data in the tower-sessions record.
+const AXUM_LOGIN_DATA_KEY: &str = "axum-login.data";
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Group 1: in-process lookups
+// ---------------------------------------------------------------------------------------------
+
+/// A keycard authenticator with `sessions` live sessions of one user; returns the token of the
+/// last one.
+async fn keycard_with_sessions(
+    sessions: usize,
+) -> (Authenticator<Arc<MemoryUserStore<UserRecord>>>, String) {
+    let hasher = Argon2Hasher::insecure_for_tests();
+    let users = Arc::new(MemoryUserStore::new());
+    let phc = hasher.hash(PASSWORD.as_bytes()).expect("hash");
+    users
+        .insert(UserRecord::new(1_i64, EMAIL, phc))
+        .expect("insert");
+    let auth = Authenticator::builder(users, MemoryTokenStore::new())
+        .password_hasher(hasher)
+        .without_throttle()
+        .build();
+    let mut token = String::new();
+    for _ in 0..sessions {
+        let login = auth
+            .login(EMAIL, PASSWORD, ClientInfo::none())
+            .await
+            .expect("login");
+        token = login.token.expose_secret().to_owned();
+    }
+    (auth, token)
+}
+
+/// The record axum-login leaves in tower-sessions after a login: its data key holding the user
+/// id and the user's session auth hash (32 bytes here).
+fn axum_login_record() -> Record {
+    let data = serde_json::json!({ "user_id": 1_i64, "auth_hash": vec![7_u8; 32] });
+    Record {
+        id: Id::default(),
+        data: HashMap::from([(AXUM_LOGIN_DATA_KEY.to_owned(), data)]),
+        expiry_date: time::OffsetDateTime::now_utc() + time::Duration::days(1),
+    }
+}
+
+/// A tower-sessions memory store with `sessions` records; returns the id of the last one.
+async fn tower_sessions_with_records(sessions: usize) -> (MemoryStore, Id) {
+    let store = MemoryStore::default();
+    let mut id = Id::default();
+    for _ in 0..sessions {
+        let mut record = axum_login_record();
+        store.create(&mut record).await.expect("create");
+        id = record.id;
+    }
+    (store, id)
+}
+
+fn lookup(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("lookup");
+    group
+        .sample_size(50)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(5));
+    for sessions in [1_usize, 100_000] {
+        let (auth, token) = rt.block_on(keycard_with_sessions(sessions));
+        let (store, id) = rt.block_on(tower_sessions_with_records(sessions));
+        let cookie_value = id.to_string();
+
+        group.bench_with_input(
+            BenchmarkId::new("keycard_validate_session", sessions),
+            &token,
+            |b, token| {
+                b.to_async(&rt)
+                    .iter(|| async { auth.validate_session(token).await.expect("valid") });
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("tower_sessions_load", sessions),
+            &id,
+            |b, id| {
+                b.to_async(&rt).iter(|| async {
+                    store.load(id).await.expect("load").expect("record")
+                });
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("tower_sessions_parse_and_load", sessions),
+            &cookie_value,
+            |b, value| {
+                b.to_async(&rt).iter(|| async {
+                    let id = Id::from_str(value).expect("id");
+                    store.load(&id).await.expect("load").expect("record")
+                });
+            },
+        );
+        drop((auth, store));
+    }
+    group.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Group 2: protected routes over loopback HTTP
+// ---------------------------------------------------------------------------------------------
+
+/// The tiny JSON body every route answers.
+#[derive(Serialize)]
+struct Hello {
+    ok: bool,
+    message: &'static str,
+}
+
+async fn hello() -> Json<Hello> {
+    Json(Hello {
+        ok: true,
+        message: "hello",
+    })
+}
+
+async fn keycard_hello(_session: CurrentSession<UserRecord>) -> Json<Hello> {
+    hello().await
+}
+
+async fn keycard_hello_user(_me: CurrentUser<UserRecord>) -> Json<Hello> {
+    hello().await
+}
+
+async fn keycard_login(request: LoginRequest<UserRecord>) -> keycard::http::Response {
+    request.login().await
+}
+
+/// axum-login's user: looked up in memory by id.
+#[derive(Clone)]
+struct PeerUser {
+    id: i64,
+    email: String,
+    password: String,
+    auth_hash: Vec<u8>,
+}
+
+impl std::fmt::Debug for PeerUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerUser")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthUser for PeerUser {
+    type Id = i64;
+
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn session_auth_hash(&self) -> &[u8] {
+        &self.auth_hash
+    }
+}
+
+#[derive(Clone, Deserialize)]
+struct PeerCredentials {
+    email: String,
+    password: String,
+}
+
+/// A minimal axum-login backend: users in a `HashMap` by id. Login compares the password as
+/// given (login is not measured; the protected route only calls `get_user`).
+#[derive(Clone, Debug)]
+struct PeerBackend {
+    users: Arc<HashMap<i64, PeerUser>>,
+}
+
+impl AuthnBackend for PeerBackend {
+    type User = PeerUser;
+    type Credentials = PeerCredentials;
+    type Error = Infallible;
+
+    async fn authenticate(
+        &self,
+        creds: PeerCredentials,
+    ) -> Result<Option<PeerUser>, Infallible> {
+        Ok(self
+            .users
+            .values()
+            .find(|u| u.email == creds.email && u.password == creds.password)
+            .cloned())
+    }
+
+    async fn get_user(&self, id: &i64) -> Result<Option<PeerUser>, Infallible> {
+        Ok(self.users.get(id).cloned())
+    }
+}
+
+async fn axum_login_login(
+    mut auth: AuthSession<PeerBackend>,
+    Json(creds): Json<PeerCredentials>,
+) -> StatusCode {
+    match auth.authenticate(creds).await {
+        Ok(Some(user)) => match auth.login(&user).await {
+            Ok(()) => StatusCode::OK,
+            Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+        Ok(None) => StatusCode::UNAUTHORIZED,
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Serves `app` on a fresh loopback port (with the peer address, as keycard's docs ask) and
+/// returns the base URL.
+async fn serve(app: Router) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(axum::serve(listener, service).into_future());
+    format!("http://{addr}")
+}
+
+async fn keycard_server() -> String {
+    let users = MemoryUserStore::<UserRecord>::new();
+    let auth = Authenticator::builder(users, MemoryTokenStore::new()).build();
+    let phc = auth.hash_password(PASSWORD).await.expect("hash");
+    auth.users()
+        .insert(UserRecord::new(1_i64, EMAIL, phc))
+        .expect("insert");
+    let app = Router::new()
+        .route("/login", post(keycard_login))
+        .route("/hello", get(keycard_hello))
+        .route("/hello_user", get(keycard_hello_user))
+        .with_state(HttpAuth::new(auth, StandardApi));
+    serve(app).await
+}
+
+async fn axum_login_server() -> String {
+    let user = PeerUser {
+        id: 1,
+        email: EMAIL.to_owned(),
+        password: PASSWORD.to_owned(),
+        auth_hash: vec![7; 32],
+    };
+    let backend = PeerBackend {
+        users: Arc::new(HashMap::from([(user.id, user)])),
+    };
+    let sessions = SessionManagerLayer::new(MemoryStore::default()).with_secure(false);
+    let auth_layer = AuthManagerLayerBuilder::new(backend, sessions).build();
+    let app = Router::new()
+        .route("/hello", get(hello))
+        .route_layer(login_required!(PeerBackend))
+        .route("/login", post(axum_login_login))
+        .layer(auth_layer);
+    serve(app).await
+}
+
+#[derive(Deserialize)]
+struct KeycardLogin {
+    token: String,
+}
+
+fn credentials() -> serde_json::Value {
+    serde_json::json!({ "email": EMAIL, "password": PASSWORD })
+}
+
+/// One request; panics unless the status is `expected`. Reads the body so the connection goes
+/// back to the pool.
+async fn get_status(
+    client: &reqwest::Client,
+    url: &str,
+    header: Option<(&str, &str)>,
+    expected: u16,
+) {
+    let mut request = client.get(url);
+    if let Some((name, value)) = header {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let body = response.bytes().await.expect("body");
+    assert_eq!(status, expected, "{url}: {body:?}");
+}
+
+fn route(c: &mut Criterion) {
+    let rt = runtime();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .tcp_nodelay(true)
+        .build()
+        .expect("client");
+
+    let (plain, keycard, peer) = rt.block_on(async {
+        (
+            serve(Router::new().route("/hello", get(hello))).await,
+            keycard_server().await,
+            axum_login_server().await,
+        )
+    });
+
+    // Real logins: keycard's Bearer token, axum-login's session cookie.
+    let (bearer, cookie) = rt.block_on(async {
+        let login: KeycardLogin = client
+            .post(format!("{keycard}/login"))
+            .json(&credentials())
+            .send()
+            .await
+            .expect("keycard login")
+            .error_for_status()
+            .expect("keycard login ok")
+            .json()
+            .await
+            .expect("keycard login body");
+        let response = client
+            .post(format!("{peer}/login"))
+            .json(&credentials())
+            .send()
+            .await
+            .expect("axum-login login")
+            .error_for_status()
+            .expect("axum-login login ok");
+        let set_cookie = response
+            .headers()
+            .get("set-cookie")
+            .expect("axum-login sets a cookie")
+            .to_str()
+            .expect("ascii cookie");
+        let cookie = set_cookie
+            .split(';')
+            .next()
+            .expect("name=value")
+            .to_owned();
+        (format!("Bearer {}", login.token), cookie)
+    });
+
+    let routes: [(&str, String, Option<(&str, &str)>); 4] = [
+        ("unprotected", format!("{plain}/hello"), None),
+        (
+            "keycard_current_session",
+            format!("{keycard}/hello"),
+            Some(("authorization", bearer.as_str())),
+        ),
+        (
+            "keycard_current_user",
+            format!("{keycard}/hello_user"),
+            Some(("authorization", bearer.as_str())),
+        ),
+        (
+            "axum_login",
+            format!("{peer}/hello"),
+            Some(("cookie", cookie.as_str())),
+        ),
+    ];
+
+    // The protection is real: no credentials, 401; the login's credentials, 200.
+    rt.block_on(async {
+        for (_, url, header) in &routes {
+            if header.is_some() {
+                get_status(&client, url, None, 401).await;
+            }
+            get_status(&client, url, *header, 200).await;
+        }
+    });
+
+    let mut group = c.benchmark_group("route");
+    group
+        .sample_size(50)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(5));
+    for (name, url, header) in &routes {
+        group.bench_function(*name, |b| {
+            b.to_async(&rt)
+                .iter(|| get_status(&client, url, *header, 200));
+        });
+    }
+    group.finish();
+}
+
+/// The benchmark groups (`criterion_group!` generates an undocumented `pub fn`, hence the module).
+mod groups {
+    #![allow(missing_docs)]
+    criterion::criterion_group!(benches, super::lookup, super::route);
+}
+criterion_main!(groups::benches);
