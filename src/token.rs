@@ -198,6 +198,19 @@ impl FromStr for Token {
     }
 }
 
+/// Parses a client's token for a check without keeping it: the session id and the digest of
+/// the secret. Accepts exactly what [`Token::from_str`] accepts, but allocates nothing (the
+/// validate path), and the decoded secret is zeroized.
+pub(crate) fn parse_id_and_digest(s: &str) -> Result<(SessionId, SecretHash), Error> {
+    if s.len() != TOKEN_LEN {
+        return Err(Error::MalformedToken);
+    }
+    let (id, secret) = s.split_once('.').ok_or(Error::MalformedToken)?;
+    let id = id.parse::<SessionId>()?;
+    let secret = Zeroizing::new(decode_exact::<SECRET_BYTES>(secret, SECRET_LEN)?);
+    Ok((id, SecretHash(Sha256::digest(secret.as_ref()).into())))
+}
+
 /// SHA-256 of a token's secret: what a store keeps instead of the secret.
 ///
 /// The secret has 256 bits of entropy, so a plain (unsalted, fast) hash is enough: it cannot
@@ -209,6 +222,11 @@ impl SecretHash {
     /// Compares this stored digest with the digest of `token`'s secret, in constant time.
     pub fn verify(&self, token: &Token) -> bool {
         self.0.ct_eq(&token.secret_hash().0).into()
+    }
+
+    /// Compares two digests in constant time.
+    pub(crate) fn matches(&self, other: &SecretHash) -> bool {
+        self.0.ct_eq(&other.0).into()
     }
 
     /// The 32 raw bytes (for stores that keep the digest as binary).
@@ -349,11 +367,24 @@ mod tests {
         assert!(!json.contains(t.expose_secret().split_once('.').expect("dot").1));
     }
 
+    #[test]
+    fn parse_id_and_digest_agrees_with_token_parsing() {
+        let t = Token::generate().expect("os rng");
+        let (id, digest) = parse_id_and_digest(t.expose_secret()).expect("parses");
+        assert_eq!(id, t.id());
+        assert!(digest.matches(&t.secret_hash()));
+        assert!(!digest.matches(&Token::generate().expect("os rng").secret_hash()));
+        for bad in ["", ".", &t.expose_secret()[1..], &t.expose_secret().replace('.', "!")] {
+            assert!(parse_id_and_digest(bad).is_err(), "{bad:?}");
+        }
+    }
+
     proptest! {
         #[test]
         fn parsing_any_string_never_panics(s in ".{0,100}") {
             let _ = s.parse::<Token>();
             let _ = s.parse::<SessionId>();
+            prop_assert_eq!(parse_id_and_digest(&s).is_ok(), s.parse::<Token>().is_ok());
         }
 
         #[test]

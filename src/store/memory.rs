@@ -219,9 +219,50 @@ fn widen(hash: u32) -> u64 {
     (u64::from(hash) << 32) | u64::from(hash)
 }
 
+/// Bytes of a string kept inline in its [`Text`] (integer ids, base64 ids, short names).
+const INLINE: usize = 22;
+
+/// A string kept inline when short, on the heap otherwise: most user ids need no allocation
+/// of their own (and none to free when their last session goes).
+enum Text {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<str>),
+}
+
+impl Text {
+    const EMPTY: Self = Self::Inline {
+        len: 0,
+        bytes: [0; INLINE],
+    };
+
+    fn new(s: &str) -> Self {
+        match (s.len() <= INLINE, s.as_bytes()) {
+            (true, b) => {
+                let mut bytes = [0; INLINE];
+                bytes[..b.len()].copy_from_slice(b);
+                Self::Inline {
+                    len: b.len() as u8,
+                    bytes,
+                }
+            }
+            (false, _) => Self::Heap(s.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Always valid: the bytes were copied whole from a `&str`.
+            Self::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Self::Heap(s) => s,
+        }
+    }
+}
+
 /// An interned string with a reference count and a payload (`X`).
 struct Name<X> {
-    text: Box<str>,
+    text: Text,
     hash: u64,
     refs: u32,
     extra: X,
@@ -249,7 +290,7 @@ impl<X: Copy> Names<X> {
         self.index
             .find(hash, |&i| {
                 let n = &slots[i as usize];
-                n.hash == hash && *n.text == *text
+                n.hash == hash && n.text.as_str() == text
             })
             .copied()
     }
@@ -261,7 +302,7 @@ impl<X: Copy> Names<X> {
             return i;
         }
         let name = Name {
-            text: text.into(),
+            text: Text::new(text),
             hash,
             refs: 1,
             extra,
@@ -290,7 +331,7 @@ impl<X: Copy> Names<X> {
             return;
         }
         let hash = name.hash;
-        name.text = Box::default();
+        name.text = Text::EMPTY;
         if let Ok(entry) = self.index.find_entry(hash, |&j| j == i) {
             entry.remove();
         }
@@ -298,7 +339,7 @@ impl<X: Copy> Names<X> {
     }
 
     fn text(&self, i: u32) -> &str {
-        &self.slots[i as usize].text
+        self.slots[i as usize].text.as_str()
     }
 }
 
@@ -318,6 +359,8 @@ struct Shard {
     agents: Names<()>,
     /// Next record a create examines for expiry.
     cursor: usize,
+    /// No record in use expires after this (Unix microseconds; never lowered by removals).
+    max_expires: i64,
 }
 
 impl Shard {
@@ -339,6 +382,7 @@ impl Shard {
             users: Names::new(),
             agents: Names::new(),
             cursor: 0,
+            max_expires: i64::MIN,
         }
     }
 
@@ -414,6 +458,7 @@ impl Shard {
             self.rec_mut(head).prev = slot;
         }
         self.users.slots[user as usize].extra = slot;
+        self.max_expires = self.max_expires.max(micros(s.expires_at));
         self.ids
             .insert_unique(widen(hash), (slot, hash), |&(_, h)| widen(h));
         self.live += 1;
@@ -617,6 +662,18 @@ impl TokenStore for MemoryTokenStore {
         let now = micros(now);
         let mut removed = 0;
         for shard in 0..SHARDS {
+            {
+                let mut s = self.write(shard);
+                if s.live > 0 && s.max_expires <= now {
+                    // Every session of the shard is expired: swap in an empty shard and free
+                    // the old one's memory after releasing the lock.
+                    let old = std::mem::replace(&mut *s, Shard::with_capacity(0));
+                    drop(s);
+                    removed += old.live as u64;
+                    drop(old);
+                    continue;
+                }
+            }
             let mut pos = 0;
             loop {
                 // One short lock hold per batch: requests on this shard wait at most that.
@@ -806,5 +863,43 @@ mod tests {
         }
         assert!(slots(&store) <= SHARDS * 2, "{}", slots(&store));
         assert_eq!(store.get(&keep.id, t0).await.expect("get"), Some(keep));
+    }
+}
+
+#[cfg(test)]
+mod breakdown {
+    use super::*;
+    use crate::token::Token;
+    use std::time::Duration;
+
+    #[tokio::test]
+    #[ignore = "a measurement: cargo test --release --lib breakdown -- --ignored --nocapture"]
+    async fn heap_breakdown() {
+        let n = 1_000_000;
+        let store = MemoryTokenStore::new();
+        let t0 = OffsetDateTime::UNIX_EPOCH;
+        for i in 0..n {
+            let t = Token::generate().expect("rng");
+            let c = ClientInfo::none()
+                .with_ip(IpAddr::V4(Ipv4Addr::from(i as u32)))
+                .with_user_agent(&format!("{:0100}", i % 1000));
+            let s = Session::new(&t, UserId::from((i % (n / 4)) as u64), t0, Duration::from_secs(9), c);
+            store.create(&s).await.expect("create");
+        }
+        let (mut recs, mut ids, mut users, mut uidx, mut utext, mut agents) = (0, 0, 0, 0, 0, 0);
+        for i in 0..SHARDS {
+            let s = store.read(i);
+            recs += s.chunks.iter().map(|c| c.capacity() * size_of::<Record>()).sum::<usize>();
+            ids += s.ids.capacity() * 9;
+            users += s.users.slots.capacity() * size_of::<Name<u32>>();
+            uidx += s.users.index.capacity() * 5;
+            utext += s.users.slots.iter().map(|n| n.text.as_str().len()).sum::<usize>();
+            agents += s.agents.slots.capacity() * (size_of::<Name<()>>() + 100);
+        }
+        println!("per session: recs {} ids {} users {} uidx {} utext {} agents {}",
+            recs / n, ids / n, users / n, uidx / n, utext / n, agents / n);
+        let start = std::time::Instant::now();
+        let purged = store.purge_expired(t0 + Duration::from_secs(10)).await.expect("purge");
+        println!("purged {purged} in {:?}", start.elapsed());
     }
 }
