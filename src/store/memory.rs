@@ -83,11 +83,12 @@ impl MemoryTokenStore {
     /// slabs need to grow.
     pub fn with_capacity(sessions: usize) -> Self {
         let per_shard = sessions.div_ceil(SHARDS);
+        let hasher = DefaultHashBuilder::default();
         Self {
             shards: (0..SHARDS)
-                .map(|_| RwLock::new(Shard::with_capacity(per_shard)))
+                .map(|_| RwLock::new(Shard::with_capacity(per_shard, hasher.clone())))
                 .collect(),
-            hasher: DefaultHashBuilder::default(),
+            hasher,
         }
     }
 
@@ -263,7 +264,6 @@ impl Text {
 /// An interned string with a reference count and a payload (`X`).
 struct Name<X> {
     text: Text,
-    hash: u64,
     refs: u32,
     extra: X,
 }
@@ -288,22 +288,24 @@ impl<X: Copy> Names<X> {
     fn find(&self, hash: u64, text: &str) -> Option<u32> {
         let slots = &self.slots;
         self.index
-            .find(hash, |&i| {
-                let n = &slots[i as usize];
-                n.hash == hash && n.text.as_str() == text
-            })
+            .find(hash, |&i| slots[i as usize].text.as_str() == text)
             .copied()
     }
 
     /// The handle of `text`, interned if new; one more reference to it.
-    fn acquire(&mut self, hash: u64, text: &str, extra: X) -> u32 {
+    fn acquire(
+        &mut self,
+        hash: u64,
+        text: &str,
+        extra: X,
+        hasher: &DefaultHashBuilder,
+    ) -> u32 {
         if let Some(i) = self.find(hash, text) {
             self.slots[i as usize].refs += 1;
             return i;
         }
         let name = Name {
             text: Text::new(text),
-            hash,
             refs: 1,
             extra,
         };
@@ -317,20 +319,22 @@ impl<X: Copy> Names<X> {
                 (self.slots.len() - 1) as u32
             }
         };
+        // Growing the index rehashes the names (short ones, and few long ones).
         let slots = &self.slots;
-        self.index
-            .insert_unique(hash, i, |&j| slots[j as usize].hash);
+        self.index.insert_unique(hash, i, |&j| {
+            hasher.hash_one(slots[j as usize].text.as_str())
+        });
         i
     }
 
     /// One reference less; the string is dropped with its last reference.
-    fn release(&mut self, i: u32) {
+    fn release(&mut self, i: u32, hasher: &DefaultHashBuilder) {
         let name = &mut self.slots[i as usize];
         name.refs -= 1;
         if name.refs > 0 {
             return;
         }
-        let hash = name.hash;
+        let hash = hasher.hash_one(name.text.as_str());
         name.text = Text::EMPTY;
         if let Ok(entry) = self.index.find_entry(hash, |&j| j == i) {
             entry.remove();
@@ -361,10 +365,12 @@ struct Shard {
     cursor: usize,
     /// No record in use expires after this (Unix microseconds; never lowered by removals).
     max_expires: i64,
+    /// The store's hasher (names are rehashed when their index grows).
+    hasher: DefaultHashBuilder,
 }
 
 impl Shard {
-    fn with_capacity(sessions: usize) -> Self {
+    fn with_capacity(sessions: usize, hasher: DefaultHashBuilder) -> Self {
         let mut chunks = Vec::new();
         if sessions > 0 {
             // The first chunk may stay small; the others are allocated whole, once.
@@ -383,6 +389,7 @@ impl Shard {
             agents: Names::new(),
             cursor: 0,
             max_expires: i64::MIN,
+            hasher,
         }
     }
 
@@ -435,9 +442,11 @@ impl Shard {
 
     /// Inserts a session whose id is absent. `user` and `agent` are the names' hashes.
     fn insert(&mut self, s: &Session, hash: u32, user: u64, agent: Option<u64>) {
-        let user = self.users.acquire(user, s.user_id.as_str(), NIL);
+        let user = self
+            .users
+            .acquire(user, s.user_id.as_str(), NIL, &self.hasher);
         let agent = match (agent, &s.client.user_agent) {
-            (Some(h), Some(text)) => self.agents.acquire(h, text, ()),
+            (Some(h), Some(text)) => self.agents.acquire(h, text, (), &self.hasher),
             _ => NIL,
         };
         let head = self.users.slots[user as usize].extra;
@@ -478,9 +487,9 @@ impl Shard {
         if r.next != NIL {
             self.rec_mut(r.next).prev = r.prev;
         }
-        self.users.release(r.user);
+        self.users.release(r.user, &self.hasher);
         if r.agent != NIL {
-            self.agents.release(r.agent);
+            self.agents.release(r.agent, &self.hasher);
         }
         let free = self.free;
         *self.rec_mut(slot) = Record {
@@ -491,7 +500,7 @@ impl Shard {
         self.live -= 1;
         if self.live == 0 {
             // Give the memory back: an empty shard starts afresh.
-            *self = Self::with_capacity(0);
+            *self = Self::with_capacity(0, self.hasher.clone());
         }
     }
 
@@ -667,7 +676,8 @@ impl TokenStore for MemoryTokenStore {
                 if s.live > 0 && s.max_expires <= now {
                     // Every session of the shard is expired: swap in an empty shard and free
                     // the old one's memory after releasing the lock.
-                    let old = std::mem::replace(&mut *s, Shard::with_capacity(0));
+                    let fresh = Shard::with_capacity(0, s.hasher.clone());
+                    let old = std::mem::replace(&mut *s, fresh);
                     drop(s);
                     removed += old.live as u64;
                     drop(old);
