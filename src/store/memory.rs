@@ -276,7 +276,8 @@ struct Name<X> {
 struct Names<X> {
     slots: Vec<Name<X>>,
     free: Vec<u32>,
-    index: HashTable<u32>,
+    /// `(slot, 32-bit hash)`: growing the index never hashes the names again.
+    index: HashTable<(u32, u32)>,
 }
 
 impl<X: Copy> Names<X> {
@@ -289,20 +290,17 @@ impl<X: Copy> Names<X> {
     }
 
     fn find(&self, hash: u64, text: &str) -> Option<u32> {
+        let hash = hash as u32;
         let slots = &self.slots;
         self.index
-            .find(hash, |&i| slots[i as usize].text.as_str() == text)
-            .copied()
+            .find(widen(hash), |&(i, h)| {
+                h == hash && slots[i as usize].text.as_str() == text
+            })
+            .map(|&(i, _)| i)
     }
 
     /// The handle of `text`, interned if new; one more reference to it.
-    fn acquire(
-        &mut self,
-        hash: u64,
-        text: &str,
-        extra: X,
-        hasher: &DefaultHashBuilder,
-    ) -> u32 {
+    fn acquire(&mut self, hash: u64, text: &str, extra: X) -> u32 {
         if let Some(i) = self.find(hash, text) {
             self.slots[i as usize].refs += 1;
             return i;
@@ -322,11 +320,9 @@ impl<X: Copy> Names<X> {
                 (self.slots.len() - 1) as u32
             }
         };
-        // Growing the index rehashes the names (short ones, and few long ones).
-        let slots = &self.slots;
-        self.index.insert_unique(hash, i, |&j| {
-            hasher.hash_one(slots[j as usize].text.as_str())
-        });
+        let hash = hash as u32;
+        self.index
+            .insert_unique(widen(hash), (i, hash), |&(_, h)| widen(h));
         i
     }
 
@@ -337,9 +333,9 @@ impl<X: Copy> Names<X> {
         if name.refs > 0 {
             return;
         }
-        let hash = hasher.hash_one(name.text.as_str());
+        let hash = hasher.hash_one(name.text.as_str()) as u32;
         name.text = Text::EMPTY;
-        if let Ok(entry) = self.index.find_entry(hash, |&j| j == i) {
+        if let Ok(entry) = self.index.find_entry(widen(hash), |&(j, _)| j == i) {
             entry.remove();
         }
         self.free.push(i);
@@ -445,11 +441,9 @@ impl Shard {
 
     /// Inserts a session whose id is absent. `user` and `agent` are the names' hashes.
     fn insert(&mut self, s: &Session, hash: u32, user: u64, agent: Option<u64>) {
-        let user = self
-            .users
-            .acquire(user, s.user_id.as_str(), NIL, &self.hasher);
+        let user = self.users.acquire(user, s.user_id.as_str(), NIL);
         let agent = match (agent, &s.client.user_agent) {
-            (Some(h), Some(text)) => self.agents.acquire(h, text, (), &self.hasher),
+            (Some(h), Some(text)) => self.agents.acquire(h, text, ()),
             _ => NIL,
         };
         let head = self.users.slots[user as usize].extra;
@@ -907,7 +901,7 @@ mod breakdown {
             recs += s.chunks.iter().map(|c| c.capacity() * size_of::<Record>()).sum::<usize>();
             ids += s.ids.capacity() * 9;
             users += s.users.slots.capacity() * size_of::<Name<u32>>();
-            uidx += s.users.index.capacity() * 5;
+            uidx += s.users.index.capacity() * 9;
             utext += s.users.slots.iter().map(|n| n.text.as_str().len()).sum::<usize>();
             agents += s.agents.slots.capacity() * (size_of::<Name<()>>() + 100);
         }
