@@ -143,11 +143,15 @@ fn floor_validate(map: &HashMap<[u8; 16], FloorRecord>, token: &str, now: i64) -
     let mut idb = [0u8; 24];
     let mut sb = [0u8; 48];
     let n = URL_SAFE_NO_PAD.decode_slice(id, &mut idb).unwrap_or(0);
-    let m = URL_SAFE_NO_PAD.decode_slice(&secret[1..], &mut sb).unwrap_or(0);
+    let m = URL_SAFE_NO_PAD
+        .decode_slice(&secret[1..], &mut sb)
+        .unwrap_or(0);
     let key: [u8; 16] = idb[..16].try_into().expect("16 bytes");
     let digest: [u8; 32] = Sha256::digest(&sb[..32]).into();
     match map.get(&key) {
-        Some(r) => n == 16 && m == 32 && bool::from(r.secret_hash.ct_eq(&digest)) && now < r.expires,
+        Some(r) => {
+            n == 16 && m == 32 && bool::from(r.secret_hash.ct_eq(&digest)) && now < r.expires
+        }
         None => false,
     }
 }
@@ -175,9 +179,12 @@ fn build(
     let agents = agents();
     // The store itself, not an `Arc` of it: the authenticator wraps it (one boxed future per
     // store call, as in an application).
-    let auth = Authenticator::builder(MemoryUserStore::<UserRecord>::new(), MemoryTokenStore::new())
-        .without_throttle()
-        .build();
+    let auth = Authenticator::builder(
+        MemoryUserStore::<UserRecord>::new(),
+        MemoryTokenStore::new(),
+    )
+    .without_throttle()
+    .build();
     let store = auth.tokens().clone();
     let now = OffsetDateTime::now_utc();
     let mut tokens = Vec::with_capacity(n);
@@ -221,9 +228,8 @@ fn validate_part(c: &mut Criterion, rt: &tokio::runtime::Runtime, data: &DataSet
     let hot = &data.tokens[0];
     if n == sizes()[0] {
         group.bench_function("hot/validate_session", |b| {
-            b.to_async(rt).iter(|| async {
-                data.auth.validate_session(hot).await.expect("valid")
-            });
+            b.to_async(rt)
+                .iter(|| async { data.auth.validate_session(hot).await.expect("valid") });
         });
         group.bench_function("hot/floor", |b| {
             b.iter(|| assert!(floor_validate(&data.floor, black_box(hot), now)));
@@ -325,7 +331,11 @@ fn tail_part(rt: &tokio::runtime::Runtime) {
         for i in 0..total {
             let now = t0 + Duration::from_millis(i as u64);
             clock.set(now);
-            let ttl = if i % 4 == 0 { Duration::from_secs(300) } else { DAY };
+            let ttl = if i % 4 == 0 {
+                Duration::from_secs(300)
+            } else {
+                DAY
+            };
             let (token, s) = session(i, total, &agents, now, ttl);
             let start = Instant::now();
             store.create(&s).await.expect("create");
@@ -374,7 +384,9 @@ fn tail_part(rt: &tokio::runtime::Runtime) {
         let store = store.clone();
         std::thread::spawn(move || {
             let start = Instant::now();
-            let n = runtime().block_on(store.purge_expired(later)).expect("purge");
+            let n = runtime()
+                .block_on(store.purge_expired(later))
+                .expect("purge");
             (n, start.elapsed())
         })
     };
@@ -446,10 +458,7 @@ fn main() {
         println!("| sessions | heap bytes held by the store | per session |");
         println!("|---|---|---|");
         for (n, bytes) in &memory_rows {
-            println!(
-                "| {n} | {bytes} | {:.1} B |",
-                *bytes as f64 / *n as f64
-            );
+            println!("| {n} | {bytes} | {:.1} B |", *bytes as f64 / *n as f64);
         }
     }
     if has("tail") {

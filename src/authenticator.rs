@@ -381,10 +381,7 @@ impl<U: UserStore> Authenticator<U> {
         // Call the `dyn TokenStore` itself: a call on the `Arc` goes through the `Arc`
         // forwarding impl as well, one more boxed future per call.
         let tokens: &dyn TokenStore = &*inner.tokens;
-        let mut session = tokens
-            .get(&id, now)
-            .await?
-            .ok_or(Error::InvalidToken)?;
+        let mut session = tokens.get(&id, now).await?.ok_or(Error::InvalidToken)?;
         if !session.secret_hash.matches(&digest) {
             return Err(Error::InvalidToken);
         }

@@ -374,7 +374,12 @@ mod tests {
         assert_eq!(id, t.id());
         assert!(digest.matches(&t.secret_hash()));
         assert!(!digest.matches(&Token::generate().expect("os rng").secret_hash()));
-        for bad in ["", ".", &t.expose_secret()[1..], &t.expose_secret().replace('.', "!")] {
+        for bad in [
+            "",
+            ".",
+            &t.expose_secret()[1..],
+            &t.expose_secret().replace('.', "!"),
+        ] {
             assert!(parse_id_and_digest(bad).is_err(), "{bad:?}");
         }
     }

@@ -89,7 +89,7 @@ impl MemoryTokenStore {
         let hasher = DefaultHashBuilder::default();
         Self {
             shards: (0..SHARDS)
-                .map(|_| RwLock::new(Shard::with_capacity(per_shard, hasher.clone())))
+                .map(|_| RwLock::new(Shard::with_capacity(per_shard, hasher)))
                 .collect(),
             hasher,
         }
@@ -497,7 +497,7 @@ impl Shard {
         self.live -= 1;
         if self.live == 0 {
             // Give the memory back: an empty shard starts afresh.
-            *self = Self::with_capacity(0, self.hasher.clone());
+            *self = Self::with_capacity(0, self.hasher);
         }
     }
 
@@ -555,7 +555,11 @@ impl TokenStore for MemoryTokenStore {
     async fn create(&self, session: &Session) -> Result<(), StoreError> {
         let (shard, hash) = self.locate(&session.id);
         let user = self.name_hash(session.user_id.as_str());
-        let agent = session.client.user_agent.as_deref().map(|a| self.name_hash(a));
+        let agent = session
+            .client
+            .user_agent
+            .as_deref()
+            .map(|a| self.name_hash(a));
         let mut s = self.write(shard);
         if s.find(hash, session.id.as_bytes()).is_some() {
             return Err(StoreError::Duplicate);
@@ -674,7 +678,7 @@ impl TokenStore for MemoryTokenStore {
             if s.live > 0 && s.max_expires <= now {
                 // Every session of the shard is expired: swap in an empty shard and free the
                 // old one's memory after releasing the lock.
-                let fresh = Shard::with_capacity(0, s.hasher.clone());
+                let fresh = Shard::with_capacity(0, s.hasher);
                 let old = std::mem::replace(&mut *s, fresh);
                 drop(s);
                 removed += old.live as u64;
@@ -748,7 +752,11 @@ mod tests {
         // Creates sweep only shards holding at least SWEEP_MIN sessions.
         let bound = SHARDS * (SWEEP_MIN + SWEEP_STEP);
         assert!(store.len() <= bound, "held {} sessions", store.len());
-        assert!(slots(&store) <= bound, "{} records allocated", slots(&store));
+        assert!(
+            slots(&store) <= bound,
+            "{} records allocated",
+            slots(&store)
+        );
         assert!(names(&store).0 <= bound);
     }
 
@@ -892,23 +900,48 @@ mod breakdown {
             let c = ClientInfo::none()
                 .with_ip(IpAddr::V4(Ipv4Addr::from(i as u32)))
                 .with_user_agent(&format!("{:0100}", i % 1000));
-            let s = Session::new(&t, UserId::from((i % (n / 4)) as u64), t0, Duration::from_secs(9), c);
+            let s = Session::new(
+                &t,
+                UserId::from((i % (n / 4)) as u64),
+                t0,
+                Duration::from_secs(9),
+                c,
+            );
             store.create(&s).await.expect("create");
         }
         let (mut recs, mut ids, mut users, mut uidx, mut utext, mut agents) = (0, 0, 0, 0, 0, 0);
         for i in 0..SHARDS {
             let s = store.read(i);
-            recs += s.chunks.iter().map(|c| c.capacity() * size_of::<Record>()).sum::<usize>();
+            recs += s
+                .chunks
+                .iter()
+                .map(|c| c.capacity() * size_of::<Record>())
+                .sum::<usize>();
             ids += s.ids.capacity() * 9;
             users += s.users.slots.capacity() * size_of::<Name<u32>>();
             uidx += s.users.index.capacity() * 9;
-            utext += s.users.slots.iter().map(|n| n.text.as_str().len()).sum::<usize>();
+            utext += s
+                .users
+                .slots
+                .iter()
+                .map(|n| n.text.as_str().len())
+                .sum::<usize>();
             agents += s.agents.slots.capacity() * (size_of::<Name<()>>() + 100);
         }
-        println!("per session: recs {} ids {} users {} uidx {} utext {} agents {}",
-            recs / n, ids / n, users / n, uidx / n, utext / n, agents / n);
+        println!(
+            "per session: recs {} ids {} users {} uidx {} utext {} agents {}",
+            recs / n,
+            ids / n,
+            users / n,
+            uidx / n,
+            utext / n,
+            agents / n
+        );
         let start = std::time::Instant::now();
-        let purged = store.purge_expired(t0 + Duration::from_secs(10)).await.expect("purge");
+        let purged = store
+            .purge_expired(t0 + Duration::from_secs(10))
+            .await
+            .expect("purge");
         println!("purged {purged} in {:?}", start.elapsed());
     }
 }
