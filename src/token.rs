@@ -386,14 +386,37 @@ impl TokenFormat {
     /// [`Error::MalformedToken`] for anything else, including a prefixed token with a wrong
     /// checksum or a prefix this format does not accept.
     pub fn parse(&self, s: &str) -> Result<Token, Error> {
+        let (prefix_len, id, secret) = self.split(s)?;
+        Ok(Token {
+            id,
+            secret,
+            encoded: s.to_owned(),
+            prefix_len,
+        })
+    }
+
+    /// Parses a client's token for a check without keeping it: the session id and the digest
+    /// a store keeps ([`Token::secret_hash`]). Accepts exactly what [`parse`](Self::parse)
+    /// accepts, but allocates nothing (the validate path), and the decoded secret is
+    /// zeroized.
+    ///
+    /// # Errors
+    /// As [`parse`](Self::parse).
+    pub(crate) fn parse_id_and_digest(&self, s: &str) -> Result<(SessionId, SecretHash), Error> {
+        let (prefix_len, id, secret) = self.split(s)?;
+        let secret = Zeroizing::new(secret);
+        let mut digest = Sha256::new();
+        digest.update(&s.as_bytes()[..usize::from(prefix_len)]);
+        digest.update(secret.as_ref());
+        Ok((id, SecretHash(digest.finalize().into())))
+    }
+
+    /// The prefix length, session id and secret of `s`, checked as [`parse`](Self::parse)
+    /// says, without allocating.
+    fn split(&self, s: &str) -> Result<(u8, SessionId, [u8; SECRET_BYTES]), Error> {
         if s.len() == TOKEN_LEN {
             let (id, secret) = parse_body(s)?;
-            return Ok(Token {
-                id,
-                secret,
-                encoded: s.to_owned(),
-                prefix_len: 0,
-            });
+            return Ok((0, id, secret));
         }
         let bytes = s.as_bytes();
         let prefix_len = bytes
@@ -416,12 +439,8 @@ impl TokenFormat {
             .get(prefix_len..prefix_len + TOKEN_LEN)
             .ok_or(Error::MalformedToken)?;
         let (id, secret) = parse_body(body)?;
-        Ok(Token {
-            id,
-            secret,
-            encoded: s.to_owned(),
-            prefix_len: u8::try_from(prefix_len).map_err(|_| Error::MalformedToken)?,
-        })
+        let prefix_len = u8::try_from(prefix_len).map_err(|_| Error::MalformedToken)?;
+        Ok((prefix_len, id, secret))
     }
 }
 
@@ -511,6 +530,11 @@ impl SecretHash {
     /// Compares this stored digest with the digest of `token`'s secret, in constant time.
     pub fn verify(&self, token: &Token) -> bool {
         self.0.ct_eq(&token.secret_hash().0).into()
+    }
+
+    /// Compares two digests in constant time.
+    pub(crate) fn matches(&self, other: &SecretHash) -> bool {
+        self.0.ct_eq(&other.0).into()
     }
 
     /// The 32 raw bytes (for stores that keep the digest as binary).
@@ -653,6 +677,27 @@ mod tests {
 
     fn myapp() -> TokenFormat {
         TokenFormat::prefixed("myapp_").expect("valid prefix")
+    }
+
+    #[test]
+    fn parse_id_and_digest_agrees_with_token_parsing() {
+        for format in [TokenFormat::plain(), myapp()] {
+            let t = format.generate().expect("os rng");
+            let (id, digest) = format
+                .parse_id_and_digest(t.expose_secret())
+                .expect("parses");
+            assert_eq!(id, t.id());
+            assert!(digest.matches(&t.secret_hash()));
+            assert!(!digest.matches(&format.generate().expect("os rng").secret_hash()));
+            for bad in [
+                "",
+                ".",
+                &t.expose_secret()[1..],
+                &t.expose_secret().replace('.', "!"),
+            ] {
+                assert!(format.parse_id_and_digest(bad).is_err(), "{bad:?}");
+            }
+        }
     }
 
     #[test]
