@@ -74,6 +74,62 @@ struct Inner<U> {
     reveal_unknown_email: bool,
     password_policy: PasswordPolicy,
     token_format: TokenFormat,
+    session_cap: Option<SessionCap>,
+}
+
+/// A per-user limit on live sessions, and what a login over it does
+/// ([`AuthenticatorBuilder::session_cap`]).
+///
+/// Enforced after each session is created: the login lists the user's live sessions and
+/// ends those beyond the cap, oldest first ([`CapPolicy::EvictOldest`]), or ends its own new
+/// session and fails ([`CapPolicy::Refuse`]). Every login lists after its own create, so the
+/// last one to list sees every session and concurrent logins never leave more than the cap
+/// in place (at worst, for an instant, a few more exist). This uses only
+/// [`TokenStore::list_for_user`] and [`TokenStore::delete`], so it holds over every store,
+/// yours included. Under `Refuse`, sessions created by instances whose clocks disagree by more
+/// than the time between two logins may both be kept: order them by a shared clock (the
+/// store's) if that matters to you.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionCap {
+    /// The most live sessions one user may have.
+    pub max: usize,
+    /// What a login over the cap does.
+    pub policy: CapPolicy,
+}
+
+/// What a login over the [`SessionCap`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CapPolicy {
+    /// The login succeeds and the user's oldest sessions end (the default).
+    EvictOldest,
+    /// The login fails with [`Error::TooManySessions`]; the user must log out elsewhere.
+    Refuse,
+}
+
+impl SessionCap {
+    /// The default cap: 100 live sessions per user, the oldest evicted.
+    pub const DEFAULT: Self = Self {
+        max: 100,
+        policy: CapPolicy::EvictOldest,
+    };
+
+    /// At most `max` live sessions per user (at least 1), the oldest evicted.
+    pub fn evict_oldest(max: usize) -> Self {
+        Self {
+            max: max.max(1),
+            policy: CapPolicy::EvictOldest,
+        }
+    }
+
+    /// At most `max` live sessions per user (at least 1); logins over it are refused.
+    pub fn refuse(max: usize) -> Self {
+        Self {
+            max: max.max(1),
+            policy: CapPolicy::Refuse,
+        }
+    }
 }
 
 /// What checking a password found.
@@ -205,6 +261,7 @@ impl<U: UserStore> Authenticator<U> {
             max_queued_hashes: None,
             max_logins_in_flight_per_ip: AuthenticatorBuilder::<U>::DEFAULT_LOGINS_IN_FLIGHT_PER_IP,
             token_format: TokenFormat::plain(),
+            session_cap: Some(SessionCap::DEFAULT),
         }
     }
 
@@ -293,6 +350,7 @@ impl<U: UserStore> Authenticator<U> {
         }
         let lifetime = inner.policy.lifetime_for(options.lifetime);
         let (token, session) = self.start_session(user.id(), client, lifetime).await?;
+        self.enforce_cap(&session).await?;
         audit::login_succeeded(&session.user_id, &session.id, session.client.ip);
         Ok(Login {
             token,
@@ -842,6 +900,42 @@ impl<U: UserStore> Authenticator<U> {
         self.inner.clock.now()
     }
 
+    /// Applies the [`SessionCap`] after `new` was created (see there).
+    async fn enforce_cap(&self, new: &Session) -> Result<()> {
+        let Some(cap) = self.inner.session_cap else {
+            return Ok(());
+        };
+        let tokens = &self.inner.tokens;
+        let live = tokens.list_for_user(&new.user_id, self.now()).await?;
+        if live.len() <= cap.max {
+            return Ok(());
+        }
+        // Oldest first, one order every instance agrees on.
+        let mut live: Vec<&Session> = live.iter().collect();
+        live.sort_by_key(|s| (s.created_at, s.id));
+        match cap.policy {
+            CapPolicy::EvictOldest => {
+                let excess = live.len() - cap.max;
+                let mut evicted = 0;
+                for old in live.iter().take(excess) {
+                    if tokens.delete(&old.id).await? {
+                        evicted += 1;
+                    }
+                }
+                audit::sessions_revoked(&new.user_id, evicted);
+                Ok(())
+            }
+            CapPolicy::Refuse => {
+                let within = live.iter().take(cap.max).any(|s| s.id == new.id);
+                if within {
+                    return Ok(());
+                }
+                tokens.delete(&new.id).await?;
+                Err(Error::TooManySessions { max: cap.max })
+            }
+        }
+    }
+
     async fn start_session(
         &self,
         user_id: UserId,
@@ -922,6 +1016,7 @@ pub struct AuthenticatorBuilder<U> {
     max_queued_hashes: Option<usize>,
     max_logins_in_flight_per_ip: usize,
     token_format: TokenFormat,
+    session_cap: Option<SessionCap>,
 }
 
 impl<U: UserStore> AuthenticatorBuilder<U> {
@@ -941,6 +1036,21 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
     /// outlives it).
     pub fn max_session_ttl(mut self, max: Duration) -> Self {
         self.policy = self.policy.with_max_ttl(max);
+        self
+    }
+
+    /// The per-user limit on live sessions and what a login over it does. Default:
+    /// [`SessionCap::DEFAULT`] (100, the oldest evicted), so no account can fill the store
+    /// with sessions.
+    pub fn session_cap(mut self, cap: SessionCap) -> Self {
+        self.session_cap = Some(cap);
+        self
+    }
+
+    /// No limit on sessions per user. Only for stores you trust to hold whatever an account
+    /// can create.
+    pub fn without_session_cap(mut self) -> Self {
+        self.session_cap = None;
         self
     }
 
@@ -1089,6 +1199,7 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
                 reveal_unknown_email: self.reveal_unknown_email,
                 password_policy: self.password_policy,
                 token_format: self.token_format,
+                session_cap: self.session_cap,
             }),
         }
     }

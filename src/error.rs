@@ -81,6 +81,15 @@ pub enum Error {
     #[error("{0}")]
     WeakPassword(crate::PasswordRejection),
 
+    /// The user already has the most live sessions the
+    /// [`SessionCap`](crate::SessionCap) allows, under [`CapPolicy::Refuse`](crate::CapPolicy):
+    /// no session was started. Log out elsewhere, or revoke a session, first.
+    #[error("this account already has {max} live sessions; log out on another device first")]
+    TooManySessions {
+        /// The cap.
+        max: usize,
+    },
+
     /// The token store or user store failed; see the source for the backend's error.
     #[error("the session or user store is unavailable; retry later")]
     Store(#[from] StoreError),

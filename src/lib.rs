@@ -29,8 +29,8 @@ pub mod tower;
 mod user;
 
 pub use authenticator::{
-    Authenticated, Authenticator, AuthenticatorBuilder, Login, LoginOptions, Logout, Subject,
-    MAX_EMAIL_LEN, MAX_PASSWORD_LEN,
+    Authenticated, Authenticator, AuthenticatorBuilder, CapPolicy, Login, LoginOptions, Logout,
+    SessionCap, Subject, MAX_EMAIL_LEN, MAX_PASSWORD_LEN,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Field, HashError, Result, StoreError};

@@ -391,6 +391,13 @@ async fn standard_api_every_row() {
         r.body
     );
 
+    // Over the session cap (refuse policy): 409.
+    let r = p.error(&Error::TooManySessions { max: 100 });
+    let body = problem(&r, 409, "too_many_sessions");
+    assert!(body["detail"].as_str().is_some_and(|d| d.contains("100")), "{body}");
+    assert_eq!(SessionsApi.error(&Error::TooManySessions { max: 100 }).status, 422);
+    assert_eq!(LoginApi.error(&Error::TooManySessions { max: 100 }).status, 409);
+
     // Rejections before the core: the status's own title and code.
     let body = problem(
         &p.rejection(415, "JSON only"),

@@ -946,3 +946,85 @@ async fn per_login_lifetime_stays_within_the_maximum_and_idle_still_applies() {
         Err(Error::SessionExpired)
     ));
 }
+
+/// An authenticator with a session cap, no throttle, and room for many logins at once.
+async fn capped(cap: keycard::SessionCap) -> (Authenticator<Users>, Arc<dyn TokenStore>) {
+    let users = Arc::new(MemoryUserStore::new());
+    let tokens: Arc<dyn TokenStore> = Arc::new(MemoryTokenStore::new());
+    let auth = Authenticator::builder(Arc::clone(&users), Arc::clone(&tokens))
+        .password_hasher(Argon2Hasher::insecure_for_tests())
+        .without_throttle()
+        .max_queued_hashes(256)
+        .session_cap(cap)
+        .build();
+    let hash = auth.hash_password(PASSWORD).await.expect("hash");
+    users
+        .insert(UserRecord::new(1_i64, EMAIL, hash))
+        .expect("a fresh store");
+    (auth, tokens)
+}
+
+fn from(n: u32) -> ClientInfo {
+    ClientInfo::none().with_ip(IpAddr::from([10, 0, (n >> 8) as u8, n as u8]))
+}
+
+#[tokio::test]
+async fn the_session_cap_evicts_the_oldest_sessions() {
+    let (auth, tokens) = capped(keycard::SessionCap::evict_oldest(3)).await;
+    let mut issued = Vec::new();
+    for n in 0..5 {
+        let login = auth.login(EMAIL, PASSWORD, from(n)).await.expect("login");
+        issued.push(login.token.expose_secret().to_owned());
+    }
+    let live = tokens
+        .list_for_user(&UserId::from(1_i64), OffsetDateTime::now_utc())
+        .await
+        .expect("list");
+    assert_eq!(live.len(), 3);
+    for (n, token) in issued.iter().enumerate() {
+        let valid = auth.validate(token).await.is_ok();
+        assert_eq!(valid, n >= 2, "token {n}: only the 3 newest live");
+    }
+}
+
+#[tokio::test]
+async fn the_session_cap_can_refuse_new_logins_instead() {
+    let (auth, tokens) = capped(keycard::SessionCap::refuse(2)).await;
+    let first = auth.login(EMAIL, PASSWORD, from(1)).await.expect("login");
+    auth.login(EMAIL, PASSWORD, from(2)).await.expect("login");
+    let third = auth.login(EMAIL, PASSWORD, from(3)).await;
+    assert!(matches!(third, Err(Error::TooManySessions { max: 2 })), "{third:?}");
+    let user = UserId::from(1_i64);
+    let live = tokens.list_for_user(&user, OffsetDateTime::now_utc()).await;
+    assert_eq!(live.expect("list").len(), 2, "the refused login left nothing behind");
+    auth.logout(first.token.expose_secret()).await.expect("logout");
+    auth.login(EMAIL, PASSWORD, from(4)).await.expect("room again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_logins_never_leave_more_than_the_cap() {
+    for cap in [keycard::SessionCap::evict_oldest(5), keycard::SessionCap::refuse(5)] {
+        let (auth, tokens) = capped(cap).await;
+        let logins = (0..32).map(|n| {
+            let auth = auth.clone();
+            tokio::spawn(async move { auth.login(EMAIL, PASSWORD, from(n)).await })
+        });
+        let mut succeeded = 0;
+        for login in futures_util::future::join_all(logins).await {
+            match login.expect("the task ran") {
+                Ok(_) => succeeded += 1,
+                Err(Error::TooManySessions { .. }) => {}
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        let user = UserId::from(1_i64);
+        let live = tokens.list_for_user(&user, OffsetDateTime::now_utc()).await;
+        let live = live.expect("list").len();
+        assert_eq!(live, 5, "{cap:?}");
+        if cap.policy == keycard::CapPolicy::Refuse {
+            assert_eq!(succeeded, 5, "every refused login ended its own session");
+        } else {
+            assert_eq!(succeeded, 32);
+        }
+    }
+}

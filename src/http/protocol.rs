@@ -120,7 +120,9 @@ impl Protocol for SessionsApi {
                     capitalized(&field.to_string())
                 ),
             ),
-            Error::WeakPassword(_) => (422, capitalized(&error.to_string())),
+            Error::WeakPassword(_) | Error::TooManySessions { .. } => {
+                (422, capitalized(&error.to_string()))
+            }
             Error::Throttled { .. } => (429, throttled_message(error)),
             Error::Overloaded { .. } | Error::Store(_) => (503, UNAVAILABLE.to_owned()),
             _ => (500, INTERNAL.to_owned()),
@@ -162,6 +164,7 @@ impl Protocol for LoginApi {
                 (400, format!("{field} is too long (maximum is {max} bytes)"))
             }
             Error::WeakPassword(_) => (422, error.to_string()),
+            Error::TooManySessions { .. } => (409, error.to_string()),
             Error::Throttled { .. } => (429, throttled_message(error)),
             Error::Overloaded { .. } | Error::Store(_) => (503, UNAVAILABLE.to_owned()),
             _ => (500, INTERNAL.to_owned()),
@@ -205,6 +208,7 @@ impl Protocol for StandardApi {
             }
             Error::InputTooLong { .. } => (422, "input_too_long"),
             Error::WeakPassword(_) => (422, "weak_password"),
+            Error::TooManySessions { .. } => (409, "too_many_sessions"),
             Error::Throttled { .. } => (429, "throttled"),
             Error::Overloaded { .. } => (503, "overloaded"),
             Error::Store(_) => (503, "unavailable"),
