@@ -652,6 +652,88 @@ impl<U: UserStore> Authenticator<U> {
         Ok(user)
     }
 
+    /// Re-authentication: re-checks the password of `session`'s user (throttled, counted and
+    /// timed like a login, see [`verify_password`](Self::verify_password)) and, if it matches,
+    /// replaces the session with a fresh one: a new token (the old one stops working at once,
+    /// as OWASP recommends after any privilege change) whose
+    /// [`created_at`](Session::created_at) records this verification, and the same absolute
+    /// expiry and client metadata as before (re-authenticating never extends a session).
+    ///
+    /// A session's `created_at` is therefore always the last time its user proved the
+    /// password; [`require_recent_auth`](Self::require_recent_auth) checks it before
+    /// sensitive actions.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use keycard::{Authenticator, ClientInfo, Error, ManualClock, MemoryTokenStore, MemoryUserStore, UserRecord};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> keycard::Result<()> {
+    /// let clock = ManualClock::default();
+    /// let auth = Authenticator::builder(MemoryUserStore::<UserRecord>::new(), MemoryTokenStore::new())
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// # let hash = auth.hash_password("correct horse").await?;
+    /// # auth.users().insert(UserRecord::new(1_i64, "ann@example.com", hash)).unwrap();
+    /// let login = auth.login("ann@example.com", "correct horse", ClientInfo::none()).await?;
+    /// clock.advance(Duration::from_secs(3600));
+    /// let five_minutes = Duration::from_secs(300);
+    /// assert!(matches!(
+    ///     auth.require_recent_auth(&login.session, five_minutes),
+    ///     Err(Error::ReauthenticationRequired { .. })
+    /// ));
+    /// let fresh = auth.reauthenticate(&login.session, "correct horse").await?;
+    /// auth.require_recent_auth(&fresh.session, five_minutes)?;
+    /// assert_eq!(fresh.session.expires_at, login.session.expires_at);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`verify_password`](Self::verify_password); [`Error::InvalidToken`] if `session`
+    /// has ended meanwhile; [`Error::Store`] if a store fails.
+    pub async fn reauthenticate(
+        &self,
+        session: &Session,
+        password: &str,
+    ) -> Result<Login<U::User>> {
+        let user = self.verify_password(session, password).await?;
+        let now = self.now();
+        let inner = &*self.inner;
+        // Still live? A session revoked meanwhile must not come back under a new token.
+        let tokens: &dyn TokenStore = &*inner.tokens;
+        if tokens.get(&session.id, now).await?.is_none() {
+            return Err(Error::InvalidToken);
+        }
+        // Sessions start at `now` to the microsecond: leave exactly the old expiry.
+        let left = (session.expires_at - truncate_to_micros(now))
+            .try_into()
+            .unwrap_or(Duration::ZERO)
+            .max(Duration::from_secs(1));
+        let (token, fresh) = self
+            .start_session(session.user_id.clone(), session.client.clone(), left)
+            .await?;
+        tokens.delete(&session.id).await?;
+        audit::session_revoked(&session.user_id, &session.id);
+        audit::login_succeeded(&fresh.user_id, &fresh.id, fresh.client.ip);
+        Ok(Login {
+            token,
+            session: fresh,
+            user,
+        })
+    }
+
+    /// Checks that `session`'s user proved the password within `within` (at login or by
+    /// [`reauthenticate`](Self::reauthenticate)), before a sensitive action such as changing
+    /// the email or deleting the account.
+    ///
+    /// # Errors
+    /// [`Error::ReauthenticationRequired`] when the last proof is older.
+    pub fn require_recent_auth(&self, session: &Session, within: Duration) -> Result<()> {
+        let age = self.now() - session.created_at;
+        if age > within {
+            return Err(Error::ReauthenticationRequired { within });
+        }
+        Ok(())
+    }
+
     /// Checks `password` for the user with id `who` as login would, through
     /// [`attempt`](Self::attempt).
     async fn reverify(

@@ -90,6 +90,15 @@ pub enum Error {
         max: usize,
     },
 
+    /// The action needs the password proved more recently than the session's last proof
+    /// ([`Authenticator::require_recent_auth`](crate::Authenticator::require_recent_auth)):
+    /// re-authenticate, then retry.
+    #[error("this action needs your password again (proved within the last {} seconds); re-authenticate and retry", within.as_secs())]
+    ReauthenticationRequired {
+        /// How recent the proof must be.
+        within: Duration,
+    },
+
     /// The token store or user store failed; see the source for the backend's error.
     #[error("the session or user store is unavailable; retry later")]
     Store(#[from] StoreError),

@@ -394,9 +394,36 @@ async fn standard_api_every_row() {
     // Over the session cap (refuse policy): 409.
     let r = p.error(&Error::TooManySessions { max: 100 });
     let body = problem(&r, 409, "too_many_sessions");
-    assert!(body["detail"].as_str().is_some_and(|d| d.contains("100")), "{body}");
-    assert_eq!(SessionsApi.error(&Error::TooManySessions { max: 100 }).status, 422);
-    assert_eq!(LoginApi.error(&Error::TooManySessions { max: 100 }).status, 409);
+    assert!(
+        body["detail"].as_str().is_some_and(|d| d.contains("100")),
+        "{body}"
+    );
+    assert_eq!(
+        SessionsApi
+            .error(&Error::TooManySessions { max: 100 })
+            .status,
+        422
+    );
+    assert_eq!(
+        LoginApi.error(&Error::TooManySessions { max: 100 }).status,
+        409
+    );
+
+    // A proof of the password too old for the action: RFC 9470's step-up challenge.
+    let stale = Error::ReauthenticationRequired {
+        within: Duration::from_secs(300),
+    };
+    let r = p.error(&stale);
+    problem(&r, 401, "reauthentication_required");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(
+            r#"Bearer error="insufficient_user_authentication", error_description="re-authenticate and retry", max_age=300"#
+        )
+    );
+    assert_eq!(SessionsApi.error(&stale).status, 422);
+    let r = LoginApi.error(&stale);
+    assert_eq!((r.status, r.header("www-authenticate")), (403, None));
 
     // Rejections before the core: the status's own title and code.
     let body = problem(

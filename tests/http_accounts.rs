@@ -51,12 +51,18 @@ struct App {
 /// The app over memory stores, with a fast (test-only) hasher and at most 3 failed password
 /// checks per account and address.
 async fn start() -> App {
+    start_with_clock(keycard::ManualClock::new(time::OffsetDateTime::now_utc())).await
+}
+
+/// [`start`] on a clock the test moves.
+async fn start_with_clock(clock: keycard::ManualClock) -> App {
     let users = Arc::new(MemoryUserStore::<UserRecord>::new());
     let limits = ThrottleLimits::default().per_account_ip(Limit::new(3, Duration::from_secs(60)));
     let day = Duration::from_secs(24 * 60 * 60);
     let auth = app::authenticator(users.clone(), Arc::new(MemoryTokenStore::new()), day)
         .password_hasher(Argon2Hasher::insecure_for_tests())
         .throttle(MemoryThrottle::new(limits))
+        .clock(clock)
         .build();
     let accounts = app::Accounts::new(
         auth,
@@ -398,4 +404,53 @@ async fn a_cross_site_post_with_the_cookie_is_refused_and_with_bearer_allowed() 
         .header("content-type", "application/json")
         .body(body);
     assert_problem(&cross_site(login).await, 403, "cross_site_request");
+}
+
+#[tokio::test]
+async fn a_sensitive_action_needs_a_recent_password_and_reauthenticating_rotates_the_token() {
+    let clock = keycard::ManualClock::new(time::OffsetDateTime::now_utc());
+    let app = start_with_clock(clock.clone()).await.with_users().await;
+    for via in BOTH {
+        let me = app.login(ANN, ANN_PASSWORD).await;
+        clock.advance(app::RECENT_AUTH + Duration::from_secs(1));
+
+        let reply = app.call("POST", "/logout-others", via, &me).await;
+        assert_problem(&reply, 401, "reauthentication_required");
+        let challenge = reply.header("www-authenticate").expect("a challenge");
+        assert!(
+            challenge.starts_with(r#"Bearer error="insufficient_user_authentication""#)
+                && challenge.ends_with("max_age=300"),
+            "{challenge}"
+        );
+
+        let reauth = |password: &str| {
+            let body = json!({ "password": password }).to_string();
+            let request = app
+                .request("POST", "/reauthenticate", via, &me)
+                .header("content-type", "application/json")
+                .body(body);
+            http_support::send(request)
+        };
+        assert_problem(&reauth("not my password").await, 401, "invalid_credentials");
+        let reply = reauth(ANN_PASSWORD).await;
+        assert_eq!(reply.status, 200, "{via:?} {reply:?}");
+        let token = reply.json()["token"].as_str().expect("a token").to_owned();
+        assert_ne!(token, me.token);
+        let set_cookie = reply.header("set-cookie").expect("the cookie, renewed");
+        assert!(
+            set_cookie.starts_with(&format!("__Host-session={token};")),
+            "{set_cookie}"
+        );
+        let fresh = Login {
+            cookie: format!("__Host-session={token}"),
+            token,
+        };
+        assert_eq!(
+            app.call("GET", "/me", via, &me).await.status,
+            401,
+            "the old token ended"
+        );
+        let reply = app.call("POST", "/logout-others", via, &fresh).await;
+        assert_eq!(reply.status, 200, "{via:?} {reply:?}");
+    }
 }

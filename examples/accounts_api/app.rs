@@ -11,7 +11,8 @@
 //! | `GET /sessions` | 200 `{"sessions":[...]}`, the current one marked |
 //! | `DELETE /sessions/{id}` | 204 for one of mine, 404 otherwise |
 //! | `POST /logout` | 204, the cookie cleared |
-//! | `POST /logout-others` | 200 `{"revoked":N}` |
+//! | `POST /logout-others` | 200 `{"revoked":N}`; needs the password proved within 5 minutes (401 `reauthentication_required` otherwise) |
+//! | `POST /reauthenticate` `{"password"}` | 200 `{"token","expires_at"}` and the cookie: a fresh session proving the password now; the old token ends |
 //! | `POST /password` `{"current_password","new_password"}` | 204, every other session ended; 401 for a wrong current password (counted by the throttle) |
 //!
 //! A cookie-authenticated `POST` or `DELETE` from another site is refused (403), a Bearer one
@@ -125,6 +126,7 @@ pub(crate) fn router(app: Accounts) -> Router {
         .route("/sessions/{id}", delete(revoke))
         .route("/logout", post(logout))
         .route("/logout-others", post(logout_others))
+        .route("/reauthenticate", post(reauthenticate))
         .route("/password", post(change_password));
     keycard::axum::json_fallbacks(routes)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -201,13 +203,45 @@ async fn logout(request: LogoutRequest<UserRecord>) -> Response {
     request.logout().await
 }
 
-/// `POST /logout-others`: ends every other session of mine.
+/// How recently the password must have been proved for a sensitive action.
+pub(crate) const RECENT_AUTH: Duration = Duration::from_secs(5 * 60);
+
+/// `POST /logout-others`: ends every other session of mine. Sensitive: needs a password proof
+/// (login or re-authentication) within [`RECENT_AUTH`].
 async fn logout_others(
     State(app): State<Accounts>,
     me: CurrentSession<UserRecord>,
 ) -> AxumResponse {
+    if let Err(error) = app.auth.require_recent_auth(&me.session, RECENT_AUTH) {
+        return app.error(&error).into_response();
+    }
     match app.auth.logout_others(&me.session).await {
         Ok(revoked) => axum::Json(json!({ "revoked": revoked })).into_response(),
+        Err(error) => app.error(&error).into_response(),
+    }
+}
+
+/// The body of `POST /reauthenticate`; zeroized on drop.
+#[derive(Deserialize)]
+struct Reauthentication {
+    #[serde(deserialize_with = "secret")]
+    password: Zeroizing<String>,
+}
+
+/// `POST /reauthenticate`: proves the password again (throttled like a login) and answers
+/// with a fresh session, as a login does; the old token ends.
+async fn reauthenticate(
+    State(app): State<Accounts>,
+    me: CurrentSession<UserRecord>,
+    Json(proof): Json<Reauthentication>,
+) -> AxumResponse {
+    match app.auth.reauthenticate(&me.session, &proof.password).await {
+        Ok(login) => {
+            // A remembered session stays remembered: its cookie lives until its expiry.
+            let remembered = login.session.expires_at - login.session.created_at
+                > time::Duration::try_from(app.auth.policy().ttl()).unwrap_or(time::Duration::MAX);
+            app.http.login_response(&login, remembered).into_response()
+        }
         Err(error) => app.error(&error).into_response(),
     }
 }

@@ -193,22 +193,28 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
             .login(&credentials.login, &credentials.password, client, options)
             .await;
         match outcome {
-            Ok(login) => {
-                let response =
-                    self.protocol()
-                        .login_succeeded(&login.token, &login.user, &login.session);
-                match &self.inner.cookie {
-                    Some(cookie) => response.with_header(
-                        "set-cookie",
-                        cookie.for_session(
-                            login.token.expose_secret(),
-                            credentials.remember_me.then_some(&login.session),
-                        ),
-                    ),
-                    None => response,
-                }
-            }
+            Ok(login) => self.login_response(&login, credentials.remember_me),
             Err(error) => render_error(self.protocol(), &error),
+        }
+    }
+
+    /// The answer to a session just started (by a login, or by
+    /// [`Authenticator::reauthenticate`]): [`Protocol::login_succeeded`] and, with a session
+    /// cookie, the cookie (persistent until the session's expiry when `persistent`, a
+    /// browser-session cookie otherwise).
+    pub fn login_response(&self, login: &Login<U>, persistent: bool) -> Response {
+        let response = self
+            .protocol()
+            .login_succeeded(&login.token, &login.user, &login.session);
+        match &self.inner.cookie {
+            Some(cookie) => response.with_header(
+                "set-cookie",
+                cookie.for_session(
+                    login.token.expose_secret(),
+                    persistent.then_some(&login.session),
+                ),
+            ),
+            None => response,
         }
     }
 

@@ -120,9 +120,9 @@ impl Protocol for SessionsApi {
                     capitalized(&field.to_string())
                 ),
             ),
-            Error::WeakPassword(_) | Error::TooManySessions { .. } => {
-                (422, capitalized(&error.to_string()))
-            }
+            Error::WeakPassword(_)
+            | Error::TooManySessions { .. }
+            | Error::ReauthenticationRequired { .. } => (422, capitalized(&error.to_string())),
             Error::Throttled { .. } => (429, throttled_message(error)),
             Error::Overloaded { .. } | Error::Store(_) => (503, UNAVAILABLE.to_owned()),
             _ => (500, INTERNAL.to_owned()),
@@ -165,6 +165,7 @@ impl Protocol for LoginApi {
             }
             Error::WeakPassword(_) => (422, error.to_string()),
             Error::TooManySessions { .. } => (409, error.to_string()),
+            Error::ReauthenticationRequired { .. } => (403, error.to_string()),
             Error::Throttled { .. } => (429, throttled_message(error)),
             Error::Overloaded { .. } | Error::Store(_) => (503, UNAVAILABLE.to_owned()),
             _ => (500, INTERNAL.to_owned()),
@@ -209,6 +210,7 @@ impl Protocol for StandardApi {
             Error::InputTooLong { .. } => (422, "input_too_long"),
             Error::WeakPassword(_) => (422, "weak_password"),
             Error::TooManySessions { .. } => (409, "too_many_sessions"),
+            Error::ReauthenticationRequired { .. } => (401, "reauthentication_required"),
             Error::Throttled { .. } => (429, "throttled"),
             Error::Overloaded { .. } => (503, "overloaded"),
             Error::Store(_) => (503, "unavailable"),
@@ -278,6 +280,11 @@ fn bearer_challenge(error: &Error) -> Option<String> {
         }
         Error::MalformedToken | Error::InvalidToken | Error::SessionExpired => Some(format!(
             r#"Bearer error="invalid_token", error_description="{error}""#
+        )),
+        // RFC 9470 (step-up authentication): the token is fine, the proof is too old.
+        Error::ReauthenticationRequired { within } => Some(format!(
+            r#"Bearer error="insufficient_user_authentication", error_description="re-authenticate and retry", max_age={}"#,
+            within.as_secs()
         )),
         _ => None,
     }
