@@ -4,13 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 use redis::{Script, ScriptInvocation};
 use time::OffsetDateTime;
 
 use super::shared::{self, Counter};
 use super::{Admission, Reservation, Throttle, ThrottleKey, ThrottleLimits};
 use crate::store::redis::{connect_manager, error};
+use crate::store::redis_connection::connect_cluster;
+use crate::store::RedisConnection;
 use crate::StoreError;
 
 /// How long after its window (or trust) ends Redis keeps a key, in milliseconds: a margin for
@@ -35,7 +36,10 @@ const EXPIRY_GRACE_MS: i64 = 60_000;
 /// when all its keys share a slot. Throttle traffic is login traffic, small next to session
 /// validation, so one slot (one shard) is plenty; the scripts receive every key in `KEYS` and
 /// never build key names, as Cluster requires. (The first `{...}` of a key is its hash tag:
-/// keep `{` and `}` out of the prefix.)
+/// keep `{` and `}` out of the prefix.) The keys cannot be spread over several slots: reserve
+/// checks the (account, address) pair, the address and the account together, so the one
+/// thing all its keys share is the throttle itself. On a cluster
+/// ([`RedisThrottle::connect_cluster`]) the throttle's load therefore sits on one master.
 ///
 /// # One script per step
 /// [`reserve`](Throttle::reserve), [`record_success`](Throttle::record_success) and
@@ -66,7 +70,7 @@ const EXPIRY_GRACE_MS: i64 = 60_000;
 /// ```
 #[derive(Clone)]
 pub struct RedisThrottle {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     limits: ThrottleLimits,
     keys: Arc<Keys>,
     scripts: Arc<Scripts>,
@@ -97,11 +101,26 @@ impl RedisThrottle {
         Ok(Self::new(connect_manager(url).await?, limits))
     }
 
-    /// Uses your own connection manager, for example the token store's
+    /// Connects to a Redis Cluster through `urls`, its seed nodes, with the settings of
+    /// [`RedisTokenStore::connect_cluster`](crate::store::RedisTokenStore::connect_cluster).
+    /// Every key of the throttle lives in one slot (see the type's docs).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if no URL is given, a URL is invalid or no node can be
+    /// reached.
+    pub async fn connect_cluster<S: AsRef<str>>(
+        urls: &[S],
+        limits: ThrottleLimits,
+    ) -> Result<Self, StoreError> {
+        Ok(Self::new(connect_cluster(urls).await?, limits))
+    }
+
+    /// Uses your own connection: a [`ConnectionManager`](redis::aio::ConnectionManager), a [`ClusterConnection`](redis::cluster_async::ClusterConnection), or the
+    /// token store's
     /// ([`RedisTokenStore::connection`](crate::store::RedisTokenStore::connection)).
-    pub fn new(conn: ConnectionManager, limits: ThrottleLimits) -> Self {
+    pub fn new(conn: impl Into<RedisConnection>, limits: ThrottleLimits) -> Self {
         Self {
-            conn,
+            conn: conn.into(),
             limits,
             keys: Arc::new(Keys::new(Self::DEFAULT_PREFIX.to_owned())),
             scripts: Arc::new(Scripts::new()),
@@ -217,7 +236,7 @@ impl Throttle for RedisThrottle {
 
 async fn invoke<T: redis::FromRedisValue>(
     call: &ScriptInvocation<'_>,
-    conn: &ConnectionManager,
+    conn: &RedisConnection,
 ) -> Result<T, StoreError> {
     call.invoke_async(&mut conn.clone()).await.map_err(error)
 }
