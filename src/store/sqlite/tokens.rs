@@ -9,7 +9,9 @@ use time::OffsetDateTime;
 
 use super::pool::ping;
 use super::{backend, migrate, Pool, SqliteOptions};
-use crate::store::sql::{self, InvalidTableName, Migration, TableName};
+use crate::store::sql::{
+    self, InvalidTableName, Migration, Placeholders, SessionQueries, TableName,
+};
 use crate::{Session, SessionId, StoreError, TokenStore, UserId};
 
 /// The schema changes of the sessions table, in order.
@@ -94,7 +96,7 @@ impl SqliteTokenStore {
         let table = TableName::builtin(Self::DEFAULT_TABLE);
         Ok(Self {
             pool,
-            queries: Arc::new(SessionQueries::new(table)),
+            queries: Arc::new(SessionQueries::new(table, Placeholders::Question)),
         })
     }
 
@@ -104,7 +106,10 @@ impl SqliteTokenStore {
     /// # Errors
     /// [`InvalidTableName`] unless `table` is a plain identifier (`[A-Za-z_][A-Za-z0-9_]*`).
     pub fn with_table(mut self, table: &str) -> Result<Self, InvalidTableName> {
-        self.queries = Arc::new(SessionQueries::new(TableName::parse(table, false)?));
+        self.queries = Arc::new(SessionQueries::new(
+            TableName::parse(table, false)?,
+            Placeholders::Question,
+        ));
         Ok(self)
     }
 
@@ -285,51 +290,6 @@ impl TokenStore for SqliteTokenStore {
             if (deleted as i64) < PURGE_BATCH {
                 return Ok(total);
             }
-        }
-    }
-}
-
-#[derive(Debug)]
-struct SessionQueries {
-    table: TableName,
-    insert: String,
-    get: String,
-    touch: String,
-    delete: String,
-    delete_for_user: String,
-    delete_for_user_except: String,
-    list_for_user: String,
-    purge_batch: String,
-}
-
-const SESSION_COLUMNS: &str =
-    "id, user_id, secret_hash, created_at, expires_at, last_seen_at, ip, user_agent";
-
-impl SessionQueries {
-    fn new(table: TableName) -> Self {
-        let t = table.quoted();
-        Self {
-            insert: format!(
-                "INSERT INTO {t} ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-                 ON CONFLICT (id) DO NOTHING"
-            ),
-            get: format!("SELECT {SESSION_COLUMNS} FROM {t} WHERE id = ?1 AND expires_at > ?2"),
-            touch: format!(
-                "UPDATE {t} SET last_seen_at = MAX(last_seen_at, ?2) \
-                 WHERE id = ?1 AND expires_at > ?2"
-            ),
-            delete: format!("DELETE FROM {t} WHERE id = ?1"),
-            delete_for_user: format!("DELETE FROM {t} WHERE user_id = ?1"),
-            delete_for_user_except: format!("DELETE FROM {t} WHERE user_id = ?1 AND id <> ?2"),
-            list_for_user: format!(
-                "SELECT {SESSION_COLUMNS} FROM {t} WHERE user_id = ?1 AND expires_at > ?2 \
-                 ORDER BY created_at, id"
-            ),
-            purge_batch: format!(
-                "DELETE FROM {t} WHERE id IN \
-                 (SELECT id FROM {t} WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)"
-            ),
-            table,
         }
     }
 }
