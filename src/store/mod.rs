@@ -36,6 +36,8 @@ pub(crate) mod sql;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub(crate) mod sqlite;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+pub(crate) mod time_codec;
 
 pub use memory::MemoryTokenStore;
 #[cfg(feature = "postgres")]

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 pub(crate) use super::redis_connection::connect_manager;
 use super::redis_connection::{connect_cluster, RedisConnection};
+use super::time_codec::{self, micros_to_millis_ceil, to_micros};
 use crate::{ClientInfo, SecretHash, Session, SessionId, StoreError, TokenStore, UserId};
 
 /// How many expired sessions one purge script removes; each batch is atomic and short.
@@ -221,14 +222,14 @@ impl TokenStore for RedisTokenStore {
         }
         let id = session.id.to_string();
         let user = session.user_id.as_str();
-        let expires = micros(session.expires_at);
+        let expires = to_micros(session.expires_at);
         let mut call = self.scripts.create.prepare_invoke();
         call.key(self.keys.session(&id))
             .key(self.keys.user(user))
             .key(&self.keys.expiry)
             .arg(&id)
             .arg(format!("{id}{user}"))
-            .arg(expires.div_euclid(1000) + i64::from(expires.rem_euclid(1000) > 0))
+            .arg(micros_to_millis_ceil(expires))
             .arg(expires);
         push_fields(&mut call, session);
         let created: i64 = call
@@ -267,7 +268,7 @@ impl TokenStore for RedisTokenStore {
             .scripts
             .touch
             .key(self.keys.session(&id.to_string()))
-            .arg(micros(last_seen_at))
+            .arg(to_micros(last_seen_at))
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(error)?;
@@ -373,7 +374,7 @@ impl TokenStore for RedisTokenStore {
                 .scripts
                 .purge_batch
                 .key(&self.keys.expiry)
-                .arg(micros(now))
+                .arg(to_micros(now))
                 .arg(PURGE_BATCH)
                 .arg(&self.keys.session_prefix)
                 .arg(&self.keys.user_prefix)
@@ -395,8 +396,8 @@ impl RedisTokenStore {
     async fn cluster_create(&self, session: &Session) -> Result<(), StoreError> {
         let id = session.id.to_string();
         let user = session.user_id.as_str();
-        let expires = micros(session.expires_at);
-        let expires_ms = expires.div_euclid(1000) + i64::from(expires.rem_euclid(1000) > 0);
+        let expires = to_micros(session.expires_at);
+        let expires_ms = micros_to_millis_ceil(expires);
         let session_key = self.keys.session(&id);
         let mut call = self.scripts.cluster_create.prepare_invoke();
         call.key(&session_key).arg(expires_ms);
@@ -577,7 +578,7 @@ impl RedisTokenStore {
                 .scripts
                 .cluster_purge_shard
                 .key(&key)
-                .arg(micros(now))
+                .arg(to_micros(now))
                 .arg(PURGE_BATCH)
                 .invoke_async(&mut self.conn.clone())
                 .await
@@ -633,11 +634,11 @@ fn push_fields(call: &mut redis::ScriptInvocation<'_>, session: &Session) {
         .arg("hash")
         .arg(session.secret_hash.as_bytes().as_slice())
         .arg("created")
-        .arg(micros(session.created_at))
+        .arg(to_micros(session.created_at))
         .arg("expires")
-        .arg(micros(session.expires_at))
+        .arg(to_micros(session.expires_at))
         .arg("seen")
-        .arg(micros(session.last_seen_at));
+        .arg(to_micros(session.last_seen_at));
     if let Some(ip) = session.client.ip {
         call.arg("ip").arg(ip.to_string());
     }
@@ -866,12 +867,6 @@ if #members > 0 then redis.call('ZREM', KEYS[1], unpack(members)) end
 return members
 ";
 
-/// Microseconds since the Unix epoch (every `OffsetDateTime` fits in an `i64`).
-fn micros(t: OffsetDateTime) -> i64 {
-    let micros = t.unix_timestamp_nanos().div_euclid(1000);
-    i64::try_from(micros).unwrap_or(if micros < 0 { i64::MIN } else { i64::MAX })
-}
-
 fn field<'a>(fields: &'a HashMap<String, Vec<u8>>, name: &str) -> Result<&'a [u8], StoreError> {
     fields
         .get(name)
@@ -884,11 +879,7 @@ fn text(bytes: &[u8]) -> Result<&str, StoreError> {
 }
 
 fn instant(fields: &HashMap<String, Vec<u8>>, name: &str) -> Result<OffsetDateTime, StoreError> {
-    let micros: i64 = text(field(fields, name)?)?
-        .parse()
-        .map_err(StoreError::corrupt)?;
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
-        .map_err(StoreError::corrupt)
+    time_codec::from_micros_text(text(field(fields, name)?)?)
 }
 
 fn decode(id: SessionId, fields: &HashMap<String, Vec<u8>>) -> Result<Session, StoreError> {

@@ -1,10 +1,9 @@
-//! Helpers shared by the SQL backends: table names, timestamps, row decoding.
+//! Helpers shared by the SQL backends: table names, statements, row decoding. (Times:
+//! `store::time_codec`.)
 
 use std::error::Error as StdError;
 use std::fmt;
 use std::net::IpAddr;
-
-use time::OffsetDateTime;
 
 use crate::{ClientInfo, SecretHash, SessionId, StoreError};
 
@@ -109,21 +108,6 @@ pub(crate) struct Migration {
 
 /// The name of the table recording applied migrations (one row per table and version).
 pub(crate) const MIGRATIONS_TABLE: &str = "keycard_migrations";
-
-/// Microseconds since the Unix epoch. Every `OffsetDateTime` fits (±9999 years is about
-/// ±3.2e17 µs); sub-microsecond digits are dropped.
-#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
-pub(crate) fn to_micros(t: OffsetDateTime) -> i64 {
-    let micros = t.unix_timestamp_nanos().div_euclid(1000);
-    i64::try_from(micros).unwrap_or(if micros < 0 { i64::MIN } else { i64::MAX })
-}
-
-/// The instant `micros` microseconds after the Unix epoch.
-#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
-pub(crate) fn from_micros(micros: i64) -> Result<OffsetDateTime, StoreError> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
-        .map_err(StoreError::corrupt)
-}
 
 /// Decodes a stored session id.
 pub(crate) fn session_id(text: &str) -> Result<SessionId, StoreError> {
@@ -396,22 +380,5 @@ mod tests {
             );
         }
         let _ = cols;
-    }
-
-    #[test]
-    fn micros_round_trip_and_cover_the_whole_range() {
-        for t in [
-            OffsetDateTime::UNIX_EPOCH,
-            OffsetDateTime::UNIX_EPOCH - time::Duration::microseconds(1),
-            from_micros(1_795_000_000_123_456).expect("2026"),
-            time::Date::MAX
-                .with_hms_micro(23, 59, 59, 999_999)
-                .expect("valid")
-                .assume_utc(),
-            time::Date::MIN.midnight().assume_utc(),
-        ] {
-            assert_eq!(from_micros(to_micros(t)).expect("in range"), t);
-        }
-        assert!(from_micros(i64::MAX).is_err());
     }
 }

@@ -11,6 +11,7 @@ use super::shared::{self, Counter};
 use super::{Admission, Reservation, Throttle, ThrottleKey, ThrottleLimits};
 use crate::store::redis::{connect_manager, error};
 use crate::store::redis_connection::connect_cluster;
+use crate::store::time_codec::to_millis;
 use crate::store::RedisConnection;
 use crate::StoreError;
 
@@ -163,10 +164,10 @@ impl Throttle for RedisThrottle {
         let counters = shared::counters(key, &self.limits, true);
         let mut call = self.scripts.reserve.prepare_invoke();
         call.key(self.keys.key(&trusted))
-            .arg(millis(now))
+            .arg(to_millis(now))
             .arg(counters.len());
         for (c, name) in counters.iter().zip(self.counter_keys(&counters)) {
-            let end = millis(c.fresh_end(now));
+            let end = to_millis(c.fresh_end(now));
             call.key(name)
                 .arg(shared::kind_code(c.kind))
                 .arg(c.limit.max_failures())
@@ -195,12 +196,12 @@ impl Throttle for RedisThrottle {
         let mut call = self.scripts.record_success.prepare_invoke();
         call.key(self.keys.key(&shared::pair_name(key)))
             .key(self.keys.key(&shared::account_name(key)))
-            .arg(millis(now));
+            .arg(to_millis(now));
         if let (Some(ip), Some(trusted)) = (shared::ip_name(key), shared::trusted_name(key)) {
             call.key(self.keys.key(&ip)).key(self.keys.key(&trusted));
             match shared::trusted_until(&self.limits, now) {
                 Some(until) => {
-                    let until = millis(until);
+                    let until = to_millis(until);
                     call.arg(until).arg(until.saturating_add(EXPIRY_GRACE_MS));
                 }
                 None => {
@@ -223,7 +224,7 @@ impl Throttle for RedisThrottle {
         for name in self.counter_keys(&counters) {
             call.key(name);
         }
-        call.arg(millis(now));
+        call.arg(to_millis(now));
         let _: i64 = invoke(&call, &self.conn).await?;
         Ok(())
     }
@@ -239,12 +240,6 @@ async fn invoke<T: redis::FromRedisValue>(
     conn: &RedisConnection,
 ) -> Result<T, StoreError> {
     call.invoke_async(&mut conn.clone()).await.map_err(error)
-}
-
-/// Unix milliseconds, rounded down (every `OffsetDateTime` fits in an `i64`).
-fn millis(t: OffsetDateTime) -> i64 {
-    let ms = t.unix_timestamp_nanos().div_euclid(1_000_000);
-    i64::try_from(ms).unwrap_or(if ms < 0 { i64::MIN } else { i64::MAX })
 }
 
 #[derive(Debug)]
@@ -375,7 +370,7 @@ mod tests {
             "keycard:throttle:{t}:ip:192.0.2.1"
         );
         assert_eq!(
-            millis(OffsetDateTime::UNIX_EPOCH - time::Duration::nanoseconds(1)),
+            to_millis(OffsetDateTime::UNIX_EPOCH - time::Duration::nanoseconds(1)),
             -1
         );
     }

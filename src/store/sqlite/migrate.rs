@@ -7,7 +7,8 @@ use rusqlite::{params, Connection, TransactionBehavior};
 use time::OffsetDateTime;
 
 use super::backend;
-use crate::store::sql::{self, Migration, TableName, MIGRATIONS_TABLE};
+use crate::store::sql::{Migration, TableName, MIGRATIONS_TABLE};
+use crate::store::time_codec;
 use crate::StoreError;
 
 /// Applies the migrations of `table` not yet recorded, in one immediate transaction.
@@ -46,7 +47,7 @@ pub(crate) fn migrate(
             params![
                 table.name,
                 m.version,
-                sql::to_micros(OffsetDateTime::now_utc())
+                time_codec::to_micros(OffsetDateTime::now_utc())
             ],
         )
         .map_err(backend)?;

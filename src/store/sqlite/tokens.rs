@@ -12,6 +12,7 @@ use super::{backend, migrate, Pool, SqliteOptions};
 use crate::store::sql::{
     self, InvalidTableName, Migration, Placeholders, SessionQueries, TableName,
 };
+use crate::store::time_codec;
 use crate::{Session, SessionId, StoreError, TokenStore, UserId};
 
 /// The schema changes of the sessions table, in order.
@@ -173,7 +174,7 @@ impl TokenStore for SqliteTokenStore {
     ) -> Result<Option<Session>, StoreError> {
         let q = Arc::clone(&self.queries);
         let id = id.to_string();
-        let now = sql::to_micros(now);
+        let now = time_codec::to_micros(now);
         let row = self
             .pool
             .read(move |conn| {
@@ -191,7 +192,7 @@ impl TokenStore for SqliteTokenStore {
     ) -> Result<bool, StoreError> {
         let q = Arc::clone(&self.queries);
         let id = id.to_string();
-        let seen = sql::to_micros(last_seen_at);
+        let seen = time_codec::to_micros(last_seen_at);
         self.pool
             .run(move |conn| {
                 conn.prepare_cached(&q.touch)
@@ -253,7 +254,7 @@ impl TokenStore for SqliteTokenStore {
     ) -> Result<Vec<Session>, StoreError> {
         let q = Arc::clone(&self.queries);
         let user = user.as_str().to_owned();
-        let now = sql::to_micros(now);
+        let now = time_codec::to_micros(now);
         let rows = self
             .pool
             .run(move |conn| {
@@ -274,7 +275,7 @@ impl TokenStore for SqliteTokenStore {
     }
 
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let now = sql::to_micros(now);
+        let now = time_codec::to_micros(now);
         let mut total = 0;
         loop {
             let q = Arc::clone(&self.queries);
@@ -313,9 +314,9 @@ impl From<&Session> for SessionRow {
             id: s.id.to_string(),
             user_id: s.user_id.as_str().to_owned(),
             secret_hash: s.secret_hash.as_bytes().to_vec(),
-            created_at: sql::to_micros(s.created_at),
-            expires_at: sql::to_micros(s.expires_at),
-            last_seen_at: sql::to_micros(s.last_seen_at),
+            created_at: time_codec::to_micros(s.created_at),
+            expires_at: time_codec::to_micros(s.expires_at),
+            last_seen_at: time_codec::to_micros(s.last_seen_at),
             ip: s.client.ip.map(|ip| ip.to_string()),
             user_agent: s.client.user_agent.clone(),
         }
@@ -341,9 +342,9 @@ impl SessionRow {
             id: sql::session_id(&self.id)?,
             user_id: UserId::new(self.user_id),
             secret_hash: sql::secret_hash(&self.secret_hash)?,
-            created_at: sql::from_micros(self.created_at)?,
-            expires_at: sql::from_micros(self.expires_at)?,
-            last_seen_at: sql::from_micros(self.last_seen_at)?,
+            created_at: time_codec::from_micros(self.created_at)?,
+            expires_at: time_codec::from_micros(self.expires_at)?,
+            last_seen_at: time_codec::from_micros(self.last_seen_at)?,
             client: sql::client_info(self.ip, self.user_agent)?,
         })
     }
