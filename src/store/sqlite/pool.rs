@@ -11,7 +11,8 @@ use tokio::sync::Semaphore;
 
 use crate::StoreError;
 
-/// Connection settings for [`SqliteTokenStore`] and [`SqliteUserStore`].
+/// Connection settings for [`SqliteTokenStore`](super::SqliteTokenStore) and
+/// [`SqliteUserStore`](super::SqliteUserStore).
 ///
 /// ```
 /// use std::time::Duration;
