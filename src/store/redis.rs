@@ -25,11 +25,11 @@ const EXPIRY_SHARDS: u32 = 16;
 
 /// Sessions in Redis, shared by several application instances, expired by Redis itself.
 ///
-/// Built on the [`redis`] crate's [`ConnectionManager`](redis::aio::ConnectionManager): one multiplexed connection (requests
-/// from all tasks are pipelined on it, so there is no pool to tune and no checkout cost) that
-/// reconnects by itself after the server restarts. While the server is unreachable, each
-/// operation fails with [`StoreError::Backend`] within a few seconds: about 1.5 s when
-/// connections are refused (one quick reconnection attempt), otherwise bounded by the 2 s
+/// Built on the [`redis`] crate's [`ConnectionManager`](redis::aio::ConnectionManager): one
+/// multiplexed connection (requests from all tasks are pipelined on it, so there is no pool to tune
+/// and no checkout cost) that reconnects by itself after the server restarts. While the server is
+/// unreachable, each operation fails with [`StoreError::Backend`] within a few seconds: about 1.5 s
+/// when connections are refused (one quick reconnection attempt), otherwise bounded by the 2 s
 /// connection and response timeouts of [`RedisTokenStore::connect`] (build your own
 /// `ConnectionManager` and use [`RedisTokenStore::new`] for other settings).
 ///
@@ -44,7 +44,8 @@ const EXPIRY_SHARDS: u32 = 16;
 ///
 /// Every write is one Lua script, so it is atomic: create (fails if the session key exists,
 /// the `SET NX` rule), touch (only an existing key: never resurrects), delete, delete for a
-/// user, delete for a user but one session, and each purge batch of at most 1000 sessions. A validate is one `HGETALL`.
+/// user, delete for a user but one session, and each purge batch of at most 1000 sessions. A
+/// validate is one `HGETALL`.
 ///
 /// Expiry is native: Redis drops a session key at its `expires_at`, by the Redis server's
 /// clock, whatever `now` the caller passes; before that, `get` and `list_for_user` also hide
@@ -61,12 +62,12 @@ const EXPIRY_SHARDS: u32 = 16;
 ///
 /// # Redis Cluster
 /// [`RedisTokenStore::connect_cluster`] (or [`RedisTokenStore::new`] with a
-/// [`ClusterConnection`](redis::cluster_async::ClusterConnection)) runs the store on a Redis Cluster, where a script may only touch
-/// keys of one slot. A validate looks a session up by its id alone (the token carries no user
-/// id), so a session's key cannot live in its user's slot; and a user's sessions must be
-/// found from the user id alone, so they cannot live in one slot either. Each key therefore
-/// hashes on its own name and **every script on a cluster touches exactly one key**; the
-/// steps that span keys run in an order that keeps the contract:
+/// [`ClusterConnection`](redis::cluster_async::ClusterConnection)) runs the store on a Redis
+/// Cluster, where a script may only touch keys of one slot. A validate looks a session up by its id
+/// alone (the token carries no user id), so a session's key cannot live in its user's slot; and a
+/// user's sessions must be found from the user id alone, so they cannot live in one slot either.
+/// Each key therefore hashes on its own name and **every script on a cluster touches exactly one
+/// key**; the steps that span keys run in an order that keeps the contract:
 ///
 /// | key | type | holds | slot |
 /// |---|---|---|---|
@@ -166,8 +167,9 @@ impl RedisTokenStore {
         Ok(Self::new(connect_cluster(urls).await?))
     }
 
-    /// Uses your own connection: a [`ConnectionManager`](redis::aio::ConnectionManager) (standalone Redis, for other
-    /// timeouts or retry settings), a [`ClusterConnection`](redis::cluster_async::ClusterConnection) (Redis Cluster) or a
+    /// Uses your own connection: a [`ConnectionManager`](redis::aio::ConnectionManager)
+    /// (standalone Redis, for other timeouts or retry settings), a
+    /// [`ClusterConnection`](redis::cluster_async::ClusterConnection) (Redis Cluster) or a
     /// [`RedisConnection`].
     pub fn new(conn: impl Into<RedisConnection>) -> Self {
         Self {

@@ -116,8 +116,8 @@ impl RedisThrottle {
         Ok(Self::new(connect_cluster(urls).await?, limits))
     }
 
-    /// Uses your own connection: a [`ConnectionManager`](redis::aio::ConnectionManager), a [`ClusterConnection`](redis::cluster_async::ClusterConnection), or the
-    /// token store's
+    /// Uses your own connection: a [`ConnectionManager`](redis::aio::ConnectionManager), a
+    /// [`ClusterConnection`](redis::cluster_async::ClusterConnection), or the token store's
     /// ([`RedisTokenStore::connection`](crate::store::RedisTokenStore::connection)).
     pub fn new(conn: impl Into<RedisConnection>, limits: ThrottleLimits) -> Self {
         Self {
