@@ -993,17 +993,31 @@ async fn the_session_cap_can_refuse_new_logins_instead() {
     let first = auth.login(EMAIL, PASSWORD, from(1)).await.expect("login");
     auth.login(EMAIL, PASSWORD, from(2)).await.expect("login");
     let third = auth.login(EMAIL, PASSWORD, from(3)).await;
-    assert!(matches!(third, Err(Error::TooManySessions { max: 2 })), "{third:?}");
+    assert!(
+        matches!(third, Err(Error::TooManySessions { max: 2 })),
+        "{third:?}"
+    );
     let user = UserId::from(1_i64);
     let live = tokens.list_for_user(&user, OffsetDateTime::now_utc()).await;
-    assert_eq!(live.expect("list").len(), 2, "the refused login left nothing behind");
-    auth.logout(first.token.expose_secret()).await.expect("logout");
-    auth.login(EMAIL, PASSWORD, from(4)).await.expect("room again");
+    assert_eq!(
+        live.expect("list").len(),
+        2,
+        "the refused login left nothing behind"
+    );
+    auth.logout(first.token.expose_secret())
+        .await
+        .expect("logout");
+    auth.login(EMAIL, PASSWORD, from(4))
+        .await
+        .expect("room again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_logins_never_leave_more_than_the_cap() {
-    for cap in [keycard::SessionCap::evict_oldest(5), keycard::SessionCap::refuse(5)] {
+    for cap in [
+        keycard::SessionCap::evict_oldest(5),
+        keycard::SessionCap::refuse(5),
+    ] {
         let (auth, tokens) = capped(cap).await;
         let logins = (0..32).map(|n| {
             let auth = auth.clone();

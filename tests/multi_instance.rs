@@ -1,7 +1,8 @@
 //! Two application instances (two `Authenticator`s with their own store objects) sharing one
-//! PostgreSQL database, two sharing one Redis, and two sharing one SQLite file: what one does,
-//! the other sees at once, sessions and login throttling alike. The PostgreSQL and Redis
-//! cases need the servers of `tests/postgres.rs` and `tests/redis.rs` and fail when they are
+//! PostgreSQL database, two sharing one Redis, two sharing one Redis Cluster and two sharing
+//! one SQLite file: what one does, the other sees at once, sessions and login throttling
+//! alike. The PostgreSQL, Redis and Redis Cluster cases need the servers of
+//! `tests/postgres.rs`, `tests/redis.rs` and `tests/redis_cluster.rs` and fail when they are
 //! down.
 #![cfg(any(feature = "postgres", feature = "redis", feature = "sqlite"))]
 
@@ -347,6 +348,40 @@ async fn instances_share_one_postgres_throttle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_share_one_redis_throttle() {
     let ns = stores_support::RedisPrefix::new().await;
+    let users = shared_users().await;
+    let a = guarded(&users, ns.throttle(guess_limits()).await);
+    let b = guarded(&users, ns.throttle(guess_limits()).await);
+    instances_share_one_throttle(&a, &b, async {
+        guarded(&users, ns.throttle(guess_limits()).await)
+    })
+    .await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_over_one_redis_cluster() {
+    let ns = stores_support::RedisClusterPrefix::new().await;
+    let clock = ManualClock::new(OffsetDateTime::now_utc());
+    let users = || keycard::MemoryUserStore::new();
+    let a = instance(users(), ns.token_store().await, &clock);
+    let b = instance(users(), ns.token_store().await, &clock);
+    let hash = a.hash_password(PASSWORD).await.expect("hash");
+    for auth in [&a, &b] {
+        auth.users()
+            .insert(keycard::UserRecord::new(
+                UserId::from("ann"),
+                EMAIL,
+                hash.clone(),
+            ))
+            .expect("seed");
+    }
+    two_instances_share_sessions(&a, &b, &clock).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_share_one_redis_cluster_throttle() {
+    let ns = stores_support::RedisClusterPrefix::new().await;
     let users = shared_users().await;
     let a = guarded(&users, ns.throttle(guess_limits()).await);
     let b = guarded(&users, ns.throttle(guess_limits()).await);

@@ -5,7 +5,7 @@
 //! | memory | [`MemoryTokenStore`] | always | no |
 //! | SQLite | `SqliteTokenStore`, `SqliteUserStore` | `sqlite` | processes on one machine (one file) |
 //! | PostgreSQL | `PostgresTokenStore`, `PostgresUserStore` | `postgres` | yes |
-//! | Redis | `RedisTokenStore` (sessions only) | `redis` | yes |
+//! | Redis | `RedisTokenStore` (sessions only; standalone or Redis Cluster) | `redis` | yes |
 //!
 //! Every backend passes the same contract suite (module `keycard::conformance`, feature
 //! `conformance`). A validate costs one store round trip on each of them.
@@ -28,11 +28,16 @@ pub(crate) mod postgres;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub(crate) mod redis;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub(crate) mod redis_connection;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) mod sql;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub(crate) mod sqlite;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+pub(crate) mod time_codec;
 
 pub use memory::MemoryTokenStore;
 #[cfg(feature = "postgres")]
@@ -41,6 +46,9 @@ pub use postgres::{PostgresTokenStore, PostgresUserStore};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisTokenStore;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis_connection::RedisConnection;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use sql::InvalidTableName;

@@ -9,7 +9,8 @@ use sqlx::Row as _;
 use time::OffsetDateTime;
 
 use super::sql::{
-    self, InvalidTableName, Migration, Placeholders, TableName, UserQueries, MIGRATIONS_TABLE,
+    self, InvalidTableName, Migration, Placeholders, SessionQueries, TableName, UserQueries,
+    MIGRATIONS_TABLE,
 };
 use crate::{
     normalize_email, Session, SessionId, StoreError, TokenStore, UserId, UserRecord, UserStore,
@@ -114,9 +115,10 @@ impl PostgresTokenStore {
     pub fn new(pool: PgPool) -> Self {
         Self {
             pool,
-            queries: std::sync::Arc::new(SessionQueries::new(TableName::builtin(
-                Self::DEFAULT_TABLE,
-            ))),
+            queries: std::sync::Arc::new(SessionQueries::new(
+                TableName::builtin(Self::DEFAULT_TABLE),
+                Placeholders::Dollar,
+            )),
         }
     }
 
@@ -125,7 +127,10 @@ impl PostgresTokenStore {
     /// # Errors
     /// [`InvalidTableName`] unless each part is a plain identifier (`[A-Za-z_][A-Za-z0-9_]*`).
     pub fn with_table(mut self, table: &str) -> Result<Self, InvalidTableName> {
-        self.queries = std::sync::Arc::new(SessionQueries::new(TableName::parse(table, true)?));
+        self.queries = std::sync::Arc::new(SessionQueries::new(
+            TableName::parse(table, true)?,
+            Placeholders::Dollar,
+        ));
         Ok(self)
     }
 
@@ -438,51 +443,6 @@ impl UserStore for PostgresUserStore {
 
 // ---------------------------------------------------------------------------------------------
 // Queries and helpers
-
-#[derive(Debug)]
-struct SessionQueries {
-    table: TableName,
-    insert: String,
-    get: String,
-    touch: String,
-    delete: String,
-    delete_for_user: String,
-    delete_for_user_except: String,
-    list_for_user: String,
-    purge_batch: String,
-}
-
-const SESSION_COLUMNS: &str =
-    "id, user_id, secret_hash, created_at, expires_at, last_seen_at, ip, user_agent";
-
-impl SessionQueries {
-    fn new(table: TableName) -> Self {
-        let t = table.quoted();
-        Self {
-            insert: format!(
-                "INSERT INTO {t} ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                 ON CONFLICT (id) DO NOTHING"
-            ),
-            get: format!("SELECT {SESSION_COLUMNS} FROM {t} WHERE id = $1 AND expires_at > $2"),
-            touch: format!(
-                "UPDATE {t} SET last_seen_at = GREATEST(last_seen_at, $2) \
-                 WHERE id = $1 AND expires_at > $2"
-            ),
-            delete: format!("DELETE FROM {t} WHERE id = $1"),
-            delete_for_user: format!("DELETE FROM {t} WHERE user_id = $1"),
-            delete_for_user_except: format!("DELETE FROM {t} WHERE user_id = $1 AND id <> $2"),
-            list_for_user: format!(
-                "SELECT {SESSION_COLUMNS} FROM {t} WHERE user_id = $1 AND expires_at > $2 \
-                 ORDER BY created_at, id"
-            ),
-            purge_batch: format!(
-                "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE expires_at <= $1 \
-                 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
-            ),
-            table,
-        }
-    }
-}
 
 /// Maps a sqlx error: undecodable data is [`StoreError::Corrupt`], the rest is a backend
 /// failure.

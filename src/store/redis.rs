@@ -4,44 +4,32 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use futures_util::future::try_join_all;
 use redis::Script;
 use time::OffsetDateTime;
 
+pub(crate) use super::redis_connection::connect_manager;
+use super::redis_connection::{connect_cluster, RedisConnection};
+use super::time_codec::{self, micros_to_millis_ceil, to_micros};
 use crate::{ClientInfo, SecretHash, Session, SessionId, StoreError, TokenStore, UserId};
 
 /// How many expired sessions one purge script removes; each batch is atomic and short.
 const PURGE_BATCH: usize = 1000;
 
-/// The connection [`RedisTokenStore::connect`] and
-/// [`RedisThrottle::connect`](crate::throttle::RedisThrottle::connect) build: 2 s connection
-/// and response timeouts, one quick reconnection retry per failing request, and automatic
-/// reconnection.
-///
-/// # Errors
-/// [`StoreError::Backend`] if the URL is invalid or the server cannot be reached.
-pub(crate) async fn connect_manager(url: &str) -> Result<ConnectionManager, StoreError> {
-    let client = redis::Client::open(url).map_err(StoreError::backend)?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Duration::from_secs(2))
-        .set_response_timeout(Duration::from_secs(2))
-        .set_number_of_retries(1)
-        .set_max_delay(200);
-    ConnectionManager::new_with_config(client, config)
-        .await
-        .map_err(StoreError::backend)
-}
+/// How many sorted sets the expiry index is split into on a Redis Cluster (see the type's
+/// docs): enough to spread the index over the masters of a typical cluster, few enough that
+/// a purge (one script per shard, run concurrently) stays cheap.
+const EXPIRY_SHARDS: u32 = 16;
 
 /// Sessions in Redis, shared by several application instances, expired by Redis itself.
 ///
-/// Built on the [`redis`] crate's [`ConnectionManager`]: one multiplexed connection (requests
-/// from all tasks are pipelined on it, so there is no pool to tune and no checkout cost) that
-/// reconnects by itself after the server restarts. While the server is unreachable, each
-/// operation fails with [`StoreError::Backend`] within a few seconds: about 1.5 s when
-/// connections are refused (one quick reconnection attempt), otherwise bounded by the 2 s
+/// Built on the [`redis`] crate's [`ConnectionManager`](redis::aio::ConnectionManager): one
+/// multiplexed connection (requests from all tasks are pipelined on it, so there is no pool to tune
+/// and no checkout cost) that reconnects by itself after the server restarts. While the server is
+/// unreachable, each operation fails with [`StoreError::Backend`] within a few seconds: about 1.5 s
+/// when connections are refused (one quick reconnection attempt), otherwise bounded by the 2 s
 /// connection and response timeouts of [`RedisTokenStore::connect`] (build your own
 /// `ConnectionManager` and use [`RedisTokenStore::new`] for other settings).
 ///
@@ -56,7 +44,8 @@ pub(crate) async fn connect_manager(url: &str) -> Result<ConnectionManager, Stor
 ///
 /// Every write is one Lua script, so it is atomic: create (fails if the session key exists,
 /// the `SET NX` rule), touch (only an existing key: never resurrects), delete, delete for a
-/// user, delete for a user but one session, and each purge batch of at most 1000 sessions. A validate is one `HGETALL`.
+/// user, delete for a user but one session, and each purge batch of at most 1000 sessions. A
+/// validate is one `HGETALL`.
 ///
 /// Expiry is native: Redis drops a session key at its `expires_at`, by the Redis server's
 /// clock, whatever `now` the caller passes; before that, `get` and `list_for_user` also hide
@@ -67,9 +56,52 @@ pub(crate) async fn connect_manager(url: &str) -> Result<ConnectionManager, Stor
 /// periodically ([`Authenticator::spawn_expiry_task`](crate::Authenticator::spawn_expiry_task))
 /// to keep the expiry index small.
 ///
-/// The scripts touch keys they derive from the prefix, so this store needs a standalone Redis
-/// (or Sentinel / a replica set), not Redis Cluster. Redis 5 or newer. Users are not stored
-/// in Redis: keep them in memory, SQLite or PostgreSQL.
+/// On a standalone Redis (or Sentinel / a replica set) the scripts above touch keys they
+/// derive from the prefix. Redis 5 or newer. Users are not stored in Redis: keep them in
+/// memory, SQLite or PostgreSQL.
+///
+/// # Redis Cluster
+/// [`RedisTokenStore::connect_cluster`] (or [`RedisTokenStore::new`] with a
+/// [`ClusterConnection`](redis::cluster_async::ClusterConnection)) runs the store on a Redis
+/// Cluster, where a script may only touch keys of one slot. A validate looks a session up by its id
+/// alone (the token carries no user id), so a session's key cannot live in its user's slot; and a
+/// user's sessions must be found from the user id alone, so they cannot live in one slot either.
+/// Each key therefore hashes on its own name and **every script on a cluster touches exactly one
+/// key**; the steps that span keys run in an order that keeps the contract:
+///
+/// | key | type | holds | slot |
+/// |---|---|---|---|
+/// | `keycard:session:<id>` | hash | as above, expires at `expires_at` | its own |
+/// | `keycard:user:<user id>` | set | the user's session ids, expires with the latest | its own |
+/// | `keycard:expiry:<0..15>` | sorted set | `<id><user id>` scored by `expires_at` (µs); the shard is a hash of the id | its own: 16 shards spread over the masters |
+///
+/// - **validate** is still one `HGETALL`, to the master that owns the session's slot.
+/// - **create** (three round trips): a script creates the session key unless it exists
+///   (`Duplicate` otherwise: never overwrites), then the id joins the user's set, then the
+///   expiry shard. Because the session key comes first, every id in a user's set had its key
+///   created before it was added: an id whose key is missing is gone for good. If a later
+///   step fails, create deletes what it wrote and returns the error; if the application dies
+///   in between, the half-created session's token was never handed out, and Redis drops the
+///   key at its expiry.
+/// - **delete** is a script on the session key (read the owner, delete), then the index
+///   entries are removed.
+/// - **`delete_for_user` / `delete_for_user_except`** read the user's set, then delete each
+///   listed session with a one-key script that checks the owner (so a stray id never deletes
+///   another user's session), concurrently, then remove those ids from the set. Every session
+///   whose create completed before the call began is in the set, so it is gone when the call
+///   returns; `keep` is never deleted. Unlike on a standalone Redis, this is not one atomic
+///   step: a session created during the call may survive (the contract allows it), and
+///   another client may briefly see some of the user's sessions gone and others not yet.
+/// - **`list_for_user`**: `SMEMBERS`, then one `HGETALL` per session, concurrently.
+/// - **`purge_expired`**: a script per expiry shard pops up to 1000 expired entries
+///   atomically (so each expired session is counted once, even with several purgers); their
+///   keys and set entries are then removed. A global expiry sorted set would put every login
+///   and every purge on one slot (one master); 16 shards spread that load, and a purge costs
+///   16 scripts (concurrent) plus two commands per expired session instead of one script
+///   per 1000 sessions.
+///
+/// Keep `{` and `}` out of the prefix on a cluster: the first `{...}` of a key is its hash
+/// tag, which would put every key in one slot (still correct, but all on one master).
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), keycard::StoreError> {
@@ -83,7 +115,7 @@ pub(crate) async fn connect_manager(url: &str) -> Result<ConnectionManager, Stor
 /// ```
 #[derive(Clone)]
 pub struct RedisTokenStore {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     keys: Arc<Keys>,
     scripts: Arc<Scripts>,
 }
@@ -92,6 +124,7 @@ impl std::fmt::Debug for RedisTokenStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisTokenStore")
             .field("prefix", &self.keys.prefix)
+            .field("cluster", &self.conn.is_cluster())
             .finish_non_exhaustive()
     }
 }
@@ -110,10 +143,37 @@ impl RedisTokenStore {
         Ok(Self::new(connect_manager(url).await?))
     }
 
-    /// Uses your own connection manager (for other timeouts or retry settings).
-    pub fn new(conn: ConnectionManager) -> Self {
+    /// Connects to a Redis Cluster through `urls`, its seed nodes (one reachable node is
+    /// enough to learn the others), with 2 s connection and response timeouts and at most
+    /// two retries per request. See the type's docs for the key layout on a cluster.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), keycard::StoreError> {
+    /// use keycard::store::RedisTokenStore;
+    /// let tokens = RedisTokenStore::connect_cluster(&[
+    ///     "redis://10.0.0.1:6379",
+    ///     "redis://10.0.0.2:6379",
+    ///     "redis://10.0.0.3:6379",
+    /// ])
+    /// .await?;
+    /// assert!(tokens.is_cluster());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if no URL is given, a URL is invalid or no node can be
+    /// reached.
+    pub async fn connect_cluster<S: AsRef<str>>(urls: &[S]) -> Result<Self, StoreError> {
+        Ok(Self::new(connect_cluster(urls).await?))
+    }
+
+    /// Uses your own connection: a [`ConnectionManager`](redis::aio::ConnectionManager)
+    /// (standalone Redis, for other timeouts or retry settings), a
+    /// [`ClusterConnection`](redis::cluster_async::ClusterConnection) (Redis Cluster) or a
+    /// [`RedisConnection`].
+    pub fn new(conn: impl Into<RedisConnection>) -> Self {
         Self {
-            conn,
+            conn: conn.into(),
             keys: Arc::new(Keys::new(Self::DEFAULT_PREFIX.to_owned())),
             scripts: Arc::new(Scripts::new()),
         }
@@ -132,9 +192,15 @@ impl RedisTokenStore {
         &self.keys.prefix
     }
 
-    /// The connection (a cheap clone of it), for your own commands.
-    pub fn connection(&self) -> ConnectionManager {
+    /// The connection (a cheap clone of it), for your own commands or to share with a
+    /// [`RedisThrottle`](crate::throttle::RedisThrottle).
+    pub fn connection(&self) -> RedisConnection {
         self.conn.clone()
+    }
+
+    /// Whether the store runs on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.conn.is_cluster()
     }
 
     /// One `PING`: a health check, and the baseline that `get` is measured against.
@@ -153,33 +219,21 @@ impl RedisTokenStore {
 #[async_trait]
 impl TokenStore for RedisTokenStore {
     async fn create(&self, session: &Session) -> Result<(), StoreError> {
+        if self.conn.is_cluster() {
+            return self.cluster_create(session).await;
+        }
         let id = session.id.to_string();
         let user = session.user_id.as_str();
-        let expires = micros(session.expires_at);
+        let expires = to_micros(session.expires_at);
         let mut call = self.scripts.create.prepare_invoke();
         call.key(self.keys.session(&id))
             .key(self.keys.user(user))
             .key(&self.keys.expiry)
             .arg(&id)
             .arg(format!("{id}{user}"))
-            .arg(expires.div_euclid(1000) + i64::from(expires.rem_euclid(1000) > 0))
-            .arg(expires)
-            .arg("user")
-            .arg(user)
-            .arg("hash")
-            .arg(session.secret_hash.as_bytes().as_slice())
-            .arg("created")
-            .arg(micros(session.created_at))
-            .arg("expires")
-            .arg(expires)
-            .arg("seen")
-            .arg(micros(session.last_seen_at));
-        if let Some(ip) = session.client.ip {
-            call.arg("ip").arg(ip.to_string());
-        }
-        if let Some(ua) = &session.client.user_agent {
-            call.arg("ua").arg(ua);
-        }
+            .arg(micros_to_millis_ceil(expires))
+            .arg(expires);
+        push_fields(&mut call, session);
         let created: i64 = call
             .invoke_async(&mut self.conn.clone())
             .await
@@ -216,7 +270,7 @@ impl TokenStore for RedisTokenStore {
             .scripts
             .touch
             .key(self.keys.session(&id.to_string()))
-            .arg(micros(last_seen_at))
+            .arg(to_micros(last_seen_at))
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(error)?;
@@ -224,6 +278,9 @@ impl TokenStore for RedisTokenStore {
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
+        if self.conn.is_cluster() {
+            return self.cluster_delete(id).await;
+        }
         let id = id.to_string();
         let deleted: i64 = self
             .scripts
@@ -239,6 +296,9 @@ impl TokenStore for RedisTokenStore {
     }
 
     async fn delete_for_user(&self, user: &UserId) -> Result<u64, StoreError> {
+        if self.conn.is_cluster() {
+            return self.cluster_delete_for_user(user, None).await;
+        }
         let deleted: u64 = self
             .scripts
             .delete_for_user
@@ -257,6 +317,9 @@ impl TokenStore for RedisTokenStore {
         user: &UserId,
         keep: &SessionId,
     ) -> Result<u64, StoreError> {
+        if self.conn.is_cluster() {
+            return self.cluster_delete_for_user(user, Some(keep)).await;
+        }
         let deleted: u64 = self
             .scripts
             .delete_for_user_except
@@ -276,14 +339,17 @@ impl TokenStore for RedisTokenStore {
         user: &UserId,
         now: OffsetDateTime,
     ) -> Result<Vec<Session>, StoreError> {
-        let found: Vec<HashMap<String, Vec<u8>>> = self
-            .scripts
-            .list_for_user
-            .key(self.keys.user(user.as_str()))
-            .arg(&self.keys.session_prefix)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(error)?;
+        let found: Vec<HashMap<String, Vec<u8>>> = if self.conn.is_cluster() {
+            self.cluster_list(user).await?
+        } else {
+            self.scripts
+                .list_for_user
+                .key(self.keys.user(user.as_str()))
+                .arg(&self.keys.session_prefix)
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(error)?
+        };
         let mut sessions = Vec::with_capacity(found.len());
         for fields in &found {
             let id = std::str::from_utf8(field(fields, "id")?)
@@ -300,13 +366,17 @@ impl TokenStore for RedisTokenStore {
     }
 
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        if self.conn.is_cluster() {
+            let shards = (0..EXPIRY_SHARDS).map(|shard| self.cluster_purge_shard(shard, now));
+            return Ok(try_join_all(shards).await?.into_iter().sum());
+        }
         let mut total = 0;
         loop {
             let purged: u64 = self
                 .scripts
                 .purge_batch
                 .key(&self.keys.expiry)
-                .arg(micros(now))
+                .arg(to_micros(now))
                 .arg(PURGE_BATCH)
                 .arg(&self.keys.session_prefix)
                 .arg(&self.keys.user_prefix)
@@ -318,6 +388,264 @@ impl TokenStore for RedisTokenStore {
                 return Ok(total);
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redis Cluster: one key per script (see the type's docs)
+
+impl RedisTokenStore {
+    async fn cluster_create(&self, session: &Session) -> Result<(), StoreError> {
+        let id = session.id.to_string();
+        let user = session.user_id.as_str();
+        let expires = to_micros(session.expires_at);
+        let expires_ms = micros_to_millis_ceil(expires);
+        let session_key = self.keys.session(&id);
+        let mut call = self.scripts.cluster_create.prepare_invoke();
+        call.key(&session_key).arg(expires_ms);
+        push_fields(&mut call, session);
+        let created: i64 = call
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(error)?;
+        if created != 1 {
+            return Err(StoreError::Duplicate);
+        }
+        let user_key = self.keys.user(user);
+        let indexed = async {
+            let _: i64 = self
+                .scripts
+                .cluster_user_add
+                .key(&user_key)
+                .arg(&id)
+                .arg(expires_ms)
+                .invoke_async(&mut self.conn.clone())
+                .await?;
+            redis::cmd("ZADD")
+                .arg(self.keys.expiry_shard(&id))
+                .arg(expires)
+                .arg(format!("{id}{user}"))
+                .query_async::<i64>(&mut self.conn.clone())
+                .await
+        }
+        .await;
+        if let Err(e) = indexed {
+            // Undo, best effort: the token is never handed out, and Redis drops the key at
+            // its expiry anyway.
+            let mut conn = self.conn.clone();
+            let _ = redis::cmd("DEL")
+                .arg(&session_key)
+                .query_async::<i64>(&mut conn)
+                .await;
+            let _ = redis::cmd("SREM")
+                .arg(&user_key)
+                .arg(&id)
+                .query_async::<i64>(&mut conn)
+                .await;
+            return Err(error(e));
+        }
+        Ok(())
+    }
+
+    async fn cluster_delete(&self, id: &SessionId) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        let owner: Option<String> = self
+            .scripts
+            .cluster_delete
+            .key(self.keys.session(&id))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(error)?;
+        let Some(user) = owner else {
+            return Ok(false);
+        };
+        self.cluster_unindex(&user, std::slice::from_ref(&id))
+            .await?;
+        Ok(true)
+    }
+
+    /// Removes `ids` of `user` from the user's set and from the expiry shards.
+    async fn cluster_unindex(&self, user: &str, ids: &[String]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let srem = async {
+            redis::cmd("SREM")
+                .arg(self.keys.user(user))
+                .arg(ids)
+                .query_async::<i64>(&mut self.conn.clone())
+                .await
+        };
+        let mut by_shard: HashMap<String, Vec<String>> = HashMap::new();
+        for id in ids {
+            by_shard
+                .entry(self.keys.expiry_shard(id))
+                .or_default()
+                .push(format!("{id}{user}"));
+        }
+        let zrems = by_shard.into_iter().map(|(shard, members)| async move {
+            redis::cmd("ZREM")
+                .arg(shard)
+                .arg(members)
+                .query_async::<i64>(&mut self.conn.clone())
+                .await
+        });
+        let (removed, zremoved) = futures_util::future::join(srem, try_join_all(zrems)).await;
+        removed.map_err(error)?;
+        zremoved.map_err(error)?;
+        Ok(())
+    }
+
+    async fn cluster_delete_for_user(
+        &self,
+        user: &UserId,
+        keep: Option<&SessionId>,
+    ) -> Result<u64, StoreError> {
+        let keep = keep.map(ToString::to_string);
+        let mut ids: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.keys.user(user.as_str()))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(error)?;
+        ids.retain(|id| Some(id) != keep.as_ref());
+        let deletes = ids.iter().map(|id| async move {
+            self.scripts
+                .cluster_delete_owned
+                .key(self.keys.session(id))
+                .arg(user.as_str())
+                .invoke_async::<u64>(&mut self.conn.clone())
+                .await
+        });
+        let deleted: u64 = try_join_all(deletes)
+            .await
+            .map_err(error)?
+            .into_iter()
+            .sum();
+        // Every listed id is now gone (deleted here, before, or by Redis) or not this user's:
+        // none belongs in the set.
+        self.cluster_unindex(user.as_str(), &ids).await?;
+        Ok(deleted)
+    }
+
+    async fn cluster_list(
+        &self,
+        user: &UserId,
+    ) -> Result<Vec<HashMap<String, Vec<u8>>>, StoreError> {
+        let user_key = self.keys.user(user.as_str());
+        let ids: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(&user_key)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(error)?;
+        let reads = ids.iter().map(|id| async move {
+            redis::cmd("HGETALL")
+                .arg(self.keys.session(id))
+                .query_async::<HashMap<String, Vec<u8>>>(&mut self.conn.clone())
+                .await
+        });
+        let found = try_join_all(reads).await.map_err(error)?;
+        let mut gone = Vec::new();
+        let mut out = Vec::with_capacity(found.len());
+        for (id, mut fields) in ids.into_iter().zip(found) {
+            if fields.is_empty() {
+                gone.push(id);
+            } else {
+                fields.insert("id".to_owned(), id.into_bytes());
+                out.push(fields);
+            }
+        }
+        if !gone.is_empty() {
+            // Expired by Redis or deleted: an id joins the set only after its key exists, so
+            // a missing key never comes back.
+            let _: i64 = redis::cmd("SREM")
+                .arg(&user_key)
+                .arg(&gone)
+                .query_async(&mut self.conn.clone())
+                .await
+                .map_err(error)?;
+        }
+        Ok(out)
+    }
+
+    /// Purges one expiry shard in batches; returns how many sessions it removed.
+    async fn cluster_purge_shard(
+        &self,
+        shard: u32,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let key = self.keys.expiry_shard_key(shard);
+        let mut total = 0;
+        loop {
+            let members: Vec<String> = self
+                .scripts
+                .cluster_purge_shard
+                .key(&key)
+                .arg(to_micros(now))
+                .arg(PURGE_BATCH)
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(error)?;
+            let mut by_user: HashMap<&str, Vec<&str>> = HashMap::new();
+            for m in &members {
+                let (id, user) = split_member(m)?;
+                by_user.entry(user).or_default().push(id);
+            }
+            let dels = members.iter().map(|m| async move {
+                let id = m.get(..SESSION_ID_LEN).unwrap_or(m);
+                redis::cmd("DEL")
+                    .arg(self.keys.session(id))
+                    .query_async::<i64>(&mut self.conn.clone())
+                    .await
+            });
+            let srems = by_user.into_iter().map(|(user, ids)| async move {
+                redis::cmd("SREM")
+                    .arg(self.keys.user(user))
+                    .arg(ids)
+                    .query_async::<i64>(&mut self.conn.clone())
+                    .await
+            });
+            let (deleted, removed) =
+                futures_util::future::join(try_join_all(dels), try_join_all(srems)).await;
+            deleted.map_err(error)?;
+            removed.map_err(error)?;
+            total += members.len() as u64;
+            if members.len() < PURGE_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+/// The length of a session id's text form.
+const SESSION_ID_LEN: usize = 22;
+
+/// Splits an expiry index member into the session id and the user id.
+fn split_member(member: &str) -> Result<(&str, &str), StoreError> {
+    match (member.get(..SESSION_ID_LEN), member.get(SESSION_ID_LEN..)) {
+        (Some(id), Some(user)) => Ok((id, user)),
+        _ => Err(StoreError::corrupt(format!(
+            "expiry index member {member:?} is too short"
+        ))),
+    }
+}
+
+/// Appends the session hash's field/value pairs to a script call.
+fn push_fields(call: &mut redis::ScriptInvocation<'_>, session: &Session) {
+    call.arg("user")
+        .arg(session.user_id.as_str())
+        .arg("hash")
+        .arg(session.secret_hash.as_bytes().as_slice())
+        .arg("created")
+        .arg(to_micros(session.created_at))
+        .arg("expires")
+        .arg(to_micros(session.expires_at))
+        .arg("seen")
+        .arg(to_micros(session.last_seen_at));
+    if let Some(ip) = session.client.ip {
+        call.arg("ip").arg(ip.to_string());
+    }
+    if let Some(ua) = &session.client.user_agent {
+        call.arg("ua").arg(ua);
     }
 }
 
@@ -349,6 +677,18 @@ impl Keys {
     fn user(&self, user: &str) -> String {
         format!("{}{user}", self.user_prefix)
     }
+
+    /// The cluster expiry shard of session `id`: FNV-1a of the id, modulo the shard count.
+    fn expiry_shard(&self, id: &str) -> String {
+        let hash = id.bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        self.expiry_shard_key(hash % EXPIRY_SHARDS)
+    }
+
+    fn expiry_shard_key(&self, shard: u32) -> String {
+        format!("{}:{shard}", self.expiry)
+    }
 }
 
 /// The Lua scripts. `Script` sends `EVALSHA` and falls back to `EVAL` once per connection
@@ -361,6 +701,11 @@ struct Scripts {
     delete_for_user_except: Script,
     list_for_user: Script,
     purge_batch: Script,
+    cluster_create: Script,
+    cluster_user_add: Script,
+    cluster_delete: Script,
+    cluster_delete_owned: Script,
+    cluster_purge_shard: Script,
 }
 
 impl Scripts {
@@ -373,6 +718,11 @@ impl Scripts {
             delete_for_user_except: Script::new(DELETE_FOR_USER_EXCEPT),
             list_for_user: Script::new(LIST_FOR_USER),
             purge_batch: Script::new(PURGE_BATCH_SCRIPT),
+            cluster_create: Script::new(CLUSTER_CREATE),
+            cluster_user_add: Script::new(CLUSTER_USER_ADD),
+            cluster_delete: Script::new(CLUSTER_DELETE),
+            cluster_delete_owned: Script::new(CLUSTER_DELETE_OWNED),
+            cluster_purge_shard: Script::new(CLUSTER_PURGE_SHARD),
         }
     }
 }
@@ -472,11 +822,52 @@ if #members > 0 then redis.call('ZREM', KEYS[1], unpack(members)) end
 return #members
 ";
 
-/// Microseconds since the Unix epoch (every `OffsetDateTime` fits in an `i64`).
-fn micros(t: OffsetDateTime) -> i64 {
-    let micros = t.unix_timestamp_nanos().div_euclid(1000);
-    i64::try_from(micros).unwrap_or(if micros < 0 { i64::MIN } else { i64::MAX })
-}
+// The cluster scripts: each touches its one key, `KEYS[1]`, and nothing else.
+
+/// KEYS: session. ARGV: expiry (ms, rounded up), then the hash's field/value pairs. Returns
+/// 1, or 0 if the id exists.
+const CLUSTER_CREATE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 1
+";
+
+/// KEYS: user set. ARGV: id, expiry (ms). Adds the id; the set expires with its latest
+/// session.
+const CLUSTER_USER_ADD: &str = r"
+redis.call('SADD', KEYS[1], ARGV[1])
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 or now_ms + ttl < tonumber(ARGV[2]) then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+end
+return 1
+";
+
+/// KEYS: session. Deletes it; returns its user id, or nil if it did not exist.
+const CLUSTER_DELETE: &str = r"
+local user = redis.call('HGET', KEYS[1], 'user')
+if not user then return false end
+redis.call('DEL', KEYS[1])
+return user
+";
+
+/// KEYS: session. ARGV: user id. Deletes the session if it belongs to the user; returns 1 if
+/// it did.
+const CLUSTER_DELETE_OWNED: &str = r"
+if redis.call('HGET', KEYS[1], 'user') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// KEYS: one expiry shard. ARGV: now (µs), batch size. Removes up to a batch of entries with
+/// expiry <= now and returns them.
+const CLUSTER_PURGE_SHARD: &str = r"
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+if #members > 0 then redis.call('ZREM', KEYS[1], unpack(members)) end
+return members
+";
 
 fn field<'a>(fields: &'a HashMap<String, Vec<u8>>, name: &str) -> Result<&'a [u8], StoreError> {
     fields
@@ -490,11 +881,7 @@ fn text(bytes: &[u8]) -> Result<&str, StoreError> {
 }
 
 fn instant(fields: &HashMap<String, Vec<u8>>, name: &str) -> Result<OffsetDateTime, StoreError> {
-    let micros: i64 = text(field(fields, name)?)?
-        .parse()
-        .map_err(StoreError::corrupt)?;
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
-        .map_err(StoreError::corrupt)
+    time_codec::from_micros_text(text(field(fields, name)?)?)
 }
 
 fn decode(id: SessionId, fields: &HashMap<String, Vec<u8>>) -> Result<Session, StoreError> {

@@ -1,10 +1,9 @@
-//! Helpers shared by the SQL backends: table names, timestamps, row decoding.
+//! Helpers shared by the SQL backends: table names, statements, row decoding. (Times:
+//! `store::time_codec`.)
 
 use std::error::Error as StdError;
 use std::fmt;
 use std::net::IpAddr;
-
-use time::OffsetDateTime;
 
 use crate::{ClientInfo, SecretHash, SessionId, StoreError};
 
@@ -110,21 +109,6 @@ pub(crate) struct Migration {
 /// The name of the table recording applied migrations (one row per table and version).
 pub(crate) const MIGRATIONS_TABLE: &str = "keycard_migrations";
 
-/// Microseconds since the Unix epoch. Every `OffsetDateTime` fits (±9999 years is about
-/// ±3.2e17 µs); sub-microsecond digits are dropped.
-#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
-pub(crate) fn to_micros(t: OffsetDateTime) -> i64 {
-    let micros = t.unix_timestamp_nanos().div_euclid(1000);
-    i64::try_from(micros).unwrap_or(if micros < 0 { i64::MIN } else { i64::MAX })
-}
-
-/// The instant `micros` microseconds after the Unix epoch.
-#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
-pub(crate) fn from_micros(micros: i64) -> Result<OffsetDateTime, StoreError> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
-        .map_err(StoreError::corrupt)
-}
-
 /// Decodes a stored session id.
 pub(crate) fn session_id(text: &str) -> Result<SessionId, StoreError> {
     text.parse().map_err(StoreError::corrupt)
@@ -172,6 +156,81 @@ impl Placeholders {
             Self::Dollar => format!("${n}"),
             #[cfg(feature = "sqlite")]
             Self::Question => format!("?{n}"),
+        }
+    }
+
+    /// The larger of two values: the one other word the session statements spell
+    /// differently.
+    fn greatest(self) -> &'static str {
+        match self {
+            #[cfg(feature = "postgres")]
+            Self::Dollar => "GREATEST",
+            #[cfg(feature = "sqlite")]
+            Self::Question => "MAX",
+        }
+    }
+
+    /// Appended to the purge's inner `SELECT`: PostgreSQL lets concurrent purges skip each
+    /// other's rows; SQLite has one writer at a time and no row locks.
+    fn purge_lock(self) -> &'static str {
+        match self {
+            #[cfg(feature = "postgres")]
+            Self::Dollar => " FOR UPDATE SKIP LOCKED",
+            #[cfg(feature = "sqlite")]
+            Self::Question => "",
+        }
+    }
+}
+
+/// The statements of the SQL token stores, over the documented sessions table (the same
+/// columns in both dialects; times are `INTEGER` microseconds in SQLite, `TIMESTAMPTZ` in
+/// PostgreSQL).
+#[derive(Debug)]
+pub(crate) struct SessionQueries {
+    pub(crate) table: TableName,
+    pub(crate) insert: String,
+    pub(crate) get: String,
+    pub(crate) touch: String,
+    pub(crate) delete: String,
+    pub(crate) delete_for_user: String,
+    pub(crate) delete_for_user_except: String,
+    pub(crate) list_for_user: String,
+    pub(crate) purge_batch: String,
+}
+
+/// The sessions table's columns, in the order every statement reads and writes them.
+const SESSION_COLUMNS: &str =
+    "id, user_id, secret_hash, created_at, expires_at, last_seen_at, ip, user_agent";
+
+impl SessionQueries {
+    pub(crate) fn new(table: TableName, placeholders: Placeholders) -> Self {
+        let t = table.quoted();
+        let p = |n| placeholders.nth(n);
+        let values = (1..=8).map(p).collect::<Vec<_>>().join(", ");
+        let (p1, p2) = (p(1), p(2));
+        let greatest = placeholders.greatest();
+        let lock = placeholders.purge_lock();
+        Self {
+            insert: format!(
+                "INSERT INTO {t} ({SESSION_COLUMNS}) VALUES ({values}) ON CONFLICT (id) DO NOTHING"
+            ),
+            get: format!("SELECT {SESSION_COLUMNS} FROM {t} WHERE id = {p1} AND expires_at > {p2}"),
+            touch: format!(
+                "UPDATE {t} SET last_seen_at = {greatest}(last_seen_at, {p2}) \
+                 WHERE id = {p1} AND expires_at > {p2}"
+            ),
+            delete: format!("DELETE FROM {t} WHERE id = {p1}"),
+            delete_for_user: format!("DELETE FROM {t} WHERE user_id = {p1}"),
+            delete_for_user_except: format!("DELETE FROM {t} WHERE user_id = {p1} AND id <> {p2}"),
+            list_for_user: format!(
+                "SELECT {SESSION_COLUMNS} FROM {t} WHERE user_id = {p1} AND expires_at > {p2} \
+                 ORDER BY created_at, id"
+            ),
+            purge_batch: format!(
+                "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE expires_at <= {p1} \
+                 ORDER BY expires_at LIMIT {p2}{lock})"
+            ),
+            table,
         }
     }
 }
@@ -249,20 +308,77 @@ mod tests {
         assert!(err.to_string().starts_with("invalid table name \"x y\""));
     }
 
+    /// The statements each backend used before they were shared, verbatim.
     #[test]
-    fn micros_round_trip_and_cover_the_whole_range() {
-        for t in [
-            OffsetDateTime::UNIX_EPOCH,
-            OffsetDateTime::UNIX_EPOCH - time::Duration::microseconds(1),
-            from_micros(1_795_000_000_123_456).expect("2026"),
-            time::Date::MAX
-                .with_hms_micro(23, 59, 59, 999_999)
-                .expect("valid")
-                .assume_utc(),
-            time::Date::MIN.midnight().assume_utc(),
-        ] {
-            assert_eq!(from_micros(to_micros(t)).expect("in range"), t);
+    fn session_statements_are_unchanged() {
+        let cols = "id, user_id, secret_hash, created_at, expires_at, last_seen_at, ip, user_agent";
+        #[cfg(feature = "sqlite")]
+        {
+            let q = SessionQueries::new(TableName::builtin("s"), Placeholders::Question);
+            assert_eq!(
+                q.insert,
+                format!("INSERT INTO \"s\" ({cols}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO NOTHING")
+            );
+            assert_eq!(
+                q.get,
+                format!("SELECT {cols} FROM \"s\" WHERE id = ?1 AND expires_at > ?2")
+            );
+            assert_eq!(
+                q.touch,
+                "UPDATE \"s\" SET last_seen_at = MAX(last_seen_at, ?2) WHERE id = ?1 AND expires_at > ?2"
+            );
+            assert_eq!(q.delete, "DELETE FROM \"s\" WHERE id = ?1");
+            assert_eq!(q.delete_for_user, "DELETE FROM \"s\" WHERE user_id = ?1");
+            assert_eq!(
+                q.delete_for_user_except,
+                "DELETE FROM \"s\" WHERE user_id = ?1 AND id <> ?2"
+            );
+            assert_eq!(
+                q.list_for_user,
+                format!("SELECT {cols} FROM \"s\" WHERE user_id = ?1 AND expires_at > ?2 ORDER BY created_at, id")
+            );
+            assert_eq!(
+                q.purge_batch,
+                "DELETE FROM \"s\" WHERE id IN (SELECT id FROM \"s\" WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)"
+            );
         }
-        assert!(from_micros(i64::MAX).is_err());
+        #[cfg(feature = "postgres")]
+        {
+            let q = SessionQueries::new(
+                TableName::parse("a.s", true).expect("valid"),
+                Placeholders::Dollar,
+            );
+            let t = "\"a\".\"s\"";
+            assert_eq!(
+                q.insert,
+                format!("INSERT INTO {t} ({cols}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING")
+            );
+            assert_eq!(
+                q.get,
+                format!("SELECT {cols} FROM {t} WHERE id = $1 AND expires_at > $2")
+            );
+            assert_eq!(
+                q.touch,
+                format!("UPDATE {t} SET last_seen_at = GREATEST(last_seen_at, $2) WHERE id = $1 AND expires_at > $2")
+            );
+            assert_eq!(q.delete, format!("DELETE FROM {t} WHERE id = $1"));
+            assert_eq!(
+                q.delete_for_user,
+                format!("DELETE FROM {t} WHERE user_id = $1")
+            );
+            assert_eq!(
+                q.delete_for_user_except,
+                format!("DELETE FROM {t} WHERE user_id = $1 AND id <> $2")
+            );
+            assert_eq!(
+                q.list_for_user,
+                format!("SELECT {cols} FROM {t} WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at, id")
+            );
+            assert_eq!(
+                q.purge_batch,
+                format!("DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)")
+            );
+        }
+        let _ = cols;
     }
 }

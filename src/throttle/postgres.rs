@@ -11,6 +11,7 @@ use super::shared;
 use super::{until, Admission, Reservation, Throttle, ThrottleKey, ThrottleLimits};
 use crate::store::postgres::{connect_pool, error, migrate};
 use crate::store::sql::{Migration, TableName};
+use crate::store::time_codec::truncate_to_micros;
 use crate::store::InvalidTableName;
 use crate::StoreError;
 
@@ -162,7 +163,7 @@ impl Throttle for PostgresThrottle {
         key: &ThrottleKey,
         now: OffsetDateTime,
     ) -> Result<Admission, StoreError> {
-        let now = micros(now);
+        let now = truncate_to_micros(now);
         let counters = shared::counters(key, &self.limits, true);
         let (allowed, account_counted, kind, ends): Verdict = sqlx::query_as(&self.queries.reserve)
             .bind(now)
@@ -183,7 +184,7 @@ impl Throttle for PostgresThrottle {
             .bind(
                 counters
                     .iter()
-                    .map(|c| micros(c.fresh_end(now)))
+                    .map(|c| truncate_to_micros(c.fresh_end(now)))
                     .collect::<Vec<_>>(),
             )
             .fetch_one(&self.pool)
@@ -209,8 +210,10 @@ impl Throttle for PostgresThrottle {
         _reservation: Reservation,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let trusted = shared::trusted_until(&self.limits, micros(now))
-            .and_then(|until| shared::trusted_name(key).map(|name| (name, micros(until))));
+        let trusted =
+            shared::trusted_until(&self.limits, truncate_to_micros(now)).and_then(|until| {
+                shared::trusted_name(key).map(|name| (name, truncate_to_micros(until)))
+            });
         sqlx::query(&self.queries.record_success)
             .bind(vec![shared::pair_name(key), shared::account_name(key)])
             .bind(shared::ip_name(key))
@@ -244,7 +247,7 @@ impl Throttle for PostgresThrottle {
         let mut total = 0;
         loop {
             let done = sqlx::query(&self.queries.prune_batch)
-                .bind(micros(now))
+                .bind(truncate_to_micros(now))
                 .bind(PRUNE_BATCH)
                 .execute(&self.pool)
                 .await
@@ -255,13 +258,6 @@ impl Throttle for PostgresThrottle {
             }
         }
     }
-}
-
-/// `t` without its sub-microsecond digits, as `TIMESTAMPTZ` keeps it, so that times computed
-/// here and times read back agree exactly.
-fn micros(t: OffsetDateTime) -> OffsetDateTime {
-    t.replace_nanosecond(t.nanosecond() / 1000 * 1000)
-        .unwrap_or(t)
 }
 
 #[derive(Debug)]

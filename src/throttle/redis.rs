@@ -4,13 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 use redis::{Script, ScriptInvocation};
 use time::OffsetDateTime;
 
 use super::shared::{self, Counter};
 use super::{Admission, Reservation, Throttle, ThrottleKey, ThrottleLimits};
 use crate::store::redis::{connect_manager, error};
+use crate::store::redis_connection::connect_cluster;
+use crate::store::time_codec::to_millis;
+use crate::store::RedisConnection;
 use crate::StoreError;
 
 /// How long after its window (or trust) ends Redis keeps a key, in milliseconds: a margin for
@@ -35,7 +37,10 @@ const EXPIRY_GRACE_MS: i64 = 60_000;
 /// when all its keys share a slot. Throttle traffic is login traffic, small next to session
 /// validation, so one slot (one shard) is plenty; the scripts receive every key in `KEYS` and
 /// never build key names, as Cluster requires. (The first `{...}` of a key is its hash tag:
-/// keep `{` and `}` out of the prefix.)
+/// keep `{` and `}` out of the prefix.) The keys cannot be spread over several slots: reserve
+/// checks the (account, address) pair, the address and the account together, so the one
+/// thing all its keys share is the throttle itself. On a cluster
+/// ([`RedisThrottle::connect_cluster`]) the throttle's load therefore sits on one master.
 ///
 /// # One script per step
 /// [`reserve`](Throttle::reserve), [`record_success`](Throttle::record_success) and
@@ -66,7 +71,7 @@ const EXPIRY_GRACE_MS: i64 = 60_000;
 /// ```
 #[derive(Clone)]
 pub struct RedisThrottle {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     limits: ThrottleLimits,
     keys: Arc<Keys>,
     scripts: Arc<Scripts>,
@@ -97,11 +102,26 @@ impl RedisThrottle {
         Ok(Self::new(connect_manager(url).await?, limits))
     }
 
-    /// Uses your own connection manager, for example the token store's
+    /// Connects to a Redis Cluster through `urls`, its seed nodes, with the settings of
+    /// [`RedisTokenStore::connect_cluster`](crate::store::RedisTokenStore::connect_cluster).
+    /// Every key of the throttle lives in one slot (see the type's docs).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if no URL is given, a URL is invalid or no node can be
+    /// reached.
+    pub async fn connect_cluster<S: AsRef<str>>(
+        urls: &[S],
+        limits: ThrottleLimits,
+    ) -> Result<Self, StoreError> {
+        Ok(Self::new(connect_cluster(urls).await?, limits))
+    }
+
+    /// Uses your own connection: a [`ConnectionManager`](redis::aio::ConnectionManager), a
+    /// [`ClusterConnection`](redis::cluster_async::ClusterConnection), or the token store's
     /// ([`RedisTokenStore::connection`](crate::store::RedisTokenStore::connection)).
-    pub fn new(conn: ConnectionManager, limits: ThrottleLimits) -> Self {
+    pub fn new(conn: impl Into<RedisConnection>, limits: ThrottleLimits) -> Self {
         Self {
-            conn,
+            conn: conn.into(),
             limits,
             keys: Arc::new(Keys::new(Self::DEFAULT_PREFIX.to_owned())),
             scripts: Arc::new(Scripts::new()),
@@ -144,10 +164,10 @@ impl Throttle for RedisThrottle {
         let counters = shared::counters(key, &self.limits, true);
         let mut call = self.scripts.reserve.prepare_invoke();
         call.key(self.keys.key(&trusted))
-            .arg(millis(now))
+            .arg(to_millis(now))
             .arg(counters.len());
         for (c, name) in counters.iter().zip(self.counter_keys(&counters)) {
-            let end = millis(c.fresh_end(now));
+            let end = to_millis(c.fresh_end(now));
             call.key(name)
                 .arg(shared::kind_code(c.kind))
                 .arg(c.limit.max_failures())
@@ -176,12 +196,12 @@ impl Throttle for RedisThrottle {
         let mut call = self.scripts.record_success.prepare_invoke();
         call.key(self.keys.key(&shared::pair_name(key)))
             .key(self.keys.key(&shared::account_name(key)))
-            .arg(millis(now));
+            .arg(to_millis(now));
         if let (Some(ip), Some(trusted)) = (shared::ip_name(key), shared::trusted_name(key)) {
             call.key(self.keys.key(&ip)).key(self.keys.key(&trusted));
             match shared::trusted_until(&self.limits, now) {
                 Some(until) => {
-                    let until = millis(until);
+                    let until = to_millis(until);
                     call.arg(until).arg(until.saturating_add(EXPIRY_GRACE_MS));
                 }
                 None => {
@@ -204,7 +224,7 @@ impl Throttle for RedisThrottle {
         for name in self.counter_keys(&counters) {
             call.key(name);
         }
-        call.arg(millis(now));
+        call.arg(to_millis(now));
         let _: i64 = invoke(&call, &self.conn).await?;
         Ok(())
     }
@@ -217,15 +237,9 @@ impl Throttle for RedisThrottle {
 
 async fn invoke<T: redis::FromRedisValue>(
     call: &ScriptInvocation<'_>,
-    conn: &ConnectionManager,
+    conn: &RedisConnection,
 ) -> Result<T, StoreError> {
     call.invoke_async(&mut conn.clone()).await.map_err(error)
-}
-
-/// Unix milliseconds, rounded down (every `OffsetDateTime` fits in an `i64`).
-fn millis(t: OffsetDateTime) -> i64 {
-    let ms = t.unix_timestamp_nanos().div_euclid(1_000_000);
-    i64::try_from(ms).unwrap_or(if ms < 0 { i64::MIN } else { i64::MAX })
 }
 
 #[derive(Debug)]
@@ -356,7 +370,7 @@ mod tests {
             "keycard:throttle:{t}:ip:192.0.2.1"
         );
         assert_eq!(
-            millis(OffsetDateTime::UNIX_EPOCH - time::Duration::nanoseconds(1)),
+            to_millis(OffsetDateTime::UNIX_EPOCH - time::Duration::nanoseconds(1)),
             -1
         );
     }

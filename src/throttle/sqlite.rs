@@ -10,8 +10,9 @@ use time::OffsetDateTime;
 
 use super::shared::{self, Counter};
 use super::{Admission, LimitKind, Reservation, Throttle, ThrottleKey, ThrottleLimits};
-use crate::store::sql::{self, Migration, TableName};
+use crate::store::sql::{Migration, TableName};
 use crate::store::sqlite::{backend, migrate, Pool};
+use crate::store::time_codec;
 use crate::store::{InvalidTableName, SqliteOptions};
 use crate::StoreError;
 
@@ -158,11 +159,11 @@ impl Throttle for SqliteThrottle {
         let counters: Vec<(Counter, i64)> = shared::counters(key, &self.limits, true)
             .into_iter()
             .map(|c| {
-                let end = sql::to_micros(c.fresh_end(now));
+                let end = time_codec::to_micros(c.fresh_end(now));
                 (c, end)
             })
             .collect();
-        let now = sql::to_micros(now);
+        let now = time_codec::to_micros(now);
         self.pool
             .run(move |conn| {
                 let tx = immediate(conn)?;
@@ -218,9 +219,10 @@ impl Throttle for SqliteThrottle {
         let q = Arc::clone(&self.queries);
         let forget = [shared::pair_name(key), shared::account_name(key)];
         let ip = shared::ip_name(key);
-        let trusted = shared::trusted_until(&self.limits, now)
-            .and_then(|until| shared::trusted_name(key).map(|name| (name, sql::to_micros(until))));
-        let now = sql::to_micros(now);
+        let trusted = shared::trusted_until(&self.limits, now).and_then(|until| {
+            shared::trusted_name(key).map(|name| (name, time_codec::to_micros(until)))
+        });
+        let now = time_codec::to_micros(now);
         self.pool
             .run(move |conn| {
                 let tx = immediate(conn)?;
@@ -246,7 +248,7 @@ impl Throttle for SqliteThrottle {
     ) -> Result<(), StoreError> {
         let q = Arc::clone(&self.queries);
         let counters = shared::counters(key, &self.limits, reservation.account_counted());
-        let now = sql::to_micros(now);
+        let now = time_codec::to_micros(now);
         self.pool
             .run(move |conn| {
                 let tx = immediate(conn)?;
@@ -259,7 +261,7 @@ impl Throttle for SqliteThrottle {
     }
 
     async fn prune(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let now = sql::to_micros(now);
+        let now = time_codec::to_micros(now);
         let mut total = 0;
         loop {
             let q = Arc::clone(&self.queries);

@@ -214,3 +214,144 @@ impl Drop for RedisPrefix {
         }
     }
 }
+
+/// The Redis Cluster node URLs the cluster tests use, comma-separated.
+pub(crate) const REDIS_CLUSTER_ENV: &str = "KEYCARD_REDIS_CLUSTER_URLS";
+
+/// The seed node URLs of the test Redis Cluster (default: the three loopback nodes
+/// `.ci/redis-cluster` starts).
+pub(crate) fn redis_cluster_urls() -> Vec<String> {
+    std::env::var(REDIS_CLUSTER_ENV)
+        .unwrap_or_else(|_| {
+            "redis://127.0.0.1:7000,redis://127.0.0.1:7001,redis://127.0.0.1:7002".to_owned()
+        })
+        .split(',')
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty())
+        .collect()
+}
+
+#[cfg(feature = "redis")]
+/// Panics with instructions: the Redis Cluster is not running. Tests never skip.
+pub(crate) fn cluster_unreachable(urls: &[String], error: &dyn std::fmt::Debug) -> ! {
+    panic!(
+        "the Redis Cluster is not reachable at {urls:?}: {error:?}\n\
+         These tests need a running Redis Cluster: start the local 3-master one with \
+         `bash .ci/redis-cluster` (needs `redis-server`), or set {REDIS_CLUSTER_ENV} to the \
+         comma-separated node URLs of one."
+    )
+}
+
+#[cfg(feature = "redis")]
+/// A fresh key prefix on the test Redis Cluster for one test; its keys (on every master) are
+/// deleted on drop, even when the test panics.
+#[derive(Debug)]
+pub(crate) struct RedisClusterPrefix {
+    pub(crate) urls: Vec<String>,
+    pub(crate) prefix: String,
+}
+
+#[cfg(feature = "redis")]
+impl RedisClusterPrefix {
+    /// Checks that the cluster answers (panicking with instructions if not) and names a fresh
+    /// prefix.
+    pub(crate) async fn new() -> Self {
+        let urls = redis_cluster_urls();
+        match keycard::store::RedisTokenStore::connect_cluster(&urls).await {
+            Ok(store) => {
+                if let Err(e) = store.ping().await {
+                    cluster_unreachable(&urls, &e);
+                }
+            }
+            Err(e) => cluster_unreachable(&urls, &e),
+        }
+        Self {
+            urls,
+            prefix: format!("{}:", unique("keycard-cluster-test")),
+        }
+    }
+
+    /// A store on its own cluster connection under this prefix.
+    pub(crate) async fn token_store(&self) -> keycard::store::RedisTokenStore {
+        keycard::store::RedisTokenStore::connect_cluster(&self.urls)
+            .await
+            .unwrap_or_else(|e| cluster_unreachable(&self.urls, &e))
+            .with_key_prefix(self.prefix.clone())
+    }
+
+    /// A throttle on its own cluster connection, its keys under this prefix.
+    pub(crate) async fn throttle(
+        &self,
+        limits: keycard::throttle::ThrottleLimits,
+    ) -> keycard::throttle::RedisThrottle {
+        keycard::throttle::RedisThrottle::connect_cluster(&self.urls, limits)
+            .await
+            .unwrap_or_else(|e| cluster_unreachable(&self.urls, &e))
+            .with_key_prefix(format!("{}throttle:", self.prefix))
+    }
+
+    /// The addresses (`host:port`) of the cluster's masters, from `CLUSTER NODES`.
+    pub(crate) fn masters(&self) -> Vec<String> {
+        let client = redis::Client::open(self.urls[0].as_str()).expect("valid URL");
+        let mut conn = client
+            .get_connection()
+            .unwrap_or_else(|e| cluster_unreachable(&self.urls, &e));
+        let nodes: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query(&mut conn)
+            .expect("CLUSTER NODES");
+        nodes
+            .lines()
+            .filter(|line| line.split(' ').nth(2).is_some_and(|f| f.contains("master")))
+            .filter_map(|line| line.split(' ').nth(1))
+            .filter_map(|addr| addr.split('@').next())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The keys under this prefix, per master (`host:port` -> keys).
+    pub(crate) fn keys_by_master(&self) -> Vec<(String, Vec<String>)> {
+        self.masters()
+            .into_iter()
+            .map(|addr| {
+                let client = redis::Client::open(format!("redis://{addr}")).expect("valid URL");
+                let mut conn = client.get_connection().expect("connect to a master");
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(format!("{}*", self.prefix))
+                    .query(&mut conn)
+                    .expect("list keys");
+                (addr, keys)
+            })
+            .collect()
+    }
+
+    /// The keys under this prefix, on every master.
+    pub(crate) fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .keys_by_master()
+            .into_iter()
+            .flat_map(|(_, keys)| keys)
+            .collect();
+        keys.sort();
+        keys
+    }
+}
+
+#[cfg(feature = "redis")]
+impl Drop for RedisClusterPrefix {
+    fn drop(&mut self) {
+        for (addr, keys) in self.keys_by_master() {
+            let client = redis::Client::open(format!("redis://{addr}")).expect("valid URL");
+            let Ok(mut conn) = client.get_connection() else {
+                eprintln!("could not delete test keys under {} on {addr}", self.prefix);
+                continue;
+            };
+            // One key per DEL: the keys of one master may sit in different slots.
+            for key in keys {
+                if let Err(e) = redis::cmd("DEL").arg(&key).query::<()>(&mut conn) {
+                    eprintln!("could not delete test key {key}: {e}");
+                }
+            }
+        }
+    }
+}

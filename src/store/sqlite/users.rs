@@ -1,0 +1,182 @@
+//! The SQLite user store.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rusqlite::{params, OptionalExtension, Row};
+
+use super::{backend, migrate, Pool, SqliteOptions};
+use crate::store::sql::{InvalidTableName, Migration, Placeholders, TableName, UserQueries};
+use crate::{normalize_email, StoreError, UserId, UserRecord, UserStore};
+
+/// The schema changes of the users table, in order.
+const USER_MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: include_str!("../../../migrations/sqlite/users_0001.sql"),
+}];
+
+/// Users in a SQLite file, for apps and examples that need no user code of their own.
+///
+/// The table (default `keycard_users`) is created by [`migrate`](Self::migrate); its schema
+/// ships in `migrations/sqlite/users_0001.sql`:
+///
+/// | column | type | |
+/// |---|---|---|
+/// | `id` | `TEXT PRIMARY KEY` | [`UserId`] |
+/// | `email` | `TEXT UNIQUE` | normalized with [`normalize_email`] |
+/// | `password_hash` | `TEXT` | PHC string (`$argon2id$...`) |
+/// | `first_name`, `last_name` | `TEXT` | default `''` |
+///
+/// Rows you write yourself must store the email normalized, or logins will not find them.
+/// Lookups by id and email take the same path as session lookups (on the calling thread, a
+/// few microseconds), so [`Authenticator::validate`](crate::Authenticator::validate) over two
+/// SQLite stores costs two primary-key reads and no thread hop.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), keycard::StoreError> {
+/// use keycard::store::SqliteUserStore;
+/// use keycard::UserRecord;
+/// let users = SqliteUserStore::open("keycard.db").await?;
+/// users.migrate().await?;
+/// // Safe on every start: does nothing if the id or email exists.
+/// users.insert_if_absent(&UserRecord::new(1_i64, "ann@example.com", "$argon2id$...")).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqliteUserStore {
+    pub(super) pool: Arc<Pool>,
+    queries: Arc<UserQueries>,
+}
+
+impl SqliteUserStore {
+    /// The default table name.
+    pub const DEFAULT_TABLE: &'static str = "keycard_users";
+
+    /// Opens (creating if needed) the database file at `path` with default
+    /// [`SqliteOptions`]. Does not create the table: call [`migrate`](Self::migrate).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if the file cannot be opened or configured.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path, SqliteOptions::default()).await
+    }
+
+    /// Opens (creating if needed) the database file at `path` with `options`.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if the file cannot be opened or configured, or if `path` is
+    /// empty or `:memory:` (every pooled connection would have a database of its own).
+    pub async fn open_with(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+    ) -> Result<Self, StoreError> {
+        let pool = Pool::open(path.as_ref(), options).await?;
+        let table = TableName::builtin(Self::DEFAULT_TABLE);
+        Ok(Self {
+            pool,
+            queries: Arc::new(UserQueries::new(table, Placeholders::Question)),
+        })
+    }
+
+    /// Uses `table` instead of `keycard_users`.
+    ///
+    /// # Errors
+    /// [`InvalidTableName`] unless `table` is a plain identifier (`[A-Za-z_][A-Za-z0-9_]*`).
+    pub fn with_table(mut self, table: &str) -> Result<Self, InvalidTableName> {
+        self.queries = Arc::new(UserQueries::new(
+            TableName::parse(table, false)?,
+            Placeholders::Question,
+        ));
+        Ok(self)
+    }
+
+    /// Creates or upgrades the users table. Idempotent.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if a statement fails.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let table = self.queries.table.clone();
+        self.pool
+            .run(move |conn| migrate(conn, &table, USER_MIGRATIONS))
+            .await
+    }
+
+    /// Inserts `user` unless a user with the same id or (normalized) email exists, in which
+    /// case nothing changes. Returns whether it inserted. Use it to seed a demo user on every
+    /// start.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if the statement fails.
+    pub async fn insert_if_absent(&self, user: &UserRecord) -> Result<bool, StoreError> {
+        let q = Arc::clone(&self.queries);
+        let user = user.clone();
+        self.pool
+            .run(move |conn| {
+                conn.prepare_cached(&q.insert_if_absent)
+                    .and_then(|mut st| {
+                        st.execute(params![
+                            user.id.as_str(),
+                            normalize_email(&user.email),
+                            user.password_hash,
+                            user.first_name,
+                            user.last_name,
+                        ])
+                    })
+                    .map(|n| n == 1)
+                    .map_err(backend)
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl UserStore for SqliteUserStore {
+    type User = UserRecord;
+
+    async fn find_by_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
+        let q = Arc::clone(&self.queries);
+        let email = email.to_owned();
+        self.pool
+            .read(move |conn| {
+                conn.prepare_cached(&q.by_email)
+                    .and_then(|mut st| st.query_row(params![email], read_user).optional())
+            })
+            .await
+    }
+
+    async fn find_by_id(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        let q = Arc::clone(&self.queries);
+        let id = id.as_str().to_owned();
+        self.pool
+            .read(move |conn| {
+                conn.prepare_cached(&q.by_id)
+                    .and_then(|mut st| st.query_row(params![id], read_user).optional())
+            })
+            .await
+    }
+
+    async fn set_password_hash(&self, id: &UserId, phc: &str) -> Result<(), StoreError> {
+        let q = Arc::clone(&self.queries);
+        let id = id.as_str().to_owned();
+        let phc = phc.to_owned();
+        self.pool
+            .run(move |conn| {
+                conn.prepare_cached(&q.set_password_hash)
+                    .and_then(|mut st| st.execute(params![id, phc]))
+                    .map(drop)
+                    .map_err(backend)
+            })
+            .await
+    }
+}
+
+fn read_user(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
+    Ok(UserRecord {
+        id: UserId::new(row.get::<_, String>(0)?),
+        email: row.get(1)?,
+        password_hash: row.get(2)?,
+        first_name: row.get(3)?,
+        last_name: row.get(4)?,
+    })
+}
