@@ -413,6 +413,11 @@ impl UserStore for PostgresUserStore {
     type User = UserRecord;
 
     async fn find_by_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
+        // PostgreSQL text cannot hold NUL: no stored email has one, and sending it would be
+        // a server error (a 503 for what is only an unknown email).
+        if email.contains('\0') {
+            return Ok(None);
+        }
         Ok(sqlx::query_as::<_, UserTuple>(&self.queries.by_email)
             .bind(email)
             .fetch_optional(&self.pool)
@@ -422,6 +427,9 @@ impl UserStore for PostgresUserStore {
     }
 
     async fn find_by_id(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        if id.as_str().contains('\0') {
+            return Ok(None);
+        }
         Ok(sqlx::query_as::<_, UserTuple>(&self.queries.by_id)
             .bind(id.as_str())
             .fetch_optional(&self.pool)
