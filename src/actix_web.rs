@@ -21,8 +21,8 @@
 //! [`web::Data`](::actix_web::web::Data)). It is shared by every worker: each worker's
 //! `App` holds a clone of the same authenticator, stores and connection pools.
 //!
-//! ```no_run
-//! use actix_web::{web, App, HttpServer};
+//! ```
+//! use actix_web::{test, web, App};
 //! use keycard::actix_web::{CurrentUser, LoginRequest, LogoutRequest};
 //! use keycard::http::{HttpAuth, Response, StandardApi};
 //! use keycard::{Authenticator, MemoryTokenStore, MemoryUserStore, UserRecord};
@@ -38,22 +38,22 @@
 //!     me.user.email
 //! }
 //!
-//! # fn main() -> std::io::Result<()> {
 //! actix_web::rt::System::new().block_on(async {
 //!     let auth = Authenticator::builder(MemoryUserStore::<UserRecord>::new(), MemoryTokenStore::new()).build();
 //!     let http = HttpAuth::new(auth, StandardApi);
-//!     HttpServer::new(move || {
+//!     // In a server: `HttpServer::new(move || App::new().app_data(http.clone())...)`.
+//!     let app = test::init_service(
 //!         App::new()
 //!             .app_data(http.clone())
 //!             .route("/login", web::post().to(login))
 //!             .route("/logout", web::delete().to(logout))
-//!             .route("/me", web::get().to(me))
-//!     })
-//!     .bind("127.0.0.1:8080")?
-//!     .run()
-//!     .await
-//! })
-//! # }
+//!             .route("/me", web::get().to(me)),
+//!     )
+//!     .await;
+//!     let anonymous = test::call_service(&app, test::TestRequest::get().uri("/me").to_request()).await;
+//!     assert_eq!(anonymous.status(), 401);
+//!     assert_eq!(anonymous.headers().get("www-authenticate").unwrap(), "Bearer");
+//! });
 //! ```
 
 use std::fmt;
