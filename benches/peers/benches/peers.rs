@@ -25,7 +25,7 @@ use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -41,6 +41,7 @@ use keycard::{
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
+use tower::ServiceExt;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::{MemoryStore, SessionManagerLayer, SessionStore};
 
@@ -134,9 +135,8 @@ fn lookup(c: &mut Criterion) {
             BenchmarkId::new("tower_sessions_load", sessions),
             &id,
             |b, id| {
-                b.to_async(&rt).iter(|| async {
-                    store.load(id).await.expect("load").expect("record")
-                });
+                b.to_async(&rt)
+                    .iter(|| async { store.load(id).await.expect("load").expect("record") });
             },
         );
         group.bench_with_input(
@@ -149,9 +149,80 @@ fn lookup(c: &mut Criterion) {
                 });
             },
         );
+        // The same three, interleaved in rotating order, against load drift.
+        let names = [
+            "keycard_validate_session",
+            "tower_sessions_load",
+            "tower_sessions_parse_and_load",
+        ];
+        let per_call = rt.block_on(interleave(names.len(), 101, 5_000, |which| {
+            let (auth, token, store, id, value) = (&auth, &token, &store, &id, &cookie_value);
+            async move {
+                match which {
+                    0 => drop(auth.validate_session(token).await.expect("valid")),
+                    1 => drop(store.load(id).await.expect("load").expect("record")),
+                    _ => {
+                        let id = Id::from_str(value).expect("id");
+                        drop(store.load(&id).await.expect("load").expect("record"));
+                    }
+                }
+            }
+        }));
+        report(
+            &format!("lookup, {sessions} live sessions"),
+            101,
+            &names,
+            &per_call,
+        );
         drop((auth, store));
     }
     group.finish();
+}
+
+/// Rounds of interleaved measurement: each round times `per_round` sequential calls of every
+/// case (the order rotates from round to round), so a change in the machine's load hits every
+/// case alike. Returns each case's per-call time, the median over the rounds.
+async fn interleave<F, Fut>(
+    cases: usize,
+    rounds: usize,
+    per_round: u32,
+    mut call: F,
+) -> Vec<Duration>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut times = vec![Vec::with_capacity(rounds); cases];
+    for round in 0..rounds {
+        for k in 0..cases {
+            let which = (round + k) % cases;
+            let start = Instant::now();
+            for _ in 0..per_round {
+                call(which).await;
+            }
+            times[which].push(start.elapsed() / per_round);
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut t| {
+            t.sort();
+            t[t.len() / 2]
+        })
+        .collect()
+}
+
+/// Prints the interleaved medians and each one's ratio to the first case.
+fn report(title: &str, rounds: usize, names: &[&str], per_call: &[Duration]) {
+    println!("interleaved ({title}): median of {rounds} rounds, per call");
+    for (name, time) in names.iter().zip(per_call) {
+        println!(
+            "  {name:<32} {:>10.3} µs  {:>5.2}× {}",
+            time.as_secs_f64() * 1e6,
+            time.as_secs_f64() / per_call[0].as_secs_f64(),
+            names[0],
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -232,10 +303,7 @@ impl AuthnBackend for PeerBackend {
     type Credentials = PeerCredentials;
     type Error = Infallible;
 
-    async fn authenticate(
-        &self,
-        creds: PeerCredentials,
-    ) -> Result<Option<PeerUser>, Infallible> {
+    async fn authenticate(&self, creds: PeerCredentials) -> Result<Option<PeerUser>, Infallible> {
         Ok(self
             .users
             .values()
@@ -272,22 +340,21 @@ async fn serve(app: Router) -> String {
     format!("http://{addr}")
 }
 
-async fn keycard_server() -> String {
+async fn keycard_app() -> Router {
     let users = MemoryUserStore::<UserRecord>::new();
     let auth = Authenticator::builder(users, MemoryTokenStore::new()).build();
     let phc = auth.hash_password(PASSWORD).await.expect("hash");
     auth.users()
         .insert(UserRecord::new(1_i64, EMAIL, phc))
         .expect("insert");
-    let app = Router::new()
+    Router::new()
         .route("/login", post(keycard_login))
         .route("/hello", get(keycard_hello))
         .route("/hello_user", get(keycard_hello_user))
-        .with_state(HttpAuth::new(auth, StandardApi));
-    serve(app).await
+        .with_state(HttpAuth::new(auth, StandardApi))
 }
 
-async fn axum_login_server() -> String {
+fn axum_login_app() -> Router {
     let user = PeerUser {
         id: 1,
         email: EMAIL.to_owned(),
@@ -299,12 +366,36 @@ async fn axum_login_server() -> String {
     };
     let sessions = SessionManagerLayer::new(MemoryStore::default()).with_secure(false);
     let auth_layer = AuthManagerLayerBuilder::new(backend, sessions).build();
-    let app = Router::new()
+    Router::new()
         .route("/hello", get(hello))
         .route_layer(login_required!(PeerBackend))
         .route("/login", post(axum_login_login))
-        .layer(auth_layer);
-    serve(app).await
+        .layer(auth_layer)
+}
+
+/// The same request without the network: `oneshot` on a clone of the router (what the server
+/// runs per request, minus HTTP parsing, the socket and the client).
+async fn oneshot_status(app: &Router, path: &str, header: Header<'_>, expected: u16) {
+    let mut request = axum::http::Request::get(path);
+    if let Some((name, value)) = header {
+        request = request.header(name, value);
+    }
+    let request = request.body(axum::body::Body::empty()).expect("request");
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    let status = response.status().as_u16();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+        .await
+        .expect("body");
+    assert_eq!(status, expected, "{path}: {body:?}");
+}
+
+/// One measured route: over HTTP at `url`, in process as `path` on `app`.
+struct Case<'a> {
+    name: &'static str,
+    url: String,
+    path: &'static str,
+    app: Router,
+    header: Header<'a>,
 }
 
 #[derive(Deserialize)]
@@ -316,14 +407,12 @@ fn credentials() -> serde_json::Value {
     serde_json::json!({ "email": EMAIL, "password": PASSWORD })
 }
 
+/// A request header: name and value.
+type Header<'a> = Option<(&'static str, &'a str)>;
+
 /// One request; panics unless the status is `expected`. Reads the body so the connection goes
 /// back to the pool.
-async fn get_status(
-    client: &reqwest::Client,
-    url: &str,
-    header: Option<(&str, &str)>,
-    expected: u16,
-) {
+async fn get_status(client: &reqwest::Client, url: &str, header: Header<'_>, expected: u16) {
     let mut request = client.get(url);
     if let Some((name, value)) = header {
         request = request.header(name, value);
@@ -342,11 +431,14 @@ fn route(c: &mut Criterion) {
         .build()
         .expect("client");
 
+    let plain_app = Router::new().route("/hello", get(hello));
+    let keycard_app = rt.block_on(keycard_app());
+    let peer_app = axum_login_app();
     let (plain, keycard, peer) = rt.block_on(async {
         (
-            serve(Router::new().route("/hello", get(hello))).await,
-            keycard_server().await,
-            axum_login_server().await,
+            serve(plain_app.clone()).await,
+            serve(keycard_app.clone()).await,
+            serve(peer_app.clone()).await,
         )
     });
 
@@ -377,40 +469,53 @@ fn route(c: &mut Criterion) {
             .expect("axum-login sets a cookie")
             .to_str()
             .expect("ascii cookie");
-        let cookie = set_cookie
-            .split(';')
-            .next()
-            .expect("name=value")
-            .to_owned();
+        let cookie = set_cookie.split(';').next().expect("name=value").to_owned();
         (format!("Bearer {}", login.token), cookie)
     });
 
-    let routes: [(&str, String, Option<(&str, &str)>); 4] = [
-        ("unprotected", format!("{plain}/hello"), None),
-        (
-            "keycard_current_session",
-            format!("{keycard}/hello"),
-            Some(("authorization", bearer.as_str())),
-        ),
-        (
-            "keycard_current_user",
-            format!("{keycard}/hello_user"),
-            Some(("authorization", bearer.as_str())),
-        ),
-        (
-            "axum_login",
-            format!("{peer}/hello"),
-            Some(("cookie", cookie.as_str())),
-        ),
+    let bearer = Some(("authorization", bearer.as_str()));
+    let cookie = Some(("cookie", cookie.as_str()));
+    let cases = [
+        Case {
+            name: "unprotected",
+            url: format!("{plain}/hello"),
+            path: "/hello",
+            app: plain_app,
+            header: None,
+        },
+        Case {
+            name: "keycard_current_session",
+            url: format!("{keycard}/hello"),
+            path: "/hello",
+            app: keycard_app.clone(),
+            header: bearer,
+        },
+        Case {
+            name: "keycard_current_user",
+            url: format!("{keycard}/hello_user"),
+            path: "/hello_user",
+            app: keycard_app,
+            header: bearer,
+        },
+        Case {
+            name: "axum_login",
+            url: format!("{peer}/hello"),
+            path: "/hello",
+            app: peer_app,
+            header: cookie,
+        },
     ];
+    let names: Vec<&str> = cases.iter().map(|case| case.name).collect();
 
     // The protection is real: no credentials, 401; the login's credentials, 200.
     rt.block_on(async {
-        for (_, url, header) in &routes {
-            if header.is_some() {
-                get_status(&client, url, None, 401).await;
+        for case in &cases {
+            if case.header.is_some() {
+                get_status(&client, &case.url, None, 401).await;
+                oneshot_status(&case.app, case.path, None, 401).await;
             }
-            get_status(&client, url, *header, 200).await;
+            get_status(&client, &case.url, case.header, 200).await;
+            oneshot_status(&case.app, case.path, case.header, 200).await;
         }
     });
 
@@ -419,13 +524,36 @@ fn route(c: &mut Criterion) {
         .sample_size(50)
         .warm_up_time(Duration::from_secs(2))
         .measurement_time(Duration::from_secs(5));
-    for (name, url, header) in &routes {
-        group.bench_function(*name, |b| {
+    for case in &cases {
+        group.bench_function(case.name, |b| {
             b.to_async(&rt)
-                .iter(|| get_status(&client, url, *header, 200));
+                .iter(|| get_status(&client, &case.url, case.header, 200));
         });
     }
     group.finish();
+    let per_request = rt.block_on(interleave(cases.len(), 301, 20, |which| {
+        let case = &cases[which];
+        get_status(&client, &case.url, case.header, 200)
+    }));
+    report("route", 301, &names, &per_request);
+
+    let mut group = c.benchmark_group("route_in_process");
+    group
+        .sample_size(50)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(5));
+    for case in &cases {
+        group.bench_function(case.name, |b| {
+            b.to_async(&rt)
+                .iter(|| oneshot_status(&case.app, case.path, case.header, 200));
+        });
+    }
+    group.finish();
+    let per_request = rt.block_on(interleave(cases.len(), 301, 200, |which| {
+        let case = &cases[which];
+        oneshot_status(&case.app, case.path, case.header, 200)
+    }));
+    report("route_in_process", 301, &names, &per_request);
 }
 
 /// The benchmark groups (`criterion_group!` generates an undocumented `pub fn`, hence the module).
