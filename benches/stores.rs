@@ -14,8 +14,8 @@ use std::time::Duration;
 use criterion::{criterion_main, Criterion};
 use keycard::store::{PostgresTokenStore, RedisTokenStore, SqliteTokenStore};
 use keycard::{
-    Authenticator, ClientInfo, MemoryTokenStore, MemoryUserStore, Session, Token, TokenStore,
-    UserId, UserRecord,
+    Authenticator, ClientInfo, MemoryTokenStore, MemoryUserStore, Session, SessionId, Token,
+    TokenStore, UserId, UserRecord,
 };
 use time::OffsetDateTime;
 
@@ -42,7 +42,7 @@ fn bench_get(
     rt: &tokio::runtime::Runtime,
     name: &str,
     store: Arc<dyn TokenStore>,
-) {
+) -> SessionId {
     let token = Token::generate().expect("os rng");
     let now = OffsetDateTime::now_utc();
     let held = Session::new(
@@ -73,6 +73,7 @@ fn bench_get(
                 .expect("session exists")
         })
     });
+    s.id
 }
 
 fn stores(c: &mut Criterion) {
@@ -149,7 +150,24 @@ fn stores(c: &mut Criterion) {
             .expect("valid table");
         (store, default)
     });
-    bench_get(c, &rt, "postgres", Arc::new(pg.clone()));
+    let held = bench_get(c, &rt, "postgres", Arc::new(pg.clone()));
+    // The same lookup, raw: the store's own statement on the same pool, rows not decoded.
+    let lookup = format!(
+        "SELECT id, user_id, secret_hash, created_at, expires_at, last_seen_at, ip, user_agent \
+         FROM {schema}.sessions WHERE id = $1 AND expires_at > $2"
+    );
+    let (held_id, now) = (held.to_string(), OffsetDateTime::now_utc());
+    c.bench_function("postgres/raw lookup (same query, same pool)", |b| {
+        b.to_async(&rt).iter(|| async {
+            sqlx::query(&lookup)
+                .bind(&held_id)
+                .bind(now)
+                .fetch_optional(pg.pool())
+                .await
+                .expect("query")
+                .expect("the row")
+        })
+    });
     c.bench_function("postgres/ping (SELECT 1, same pool)", |b| {
         b.to_async(&rt)
             .iter(|| async { pg.ping().await.expect("ping") })
@@ -172,7 +190,21 @@ fn stores(c: &mut Criterion) {
             })
             .with_key_prefix(prefix.clone())
     });
-    bench_get(c, &rt, "redis", Arc::new(redis.clone()));
+    let held = bench_get(c, &rt, "redis", Arc::new(redis.clone()));
+    // The same lookup, raw: HGETALL of the session's key on the same connection, not decoded.
+    let key = format!("{prefix}session:{held}");
+    c.bench_function("redis/raw lookup (HGETALL, same connection)", |b| {
+        b.to_async(&rt).iter(|| async {
+            let mut conn = redis.connection();
+            let fields: std::collections::HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .expect("HGETALL");
+            assert!(!fields.is_empty());
+            fields
+        })
+    });
     c.bench_function("redis/ping (PING, same connection)", |b| {
         b.to_async(&rt)
             .iter(|| async { redis.ping().await.expect("ping") })
