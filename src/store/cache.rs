@@ -85,9 +85,11 @@ pub use redis::RedisRevocationChannel;
 /// How many shards the map is split into (lock striping).
 const SHARDS: usize = 16;
 
+#[cfg(any(feature = "redis", feature = "postgres"))]
 /// The delay between two reconnection attempts of a channel's subscriber, doubling up to
 /// [`MAX_RECONNECT_DELAY`].
 pub(crate) const MIN_RECONNECT_DELAY: Duration = Duration::from_millis(50);
+#[cfg(any(feature = "redis", feature = "postgres"))]
 /// The longest delay between two reconnection attempts.
 pub(crate) const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
@@ -728,6 +730,7 @@ impl RevocationChannel for LocalChannel {
     }
 }
 
+#[cfg(any(feature = "redis", feature = "postgres"))]
 /// Waits before the next reconnection attempt and doubles `delay` (up to a second).
 pub(crate) async fn backoff(delay: &mut Duration) {
     tokio::time::sleep(*delay).await;
