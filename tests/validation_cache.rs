@@ -510,3 +510,244 @@ mod conformance_through_the_cache {
         conformance::run_all(&cache).await;
     }
 }
+
+/// Scenario shared by the server-backed channels: two instances, each with its own cache
+/// (bound 30 s, so only the channel can make a revocation visible quickly), see each other's
+/// logouts, revocations and "log out other devices" within a second.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+async fn revocations_cross_instances<S: TokenStore + 'static>(
+    ca: CachedTokenStore<S>,
+    cb: CachedTokenStore<S>,
+) {
+    let users = users().await;
+    let a = instance(&users, ca);
+    let b = instance(&users, cb.clone());
+    let limit = Duration::from_secs(1);
+
+    let (token, _) = login(&a).await;
+    b.validate(&token).await.expect("valid on B");
+    b.validate(&token).await.expect("valid on B (hit)");
+    assert!(a.logout(&token).await.expect("logout").destroyed());
+    let took = until_rejected(&b, &token, limit).await;
+    eprintln!("logout on A seen on B after {took:?}");
+
+    let (one, s1) = login(&a).await;
+    let (two, _) = login(&a).await;
+    b.validate(&one).await.expect("valid");
+    b.validate(&two).await.expect("valid");
+    a.logout_others(&s1).await.expect("others");
+    until_rejected(&b, &two, limit).await;
+    b.validate(&one).await.expect("kept");
+    a.revoke(&s1.user_id, &s1.id).await.expect("revoke");
+    until_rejected(&b, &one, limit).await;
+
+    let (three, s3) = login(&b).await;
+    a.validate(&three).await.expect("valid on A");
+    b.logout_all(&s3.user_id).await.expect("all");
+    until_rejected(&a, &three, limit).await;
+
+    // The subscription stays up (heartbeats included) and cached entries stay served.
+    let (four, _) = login(&a).await;
+    b.validate(&four).await.expect("valid");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(cb.channel_connects(), 1, "the channel never dropped");
+    assert_eq!(cb.channel_state(), ChannelState::Connected);
+    assert!(!cb.is_empty(), "entries within the bound are kept");
+}
+
+/// A session deleted behind the caches' backs (no message) is still served by B until its
+/// channel is killed: then B flushes on reconnection (and reads directly while it is down),
+/// rejects it within the bound, and the channel works again.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+async fn killed_channel_falls_back_and_comes_back<S, K, F>(
+    ca: CachedTokenStore<S>,
+    cb: CachedTokenStore<S>,
+    kill: K,
+) where
+    S: TokenStore + 'static,
+    K: FnOnce() -> F,
+    F: std::future::Future<Output = usize>,
+{
+    let users = users().await;
+    let a = instance(&users, ca.clone());
+    let b = instance(&users, cb.clone());
+    let (token, session) = login(&a).await;
+    b.validate(&token).await.expect("valid on B");
+    assert!(ca.store().delete(&session.id).await.expect("delete"));
+    b.validate(&token)
+        .await
+        .expect("no message: B's entry is within its 30 s bound");
+    assert_eq!(cb.channel_connects(), 1);
+
+    assert!(kill().await >= 1, "found B's subscriber to kill");
+    let took = until_rejected(&b, &token, Duration::from_secs(2)).await;
+    eprintln!("after the kill, B rejected the session in {took:?}");
+    let start = Instant::now();
+    while cb.channel_connects() < 2 || cb.channel_state() != ChannelState::Connected {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the channel never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Back: revocations are pushed again.
+    let (again, _) = login(&a).await;
+    b.validate(&again).await.expect("valid");
+    assert!(a.logout(&again).await.expect("logout").destroyed());
+    until_rejected(&b, &again, Duration::from_secs(1)).await;
+}
+
+#[cfg(feature = "redis")]
+mod redis_channel {
+    use super::*;
+    use keycard::store::{RedisRevocationChannel, RedisTokenStore};
+    use stores_support::RedisPrefix;
+
+    /// The kill test finds B's subscriber by listing pub/sub clients: no other test of this
+    /// file may open one meanwhile.
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+    async fn cached(ns: &RedisPrefix, options: CacheOptions) -> CachedTokenStore<RedisTokenStore> {
+        let channel = RedisRevocationChannel::connect(&ns.url)
+            .await
+            .expect("connect the channel")
+            .with_channel(format!("{}revocations", ns.prefix));
+        let cache = CachedTokenStore::new(ns.token_store().await, channel, options);
+        assert!(
+            cache.wait_connected(Duration::from_secs(5)).await,
+            "the Redis subscriber did not connect"
+        );
+        cache
+    }
+
+    async fn pubsub_clients(store: &RedisTokenStore) -> Vec<String> {
+        let list: String = keycard::redis::cmd("CLIENT")
+            .arg("LIST")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query_async(&mut store.connection())
+            .await
+            .expect("CLIENT LIST");
+        list.lines()
+            .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_revocations_cross_instances() {
+        let _serial = SERIAL.lock().await;
+        let ns = RedisPrefix::new().await;
+        let ca = cached(&ns, bound(30_000)).await;
+        let cb = cached(&ns, bound(30_000)).await;
+        revocations_cross_instances(ca, cb).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_killed_subscriber_falls_back_and_comes_back() {
+        let _serial = SERIAL.lock().await;
+        let ns = RedisPrefix::new().await;
+        let ca = cached(&ns, bound(30_000)).await;
+        let before = pubsub_clients(ca.store()).await;
+        let cb = cached(&ns, bound(30_000)).await;
+        let admin = ca.store().clone();
+        let kill = || async move {
+            let ids: Vec<String> = pubsub_clients(&admin)
+                .await
+                .into_iter()
+                .filter(|id| !before.contains(id))
+                .collect();
+            for id in &ids {
+                let _: i64 = keycard::redis::cmd("CLIENT")
+                    .arg("KILL")
+                    .arg("ID")
+                    .arg(id)
+                    .query_async(&mut admin.connection())
+                    .await
+                    .expect("CLIENT KILL");
+            }
+            ids.len()
+        };
+        killed_channel_falls_back_and_comes_back(ca, cb, kill).await;
+    }
+
+    #[cfg(feature = "conformance")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn redis_store_through_the_cache_keeps_the_contract() {
+        let _serial = SERIAL.lock().await;
+        let ns = RedisPrefix::new().await;
+        let cache = cached(&ns, CacheOptions::default()).await;
+        keycard::conformance::run_all(&cache).await;
+        keycard::conformance::concurrent_tasks(Arc::new(cache)).await;
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod postgres_channel {
+    use super::*;
+    use keycard::store::{PostgresRevocationChannel, PostgresTokenStore};
+    use stores_support::PgSchema;
+
+    /// A store over `schema.sessions` whose connections carry `application_name = app`, and
+    /// its cache on the schema's channel.
+    async fn cached(
+        schema: &PgSchema,
+        app: &str,
+        options: CacheOptions,
+    ) -> CachedTokenStore<PostgresTokenStore> {
+        let sep = if schema.url.contains('?') { '&' } else { '?' };
+        let url = format!("{}{sep}application_name={app}", schema.url);
+        let store = PostgresTokenStore::connect(&url)
+            .await
+            .expect("connect")
+            .with_table(&schema.table("sessions"))
+            .expect("valid table name");
+        store.migrate().await.expect("migrate");
+        let channel =
+            PostgresRevocationChannel::new(store.pool().clone()).with_channel(&schema.name);
+        let cache = CachedTokenStore::new(store, channel, options);
+        assert!(
+            cache.wait_connected(Duration::from_secs(5)).await,
+            "the PostgreSQL listener did not connect"
+        );
+        cache
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_revocations_cross_instances() {
+        let schema = PgSchema::new().await;
+        let ca = cached(&schema, &format!("{}_a", schema.name), bound(30_000)).await;
+        let cb = cached(&schema, &format!("{}_b", schema.name), bound(30_000)).await;
+        revocations_cross_instances(ca, cb).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_killed_listener_falls_back_and_comes_back() {
+        let schema = PgSchema::new().await;
+        let app_b = format!("{}_b", schema.name);
+        let ca = cached(&schema, &format!("{}_a", schema.name), bound(30_000)).await;
+        let cb = cached(&schema, &app_b, bound(30_000)).await;
+        let admin = ca.store().pool().clone();
+        let kill = || async move {
+            let killed: Vec<(bool,)> = sqlx::query_as(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = $1 AND query LIKE 'LISTEN %'",
+            )
+            .bind(&app_b)
+            .fetch_all(&admin)
+            .await
+            .expect("pg_terminate_backend");
+            killed.len()
+        };
+        killed_channel_falls_back_and_comes_back(ca, cb, kill).await;
+    }
+
+    #[cfg(feature = "conformance")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres_store_through_the_cache_keeps_the_contract() {
+        let schema = PgSchema::new().await;
+        let cache = cached(&schema, "keycard_conformance", CacheOptions::default()).await;
+        keycard::conformance::run_all(&cache).await;
+        keycard::conformance::concurrent_tasks(Arc::new(cache)).await;
+    }
+}

@@ -101,7 +101,8 @@ impl RedisRevocationChannel {
         .map_err(|_| timed_out())??;
         let (mut control, mut messages) = pubsub.split();
         sink.connected();
-        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        let mut heartbeat =
+            tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -116,7 +117,7 @@ impl RedisRevocationChannel {
                     }
                 }
                 _ = heartbeat.tick() => {
-                    tokio::time::timeout(HEARTBEAT, control.ping::<String>())
+                    tokio::time::timeout(HEARTBEAT, control.ping::<::redis::Value>())
                         .await
                         .map_err(|_| timed_out())??;
                 }
