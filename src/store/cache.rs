@@ -43,6 +43,8 @@
 //! let tokens = CachedTokenStore::new(MemoryTokenStore::new(), LocalChannel::new(), CacheOptions::default());
 //! let users = MemoryUserStore::<UserRecord>::new();
 //! let auth = Authenticator::builder(users, tokens.clone()).build();
+//! // Until the channel is subscribed, every validate reads the store.
+//! assert!(tokens.wait_connected(std::time::Duration::from_secs(1)).await);
 //! assert_eq!(tokens.channel_state(), keycard::store::ChannelState::Connected);
 //! # let _ = auth;
 //! # });
