@@ -598,6 +598,133 @@ async fn killed_channel_falls_back_and_comes_back<S, K, F>(
     until_rejected(&b, &again, Duration::from_secs(1)).await;
 }
 
+#[cfg(any(feature = "redis", feature = "postgres"))]
+fn host_port(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, rest)| rest);
+    rest.split(['/', '?']).next().expect("host:port")
+}
+
+#[cfg(any(feature = "redis", feature = "postgres"))]
+/// A TCP proxy (to Redis or PostgreSQL) that the test can freeze: while frozen, no byte passes (the
+/// connections stay open, as in a network partition); on thaw every connection that was
+/// frozen is closed.
+struct Proxy {
+    /// `host:port` to connect to instead of the server.
+    addr: String,
+    frozen: watch::Sender<bool>,
+}
+
+impl Proxy {
+    /// Proxies to the server of `url` (`scheme://[user@]host:port[/...]`).
+    async fn start(url: &str) -> Self {
+        let target = host_port(url).to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let frozen = watch::Sender::new(false);
+        let state = frozen.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
+                    continue;
+                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(pump(cr, sw, state.subscribe()));
+                tokio::spawn(pump(sr, cw, state.subscribe()));
+            }
+        });
+        Self { addr, frozen }
+    }
+
+    /// `url` with the proxy in place of the server.
+    fn url(&self, url: &str) -> String {
+        url.replacen(host_port(url), &self.addr, 1)
+    }
+
+    fn freeze(&self, frozen: bool) {
+        self.frozen.send_replace(frozen);
+    }
+}
+
+#[cfg(any(feature = "redis", feature = "postgres"))]
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut frozen: watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0_u8; 16 * 1024];
+    loop {
+        let is_frozen = *frozen.borrow();
+        if is_frozen {
+            // Hold the connection silently, then drop it on thaw.
+            let thawed = frozen.wait_for(|f| !*f).await.is_ok();
+            let _ = thawed;
+            return;
+        }
+        let read = tokio::time::timeout(Duration::from_millis(5), from.read(&mut buf)).await;
+        let n = match read {
+            Err(_) => continue,
+            Ok(Ok(n)) if n > 0 => n,
+            Ok(_) => return,
+        };
+        let is_frozen = *frozen.borrow();
+        if !is_frozen && to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// B's channel goes through `proxy`. A silent partition (no error, no EOF) is noticed by the
+/// heartbeat within about a second; meanwhile and after, B reads the store directly, so a
+/// revocation whose message is lost is still seen at once; on thaw the channel comes back.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+async fn partitioned_channel_means_direct_reads<S: TokenStore + 'static>(
+    proxy: &Proxy,
+    ca: CachedTokenStore<S>,
+    cb: CachedTokenStore<S>,
+) {
+    let users = users().await;
+    let a = instance(&users, ca);
+    let b = instance(&users, cb.clone());
+    let (token, _) = login(&a).await;
+    b.validate(&token).await.expect("valid on B");
+
+    // A silent partition: no error, no EOF. The heartbeat notices within about a second.
+    proxy.freeze(true);
+    let start = Instant::now();
+    while cb.channel_state() == ChannelState::Connected {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "the heartbeat never noticed the partition"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    eprintln!("partition noticed after {:?}", start.elapsed());
+    // The message is lost in the partition; B reads the store directly and rejects at once.
+    assert!(a.logout(&token).await.expect("logout").destroyed());
+    assert!(matches!(b.validate(&token).await, Err(Error::InvalidToken)));
+    assert_eq!(cb.channel_state(), ChannelState::Disconnected);
+
+    proxy.freeze(false);
+    let start = Instant::now();
+    while cb.channel_state() != ChannelState::Connected {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "never reconnected"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(cb.channel_connects() >= 2);
+    let (again, _) = login(&a).await;
+    b.validate(&again).await.expect("valid");
+    assert!(a.logout(&again).await.expect("logout").destroyed());
+    until_rejected(&b, &again, Duration::from_secs(1)).await;
+}
+
 #[cfg(feature = "redis")]
 mod redis_channel {
     use super::*;
@@ -672,75 +799,6 @@ mod redis_channel {
         killed_channel_falls_back_and_comes_back(ca, cb, kill).await;
     }
 
-    /// A TCP proxy to Redis that the test can freeze: while frozen, no byte passes (the
-    /// connections stay open, as in a network partition); on thaw every connection that was
-    /// frozen is closed.
-    struct Proxy {
-        url: String,
-        frozen: watch::Sender<bool>,
-    }
-
-    impl Proxy {
-        async fn start(target: &str) -> Self {
-            let target = target
-                .trim_start_matches("redis://")
-                .split('/')
-                .next()
-                .expect("host:port")
-                .to_owned();
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let url = format!("redis://{}", listener.local_addr().expect("addr"));
-            let frozen = watch::Sender::new(false);
-            let state = frozen.clone();
-            tokio::spawn(async move {
-                while let Ok((client, _)) = listener.accept().await {
-                    let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
-                        continue;
-                    };
-                    let (cr, cw) = client.into_split();
-                    let (sr, sw) = server.into_split();
-                    tokio::spawn(pump(cr, sw, state.subscribe()));
-                    tokio::spawn(pump(sr, cw, state.subscribe()));
-                }
-            });
-            Self { url, frozen }
-        }
-
-        fn freeze(&self, frozen: bool) {
-            self.frozen.send_replace(frozen);
-        }
-    }
-
-    async fn pump(
-        mut from: tokio::net::tcp::OwnedReadHalf,
-        mut to: tokio::net::tcp::OwnedWriteHalf,
-        mut frozen: watch::Receiver<bool>,
-    ) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut buf = vec![0_u8; 16 * 1024];
-        loop {
-            let is_frozen = *frozen.borrow();
-            if is_frozen {
-                // Hold the connection silently, then drop it on thaw.
-                let thawed = frozen.wait_for(|f| !*f).await.is_ok();
-                let _ = thawed;
-                return;
-            }
-            let read = tokio::time::timeout(Duration::from_millis(5), from.read(&mut buf)).await;
-            let n = match read {
-                Err(_) => continue,
-                Ok(Ok(n)) if n > 0 => n,
-                Ok(_) => return,
-            };
-            let is_frozen = *frozen.borrow();
-            if !is_frozen && to.write_all(&buf[..n]).await.is_err() {
-                return;
-            }
-        }
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn redis_partitioned_subscriber_means_direct_reads() {
         let _serial = SERIAL.lock().await;
@@ -749,48 +807,13 @@ mod redis_channel {
         let ca = cached(&ns, bound(30_000)).await;
         // B's subscriber goes through the proxy; its store and publisher do not.
         let channel = RedisRevocationChannel::new(
-            keycard::redis::Client::open(proxy.url.as_str()).expect("proxy URL"),
+            keycard::redis::Client::open(proxy.url(&ns.url)).expect("proxy URL"),
             ns.token_store().await.connection(),
         )
         .with_channel(format!("{}revocations", ns.prefix));
         let cb = CachedTokenStore::new(ns.token_store().await, channel, bound(30_000));
         assert!(cb.wait_connected(Duration::from_secs(5)).await);
-        let users = users().await;
-        let a = instance(&users, ca);
-        let b = instance(&users, cb.clone());
-        let (token, _) = login(&a).await;
-        b.validate(&token).await.expect("valid on B");
-
-        // A silent partition: no error, no EOF. The heartbeat notices within about a second.
-        proxy.freeze(true);
-        let start = Instant::now();
-        while cb.channel_state() == ChannelState::Connected {
-            assert!(
-                start.elapsed() < Duration::from_secs(3),
-                "the heartbeat never noticed the partition"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        eprintln!("partition noticed after {:?}", start.elapsed());
-        // The message is lost in the partition; B reads the store directly and rejects at once.
-        assert!(a.logout(&token).await.expect("logout").destroyed());
-        assert!(matches!(b.validate(&token).await, Err(Error::InvalidToken)));
-        assert_eq!(cb.channel_state(), ChannelState::Disconnected);
-
-        proxy.freeze(false);
-        let start = Instant::now();
-        while cb.channel_state() != ChannelState::Connected {
-            assert!(
-                start.elapsed() < Duration::from_secs(5),
-                "never reconnected"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        assert!(cb.channel_connects() >= 2);
-        let (again, _) = login(&a).await;
-        b.validate(&again).await.expect("valid");
-        assert!(a.logout(&again).await.expect("logout").destroyed());
-        until_rejected(&b, &again, Duration::from_secs(1)).await;
+        partitioned_channel_means_direct_reads(&proxy, ca, cb).await;
     }
 
     #[cfg(feature = "conformance")]
@@ -862,6 +885,29 @@ mod postgres_channel {
             killed.len()
         };
         killed_channel_falls_back_and_comes_back(ca, cb, kill).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_partitioned_listener_means_direct_reads() {
+        let schema = PgSchema::new().await;
+        let proxy = Proxy::start(&schema.url).await;
+        let ca = cached(&schema, &format!("{}_a", schema.name), bound(30_000)).await;
+        // B's listener (and heartbeats) go through the proxy; its store does not.
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(1))
+            .connect(&proxy.url(&schema.url))
+            .await
+            .expect("connect through the proxy");
+        let store = PostgresTokenStore::connect(&schema.url)
+            .await
+            .expect("connect")
+            .with_table(&schema.table("sessions"))
+            .expect("valid table name");
+        let channel = PostgresRevocationChannel::new(pool).with_channel(&schema.name);
+        let cb = CachedTokenStore::new(store, channel, bound(30_000));
+        assert!(cb.wait_connected(Duration::from_secs(5)).await);
+        partitioned_channel_means_direct_reads(&proxy, ca, cb).await;
     }
 
     #[cfg(feature = "conformance")]

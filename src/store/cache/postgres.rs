@@ -6,14 +6,26 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::postgres::{PgListener, PgPool};
 
-use super::{backoff, Revocation, RevocationChannel, RevocationSink, MIN_RECONNECT_DELAY};
+use super::{
+    backoff, Revocation, RevocationChannel, RevocationSink, Subscriber, MIN_RECONNECT_DELAY,
+};
 use crate::error::StoreError;
 
 /// How long connecting and `LISTEN` may take before the attempt counts as failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often each instance notifies the channel to prove its listener alive.
+const HEARTBEAT: Duration = Duration::from_millis(500);
+/// How long the listener may hear nothing (not even a heartbeat) before it counts as lost.
+const SILENCE: Duration = Duration::from_millis(1500);
+/// The heartbeat's payload (not a revocation; ignored).
+const HEARTBEAT_PAYLOAD: &str = "heartbeat";
 
 /// A [`RevocationChannel`] over PostgreSQL `LISTEN/NOTIFY`: `pg_notify` on the pool, and a
 /// listener that holds one connection of the pool and reconnects on any loss.
+///
+/// A silently lost connection (no error, no end of stream) is noticed by heartbeats: each
+/// instance notifies the channel every 500 ms, and a listener that hears nothing for 1.5 s
+/// counts as lost.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), keycard::StoreError> {
@@ -75,14 +87,38 @@ impl PostgresRevocationChannel {
         })
         .await
         .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        let pool = self.pool.clone();
+        let channel = self.channel.clone();
+        let _heartbeat = Subscriber(tokio::spawn(async move {
+            let mut beat = tokio::time::interval(HEARTBEAT);
+            loop {
+                beat.tick().await;
+                let sent = sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(&channel)
+                    .bind(HEARTBEAT_PAYLOAD)
+                    .execute(&pool);
+                // A failure shows as silence on the listener.
+                let _ = tokio::time::timeout(HEARTBEAT, sent).await;
+            }
+        }));
         sink.connected();
-        while let Some(notification) = listener.try_recv().await? {
-            match Revocation::decode(notification.payload()) {
+        loop {
+            // On a timeout the listener is dropped, so cancelling `try_recv` is harmless.
+            let received = tokio::time::timeout(SILENCE, listener.try_recv())
+                .await
+                .map_err(|_| sqlx::Error::Io(std::io::ErrorKind::TimedOut.into()))??;
+            let Some(notification) = received else {
+                return Ok(());
+            };
+            let payload = notification.payload();
+            if payload == HEARTBEAT_PAYLOAD {
+                continue;
+            }
+            match Revocation::decode(payload) {
                 Ok(revocation) => sink.revoke(&revocation),
-                Err(_) => sink.malformed(notification.payload()),
+                Err(_) => sink.malformed(payload),
             }
         }
-        Ok(())
     }
 }
 
