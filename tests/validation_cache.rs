@@ -606,15 +606,16 @@ fn host_port(url: &str) -> &str {
 }
 
 #[cfg(any(feature = "redis", feature = "postgres"))]
-/// A TCP proxy (to Redis or PostgreSQL) that the test can freeze: while frozen, no byte passes (the
-/// connections stay open, as in a network partition); on thaw every connection that was
-/// frozen is closed.
+/// A TCP proxy (to Redis or PostgreSQL) that the test can freeze: while frozen, no byte
+/// passes (the connections stay open, as in a network partition); on thaw every connection
+/// that was frozen is closed.
 struct Proxy {
     /// `host:port` to connect to instead of the server.
     addr: String,
     frozen: watch::Sender<bool>,
 }
 
+#[cfg(any(feature = "redis", feature = "postgres"))]
 impl Proxy {
     /// Proxies to the server of `url` (`scheme://[user@]host:port[/...]`).
     async fn start(url: &str) -> Self {
