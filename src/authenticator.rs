@@ -563,6 +563,15 @@ impl<U: UserStore> Authenticator<U> {
         if !session.secret_hash.matches(&digest) {
             return Err(Error::InvalidToken);
         }
+        if inner.policy.is_dead(&session, now) && !session.is_expired(now) {
+            // Idle by this copy's `last_seen_at`: a cache in front of the store may lag a
+            // touch by another instance, so decide on the store's copy.
+            session = inner
+                .tokens
+                .get_uncached(&session.id, now)
+                .await?
+                .ok_or(Error::InvalidToken)?;
+        }
         if inner.policy.is_dead(&session, now) {
             if tokens.delete(&session.id).await? {
                 audit::session_expired(&session.user_id, &session.id);

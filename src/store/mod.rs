@@ -8,7 +8,8 @@
 //! | Redis | `RedisTokenStore` (sessions only; standalone or Redis Cluster) | `redis` | yes |
 //!
 //! Every backend passes the same contract suite (module `keycard::conformance`, feature
-//! `conformance`). A validate costs one store round trip on each of them.
+//! `conformance`). A validate costs one store round trip on each of them, unless you put a
+//! [`CachedTokenStore`] (module [`cache`]) in front of the store.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::session::Session;
 use crate::token::SessionId;
 use crate::user::UserId;
 
+pub mod cache;
 mod memory;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -39,6 +41,16 @@ pub(crate) mod sqlite;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
 pub(crate) mod time_codec;
 
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use cache::PostgresRevocationChannel;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use cache::RedisRevocationChannel;
+pub use cache::{
+    CacheOptions, CachedTokenStore, ChannelState, LocalChannel, Revocation, RevocationChannel,
+    RevocationSink,
+};
 pub use memory::MemoryTokenStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -97,6 +109,21 @@ pub trait TokenStore: Send + Sync + Debug {
     /// [`StoreError`] on backend failure or undecodable data.
     async fn get(&self, id: &SessionId, now: OffsetDateTime)
         -> Result<Option<Session>, StoreError>;
+
+    /// As [`get`](Self::get), but past any cache in front of the backend (a
+    /// [`CachedTokenStore`] reads its store). The authenticator uses it before it ends a
+    /// session for idleness, since a cached `last_seen_at` may lag another instance's touch.
+    /// Stores without a cache keep this default, which is `get`.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    async fn get_uncached(
+        &self,
+        id: &SessionId,
+        now: OffsetDateTime,
+    ) -> Result<Option<Session>, StoreError> {
+        self.get(id, now).await
+    }
 
     /// Sets `last_seen_at` of a live session. Returns whether the session was found.
     ///
@@ -159,6 +186,9 @@ macro_rules! forward_token_store {
             }
             async fn get(&self, id: &SessionId, now: OffsetDateTime) -> Result<Option<Session>, StoreError> {
                 (**self).get(id, now).await
+            }
+            async fn get_uncached(&self, id: &SessionId, now: OffsetDateTime) -> Result<Option<Session>, StoreError> {
+                (**self).get_uncached(id, now).await
             }
             async fn touch(&self, id: &SessionId, last_seen_at: OffsetDateTime) -> Result<bool, StoreError> {
                 (**self).touch(id, last_seen_at).await
