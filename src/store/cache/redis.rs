@@ -4,6 +4,8 @@ use std::fmt;
 use std::time::Duration;
 
 use ::redis::aio::ConnectionManager;
+
+use crate::store::RedisConnection;
 use ::redis::AsyncCommands;
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -37,7 +39,7 @@ const HEARTBEAT: Duration = Duration::from_millis(500);
 #[derive(Clone)]
 pub struct RedisRevocationChannel {
     client: ::redis::Client,
-    publisher: ConnectionManager,
+    publisher: RedisConnection,
     channel: String,
 }
 
@@ -55,10 +57,10 @@ impl RedisRevocationChannel {
 
     /// Subscribes with connections from `client` and publishes on `publisher` (for instance
     /// [`RedisTokenStore::connection`](crate::store::RedisTokenStore::connection)).
-    pub fn new(client: ::redis::Client, publisher: ConnectionManager) -> Self {
+    pub fn new(client: ::redis::Client, publisher: impl Into<RedisConnection>) -> Self {
         Self {
             client,
-            publisher,
+            publisher: publisher.into(),
             channel: Self::DEFAULT_CHANNEL.to_owned(),
         }
     }
