@@ -1008,7 +1008,10 @@ impl<U: UserStore> Authenticator<U> {
             CapPolicy::EvictOldest => {
                 let excess = live.len() - cap.max;
                 let mut evicted = 0;
-                for old in live.iter().take(excess) {
+                // Never the session this login just started, even if a skewed clock elsewhere
+                // made another look newer.
+                let others = live.iter().filter(|s| s.id != new.id);
+                for old in others.take(excess) {
                     if tokens.delete(&old.id).await? {
                         evicted += 1;
                     }
