@@ -80,15 +80,15 @@ struct Inner<U> {
 /// A per-user limit on live sessions, and what a login over it does
 /// ([`AuthenticatorBuilder::session_cap`]).
 ///
-/// Enforced after each session is created: the login lists the user's live sessions and
-/// ends those beyond the cap, oldest first ([`CapPolicy::EvictOldest`]), or ends its own new
-/// session and fails ([`CapPolicy::Refuse`]). Every login lists after its own create, so the
-/// last one to list sees every session and concurrent logins never leave more than the cap
-/// in place (at worst, for an instant, a few more exist). This uses only
+/// Enforced after each session is created: the login lists the user's live sessions and, if
+/// there are more than the cap, ends those beyond it, oldest first but never its own
+/// ([`CapPolicy::EvictOldest`]), or ends its own new session and fails
+/// ([`CapPolicy::Refuse`]). Every login lists after its own create, so the last one to list
+/// sees every session that stays: concurrent logins never leave more than the cap in place
+/// (at worst, for an instant, a few more exist). This uses only
 /// [`TokenStore::list_for_user`] and [`TokenStore::delete`], so it holds over every store,
-/// yours included. Under `Refuse`, sessions created by instances whose clocks disagree by more
-/// than the time between two logins may both be kept: order them by a shared clock (the
-/// store's) if that matters to you.
+/// yours included. Under `Refuse`, logins racing at the cap may all back off (none is sure it
+/// came first); the client retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SessionCap {
@@ -1020,10 +1020,9 @@ impl<U: UserStore> Authenticator<U> {
                 Ok(())
             }
             CapPolicy::Refuse => {
-                let within = live.iter().take(cap.max).any(|s| s.id == new.id);
-                if within {
-                    return Ok(());
-                }
+                // Over the cap once this session is in: back off. Ordering by age instead
+                // would let a session whose clock read came first but whose insert came last
+                // count itself in after a younger one already had: the count is what is safe.
                 tokens.delete(&new.id).await?;
                 Err(Error::TooManySessions { max: cap.max })
             }

@@ -1034,10 +1034,11 @@ async fn concurrent_logins_never_leave_more_than_the_cap() {
         let user = UserId::from(1_i64);
         let live = tokens.list_for_user(&user, OffsetDateTime::now_utc()).await;
         let live = live.expect("list").len();
-        assert_eq!(live, 5, "{cap:?}");
         if cap.policy == keycard::CapPolicy::Refuse {
-            assert_eq!(succeeded, 5, "every refused login ended its own session");
+            assert!(live <= 5, "{cap:?}: {live} live");
+            assert_eq!(succeeded, live, "every refused login ended its own session");
         } else {
+            assert_eq!(live, 5, "{cap:?}");
             assert_eq!(succeeded, 32);
         }
     }

@@ -56,10 +56,9 @@ async fn two_instances_hold_the_cap(tokens: Arc<dyn TokenStore>) {
             .await
             .expect("list");
         assert!(live.len() <= CAP, "{cap:?}: {} live", live.len());
-        assert!(
-            !live.is_empty(),
-            "{cap:?}: the cap never empties an account"
-        );
+        if cap == SessionCap::evict_oldest(CAP) {
+            assert!(!live.is_empty(), "eviction never empties an account");
+        }
         if cap == SessionCap::refuse(CAP) {
             assert_eq!(
                 succeeded,
