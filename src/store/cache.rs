@@ -733,8 +733,32 @@ impl RevocationChannel for LocalChannel {
 }
 
 #[cfg(any(feature = "redis", feature = "postgres"))]
-/// Waits before the next reconnection attempt and doubles `delay` (up to a second).
-pub(crate) async fn backoff(delay: &mut Duration) {
-    tokio::time::sleep(*delay).await;
-    *delay = (*delay * 2).min(MAX_RECONNECT_DELAY);
+/// Runs `once` (one subscription, until it ends) forever: after each end the sink is told the
+/// channel is lost, the failure logged, and the next attempt waits, doubling the wait up to a
+/// second, but starting over from the shortest wait after a subscription that had connected.
+pub(crate) async fn resubscribe_forever<F, Fut, E>(
+    sink: &RevocationSink,
+    what: &str,
+    channel: &str,
+    mut once: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: fmt::Display,
+{
+    let mut delay = MIN_RECONNECT_DELAY;
+    loop {
+        let connects = sink.shared.connects.load(Ordering::Acquire);
+        let outcome = once().await;
+        sink.disconnected();
+        if let Err(error) = outcome {
+            tracing::warn!(error = %error, channel = %channel, "{what} failed");
+        }
+        if sink.shared.connects.load(Ordering::Acquire) != connects {
+            // It had connected: retry at once, then back off.
+            delay = MIN_RECONNECT_DELAY;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+    }
 }

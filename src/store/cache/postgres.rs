@@ -6,9 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::postgres::{PgListener, PgPool};
 
-use super::{
-    backoff, Revocation, RevocationChannel, RevocationSink, Subscriber, MIN_RECONNECT_DELAY,
-};
+use super::{resubscribe_forever, Revocation, RevocationChannel, RevocationSink, Subscriber};
 use crate::error::StoreError;
 
 /// How long connecting and `LISTEN` may take before the attempt counts as failed.
@@ -136,26 +134,9 @@ impl RevocationChannel for PostgresRevocationChannel {
     }
 
     async fn run(&self, sink: RevocationSink) {
-        let mut delay = MIN_RECONNECT_DELAY;
-        loop {
-            let connects = sink
-                .shared
-                .connects
-                .load(std::sync::atomic::Ordering::Acquire);
-            let outcome = self.listen_once(&sink).await;
-            sink.disconnected();
-            if let Err(error) = outcome {
-                tracing::warn!(error = %error, channel = %self.channel, "postgres revocation listener failed");
-            }
-            if sink
-                .shared
-                .connects
-                .load(std::sync::atomic::Ordering::Acquire)
-                != connects
-            {
-                delay = MIN_RECONNECT_DELAY;
-            }
-            backoff(&mut delay).await;
-        }
+        resubscribe_forever(&sink, "postgres revocation listener", &self.channel, || {
+            self.listen_once(&sink)
+        })
+        .await;
     }
 }

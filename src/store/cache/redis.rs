@@ -10,7 +10,7 @@ use ::redis::AsyncCommands;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 
-use super::{backoff, Revocation, RevocationChannel, RevocationSink, MIN_RECONNECT_DELAY};
+use super::{resubscribe_forever, Revocation, RevocationChannel, RevocationSink};
 use crate::error::StoreError;
 
 /// How long connecting and subscribing may take before the attempt counts as failed.
@@ -148,27 +148,9 @@ impl RevocationChannel for RedisRevocationChannel {
     }
 
     async fn run(&self, sink: RevocationSink) {
-        let mut delay = MIN_RECONNECT_DELAY;
-        loop {
-            let connects = sink
-                .shared
-                .connects
-                .load(std::sync::atomic::Ordering::Acquire);
-            let outcome = self.subscribe_once(&sink).await;
-            sink.disconnected();
-            if let Err(error) = outcome {
-                tracing::warn!(error = %error, channel = %self.channel, "redis revocation subscriber failed");
-            }
-            if sink
-                .shared
-                .connects
-                .load(std::sync::atomic::Ordering::Acquire)
-                != connects
-            {
-                // It had connected: retry at once, then back off.
-                delay = MIN_RECONNECT_DELAY;
-            }
-            backoff(&mut delay).await;
-        }
+        resubscribe_forever(&sink, "redis revocation subscriber", &self.channel, || {
+            self.subscribe_once(&sink)
+        })
+        .await;
     }
 }
