@@ -559,11 +559,16 @@ impl<U: UserStore> Authenticator<U> {
         // Call the `dyn TokenStore` itself: a call on the `Arc` goes through the `Arc`
         // forwarding impl as well, one more boxed future per call.
         let tokens: &dyn TokenStore = &*inner.tokens;
-        let mut session = tokens.get(&id, now).await?.ok_or(Error::InvalidToken)?;
+        let found = match tokens.get_immediate(&id, now) {
+            Some(found) => found,
+            None => tokens.get(&id, now).await,
+        };
+        let mut session = found?.ok_or(Error::InvalidToken)?;
         if !session.secret_hash.matches(&digest) {
             return Err(Error::InvalidToken);
         }
-        if inner.policy.is_dead(&session, now) && !session.is_expired(now) {
+        let mut dead = inner.policy.is_dead(&session, now);
+        if dead && !session.is_expired(now) {
             // Idle by this copy's `last_seen_at`: a cache in front of the store may lag a
             // touch by another instance, so decide on the store's copy.
             session = inner
@@ -571,8 +576,9 @@ impl<U: UserStore> Authenticator<U> {
                 .get_uncached(&session.id, now)
                 .await?
                 .ok_or(Error::InvalidToken)?;
+            dead = inner.policy.is_dead(&session, now);
         }
-        if inner.policy.is_dead(&session, now) {
+        if dead {
             if tokens.delete(&session.id).await? {
                 audit::session_expired(&session.user_id, &session.id);
             }

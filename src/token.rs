@@ -569,21 +569,24 @@ impl<'de> Deserialize<'de> for SecretHash {
     }
 }
 
-/// Decodes exactly `N` bytes from exactly `len` base64url characters.
+/// Decodes exactly `N` bytes from exactly `len` base64url characters, straight into the
+/// returned array (no intermediate buffer to clean). What a failed decode wrote is zeroized;
+/// a caller decoding a secret wraps the result in [`Zeroizing`].
 fn decode_exact<const N: usize>(s: &str, len: usize) -> Result<[u8; N], Error> {
     if s.len() != len {
         return Err(Error::MalformedToken);
     }
-    // Room for the decoder's worst case; the length check above makes it exactly N.
-    let mut buf = Zeroizing::new([0u8; 48]);
-    let n = URL_SAFE_NO_PAD
-        .decode_slice(s, buf.as_mut())
-        .map_err(|_| Error::MalformedToken)?;
-    // The engine refuses non-canonical input (set trailing bits), so each value has exactly
+    let mut out = [0u8; N];
+    // `len` characters decode to exactly `N` bytes or fail: the engine refuses to write past
+    // `out`, and refuses non-canonical input (set trailing bits), so each value has exactly
     // one spelling and a token cannot be varied without changing its bytes.
-    buf.get(..n)
-        .and_then(|b| b.try_into().ok())
-        .ok_or(Error::MalformedToken)
+    match URL_SAFE_NO_PAD.decode_slice(s, &mut out) {
+        Ok(n) if n == N => Ok(out),
+        _ => {
+            out.zeroize();
+            Err(Error::MalformedToken)
+        }
+    }
 }
 
 #[cfg(test)]

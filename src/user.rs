@@ -7,12 +7,15 @@ use std::sync::{PoisonError, RwLock};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use smol_str::{SmolStr, ToSmolStr};
 
 use crate::error::StoreError;
 
 /// A user's identifier, as your user table keys it (an integer, a UUID, a string).
 ///
-/// Stores keep it as text. Integers convert both ways (`From<i64>`, [`UserId::as_i64`],
+/// Stores keep it as text. Cloning one never allocates: ids of up to 23 bytes (integers,
+/// short keys) are held inline and longer ones (UUIDs) are shared, so a store can hand out
+/// the ids it holds without copying them. Integers convert both ways (`From<i64>`, [`UserId::as_i64`],
 /// `TryFrom<&UserId> for i64`), and so do UUIDs with the `uuid` feature (`From<Uuid>`,
 /// `UserId::as_uuid`, `TryFrom<&UserId> for Uuid`), so a [`UserStore`] over your own table
 /// can turn the id back into its key:
@@ -30,12 +33,12 @@ use crate::error::StoreError;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct UserId(String);
+pub struct UserId(SmolStr);
 
 impl UserId {
     /// Wraps an identifier.
     pub fn new(id: impl Into<String>) -> Self {
-        Self(id.into())
+        Self(SmolStr::from(id.into()))
     }
 
     /// The identifier as text.
@@ -83,13 +86,13 @@ impl TryFrom<&UserId> for i64 {
 
 impl From<i32> for UserId {
     fn from(n: i32) -> Self {
-        Self(n.to_string())
+        Self(n.to_smolstr())
     }
 }
 
 impl From<u32> for UserId {
     fn from(n: u32) -> Self {
-        Self(n.to_string())
+        Self(n.to_smolstr())
     }
 }
 
@@ -98,7 +101,7 @@ impl From<u32> for UserId {
 impl From<uuid::Uuid> for UserId {
     /// The lowercase hyphenated form (`67e55044-10b1-426f-9247-bb680e5fe0c8`).
     fn from(u: uuid::Uuid) -> Self {
-        Self(u.hyphenated().to_string())
+        Self(u.hyphenated().to_smolstr())
     }
 }
 
@@ -119,25 +122,31 @@ impl fmt::Display for UserId {
 
 impl From<String> for UserId {
     fn from(s: String) -> Self {
-        Self(s)
+        Self(SmolStr::from(s))
     }
 }
 
 impl From<&str> for UserId {
     fn from(s: &str) -> Self {
-        Self(s.to_owned())
+        Self(SmolStr::new(s))
+    }
+}
+
+impl AsRef<str> for UserId {
+    fn as_ref(&self) -> &str {
+        &self.0
     }
 }
 
 impl From<i64> for UserId {
     fn from(n: i64) -> Self {
-        Self(n.to_string())
+        Self(n.to_smolstr())
     }
 }
 
 impl From<u64> for UserId {
     fn from(n: u64) -> Self {
-        Self(n.to_string())
+        Self(n.to_smolstr())
     }
 }
 

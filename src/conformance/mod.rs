@@ -57,8 +57,8 @@ const HOUR: Duration = Duration::from_secs(3600);
 /// [`duplicate_create_is_refused`], [`delete_twice`], [`list_and_delete_for_user`],
 /// [`touch_updates_but_never_resurrects`], [`expired_sessions_are_never_returned`],
 /// [`purge_expired_counts`], [`client_info_and_hostile_ids_round_trip`],
-/// [`delete_for_user_except_keeps_one`], [`concurrent_operations`] and
-/// [`delete_for_user_except_races_creates`].
+/// [`delete_for_user_except_keeps_one`], [`concurrent_operations`],
+/// [`delete_for_user_except_races_creates`] and [`get_immediate_agrees_with_get`].
 ///
 /// # Panics
 /// When the store breaks the contract or fails.
@@ -74,6 +74,7 @@ pub async fn run_all(store: &dyn TokenStore) {
     delete_for_user_except_keeps_one(store).await;
     concurrent_operations(store).await;
     delete_for_user_except_races_creates(store).await;
+    get_immediate_agrees_with_get(store).await;
 }
 
 /// A created session is returned by `get` exactly as given (every field, including the
@@ -107,6 +108,44 @@ pub async fn create_get_delete(store: &dyn TokenStore) {
         None,
         "a deleted session must be absent"
     );
+}
+
+/// Where `get_immediate` answers, it answers what `get` does: for a live session (asked
+/// twice, as a cache answers the second time), an unknown id, a session at and after its
+/// expiry, and a deleted one. A store that never answers immediately (the default) passes.
+///
+/// # Panics
+/// When the store breaks the contract or fails.
+pub async fn get_immediate_agrees_with_get(store: &dyn TokenStore) {
+    async fn agree(store: &dyn TokenStore, id: &SessionId, now: OffsetDateTime, case: &str) {
+        let immediate = store.get_immediate(id, now);
+        let read = store.get(id, now).await.expect("get");
+        if let Some(answer) = immediate {
+            assert_eq!(
+                answer.expect("get_immediate"),
+                read,
+                "get_immediate, {case}"
+            );
+        }
+        if let Some(answer) = store.get_immediate(id, now) {
+            assert_eq!(
+                answer.expect("get_immediate"),
+                read,
+                "get_immediate, {case}, asked again"
+            );
+        }
+    }
+    let now = base_time();
+    let client = ClientInfo::none().with_user_agent("conformance/immediate");
+    let s = session(&user("immediate"), now, HOUR, client);
+    store.create(&s).await.expect("create");
+    agree(store, &s.id, now, "live session").await;
+    agree(store, &fresh_id(), now, "unknown id").await;
+    agree(store, &s.id, s.expires_at, "at its expires_at").await;
+    // A store may have dropped it on meeting it expired; either way both must agree.
+    agree(store, &s.id, now, "asked again before its expiry").await;
+    store.delete(&s.id).await.expect("delete");
+    agree(store, &s.id, now, "deleted session").await;
 }
 
 /// Creating a session whose id exists fails with [`StoreError::Duplicate`] and leaves the

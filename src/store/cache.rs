@@ -608,6 +608,15 @@ impl<S: TokenStore> TokenStore for CachedTokenStore<S> {
         self.read(id, now).await
     }
 
+    /// A cache hit; `None` on a miss (then `get` reads the store and fills the cache).
+    fn get_immediate(
+        &self,
+        id: &SessionId,
+        now: OffsetDateTime,
+    ) -> Option<Result<Option<Session>, StoreError>> {
+        self.inner.shared.lookup(id, now).map(Ok)
+    }
+
     async fn touch(
         &self,
         id: &SessionId,

@@ -24,7 +24,7 @@
 use std::fmt;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use hashbrown::{DefaultHashBuilder, HashTable};
@@ -49,17 +49,17 @@ const SWEEP_STEP: usize = 2;
 /// A shard holding fewer live sessions than this is not swept by creates (small stores
 /// keep expired sessions until `purge_expired` or `get` meets them, as callers may expect).
 const SWEEP_MIN: usize = 32;
-/// Records `purge_expired` examines per shard lock hold (about a hundred microseconds).
-const PURGE_BATCH: usize = 1024;
+/// Records `purge_expired` examines per shard lock hold (a few tens of microseconds).
+const PURGE_BATCH: usize = 256;
 
 /// Sessions in process memory: 64 shards of compact records (no global lock on any path;
 /// validate takes one shard's read lock).
 ///
 /// About 200 bytes of heap per session at a million sessions with client metadata (IPv4, a
 /// user agent shared with other sessions, four sessions per user; BENCHMARKS.md); a user id of
-/// at most 22 bytes is kept inline, and each distinct user agent once per shard that holds it.
-/// Expired sessions are dropped when `get`
-/// meets them, by [`purge_expired`](TokenStore::purge_expired) (in short batches, never one
+/// at most 23 bytes is kept inline, and each distinct user agent once per shard that holds it.
+/// A read allocates nothing: the returned [`Session`] shares the store's user id and user
+/// agent. Expired sessions are dropped when `get` meets them, by [`purge_expired`](TokenStore::purge_expired) (in short batches, never one
 /// long lock), and a few at a time by every create, so memory stays proportional to live
 /// sessions even if nobody calls `expire`, and no request waits for a sweep. Sessions do not
 /// survive a restart and are not shared between processes.
@@ -121,6 +121,28 @@ impl MemoryTokenStore {
         self.shards[shard]
             .write()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The session with this id unless absent or expired at `now`; an expired one met here
+    /// is removed.
+    fn read_session(&self, id: &SessionId, now: OffsetDateTime) -> Option<Session> {
+        let (shard, hash) = self.locate(id);
+        let now = micros(now);
+        {
+            let s = self.read(shard);
+            let r = s.rec(s.find(hash, id.as_bytes())?);
+            if r.expires > now {
+                return Some(s.session(r));
+            }
+        }
+        // Expired: drop it (unless someone did already).
+        let mut s = self.write(shard);
+        if let Some(slot) = s.find(hash, id.as_bytes()) {
+            if s.rec(slot).expires <= now {
+                s.remove(slot);
+            }
+        }
+        None
     }
 
     fn name_hash(&self, name: &str) -> u64 {
@@ -223,64 +245,31 @@ fn widen(hash: u32) -> u64 {
     (u64::from(hash) << 32) | u64::from(hash)
 }
 
-/// Bytes of a string kept inline in its [`Text`] (integer ids, base64 ids, short names).
-const INLINE: usize = 22;
-
-/// A string kept inline when short, on the heap otherwise: most user ids need no allocation
-/// of their own (and none to free when their last session goes).
-enum Text {
-    Inline { len: u8, bytes: [u8; INLINE] },
-    Heap(Box<str>),
-}
-
-impl Text {
-    const EMPTY: Self = Self::Inline {
-        len: 0,
-        bytes: [0; INLINE],
-    };
-
-    fn new(s: &str) -> Self {
-        match (s.len() <= INLINE, s.as_bytes()) {
-            (true, b) => {
-                let mut bytes = [0; INLINE];
-                bytes[..b.len()].copy_from_slice(b);
-                Self::Inline {
-                    len: b.len() as u8,
-                    bytes,
-                }
-            }
-            (false, _) => Self::Heap(s.into()),
-        }
-    }
-
-    fn as_str(&self) -> &str {
-        match self {
-            // Always valid: the bytes were copied whole from a `&str`.
-            Self::Inline { len, bytes } => {
-                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
-            }
-            Self::Heap(s) => s,
-        }
-    }
-}
-
-/// An interned string with a reference count and a payload (`X`).
-struct Name<X> {
-    text: Text,
+/// An interned string with a reference count and a payload (`X`). `T` is the type sessions
+/// carry it as ([`UserId`], inline up to 23 bytes; `Arc<str>` for user agents), so building
+/// a session clones it without allocating. `None` once released.
+struct Name<T, X> {
+    text: Option<T>,
     refs: u32,
     extra: X,
 }
 
+impl<T: AsRef<str>, X> Name<T, X> {
+    fn as_str(&self) -> &str {
+        self.text.as_ref().map_or("", AsRef::as_ref)
+    }
+}
+
 /// Interned strings of one shard: user ids (payload: head of the user's session list) or
 /// user agents (no payload).
-struct Names<X> {
-    slots: Vec<Name<X>>,
+struct Names<T, X> {
+    slots: Vec<Name<T, X>>,
     free: Vec<u32>,
     /// `(slot, 32-bit hash)`: growing the index never hashes the names again.
     index: HashTable<(u32, u32)>,
 }
 
-impl<X: Copy> Names<X> {
+impl<T: AsRef<str> + Clone, X: Copy> Names<T, X> {
     fn new() -> Self {
         Self {
             slots: Vec::new(),
@@ -294,19 +283,19 @@ impl<X: Copy> Names<X> {
         let slots = &self.slots;
         self.index
             .find(widen(hash), |&(i, h)| {
-                h == hash && slots[i as usize].text.as_str() == text
+                h == hash && slots[i as usize].as_str() == text
             })
             .map(|&(i, _)| i)
     }
 
-    /// The handle of `text`, interned if new; one more reference to it.
-    fn acquire(&mut self, hash: u64, text: &str, extra: X) -> u32 {
-        if let Some(i) = self.find(hash, text) {
+    /// The handle of `text`, interned (a clone of it) if new; one more reference to it.
+    fn acquire(&mut self, hash: u64, text: &T, extra: X) -> u32 {
+        if let Some(i) = self.find(hash, text.as_ref()) {
             self.slots[i as usize].refs += 1;
             return i;
         }
         let name = Name {
-            text: Text::new(text),
+            text: Some(text.clone()),
             refs: 1,
             extra,
         };
@@ -333,16 +322,17 @@ impl<X: Copy> Names<X> {
         if name.refs > 0 {
             return;
         }
-        let hash = hasher.hash_one(name.text.as_str()) as u32;
-        name.text = Text::EMPTY;
+        let hash = hasher.hash_one(name.as_str()) as u32;
+        name.text = None;
         if let Ok(entry) = self.index.find_entry(widen(hash), |&(j, _)| j == i) {
             entry.remove();
         }
         self.free.push(i);
     }
 
-    fn text(&self, i: u32) -> &str {
-        self.slots[i as usize].text.as_str()
+    /// The interned value, cloned (no allocation: see [`Name`]).
+    fn get(&self, i: u32) -> Option<T> {
+        self.slots[i as usize].text.clone()
     }
 }
 
@@ -358,8 +348,8 @@ struct Shard {
     /// `(slot, hash)` of every record in use.
     ids: HashTable<(u32, u32)>,
     /// Payload: the first record of the user's list.
-    users: Names<u32>,
-    agents: Names<()>,
+    users: Names<UserId, u32>,
+    agents: Names<Arc<str>, ()>,
     /// Next record a create examines for expiry.
     cursor: usize,
     /// No record in use expires after this (Unix microseconds; never lowered by removals).
@@ -441,7 +431,7 @@ impl Shard {
 
     /// Inserts a session whose id is absent. `user` and `agent` are the names' hashes.
     fn insert(&mut self, s: &Session, hash: u32, user: u64, agent: Option<u64>) {
-        let user = self.users.acquire(user, s.user_id.as_str(), NIL);
+        let user = self.users.acquire(user, &s.user_id, NIL);
         let agent = match (agent, &s.client.user_agent) {
             (Some(h), Some(text)) => self.agents.acquire(h, text, ()),
             _ => NIL,
@@ -524,11 +514,11 @@ impl Shard {
         let mut client = ClientInfo::none();
         client.ip = r.ip.get();
         if r.agent != NIL {
-            client.user_agent = Some(self.agents.text(r.agent).to_owned());
+            client.user_agent = self.agents.get(r.agent);
         }
         Session {
             id: SessionId::from_bytes(r.id),
-            user_id: UserId::from(self.users.text(r.user)),
+            user_id: self.users.get(r.user).unwrap_or_else(|| UserId::from("")),
             secret_hash: SecretHash::from_bytes(r.secret_hash),
             created_at: instant(r.created),
             expires_at: instant(r.expires),
@@ -579,26 +569,15 @@ impl TokenStore for MemoryTokenStore {
         id: &SessionId,
         now: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
-        let (shard, hash) = self.locate(id);
-        let now = micros(now);
-        {
-            let s = self.read(shard);
-            let Some(slot) = s.find(hash, id.as_bytes()) else {
-                return Ok(None);
-            };
-            let r = s.rec(slot);
-            if r.expires > now {
-                return Ok(Some(s.session(r)));
-            }
-        }
-        // Expired: drop it (unless someone did already).
-        let mut s = self.write(shard);
-        if let Some(slot) = s.find(hash, id.as_bytes()) {
-            if s.rec(slot).expires <= now {
-                s.remove(slot);
-            }
-        }
-        Ok(None)
+        Ok(self.read_session(id, now))
+    }
+
+    fn get_immediate(
+        &self,
+        id: &SessionId,
+        now: OffsetDateTime,
+    ) -> Option<Result<Option<Session>, StoreError>> {
+        Some(Ok(self.read_session(id, now)))
     }
 
     async fn touch(
@@ -945,15 +924,15 @@ mod breakdown {
                 .map(|c| c.capacity() * size_of::<Record>())
                 .sum::<usize>();
             ids += s.ids.capacity() * 9;
-            users += s.users.slots.capacity() * size_of::<Name<u32>>();
+            users += s.users.slots.capacity() * size_of::<Name<UserId, u32>>();
             uidx += s.users.index.capacity() * 9;
             utext += s
                 .users
                 .slots
                 .iter()
-                .map(|n| n.text.as_str().len())
+                .map(|n| n.as_str().len())
                 .sum::<usize>();
-            agents += s.agents.slots.capacity() * (size_of::<Name<()>>() + 100);
+            agents += s.agents.slots.capacity() * (size_of::<Name<Arc<str>, ()>>() + 116);
         }
         println!(
             "per session: recs {} ids {} users {} uidx {} utext {} agents {}",

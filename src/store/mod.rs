@@ -110,6 +110,25 @@ pub trait TokenStore: Send + Sync + Debug {
     async fn get(&self, id: &SessionId, now: OffsetDateTime)
         -> Result<Option<Session>, StoreError>;
 
+    /// What [`get`](Self::get) would answer, if this store can answer without waiting: an
+    /// in-memory store always can, a cache when it holds the session. `None` (the default)
+    /// means only `get` can answer. The authenticator asks this first on every validate, as
+    /// an answer here costs no boxed future.
+    ///
+    /// An implementation returns `Some` only with exactly what `get` would return at this
+    /// moment, and never does I/O or waits for anything but a short in-memory lock.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get), inside the `Some`.
+    fn get_immediate(
+        &self,
+        id: &SessionId,
+        now: OffsetDateTime,
+    ) -> Option<Result<Option<Session>, StoreError>> {
+        let _ = (id, now);
+        None
+    }
+
     /// As [`get`](Self::get), but past any cache in front of the backend (a
     /// [`CachedTokenStore`] reads its store). The authenticator uses it before it ends a
     /// session for idleness, since a cached `last_seen_at` may lag another instance's touch.
@@ -189,6 +208,9 @@ macro_rules! forward_token_store {
             }
             async fn get_uncached(&self, id: &SessionId, now: OffsetDateTime) -> Result<Option<Session>, StoreError> {
                 (**self).get_uncached(id, now).await
+            }
+            fn get_immediate(&self, id: &SessionId, now: OffsetDateTime) -> Option<Result<Option<Session>, StoreError>> {
+                (**self).get_immediate(id, now)
             }
             async fn touch(&self, id: &SessionId, last_seen_at: OffsetDateTime) -> Result<bool, StoreError> {
                 (**self).touch(id, last_seen_at).await
