@@ -22,15 +22,15 @@ use std::alloc::System;
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use criterion::{BenchmarkId, Criterion};
 use keycard::{
-    Authenticator, ClientInfo, ManualClock, MemoryTokenStore, MemoryUserStore, Session, Token,
-    TokenStore, UserId, UserRecord,
+    Authenticator, ClientInfo, Clock, ManualClock, MemoryTokenStore, MemoryUserStore, Session,
+    SystemClock, Token, TokenStore, UserId, UserRecord,
 };
 use sha2::{Digest, Sha256};
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
@@ -148,6 +148,7 @@ fn row(name: &str, mut ns: Vec<u64>) {
 }
 
 /// What the floor keeps per session.
+#[derive(Clone)]
 struct FloorRecord {
     secret_hash: [u8; 32],
     expires: i64,
@@ -172,7 +173,7 @@ fn floor_validate(map: &HashMap<[u8; 16], FloorRecord>, token: &str, now: i64) -
 }
 
 fn micros(t: OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1000) as i64
+    t.unix_timestamp() * 1_000_000 + i64::from(t.microsecond())
 }
 
 /// A data set of `n` live sessions in a store and in the floor's map.
@@ -254,6 +255,17 @@ fn validate_part(c: &mut Criterion, rt: &tokio::runtime::Runtime, data: &DataSet
         });
         group.bench_function("hot/floor", |b| {
             b.iter(|| assert!(floor_validate(&data.floor, black_box(hot), now)));
+        });
+        // What every concurrent store adds to the floor, measured beside it: the clock read a
+        // real expiry check needs (the floor is handed `now`), and a read lock around the map.
+        group.bench_function("hot/clock_read", |b| b.iter(|| SystemClock.now()));
+        let locked = RwLock::new(data.floor.clone());
+        group.bench_function("hot/floor_with_clock_and_lock", |b| {
+            b.iter(|| {
+                let now = micros(SystemClock.now());
+                let map = locked.read().unwrap_or_else(PoisonError::into_inner);
+                assert!(floor_validate(&map, black_box(hot), now));
+            });
         });
     }
     let len = data.tokens.len();
