@@ -6,6 +6,11 @@ mod down_store;
 
 use down_store::DownTokenStore;
 
+#[path = "counting_hasher/mod.rs"]
+mod counting_hasher;
+
+use counting_hasher::CountingHasher;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -23,47 +28,6 @@ use time::OffsetDateTime;
 
 const EMAIL: &str = "ann@example.com";
 const PASSWORD: &str = "correct horse battery staple";
-
-/// The real argon2 hasher, counting how often each operation runs.
-#[derive(Debug, Clone)]
-struct CountingHasher {
-    inner: Arc<Argon2Hasher>,
-    verifies: Arc<AtomicUsize>,
-    hashes: Arc<AtomicUsize>,
-}
-
-impl CountingHasher {
-    fn new(inner: Argon2Hasher) -> Self {
-        Self {
-            inner: Arc::new(inner),
-            verifies: Arc::default(),
-            hashes: Arc::default(),
-        }
-    }
-    fn verifies(&self) -> usize {
-        self.verifies.load(Ordering::SeqCst)
-    }
-    fn hashes(&self) -> usize {
-        self.hashes.load(Ordering::SeqCst)
-    }
-}
-
-impl PasswordHasher for CountingHasher {
-    fn hash(&self, password: &[u8]) -> Result<String, Error> {
-        self.hashes.fetch_add(1, Ordering::SeqCst);
-        self.inner.hash(password)
-    }
-    fn verify(&self, password: &[u8], phc: &str) -> Result<bool, Error> {
-        self.verifies.fetch_add(1, Ordering::SeqCst);
-        self.inner.verify(password, phc)
-    }
-    fn needs_rehash(&self, phc: &str) -> bool {
-        self.inner.needs_rehash(phc)
-    }
-    fn dummy_hash(&self) -> &str {
-        self.inner.dummy_hash()
-    }
-}
 
 /// The memory store, counting writes of `last_seen_at`.
 #[derive(Debug, Default)]

@@ -8,8 +8,12 @@ mod down_store;
 
 use down_store::DownTokenStore;
 
+#[path = "counting_hasher/mod.rs"]
+mod counting_hasher;
+
+use counting_hasher::CountingHasher;
+
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,31 +31,6 @@ const PASSWORD: &str = "correct horse battery staple";
 const NEW_PASSWORD: &str = "a new and longer passphrase";
 const OTHER_EMAIL: &str = "bob@example.com";
 
-/// The real argon2 hasher (test parameters), counting hashes and verifications.
-#[derive(Debug, Clone)]
-struct CountingHasher {
-    inner: Arc<Argon2Hasher>,
-    verifies: Arc<AtomicUsize>,
-    hashes: Arc<AtomicUsize>,
-}
-
-impl PasswordHasher for CountingHasher {
-    fn hash(&self, password: &[u8]) -> Result<String, Error> {
-        self.hashes.fetch_add(1, Ordering::SeqCst);
-        self.inner.hash(password)
-    }
-    fn verify(&self, password: &[u8], phc: &str) -> Result<bool, Error> {
-        self.verifies.fetch_add(1, Ordering::SeqCst);
-        self.inner.verify(password, phc)
-    }
-    fn needs_rehash(&self, phc: &str) -> bool {
-        self.inner.needs_rehash(phc)
-    }
-    fn dummy_hash(&self) -> &str {
-        self.inner.dummy_hash()
-    }
-}
-
 type Users = Arc<MemoryUserStore>;
 
 struct Fixture {
@@ -63,10 +42,10 @@ struct Fixture {
 
 impl Fixture {
     fn verifies(&self) -> usize {
-        self.hasher.verifies.load(Ordering::SeqCst)
+        self.hasher.verifies()
     }
     fn hashes(&self) -> usize {
-        self.hasher.hashes.load(Ordering::SeqCst)
+        self.hasher.hashes()
     }
 }
 
@@ -74,11 +53,7 @@ fn fixture_with(
     tokens: impl TokenStore + 'static,
     configure: impl FnOnce(keycard::AuthenticatorBuilder<Users>) -> keycard::AuthenticatorBuilder<Users>,
 ) -> Fixture {
-    let hasher = CountingHasher {
-        inner: Arc::new(Argon2Hasher::insecure_for_tests()),
-        verifies: Arc::default(),
-        hashes: Arc::default(),
-    };
+    let hasher = CountingHasher::new(Argon2Hasher::insecure_for_tests());
     let users: Users = Arc::new(MemoryUserStore::new());
     for (id, email) in [(1_i64, EMAIL), (2, OTHER_EMAIL)] {
         let phc = hasher.inner.hash(PASSWORD.as_bytes()).expect("hash");
