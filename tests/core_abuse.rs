@@ -1,9 +1,13 @@
 //! Login abuse against the core, as an attacker would try it: racing guesses, locking the real
 //! user out, accounts with unusable stored hashes.
 
+#[allow(dead_code)]
+#[path = "counting_hasher/mod.rs"]
+mod counting_hasher;
+
+use counting_hasher::CountingHasher;
+
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use keycard::throttle::{Limit, MemoryThrottle, ThrottleLimits};
@@ -15,48 +19,10 @@ use keycard::{
 const EMAIL: &str = "ann@example.com";
 const PASSWORD: &str = "correct horse battery staple";
 
-/// The real (fast, test-parameter) argon2 hasher, counting verifications and how many of them
-/// ran against the dummy hash.
-#[derive(Debug, Clone)]
-struct Counting {
-    inner: Arc<Argon2Hasher>,
-    verifies: Arc<AtomicUsize>,
-    dummy_verifies: Arc<AtomicUsize>,
-}
-
-impl Counting {
-    fn new() -> Self {
-        Self {
-            inner: Arc::new(Argon2Hasher::insecure_for_tests()),
-            verifies: Arc::default(),
-            dummy_verifies: Arc::default(),
-        }
-    }
-}
-
-impl PasswordHasher for Counting {
-    fn hash(&self, password: &[u8]) -> Result<String, Error> {
-        self.inner.hash(password)
-    }
-    fn verify(&self, password: &[u8], phc: &str) -> Result<bool, Error> {
-        self.verifies.fetch_add(1, Ordering::SeqCst);
-        if phc == self.inner.dummy_hash() {
-            self.dummy_verifies.fetch_add(1, Ordering::SeqCst);
-        }
-        self.inner.verify(password, phc)
-    }
-    fn needs_rehash(&self, phc: &str) -> bool {
-        self.inner.needs_rehash(phc)
-    }
-    fn dummy_hash(&self) -> &str {
-        self.inner.dummy_hash()
-    }
-}
-
 type Users = MemoryUserStore<UserRecord>;
 
 fn auth_with(
-    hasher: &Counting,
+    hasher: &CountingHasher,
     configure: impl FnOnce(keycard::AuthenticatorBuilder<Users>) -> keycard::AuthenticatorBuilder<Users>,
 ) -> Authenticator<Users> {
     let auth = configure(
@@ -77,7 +43,7 @@ fn from(ip: &str) -> ClientInfo {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_guesses_get_exactly_the_limit_verified() {
-    let hasher = Counting::new();
+    let hasher = CountingHasher::new(Argon2Hasher::insecure_for_tests());
     // No per-address in-flight bound and room in the queue: only the throttle stands.
     let auth = auth_with(&hasher, |b| {
         b.max_logins_in_flight_per_ip(1000).max_queued_hashes(1000)
@@ -101,7 +67,7 @@ async fn racing_guesses_get_exactly_the_limit_verified() {
     }
     assert_eq!((invalid, throttled), (10, 190));
     assert_eq!(
-        hasher.verifies.load(Ordering::SeqCst),
+        hasher.verifies(),
         10,
         "exactly the limit of guesses was verified"
     );
@@ -114,7 +80,7 @@ async fn racing_guesses_get_exactly_the_limit_verified() {
 
 #[tokio::test]
 async fn an_attacker_cannot_lock_the_real_user_out() {
-    let hasher = Counting::new();
+    let hasher = CountingHasher::new(Argon2Hasher::insecure_for_tests());
     let auth = auth_with(&hasher, |b| b);
     // The real user logged in from home before.
     auth.login(EMAIL, PASSWORD, from("198.51.100.7"))
@@ -145,7 +111,7 @@ async fn an_attacker_cannot_lock_the_real_user_out() {
 
 #[tokio::test]
 async fn unusable_stored_hashes_cost_a_dummy_verification_and_count_as_failures() {
-    let hasher = Counting::new();
+    let hasher = CountingHasher::new(Argon2Hasher::insecure_for_tests());
     let auth = auth_with(&hasher, |b| {
         b.throttle(MemoryThrottle::new(
             ThrottleLimits::default().per_account_ip(Limit::new(3, Duration::from_secs(60))),
@@ -167,7 +133,7 @@ async fn unusable_stored_hashes_cost_a_dummy_verification_and_count_as_failures(
         auth.users()
             .insert(UserRecord::new(id, &email, stored.to_owned()))
             .expect("insert");
-        let dummies = hasher.dummy_verifies.load(Ordering::SeqCst);
+        let dummies = hasher.dummy_verifies();
         for _ in 0..3 {
             let err = auth
                 .login(&email, "anything", from("192.0.2.9"))
@@ -179,7 +145,7 @@ async fn unusable_stored_hashes_cost_a_dummy_verification_and_count_as_failures(
             );
         }
         assert_eq!(
-            hasher.dummy_verifies.load(Ordering::SeqCst) - dummies,
+            hasher.dummy_verifies() - dummies,
             3,
             "{stored}: each attempt verified against the dummy hash, like an unknown user"
         );

@@ -6,6 +6,7 @@ mod down_store;
 
 use down_store::DownTokenStore;
 
+#[allow(dead_code)]
 #[path = "counting_hasher/mod.rs"]
 mod counting_hasher;
 
