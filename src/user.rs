@@ -13,12 +13,12 @@ use crate::error::StoreError;
 
 /// A user's identifier, as your user table keys it (an integer, a UUID, a string).
 ///
-/// Stores keep it as text. Cloning one never allocates: ids of up to 23 bytes (integers,
-/// short keys) are held inline and longer ones (UUIDs) are shared, so a store can hand out
-/// the ids it holds without copying them. Integers convert both ways (`From<i64>`, [`UserId::as_i64`],
+/// Stores keep it as text. Integers convert both ways (`From<i64>`, [`UserId::as_i64`],
 /// `TryFrom<&UserId> for i64`), and so do UUIDs with the `uuid` feature (`From<Uuid>`,
 /// `UserId::as_uuid`, `TryFrom<&UserId> for Uuid`), so a [`UserStore`] over your own table
-/// can turn the id back into its key:
+/// can turn the id back into its key. Cloning one never allocates: ids of up to 23 bytes
+/// (integers, short keys) are held inline and longer ones (UUIDs) are shared, so a store
+/// hands out the ids it holds without copying them.
 ///
 /// ```
 /// use keycard::UserId;

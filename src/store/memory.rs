@@ -59,9 +59,10 @@ const PURGE_BATCH: usize = 256;
 /// user agent shared with other sessions, four sessions per user; BENCHMARKS.md); a user id of
 /// at most 23 bytes is kept inline, and each distinct user agent once per shard that holds it.
 /// A read allocates nothing: the returned [`Session`] shares the store's user id and user
-/// agent. Expired sessions are dropped when `get` meets them, by [`purge_expired`](TokenStore::purge_expired) (in short batches, never one
-/// long lock), and a few at a time by every create, so memory stays proportional to live
-/// sessions even if nobody calls `expire`, and no request waits for a sweep. Sessions do not
+/// agent. Expired sessions are dropped when `get` meets them, by
+/// [`purge_expired`](TokenStore::purge_expired) (in short batches, never one long lock), and
+/// a few at a time by every create, so memory stays proportional to live sessions even if
+/// nobody calls `expire`, and no request waits for a sweep. Sessions do not
 /// survive a restart and are not shared between processes.
 ///
 /// ```
