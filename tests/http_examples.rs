@@ -1,6 +1,6 @@
-//! The example binaries themselves, every one built with the features on (`budgets_api`
-//! and `increase_api` with `axum`, `budgets_api_actix` and `increase_api_actix` with
-//! `actix-web`): `--addr` with port 0 prints the address actually bound, the server answers
+//! The example binaries themselves, every one built with the features on (`budgets_api`,
+//! `increase_api` and `accounts_api` with `axum`, `budgets_api_actix` and
+//! `increase_api_actix` with `actix-web`): `--addr` with port 0 prints the address actually bound, the server answers
 //! there, `--session-ttl` is honoured, an unknown `--store` is a clear error, bad arguments
 //! are refused, SIGINT (Ctrl-C) and SIGTERM shut the server down cleanly, and, with both
 //! frameworks on, each actix-web twin answers exactly as its axum original.
@@ -35,9 +35,15 @@ const INCREASE: &[&str] = &[
     "increase_api_actix",
 ];
 
+/// The accounts API binary, when built (it is axum only).
+const ACCOUNTS: &[&str] = &[
+    #[cfg(feature = "axum")]
+    "accounts_api",
+];
+
 /// Every example binary built with this test's features.
 fn all_binaries() -> impl Iterator<Item = &'static str> {
-    BUDGETS.iter().chain(INCREASE).copied()
+    BUDGETS.iter().chain(INCREASE).chain(ACCOUNTS).copied()
 }
 
 /// The path of example `name` (`target/<profile>/examples/<name>`, next to this test's
@@ -256,6 +262,57 @@ async fn increase_api_serves_the_document_and_stops_on_sigterm() {
         let (clean, rest) = server.signal("-TERM");
         assert!(clean, "{name}: exit status after SIGTERM is success");
         assert!(rest.contains("shut down"), "{name}: {rest:?}");
+    }
+}
+
+#[tokio::test]
+async fn accounts_api_registers_logs_in_with_session_ttl_and_stops_on_ctrl_c() {
+    for name in ACCOUNTS {
+        let server = Running::start(name, &["--addr", "127.0.0.1:0", "--session-ttl", "120"]);
+        assert!(!server.base.ends_with(":0"), "{name}: {}", server.base);
+        let client = http_support::client();
+        let credentials = r#"{"email":"zed@example.com","password":"a long enough passphrase"}"#;
+        let registered = http_support::send(
+            client
+                .post(format!("{}/register", server.base))
+                .header("content-type", "application/json")
+                .body(credentials),
+        )
+        .await;
+        assert_eq!(registered.status, 201, "{name}: {registered:?}");
+        let login = http_support::send(
+            client
+                .post(format!("{}/login", server.base))
+                .header("content-type", "application/json")
+                .body(credentials),
+        )
+        .await;
+        assert_eq!(login.status, 200, "{name}: {login:?}");
+        let body = login.json();
+        let expires_at = time::OffsetDateTime::parse(
+            body["expires_at"].as_str().expect("expires_at"),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .expect("an RFC 3339 time");
+        let lifetime = expires_at - time::OffsetDateTime::now_utc();
+        assert!(
+            lifetime <= time::Duration::seconds(120) && lifetime > time::Duration::seconds(100),
+            "{name}: --session-ttl 120 gave a session of {lifetime}"
+        );
+        let token = body["token"].as_str().expect("token").to_owned();
+        let me = http_support::send(
+            client
+                .get(format!("{}/me", server.base))
+                .bearer_auth(&token),
+        )
+        .await;
+        assert_eq!(me.status, 200, "{name}: {me:?}");
+        assert_eq!(me.json()["user"]["email"], "zed@example.com", "{name}");
+        let anonymous = http_support::send(client.get(format!("{}/me", server.base))).await;
+        assert_eq!(anonymous.status, 401, "{name}: {anonymous:?}");
+        let (clean, rest) = server.interrupt();
+        assert!(clean, "{name}: exit status after SIGINT is success");
+        assert_eq!(rest, "shut down\n", "{name}");
     }
 }
 

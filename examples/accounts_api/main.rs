@@ -15,13 +15,15 @@ mod common;
 use clap::Parser;
 use keycard::http::SessionCookie;
 
-/// The common options, and the cookie's.
+/// The common options, and the cookie's. (Not named `Args` like the flattened common
+/// options: clap names each derived argument group after its struct, and two groups may not
+/// share a name.)
 #[derive(Debug, clap::Parser)]
 #[command(
     version,
     about = "The keycard accounts API example server (see examples/README.md)"
 )]
-struct Args {
+struct AccountsArgs {
     #[command(flatten)]
     common: common::Args,
     /// Drop `Secure` from the session cookie (and its `__Host-` prefix), for browsers on
@@ -32,7 +34,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() {
-    let args = Args::parse();
+    let args = AccountsArgs::parse();
     common::init_logging();
     if let Err(error) = run(args).await {
         eprintln!("accounts_api: {error}");
@@ -40,7 +42,7 @@ async fn main() {
     }
 }
 
-async fn run(args: Args) -> Result<(), common::BoxError> {
+async fn run(args: AccountsArgs) -> Result<(), common::BoxError> {
     let stores = common::open_stores(&args.common.store).await?;
     let auth = stores.authenticator(app::authenticator, args.common.session_ttl());
     let _expiry = auth.spawn_expiry_task(common::EXPIRY_INTERVAL);

@@ -224,8 +224,11 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
 /// Logs to stderr (`tracing`, level INFO and above): the adapter logs server-side failures,
 /// such as a store that is down, with their causes.
 pub(crate) fn init_logging() {
+    use std::io::IsTerminal as _;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colours for a terminal only: a log file or a collector gets plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_max_level(tracing::Level::INFO)
         .init();
 }
