@@ -477,6 +477,12 @@ pub(crate) async fn migrate(
     migrations: &[Migration],
 ) -> Result<(), StoreError> {
     let mut tx = pool.begin().await.map_err(error)?;
+    // `IF NOT EXISTS` on an existing object makes the server send a notice ("already exists,
+    // skipping"), which sqlx logs at INFO on every start: keep this transaction to warnings.
+    sqlx::raw_sql("SET LOCAL client_min_messages TO warning")
+        .execute(&mut *tx)
+        .await
+        .map_err(error)?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(MIGRATION_LOCK)
         .execute(&mut *tx)
