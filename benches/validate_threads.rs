@@ -65,7 +65,10 @@ fn main() {
                 scope.spawn(|| {
                     runtime().block_on(async {
                         for _ in 0..PER_THREAD {
-                            black_box(auth.validate_session(&token).await.expect("valid"));
+                            let session = auth.validate_session(&token).await.expect("valid");
+                            // Read as a caller would: the copies cannot be optimized away.
+                            black_box(session.user_id.as_str());
+                            black_box(session.client.user_agent.as_deref());
                         }
                     });
                 });
