@@ -1,7 +1,6 @@
 //! The session record stores keep, and the expiry policy the authenticator applies.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -89,7 +88,7 @@ pub struct SessionView {
     /// The address the session logged in from, if known.
     pub ip: Option<IpAddr>,
     /// The user agent the session logged in with, if known.
-    pub user_agent: Option<Arc<str>>,
+    pub user_agent: Option<String>,
     /// Whether this is the session the listing was asked with.
     pub current: bool,
 }
@@ -120,9 +119,8 @@ pub(crate) fn truncate_to_micros(t: OffsetDateTime) -> OffsetDateTime {
 pub struct ClientInfo {
     /// The client's IP address.
     pub ip: Option<IpAddr>,
-    /// The client's `User-Agent`, at most [`ClientInfo::MAX_USER_AGENT`] bytes. Shared, so
-    /// that a store holding one agent for many sessions hands it out without copying it.
-    pub user_agent: Option<Arc<str>>,
+    /// The client's `User-Agent`, at most [`ClientInfo::MAX_USER_AGENT`] bytes.
+    pub user_agent: Option<String>,
 }
 
 impl ClientInfo {
@@ -148,7 +146,7 @@ impl ClientInfo {
         while !ua.is_char_boundary(end) {
             end -= 1;
         }
-        self.user_agent = Some(Arc::from(&ua[..end]));
+        self.user_agent = Some(ua[..end].to_owned());
         self
     }
 }

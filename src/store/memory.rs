@@ -24,7 +24,7 @@
 use std::fmt;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use hashbrown::{DefaultHashBuilder, HashTable};
@@ -58,8 +58,8 @@ const PURGE_BATCH: usize = 256;
 /// About 200 bytes of heap per session at a million sessions with client metadata (IPv4, a
 /// user agent shared with other sessions, four sessions per user; BENCHMARKS.md); a user id of
 /// at most 23 bytes is kept inline, and each distinct user agent once per shard that holds it.
-/// A read allocates nothing: the returned [`Session`] shares the store's user id and user
-/// agent. Expired sessions are dropped when `get` meets them, by
+/// A read allocates only the returned [`Session`]'s strings: the user agent, and a user id
+/// longer than 23 bytes (shorter ones are copied inline). Expired sessions are dropped when `get` meets them, by
 /// [`purge_expired`](TokenStore::purge_expired) (in short batches, never one long lock), and
 /// a few at a time by every create, so memory stays proportional to live sessions even if
 /// nobody calls `expire`, and no request waits for a sweep. Sessions do not
@@ -246,9 +246,9 @@ fn widen(hash: u32) -> u64 {
     (u64::from(hash) << 32) | u64::from(hash)
 }
 
-/// An interned string with a reference count and a payload (`X`). `T` is the type sessions
-/// carry it as ([`UserId`], inline up to 23 bytes; `Arc<str>` for user agents), so building
-/// a session clones it without allocating. `None` once released.
+/// An interned string with a reference count and a payload (`X`): a [`UserId`] (inline up to
+/// 23 bytes, so most user ids need no allocation of their own) or a user agent. `None` once
+/// released.
 struct Name<T, X> {
     text: Option<T>,
     refs: u32,
@@ -270,7 +270,7 @@ struct Names<T, X> {
     index: HashTable<(u32, u32)>,
 }
 
-impl<T: AsRef<str> + Clone, X: Copy> Names<T, X> {
+impl<T: AsRef<str>, X: Copy> Names<T, X> {
     fn new() -> Self {
         Self {
             slots: Vec::new(),
@@ -289,14 +289,14 @@ impl<T: AsRef<str> + Clone, X: Copy> Names<T, X> {
             .map(|&(i, _)| i)
     }
 
-    /// The handle of `text`, interned (a clone of it) if new; one more reference to it.
-    fn acquire(&mut self, hash: u64, text: &T, extra: X) -> u32 {
-        if let Some(i) = self.find(hash, text.as_ref()) {
+    /// The handle of `text`, interned (as `make` builds it) if new; one more reference to it.
+    fn acquire(&mut self, hash: u64, text: &str, make: impl FnOnce() -> T, extra: X) -> u32 {
+        if let Some(i) = self.find(hash, text) {
             self.slots[i as usize].refs += 1;
             return i;
         }
         let name = Name {
-            text: Some(text.clone()),
+            text: Some(make()),
             refs: 1,
             extra,
         };
@@ -331,9 +331,9 @@ impl<T: AsRef<str> + Clone, X: Copy> Names<T, X> {
         self.free.push(i);
     }
 
-    /// The interned value, cloned (no allocation: see [`Name`]).
-    fn get(&self, i: u32) -> Option<T> {
-        self.slots[i as usize].text.clone()
+    /// The interned string.
+    fn text(&self, i: u32) -> &str {
+        self.slots[i as usize].as_str()
     }
 }
 
@@ -350,7 +350,7 @@ struct Shard {
     ids: HashTable<(u32, u32)>,
     /// Payload: the first record of the user's list.
     users: Names<UserId, u32>,
-    agents: Names<Arc<str>, ()>,
+    agents: Names<Box<str>, ()>,
     /// Next record a create examines for expiry.
     cursor: usize,
     /// No record in use expires after this (Unix microseconds; never lowered by removals).
@@ -432,9 +432,13 @@ impl Shard {
 
     /// Inserts a session whose id is absent. `user` and `agent` are the names' hashes.
     fn insert(&mut self, s: &Session, hash: u32, user: u64, agent: Option<u64>) {
-        let user = self.users.acquire(user, &s.user_id, NIL);
+        let user = self
+            .users
+            .acquire(user, s.user_id.as_str(), || s.user_id.clone(), NIL);
         let agent = match (agent, &s.client.user_agent) {
-            (Some(h), Some(text)) => self.agents.acquire(h, text, ()),
+            (Some(h), Some(text)) => self
+                .agents
+                .acquire(h, text, || Box::from(text.as_str()), ()),
             _ => NIL,
         };
         let head = self.users.slots[user as usize].extra;
@@ -515,11 +519,13 @@ impl Shard {
         let mut client = ClientInfo::none();
         client.ip = r.ip.get();
         if r.agent != NIL {
-            client.user_agent = self.agents.get(r.agent);
+            client.user_agent = Some(self.agents.text(r.agent).to_owned());
         }
+        // Copies, never shared counts: validates of one session (or of sessions with one
+        // user agent) on many cores would otherwise all write one cache line.
         Session {
             id: SessionId::from_bytes(r.id),
-            user_id: self.users.get(r.user).unwrap_or_else(|| UserId::from("")),
+            user_id: UserId::from(self.users.text(r.user)),
             secret_hash: SecretHash::from_bytes(r.secret_hash),
             created_at: instant(r.created),
             expires_at: instant(r.expires),
@@ -933,7 +939,7 @@ mod breakdown {
                 .iter()
                 .map(|n| n.as_str().len())
                 .sum::<usize>();
-            agents += s.agents.slots.capacity() * (size_of::<Name<Arc<str>, ()>>() + 116);
+            agents += s.agents.slots.capacity() * (size_of::<Name<Box<str>, ()>>() + 100);
         }
         println!(
             "per session: recs {} ids {} users {} uidx {} utext {} agents {}",

@@ -645,7 +645,7 @@ fn push_fields(call: &mut redis::ScriptInvocation<'_>, session: &Session) {
         call.arg("ip").arg(ip.to_string());
     }
     if let Some(ua) = &session.client.user_agent {
-        call.arg("ua").arg(ua.as_bytes());
+        call.arg("ua").arg(ua);
     }
 }
 

@@ -318,7 +318,7 @@ impl From<&Session> for SessionRow {
             expires_at: time_codec::to_micros(s.expires_at),
             last_seen_at: time_codec::to_micros(s.last_seen_at),
             ip: s.client.ip.map(|ip| ip.to_string()),
-            user_agent: s.client.user_agent.as_deref().map(str::to_owned),
+            user_agent: s.client.user_agent.clone(),
         }
     }
 }
