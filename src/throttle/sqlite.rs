@@ -262,22 +262,9 @@ impl Throttle for SqliteThrottle {
 
     async fn prune(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         let now = time_codec::to_micros(now);
-        let mut total = 0;
-        loop {
-            let q = Arc::clone(&self.queries);
-            let deleted = self
-                .pool
-                .run(move |conn| {
-                    conn.prepare_cached(&q.prune_batch)
-                        .and_then(|mut st| st.execute(params![now, PRUNE_BATCH]))
-                        .map_err(backend)
-                })
-                .await?;
-            total += deleted as u64;
-            if (deleted as i64) < PRUNE_BATCH {
-                return Ok(total);
-            }
-        }
+        self.pool
+            .delete_in_batches(&self.queries, |q| &q.prune_batch, now, PRUNE_BATCH)
+            .await
     }
 }
 

@@ -100,6 +100,33 @@ impl Pool {
         Ok(pool)
     }
 
+    /// Runs `sql` of `queries` (a `DELETE` of rows expired at `?1`, at most `?2` of them) until
+    /// a batch deletes fewer than `batch` rows, one short statement per batch so a large purge
+    /// never holds the write lock for long. Returns how many rows it deleted.
+    pub(crate) async fn delete_in_batches<Q: Send + Sync + 'static>(
+        self: &Arc<Self>,
+        queries: &Arc<Q>,
+        sql: fn(&Q) -> &str,
+        now: i64,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let q = Arc::clone(queries);
+            let deleted = self
+                .run(move |conn| {
+                    conn.prepare_cached(sql(&q))
+                        .and_then(|mut st| st.execute(rusqlite::params![now, batch]))
+                        .map_err(backend)
+                })
+                .await?;
+            total += deleted as u64;
+            if (deleted as i64) < batch {
+                return Ok(total);
+            }
+        }
+    }
+
     /// Runs `work` on a pooled connection on a blocking thread. The connection goes back to
     /// the pool inside the blocking task, so it is not lost if the caller stops waiting.
     pub(crate) async fn run<T, F>(self: &Arc<Self>, work: F) -> Result<T, StoreError>

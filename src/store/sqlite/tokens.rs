@@ -276,22 +276,9 @@ impl TokenStore for SqliteTokenStore {
 
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         let now = time_codec::to_micros(now);
-        let mut total = 0;
-        loop {
-            let q = Arc::clone(&self.queries);
-            let deleted = self
-                .pool
-                .run(move |conn| {
-                    conn.prepare_cached(&q.purge_batch)
-                        .and_then(|mut st| st.execute(params![now, PURGE_BATCH]))
-                        .map_err(backend)
-                })
-                .await?;
-            total += deleted as u64;
-            if (deleted as i64) < PURGE_BATCH {
-                return Ok(total);
-            }
-        }
+        self.pool
+            .delete_in_batches(&self.queries, |q| &q.purge_batch, now, PURGE_BATCH)
+            .await
     }
 }
 
