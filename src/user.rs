@@ -126,6 +126,19 @@ impl From<String> for UserId {
     }
 }
 
+impl UserId {
+    /// A copy that shares no allocation with `self`: an inline id is copied as is, a long
+    /// one (over 23 bytes) into a new string. A clone of a long id shares its reference
+    /// count, which every core cloning it would write.
+    pub(crate) fn unshared_copy(&self) -> Self {
+        if self.0.is_heap_allocated() {
+            Self(SmolStr::new(self.0.as_str()))
+        } else {
+            self.clone()
+        }
+    }
+}
+
 impl From<&str> for UserId {
     fn from(s: &str) -> Self {
         Self(SmolStr::new(s))

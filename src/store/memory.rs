@@ -335,6 +335,11 @@ impl<T: AsRef<str>, X: Copy> Names<T, X> {
     fn text(&self, i: u32) -> &str {
         self.slots[i as usize].as_str()
     }
+
+    /// The interned value of `i` (`None` once released: a live record never names one).
+    fn value(&self, i: u32) -> Option<&T> {
+        self.slots[i as usize].text.as_ref()
+    }
 }
 
 /// One shard: its records, id index, interned names and sweep cursor.
@@ -525,7 +530,10 @@ impl Shard {
         // user agent) on many cores would otherwise all write one cache line.
         Session {
             id: SessionId::from_bytes(r.id),
-            user_id: UserId::from(self.users.text(r.user)),
+            user_id: self
+                .users
+                .value(r.user)
+                .map_or_else(|| UserId::from(""), UserId::unshared_copy),
             secret_hash: SecretHash::from_bytes(r.secret_hash),
             created_at: instant(r.created),
             expires_at: instant(r.expires),
