@@ -16,7 +16,8 @@
 //!
 //! Expired sessions are reclaimed by `get` when it meets one, by `purge_expired` (in
 //! batches of [`PURGE_BATCH`] records per lock hold, going round the shards so that no shard
-//! is held batch after batch), and by every
+//! is held batch after batch, and yielding to the async runtime after each batch so that
+//! requests served by the same thread never wait for more than one), and by every
 //! create, which examines the next [`SWEEP_STEP`] records of its shard: a bounded amount of
 //! work per request, so memory follows the live sessions without any `expire` call and no
 //! request ever waits for a whole sweep.
@@ -695,16 +696,20 @@ impl TokenStore for MemoryTokenStore {
         // Where each shard's scan is (`None`: done).
         let mut scan: Vec<Option<usize>> = vec![Some(0); SHARDS];
         for (shard, pos) in scan.iter_mut().enumerate() {
-            let mut s = self.write(shard);
-            if s.live > 0 && s.max_expires <= now {
-                // Every session of the shard is expired: swap in an empty shard and free the
+            let emptied = {
+                let mut s = self.write(shard);
+                // Every session of the shard is expired: swap in an empty shard, and free the
                 // old one's memory after releasing the lock.
-                let fresh = Shard::with_capacity(0, s.hasher);
-                let old = std::mem::replace(&mut *s, fresh);
-                drop(s);
+                (s.live > 0 && s.max_expires <= now).then(|| {
+                    let fresh = Shard::with_capacity(0, s.hasher);
+                    std::mem::replace(&mut *s, fresh)
+                })
+            };
+            if let Some(old) = emptied {
                 removed += old.live as u64;
                 drop(old);
                 *pos = None;
+                tokio::task::yield_now().await;
             }
         }
         // Round robin over the shards, one short batch per lock hold: a request waiting for
@@ -716,6 +721,11 @@ impl TokenStore for MemoryTokenStore {
                     let (n, stop) = self.write(shard).sweep(from, PURGE_BATCH, now);
                     removed += n;
                     *pos = stop;
+                    // Hand the thread back between batches: the purge usually runs as a
+                    // task on the runtime that serves requests (`spawn_expiry_task`), and
+                    // would otherwise hold its worker for the whole purge (~0.1 s for a
+                    // million records).
+                    tokio::task::yield_now().await;
                 }
             }
         }
@@ -814,6 +824,36 @@ mod tests {
             .expect("purge");
         assert_eq!(purged as usize, held - 20_000);
         assert_eq!(store.len(), 20_000);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_purge_lets_the_tasks_on_its_thread_run_between_batches() {
+        // The purge usually runs as a task on the runtime that serves requests
+        // (`spawn_expiry_task`): it must hand the thread back after each batch instead of
+        // holding it for the whole purge.
+        let store = std::sync::Arc::new(MemoryTokenStore::new());
+        let t0 = OffsetDateTime::UNIX_EPOCH;
+        // Every other session expires after 10 s: no shard is all expired, and each holds
+        // more records than one batch examines.
+        for i in 0..40_000 {
+            let ttl = if i % 2 == 0 { 10 } else { 1_000_000 };
+            store.create(&session(i, t0, ttl)).await.expect("create");
+        }
+        let purge = tokio::spawn({
+            let store = store.clone();
+            async move { store.purge_expired(t0 + Duration::from_secs(20)).await }
+        });
+        // How many times this task got the thread while the purge ran.
+        let mut turns = 0;
+        while !purge.is_finished() {
+            tokio::task::yield_now().await;
+            turns += 1;
+        }
+        let purged = purge.await.expect("purge task").expect("purge");
+        assert_eq!(purged, 20_000);
+        assert_eq!(store.len(), 20_000);
+        // About 625 records per shard, 256 examined per batch: some 190 batches.
+        assert!(turns >= SHARDS, "{turns} turns during the purge");
     }
 
     #[tokio::test]
