@@ -8,15 +8,18 @@
 //! ```
 //!
 //! Parts (`KEYCARD_MEM_BENCH`, comma-separated, default all): `validate` (criterion:
-//! `Authenticator::validate_session` beside the floor, hot and rotating over every live
+//! `Authenticator::validate_session` beside the floors, hot and rotating over every live
 //! session), `memory` (heap bytes the store holds per session, counted by a global allocator),
 //! `purge` (`purge_expired` of every session beside `HashMap::retain` on the same sessions),
 //! `tail` (p50/p99/p99.99/max of create, validate and logout while growing to 1.5M sessions,
-//! then while a purge of 1M expired sessions runs on another thread).
+//! then while a purge of 1M expired sessions runs on another thread, then while
+//! `Authenticator::expire` runs as a task on the runtime serving the requests).
 //!
 //! The floor is the least any store can do for a validate: base64-decode the token, SHA-256
-//! the secret, one `HashMap` get, a constant-time compare and an expiry check. Figures are in
-//! BENCHMARKS.md.
+//! the secret, one `HashMap` get, a constant-time compare and an expiry check against a `now`
+//! it is handed. The floor returning a session adds what any store must do to hand back what
+//! `validate_session` returns: read the clock, take a read lock, and build the `Session` (three
+//! `OffsetDateTime`s, the user id and the copied user agent). Figures are in BENCHMARKS.md.
 
 use std::alloc::System;
 use std::collections::HashMap;

@@ -60,11 +60,13 @@ const PURGE_BATCH: usize = 256;
 /// user agent shared with other sessions, four sessions per user; BENCHMARKS.md); a user id of
 /// at most 23 bytes is kept inline, and each distinct user agent once per shard that holds it.
 /// A read allocates only the returned [`Session`]'s strings: the user agent, and a user id
-/// longer than 23 bytes (shorter ones are copied inline). Expired sessions are dropped when `get` meets them, by
-/// [`purge_expired`](TokenStore::purge_expired) (in short batches, never one long lock), and
-/// a few at a time by every create, so memory stays proportional to live sessions even if
-/// nobody calls `expire`, and no request waits for a sweep. Sessions do not
-/// survive a restart and are not shared between processes.
+/// longer than 23 bytes (shorter ones are copied inline). Expired sessions are dropped when
+/// `get` meets them, by [`purge_expired`](TokenStore::purge_expired) (in short batches, never
+/// one long lock, yielding to the async runtime between batches so that a purge running as a
+/// task beside your handlers never holds their thread for long), and a few at a time by
+/// every create, so memory stays proportional to live sessions even if nobody calls
+/// `expire`, and no request waits for a sweep. Sessions do not survive a restart and are not
+/// shared between processes.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -252,6 +254,7 @@ fn widen(hash: u32) -> u64 {
 /// released.
 struct Name<T, X> {
     text: Option<T>,
+    /// Reference count while live; once released, the next released entry (`NIL`: none).
     refs: u32,
     extra: X,
 }
@@ -266,7 +269,10 @@ impl<T: AsRef<str>, X> Name<T, X> {
 /// user agents (no payload).
 struct Names<T, X> {
     slots: Vec<Name<T, X>>,
-    free: Vec<u32>,
+    /// Head of the list of released entries, threaded through their `refs` (`NIL`: none).
+    /// Releasing never allocates: a free list in a `Vec` grew by doubling under the shard's
+    /// write lock, and that reallocation once stalled a purge batch for 2 ms.
+    free: u32,
     /// `(slot, 32-bit hash)`: growing the index never hashes the names again.
     index: HashTable<(u32, u32)>,
 }
@@ -275,7 +281,7 @@ impl<T: AsRef<str>, X: Copy> Names<T, X> {
     fn new() -> Self {
         Self {
             slots: Vec::new(),
-            free: Vec::new(),
+            free: NIL,
             index: HashTable::new(),
         }
     }
@@ -301,15 +307,14 @@ impl<T: AsRef<str>, X: Copy> Names<T, X> {
             refs: 1,
             extra,
         };
-        let i = match self.free.pop() {
-            Some(i) => {
-                self.slots[i as usize] = name;
-                i
-            }
-            None => {
-                self.slots.push(name);
-                (self.slots.len() - 1) as u32
-            }
+        let i = if self.free == NIL {
+            self.slots.push(name);
+            (self.slots.len() - 1) as u32
+        } else {
+            let i = self.free;
+            self.free = self.slots[i as usize].refs;
+            self.slots[i as usize] = name;
+            i
         };
         let hash = hash as u32;
         self.index
@@ -326,10 +331,11 @@ impl<T: AsRef<str>, X: Copy> Names<T, X> {
         }
         let hash = hasher.hash_one(name.as_str()) as u32;
         name.text = None;
+        name.refs = self.free;
+        self.free = i;
         if let Ok(entry) = self.index.find_entry(widen(hash), |&(j, _)| j == i) {
             entry.remove();
         }
-        self.free.push(i);
     }
 
     /// The interned string.
@@ -824,6 +830,39 @@ mod tests {
             .expect("purge");
         assert_eq!(purged as usize, held - 20_000);
         assert_eq!(store.len(), 20_000);
+    }
+
+    #[tokio::test]
+    async fn released_names_are_reused() {
+        let store = MemoryTokenStore::new();
+        let t0 = OffsetDateTime::UNIX_EPOCH;
+        // Sessions that stay, so no shard is emptied (an empty shard starts afresh).
+        for i in 0..5_000 {
+            store.create(&session(i, t0, 1_000)).await.expect("create");
+        }
+        let name_slots = |store: &MemoryTokenStore| {
+            (0..SHARDS)
+                .map(|i| store.read(i).users.slots.len())
+                .sum::<usize>()
+        };
+        // Three rounds of 20 000 users who log in and out: their entries are reused.
+        for round in 1..=3 {
+            let batch: Vec<Session> = (0..20_000)
+                .map(|i| session(round * 100_000 + i, t0, 1_000))
+                .collect();
+            for s in &batch {
+                store.create(s).await.expect("create");
+            }
+            for s in &batch {
+                assert!(store.delete(&s.id).await.expect("delete"));
+            }
+        }
+        assert_eq!(store.len(), 5_000);
+        assert_eq!(names(&store).0, 5_000);
+        // 65 000 without reuse; a shard may need a few more entries in one round than it
+        // freed in the last (the users fall on the shards at random).
+        let slots = name_slots(&store);
+        assert!(slots <= 30_000, "{slots} user entries for 5 000 users");
     }
 
     #[tokio::test(flavor = "current_thread")]
