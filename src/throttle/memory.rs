@@ -70,7 +70,6 @@ const BUCKETS: usize = 64;
 /// Buckets an attempt that finds the counter table full prunes (at most once a second).
 const FULL_PRUNE_BUCKETS: usize = 4;
 
-#[derive(Default)]
 struct State {
     counters: Buckets<Counter, Window>,
     /// (account, IP) → trusted until.
@@ -80,9 +79,22 @@ struct State {
     last_full_prune: Option<OffsetDateTime>,
     /// The next bucket a full counter table prunes.
     full_prune_cursor: usize,
-    /// No window held ends before this (lowered by every new window, never raised): what a
-    /// refusal for capacity tells the client to wait, without scanning the table.
-    soonest_end: Option<OffsetDateTime>,
+    /// Per counter bucket, no window in it ends before this: lowered by every new window,
+    /// recomputed when the bucket is pruned. A refusal for capacity tells the client to wait
+    /// until the least of them (64 reads, no scan of the table).
+    soonest_end: Vec<Option<OffsetDateTime>>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            counters: Buckets::default(),
+            trusted: Buckets::default(),
+            last_full_prune: None,
+            full_prune_cursor: 0,
+            soonest_end: vec![None; BUCKETS],
+        }
+    }
 }
 
 /// A map split into [`BUCKETS`] maps by key hash, so that it can be pruned a bucket at a
@@ -137,6 +149,11 @@ impl<K: Hash + Eq, V> Buckets<K, V> {
         let removed = self.maps[b].remove(key);
         self.len -= usize::from(removed.is_some());
         removed
+    }
+
+    /// The values in bucket `b`.
+    fn bucket_values(&self, b: usize) -> impl Iterator<Item = &V> {
+        self.maps[b].values()
     }
 
     /// Keeps the entries of bucket `b` that `keep` accepts; returns how many it dropped.
@@ -250,9 +267,16 @@ impl State {
 
     /// Drops the ended windows and trusts of bucket `b`; returns how many.
     fn prune_bucket(&mut self, b: usize, now: OffsetDateTime) -> u64 {
-        let counters = self.counters.retain_bucket(b, |w| w.end > now);
+        let counters = self.prune_counters(b, now);
         let trusted = self.trusted.retain_bucket(b, |until| *until > now);
         (counters + trusted) as u64
+    }
+
+    /// Drops the ended windows of counter bucket `b`; returns how many.
+    fn prune_counters(&mut self, b: usize, now: OffsetDateTime) -> usize {
+        let dropped = self.counters.retain_bucket(b, |w| w.end > now);
+        self.soonest_end[b] = self.counters.bucket_values(b).map(|w| w.end).min();
+        dropped
     }
 
     fn is_trusted(&self, key: &ThrottleKey, now: OffsetDateTime) -> bool {
@@ -316,7 +340,7 @@ impl Throttle for MemoryThrottle {
                 for _ in 0..FULL_PRUNE_BUCKETS {
                     let b = state.full_prune_cursor;
                     state.full_prune_cursor = (b + 1) % BUCKETS;
-                    state.counters.retain_bucket(b, |w| w.end > now);
+                    state.prune_counters(b, now);
                     if state.counters.len() + new <= self.capacity {
                         break;
                     }
@@ -324,10 +348,14 @@ impl Throttle for MemoryThrottle {
             }
             if state.counters.len() + new > self.capacity {
                 // No scan for the soonest end: one refusal must cost the lock next to
-                // nothing, or refusals become the attack.
+                // nothing, or refusals become the attack. (A bucket whose mark has passed
+                // holds ended windows a prune can free: then retry in a second.)
                 let retry_after = state
                     .soonest_end
-                    .map_or(Duration::ZERO, |end| until(end, now))
+                    .iter()
+                    .flatten()
+                    .min()
+                    .map_or(Duration::ZERO, |end| until(*end, now))
                     .max(Duration::from_secs(1));
                 return Ok(Admission::Refused {
                     limit: LimitKind::Capacity,
@@ -341,16 +369,15 @@ impl Throttle for MemoryThrottle {
                 end: window_end(now, limit.window()),
                 count: 1,
             };
+            let b = state.counters.bucket(&counter);
             match state.counters.get_mut(&counter) {
                 Some(w) if w.end > now => w.count = w.count.saturating_add(1),
                 Some(w) => *w = fresh,
                 None => state.counters.insert(counter, fresh),
             }
-            if state
-                .soonest_end
-                .map_or(true, |soonest| fresh.end < soonest)
-            {
-                state.soonest_end = Some(fresh.end);
+            let soonest = &mut state.soonest_end[b];
+            if soonest.map_or(true, |end| fresh.end < end) {
+                *soonest = Some(fresh.end);
             }
         }
         Ok(Admission::Allowed(Reservation::new(with_account)))
@@ -481,24 +508,35 @@ mod tests {
     #[tokio::test]
     async fn a_full_table_says_when_to_retry_and_frees_ended_windows_itself() {
         let t = MemoryThrottle::with_capacity(tight(), 999);
-        // Three counters per attempt: 333 attempts fill the table.
-        for i in 0..333 {
-            assert!(allowed(&t, &distinct(i), T0).await);
-        }
-        assert_eq!(t.len(), 999);
-        // Full of live windows: refused, and told to wait until the first of them ends.
-        match t
-            .reserve(&distinct(1000), T0 + Duration::from_secs(10))
-            .await
-        {
+        let at = |secs| T0 + Duration::from_secs(secs);
+        let refused_for = |admission| match admission {
             Ok(Admission::Refused {
                 limit: LimitKind::Capacity,
                 retry_after,
-            }) => assert_eq!(retry_after, Duration::from_secs(50)),
+            }) => retry_after,
             other => panic!("{other:?}"),
+        };
+        // Three counters per attempt (60 s windows): 150 attempts at 0 s and 183 at 30 s
+        // fill the table.
+        for i in 0..150 {
+            assert!(allowed(&t, &distinct(i), at(0)).await);
         }
-        // Once they have ended, an attempt makes room itself (no `prune` call).
-        assert!(allowed(&t, &distinct(1000), T0 + Duration::from_secs(61)).await);
+        for i in 150..333 {
+            assert!(allowed(&t, &distinct(i), at(30)).await);
+        }
+        assert_eq!(t.len(), 999);
+        // Full of live windows: refused, and told to wait until the first of them ends.
+        let wait = refused_for(t.reserve(&distinct(1000), at(40)).await);
+        assert_eq!(wait, Duration::from_secs(20));
+        // After a prune the wait is exact again: the next windows end at 90 s.
+        assert_eq!(t.prune(at(61)).await.expect("prune"), 450);
+        for i in 333..483 {
+            assert!(allowed(&t, &distinct(i), at(61)).await);
+        }
+        let wait = refused_for(t.reserve(&distinct(1000), at(62)).await);
+        assert_eq!(wait, Duration::from_secs(28));
+        // Once they have all ended, an attempt makes room itself (no `prune` call).
+        assert!(allowed(&t, &distinct(1000), at(200)).await);
         assert!(t.len() < 999);
     }
 
