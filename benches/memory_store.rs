@@ -166,7 +166,9 @@ struct FloorRecord {
     expires: i64,
 }
 
-fn floor_validate(map: &HashMap<[u8; 16], FloorRecord>, token: &str, now: i64) -> bool {
+/// The floor's token work: the id and the secret's digest, and whether both decoded to
+/// their exact lengths.
+fn floor_parse(token: &str) -> ([u8; 16], [u8; 32], bool) {
     let (id, secret) = token.split_at(22);
     let mut idb = [0u8; 24];
     let mut sb = [0u8; 48];
@@ -176,10 +178,13 @@ fn floor_validate(map: &HashMap<[u8; 16], FloorRecord>, token: &str, now: i64) -
         .unwrap_or(0);
     let key: [u8; 16] = idb[..16].try_into().expect("16 bytes");
     let digest: [u8; 32] = Sha256::digest(&sb[..32]).into();
+    (key, digest, n == 16 && m == 32)
+}
+
+fn floor_validate(map: &HashMap<[u8; 16], FloorRecord>, token: &str, now: i64) -> bool {
+    let (key, digest, well_formed) = floor_parse(token);
     match map.get(&key) {
-        Some(r) => {
-            n == 16 && m == 32 && bool::from(r.secret_hash.ct_eq(&digest)) && now < r.expires
-        }
+        Some(r) => well_formed && bool::from(r.secret_hash.ct_eq(&digest)) && now < r.expires,
         None => false,
     }
 }
@@ -206,18 +211,10 @@ fn floor_returning_session(
     token: &str,
 ) -> Option<Session> {
     let now = micros(SystemClock.now());
-    let (id, secret) = token.split_at(22);
-    let mut idb = [0u8; 24];
-    let mut sb = [0u8; 48];
-    let n = URL_SAFE_NO_PAD.decode_slice(id, &mut idb).unwrap_or(0);
-    let m = URL_SAFE_NO_PAD
-        .decode_slice(&secret[1..], &mut sb)
-        .unwrap_or(0);
-    let key: [u8; 16] = idb[..16].try_into().expect("16 bytes");
-    let digest: [u8; 32] = Sha256::digest(&sb[..32]).into();
+    let (key, digest, well_formed) = floor_parse(token);
     let map = map.read().unwrap_or_else(PoisonError::into_inner);
     let r = map.get(&key)?;
-    if !(n == 16 && m == 32 && bool::from(r.secret_hash.ct_eq(&digest)) && now < r.expires) {
+    if !(well_formed && bool::from(r.secret_hash.ct_eq(&digest)) && now < r.expires) {
         return None;
     }
     Some(Session {

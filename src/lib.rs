@@ -21,6 +21,8 @@ mod password;
 mod password_policy;
 mod session;
 pub mod store;
+#[cfg(test)]
+mod test_support;
 pub mod throttle;
 mod token;
 #[cfg(feature = "tower")]

@@ -46,6 +46,17 @@ impl UserId {
         &self.0
     }
 
+    /// A copy that shares no allocation with `self`: an inline id is copied as is, a long
+    /// one (over 23 bytes) into a new string. A clone of a long id shares its reference
+    /// count, which every core cloning it would write.
+    pub(crate) fn unshared_copy(&self) -> Self {
+        if self.0.is_heap_allocated() {
+            Self(SmolStr::new(self.0.as_str()))
+        } else {
+            self.clone()
+        }
+    }
+
     /// The identifier as an integer, if it is one in canonical form (what `From<i64>` makes:
     /// no sign for positives, no leading zeros or spaces). `None` otherwise.
     pub fn as_i64(&self) -> Option<i64> {
@@ -123,19 +134,6 @@ impl fmt::Display for UserId {
 impl From<String> for UserId {
     fn from(s: String) -> Self {
         Self(SmolStr::from(s))
-    }
-}
-
-impl UserId {
-    /// A copy that shares no allocation with `self`: an inline id is copied as is, a long
-    /// one (over 23 bytes) into a new string. A clone of a long id shares its reference
-    /// count, which every core cloning it would write.
-    pub(crate) fn unshared_copy(&self) -> Self {
-        if self.0.is_heap_allocated() {
-            Self(SmolStr::new(self.0.as_str()))
-        } else {
-            self.clone()
-        }
     }
 }
 

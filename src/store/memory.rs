@@ -882,12 +882,7 @@ mod tests {
             let store = store.clone();
             async move { store.purge_expired(t0 + Duration::from_secs(20)).await }
         });
-        // How many times this task got the thread while the purge ran.
-        let mut turns = 0;
-        while !purge.is_finished() {
-            tokio::task::yield_now().await;
-            turns += 1;
-        }
+        let turns = crate::test_support::turns_while_running(&purge).await;
         let purged = purge.await.expect("purge task").expect("purge");
         assert_eq!(purged, 20_000);
         assert_eq!(store.len(), 20_000);

@@ -101,7 +101,6 @@ impl Default for State {
 /// time.
 struct Buckets<K, V> {
     maps: Vec<HashMap<K, V>>,
-    len: usize,
     hasher: RandomState,
 }
 
@@ -109,51 +108,31 @@ impl<K, V> Default for Buckets<K, V> {
     fn default() -> Self {
         Self {
             maps: (0..BUCKETS).map(|_| HashMap::new()).collect(),
-            len: 0,
             hasher: RandomState::new(),
         }
     }
 }
 
 impl<K: Hash + Eq, V> Buckets<K, V> {
+    /// The bucket `key` belongs in.
     fn bucket(&self, key: &K) -> usize {
         (self.hasher.hash_one(key) % BUCKETS as u64) as usize
     }
 
+    /// The map of `key`'s bucket.
+    fn map(&self, key: &K) -> &HashMap<K, V> {
+        &self.maps[self.bucket(key)]
+    }
+
+    /// The map of `key`'s bucket, to change.
+    fn map_mut(&mut self, key: &K) -> &mut HashMap<K, V> {
+        let b = self.bucket(key);
+        &mut self.maps[b]
+    }
+
+    /// Entries in all buckets (64 reads).
     fn len(&self) -> usize {
-        self.len
-    }
-
-    fn get(&self, key: &K) -> Option<&V> {
-        self.maps[self.bucket(key)].get(key)
-    }
-
-    fn get_mut(&mut self, key: &K) -> Option<&mut V> {
-        let b = self.bucket(key);
-        self.maps[b].get_mut(key)
-    }
-
-    fn contains_key(&self, key: &K) -> bool {
-        self.get(key).is_some()
-    }
-
-    fn insert(&mut self, key: K, value: V) {
-        let b = self.bucket(&key);
-        if self.maps[b].insert(key, value).is_none() {
-            self.len += 1;
-        }
-    }
-
-    fn remove(&mut self, key: &K) -> Option<V> {
-        let b = self.bucket(key);
-        let removed = self.maps[b].remove(key);
-        self.len -= usize::from(removed.is_some());
-        removed
-    }
-
-    /// The values in bucket `b`.
-    fn bucket_values(&self, b: usize) -> impl Iterator<Item = &V> {
-        self.maps[b].values()
+        self.maps.iter().map(HashMap::len).sum()
     }
 
     /// Keeps the entries of bucket `b` that `keep` accepts; returns how many it dropped.
@@ -161,9 +140,7 @@ impl<K: Hash + Eq, V> Buckets<K, V> {
         let map = &mut self.maps[b];
         let before = map.len();
         map.retain(|_, v| keep(v));
-        let dropped = before - map.len();
-        self.len -= dropped;
-        dropped
+        before - map.len()
     }
 }
 
@@ -262,7 +239,10 @@ impl fmt::Debug for MemoryThrottle {
 
 impl State {
     fn live(&self, counter: &Counter, now: OffsetDateTime) -> Option<&Window> {
-        self.counters.get(counter).filter(|w| w.end > now)
+        self.counters
+            .map(counter)
+            .get(counter)
+            .filter(|w| w.end > now)
     }
 
     /// Drops the ended windows and trusts of bucket `b`; returns how many.
@@ -275,24 +255,27 @@ impl State {
     /// Drops the ended windows of counter bucket `b`; returns how many.
     fn prune_counters(&mut self, b: usize, now: OffsetDateTime) -> usize {
         let dropped = self.counters.retain_bucket(b, |w| w.end > now);
-        self.soonest_end[b] = self.counters.bucket_values(b).map(|w| w.end).min();
+        self.soonest_end[b] = self.counters.maps[b].values().map(|w| w.end).min();
         dropped
     }
 
     fn is_trusted(&self, key: &ThrottleKey, now: OffsetDateTime) -> bool {
         key.ip().is_some_and(|ip| {
+            let slot = (key.account().to_owned(), ip);
             self.trusted
-                .get(&(key.account().to_owned(), ip))
+                .map(&slot)
+                .get(&slot)
                 .is_some_and(|until| *until > now)
         })
     }
 
     /// Takes one back from `counter`, dropping it at zero.
     fn give_back(&mut self, counter: &Counter, now: OffsetDateTime) {
-        if let Some(w) = self.counters.get_mut(counter) {
+        let map = self.counters.map_mut(counter);
+        if let Some(w) = map.get_mut(counter) {
             w.count = w.count.saturating_sub(1);
             if w.count == 0 || w.end <= now {
-                self.counters.remove(counter);
+                map.remove(counter);
             }
         }
     }
@@ -326,7 +309,7 @@ impl Throttle for MemoryThrottle {
 
         let new = counters
             .iter()
-            .filter(|(c, _, _)| !state.counters.contains_key(c))
+            .filter(|(c, _, _)| !state.counters.map(c).contains_key(c))
             .count();
         if state.counters.len() + new > self.capacity {
             let may_prune = state
@@ -370,11 +353,13 @@ impl Throttle for MemoryThrottle {
                 count: 1,
             };
             let b = state.counters.bucket(&counter);
-            match state.counters.get_mut(&counter) {
-                Some(w) if w.end > now => w.count = w.count.saturating_add(1),
-                Some(w) => *w = fresh,
-                None => state.counters.insert(counter, fresh),
-            }
+            state.counters.maps[b]
+                .entry(counter)
+                .and_modify(|w| match w.end > now {
+                    true => w.count = w.count.saturating_add(1),
+                    false => *w = fresh,
+                })
+                .or_insert(fresh);
             let soonest = &mut state.soonest_end[b];
             if soonest.map_or(true, |end| fresh.end < end) {
                 *soonest = Some(fresh.end);
@@ -390,12 +375,12 @@ impl Throttle for MemoryThrottle {
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let mut state = self.lock();
-        state
-            .counters
-            .remove(&Counter::AccountIp(key.account().to_owned(), key.ip()));
-        state
-            .counters
-            .remove(&Counter::Account(key.account().to_owned()));
+        for counter in [
+            Counter::AccountIp(key.account().to_owned(), key.ip()),
+            Counter::Account(key.account().to_owned()),
+        ] {
+            state.counters.map_mut(&counter).remove(&counter);
+        }
         let Some(ip) = key.ip() else {
             return Ok(());
         };
@@ -405,7 +390,7 @@ impl Throttle for MemoryThrottle {
             return Ok(());
         }
         let slot = (key.account().to_owned(), ip);
-        if !state.trusted.contains_key(&slot) && state.trusted.len() >= self.capacity {
+        if !state.trusted.map(&slot).contains_key(&slot) && state.trusted.len() >= self.capacity {
             // Make room in this slot's bucket only: bounded work under the lock.
             let b = state.trusted.bucket(&slot);
             state.trusted.retain_bucket(b, |until| *until > now);
@@ -413,7 +398,10 @@ impl Throttle for MemoryThrottle {
                 return Ok(());
             }
         }
-        state.trusted.insert(slot, window_end(now, trusted_for));
+        state
+            .trusted
+            .map_mut(&slot)
+            .insert(slot, window_end(now, trusted_for));
         Ok(())
     }
 
@@ -550,11 +538,7 @@ mod tests {
             let t = t.clone();
             async move { t.prune(T0 + Duration::from_secs(61)).await }
         });
-        let mut turns = 0;
-        while !prune.is_finished() {
-            tokio::task::yield_now().await;
-            turns += 1;
-        }
+        let turns = crate::test_support::turns_while_running(&prune).await;
         assert_eq!(prune.await.expect("task").expect("prune"), 9_000);
         assert!(t.is_empty());
         assert!(turns >= BUCKETS / 2, "{turns} turns during the prune");
