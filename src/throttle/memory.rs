@@ -528,6 +528,45 @@ mod tests {
         assert!(t.len() < 999);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_fresh_keys_never_overfill_the_table_or_free_a_locked_pair() {
+        let t = std::sync::Arc::new(MemoryThrottle::with_capacity(tight(), 999));
+        let victim = key("victim", "192.0.2.1");
+        assert!(allowed(&t, &victim, T0).await);
+        assert!(allowed(&t, &victim, T0).await);
+        // Eight attackers, each with 500 fresh accounts and addresses, some of it after the
+        // first windows could be pruned (they have not ended: nothing may be freed).
+        let attackers: Vec<_> = (0..8)
+            .map(|a| {
+                let t = t.clone();
+                tokio::spawn(async move {
+                    let mut refused = 0;
+                    for i in 0..500 {
+                        let now = T0 + Duration::from_millis(i * 50);
+                        match t.reserve(&distinct(a * 1000 + i as usize), now).await {
+                            Ok(Admission::Refused {
+                                limit: LimitKind::Capacity,
+                                ..
+                            }) => refused += 1,
+                            Ok(_) => {}
+                            Err(e) => panic!("{e}"),
+                        }
+                        assert!(t.len() <= 999);
+                    }
+                    refused
+                })
+            })
+            .collect();
+        let mut refused = 0;
+        for a in attackers {
+            refused += a.await.expect("attacker");
+        }
+        // 4 000 attempts, room for 332 more after the victim's 3 counters.
+        assert_eq!(refused, 4_000 - 332);
+        assert_eq!(t.len(), 999);
+        assert!(!allowed(&t, &victim, T0 + Duration::from_secs(59)).await);
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn prune_lets_the_tasks_on_its_thread_run_between_buckets() {
         let t = std::sync::Arc::new(MemoryThrottle::with_capacity(tight(), 30_000));
