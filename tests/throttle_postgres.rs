@@ -46,7 +46,10 @@ async fn migrate_is_idempotent_and_concurrent_and_names_are_checked() {
     .fetch_all(a.pool())
     .await
     .expect("read migrations");
-    assert_eq!(versions, vec![("throttle".to_owned(), 1)]);
+    assert_eq!(
+        versions,
+        vec![("throttle".to_owned(), 1), ("throttle".to_owned(), 2)]
+    );
     let functions: Vec<(String,)> = sqlx::query_as(
         "SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
          WHERE n.nspname = $1 ORDER BY 1",
@@ -58,6 +61,7 @@ async fn migrate_is_idempotent_and_concurrent_and_names_are_checked() {
     assert_eq!(
         functions,
         [
+            ("throttle_hit".to_owned(),),
             ("throttle_record_success".to_owned(),),
             ("throttle_release".to_owned(),),
             ("throttle_reserve".to_owned(),)
@@ -80,7 +84,8 @@ async fn prune_deletes_ended_windows_and_lapsed_trust_only() {
     let now = OffsetDateTime::now_utc();
     let past = now - Duration::from_secs(2 * 3600);
     // In the past: three counters (pair, ip, account) and, after a success, a trust that
-    // lapsed an hour later, plus the IP counter given back to zero.
+    // lapsed an hour later, plus the IP counter given back to zero; then, from the trusted
+    // address, (pair, ip, account_trusted).
     let old = ThrottleKey::new("old@example.com", Some("198.18.0.1".parse().expect("ip")));
     let r = match throttle.reserve(&old, past).await.expect("reserve") {
         Admission::Allowed(r) => r,
@@ -108,9 +113,17 @@ async fn prune_deletes_ended_windows_and_lapsed_trust_only() {
     };
     assert_eq!(
         rows().await,
-        ["account", "ip", "ip", "pair", "pair", "trusted"]
+        [
+            "account",
+            "account_trusted",
+            "ip",
+            "ip",
+            "pair",
+            "pair",
+            "trusted"
+        ]
     );
-    assert_eq!(throttle.prune(now).await.expect("prune"), 3);
+    assert_eq!(throttle.prune(now).await.expect("prune"), 4);
     assert_eq!(rows().await, ["account", "ip", "pair"]);
     assert_eq!(
         throttle

@@ -54,11 +54,12 @@ async fn keys_share_one_slot_hold_no_email_and_expire_after_their_window() {
     assert_eq!(
         keys,
         [
+            format!("{p}{{t}}:account_trusted:{a}"),
             format!("{p}{{t}}:ip:198.18.7.9"),
             format!("{p}{{t}}:pair:{a}:198.18.7.9"),
             format!("{p}{{t}}:trusted:{a}:198.18.7.9"),
         ],
-        "a trusted address's attempt counts no account key"
+        "a trusted address's attempt counts the trusted account key, not the other"
     );
     assert!(keys.iter().all(|k| !k.contains("keys-test")));
 

@@ -34,7 +34,7 @@ use time::OffsetDateTime;
 
 use super::base_time;
 use crate::throttle::{
-    Admission, Limit, LimitKind, Reservation, Throttle, ThrottleKey, ThrottleLimits,
+    AccountCounter, Admission, Limit, LimitKind, Reservation, Throttle, ThrottleKey, ThrottleLimits,
 };
 
 /// The window of every limit in [`limits()`].
@@ -43,21 +43,25 @@ pub const WINDOW: Duration = Duration::from_secs(60);
 pub const PER_ACCOUNT_IP: u32 = 4;
 /// [`limits()`]' per-IP limit.
 pub const PER_IP: u32 = 12;
-/// [`limits()`]' per-account limit.
+/// [`limits()`]' per-account limit (untrusted addresses).
 pub const PER_ACCOUNT: u32 = 8;
+/// [`limits()`]' per-account limit of trusted addresses.
+pub const PER_ACCOUNT_TRUSTED: u32 = 6;
 
 /// The limits the throttle under test must be built with: (account, IP) 4, IP 12, account 8,
-/// each per 60 seconds; addresses trusted for an hour.
+/// account from trusted addresses 6, each per 60 seconds; addresses trusted for an hour.
 pub fn limits() -> ThrottleLimits {
     ThrottleLimits::default()
         .per_account_ip(Limit::new(PER_ACCOUNT_IP, WINDOW))
         .per_ip(Limit::new(PER_IP, WINDOW))
         .per_account(Limit::new(PER_ACCOUNT, WINDOW))
+        .per_account_trusted(Limit::new(PER_ACCOUNT_TRUSTED, WINDOW))
         .trusted_for(Duration::from_secs(3600))
 }
 
 /// Runs every check: [`per_account_ip_limit`], [`per_ip_limit`],
-/// [`per_account_limit_spares_trusted_addresses`], [`windows_end`],
+/// [`per_account_limit_spares_trusted_addresses`], [`trusted_addresses_are_capped_apart`],
+/// [`windows_end`],
 /// [`success_resets_and_release_gives_back`], [`refused_attempts_count_nowhere`],
 /// [`without_an_address`], [`prune_keeps_live_windows`] and [`concurrent_reservations`].
 ///
@@ -67,6 +71,7 @@ pub async fn run_all(throttle: &dyn Throttle) {
     per_account_ip_limit(throttle).await;
     per_ip_limit(throttle).await;
     per_account_limit_spares_trusted_addresses(throttle).await;
+    trusted_addresses_are_capped_apart(throttle).await;
     windows_end(throttle).await;
     success_resets_and_release_gives_back(throttle).await;
     refused_attempts_count_nowhere(throttle).await;
@@ -198,6 +203,112 @@ pub async fn per_account_limit_spares_trusted_addresses(t: &dyn Throttle) {
     t.record_success(&home, r, now)
         .await
         .expect("record_success");
+}
+
+/// Trusted addresses are capped too, on a counter of their own: with the untrusted
+/// per-account counter full, two trusted addresses together get exactly
+/// [`PER_ACCOUNT_TRUSTED`] attempts (each within its (account, IP) limit), then refusals
+/// ([`LimitKind::AccountTrusted`]); release gives one back; a success clears both per-account
+/// counters.
+///
+/// # Panics
+/// When the throttle breaks the contract or fails.
+pub async fn trusted_addresses_are_capped_apart(t: &dyn Throttle) {
+    let now = base_time();
+    let account = account("trusted-cap");
+    let homes = [
+        ThrottleKey::new(&account, Some(ipv4())),
+        ThrottleKey::new(&account, Some(IpAddr::V6(ipv6_net()))),
+    ];
+    for home in &homes {
+        let r = allowed(t, home, now, "the real user's login").await;
+        t.record_success(home, r, now)
+            .await
+            .expect("record_success");
+    }
+    // Outsiders fill the untrusted per-account counter...
+    for i in 0..PER_ACCOUNT {
+        let key = ThrottleKey::new(&account, Some(ipv4()));
+        let r = allowed(
+            t,
+            &key,
+            now,
+            &format!("outsider attempt {} of {PER_ACCOUNT}", i + 1),
+        )
+        .await;
+        assert_eq!(r.account_counter(), AccountCounter::Untrusted);
+    }
+    let (limit, _) = refused(
+        t,
+        &ThrottleKey::new(&account, Some(ipv4())),
+        now,
+        "an outsider once the account is full",
+    )
+    .await;
+    assert_eq!(limit, LimitKind::Account);
+    // ...which does not touch the trusted addresses' counter: they get all of theirs.
+    let mut reservations = Vec::new();
+    for i in 0..PER_ACCOUNT_TRUSTED {
+        let home = &homes[(i / PER_ACCOUNT_IP) as usize];
+        let r = allowed(
+            t,
+            home,
+            now,
+            &format!("trusted attempt {} of {PER_ACCOUNT_TRUSTED}", i + 1),
+        )
+        .await;
+        assert_eq!(
+            r.account_counter(),
+            AccountCounter::Trusted,
+            "a trusted address counts under the trusted per-account counter"
+        );
+        reservations.push(r);
+    }
+    let second = &homes[1];
+    let (limit, retry_after) = refused(t, second, now, "a trusted address over the cap").await;
+    assert_eq!(
+        limit,
+        LimitKind::AccountTrusted,
+        "the trusted per-account limit refuses"
+    );
+    assert_eq!(retry_after, WINDOW);
+    // A trusted address never counts under the untrusted counter (still exactly full).
+    let (limit, _) = refused(
+        t,
+        &ThrottleKey::new(&account, Some(ipv4())),
+        now,
+        "an outsider after the trusted attempts",
+    )
+    .await;
+    assert_eq!(limit, LimitKind::Account);
+
+    // Release gives the trusted attempt back.
+    let last = reservations.pop().expect("an attempt");
+    t.release(second, last, now).await.expect("release");
+    allowed(t, second, now, "the trusted attempt given back").await;
+    let (limit, _) = refused(t, second, now, "release gives back one attempt only").await;
+    assert_eq!(limit, LimitKind::AccountTrusted);
+
+    // A success (the first home's first attempt had the right password) clears both.
+    t.record_success(&homes[0], reservations[0], now)
+        .await
+        .expect("record_success");
+    for i in 0..PER_ACCOUNT_IP {
+        allowed(
+            t,
+            &homes[0],
+            now,
+            &format!("trusted attempt {} after a success", i + 1),
+        )
+        .await;
+    }
+    allowed(
+        t,
+        &ThrottleKey::new(&account, Some(ipv4())),
+        now,
+        "an outsider after a success: the untrusted counter was cleared too",
+    )
+    .await;
 }
 
 /// A full window refuses until it ends, then counts from zero.

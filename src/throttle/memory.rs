@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    until, window_end, Admission, Limit, LimitKind, Reservation, Throttle, ThrottleKey,
-    ThrottleLimits,
+    until, window_end, AccountCounter, Admission, Limit, LimitKind, Reservation, Throttle,
+    ThrottleKey, ThrottleLimits,
 };
 use crate::error::StoreError;
 
@@ -149,6 +149,7 @@ enum Counter {
     AccountIp(String, Option<IpAddr>),
     Ip(IpAddr),
     Account(String),
+    AccountTrusted(String),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -196,8 +197,13 @@ impl MemoryThrottle {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The counters an attempt under `key` touches, with their limits.
-    fn counters(&self, key: &ThrottleKey, with_account: bool) -> Vec<(Counter, Limit, LimitKind)> {
+    /// The counters an attempt under `key` touches, with their limits: the per-account one
+    /// `account` names.
+    fn counters(
+        &self,
+        key: &ThrottleKey,
+        account: AccountCounter,
+    ) -> Vec<(Counter, Limit, LimitKind)> {
         let l = &self.limits;
         let mut counters = vec![(
             Counter::AccountIp(key.account().to_owned(), key.ip()),
@@ -207,12 +213,18 @@ impl MemoryThrottle {
         if let Some(ip) = key.ip() {
             counters.push((Counter::Ip(ip), l.per_ip_limit(), LimitKind::Ip));
         }
-        if with_account {
-            counters.push((
+        match account {
+            AccountCounter::Untrusted => counters.push((
                 Counter::Account(key.account().to_owned()),
                 l.per_account_limit(),
                 LimitKind::Account,
-            ));
+            )),
+            AccountCounter::Trusted => counters.push((
+                Counter::AccountTrusted(key.account().to_owned()),
+                l.per_account_trusted_limit(),
+                LimitKind::AccountTrusted,
+            )),
+            AccountCounter::NotCounted => {}
         }
         counters
     }
@@ -289,8 +301,11 @@ impl Throttle for MemoryThrottle {
         now: OffsetDateTime,
     ) -> Result<Admission, StoreError> {
         let mut state = self.lock();
-        let with_account = !state.is_trusted(key, now);
-        let counters = self.counters(key, with_account);
+        let account = match state.is_trusted(key, now) {
+            true => AccountCounter::Trusted,
+            false => AccountCounter::Untrusted,
+        };
+        let counters = self.counters(key, account);
 
         let mut refused: Option<(LimitKind, Duration)> = None;
         for (counter, limit, kind) in &counters {
@@ -365,7 +380,7 @@ impl Throttle for MemoryThrottle {
                 *soonest = Some(fresh.end);
             }
         }
-        Ok(Admission::Allowed(Reservation::new(with_account)))
+        Ok(Admission::Allowed(Reservation::counting(account)))
     }
 
     async fn record_success(
@@ -378,6 +393,7 @@ impl Throttle for MemoryThrottle {
         for counter in [
             Counter::AccountIp(key.account().to_owned(), key.ip()),
             Counter::Account(key.account().to_owned()),
+            Counter::AccountTrusted(key.account().to_owned()),
         ] {
             state.counters.map_mut(&counter).remove(&counter);
         }
@@ -412,7 +428,7 @@ impl Throttle for MemoryThrottle {
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let mut state = self.lock();
-        for (counter, _, _) in self.counters(key, reservation.account_counted()) {
+        for (counter, _, _) in self.counters(key, reservation.account_counter()) {
             state.give_back(&counter, now);
         }
         Ok(())

@@ -8,18 +8,32 @@
 //! |---|---|---|---|
 //! | [`per_account_ip`](ThrottleLimits::per_account_ip) | (account, client IP) | 10 failures / 15 min | guessing one account's password from one address |
 //! | [`per_ip`](ThrottleLimits::per_ip) | client IP, across accounts | 50 failures / 15 min | password spraying: one password tried on many accounts |
-//! | [`per_account`](ThrottleLimits::per_account) | account, across addresses | 100 failures / 24 h | distributed guessing (NIST SP 800-63B §5.2.2: at most 100 consecutive failures) |
+//! | [`per_account`](ThrottleLimits::per_account) | account, across addresses *not* trusted for it | 100 failures / 24 h | distributed guessing (NIST SP 800-63B §5.2.2: at most 100 consecutive failures) |
+//! | [`per_account_trusted`](ThrottleLimits::per_account_trusted) | account, across addresses trusted for it | 100 failures / 24 h | guessing from behind an address the user logged in from (same NAT, CGNAT, IPv6 /64) |
+//!
+//! An attempt counts under the (account, IP) key, the IP key, and exactly one of the two
+//! per-account keys: the *trusted* one when its address logged into the account within
+//! [`trusted_for`](ThrottleLimits::trusted_for) (default 30 days), the other one otherwise.
 //!
 //! IPv6 clients are keyed by their `/64` network, which one subscriber usually controls
 //! whole. The account is keyed by a SHA-256 digest of the normalized email
 //! ([`ThrottleKey::account`]), so no backend stores or logs the email, nor a password typed
 //! into the email field.
 //!
-//! **No lockout button.** The per-account limit is the only one an attacker at another
-//! address can fill, so it does not apply to addresses that logged into the account within
-//! [`trusted_for`](ThrottleLimits::trusted_for) (default 30 days): the real user, at an
-//! address they used before, still logs in with the right password while the account is
-//! under attack. The two other limits only ever hold the address that caused them.
+//! **No lockout button, and no exemption.** Who can fill which counter:
+//!
+//! - the (account, IP) and IP counters hold only the address that filled them;
+//! - the per-account counter is filled by untrusted addresses (anyone, anywhere) and holds
+//!   only untrusted addresses: the real user, at an address they used before, still logs in
+//!   with the right password while the account is under a distributed attack;
+//! - the per-account *trusted* counter can only be filled from addresses trusted for the
+//!   account, that is by someone sharing an address the user logged in from, and it caps
+//!   them: guessing from behind a trusted address gets at most
+//!   [`per_account_trusted`](ThrottleLimits::per_account_trusted) failures per window (100
+//!   per 24 hours by default) across all such addresses, as NIST requires, never the
+//!   (account, IP) limit forever.
+//!
+//! A success clears both per-account counters (NIST counts *consecutive* failures).
 //!
 //! **Reserve, then settle.** [`Throttle::reserve`] counts the attempt as a failure in one
 //! atomic step, before the user lookup and the password check, and refuses it if any of its
@@ -89,16 +103,22 @@ pub use sqlite::SqliteThrottle;
 /// - **reserve is atomic.** Checking every applicable limit and counting the attempt under
 ///   every applicable key is one indivisible step: under any concurrency, at most `max`
 ///   reservations are allowed per key and window. A refused attempt counts under no key.
-/// - **Keys applied.** The (account, IP) key and the IP key always, when the key has an IP;
-///   the account key unless the IP is trusted for the account (it logged in successfully
-///   within [`ThrottleLimits::trusted_for`]). Without an IP, the (account, IP) key uses one
-///   shared "no address" value and the IP key is skipped.
+/// - **Keys applied.** The (account, IP) key always, and the IP key when the key has an IP;
+///   then exactly one per-account key: the trusted one ([`LimitKind::AccountTrusted`],
+///   limit [`ThrottleLimits::per_account_trusted`]) when the IP is trusted for the account
+///   (it logged in successfully within [`ThrottleLimits::trusted_for`]), the untrusted one
+///   ([`LimitKind::Account`], limit [`ThrottleLimits::per_account`]) otherwise. Untrusted
+///   attempts never count under the trusted key, nor trusted ones under the untrusted key.
+///   Without an IP, the (account, IP) key uses one shared "no address" value, the IP key is
+///   skipped and the address is never trusted. The [`Reservation`] records which per-account
+///   key was counted ([`Reservation::account_counter`]).
 /// - **Windows.** A key's window opens at its first counted attempt (at the caller's `now`)
 ///   and ends `window` later; from then on the key counts from zero. A refusal's
 ///   `retry_after` is the time until the refusing key's window ends (the longest, if several
 ///   refuse).
-/// - **record_success** deletes the (account, IP) and account counts, takes one back from the
-///   IP count, and trusts the IP for the account for [`ThrottleLimits::trusted_for`].
+/// - **record_success** deletes the (account, IP) count and both per-account counts (trusted
+///   and untrusted), takes one back from the IP count, and trusts the IP for the account for
+///   [`ThrottleLimits::trusted_for`].
 /// - **release** takes one back from every count the reservation added (never below zero).
 /// - **Bounded.** A backend that must bound its memory refuses new keys when full
 ///   ([`LimitKind::Capacity`]); it never forgets a live window to make room.
@@ -211,7 +231,7 @@ impl fmt::Display for ThrottleKey {
 }
 
 /// IPv4 as is; IPv6 (other than IPv4-mapped) masked to its /64.
-fn network_of(ip: IpAddr) -> IpAddr {
+pub(crate) fn network_of(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => {
             let bits = u128::from(v6) & !((1u128 << 64) - 1);
@@ -248,7 +268,7 @@ impl Limit {
     }
 }
 
-/// The three limits and how long a successful address stays trusted. Every backend takes
+/// The four limits and how long a successful address stays trusted. Every backend takes
 /// one; the defaults are the secure ones in the [module table](self).
 ///
 /// ```
@@ -263,6 +283,7 @@ pub struct ThrottleLimits {
     per_account_ip: Limit,
     per_ip: Limit,
     per_account: Limit,
+    per_account_trusted: Limit,
     trusted_for: Duration,
 }
 
@@ -289,8 +310,21 @@ impl ThrottleLimits {
         self
     }
 
-    /// How long an address that logged into an account stays exempt from that account's
-    /// per-account limit. Default: 30 days. `Duration::ZERO` trusts no address.
+    /// Sets the per-account limit across addresses trusted for the account (they logged into
+    /// it within [`trusted_for`](Self::trusted_for)). Default: 100 per 24 hours, the NIST SP
+    /// 800-63B cap, so that guessing from behind an address the user shares (NAT, CGNAT, one
+    /// IPv6 /64) is capped too. Only trusted addresses count under it: outsiders cannot fill
+    /// it.
+    #[must_use]
+    pub fn per_account_trusted(mut self, limit: Limit) -> Self {
+        self.per_account_trusted = limit;
+        self
+    }
+
+    /// How long an address that logged into an account stays trusted for it: its attempts
+    /// count under [`per_account_trusted`](Self::per_account_trusted) instead of
+    /// [`per_account`](Self::per_account). Default: 30 days. `Duration::ZERO` trusts no
+    /// address.
     #[must_use]
     pub fn trusted_for(mut self, trusted_for: Duration) -> Self {
         self.trusted_for = trusted_for;
@@ -307,9 +341,14 @@ impl ThrottleLimits {
         self.per_ip
     }
 
-    /// The per-account limit.
+    /// The per-account limit (untrusted addresses).
     pub fn per_account_limit(&self) -> Limit {
         self.per_account
+    }
+
+    /// The per-account limit of trusted addresses.
+    pub fn per_account_trusted_limit(&self) -> Limit {
+        self.per_account_trusted
     }
 
     /// How long a successful address stays trusted for its account.
@@ -317,13 +356,15 @@ impl ThrottleLimits {
         self.trusted_for
     }
 
-    /// The limit for one kind of key (`None` for [`LimitKind::Capacity`]).
+    /// The limit for one kind of key (`None` for [`LimitKind::Capacity`] and
+    /// [`LimitKind::Rate`], whose limit the caller passes).
     pub fn limit(&self, kind: LimitKind) -> Option<Limit> {
         match kind {
             LimitKind::AccountIp => Some(self.per_account_ip),
             LimitKind::Ip => Some(self.per_ip),
             LimitKind::Account => Some(self.per_account),
-            LimitKind::Capacity => None,
+            LimitKind::AccountTrusted => Some(self.per_account_trusted),
+            LimitKind::Capacity | LimitKind::Rate => None,
         }
     }
 }
@@ -335,6 +376,7 @@ impl Default for ThrottleLimits {
             per_account_ip: Limit::new(10, Duration::from_secs(15 * MINUTE)),
             per_ip: Limit::new(50, Duration::from_secs(15 * MINUTE)),
             per_account: Limit::new(100, Duration::from_secs(24 * 60 * MINUTE)),
+            per_account_trusted: Limit::new(100, Duration::from_secs(24 * 60 * MINUTE)),
             trusted_for: Duration::from_secs(30 * 24 * 60 * MINUTE),
         }
     }
@@ -348,19 +390,26 @@ pub enum LimitKind {
     AccountIp,
     /// The per-client-IP limit.
     Ip,
-    /// The per-account limit.
+    /// The per-account limit (addresses not trusted for the account).
     Account,
     /// The backend is full and cannot count a new key; it refuses rather than forget.
     Capacity,
+    /// The per-account limit of addresses trusted for the account.
+    AccountTrusted,
+    /// A rate limit counted by [`Throttle::hit`].
+    Rate,
 }
 
 impl LimitKind {
-    /// A stable name for logs: `account_ip`, `ip`, `account` or `capacity`.
+    /// A stable name for logs: `account_ip`, `ip`, `account`, `account_trusted`, `rate` or
+    /// `capacity`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::AccountIp => "account_ip",
             Self::Ip => "ip",
             Self::Account => "account",
+            Self::AccountTrusted => "account_trusted",
+            Self::Rate => "rate",
             Self::Capacity => "capacity",
         }
     }
@@ -390,19 +439,46 @@ pub enum Admission {
 /// What a [`Throttle::reserve`] counted, handed back when settling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reservation {
-    account_counted: bool,
+    account: AccountCounter,
+}
+
+/// Which per-account counter a [`Reservation`] counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AccountCounter {
+    /// The per-account counter of untrusted addresses ([`LimitKind::Account`]).
+    Untrusted,
+    /// The per-account counter of addresses trusted for the account
+    /// ([`LimitKind::AccountTrusted`]).
+    Trusted,
+    /// Neither: a [`Throttle::hit`], which counts no account.
+    NotCounted,
 }
 
 impl Reservation {
-    /// A reservation that counted the account key (`account_counted`) or skipped it because
-    /// the address is trusted for the account.
+    /// A reservation that counted the untrusted per-account counter (`account_counted`), or
+    /// the trusted one because the address is trusted for the account.
     pub fn new(account_counted: bool) -> Self {
-        Self { account_counted }
+        Self::counting(if account_counted {
+            AccountCounter::Untrusted
+        } else {
+            AccountCounter::Trusted
+        })
     }
 
-    /// Whether the account key was counted.
+    /// A reservation that counted `account`.
+    pub fn counting(account: AccountCounter) -> Self {
+        Self { account }
+    }
+
+    /// Which per-account counter was counted.
+    pub fn account_counter(&self) -> AccountCounter {
+        self.account
+    }
+
+    /// Whether the untrusted per-account counter ([`LimitKind::Account`]) was counted.
     pub fn account_counted(&self) -> bool {
-        self.account_counted
+        self.account == AccountCounter::Untrusted
     }
 }
 
@@ -490,6 +566,19 @@ mod tests {
         let d = ThrottleLimits::default();
         assert_eq!(d.per_account_ip_limit().max_failures(), 10);
         assert!(d.per_account_limit().max_failures() <= 100);
+        let trusted = d.per_account_trusted_limit();
+        assert_eq!(
+            (trusted.max_failures(), trusted.window()),
+            (100, Duration::from_secs(24 * 3600))
+        );
+        assert_eq!(d.limit(LimitKind::AccountTrusted), Some(trusted));
+        assert_eq!(LimitKind::AccountTrusted.as_str(), "account_trusted");
+        assert_eq!(LimitKind::Rate.as_str(), "rate");
         assert_eq!(d.limit(LimitKind::Capacity), None);
+        assert!(!Reservation::new(false).account_counted());
+        assert_eq!(
+            Reservation::new(false).account_counter(),
+            AccountCounter::Trusted
+        );
     }
 }

@@ -16,10 +16,16 @@ use crate::store::InvalidTableName;
 use crate::StoreError;
 
 /// The schema changes of the throttle table, in order.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../../migrations/postgres/throttle_0001.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../../migrations/postgres/throttle_0001.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../../migrations/postgres/throttle_0002.sql"),
+    },
+];
 
 /// How many ended entries one prune statement deletes.
 const PRUNE_BATCH: i64 = 1000;
@@ -33,13 +39,13 @@ const LONGEST_SUFFIX: usize = "_record_success".len();
 ///
 /// # Table and functions
 /// [`migrate`](Self::migrate) creates one table (default `keycard_throttle`, optionally
-/// schema-qualified; schema in `migrations/postgres/throttle_0001.sql`) holding every counter
+/// schema-qualified; schema in `migrations/postgres/throttle_0001.sql` and `throttle_0002.sql`) holding every counter
 /// and every trusted address, one row each, and three PL/pgSQL functions next to it,
 /// `<table>_reserve`, `<table>_record_success` and `<table>_release`:
 ///
 /// | column | type | |
 /// |---|---|---|
-/// | `key` | `TEXT PRIMARY KEY` | `pair:<account>:<ip>`, `ip:<ip>`, `account:<account>` or `trusted:<account>:<ip>` |
+/// | `key` | `TEXT PRIMARY KEY` | `pair:<account>:<ip>`, `ip:<ip>`, `account:<account>`, `account_trusted:<account>` or `trusted:<account>:<ip>` |
 /// | `count` | `BIGINT` | attempts counted in the window; 0 for a trusted address |
 /// | `ends_at` | `TIMESTAMPTZ` | when the window ends, or the trust lapses; indexed |
 ///
@@ -164,7 +170,7 @@ impl Throttle for PostgresThrottle {
         now: OffsetDateTime,
     ) -> Result<Admission, StoreError> {
         let now = truncate_to_micros(now);
-        let counters = shared::counters(key, &self.limits, true);
+        let counters = shared::reserve_counters(key, &self.limits);
         let (allowed, account_counted, kind, ends): Verdict = sqlx::query_as(&self.queries.reserve)
             .bind(now)
             .bind(shared::trusted_name(key))
@@ -215,7 +221,11 @@ impl Throttle for PostgresThrottle {
                 shared::trusted_name(key).map(|name| (name, truncate_to_micros(until)))
             });
         sqlx::query(&self.queries.record_success)
-            .bind(vec![shared::pair_name(key), shared::account_name(key)])
+            .bind(vec![
+                shared::pair_name(key),
+                shared::account_name(key),
+                shared::account_trusted_name(key),
+            ])
             .bind(shared::ip_name(key))
             .bind(trusted.as_ref().map(|(name, _)| name.clone()))
             .bind(trusted.map(|(_, until)| until))
@@ -231,7 +241,7 @@ impl Throttle for PostgresThrottle {
         reservation: Reservation,
         _now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let names: Vec<String> = shared::counters(key, &self.limits, reservation.account_counted())
+        let names: Vec<String> = shared::counters(key, &self.limits, reservation.account_counter())
             .into_iter()
             .map(|c| c.name)
             .collect();

@@ -30,6 +30,7 @@ const EXPIRY_GRACE_MS: i64 = 60_000;
 /// | `keycard:throttle:{t}:pair:<account>:<ip>` | hash | `n` (count), `end` (window end, Unix ms) | a minute after `end` |
 /// | `keycard:throttle:{t}:ip:<ip>` | hash | `n`, `end` | a minute after `end` |
 /// | `keycard:throttle:{t}:account:<account>` | hash | `n`, `end` | a minute after `end` |
+/// | `keycard:throttle:{t}:account_trusted:<account>` | hash | `n`, `end` | a minute after `end` |
 /// | `keycard:throttle:{t}:trusted:<account>:<ip>` | string | trusted until (Unix ms) | a minute after that |
 ///
 /// **One hash tag.** Every key carries the Redis Cluster hash tag `{t}`, so all of them live
@@ -45,8 +46,8 @@ const EXPIRY_GRACE_MS: i64 = 60_000;
 /// # One script per step
 /// [`reserve`](Throttle::reserve), [`record_success`](Throttle::record_success) and
 /// [`release`](Throttle::release) are each one Lua script (`EVALSHA`), which Redis runs
-/// atomically: reserve reads the trusted-address key and up to three counters, refuses or
-/// counts under all of them, in one step, so concurrent attempts from any number of instances
+/// atomically: reserve reads the trusted-address key, then the three counters that apply (the
+/// per-account one chosen by that trust), refuses or counts under all of them, in one step, so concurrent attempts from any number of instances
 /// never get past a limit.
 ///
 /// # Time and expiry
@@ -161,7 +162,7 @@ impl Throttle for RedisThrottle {
         // Without an address nothing is ever trusted: the key named here then never exists.
         let trusted =
             shared::trusted_name(key).unwrap_or_else(|| format!("trusted:{}:-", key.account()));
-        let counters = shared::counters(key, &self.limits, true);
+        let counters = shared::reserve_counters(key, &self.limits);
         let mut call = self.scripts.reserve.prepare_invoke();
         call.key(self.keys.key(&trusted))
             .arg(to_millis(now))
@@ -196,6 +197,7 @@ impl Throttle for RedisThrottle {
         let mut call = self.scripts.record_success.prepare_invoke();
         call.key(self.keys.key(&shared::pair_name(key)))
             .key(self.keys.key(&shared::account_name(key)))
+            .key(self.keys.key(&shared::account_trusted_name(key)))
             .arg(to_millis(now));
         if let (Some(ip), Some(trusted)) = (shared::ip_name(key), shared::trusted_name(key)) {
             call.key(self.keys.key(&ip)).key(self.keys.key(&trusted));
@@ -219,7 +221,7 @@ impl Throttle for RedisThrottle {
         reservation: Reservation,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let counters = shared::counters(key, &self.limits, reservation.account_counted());
+        let counters = shared::counters(key, &self.limits, reservation.account_counter());
         let mut call = self.scripts.release.prepare_invoke();
         for name in self.counter_keys(&counters) {
             call.key(name);
@@ -280,62 +282,70 @@ impl Scripts {
     }
 }
 
-/// KEYS: the trusted-address key, then the counters in check order, the account counter last.
-/// ARGV: now (ms), the number of counters, then per counter: kind code, max, fresh window end
-/// (ms), expiry (ms). A counter is live while `n > 0` and `end > now`.
+/// KEYS: the trusted-address key, then the counters in check order. ARGV: now (ms), the
+/// number of counters, then per counter: kind code, max, fresh window end (ms), expiry (ms).
+/// A counter of kind 3 (the per-account counter of untrusted addresses) applies unless the
+/// address is trusted, one of kind 5 (trusted addresses) only if it is; the others always. A
+/// counter is live while `n > 0` and `end > now`.
 ///
-/// Returns `{1, account_counted, 0}` when allowed, `{0, kind, ms left}` when refused (the
-/// refusing counter whose window ends last; the first in order on a tie).
+/// Returns `{1, account_counted, 0}` when allowed (1: kind 3 was counted, 0: kind 5 or
+/// none), `{0, kind, ms left}` when refused (the refusing counter whose window ends last; the
+/// first in order on a tie).
 const RESERVE: &str = r"
 local now = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
 local trusted = tonumber(redis.call('GET', KEYS[1]) or '0') > now
-if trusted then n = n - 1 end
-local live = {}
+local applies, live = {}, {}
 local refused, longest = 0, 0
 for i = 1, n do
   local a = 2 + (i - 1) * 4
-  local w = redis.call('HMGET', KEYS[i + 1], 'n', 'end')
-  local count, wend = tonumber(w[1]), tonumber(w[2])
-  live[i] = count ~= nil and wend ~= nil and count > 0 and wend > now
-  if live[i] and count >= tonumber(ARGV[a + 2]) and wend - now > longest then
-    refused, longest = tonumber(ARGV[a + 1]), wend - now
+  local kind = tonumber(ARGV[a + 1])
+  applies[i] = (kind ~= 3 or not trusted) and (kind ~= 5 or trusted)
+  if applies[i] then
+    local w = redis.call('HMGET', KEYS[i + 1], 'n', 'end')
+    local count, wend = tonumber(w[1]), tonumber(w[2])
+    live[i] = count ~= nil and wend ~= nil and count > 0 and wend > now
+    if live[i] and count >= tonumber(ARGV[a + 2]) and wend - now > longest then
+      refused, longest = kind, wend - now
+    end
   end
 end
 if refused ~= 0 then return {0, refused, longest} end
 for i = 1, n do
   local a = 2 + (i - 1) * 4
-  if live[i] then
-    redis.call('HINCRBY', KEYS[i + 1], 'n', 1)
-  else
-    redis.call('HSET', KEYS[i + 1], 'n', 1, 'end', ARGV[a + 3])
-    redis.call('PEXPIREAT', KEYS[i + 1], ARGV[a + 4])
+  if applies[i] then
+    if live[i] then
+      redis.call('HINCRBY', KEYS[i + 1], 'n', 1)
+    else
+      redis.call('HSET', KEYS[i + 1], 'n', 1, 'end', ARGV[a + 3])
+      redis.call('PEXPIREAT', KEYS[i + 1], ARGV[a + 4])
+    end
   end
 end
 if trusted then return {1, 0, 0} end
 return {1, 1, 0}
 ";
 
-/// KEYS: the (account, IP) counter, the account counter, and with an address the IP counter
-/// and the trusted-address key. ARGV: now (ms), and with an address: trusted until (ms, 0 for
-/// no trust) and its expiry (ms). Forgets the account's failures, takes one back from the IP
-/// counter, trusts the address.
+/// KEYS: the (account, IP) counter, the two account counters (untrusted, trusted), and with
+/// an address the IP counter and the trusted-address key. ARGV: now (ms), and with an
+/// address: trusted until (ms, 0 for no trust) and its expiry (ms). Forgets the account's
+/// failures, takes one back from the IP counter, trusts the address.
 const RECORD_SUCCESS: &str = r"
-redis.call('DEL', KEYS[1], KEYS[2])
-if #KEYS < 4 then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+if #KEYS < 5 then return 0 end
 local now = tonumber(ARGV[1])
-local w = redis.call('HMGET', KEYS[3], 'n', 'end')
+local w = redis.call('HMGET', KEYS[4], 'n', 'end')
 local count, wend = tonumber(w[1]), tonumber(w[2])
 if count ~= nil then
   if count <= 1 or wend == nil or wend <= now then
-    redis.call('DEL', KEYS[3])
+    redis.call('DEL', KEYS[4])
   else
-    redis.call('HINCRBY', KEYS[3], 'n', -1)
+    redis.call('HINCRBY', KEYS[4], 'n', -1)
   end
 end
 if ARGV[2] ~= '0' then
-  redis.call('SET', KEYS[4], ARGV[2])
-  redis.call('PEXPIREAT', KEYS[4], ARGV[3])
+  redis.call('SET', KEYS[5], ARGV[2])
+  redis.call('PEXPIREAT', KEYS[5], ARGV[3])
 end
 return 1
 ";

@@ -8,14 +8,15 @@
 //! |---|---|---|
 //! | (account, IP) counter | `pair:<account>:<ip>` | count, window end |
 //! | IP counter | `ip:<ip>` | count, window end |
-//! | account counter | `account:<account>` | count, window end |
+//! | account counter (untrusted addresses) | `account:<account>` | count, window end |
+//! | account counter (trusted addresses) | `account_trusted:<account>` | count, window end |
 //! | trusted address | `trusted:<account>:<ip>` | trusted until |
 //!
 //! The account is 22 base64url characters (no `:`), so names never collide.
 
 use time::OffsetDateTime;
 
-use super::{window_end, Limit, LimitKind, ThrottleKey, ThrottleLimits};
+use super::{window_end, AccountCounter, Limit, LimitKind, ThrottleKey, ThrottleLimits};
 
 /// One counter an attempt touches.
 #[derive(Debug, Clone)]
@@ -35,13 +36,13 @@ impl Counter {
     }
 }
 
-/// The counters an attempt under `key` touches, in the order the contract checks them: the
-/// (account, IP) counter, the IP counter (with an address), then the account counter (when
-/// `with_account`). The account counter, when present, is always last.
+/// The counters a reservation under `key` counted, in the order the contract checks them: the
+/// (account, IP) counter, the IP counter (with an address), then the per-account counter
+/// `account` names (none for [`AccountCounter::NotCounted`]).
 pub(crate) fn counters(
     key: &ThrottleKey,
     limits: &ThrottleLimits,
-    with_account: bool,
+    account: AccountCounter,
 ) -> Vec<Counter> {
     let mut counters = vec![Counter {
         name: pair_name(key),
@@ -55,14 +56,49 @@ pub(crate) fn counters(
             limit: limits.per_ip_limit(),
         });
     }
-    if with_account {
-        counters.push(Counter {
-            name: account_name(key),
-            kind: LimitKind::Account,
-            limit: limits.per_account_limit(),
-        });
+    match account {
+        AccountCounter::Untrusted => counters.push(account_counter(key, limits)),
+        AccountCounter::Trusted => counters.push(account_trusted_counter(key, limits)),
+        AccountCounter::NotCounted => {}
     }
     counters
+}
+
+/// Every counter a reserve under `key` may count, for a backend that decides trust in the
+/// same atomic step: [`counters`] with the untrusted per-account counter, then (with an
+/// address) the trusted one. Exactly one of the two per-account counters applies: the
+/// trusted one if the address is trusted for the account.
+pub(crate) fn reserve_counters(key: &ThrottleKey, limits: &ThrottleLimits) -> Vec<Counter> {
+    let mut counters = counters(key, limits, AccountCounter::Untrusted);
+    if key.ip().is_some() {
+        counters.push(account_trusted_counter(key, limits));
+    }
+    counters
+}
+
+/// Whether counter `kind` applies to an attempt whose address is trusted (`trusted`) or not.
+pub(crate) fn applies(kind: LimitKind, trusted: bool) -> bool {
+    match kind {
+        LimitKind::Account => !trusted,
+        LimitKind::AccountTrusted => trusted,
+        _ => true,
+    }
+}
+
+fn account_counter(key: &ThrottleKey, limits: &ThrottleLimits) -> Counter {
+    Counter {
+        name: account_name(key),
+        kind: LimitKind::Account,
+        limit: limits.per_account_limit(),
+    }
+}
+
+fn account_trusted_counter(key: &ThrottleKey, limits: &ThrottleLimits) -> Counter {
+    Counter {
+        name: account_trusted_name(key),
+        kind: LimitKind::AccountTrusted,
+        limit: limits.per_account_trusted_limit(),
+    }
 }
 
 /// The (account, IP) counter's name.
@@ -73,6 +109,11 @@ pub(crate) fn pair_name(key: &ThrottleKey) -> String {
 /// The account counter's name.
 pub(crate) fn account_name(key: &ThrottleKey) -> String {
     format!("account:{}", key.account())
+}
+
+/// The trusted addresses' account counter's name.
+pub(crate) fn account_trusted_name(key: &ThrottleKey) -> String {
+    format!("account_trusted:{}", key.account())
 }
 
 /// The IP counter's name, with an address.
@@ -95,7 +136,7 @@ pub(crate) fn trusted_until(
     (!trusted_for.is_zero()).then(|| window_end(now, trusted_for))
 }
 
-/// The code a backend passes around for a limit kind: 1, 2, 3.
+/// The code a backend passes around for a limit kind: 1 to 6.
 #[cfg(any(feature = "redis", feature = "postgres"))]
 pub(crate) fn kind_code(kind: LimitKind) -> i16 {
     match kind {
@@ -103,6 +144,8 @@ pub(crate) fn kind_code(kind: LimitKind) -> i16 {
         LimitKind::Ip => 2,
         LimitKind::Account => 3,
         LimitKind::Capacity => 4,
+        LimitKind::AccountTrusted => 5,
+        LimitKind::Rate => 6,
     }
 }
 
@@ -113,6 +156,8 @@ pub(crate) fn kind_of(code: i64) -> Result<LimitKind, crate::StoreError> {
         1 => Ok(LimitKind::AccountIp),
         2 => Ok(LimitKind::Ip),
         3 => Ok(LimitKind::Account),
+        5 => Ok(LimitKind::AccountTrusted),
+        6 => Ok(LimitKind::Rate),
         other => Err(crate::StoreError::corrupt(format!(
             "the throttle backend returned an unknown limit kind {other}"
         ))),
@@ -127,7 +172,7 @@ mod tests {
     fn names_and_codes() {
         let limits = ThrottleLimits::default();
         let key = ThrottleKey::new("ann@example.com", Some("2001:db8::1".parse().expect("ip")));
-        let names: Vec<String> = counters(&key, &limits, true)
+        let names: Vec<String> = reserve_counters(&key, &limits)
             .into_iter()
             .map(|c| c.name)
             .collect();
@@ -137,17 +182,31 @@ mod tests {
             [
                 format!("pair:{a}:2001:db8::"),
                 "ip:2001:db8::".to_owned(),
-                format!("account:{a}")
+                format!("account:{a}"),
+                format!("account_trusted:{a}"),
             ]
         );
+        let trusted = counters(&key, &limits, AccountCounter::Trusted);
+        assert_eq!(trusted.len(), 3);
+        assert_eq!(trusted[2].kind, LimitKind::AccountTrusted);
         assert_eq!(trusted_name(&key), Some(format!("trusted:{a}:2001:db8::")));
         let none = ThrottleKey::new("ann@example.com", None);
-        assert_eq!(counters(&none, &limits, false).len(), 1);
+        assert_eq!(
+            counters(&none, &limits, AccountCounter::NotCounted).len(),
+            1
+        );
+        assert_eq!(reserve_counters(&none, &limits).len(), 2);
         assert_eq!(trusted_name(&none), None);
         assert_eq!(ip_name(&none), None);
         #[cfg(any(feature = "redis", feature = "postgres"))]
         {
-            for kind in [LimitKind::AccountIp, LimitKind::Ip, LimitKind::Account] {
+            for kind in [
+                LimitKind::AccountIp,
+                LimitKind::Ip,
+                LimitKind::Account,
+                LimitKind::AccountTrusted,
+                LimitKind::Rate,
+            ] {
                 assert_eq!(kind_of(i64::from(kind_code(kind))).expect("known"), kind);
             }
             assert!(kind_of(4).is_err());

@@ -41,7 +41,7 @@ const PRUNE_BATCH: i64 = 1000;
 ///
 /// | column | type | |
 /// |---|---|---|
-/// | `key` | `TEXT PRIMARY KEY` | `pair:<account>:<ip>`, `ip:<ip>`, `account:<account>` or `trusted:<account>:<ip>` |
+/// | `key` | `TEXT PRIMARY KEY` | `pair:<account>:<ip>`, `ip:<ip>`, `account:<account>`, `account_trusted:<account>` or `trusted:<account>:<ip>` |
 /// | `count` | `INTEGER` | attempts counted in the window; 0 for a trusted address |
 /// | `ends_at` | `INTEGER` | Unix microseconds: when the window ends, or the trust lapses; indexed |
 ///
@@ -52,9 +52,9 @@ const PRUNE_BATCH: i64 = 1000;
 /// [`reserve`](Throttle::reserve), [`record_success`](Throttle::record_success) and
 /// [`release`](Throttle::release) each run in one `BEGIN IMMEDIATE` transaction on a pooled
 /// connection. SQLite runs one such transaction at a time per file, whichever process or
-/// connection starts it, so each step is atomic: reserve reads the trusted address and up to
-/// three counters, then counts under all of them or none, and no concurrency gets past a
-/// limit.
+/// connection starts it, so each step is atomic: reserve reads the trusted address, then the
+/// three counters that apply (the per-account one chosen by that trust), then counts under
+/// all of them or none, and no concurrency gets past a limit.
 ///
 /// # Time and pruning
 /// Windows are decided by the caller's `now` and the stored `ends_at`, in microseconds.
@@ -156,7 +156,7 @@ impl Throttle for SqliteThrottle {
     ) -> Result<Admission, StoreError> {
         let q = Arc::clone(&self.queries);
         let trusted = shared::trusted_name(key);
-        let counters: Vec<(Counter, i64)> = shared::counters(key, &self.limits, true)
+        let counters: Vec<(Counter, i64)> = shared::reserve_counters(key, &self.limits)
             .into_iter()
             .map(|c| {
                 let end = time_codec::to_micros(c.fresh_end(now));
@@ -173,7 +173,7 @@ impl Throttle for SqliteThrottle {
                 };
                 let counted: Vec<&(Counter, i64)> = counters
                     .iter()
-                    .filter(|(c, _)| !(is_trusted && c.kind == LimitKind::Account))
+                    .filter(|(c, _)| shared::applies(c.kind, is_trusted))
                     .collect();
                 let mut live = Vec::with_capacity(counted.len());
                 let mut refused: Option<(LimitKind, i64)> = None;
@@ -217,7 +217,11 @@ impl Throttle for SqliteThrottle {
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let q = Arc::clone(&self.queries);
-        let forget = [shared::pair_name(key), shared::account_name(key)];
+        let forget = [
+            shared::pair_name(key),
+            shared::account_name(key),
+            shared::account_trusted_name(key),
+        ];
         let ip = shared::ip_name(key);
         let trusted = shared::trusted_until(&self.limits, now).and_then(|until| {
             shared::trusted_name(key).map(|name| (name, time_codec::to_micros(until)))
@@ -247,7 +251,7 @@ impl Throttle for SqliteThrottle {
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let q = Arc::clone(&self.queries);
-        let counters = shared::counters(key, &self.limits, reservation.account_counted());
+        let counters = shared::counters(key, &self.limits, reservation.account_counter());
         let now = time_codec::to_micros(now);
         self.pool
             .run(move |conn| {
