@@ -34,7 +34,8 @@ use time::OffsetDateTime;
 
 use super::base_time;
 use crate::throttle::{
-    AccountCounter, Admission, Limit, LimitKind, Reservation, Throttle, ThrottleKey, ThrottleLimits,
+    AccountCounter, Admission, Limit, LimitKind, RateKey, Reservation, Throttle, ThrottleKey,
+    ThrottleLimits,
 };
 
 /// The window of every limit in [`limits()`].
@@ -63,7 +64,8 @@ pub fn limits() -> ThrottleLimits {
 /// [`per_account_limit_spares_trusted_addresses`], [`trusted_addresses_are_capped_apart`],
 /// [`windows_end`],
 /// [`success_resets_and_release_gives_back`], [`refused_attempts_count_nowhere`],
-/// [`without_an_address`], [`prune_keeps_live_windows`] and [`concurrent_reservations`].
+/// [`without_an_address`], [`prune_keeps_live_windows`], [`concurrent_reservations`] and
+/// [`rate_hits`].
 ///
 /// # Panics
 /// When the throttle breaks the contract or fails.
@@ -78,6 +80,7 @@ pub async fn run_all(throttle: &dyn Throttle) {
     without_an_address(throttle).await;
     prune_keeps_live_windows(throttle).await;
     concurrent_reservations(throttle).await;
+    rate_hits(throttle).await;
 }
 
 /// (account, IP): exactly [`PER_ACCOUNT_IP`] attempts, then refusals with the time left;
@@ -456,6 +459,93 @@ pub async fn concurrent_reservations(t: &dyn Throttle) {
     );
 }
 
+/// [`Throttle::hit`]: 50 concurrent hits on one key allow exactly the limit (10), refusals
+/// are [`LimitKind::Rate`] with the time left; the window ends and counts from zero; keys of
+/// other subjects or other buckets are independent; the addresses of one IPv6 `/64` are one
+/// key.
+///
+/// # Panics
+/// When the throttle breaks the contract or fails.
+pub async fn rate_hits(t: &dyn Throttle) {
+    const MAX: u32 = 10;
+    let limit = Limit::new(MAX, WINDOW);
+    let now = base_time();
+    let subject = account("rate");
+    let key = RateKey::new("conformance", &subject);
+    let outcomes = join_all((0..50).map(|_| t.hit(&key, limit, now))).await;
+    let mut allowed = 0;
+    for outcome in outcomes {
+        match outcome {
+            Ok(Admission::Allowed(r)) => {
+                assert_eq!(r.account_counter(), AccountCounter::NotCounted);
+                allowed += 1;
+            }
+            Ok(Admission::Refused { limit, retry_after }) => {
+                assert_eq!(limit, LimitKind::Rate, "a full rate key refuses as Rate");
+                assert_eq!(retry_after, WINDOW, "the time left in the window");
+            }
+            Err(e) => panic!("a racing hit failed: {e:?}"),
+        }
+    }
+    assert_eq!(
+        allowed, MAX,
+        "50 racing hits on one key: exactly the limit may pass"
+    );
+
+    let later = now + Duration::from_secs(20);
+    let retry_after = hit_refused(t, &key, limit, later, "a hit on the full key").await;
+    assert_eq!(retry_after, WINDOW - Duration::from_secs(20));
+    hit_allowed(
+        t,
+        &RateKey::new("conformance", &account("rate-other")),
+        limit,
+        later,
+        "another subject",
+    )
+    .await;
+    hit_allowed(
+        t,
+        &RateKey::new("conformance-other", &subject),
+        limit,
+        later,
+        "another bucket",
+    )
+    .await;
+
+    let next = now + WINDOW;
+    for i in 0..MAX {
+        hit_allowed(
+            t,
+            &key,
+            limit,
+            next,
+            &format!("hit {} of the next window", i + 1),
+        )
+        .await;
+    }
+    hit_refused(t, &key, limit, next, "the next window is full too").await;
+
+    let net = u128::from(ipv6_net());
+    let host = |h: u128| IpAddr::V6(Ipv6Addr::from(net | h));
+    let one = Limit::new(1, WINDOW);
+    hit_allowed(
+        t,
+        &RateKey::ip("conformance", host(1)),
+        one,
+        now,
+        "an address's first hit",
+    )
+    .await;
+    hit_refused(
+        t,
+        &RateKey::ip("conformance", host(2)),
+        one,
+        now,
+        "another host of the /64",
+    )
+    .await;
+}
+
 /// [`concurrent_reservations`] over 200 Tokio tasks (threads, on a multi-thread runtime),
 /// plus 200 racing reservations over 100 accounts from one address: exactly [`PER_IP`] pass.
 ///
@@ -548,6 +638,41 @@ async fn refused(
                 "{what}: a refusal needs a positive retry_after"
             );
             (limit, retry_after)
+        }
+        Ok(allowed) => panic!("{what}: must be refused, was {allowed:?}"),
+        Err(e) => panic!("{what}: the throttle failed: {e:?}"),
+    }
+}
+
+async fn hit_allowed(
+    t: &dyn Throttle,
+    key: &RateKey,
+    limit: Limit,
+    now: OffsetDateTime,
+    what: &str,
+) {
+    match t.hit(key, limit, now).await {
+        Ok(Admission::Allowed(_)) => {}
+        Ok(refusal) => panic!("{what}: must be allowed, was {refusal:?}"),
+        Err(e) => panic!("{what}: the throttle failed: {e:?}"),
+    }
+}
+
+async fn hit_refused(
+    t: &dyn Throttle,
+    key: &RateKey,
+    limit: Limit,
+    now: OffsetDateTime,
+    what: &str,
+) -> Duration {
+    match t.hit(key, limit, now).await {
+        Ok(Admission::Refused { limit, retry_after }) => {
+            assert_eq!(limit, LimitKind::Rate, "{what}");
+            assert!(
+                retry_after > Duration::ZERO,
+                "{what}: a refusal needs a positive retry_after"
+            );
+            retry_after
         }
         Ok(allowed) => panic!("{what}: must be refused, was {allowed:?}"),
         Err(e) => panic!("{what}: the throttle failed: {e:?}"),

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    until, window_end, AccountCounter, Admission, Limit, LimitKind, Reservation, Throttle,
+    until, window_end, AccountCounter, Admission, Limit, LimitKind, RateKey, Reservation, Throttle,
     ThrottleKey, ThrottleLimits,
 };
 use crate::error::StoreError;
@@ -150,6 +150,8 @@ enum Counter {
     Ip(IpAddr),
     Account(String),
     AccountTrusted(String),
+    /// A [`RateKey`], by its text.
+    Rate(String),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -228,6 +230,47 @@ impl MemoryThrottle {
         }
         counters
     }
+    /// Makes room for `new` counters, pruning a few buckets if the table is full (at most once
+    /// a second); the refusal to answer if there is still no room.
+    fn make_room(&self, state: &mut State, new: usize, now: OffsetDateTime) -> Option<Admission> {
+        if state.counters.len() + new <= self.capacity {
+            return None;
+        }
+        let may_prune = state
+            .last_full_prune
+            .map_or(true, |last| now - last >= Duration::from_secs(1));
+        if may_prune {
+            // A few buckets, not the whole table: bounded work under the lock. Ended
+            // windows are spread over every bucket, so a table full of them frees room
+            // at once; `prune` (run by `Authenticator::expire`) does the rest.
+            state.last_full_prune = Some(now);
+            for _ in 0..FULL_PRUNE_BUCKETS {
+                let b = state.full_prune_cursor;
+                state.full_prune_cursor = (b + 1) % BUCKETS;
+                state.prune_counters(b, now);
+                if state.counters.len() + new <= self.capacity {
+                    return None;
+                }
+            }
+        }
+        if state.counters.len() + new <= self.capacity {
+            return None;
+        }
+        // No scan for the soonest end: one refusal must cost the lock next to nothing, or
+        // refusals become the attack. (A bucket whose mark has passed holds ended windows a
+        // prune can free: then retry in a second.)
+        let retry_after = state
+            .soonest_end
+            .iter()
+            .flatten()
+            .min()
+            .map_or(Duration::ZERO, |end| until(*end, now))
+            .max(Duration::from_secs(1));
+        Some(Admission::Refused {
+            limit: LimitKind::Capacity,
+            retry_after,
+        })
+    }
 }
 
 impl Default for MemoryThrottle {
@@ -281,6 +324,26 @@ impl State {
         })
     }
 
+    /// Counts one under `counter`, opening a window if it has none live.
+    fn count(&mut self, counter: Counter, limit: Limit, now: OffsetDateTime) {
+        let fresh = Window {
+            end: window_end(now, limit.window()),
+            count: 1,
+        };
+        let b = self.counters.bucket(&counter);
+        self.counters.maps[b]
+            .entry(counter)
+            .and_modify(|w| match w.end > now {
+                true => w.count = w.count.saturating_add(1),
+                false => *w = fresh,
+            })
+            .or_insert(fresh);
+        let soonest = &mut self.soonest_end[b];
+        if soonest.map_or(true, |end| fresh.end < end) {
+            *soonest = Some(fresh.end);
+        }
+    }
+
     /// Takes one back from `counter`, dropping it at zero.
     fn give_back(&mut self, counter: &Counter, now: OffsetDateTime) {
         let map = self.counters.map_mut(counter);
@@ -326,59 +389,12 @@ impl Throttle for MemoryThrottle {
             .iter()
             .filter(|(c, _, _)| !state.counters.map(c).contains_key(c))
             .count();
-        if state.counters.len() + new > self.capacity {
-            let may_prune = state
-                .last_full_prune
-                .map_or(true, |last| now - last >= Duration::from_secs(1));
-            if may_prune {
-                // A few buckets, not the whole table: bounded work under the lock. Ended
-                // windows are spread over every bucket, so a table full of them frees room
-                // at once; `prune` (run by `Authenticator::expire`) does the rest.
-                state.last_full_prune = Some(now);
-                for _ in 0..FULL_PRUNE_BUCKETS {
-                    let b = state.full_prune_cursor;
-                    state.full_prune_cursor = (b + 1) % BUCKETS;
-                    state.prune_counters(b, now);
-                    if state.counters.len() + new <= self.capacity {
-                        break;
-                    }
-                }
-            }
-            if state.counters.len() + new > self.capacity {
-                // No scan for the soonest end: one refusal must cost the lock next to
-                // nothing, or refusals become the attack. (A bucket whose mark has passed
-                // holds ended windows a prune can free: then retry in a second.)
-                let retry_after = state
-                    .soonest_end
-                    .iter()
-                    .flatten()
-                    .min()
-                    .map_or(Duration::ZERO, |end| until(*end, now))
-                    .max(Duration::from_secs(1));
-                return Ok(Admission::Refused {
-                    limit: LimitKind::Capacity,
-                    retry_after,
-                });
-            }
+        if let Some(refusal) = self.make_room(&mut state, new, now) {
+            return Ok(refusal);
         }
 
         for (counter, limit, _) in counters {
-            let fresh = Window {
-                end: window_end(now, limit.window()),
-                count: 1,
-            };
-            let b = state.counters.bucket(&counter);
-            state.counters.maps[b]
-                .entry(counter)
-                .and_modify(|w| match w.end > now {
-                    true => w.count = w.count.saturating_add(1),
-                    false => *w = fresh,
-                })
-                .or_insert(fresh);
-            let soonest = &mut state.soonest_end[b];
-            if soonest.map_or(true, |end| fresh.end < end) {
-                *soonest = Some(fresh.end);
-            }
+            state.count(counter, limit, now);
         }
         Ok(Admission::Allowed(Reservation::counting(account)))
     }
@@ -432,6 +448,32 @@ impl Throttle for MemoryThrottle {
             state.give_back(&counter, now);
         }
         Ok(())
+    }
+
+    async fn hit(
+        &self,
+        key: &RateKey,
+        limit: Limit,
+        now: OffsetDateTime,
+    ) -> Result<Admission, StoreError> {
+        let counter = Counter::Rate(key.as_str().to_owned());
+        let mut state = self.lock();
+        if let Some(w) = state.live(&counter, now) {
+            if w.count >= limit.max_failures() {
+                return Ok(Admission::Refused {
+                    limit: LimitKind::Rate,
+                    retry_after: until(w.end, now),
+                });
+            }
+        }
+        let new = usize::from(!state.counters.map(&counter).contains_key(&counter));
+        if let Some(refusal) = self.make_room(&mut state, new, now) {
+            return Ok(refusal);
+        }
+        state.count(counter, limit, now);
+        Ok(Admission::Allowed(Reservation::counting(
+            AccountCounter::NotCounted,
+        )))
     }
 
     async fn prune(&self, now: OffsetDateTime) -> Result<u64, StoreError> {

@@ -159,6 +159,24 @@ pub trait Throttle: Send + Sync + Debug {
         now: OffsetDateTime,
     ) -> Result<(), StoreError>;
 
+    /// Counts one event under `key` within `limit`'s window, or refuses it: for rate limits
+    /// that are not password guesses (registrations per address, mails per address). Atomic
+    /// like [`reserve`](Self::reserve): under any concurrency, at most `limit.max_failures()`
+    /// hits are allowed per key and window; a refused hit counts nothing. Allowed hits return
+    /// [`Admission::Allowed`] with a reservation that counted no account
+    /// ([`AccountCounter::NotCounted`]), and are never settled: they stay counted until the
+    /// window ends. Refusals are [`LimitKind::Rate`] with the time left in the window (or
+    /// [`LimitKind::Capacity`] from a full bounded backend).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the backend failed; nothing was counted.
+    async fn hit(
+        &self,
+        key: &RateKey,
+        limit: Limit,
+        now: OffsetDateTime,
+    ) -> Result<Admission, StoreError>;
+
     /// Deletes windows that ended and trusts that lapsed at `now`; returns how many entries
     /// were removed. Called by [`Authenticator::expire`](crate::Authenticator::expire).
     ///
@@ -227,6 +245,83 @@ impl Debug for ThrottleKey {
 impl fmt::Display for ThrottleKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}@{}", self.account, self.ip_text())
+    }
+}
+
+/// What a [`Throttle::hit`] is counted under: a bucket (what is limited, for example
+/// `"register"`) and a digest of the subject (an address, an email), so no backend stores or
+/// logs the subject.
+///
+/// Its `Debug` and `Display` show the backend key (bucket and digest), never the subject.
+///
+/// ```
+/// use keycard::throttle::RateKey;
+/// let key = RateKey::new("reset-mail", "ann@example.com");
+/// assert!(key.as_str().starts_with("rate:reset-mail:"));
+/// assert_eq!(key.digest().len(), 22);
+/// assert!(!format!("{key:?}").contains("ann"));
+/// // IPv6 clients are keyed by their /64.
+/// assert_eq!(
+///     RateKey::ip("register", "2001:db8::1".parse()?),
+///     RateKey::ip("register", "2001:db8::ffff".parse()?)
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RateKey {
+    bucket: &'static str,
+    /// `rate:<bucket>:<digest>`.
+    text: String,
+}
+
+impl RateKey {
+    /// The key for `subject` in `bucket`. `subject` is hashed (SHA-256, with the bucket), so
+    /// it may be anything: an email, a user id.
+    pub fn new(bucket: &'static str, subject: &str) -> Self {
+        let digest = Sha256::new()
+            .chain_update(b"keycard rate\0")
+            .chain_update(bucket.as_bytes())
+            .chain_update(b"\0")
+            .chain_update(subject.as_bytes())
+            .finalize();
+        Self {
+            bucket,
+            text: format!("rate:{bucket}:{}", URL_SAFE_NO_PAD.encode(&digest[..16])),
+        }
+    }
+
+    /// The key for the client address `ip` in `bucket`: IPv4 as is, IPv6 by its `/64`
+    /// network, as [`ThrottleKey`] counts addresses.
+    pub fn ip(bucket: &'static str, ip: IpAddr) -> Self {
+        Self::new(bucket, &network_of(ip).to_string())
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &'static str {
+        self.bucket
+    }
+
+    /// The subject's digest: 22 base64url characters. Safe to store and to log.
+    pub fn digest(&self) -> &str {
+        let start = self.text.len().saturating_sub(22);
+        self.text.get(start..).unwrap_or_default()
+    }
+
+    /// The key as backends store it: `rate:<bucket>:<digest>`.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl Debug for RateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RateKey({})", self.text)
+    }
+}
+
+impl fmt::Display for RateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
     }
 }
 
@@ -508,6 +603,9 @@ macro_rules! forward_throttle {
             async fn release(&self, key: &ThrottleKey, reservation: Reservation, now: OffsetDateTime) -> Result<(), StoreError> {
                 (**self).release(key, reservation, now).await
             }
+            async fn hit(&self, key: &RateKey, limit: Limit, now: OffsetDateTime) -> Result<Admission, StoreError> {
+                (**self).hit(key, limit, now).await
+            }
             async fn prune(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
                 (**self).prune(now).await
             }
@@ -557,6 +655,22 @@ mod tests {
             ThrottleKey::new("x", None).account(),
             ThrottleKey::new("y", None).account()
         );
+    }
+
+    #[test]
+    fn rate_keys_hide_the_subject_and_group_ipv6_by_64() {
+        let a = RateKey::new("register", "ann@example.com");
+        assert_eq!(a.bucket(), "register");
+        assert_eq!(a.as_str(), format!("rate:register:{}", a.digest()));
+        assert_eq!(a.digest().len(), 22);
+        assert!(!format!("{a:?} {a}").contains("ann"));
+        assert_ne!(a, RateKey::new("mail", "ann@example.com"));
+        assert_ne!(a.digest(), RateKey::new("mail", "ann@example.com").digest());
+        let v6 = |ip: &str| RateKey::ip("register", ip.parse().expect("ip"));
+        assert_eq!(v6("2001:db8::1"), v6("2001:db8::2"));
+        assert_ne!(v6("2001:db8::1"), v6("2001:db8:0:1::1"));
+        assert_eq!(v6("::ffff:192.0.2.1"), v6("192.0.2.1"));
+        assert_ne!(v6("192.0.2.1"), v6("192.0.2.2"));
     }
 
     #[test]

@@ -8,7 +8,10 @@ use sqlx::postgres::PgPool;
 use time::OffsetDateTime;
 
 use super::shared;
-use super::{until, Admission, Reservation, Throttle, ThrottleKey, ThrottleLimits};
+use super::{
+    until, window_end, AccountCounter, Admission, Limit, LimitKind, RateKey, Reservation, Throttle,
+    ThrottleKey, ThrottleLimits,
+};
 use crate::store::postgres::{connect_pool, error, migrate};
 use crate::store::sql::{Migration, TableName};
 use crate::store::time_codec::truncate_to_micros;
@@ -39,13 +42,14 @@ const LONGEST_SUFFIX: usize = "_record_success".len();
 ///
 /// # Table and functions
 /// [`migrate`](Self::migrate) creates one table (default `keycard_throttle`, optionally
-/// schema-qualified; schema in `migrations/postgres/throttle_0001.sql` and `throttle_0002.sql`) holding every counter
-/// and every trusted address, one row each, and three PL/pgSQL functions next to it,
-/// `<table>_reserve`, `<table>_record_success` and `<table>_release`:
+/// schema-qualified; schema in `migrations/postgres/throttle_0001.sql` and
+/// `throttle_0002.sql`) holding every counter and every trusted address, one row each, and
+/// four PL/pgSQL functions next to it, `<table>_reserve`, `<table>_record_success`,
+/// `<table>_release` and `<table>_hit`:
 ///
 /// | column | type | |
 /// |---|---|---|
-/// | `key` | `TEXT PRIMARY KEY` | `pair:<account>:<ip>`, `ip:<ip>`, `account:<account>`, `account_trusted:<account>` or `trusted:<account>:<ip>` |
+/// | `key` | `TEXT PRIMARY KEY` | `pair:<account>:<ip>`, `ip:<ip>`, `account:<account>`, `account_trusted:<account>`, `trusted:<account>:<ip>`, or `rate:<bucket>:<digest>` ([`RateKey::as_str`], counted by [`hit`](Throttle::hit)) |
 /// | `count` | `BIGINT` | attempts counted in the window; 0 for a trusted address |
 /// | `ends_at` | `TIMESTAMPTZ` | when the window ends, or the trust lapses; indexed |
 ///
@@ -53,8 +57,9 @@ const LONGEST_SUFFIX: usize = "_record_success".len();
 /// as counted (`-` without one).
 ///
 /// # One statement per step
-/// [`reserve`](Throttle::reserve), [`record_success`](Throttle::record_success) and
-/// [`release`](Throttle::release) are each one `SELECT` of one of those functions, so each is
+/// [`reserve`](Throttle::reserve), [`record_success`](Throttle::record_success),
+/// [`release`](Throttle::release) and [`hit`](Throttle::hit) are each one `SELECT` of one of
+/// those functions, so each is
 /// one transaction. Reserve creates the attempt's missing counter rows and locks all of them,
 /// in key order (concurrent reserves never deadlock), with one `INSERT ... ON CONFLICT DO
 /// UPDATE`, then checks every limit and counts under every key or none: under any
@@ -253,6 +258,35 @@ impl Throttle for PostgresThrottle {
         Ok(())
     }
 
+    async fn hit(
+        &self,
+        key: &RateKey,
+        limit: Limit,
+        now: OffsetDateTime,
+    ) -> Result<Admission, StoreError> {
+        let now = truncate_to_micros(now);
+        let (allowed, ends): (bool, Option<OffsetDateTime>) = sqlx::query_as(&self.queries.hit)
+            .bind(key.as_str())
+            .bind(now)
+            .bind(i64::from(limit.max_failures()))
+            .bind(truncate_to_micros(window_end(now, limit.window())))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(error)?;
+        match (allowed, ends) {
+            (true, _) => Ok(Admission::Allowed(Reservation::counting(
+                AccountCounter::NotCounted,
+            ))),
+            (false, Some(ends)) => Ok(Admission::Refused {
+                limit: LimitKind::Rate,
+                retry_after: until(ends, now),
+            }),
+            (false, None) => Err(StoreError::corrupt(
+                "the hit function refused without a window end",
+            )),
+        }
+    }
+
     async fn prune(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {
@@ -276,6 +310,7 @@ struct Queries {
     reserve: String,
     record_success: String,
     release: String,
+    hit: String,
     prune_batch: String,
 }
 
@@ -291,6 +326,10 @@ impl Queries {
             ),
             record_success: format!("SELECT {}($1, $2, $3, $4)", function("record_success")),
             release: format!("SELECT {}($1)", function("release")),
+            hit: format!(
+                "SELECT o_allowed, o_until FROM {}($1, $2, $3, $4)",
+                function("hit")
+            ),
             prune_batch: format!(
                 "DELETE FROM {t} WHERE key IN (SELECT key FROM {t} WHERE ends_at <= $1 \
                  ORDER BY ends_at LIMIT $2 FOR UPDATE SKIP LOCKED)"

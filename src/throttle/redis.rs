@@ -8,7 +8,10 @@ use redis::{Script, ScriptInvocation};
 use time::OffsetDateTime;
 
 use super::shared::{self, Counter};
-use super::{Admission, Reservation, Throttle, ThrottleKey, ThrottleLimits};
+use super::{
+    window_end, AccountCounter, Admission, Limit, LimitKind, RateKey, Reservation, Throttle,
+    ThrottleKey, ThrottleLimits,
+};
 use crate::store::redis::{connect_manager, error};
 use crate::store::redis_connection::connect_cluster;
 use crate::store::time_codec::to_millis;
@@ -32,6 +35,7 @@ const EXPIRY_GRACE_MS: i64 = 60_000;
 /// | `keycard:throttle:{t}:account:<account>` | hash | `n`, `end` | a minute after `end` |
 /// | `keycard:throttle:{t}:account_trusted:<account>` | hash | `n`, `end` | a minute after `end` |
 /// | `keycard:throttle:{t}:trusted:<account>:<ip>` | string | trusted until (Unix ms) | a minute after that |
+/// | `keycard:throttle:{t}:rate:<bucket>:<digest>` | hash | `n`, `end` ([`hit`](Throttle::hit); [`RateKey::as_str`]) | a minute after `end` |
 ///
 /// **One hash tag.** Every key carries the Redis Cluster hash tag `{t}`, so all of them live
 /// in one slot: each script below touches several keys, and Redis Cluster runs a script only
@@ -44,8 +48,9 @@ const EXPIRY_GRACE_MS: i64 = 60_000;
 /// ([`RedisThrottle::connect_cluster`]) the throttle's load therefore sits on one master.
 ///
 /// # One script per step
-/// [`reserve`](Throttle::reserve), [`record_success`](Throttle::record_success) and
-/// [`release`](Throttle::release) are each one Lua script (`EVALSHA`), which Redis runs
+/// [`reserve`](Throttle::reserve), [`record_success`](Throttle::record_success),
+/// [`release`](Throttle::release) and [`hit`](Throttle::hit) are each one Lua script
+/// (`EVALSHA`), which Redis runs
 /// atomically: reserve reads the trusted-address key, then the three counters that apply (the
 /// per-account one chosen by that trust), refuses or counts under all of them, in one step, so concurrent attempts from any number of instances
 /// never get past a limit.
@@ -231,6 +236,34 @@ impl Throttle for RedisThrottle {
         Ok(())
     }
 
+    async fn hit(
+        &self,
+        key: &RateKey,
+        limit: Limit,
+        now: OffsetDateTime,
+    ) -> Result<Admission, StoreError> {
+        let end = to_millis(window_end(now, limit.window()));
+        let mut call = self.scripts.hit.prepare_invoke();
+        call.key(self.keys.key(key.as_str()))
+            .arg(to_millis(now))
+            .arg(limit.max_failures())
+            .arg(end)
+            .arg(end.saturating_add(EXPIRY_GRACE_MS));
+        let (verdict, left): (i64, i64) = invoke(&call, &self.conn).await?;
+        match verdict {
+            1 => Ok(Admission::Allowed(Reservation::counting(
+                AccountCounter::NotCounted,
+            ))),
+            0 => Ok(Admission::Refused {
+                limit: LimitKind::Rate,
+                retry_after: Duration::from_millis(u64::try_from(left).unwrap_or(0)),
+            }),
+            other => Err(StoreError::corrupt(format!(
+                "the hit script returned verdict {other}"
+            ))),
+        }
+    }
+
     /// Does nothing and returns 0: Redis expires every key by itself (see the type's docs).
     async fn prune(&self, _now: OffsetDateTime) -> Result<u64, StoreError> {
         Ok(0)
@@ -270,6 +303,7 @@ struct Scripts {
     reserve: Script,
     record_success: Script,
     release: Script,
+    hit: Script,
 }
 
 impl Scripts {
@@ -278,6 +312,7 @@ impl Scripts {
             reserve: Script::new(RESERVE),
             record_success: Script::new(RECORD_SUCCESS),
             release: Script::new(RELEASE),
+            hit: Script::new(HIT),
         }
     }
 }
@@ -366,6 +401,24 @@ for i = 1, #KEYS do
   end
 end
 return 1
+";
+
+/// KEYS: the rate counter. ARGV: now (ms), max, fresh window end (ms), expiry (ms). Counts one
+/// hit, or refuses it without counting when the live window is full.
+///
+/// Returns `{1, 0}` when allowed, `{0, ms left}` when refused.
+const HIT: &str = r"
+local now = tonumber(ARGV[1])
+local w = redis.call('HMGET', KEYS[1], 'n', 'end')
+local count, wend = tonumber(w[1]), tonumber(w[2])
+if count ~= nil and wend ~= nil and count > 0 and wend > now then
+  if count >= tonumber(ARGV[2]) then return {0, wend - now} end
+  redis.call('HINCRBY', KEYS[1], 'n', 1)
+else
+  redis.call('HSET', KEYS[1], 'n', 1, 'end', ARGV[3])
+  redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+end
+return {1, 0}
 ";
 
 #[cfg(test)]

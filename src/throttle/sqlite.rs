@@ -9,7 +9,10 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use time::OffsetDateTime;
 
 use super::shared::{self, Counter};
-use super::{Admission, LimitKind, Reservation, Throttle, ThrottleKey, ThrottleLimits};
+use super::{
+    window_end, AccountCounter, Admission, Limit, LimitKind, RateKey, Reservation, Throttle,
+    ThrottleKey, ThrottleLimits,
+};
 use crate::store::sql::{Migration, TableName};
 use crate::store::sqlite::{backend, migrate, Pool};
 use crate::store::time_codec;
@@ -41,7 +44,7 @@ const PRUNE_BATCH: i64 = 1000;
 ///
 /// | column | type | |
 /// |---|---|---|
-/// | `key` | `TEXT PRIMARY KEY` | `pair:<account>:<ip>`, `ip:<ip>`, `account:<account>`, `account_trusted:<account>` or `trusted:<account>:<ip>` |
+/// | `key` | `TEXT PRIMARY KEY` | `pair:<account>:<ip>`, `ip:<ip>`, `account:<account>`, `account_trusted:<account>`, `trusted:<account>:<ip>`, or `rate:<bucket>:<digest>` ([`RateKey::as_str`], counted by [`hit`](Throttle::hit)) |
 /// | `count` | `INTEGER` | attempts counted in the window; 0 for a trusted address |
 /// | `ends_at` | `INTEGER` | Unix microseconds: when the window ends, or the trust lapses; indexed |
 ///
@@ -49,8 +52,9 @@ const PRUNE_BATCH: i64 = 1000;
 /// as counted (`-` without one).
 ///
 /// # One transaction per step
-/// [`reserve`](Throttle::reserve), [`record_success`](Throttle::record_success) and
-/// [`release`](Throttle::release) each run in one `BEGIN IMMEDIATE` transaction on a pooled
+/// [`reserve`](Throttle::reserve), [`record_success`](Throttle::record_success),
+/// [`release`](Throttle::release) and [`hit`](Throttle::hit) each run in one `BEGIN IMMEDIATE`
+/// transaction on a pooled
 /// connection. SQLite runs one such transaction at a time per file, whichever process or
 /// connection starts it, so each step is atomic: reserve reads the trusted address, then the
 /// three counters that apply (the per-account one chosen by that trust), then counts under
@@ -260,6 +264,41 @@ impl Throttle for SqliteThrottle {
                     give_back(&tx, &q, &c.name, now)?;
                 }
                 tx.commit().map_err(backend)
+            })
+            .await
+    }
+
+    async fn hit(
+        &self,
+        key: &RateKey,
+        limit: Limit,
+        now: OffsetDateTime,
+    ) -> Result<Admission, StoreError> {
+        let q = Arc::clone(&self.queries);
+        let name = key.as_str().to_owned();
+        let fresh_end = time_codec::to_micros(window_end(now, limit.window()));
+        let max = i64::from(limit.max_failures());
+        let now = time_codec::to_micros(now);
+        self.pool
+            .run(move |conn| {
+                let tx = immediate(conn)?;
+                let live = window(&tx, &q, &name)?.filter(|&(count, end)| count > 0 && end > now);
+                match live {
+                    Some((count, end)) if count >= max => {
+                        return Ok(Admission::Refused {
+                            limit: LimitKind::Rate,
+                            retry_after: Duration::from_micros(
+                                u64::try_from(end - now).unwrap_or(0),
+                            ),
+                        });
+                    }
+                    Some(_) => execute(&tx, &q.increment, params![name])?,
+                    None => execute(&tx, &q.open_window, params![name, fresh_end])?,
+                }
+                tx.commit().map_err(backend)?;
+                Ok(Admission::Allowed(Reservation::counting(
+                    AccountCounter::NotCounted,
+                )))
             })
             .await
     }
