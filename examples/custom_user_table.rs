@@ -257,10 +257,15 @@ pub(crate) async fn demo(accounts: Accounts) -> Result<(), Box<dyn StdError + Se
 
     // Change the password: `set_password_hash` writes `pw_phc`; other sessions end.
     let other_device = auth.login(EMAIL, PASSWORD, ClientInfo::none()).await?;
-    let ended = auth
-        .change_password(&login.session, PASSWORD, NEW_PASSWORD)
+    // The caller's session is rotated: go on with the new token (the old one ends too).
+    let changed = auth
+        .change_password(&login.session, PASSWORD, NEW_PASSWORD, &ClientInfo::none())
         .await?;
-    println!("password changed; {ended} other session(s) ended");
+    println!(
+        "password changed; {} earlier session(s) ended",
+        changed.ended
+    );
+    let login = changed.login;
     if !matches!(
         auth.validate(other_device.token.expose_secret()).await,
         Err(Error::InvalidToken)

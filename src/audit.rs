@@ -15,7 +15,11 @@
 //! | `session.expired` | INFO | a token was presented after its idle timeout; the session was deleted | `user_id`, `session_id` |
 //! | `sessions.revoked` | INFO | sessions were ended for a user (`logout_all`, `logout_others`, `change_password`) | `user_id`, `count` |
 //! | `session.revoked` | INFO | one session was ended by its owner (`revoke`) | `user_id`, `session_id` |
-//! | `password.changed` | INFO | a user changed their password (`change_password`) | `user_id`, `session_id` (the session kept) |
+//! | `password.changed` | INFO | a user changed their password (`change_password`) | `user_id`, `session_id` (the session replaced by a fresh one) |
+//! | `registration.accepted` | INFO | `register` created a user | `user_id`, `client_ip` |
+//! | `registration.refused` | WARN | `register` refused | `reason` (`invalid_email`, `input_too_long`, `weak_password`, `throttled`, `overloaded`, `email_taken`, `unavailable`, `internal`), `client_ip` |
+//! | `csrf.refused` | WARN | a request was refused as cross-site: an unsafe method authenticated by the session cookie, or a login, without same-origin evidence (see [`SessionCookie`]) | `check` (`cookie_token`, `login`), `method`, `origin` (the `Origin` or `Referer`'s `scheme://host[:port]`, `-` without either, `invalid` when unparsable), `client_ip` |
+//! | `tokens.invalid` | WARN | requests carried malformed, invalid or expired tokens; rate-limited (below) | `count` (failures since this address's last such event, this one included), `client_ip` |
 //! | `sessions.purged` | DEBUG | `expire` deleted sessions past their lifetime | `count` |
 //!
 //! `account` is the throttle's digest of the normalized email ([`ThrottleKey::account`]): it
@@ -24,7 +28,16 @@
 //! log. No event ever carries a token, a password or a password hash. `client_ip` is `-` when
 //! unknown.
 //!
+//! `tokens.invalid` is emitted by the HTTP layer's `validate` and `validate_session` (and so by
+//! the extractors and the tower layer), at most once per client address per minute: the first
+//! failure of an address is reported at once, the following ones are counted and reported,
+//! with their count, by the first failure a minute or more after that address's last event.
+//! Addresses are tracked in a table of at most 10,000 (a new one drops the longest tracked),
+//! and at most 20 such events are emitted per second in all, so a flood of bad tokens, from
+//! one address or many, cannot flood the log.
+//!
 //! [`ThrottleKey::account`]: crate::throttle::ThrottleKey::account
+//! [`SessionCookie`]: crate::http::SessionCookie
 
 use std::fmt;
 use std::net::IpAddr;
@@ -33,6 +46,8 @@ use std::time::Duration;
 use crate::throttle::ThrottleKey;
 use crate::token::SessionId;
 use crate::user::UserId;
+
+pub(crate) mod limiter;
 
 /// The `tracing` target of every audit event.
 pub const TARGET: &str = "keycard::audit";
@@ -126,6 +141,22 @@ pub(crate) fn password_changed(user: &UserId, session: &SessionId) {
     tracing::info!(target: TARGET, event = "password.changed", user_id = %user, session_id = %session);
 }
 
+pub(crate) fn registration_accepted(user: &UserId, ip: Option<IpAddr>) {
+    tracing::info!(target: TARGET, event = "registration.accepted", user_id = %user, client_ip = %Ip(ip));
+}
+
+pub(crate) fn registration_refused(reason: &str, ip: Option<IpAddr>) {
+    tracing::warn!(target: TARGET, event = "registration.refused", reason, client_ip = %Ip(ip));
+}
+
 pub(crate) fn sessions_purged(count: u64) {
     tracing::debug!(target: TARGET, event = "sessions.purged", count);
+}
+
+pub(crate) fn csrf_refused(check: &str, method: &str, origin: &str, ip: Option<IpAddr>) {
+    tracing::warn!(target: TARGET, event = "csrf.refused", check, method, origin, client_ip = %Ip(ip));
+}
+
+pub(crate) fn tokens_invalid(count: u64, ip: Option<IpAddr>) {
+    tracing::warn!(target: TARGET, event = "tokens.invalid", count, client_ip = %Ip(ip));
 }

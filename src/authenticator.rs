@@ -19,17 +19,12 @@ use crate::session::{truncate_to_micros, ClientInfo, Session, SessionPolicy, Ses
 use crate::store::TokenStore;
 use crate::throttle::in_flight::InFlight;
 use crate::throttle::{
-    Admission, LimitKind, MemoryThrottle, Reservation, Throttle, ThrottleKey, ThrottleOutage,
+    Admission, Limit, LimitKind, MemoryThrottle, Reservation, Throttle, ThrottleKey, ThrottleOutage,
 };
 use crate::token::{SessionId, Token, TokenFormat};
 use crate::user::{normalize_email, User, UserId, UserStore};
 
-/// The longest email accepted, in bytes (RFC 5321's path limit is 256; 320 leaves room for
-/// any address a mail server takes). Longer ones fail with [`Error::InputTooLong`].
-pub const MAX_EMAIL_LEN: usize = 320;
-/// The longest password accepted, in bytes (at least 256 four-byte characters). Longer ones
-/// fail with [`Error::InputTooLong`] before any hashing.
-pub const MAX_PASSWORD_LEN: usize = 1024;
+pub(crate) use crate::limits::{MAX_EMAIL_LEN, MAX_PASSWORD_LEN};
 
 /// Logs users in and out and checks their tokens. Cheap to clone (one `Arc`); share one per
 /// application.
@@ -59,22 +54,23 @@ pub const MAX_PASSWORD_LEN: usize = 1024;
 /// # }
 /// ```
 pub struct Authenticator<U: UserStore> {
-    inner: Arc<Inner<U>>,
+    pub(crate) inner: Arc<Inner<U>>,
 }
 
-struct Inner<U> {
-    users: U,
-    tokens: Arc<dyn TokenStore>,
-    hashing: HashPool,
-    policy: SessionPolicy,
-    clock: Arc<dyn Clock>,
-    throttle: Option<Arc<dyn Throttle>>,
-    throttle_outage: ThrottleOutage,
-    in_flight: InFlight,
-    reveal_unknown_email: bool,
-    password_policy: PasswordPolicy,
-    token_format: TokenFormat,
-    session_cap: Option<SessionCap>,
+pub(crate) struct Inner<U> {
+    pub(crate) users: U,
+    pub(crate) tokens: Arc<dyn TokenStore>,
+    pub(crate) hashing: HashPool,
+    pub(crate) policy: SessionPolicy,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) throttle: Option<Arc<dyn Throttle>>,
+    pub(crate) throttle_outage: ThrottleOutage,
+    pub(crate) in_flight: InFlight,
+    pub(crate) reveal_unknown_email: bool,
+    pub(crate) password_policy: PasswordPolicy,
+    pub(crate) token_format: TokenFormat,
+    pub(crate) session_cap: Option<SessionCap>,
+    pub(crate) registration_limit: Limit,
 }
 
 /// A per-user limit on live sessions, and what a login over it does
@@ -191,14 +187,12 @@ pub struct Authenticated<T> {
 }
 
 /// Whose password [`Authenticator::verify_password`] checks: a [`Session`], an
-/// [`Authenticated`] or a [`UserId`].
+/// [`Authenticated`] or a [`UserId`]. Only the user is taken from it: the attempt is counted
+/// under the address of the request that makes it, passed separately, never the address a
+/// session logged in from (a stolen token used elsewhere must not spend its owner's budget).
 pub trait Subject: Send + Sync {
     /// The user.
     fn user_id(&self) -> &UserId;
-    /// The client address the attempt is counted under by the throttle, if known.
-    fn client_ip(&self) -> Option<IpAddr> {
-        None
-    }
 }
 
 impl Subject for UserId {
@@ -207,13 +201,9 @@ impl Subject for UserId {
     }
 }
 
-/// The session's user; counted under the address the session logged in from.
 impl Subject for Session {
     fn user_id(&self) -> &UserId {
         &self.user_id
-    }
-    fn client_ip(&self) -> Option<IpAddr> {
-        self.client.ip
     }
 }
 
@@ -221,9 +211,18 @@ impl<T: Send + Sync> Subject for Authenticated<T> {
     fn user_id(&self) -> &UserId {
         &self.session.user_id
     }
-    fn client_ip(&self) -> Option<IpAddr> {
-        self.session.client.ip
-    }
+}
+
+/// What [`Authenticator::change_password`] did: the caller's session, replaced by a fresh one
+/// (send its token to the client; the old token no longer works), and how many other sessions
+/// of the user it ended.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct PasswordChanged<T> {
+    /// The caller's new session, token and user, as a login returns them.
+    pub login: Login<T>,
+    /// How many other sessions of the user were ended.
+    pub ended: u64,
 }
 
 /// What [`Authenticator::logout`] did.
@@ -260,8 +259,10 @@ impl<U: UserStore> Authenticator<U> {
             max_concurrent_hashes: None,
             max_queued_hashes: None,
             max_logins_in_flight_per_ip: AuthenticatorBuilder::<U>::DEFAULT_LOGINS_IN_FLIGHT_PER_IP,
+            max_hash_wait: AuthenticatorBuilder::<U>::DEFAULT_MAX_HASH_WAIT,
             token_format: TokenFormat::plain(),
             session_cap: Some(SessionCap::DEFAULT),
+            registration_limit: AuthenticatorBuilder::<U>::default_registration_limit(),
         }
     }
 
@@ -376,11 +377,10 @@ impl<U: UserStore> Authenticator<U> {
                 retry_after: OVERLOADED_RETRY_AFTER,
             });
         };
-        if inner.hashing.is_full() {
-            audit::login_overloaded("hashing", OVERLOADED_RETRY_AFTER, ip);
-            return Err(Error::Overloaded {
-                retry_after: OVERLOADED_RETRY_AFTER,
-            });
+        if let Err(overloaded) = inner.hashing.admit() {
+            let retry_after = overloaded.retry_after().unwrap_or(OVERLOADED_RETRY_AFTER);
+            audit::login_overloaded("hashing", retry_after, ip);
+            return Err(overloaded);
         }
         let reservation = self.reserve(key, ip).await?;
         let checked = self.check_password(lookup, password, key, ip).await;
@@ -639,27 +639,31 @@ impl<U: UserStore> Authenticator<U> {
     /// Re-checks the password of a logged-in user (before a sensitive action such as changing
     /// the email, or "confirm it's you"), and returns the user.
     ///
-    /// `subject` is a [`Session`] (or [`Authenticated`], or a bare [`UserId`]). It costs and
-    /// counts what a login costs: the same length limit, the same bounded hashing queue and
-    /// per-address in-flight bound, the same throttle (keyed by the user's email and, for a
-    /// session, the address it logged in from), exactly one verification (against a dummy
+    /// `subject` is a [`Session`] (or [`Authenticated`], or a bare [`UserId`]); `client` is
+    /// the client of the request making this check (its address, as login takes it), not the
+    /// session's. It costs and counts what a login costs: the same length limit, the same
+    /// bounded hashing queue and per-address in-flight bound, the same throttle (keyed by the
+    /// user's email and the request's address), exactly one verification (against a dummy
     /// hash if the user is gone or their hash is unusable), and a wrong password is counted
     /// as a failed attempt on the account, so a stolen session cannot be used to guess the
-    /// password faster than login allows. An outdated hash is upgraded as at login.
+    /// password faster than login allows, and guesses made with it from elsewhere are counted
+    /// against the guesser's address, never the owner's. An outdated hash is upgraded as at
+    /// login.
     ///
     /// # Errors
     /// - [`Error::InputTooLong`] for a password over [`MAX_PASSWORD_LEN`] bytes;
-    /// - [`Error::InvalidCredentials`] for a wrong password, an unusable stored hash, or a
-    ///   user who no longer exists (never [`Error::UnknownEmail`]);
+    /// - [`Error::IncorrectPassword`] for a wrong password, an unusable stored hash, or a
+    ///   user who no longer exists;
     /// - [`Error::Throttled`], [`Error::Overloaded`], [`Error::Store`] as for
     ///   [`login`](Self::login).
     pub async fn verify_password<S: Subject + ?Sized>(
         &self,
         subject: &S,
         password: &str,
+        client: &ClientInfo,
     ) -> Result<U::User> {
         let (user, rehashed) = self
-            .reverify(subject.user_id(), subject.client_ip(), password)
+            .reverify(subject.user_id(), client.ip, password)
             .await?;
         if let Some(phc) = rehashed {
             self.inner.users.set_password_hash(&user.id(), &phc).await?;
@@ -668,11 +672,12 @@ impl<U: UserStore> Authenticator<U> {
     }
 
     /// Re-authentication: re-checks the password of `session`'s user (throttled, counted and
-    /// timed like a login, see [`verify_password`](Self::verify_password)) and, if it matches,
-    /// replaces the session with a fresh one: a new token (the old one stops working at once,
-    /// as OWASP recommends after any privilege change) whose
-    /// [`created_at`](Session::created_at) records this verification, and the same absolute
-    /// expiry and client metadata as before (re-authenticating never extends a session).
+    /// timed like a login, under the address of `client`, the request's; see
+    /// [`verify_password`](Self::verify_password)) and, if it matches, replaces the session
+    /// with a fresh one: a new token (the old one stops working at once, as OWASP recommends
+    /// after any privilege change) whose [`created_at`](Session::created_at) records this
+    /// verification, the same absolute expiry as before (re-authenticating never extends a
+    /// session), and `client` as its client metadata.
     ///
     /// A session's `created_at` is therefore always the last time its user proved the
     /// password; [`require_recent_auth`](Self::require_recent_auth) checks it before
@@ -695,7 +700,7 @@ impl<U: UserStore> Authenticator<U> {
     ///     auth.require_recent_auth(&login.session, five_minutes),
     ///     Err(Error::ReauthenticationRequired { .. })
     /// ));
-    /// let fresh = auth.reauthenticate(&login.session, "correct horse").await?;
+    /// let fresh = auth.reauthenticate(&login.session, "correct horse", &ClientInfo::none()).await?;
     /// auth.require_recent_auth(&fresh.session, five_minutes)?;
     /// assert_eq!(fresh.session.expires_at, login.session.expires_at);
     /// # Ok(()) }
@@ -708,12 +713,30 @@ impl<U: UserStore> Authenticator<U> {
         &self,
         session: &Session,
         password: &str,
+        client: &ClientInfo,
     ) -> Result<Login<U::User>> {
-        let user = self.verify_password(session, password).await?;
+        let user = self.verify_password(session, password, client).await?;
+        let (token, fresh) = self.replace_session(session, client).await?;
+        self.inner.tokens.delete(&session.id).await?;
+        audit::session_revoked(&session.user_id, &session.id);
+        audit::login_succeeded(&fresh.user_id, &fresh.id, fresh.client.ip);
+        Ok(Login {
+            token,
+            session: fresh,
+            user,
+        })
+    }
+
+    /// A fresh session for `session`'s user with the same absolute expiry and `client`'s
+    /// metadata, if `session` is still live (a session revoked meanwhile must not come back
+    /// under a new token). The old session is left for the caller to end.
+    async fn replace_session(
+        &self,
+        session: &Session,
+        client: &ClientInfo,
+    ) -> Result<(Token, Session)> {
         let now = self.now();
-        let inner = &*self.inner;
-        // Still live? A session revoked meanwhile must not come back under a new token.
-        let tokens: &dyn TokenStore = &*inner.tokens;
+        let tokens: &dyn TokenStore = &*self.inner.tokens;
         if tokens.get(&session.id, now).await?.is_none() {
             return Err(Error::InvalidToken);
         }
@@ -722,17 +745,8 @@ impl<U: UserStore> Authenticator<U> {
             .try_into()
             .unwrap_or(Duration::ZERO)
             .max(Duration::from_secs(1));
-        let (token, fresh) = self
-            .start_session(session.user_id.clone(), session.client.clone(), left)
-            .await?;
-        tokens.delete(&session.id).await?;
-        audit::session_revoked(&session.user_id, &session.id);
-        audit::login_succeeded(&fresh.user_id, &fresh.id, fresh.client.ip);
-        Ok(Login {
-            token,
-            session: fresh,
-            user,
-        })
+        self.start_session(session.user_id.clone(), client.clone(), left)
+            .await
     }
 
     /// Checks that `session`'s user proved the password within `within` (at login or by
@@ -765,30 +779,34 @@ impl<U: UserStore> Authenticator<U> {
         };
         let key = ThrottleKey::new(&account, ip);
         match self.attempt(&key, ip, Lookup::Found(user), password).await {
-            Err(Error::UnknownEmail) => Err(Error::InvalidCredentials),
+            Err(Error::UnknownEmail | Error::InvalidCredentials) => Err(Error::IncorrectPassword),
             other => other,
         }
     }
 
     /// Changes the password of the user logged in with `session`: verifies `current` as
-    /// [`verify_password`](Self::verify_password) does (throttled and counted), checks `new`
-    /// against the [`PasswordPolicy`], stores its hash
-    /// ([`UserStore::set_password_hash`]), then ends every other session of the user in one
-    /// atomic store operation ([`TokenStore::delete_for_user_except`]), keeping `session`, so
-    /// whoever else held a session (a stolen token, a forgotten device) is logged out while
-    /// the caller stays logged in. Returns how many sessions were ended.
+    /// [`verify_password`](Self::verify_password) does (throttled and counted under the
+    /// address of `client`, the request's), checks `new` against the [`PasswordPolicy`],
+    /// hashes it (through the same hashing queue and per-address bound as a login), stores the
+    /// hash ([`UserStore::set_password_hash`]), then **rotates the caller's session**: a fresh
+    /// session with a new token and the same absolute expiry replaces it, and every other
+    /// session of the user, the old one included, ends in one atomic store operation
+    /// ([`TokenStore::delete_for_user_except`]). Whoever else held a session, or a copy of the
+    /// caller's token (a stolen token is the usual reason to change a password), is logged
+    /// out; the caller continues with the new token, which the answer must carry.
     ///
-    /// The new hash is stored before the other sessions are ended: if ending them fails, the
-    /// password is already changed and the call returns [`Error::Store`]; call
-    /// [`logout_others`](Self::logout_others) again. A login that verified the old password
-    /// at the very moment of the change may start a session after the revocation; the two
-    /// stores (users and sessions) share no transaction.
+    /// The new hash is stored before sessions are ended: if ending them fails, the password
+    /// is already changed and the call returns [`Error::Store`]; call
+    /// [`logout_all`](Self::logout_all). A login that verified the old password at the very
+    /// moment of the change may start a session after the revocation; the two stores (users
+    /// and sessions) share no transaction.
     ///
     /// # Errors
     /// - [`Error::WeakPassword`] if `new` fails the policy (checked first; nothing is hashed,
     ///   counted or stored);
     /// - [`Error::InputTooLong`] for a current password over [`MAX_PASSWORD_LEN`] bytes;
-    /// - [`Error::InvalidCredentials`] if `current` is wrong (counted by the throttle);
+    /// - [`Error::IncorrectPassword`] if `current` is wrong (counted by the throttle);
+    /// - [`Error::InvalidToken`] if `session` ended meanwhile (the password is changed);
     /// - [`Error::Throttled`], [`Error::Overloaded`], [`Error::Store`],
     ///   [`Error::PasswordHash`], [`Error::Randomness`] as for login and
     ///   [`hash_password`](Self::hash_password).
@@ -804,15 +822,17 @@ impl<U: UserStore> Authenticator<U> {
     /// let phone = auth.login("ann@example.com", "correct horse battery staple", ClientInfo::none()).await?;
     ///
     /// // On the phone: a weak new password is refused, naming every rule it failed.
-    /// let weak = auth.change_password(&phone.session, "correct horse battery staple", "ann").await;
+    /// let here = ClientInfo::none(); // the request's client, as the HTTP layer gives it
+    /// let weak = auth.change_password(&phone.session, "correct horse battery staple", "ann", &here).await;
     /// assert!(matches!(weak, Err(Error::WeakPassword(_))));
     ///
-    /// let ended = auth
-    ///     .change_password(&phone.session, "correct horse battery staple", "a new long passphrase")
+    /// let changed = auth
+    ///     .change_password(&phone.session, "correct horse battery staple", "a new long passphrase", &here)
     ///     .await?;
-    /// assert_eq!(ended, 1); // the laptop
+    /// assert_eq!(changed.ended, 2); // the laptop, and the phone's old session
     /// assert!(auth.validate(laptop.token.expose_secret()).await.is_err());
-    /// assert!(auth.validate(phone.token.expose_secret()).await.is_ok());
+    /// assert!(auth.validate(phone.token.expose_secret()).await.is_err());
+    /// assert!(auth.validate(changed.login.token.expose_secret()).await.is_ok());
     /// # Ok::<(), keycard::Error>(())
     /// # });
     /// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -824,7 +844,8 @@ impl<U: UserStore> Authenticator<U> {
         session: &Session,
         current: &str,
         new: &str,
-    ) -> Result<u64> {
+        client: &ClientInfo,
+    ) -> Result<PasswordChanged<U::User>> {
         let inner = &*self.inner;
         let email = inner
             .users
@@ -835,18 +856,43 @@ impl<U: UserStore> Authenticator<U> {
             .password_policy
             .check(new, email.as_deref())
             .map_err(Error::WeakPassword)?;
-        let (user, _) = self
-            .reverify(&session.user_id, session.client.ip, current)
-            .await?;
-        let phc = self.hash_password(new).await?;
+        let (user, _) = self.reverify(&session.user_id, client.ip, current).await?;
+        let phc = self.hash_for_client(new, client.ip).await?;
         inner.users.set_password_hash(&user.id(), &phc).await?;
         audit::password_changed(&session.user_id, &session.id);
-        let revoked = inner
+        let (token, fresh) = self.replace_session(session, client).await?;
+        let ended = inner
             .tokens
-            .delete_for_user_except(&session.user_id, &session.id)
+            .delete_for_user_except(&session.user_id, &fresh.id)
             .await?;
-        audit::sessions_revoked(&session.user_id, revoked);
-        Ok(revoked)
+        audit::sessions_revoked(&session.user_id, ended);
+        audit::login_succeeded(&fresh.user_id, &fresh.id, fresh.client.ip);
+        Ok(PasswordChanged {
+            login: Login {
+                token,
+                session: fresh,
+                user,
+            },
+            ended,
+        })
+    }
+
+    /// Hashes `password` for the client at `ip` through the hashing queue, holding one of the
+    /// address's places in flight (as a login does), so that no client can fill the queue
+    /// others log in through.
+    pub(crate) async fn hash_for_client(
+        &self,
+        password: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<String> {
+        check_len(Field::Password, password, MAX_PASSWORD_LEN)?;
+        let inner = &*self.inner;
+        let Some(_in_flight) = inner.in_flight.enter(ip.map(crate::throttle::network_of)) else {
+            return Err(Error::Throttled {
+                retry_after: OVERLOADED_RETRY_AFTER,
+            });
+        };
+        self.hash_password(password).await
     }
 
     /// Ends every session of `session`'s user except `session` itself ("log out my other
@@ -1114,15 +1160,26 @@ pub struct AuthenticatorBuilder<U> {
     max_concurrent_hashes: Option<usize>,
     max_queued_hashes: Option<usize>,
     max_logins_in_flight_per_ip: usize,
+    max_hash_wait: Duration,
     token_format: TokenFormat,
     session_cap: Option<SessionCap>,
+    registration_limit: Limit,
 }
 
 impl<U: UserStore> AuthenticatorBuilder<U> {
-    /// The default number of logins one client address may have in flight at once.
+    /// The default number of password checks and hashes (logins, registrations,
+    /// re-verifications, password changes) one client address may have in flight at once.
     pub const DEFAULT_LOGINS_IN_FLIGHT_PER_IP: usize = 4;
-    /// The default length of the hashing queue, per concurrent hash.
-    pub const DEFAULT_QUEUED_HASHES_PER_PERMIT: usize = 16;
+    /// The default hard bound on the hashing queue, per concurrent hash: the memory bound on
+    /// waiting callers. The queue is normally shorter: see
+    /// [`max_hash_wait`](Self::max_hash_wait).
+    pub const DEFAULT_QUEUED_HASHES_PER_PERMIT: usize = 256;
+    /// The default longest wait for a hashing slot: 2 seconds.
+    pub const DEFAULT_MAX_HASH_WAIT: Duration = Duration::from_secs(2);
+    /// The default registration limit per client address (IPv6: per `/64`): 20 per hour.
+    pub fn default_registration_limit() -> Limit {
+        Limit::new(20, Duration::from_secs(3600))
+    }
 
     /// Absolute session lifetime. Default: 24 hours.
     pub fn session_ttl(mut self, ttl: Duration) -> Self {
@@ -1192,19 +1249,45 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
         self
     }
 
-    /// How many logins (and [`hash_password`](Authenticator::hash_password) calls) may wait
-    /// for a hashing slot. Beyond it, login fails at once with [`Error::Overloaded`] (HTTP
-    /// 503 with `Retry-After`) instead of queueing without bound. Default:
+    /// The hard bound on callers waiting for a hashing slot (logins, registrations,
+    /// re-verifications, password changes, [`hash_password`](Authenticator::hash_password)).
+    /// Beyond it, they fail at once with [`Error::Overloaded`] (HTTP 503 with `Retry-After`)
+    /// instead of queueing without bound. Default:
     /// [`DEFAULT_QUEUED_HASHES_PER_PERMIT`](Self::DEFAULT_QUEUED_HASHES_PER_PERMIT) ×
-    /// [`max_concurrent_hashes`](Self::max_concurrent_hashes): with OWASP parameters (about
-    /// 20 ms a hash per core) no login waits much over a third of a second. `0` refuses any
-    /// login that finds every slot busy.
+    /// [`max_concurrent_hashes`](Self::max_concurrent_hashes). Usually
+    /// [`max_hash_wait`](Self::max_hash_wait) is the bound that applies first. `0` refuses any
+    /// caller that finds every slot busy.
     pub fn max_queued_hashes(mut self, n: usize) -> Self {
         self.max_queued_hashes = Some(n);
         self
     }
 
-    /// How many logins one client address (IPv6: one `/64`) may have in flight at once in
+    /// The longest a caller may expect to wait for a hashing slot. Admission is by expected
+    /// wait, not by a fixed count: a caller that finds every slot busy joins the queue only if
+    /// the queue ahead of it, times the time one hash takes (learned from the hashes run so
+    /// far), divided by [`max_concurrent_hashes`](Self::max_concurrent_hashes), is within
+    /// this; otherwise it gets [`Error::Overloaded`] at once, with the expected excess as
+    /// `retry_after`. So a burst of ordinary size (40 logins at once on 2 cores) waits its
+    /// turn, and a storm is refused fast. Hashing memory stays bounded by the concurrent
+    /// hashes alone: waiting callers hold none. Default:
+    /// [`DEFAULT_MAX_HASH_WAIT`](Self::DEFAULT_MAX_HASH_WAIT).
+    pub fn max_hash_wait(mut self, wait: Duration) -> Self {
+        self.max_hash_wait = wait;
+        self
+    }
+
+    /// How many [registrations](Authenticator::register) one client address (IPv6: one
+    /// `/64`) may make per window, counted by the [throttle](crate::throttle) (shared by every
+    /// instance when the throttle is). Registration needs no password an attacker must
+    /// guess, so without it one address could hash as fast as it can send. Default:
+    /// [`default_registration_limit`](Self::default_registration_limit).
+    pub fn registration_limit(mut self, limit: Limit) -> Self {
+        self.registration_limit = limit;
+        self
+    }
+
+    /// How many password checks and hashes (logins, registrations, re-verifications,
+    /// password changes) one client address (IPv6: one `/64`) may have in flight at once in
     /// this process; more get [`Error::Throttled`] at once. Keeps one client from filling the
     /// hashing queue. Default:
     /// [`DEFAULT_LOGINS_IN_FLIGHT_PER_IP`](Self::DEFAULT_LOGINS_IN_FLIGHT_PER_IP). At least 1.
@@ -1289,7 +1372,7 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
             inner: Arc::new(Inner {
                 users: self.users,
                 tokens: self.tokens,
-                hashing: HashPool::new(hasher, max, queued),
+                hashing: HashPool::new(hasher, max, queued, self.max_hash_wait),
                 policy: self.policy,
                 clock: self.clock,
                 throttle: self.throttle,
@@ -1299,6 +1382,7 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
                 password_policy: self.password_policy,
                 token_format: self.token_format,
                 session_cap: self.session_cap,
+                registration_limit: self.registration_limit,
             }),
         }
     }
@@ -1314,7 +1398,7 @@ impl<U: fmt::Debug> fmt::Debug for AuthenticatorBuilder<U> {
     }
 }
 
-fn check_len(field: Field, value: &str, max: usize) -> Result<()> {
+pub(crate) fn check_len(field: Field, value: &str, max: usize) -> Result<()> {
     match value.len() > max {
         true => Err(Error::InputTooLong { field, max }),
         false => Ok(()),

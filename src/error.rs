@@ -23,6 +23,25 @@ pub enum Error {
     #[error("invalid email or password; check both and try again")]
     InvalidCredentials,
 
+    /// A password re-checked for a logged-in user ([`verify_password`](crate::Authenticator::verify_password),
+    /// [`reauthenticate`](crate::Authenticator::reauthenticate),
+    /// [`change_password`](crate::Authenticator::change_password)) is wrong. Counted by the
+    /// throttle like a failed login. Unlike [`Error::InvalidCredentials`] it does not mean the
+    /// session is dead: HTTP adapters answer 403, not 401, so a client does not throw a valid
+    /// session away over a typo.
+    #[error("the password is not correct; enter your current password and try again")]
+    IncorrectPassword,
+
+    /// The email given at registration is not one keycard accepts as a login; the rejection
+    /// says why. Nothing was hashed or stored.
+    #[error("{0}")]
+    InvalidEmail(crate::EmailRejection),
+
+    /// [`register`](crate::Authenticator::register) was given an email that already has an
+    /// account. Nothing was stored.
+    #[error("an account with this email already exists; log in, or reset your password")]
+    EmailTaken,
+
     /// No user has this email. Only returned when
     /// [`reveal_unknown_email`](crate::AuthenticatorBuilder::reveal_unknown_email) is on;
     /// otherwise an unknown email is [`Error::InvalidCredentials`].
@@ -198,15 +217,27 @@ fn retry_after_secs(d: Duration) -> u64 {
 }
 
 impl Error {
-    /// Seconds to advertise in a `Retry-After` header for [`Error::Throttled`] and
-    /// [`Error::Overloaded`], rounded up.
-    pub fn retry_after_secs(&self) -> Option<u64> {
+    /// How long to wait before retrying: the refusal's own time for [`Error::Throttled`] and
+    /// [`Error::Overloaded`], and [`STORE_RETRY_AFTER`](Self::STORE_RETRY_AFTER) for
+    /// [`Error::Store`] (an outage is usually short, and a client told nothing retries at
+    /// once). `None` for errors a retry will not fix.
+    pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Throttled { retry_after } | Self::Overloaded { retry_after } => {
-                Some(retry_after_secs(*retry_after))
+                Some(*retry_after)
             }
+            Self::Store(_) => Some(Self::STORE_RETRY_AFTER),
             _ => None,
         }
+    }
+
+    /// The wait advertised for a store outage ([`Error::Store`]): 5 seconds.
+    pub const STORE_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+    /// Seconds to advertise in a `Retry-After` header (every 503 and 429 carries one): see
+    /// [`retry_after`](Self::retry_after), rounded up.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after().map(retry_after_secs)
     }
 }
 
@@ -275,5 +306,7 @@ mod tests {
         };
         assert_eq!(e.retry_after_secs(), Some(1));
         assert_eq!(Error::InvalidToken.retry_after_secs(), None);
+        let outage = Error::Store(StoreError::backend(std::io::Error::other("down")));
+        assert_eq!(outage.retry_after_secs(), Some(5));
     }
 }

@@ -1,26 +1,38 @@
-//! Running password hashes off the async executor: bounded concurrency, bounded queue.
+//! Running password hashes off the async executor: bounded concurrency, and a queue bounded
+//! by the wait it implies.
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
 use crate::error::{Error, HashError, Result};
 use crate::password::PasswordHasher;
 
-/// How long an overloaded login is told to wait before retrying.
+/// How long an overloaded login is told to wait before retrying, at least.
 pub(crate) const OVERLOADED_RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// At most `max_concurrent` hashes run at once, on Tokio's blocking pool; at most
-/// `max_queued` more wait for a turn. Beyond that, [`Error::Overloaded`] at once.
+/// What one hash is assumed to cost until the pool has timed one (OWASP parameters take
+/// about 20-50 ms on one core).
+const INITIAL_HASH_ESTIMATE: Duration = Duration::from_millis(50);
+
+/// At most `max_concurrent` hashes run at once, on Tokio's blocking pool. A caller that finds
+/// every slot busy waits for one only if the wait this implies (the queue ahead of it times
+/// the time a hash takes, divided by the slots) is within `max_wait`, and at most
+/// `max_queued` callers wait at all. Beyond that, [`Error::Overloaded`] at once, with the
+/// expected wait as `retry_after`. The time a hash takes is learned from the hashes the pool
+/// runs (a moving average), so the queue is as long as the machine can drain in `max_wait`.
 pub(crate) struct HashPool {
     hasher: Arc<dyn PasswordHasher>,
     permits: Arc<Semaphore>,
     max_concurrent: usize,
     queued: AtomicUsize,
     max_queued: usize,
+    max_wait: Duration,
+    /// Moving average of one run's duration, in nanoseconds.
+    hash_nanos: Arc<AtomicU64>,
 }
 
 impl HashPool {
@@ -28,21 +40,55 @@ impl HashPool {
         hasher: Arc<dyn PasswordHasher>,
         max_concurrent: usize,
         max_queued: usize,
+        max_wait: Duration,
     ) -> Self {
         Self {
             hasher,
             permits: Arc::new(Semaphore::new(max_concurrent)),
-            max_concurrent,
+            max_concurrent: max_concurrent.max(1),
             queued: AtomicUsize::new(0),
             max_queued,
+            max_wait,
+            hash_nanos: Arc::new(AtomicU64::new(nanos(INITIAL_HASH_ESTIMATE))),
         }
     }
 
-    /// Whether a hash asked for now would be refused (a cheap early check; [`run`](Self::run)
-    /// decides for real).
-    pub(crate) fn is_full(&self) -> bool {
-        self.permits.available_permits() == 0
-            && self.queued.load(Ordering::Relaxed) >= self.max_queued
+    /// The learned time one hash takes.
+    pub(crate) fn hash_estimate(&self) -> Duration {
+        Duration::from_nanos(self.hash_nanos.load(Ordering::Relaxed))
+    }
+
+    /// How long a caller joining a queue of `queued` would wait for a slot.
+    fn wait_behind(&self, queued: usize) -> Duration {
+        let per_slot = self.hash_nanos.load(Ordering::Relaxed) / self.max_concurrent as u64;
+        Duration::from_nanos(per_slot.saturating_mul(queued as u64 + 1))
+    }
+
+    /// Whether a caller behind `queued` others may wait.
+    fn may_queue(&self, queued: usize) -> bool {
+        queued < self.max_queued && self.wait_behind(queued) <= self.max_wait
+    }
+
+    /// The refusal for a caller that found the queue at `queued`: retry once the queue has
+    /// drained to what `max_wait` allows.
+    fn overloaded(&self, queued: usize) -> Error {
+        let excess = self.wait_behind(queued).saturating_sub(self.max_wait);
+        Error::Overloaded {
+            retry_after: excess.max(OVERLOADED_RETRY_AFTER),
+        }
+    }
+
+    /// `Err` if a hash asked for now would be refused (a cheap early check, before any
+    /// throttle or store work; [`run`](Self::run) decides for real).
+    pub(crate) fn admit(&self) -> Result<()> {
+        if self.permits.available_permits() > 0 {
+            return Ok(());
+        }
+        let queued = self.queued.load(Ordering::Relaxed);
+        match self.may_queue(queued) {
+            true => Ok(()),
+            false => Err(self.overloaded(queued)),
+        }
     }
 
     /// Runs `work` on the blocking pool once a permit is free. The permit moves into the
@@ -50,8 +96,8 @@ impl HashPool {
     /// Outside a Tokio runtime the work runs inline.
     ///
     /// # Errors
-    /// [`Error::Overloaded`] when `max_queued` callers already wait; `work`'s own errors;
-    /// [`HashError::TaskFailed`] if the blocking task panicked.
+    /// [`Error::Overloaded`] when the queue is full or the wait it implies is too long;
+    /// `work`'s own errors; [`HashError::TaskFailed`] if the blocking task panicked.
     pub(crate) async fn run<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
@@ -64,10 +110,8 @@ impl HashPool {
         let permit = match Arc::clone(&self.permits).try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                let _place =
-                    QueuePlace::take(&self.queued, self.max_queued).ok_or(Error::Overloaded {
-                        retry_after: OVERLOADED_RETRY_AFTER,
-                    })?;
+                let _place = QueuePlace::take(&self.queued, |n| self.may_queue(n))
+                    .map_err(|n| self.overloaded(n))?;
                 // The semaphore is never closed, so acquiring only waits.
                 Arc::clone(&self.permits)
                     .acquire_owned()
@@ -77,14 +121,32 @@ impl HashPool {
                     })?
             }
         };
+        let estimate = Arc::clone(&self.hash_nanos);
         handle
             .spawn_blocking(move || {
                 let _permit = permit;
-                work(&*hasher)
+                let started = Instant::now();
+                let done = work(&*hasher);
+                learn(&estimate, started.elapsed());
+                done
             })
             .await
             .map_err(|e| Error::PasswordHash(HashError::TaskFailed(e)))?
     }
+}
+
+/// Folds one run's duration into the moving average (weight 1/8: a few hashes adapt it to a
+/// new machine or load, one outlier moves it little). Races between runs lose a sample at
+/// worst.
+fn learn(estimate: &AtomicU64, took: Duration) {
+    let old = estimate.load(Ordering::Relaxed);
+    let sample = nanos(took).max(1);
+    let new = old - old / 8 + sample / 8;
+    estimate.store(new.max(1), Ordering::Relaxed);
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl fmt::Debug for HashPool {
@@ -93,6 +155,8 @@ impl fmt::Debug for HashPool {
             .field("hasher", &self.hasher)
             .field("max_concurrent", &self.max_concurrent)
             .field("max_queued", &self.max_queued)
+            .field("max_wait", &self.max_wait)
+            .field("hash_estimate", &self.hash_estimate())
             .finish()
     }
 }
@@ -101,12 +165,15 @@ impl fmt::Debug for HashPool {
 struct QueuePlace<'a>(&'a AtomicUsize);
 
 impl<'a> QueuePlace<'a> {
-    fn take(queued: &'a AtomicUsize, max: usize) -> Option<Self> {
+    /// A place if `allowed(places taken)`, in one atomic step; else the count it found.
+    fn take(
+        queued: &'a AtomicUsize,
+        allowed: impl Fn(usize) -> bool,
+    ) -> std::result::Result<Self, usize> {
         queued
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
+                allowed(n).then_some(n + 1)
             })
-            .ok()
             .map(|_| Self(queued))
     }
 }
@@ -128,6 +195,7 @@ mod tests {
             Arc::new(Argon2Hasher::insecure_for_tests()),
             1,
             2,
+            Duration::from_secs(3600),
         ));
         let (release, gate) = std::sync::mpsc::channel::<()>();
         let gate = Arc::new(std::sync::Mutex::new(gate));
@@ -144,7 +212,7 @@ mod tests {
             }));
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(pool.is_full());
+        assert!(pool.admit().is_err());
         let started = std::time::Instant::now();
         let refused = pool.run(|_| Ok(())).await;
         assert!(
@@ -158,7 +226,57 @@ mod tests {
         for task in held {
             task.await.expect("joined").expect("ran");
         }
-        assert!(!pool.is_full());
+        assert!(pool.admit().is_ok());
         pool.run(|_| Ok(())).await.expect("room again");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_queue_is_as_long_as_the_wait_allows_and_learns_the_hash_time() {
+        let pool = Arc::new(HashPool::new(
+            Arc::new(Argon2Hasher::insecure_for_tests()),
+            1,
+            1000,
+            Duration::from_millis(250),
+        ));
+        pool.hash_nanos.store(100_000_000, Ordering::Relaxed); // 100 ms a hash
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let gate = Arc::new(std::sync::Mutex::new(gate));
+        // One running and two waiting (100 ms and 200 ms behind): a third would wait 300 ms.
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let (pool, gate) = (Arc::clone(&pool), Arc::clone(&gate));
+            held.push(tokio::spawn(async move {
+                pool.run(move |_| {
+                    let _ = gate.lock().map(|g| g.recv());
+                    Ok(())
+                })
+                .await
+            }));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let refused = pool.run(|_| Ok(())).await;
+        match refused {
+            Err(Error::Overloaded { retry_after }) => {
+                assert!(retry_after >= OVERLOADED_RETRY_AFTER)
+            }
+            other => panic!("expected Overloaded, got {other:?}"),
+        }
+        assert!(pool.admit().is_err());
+        for _ in 0..3 {
+            release.send(()).expect("a waiting hash");
+        }
+        for task in held {
+            task.await.expect("joined").expect("ran");
+        }
+        // The gated runs took at least 50 ms each: the estimate moved toward them, and fast
+        // runs bring it down again.
+        for _ in 0..64 {
+            pool.run(|_| Ok(())).await.expect("room");
+        }
+        assert!(
+            pool.hash_estimate() < Duration::from_millis(10),
+            "{:?}",
+            pool.hash_estimate()
+        );
     }
 }

@@ -14,11 +14,14 @@ mod clock;
 #[cfg(feature = "conformance")]
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
+mod email;
 mod error;
 mod hashing;
 pub mod http;
+mod limits;
 mod password;
 mod password_policy;
+mod registration;
 mod session;
 pub mod store;
 #[cfg(test)]
@@ -32,14 +35,18 @@ mod user;
 
 pub use authenticator::{
     Authenticated, Authenticator, AuthenticatorBuilder, CapPolicy, Login, LoginOptions, Logout,
-    SessionCap, Subject, MAX_EMAIL_LEN, MAX_PASSWORD_LEN,
+    PasswordChanged, SessionCap, Subject,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use email::{check_email, EmailRejection};
 pub use error::{Error, Field, HashError, Result, StoreError};
+pub use limits::{MAX_EMAIL_LEN, MAX_PASSWORD_LEN};
 pub use password::{Argon2Hasher, PasswordHasher};
 pub use password_policy::{
-    CommonPasswords, PasswordBlocklist, PasswordPolicy, PasswordRejection, PasswordRule,
+    CommonPasswords, PasswordBlocklist, PasswordContext, PasswordList, PasswordPolicy,
+    PasswordRejection, PasswordRule,
 };
+pub use registration::{NewUser, Registered, UserRegistry};
 pub use session::{ClientInfo, Session, SessionPolicy, SessionView};
 pub use store::{MemoryTokenStore, TokenStore};
 pub use throttle::{MemoryThrottle, Throttle};

@@ -73,15 +73,15 @@ fn audit_events_tell_what_happened_and_nothing_secret() {
                     .login(EMAIL, PASSWORD, from("192.0.2.1"))
                     .await
                     .expect("login");
-                let token = login.token.expose_secret().to_owned();
                 auth.login(EMAIL, PASSWORD, from("192.0.2.1"))
                     .await
                     .expect("second login");
-                let ended = auth
-                    .change_password(&login.session, PASSWORD, NEW_PASSWORD)
+                let changed = auth
+                    .change_password(&login.session, PASSWORD, NEW_PASSWORD, &from("192.0.2.1"))
                     .await
                     .expect("change_password");
-                assert_eq!(ended, 1);
+                assert_eq!(changed.ended, 2);
+                let token = changed.login.token.expose_secret().to_owned();
                 let third = auth
                     .login(EMAIL, NEW_PASSWORD, from("192.0.2.1"))
                     .await

@@ -215,12 +215,7 @@ async fn a_browser_logs_in_with_the_cookie_and_me_answers() {
     users
         .insert(UserRecord::new(1_i64, EMAIL, hash))
         .expect("a fresh store");
-    let accounts = app::Accounts::new(
-        auth,
-        users,
-        SessionCookie::default(),
-        TrustedProxies::none(),
-    );
+    let accounts = app::Accounts::new(auth, SessionCookie::default(), TrustedProxies::none());
     let server = Server::start(app::router(accounts)).await;
 
     let driver = Driver::start().await;

@@ -82,6 +82,11 @@ fn ip(last: u8) -> IpAddr {
     IpAddr::from([203, 0, 113, last])
 }
 
+/// The client of a request from `203.0.113.<last>`.
+fn at(last: u8) -> ClientInfo {
+    ClientInfo::none().with_ip(ip(last))
+}
+
 /// Logs `email` in from `203.0.113.<last>`; returns the token and its session.
 async fn login_from(f: &Fixture, email: &str, last: u8) -> (String, Session) {
     let login = f
@@ -115,13 +120,13 @@ async fn verify_password_returns_the_user_for_the_right_password_only() {
     let (_, session) = login_from(&f, EMAIL, 1).await;
     let user = f
         .auth
-        .verify_password(&session, PASSWORD)
+        .verify_password(&session, PASSWORD, &at(1))
         .await
         .expect("right password");
     assert_eq!(user.email, EMAIL);
     let by_id = f
         .auth
-        .verify_password(&UserId::from(1_i64), PASSWORD)
+        .verify_password(&UserId::from(1_i64), PASSWORD, &at(1))
         .await
         .expect("by id too");
     assert_eq!(by_id.id, UserId::from(1_i64));
@@ -132,10 +137,10 @@ async fn verify_password_returns_the_user_for_the_right_password_only() {
     ] {
         let err = f
             .auth
-            .verify_password(&session, wrong)
+            .verify_password(&session, wrong, &at(1))
             .await
             .expect_err("wrong password");
-        assert!(matches!(err, Error::InvalidCredentials), "{err:?}");
+        assert!(matches!(err, Error::IncorrectPassword), "{err:?}");
     }
 }
 
@@ -157,7 +162,7 @@ async fn verify_password_costs_exactly_one_verification_like_login() {
         ("a user who does not exist", UserId::from(404_i64), PASSWORD),
     ] {
         let before = f.verifies();
-        let result = f.auth.verify_password(&who, password).await;
+        let result = f.auth.verify_password(&who, password, &at(1)).await;
         assert_eq!(
             f.verifies() - before,
             1,
@@ -166,7 +171,7 @@ async fn verify_password_costs_exactly_one_verification_like_login() {
         if what != "the right password" {
             // Never UnknownEmail, even with reveal_unknown_email on: the caller is logged in.
             assert!(
-                matches!(result, Err(Error::InvalidCredentials)),
+                matches!(result, Err(Error::IncorrectPassword)),
                 "{what}: {result:?}"
             );
         }
@@ -181,7 +186,7 @@ async fn verify_password_refuses_an_over_long_password_before_hashing() {
     let before = f.verifies();
     let err = f
         .auth
-        .verify_password(&session, &"x".repeat(MAX_PASSWORD_LEN + 1))
+        .verify_password(&session, &"x".repeat(MAX_PASSWORD_LEN + 1), &at(1))
         .await
         .expect_err("too long");
     assert!(matches!(err, Error::InputTooLong { .. }), "{err:?}");
@@ -199,15 +204,15 @@ async fn wrong_passwords_in_verify_password_are_counted_by_the_login_throttle() 
     for _ in 0..3 {
         let err = f
             .auth
-            .verify_password(&session, "guess")
+            .verify_password(&session, "guess", &at(1))
             .await
             .expect_err("wrong");
-        assert!(matches!(err, Error::InvalidCredentials), "{err:?}");
+        assert!(matches!(err, Error::IncorrectPassword), "{err:?}");
     }
     let before = f.verifies();
     let err = f
         .auth
-        .verify_password(&session, PASSWORD)
+        .verify_password(&session, PASSWORD, &at(1))
         .await
         .expect_err("throttled, even with the right password");
     assert!(matches!(err, Error::Throttled { .. }), "{err:?}");
@@ -221,31 +226,70 @@ async fn wrong_passwords_in_verify_password_are_counted_by_the_login_throttle() 
     assert_eq!(f.verifies(), before, "a throttled check hashes nothing");
 }
 
+/// A stolen token used from elsewhere: its wrong guesses are counted under the thief's
+/// address, so the owner, at the address the session logged in from, still logs in.
+#[tokio::test]
+async fn reverification_is_counted_under_the_requests_address_not_the_sessions() {
+    let f = fixture_with(MemoryTokenStore::new(), |b| {
+        b.throttle(MemoryThrottle::new(
+            ThrottleLimits::default().per_account_ip(Limit::new(3, Duration::from_secs(900))),
+        ))
+    });
+    let (_, session) = login_from(&f, EMAIL, 40).await;
+    for _ in 0..3 {
+        let err = f
+            .auth
+            .reauthenticate(&session, "guess", &at(41))
+            .await
+            .expect_err("wrong");
+        assert!(matches!(err, Error::IncorrectPassword), "{err:?}");
+    }
+    let err = f
+        .auth
+        .verify_password(&session, PASSWORD, &at(41))
+        .await
+        .expect_err("the thief's address is throttled");
+    assert!(matches!(err, Error::Throttled { .. }), "{err:?}");
+    f.auth
+        .login(EMAIL, PASSWORD, at(40))
+        .await
+        .expect("the owner's own address is not locked out");
+}
+
 // ---------------------------------------------------------------------------------------------
 // change_password
 
 #[tokio::test]
-async fn change_password_keeps_the_callers_session_and_ends_the_others() {
+async fn change_password_rotates_the_callers_session_and_ends_the_others() {
     let f = fixture();
     let (mine, session) = login_from(&f, EMAIL, 1).await;
     let (laptop, _) = login_from(&f, EMAIL, 2).await;
     let (phone, _) = login_from(&f, EMAIL, 3).await;
     let (bobs, _) = login_from(&f, OTHER_EMAIL, 4).await;
 
-    let revoked = f
+    let changed = f
         .auth
-        .change_password(&session, PASSWORD, NEW_PASSWORD)
+        .change_password(&session, PASSWORD, NEW_PASSWORD, &at(5))
         .await
         .expect("password changed");
-    assert_eq!(revoked, 2, "the two other sessions are ended");
+    assert_eq!(
+        changed.ended, 3,
+        "the two other sessions and the caller's old one"
+    );
 
+    let fresh = changed.login.token.expose_secret();
     let me = f
         .auth
-        .validate(&mine)
+        .validate(fresh)
         .await
-        .expect("the caller stays logged in");
-    assert_eq!(me.session.id, session.id);
-    for other in [&laptop, &phone] {
+        .expect("the caller goes on with the new token");
+    assert_ne!(me.session.id, session.id, "a new session");
+    assert_eq!(
+        me.session.expires_at, session.expires_at,
+        "no longer than before"
+    );
+    assert_eq!(me.session.client.ip, Some(ip(5)), "the request's client");
+    for other in [&mine, &laptop, &phone] {
         let err = f.auth.validate(other).await.expect_err("ended");
         assert!(matches!(err, Error::InvalidToken), "{err:?}");
     }
@@ -289,10 +333,10 @@ async fn a_wrong_current_password_changes_nothing_and_is_counted_by_the_throttle
         let before = f.verifies();
         let err = f
             .auth
-            .change_password(&session, "not my password", NEW_PASSWORD)
+            .change_password(&session, "not my password", NEW_PASSWORD, &at(1))
             .await
             .expect_err("wrong current password");
-        assert!(matches!(err, Error::InvalidCredentials), "{err:?}");
+        assert!(matches!(err, Error::IncorrectPassword), "{err:?}");
         assert_eq!(f.verifies() - before, 1, "one verification, as at login");
     }
     assert_eq!(stored_hash(&f, 1).await, hash, "the hash is unchanged");
@@ -301,7 +345,7 @@ async fn a_wrong_current_password_changes_nothing_and_is_counted_by_the_throttle
     f.auth.validate(&other).await.expect("others untouched");
     let err = f
         .auth
-        .change_password(&session, PASSWORD, NEW_PASSWORD)
+        .change_password(&session, PASSWORD, NEW_PASSWORD, &at(1))
         .await
         .expect_err("the fourth attempt is throttled");
     assert!(matches!(err, Error::Throttled { .. }), "{err:?}");
@@ -322,7 +366,7 @@ async fn change_password_applies_the_policy_before_checking_anything() {
     ] {
         let err = f
             .auth
-            .change_password(&session, PASSWORD, weak)
+            .change_password(&session, PASSWORD, weak, &at(1))
             .await
             .expect_err("weak new password");
         match &err {
@@ -349,17 +393,17 @@ async fn change_password_applies_the_policy_before_checking_anything() {
 }
 
 #[tokio::test]
-async fn change_password_of_a_deleted_user_is_invalid_credentials_after_one_verification() {
+async fn change_password_of_a_deleted_user_is_an_incorrect_password_after_one_verification() {
     let f = fixture();
     let (_, session) = login_from(&f, EMAIL, 1).await;
     f.users.remove(&session.user_id).expect("removed");
     let before = f.verifies();
     let err = f
         .auth
-        .change_password(&session, PASSWORD, NEW_PASSWORD)
+        .change_password(&session, PASSWORD, NEW_PASSWORD, &at(1))
         .await
         .expect_err("no such user");
-    assert!(matches!(err, Error::InvalidCredentials), "{err:?}");
+    assert!(matches!(err, Error::IncorrectPassword), "{err:?}");
     assert_eq!(f.verifies() - before, 1);
 }
 
@@ -376,7 +420,7 @@ async fn change_password_fails_with_the_token_store_and_reports_it() {
     );
     let err = f
         .auth
-        .change_password(&session, PASSWORD, NEW_PASSWORD)
+        .change_password(&session, PASSWORD, NEW_PASSWORD, &at(1))
         .await
         .expect_err("the token store is down");
     assert!(matches!(err, Error::Store(_)), "{err:?}");
@@ -852,15 +896,13 @@ async fn the_whole_lifecycle_over_your_own_integer_keyed_table() {
         .await
         .expect("login");
     assert_eq!(
-        auth.change_password(&login.session, PASSWORD, NEW_PASSWORD)
+        auth.change_password(&login.session, PASSWORD, NEW_PASSWORD, &ClientInfo::none())
             .await
+            .map(|changed| changed.ended)
             .expect("changed"),
-        1
+        2
     );
     assert!(auth.validate(other.token.expose_secret()).await.is_err());
-    auth.validate(login.token.expose_secret())
-        .await
-        .expect("still logged in");
     auth.login(EMAIL, NEW_PASSWORD, ClientInfo::none())
         .await
         .expect("the new password is in your table");

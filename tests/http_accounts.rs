@@ -64,12 +64,7 @@ async fn start_with_clock(clock: keycard::ManualClock) -> App {
         .throttle(MemoryThrottle::new(limits))
         .clock(clock)
         .build();
-    let accounts = app::Accounts::new(
-        auth,
-        users,
-        SessionCookie::default(),
-        TrustedProxies::none(),
-    );
+    let accounts = app::Accounts::new(auth, SessionCookie::default(), TrustedProxies::none());
     App {
         server: Server::start(app::router(accounts)).await,
     }
@@ -150,7 +145,24 @@ async fn register_creates_a_user_refuses_weak_passwords_and_taken_emails() {
     assert_eq!(body.as_object().map(|o| o.len()), Some(1));
 
     let taken = app.register(ANN, "another long passphrase").await;
-    assert_problem(&taken, 409, "conflict");
+    assert_problem(&taken, 409, "email_taken");
+
+    // What a review stored before: an empty, blank, address-less or huge email.
+    let huge = format!("{}@example.com", "a".repeat(15_000));
+    for (email, rule) in [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("not-an-email", "not_one_at"),
+        (huge.as_str(), "too_long"),
+        ("ann@localhost", "implausible_domain"),
+    ] {
+        let reply = app.register(email, ANN_PASSWORD).await;
+        assert_eq!(
+            assert_problem(&reply, 422, "invalid_email")["email_rule"],
+            rule,
+            "{email:.40}"
+        );
+    }
 
     let weak = app.register(BOB, "bob").await;
     let problem = assert_problem(&weak, 422, "weak_password");
@@ -306,7 +318,7 @@ async fn logout_and_logout_others() {
 }
 
 #[tokio::test]
-async fn changing_the_password_keeps_this_session_and_ends_the_others() {
+async fn changing_the_password_rotates_this_session_and_ends_the_others() {
     let app = start().await.with_users().await;
     let mut password = ANN_PASSWORD.to_owned();
     for (round, via) in BOTH.into_iter().enumerate() {
@@ -320,19 +332,38 @@ async fn changing_the_password_keeps_this_session_and_ends_the_others() {
                 .body(body);
             http_support::send(request)
         };
+        // A typo is not a dead session: 403 without a challenge, so a client keeps its token.
         let wrong = change("not my password", "a fine new passphrase").await;
-        assert_problem(&wrong, 401, "invalid_credentials");
+        assert_problem(&wrong, 403, "invalid_credentials");
+        assert_eq!(wrong.header("www-authenticate"), None);
         let weak = change(&password, "short").await;
         assert_problem(&weak, 422, "weak_password");
+        let common = change(&password, "P@ssw0rd").await;
+        assert_problem(&common, 422, "weak_password");
 
         let new_password = format!("a brand new passphrase {round}");
         let reply = change(&password, &new_password).await;
-        assert_eq!(
-            (reply.status, reply.body.as_str()),
-            (204, ""),
-            "{via:?} {reply:?}"
+        assert_eq!(reply.status, 200, "{via:?} {reply:?}");
+        let body = reply.json();
+        let token = body["token"].as_str().expect("a new token").to_owned();
+        assert!(body["expires_at"].is_string(), "{body}");
+        assert_ne!(token, me.token);
+        let set_cookie = reply.header("set-cookie").expect("the cookie, renewed");
+        assert!(
+            set_cookie.starts_with(&format!("__Host-session={token};")),
+            "{set_cookie}"
         );
-        assert_eq!(app.call("GET", "/me", via, &me).await.status, 200);
+        assert_eq!(reply.header("cache-control"), Some("no-store"));
+        let fresh = Login {
+            cookie: format!("__Host-session={token}"),
+            token,
+        };
+        assert_eq!(
+            app.call("GET", "/me", via, &me).await.status,
+            401,
+            "the old token ended: it may be the stolen one"
+        );
+        assert_eq!(app.call("GET", "/me", via, &fresh).await.status, 200);
         assert_eq!(
             app.call("GET", "/me", Via::Bearer, &other).await.status,
             401
@@ -356,7 +387,7 @@ async fn wrong_current_passwords_are_throttled_like_logins() {
             .body(body.to_string());
         statuses.push(http_support::send(request).await.status);
     }
-    assert_eq!(statuses, [401, 401, 401, 429]);
+    assert_eq!(statuses, [403, 403, 403, 429]);
     // The login of the same account from the same address is held too.
     assert_eq!(app.login_with(ANN, ANN_PASSWORD, false).await.status, 429);
 }
@@ -431,7 +462,7 @@ async fn a_sensitive_action_needs_a_recent_password_and_reauthenticating_rotates
                 .body(body);
             http_support::send(request)
         };
-        assert_problem(&reauth("not my password").await, 401, "invalid_credentials");
+        assert_problem(&reauth("not my password").await, 403, "invalid_credentials");
         let reply = reauth(ANN_PASSWORD).await;
         assert_eq!(reply.status, 200, "{via:?} {reply:?}");
         let token = reply.json()["token"].as_str().expect("a token").to_owned();

@@ -261,13 +261,20 @@ async fn revocations_reach_the_other_instance() {
     let (four, s4) = login(&a).await;
     let (five, _) = login(&a).await;
     b.validate(&five).await.expect("valid");
-    a.change_password(&s4, PASSWORD, "another long enough passphrase 42")
+    let changed = a
+        .change_password(
+            &s4,
+            PASSWORD,
+            "another long enough passphrase 42",
+            &keycard::ClientInfo::none(),
+        )
         .await
         .expect("change password");
     until_rejected(&b, &five, Duration::from_secs(1)).await;
-    b.validate(&four)
+    until_rejected(&b, &four, Duration::from_secs(1)).await;
+    b.validate(changed.login.token.expose_secret())
         .await
-        .expect("the changing session stays valid");
+        .expect("the changing session goes on under its new token");
 }
 
 #[tokio::test]

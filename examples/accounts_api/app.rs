@@ -5,15 +5,17 @@
 //! | route | answer |
 //! |---|---|
 //! | `GET /` | a tiny browser page: log in, see who you are, log out (the cookie at work) |
-//! | `POST /register` `{"email","password"}` | 201 `{"user":{"id","email"}}`; 422 naming the failed password rules; 409 for a taken email |
+//! | `POST /register` `{"email","password"}` | 201 `{"user":{"id","email"}}`; 422 naming the failed password rules or the email rule; 409 for a taken email; 429 when this address registered too often |
 //! | `POST /login` `{"email","password","remember_me"?}` | 200 `{"token","expires_at"}` and the session cookie |
 //! | `GET /me` | 200 `{"user":{"id","email"},"session":{...}}` |
 //! | `GET /sessions` | 200 `{"sessions":[...]}`, the current one marked |
 //! | `DELETE /sessions/{id}` | 204 for one of mine, 404 otherwise |
 //! | `POST /logout` | 204, the cookie cleared |
 //! | `POST /logout-others` | 200 `{"revoked":N}`; needs the password proved within 5 minutes (401 `reauthentication_required` otherwise) |
-//! | `POST /reauthenticate` `{"password"}` | 200 `{"token","expires_at"}` and the cookie: a fresh session proving the password now; the old token ends |
-//! | `POST /password` `{"current_password","new_password"}` | 204, every other session ended; 401 for a wrong current password (counted by the throttle) |
+//! | `POST /reauthenticate` `{"password"}` | 200 `{"token","expires_at"}` and the cookie: a fresh session proving the password now; the old token ends; 403 `invalid_credentials` for a wrong password |
+//! | `POST /password` `{"current_password","new_password"}` | 200 `{"token","expires_at"}` and the cookie: the caller's session rotated, every other session ended; 403 `invalid_credentials` for a wrong current password (counted by the throttle under the request's address) |
+//!
+//! Every authenticated route's answer carries `Cache-Control: no-store`.
 //!
 //! A cookie-authenticated `POST` or `DELETE` from another site is refused (403), a Bearer one
 //! is not: browsers never add `Authorization` on their own. Shared by the `accounts_api`
@@ -27,23 +29,21 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response as AxumResponse};
 use axum::routing::{delete, get, post};
 use axum::Router;
-use keycard::axum::{CurrentSession, CurrentUser, Json, LoginRequest, LogoutRequest};
+use keycard::axum::{Client, CurrentSession, CurrentUser, Json, LoginRequest, LogoutRequest};
 use keycard::http::{
     render_error, Credentials, HttpAuth, Protocol, Response, SessionCookie, StandardApi,
     TokenSource, TrustedProxies,
 };
 use keycard::{
-    normalize_email, Authenticator, AuthenticatorBuilder, SessionId, SessionView, TokenStore,
-    UserRecord, UserStore,
+    Authenticator, AuthenticatorBuilder, Login, SessionId, SessionView, TokenStore, User,
+    UserRecord,
 };
 use serde::Deserialize;
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use crate::common::SeedUser;
-
-/// The user store the app runs on, whatever the backend.
-pub(crate) type Users = Arc<dyn UserStore<User = UserRecord>>;
+/// The user store the app runs on, whatever the backend: one that creates users too.
+pub(crate) type Users = crate::common::Registry;
 /// The authenticator the app runs on.
 pub(crate) type Auth = Authenticator<Users>;
 
@@ -64,33 +64,31 @@ pub(crate) fn authenticator(
         .max_session_ttl(REMEMBER_ME)
 }
 
-/// The app's state: the authenticator (for the lifecycle operations), its HTTP edge, and
-/// where new users go.
+/// The app's state: the authenticator (for the lifecycle operations) and its HTTP edge.
 #[derive(Clone)]
 pub(crate) struct Accounts {
     auth: Auth,
     http: HttpAuth<UserRecord>,
-    registry: Arc<dyn SeedUser>,
 }
 
 impl Accounts {
-    /// The app over `auth`, registering users into `registry`. `cookie` is the session
-    /// cookie (`SessionCookie::default()` in production).
-    pub(crate) fn new(
-        auth: Auth,
-        registry: Arc<dyn SeedUser>,
-        cookie: SessionCookie,
-        proxies: TrustedProxies,
-    ) -> Self {
+    /// The app over `auth`. `cookie` is the session cookie (`SessionCookie::default()` in
+    /// production).
+    pub(crate) fn new(auth: Auth, cookie: SessionCookie, proxies: TrustedProxies) -> Self {
         let http = HttpAuth::new(auth.clone(), StandardApi)
             .with_token_source(TokenSource::bearer())
             .with_session_cookie(cookie)
             .with_trusted_proxies(proxies);
-        Self {
-            auth,
-            http,
-            registry,
-        }
+        Self { auth, http }
+    }
+
+    /// The answer to an operation that replaced the caller's session (re-authentication, a
+    /// password change): the new token and, in cookie mode, the new cookie. A remembered
+    /// session stays remembered: its cookie lives until its expiry.
+    fn fresh_session(&self, login: &Login<UserRecord>) -> Response {
+        let remembered = login.session.expires_at - login.session.created_at
+            > time::Duration::try_from(self.auth.policy().ttl()).unwrap_or(time::Duration::MAX);
+        self.http.login_response(login, remembered)
     }
 
     fn error(&self, error: &keycard::Error) -> Response {
@@ -138,26 +136,20 @@ async fn page() -> axum::response::Html<&'static str> {
     axum::response::Html(include_str!("page.html"))
 }
 
-/// `POST /register`: the password policy, then a new user with a random id.
-async fn register(State(app): State<Accounts>, Json(new): Json<Credentials>) -> AxumResponse {
-    let hash = match app.auth.hash_new_password(&new.password, &new.login).await {
-        Ok(hash) => hash,
-        Err(error) => return app.error(&error).into_response(),
-    };
-    let email = normalize_email(&new.login);
-    // A random 63-bit id: collisions are negligible, and the store refuses one anyway.
-    let id = i64::from_le_bytes(rand::random::<[u8; 8]>()) & i64::MAX;
-    let user = UserRecord::new(id, email.as_str(), hash);
-    match app.registry.seed_user(user).await {
-        Ok(true) => (
+/// `POST /register`: keycard's registration (the email checked, the password policy, this
+/// address's registration limit and hashing bound, a taken email refused before hashing).
+async fn register(
+    State(app): State<Accounts>,
+    client: Client<UserRecord>,
+    Json(new): Json<Credentials>,
+) -> AxumResponse {
+    match app.auth.register(&new.login, &new.password, &client).await {
+        Ok(user) => (
             StatusCode::CREATED,
-            axum::Json(json!({ "user": { "id": id.to_string(), "email": email } })),
+            axum::Json(json!({ "user": { "id": user.id().to_string(), "email": user.email() } })),
         )
             .into_response(),
-        Ok(false) => app
-            .reject(409, "an account with this email exists; log in instead")
-            .into_response(),
-        Err(error) => app.error(&error.into()).into_response(),
+        Err(error) => app.error(&error).into_response(),
     }
 }
 
@@ -228,20 +220,20 @@ struct Reauthentication {
     password: Zeroizing<String>,
 }
 
-/// `POST /reauthenticate`: proves the password again (throttled like a login) and answers
-/// with a fresh session, as a login does; the old token ends.
+/// `POST /reauthenticate`: proves the password again (throttled like a login, under this
+/// request's address) and answers with a fresh session, as a login does; the old token ends.
 async fn reauthenticate(
     State(app): State<Accounts>,
     me: CurrentSession<UserRecord>,
+    client: Client<UserRecord>,
     Json(proof): Json<Reauthentication>,
 ) -> AxumResponse {
-    match app.auth.reauthenticate(&me.session, &proof.password).await {
-        Ok(login) => {
-            // A remembered session stays remembered: its cookie lives until its expiry.
-            let remembered = login.session.expires_at - login.session.created_at
-                > time::Duration::try_from(app.auth.policy().ttl()).unwrap_or(time::Duration::MAX);
-            app.http.login_response(&login, remembered).into_response()
-        }
+    match app
+        .auth
+        .reauthenticate(&me.session, &proof.password, &client)
+        .await
+    {
+        Ok(login) => app.fresh_session(&login).into_response(),
         Err(error) => app.error(&error).into_response(),
     }
 }
@@ -259,19 +251,27 @@ fn secret<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Zeroizing<String>, 
     String::deserialize(de).map(Zeroizing::new)
 }
 
-/// `POST /password`: verifies the current password (throttled like a login), applies the
-/// policy, stores the new hash and ends every other session; this one stays.
+/// `POST /password`: verifies the current password (throttled like a login, under this
+/// request's address), applies the policy, stores the new hash, and rotates this session:
+/// the answer carries the new token (and cookie); every other session, and this one's old
+/// token, end.
 async fn change_password(
     State(app): State<Accounts>,
     me: CurrentSession<UserRecord>,
+    client: Client<UserRecord>,
     Json(change): Json<PasswordChange>,
 ) -> AxumResponse {
     match app
         .auth
-        .change_password(&me.session, &change.current_password, &change.new_password)
+        .change_password(
+            &me.session,
+            &change.current_password,
+            &change.new_password,
+            &client,
+        )
         .await
     {
-        Ok(_) => Response::empty(204).into_response(),
+        Ok(changed) => app.fresh_session(&changed.login).into_response(),
         Err(error) => app.error(&error).into_response(),
     }
 }

@@ -44,18 +44,19 @@ async fn main() {
 
 async fn run(args: AccountsArgs) -> Result<(), common::BoxError> {
     let stores = common::open_stores(&args.common.store).await?;
-    let auth = stores.authenticator(app::authenticator, args.common.session_ttl());
+    let auth = app::authenticator(
+        stores.registry.clone(),
+        stores.tokens.clone(),
+        args.common.session_ttl(),
+    )
+    .throttle(stores.throttle.clone())
+    .build();
     let _expiry = auth.spawn_expiry_task(common::EXPIRY_INTERVAL);
     let cookie = if args.insecure_cookie {
         SessionCookie::default().insecure_for_local_development()
     } else {
         SessionCookie::default()
     };
-    let accounts = app::Accounts::new(
-        auth,
-        stores.registry(),
-        cookie,
-        args.common.trusted_proxies(),
-    );
+    let accounts = app::Accounts::new(auth, cookie, args.common.trusted_proxies());
     axum_serve::serve(args.common.addr, app::router(accounts)).await
 }

@@ -11,11 +11,14 @@ use async_trait::async_trait;
 use keycard::throttle::{MemoryThrottle, Throttle};
 use keycard::{
     Authenticator, AuthenticatorBuilder, MemoryTokenStore, MemoryUserStore, StoreError, TokenStore,
-    UserRecord, UserStore,
+    UserRecord, UserRegistry, UserStore,
 };
 
 /// The user store type both examples run on, whatever the backend.
 pub(crate) type Users = Arc<dyn UserStore<User = UserRecord>>;
+/// The same user store, as one that also creates users (for an app that registers them).
+#[allow(dead_code)] // the registering app only
+pub(crate) type Registry = Arc<dyn UserRegistry<User = UserRecord>>;
 
 /// A boxed error for `main`.
 pub(crate) type BoxError = Box<dyn StdError + Send + Sync>;
@@ -39,12 +42,23 @@ pub(crate) struct Args {
     /// stay in memory).
     #[arg(long, default_value = "memory")]
     pub(crate) store: String,
-    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers name the client's
-    /// address, as addresses or CIDR networks (`--trusted-proxy 10.0.0.0/8,127.0.0.1`;
-    /// repeatable). Default: none, so the client is the connection's peer and those headers
-    /// are ignored (anyone can send them).
+    /// Reverse proxies whose `--client-ip-header` names the client's address, as addresses
+    /// or CIDR networks (`--trusted-proxy 10.0.0.0/8,127.0.0.1`; repeatable). Default: none,
+    /// so the client is the connection's peer and forwarding headers are ignored (anyone can
+    /// send them).
     #[arg(long = "trusted-proxy", value_name = "ADDR_OR_CIDR")]
     pub(crate) trusted_proxies: Vec<keycard::http::TrustedProxies>,
+    /// The one header the trusted proxies write the client's address in, read from them
+    /// only: `x-forwarded-for` (nginx's `$proxy_add_x_forwarded_for`, HAProxy, cloud load
+    /// balancers), `forwarded` (RFC 7239), `x-real-ip`, or another name such as
+    /// `cf-connecting-ip`. No other header is read: a proxy passes the others through as
+    /// the client sent them.
+    #[arg(
+        long = "client-ip-header",
+        value_name = "NAME",
+        default_value = "x-forwarded-for"
+    )]
+    pub(crate) client_ip_header: keycard::http::ClientIpHeader,
 }
 
 impl Args {
@@ -53,13 +67,14 @@ impl Args {
         Duration::from_secs(self.session_ttl)
     }
 
-    /// Every `--trusted-proxy`, as one list.
+    /// Every `--trusted-proxy`, as one list, read through `--client-ip-header`.
     pub(crate) fn trusted_proxies(&self) -> keycard::http::TrustedProxies {
         keycard::http::TrustedProxies::new(
             self.trusted_proxies
                 .iter()
                 .flat_map(|list| list.networks().iter().copied()),
         )
+        .with_header(self.client_ip_header.clone())
     }
 }
 
@@ -68,10 +83,14 @@ pub(crate) struct Stores {
     /// Sessions.
     pub(crate) tokens: Arc<dyn TokenStore>,
     /// Users.
+    #[allow(dead_code)] // the demo apps only
     pub(crate) users: Users,
     /// Login attempts, counted where the sessions live, so that every instance over the
     /// same store shares one count.
     pub(crate) throttle: Arc<dyn Throttle>,
+    /// The user store again, as one that creates users.
+    #[allow(dead_code)] // the registering app only
+    pub(crate) registry: Registry,
     seeder: Arc<dyn SeedUser>,
 }
 
@@ -113,6 +132,7 @@ pub(crate) const EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
 impl Stores {
     /// The authenticator an app's `configure` sets up (its protocol's options), over these
     /// stores and with their throttle.
+    #[allow(dead_code)] // the demo apps only
     pub(crate) fn authenticator(
         &self,
         configure: fn(Users, Arc<dyn TokenStore>, Duration) -> AuthenticatorBuilder<Users>,
@@ -127,12 +147,6 @@ impl Stores {
     #[allow(dead_code)] // the demo apps only
     pub(crate) async fn seed_user(&self, user: UserRecord) -> Result<bool, StoreError> {
         self.seeder.seed_user(user).await
-    }
-
-    /// What adds users to these stores, for an app that registers them.
-    #[allow(dead_code)] // the registering app only
-    pub(crate) fn registry(&self) -> Arc<dyn SeedUser> {
-        Arc::clone(&self.seeder)
     }
 }
 
@@ -152,6 +166,7 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 tokens: Arc::new(MemoryTokenStore::new()),
                 users: users.clone(),
                 throttle: Arc::new(MemoryThrottle::default()),
+                registry: users.clone(),
                 seeder: users,
             })
         }
@@ -175,6 +190,7 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 tokens: Arc::new(tokens),
                 users: users.clone(),
                 throttle: Arc::new(throttle),
+                registry: users.clone(),
                 seeder: users,
             })
         }
@@ -195,6 +211,7 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 tokens: Arc::new(tokens),
                 users: users.clone(),
                 throttle: Arc::new(throttle),
+                registry: users.clone(),
                 seeder: users,
             })
         }
@@ -210,6 +227,7 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 tokens: Arc::new(tokens),
                 users: users.clone(),
                 throttle: Arc::new(throttle),
+                registry: users.clone(),
                 seeder: users,
             })
         }

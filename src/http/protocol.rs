@@ -7,6 +7,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::Response;
 use crate::authenticator::Logout;
+use crate::email::EmailRejection;
 use crate::error::Error;
 use crate::password_policy::PasswordRule;
 use crate::session::Session;
@@ -120,7 +121,10 @@ impl Protocol for SessionsApi {
                     capitalized(&field.to_string())
                 ),
             ),
+            Error::IncorrectPassword => (422, "Password is invalid".to_owned()),
+            Error::EmailTaken => (422, "Email has already been taken".to_owned()),
             Error::WeakPassword(_)
+            | Error::InvalidEmail(_)
             | Error::TooManySessions { .. }
             | Error::ReauthenticationRequired { .. } => (422, capitalized(&error.to_string())),
             Error::Throttled { .. } => (429, throttled_message(error)),
@@ -163,8 +167,9 @@ impl Protocol for LoginApi {
             Error::InputTooLong { field, max } => {
                 (400, format!("{field} is too long (maximum is {max} bytes)"))
             }
-            Error::WeakPassword(_) => (422, error.to_string()),
-            Error::TooManySessions { .. } => (409, error.to_string()),
+            Error::IncorrectPassword => (403, "Invalid password".to_owned()),
+            Error::WeakPassword(_) | Error::InvalidEmail(_) => (422, error.to_string()),
+            Error::TooManySessions { .. } | Error::EmailTaken => (409, error.to_string()),
             Error::ReauthenticationRequired { .. } => (403, error.to_string()),
             Error::Throttled { .. } => (429, throttled_message(error)),
             Error::Overloaded { .. } | Error::Store(_) => (503, UNAVAILABLE.to_owned()),
@@ -207,8 +212,12 @@ impl Protocol for StandardApi {
             Error::MalformedToken | Error::InvalidToken | Error::SessionExpired => {
                 (401, "invalid_token")
             }
+            // The session is fine; the password typed to confirm an action is not.
+            Error::IncorrectPassword => (403, "invalid_credentials"),
             Error::InputTooLong { .. } => (422, "input_too_long"),
             Error::WeakPassword(_) => (422, "weak_password"),
+            Error::InvalidEmail(_) => (422, "invalid_email"),
+            Error::EmailTaken => (409, "email_taken"),
             Error::TooManySessions { .. } => (409, "too_many_sessions"),
             Error::ReauthenticationRequired { .. } => (401, "reauthentication_required"),
             Error::Throttled { .. } => (429, "throttled"),
@@ -226,6 +235,9 @@ impl Protocol for StandardApi {
             // An RFC 9457 extension member: which rules failed, for clients to show each.
             let rules: Vec<&str> = rejection.failed().iter().map(rule_code).collect();
             body["failed_rules"] = json!(rules);
+        }
+        if let Error::InvalidEmail(rejection) = error {
+            body["email_rule"] = json!(email_rule_code(rejection));
         }
         let response =
             Response::problem_json(status, &body).with_retry_after(error.retry_after_secs());
@@ -256,6 +268,20 @@ fn rule_code(rule: &PasswordRule) -> &'static str {
         PasswordRule::TooLong { .. } => "too_long",
         PasswordRule::Common => "common",
         PasswordRule::ContainsEmail => "contains_email",
+        PasswordRule::ContainsName => "contains_name",
+        PasswordRule::ContainsServiceName => "contains_service_name",
+    }
+}
+
+/// A stable name for an email rejection, for machine-readable problem details.
+fn email_rule_code(rejection: &EmailRejection) -> &'static str {
+    match rejection {
+        EmailRejection::Empty => "empty",
+        EmailRejection::TooLong { .. } => "too_long",
+        EmailRejection::ControlCharacter => "control_character",
+        EmailRejection::NotOneAt => "not_one_at",
+        EmailRejection::ImplausibleDomain => "implausible_domain",
+        _ => "invalid_syntax",
     }
 }
 
