@@ -10,6 +10,7 @@
 //! | [`CurrentSession<U>`] | finds the token, validates it (no user lookup) |
 //! | [`LoginRequest<U>`] | the credentials (JSON or form) and the client's address |
 //! | [`LogoutRequest<U>`] | the raw token, unchecked: query, JSON body field (where the protocol puts it there), `Authorization: Bearer`, cookie |
+//! | [`Client<U>`] | the request's client address and user agent, as login computes them |
 //!
 //! Each rejects with [`AuthError`], a [`ResponseError`] whose response is the protocol's.
 //! `Option<…>` of each is `None` whenever the extractor would reject (actix-web's rule for
@@ -20,6 +21,10 @@
 //! [`HttpAuth<U>`] with [`App::app_data`](::actix_web::App::app_data) (plain, or in
 //! [`web::Data`](::actix_web::web::Data)). It is shared by every worker: each worker's
 //! `App` holds a clone of the same authenticator, stores and connection pools.
+//!
+//! Every answer keycard renders carries `Cache-Control: no-store`; your own handlers' answers
+//! do not. Wrap your authenticated routes in [`NoStore`] so that no shared cache keeps a
+//! user's data.
 //!
 //! ```
 //! use actix_web::{test, web, App};
@@ -57,13 +62,17 @@
 //! ```
 
 use std::fmt;
-use std::future::Future;
+use std::future::{ready, Future, Ready};
+use std::marker::PhantomData;
 use std::net::IpAddr;
+use std::ops::Deref;
 use std::pin::Pin;
 
 use ::actix_web::body::BoxBody;
-use ::actix_web::dev::Payload;
-use ::actix_web::http::header::{HeaderName, HeaderValue};
+use ::actix_web::dev::{
+    forward_ready, Payload, Service, ServiceRequest, ServiceResponse, Transform,
+};
+use ::actix_web::http::header::{HeaderName, HeaderValue, CACHE_CONTROL};
 use ::actix_web::http::StatusCode;
 use ::actix_web::web::{Bytes, Data};
 use ::actix_web::{FromRequest, HttpRequest, HttpResponse, Responder, ResponseError};
@@ -72,6 +81,7 @@ pub use crate::http::{CurrentSession, CurrentUser, LoginRequest, LogoutRequest};
 
 use crate::error::Error;
 use crate::http::{HttpAuth, Rejection, RequestHead, Response};
+use crate::session::ClientInfo;
 use crate::user::User;
 
 /// Why an extractor refused a request, with the protocol's answer. A [`ResponseError`]:
@@ -179,6 +189,72 @@ impl<U: User + Clone + 'static> FromRequest for CurrentSession<U> {
     }
 }
 
+/// The client of the request being handled: its address and user agent, computed exactly as
+/// [`LoginRequest`] does ([`HttpAuth::client_of`]: the connection's peer, or the address your
+/// [trusted proxies](crate::http::TrustedProxies) forwarded). Fails (500) only when no
+/// [`HttpAuth<U>`] is registered.
+///
+/// Handlers that re-verify a password (`verify_password`, `reauthenticate`,
+/// `change_password`) pass this, the *request's* client, to the core, not the address the
+/// session logged in from, so throttling and audit events name whoever is asking now.
+///
+/// ```
+/// use keycard::actix_web::{Client, CurrentSession};
+/// use keycard::UserRecord;
+///
+/// async fn whoami(me: CurrentSession<UserRecord>, client: Client<UserRecord>) -> String {
+///     let ip = client.info.ip.map_or_else(|| "-".to_owned(), |ip| ip.to_string());
+///     format!("user {} from {ip}", me.session.user_id)
+/// }
+/// ```
+pub struct Client<U> {
+    /// The client's address and user agent.
+    pub info: ClientInfo,
+    user: PhantomData<fn() -> U>,
+}
+
+impl<U> Client<U> {
+    /// The client's address and user agent.
+    pub fn into_inner(self) -> ClientInfo {
+        self.info
+    }
+}
+
+impl<U> Deref for Client<U> {
+    type Target = ClientInfo;
+
+    fn deref(&self) -> &ClientInfo {
+        &self.info
+    }
+}
+
+impl<U> Clone for Client<U> {
+    fn clone(&self) -> Self {
+        Self {
+            info: self.info.clone(),
+            user: PhantomData,
+        }
+    }
+}
+
+impl<U> fmt::Debug for Client<U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Client").field(&self.info).finish()
+    }
+}
+
+impl<U: 'static> FromRequest for Client<U> {
+    type Error = ::actix_web::Error;
+    type Future = Ready<Result<Self, ::actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(http_auth::<U>(req).map(|http| Self {
+            info: http.client_of(&Head(req)),
+            user: PhantomData,
+        }))
+    }
+}
+
 /// The body's bytes under actix-web's payload limit, or the status actix would answer.
 async fn body_bytes(req: &HttpRequest, payload: &mut Payload) -> Result<Bytes, Rejection> {
     Bytes::from_request(req, payload).await.map_err(|error| {
@@ -228,6 +304,77 @@ impl<U: User + Clone + 'static> FromRequest for LogoutRequest<U> {
             outcome
                 .await
                 .map_err(|rejection| AuthError::new(&http, rejection).into())
+        })
+    }
+}
+
+/// Middleware that adds `Cache-Control: no-store` to every answer of the app, scope or resource
+/// it wraps, unless the handler set a `Cache-Control` of its own. Wrap your authenticated
+/// routes in it, so that no browser or shared cache keeps a user's data after logout:
+/// keycard's own answers (logins, rejections) already carry it.
+///
+/// ```
+/// use actix_web::{test, web, App};
+/// use keycard::actix_web::NoStore;
+///
+/// actix_web::rt::System::new().block_on(async {
+///     let app = test::init_service(
+///         App::new().service(
+///             web::scope("/api")
+///                 .wrap(NoStore)
+///                 .route("/budgets", web::get().to(|| async { "[]" })),
+///         ),
+///     )
+///     .await;
+///     let reply = test::call_service(&app, test::TestRequest::get().uri("/api/budgets").to_request()).await;
+///     assert_eq!(reply.headers().get("cache-control").unwrap(), "no-store");
+/// });
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoStore;
+
+/// The service [`NoStore`] wraps around yours.
+#[derive(Debug)]
+pub struct NoStoreService<S> {
+    inner: S,
+}
+
+impl<S, B> Transform<S, ServiceRequest> for NoStore
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = ::actix_web::Error>,
+    S::Future: 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = ::actix_web::Error;
+    type Transform = NoStoreService<S>;
+    type InitError = ();
+    type Future = Ready<Result<NoStoreService<S>, ()>>;
+
+    fn new_transform(&self, inner: S) -> Self::Future {
+        ready(Ok(NoStoreService { inner }))
+    }
+}
+
+impl<S, B> Service<ServiceRequest> for NoStoreService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = ::actix_web::Error>,
+    S::Future: 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = ::actix_web::Error;
+    type Future = LocalFuture<ServiceResponse<B>>;
+
+    forward_ready!(inner);
+
+    fn call(&self, request: ServiceRequest) -> Self::Future {
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let mut response = answer.await?;
+            let headers = response.headers_mut();
+            if !headers.contains_key(CACHE_CONTROL) {
+                headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            }
+            Ok(response)
         })
     }
 }

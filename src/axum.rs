@@ -12,6 +12,7 @@
 //! | `Option<CurrentUser<U>>`, `Option<CurrentSession<U>>` | `None` when the request carries no token | [`AuthRejection`] for a bad token or a store that is down |
 //! | [`LoginRequest<U>`] | reads the credentials (JSON or form) and the client's address | [`AuthRejection`] (400/413/415/422) |
 //! | [`LogoutRequest<U>`] | finds the raw token, in the body too where the protocol puts it there | [`AuthRejection`] |
+//! | [`Client<U>`] | the request's client address and user agent, as login computes them | never |
 //! | [`Json`], [`Form`], [`Query`] | axum's, with rejections in the protocol's shape | [`Response`] |
 //!
 //! `U` is your user type. The only state the auth extractors need is
@@ -48,6 +49,11 @@
 //! # let _ = app;
 //! ```
 //!
+//! # Caching
+//! Every answer keycard renders carries `Cache-Control: no-store`; your own handlers' answers
+//! do not. Add [`no_store()`] to the authenticated routes so that no shared cache keeps a
+//! user's data: `.route_layer(keycard::axum::no_store())`.
+//!
 //! The client's address is the connection's peer: serve with
 //! `into_make_service_with_connect_info::<SocketAddr>()`, or login throttling has no address
 //! to key by.
@@ -71,7 +77,10 @@
 //! ```
 
 use std::fmt;
+use std::future::{ready, Ready};
+use std::marker::PhantomData;
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -79,7 +88,8 @@ use axum::extract::{
     ConnectInfo, FromRef, FromRequest, FromRequestParts, OptionalFromRequestParts, Request, State,
 };
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{map_response, MapResponseLayer};
 use axum::response::IntoResponse;
 use axum::Router;
 use serde::de::DeserializeOwned;
@@ -89,6 +99,7 @@ pub use crate::http::{CurrentSession, CurrentUser, LoginRequest, LogoutRequest};
 use crate::error::Error;
 use crate::http::http1::{to_http, HttpHead};
 use crate::http::{HttpAuth, Protocol, Rejection, Response};
+use crate::session::ClientInfo;
 use crate::user::User;
 
 /// Why an extractor refused a request, with the protocol to render it. Its
@@ -249,6 +260,80 @@ where
     }
 }
 
+/// The client of the request being handled: its address and user agent, computed exactly as
+/// [`LoginRequest`] does ([`HttpAuth::client_of`]: the connection's peer from `ConnectInfo`,
+/// or the address your [trusted proxies](crate::http::TrustedProxies) forwarded). Never
+/// rejects: without `ConnectInfo` the address is `None`.
+///
+/// Handlers that re-verify a password (`verify_password`, `reauthenticate`,
+/// `change_password`) pass this, the *request's* client, to the core, not the address the
+/// session logged in from, so throttling and audit events name whoever is asking now. `U` is
+/// the user type of your [`HttpAuth<U>`] (the state it is read from).
+///
+/// ```
+/// use keycard::axum::{Client, CurrentSession};
+/// use keycard::UserRecord;
+///
+/// async fn whoami(me: CurrentSession<UserRecord>, client: Client<UserRecord>) -> String {
+///     let ip = client.info.ip.map_or_else(|| "-".to_owned(), |ip| ip.to_string());
+///     format!("user {} from {ip}", me.session.user_id)
+/// }
+/// ```
+pub struct Client<U> {
+    /// The client's address and user agent.
+    pub info: ClientInfo,
+    user: PhantomData<fn() -> U>,
+}
+
+impl<U> Client<U> {
+    /// The client's address and user agent.
+    pub fn into_inner(self) -> ClientInfo {
+        self.info
+    }
+}
+
+impl<U> Deref for Client<U> {
+    type Target = ClientInfo;
+
+    fn deref(&self) -> &ClientInfo {
+        &self.info
+    }
+}
+
+impl<U> Clone for Client<U> {
+    fn clone(&self) -> Self {
+        Self {
+            info: self.info.clone(),
+            user: PhantomData,
+        }
+    }
+}
+
+impl<U> fmt::Debug for Client<U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Client").field(&self.info).finish()
+    }
+}
+
+impl<S, U> FromRequestParts<S> for Client<U>
+where
+    S: Send + Sync,
+    HttpAuth<U>: FromRef<S>,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<Self, std::convert::Infallible> {
+        let http = HttpAuth::<U>::from_ref(state);
+        Ok(Self {
+            info: http.client_of(&head(parts)),
+            user: PhantomData,
+        })
+    }
+}
+
 /// The body's bytes, or the status axum would answer (413 over the body limit).
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Rejection> {
     Bytes::from_request(req, state)
@@ -358,6 +443,48 @@ where
     }
 }
 
+/// The layer [`no_store()`] returns: a [`MapResponseLayer`] that adds
+/// `Cache-Control: no-store`.
+pub type NoStoreLayer =
+    MapResponseLayer<fn(axum::response::Response) -> Ready<axum::response::Response>, (), ()>;
+
+/// A layer that adds `Cache-Control: no-store` to every answer of the routes it wraps, unless
+/// the handler set a `Cache-Control` of its own. Put it on your authenticated routes, so that
+/// no browser or shared cache keeps a user's data after logout: keycard's own answers
+/// (logins, rejections) already carry it.
+///
+/// ```
+/// use axum::routing::get;
+/// use axum::Router;
+/// use keycard::axum::CurrentUser;
+/// use keycard::http::{HttpAuth, StandardApi};
+/// use keycard::{Authenticator, MemoryTokenStore, MemoryUserStore, UserRecord};
+///
+/// async fn me(me: CurrentUser<UserRecord>) -> String {
+///     me.user.email
+/// }
+///
+/// let auth = Authenticator::builder(MemoryUserStore::<UserRecord>::new(), MemoryTokenStore::new()).build();
+/// let app: Router = Router::new()
+///     .route("/me", get(me))
+///     // Every route above this line answers with `Cache-Control: no-store`.
+///     .route_layer(keycard::axum::no_store())
+///     .with_state(HttpAuth::new(auth, StandardApi));
+/// # let _ = app;
+/// ```
+pub fn no_store() -> NoStoreLayer {
+    map_response(add_no_store as fn(_) -> _)
+}
+
+/// Adds `Cache-Control: no-store` unless the response has a `Cache-Control`.
+fn add_no_store(mut response: axum::response::Response) -> Ready<axum::response::Response> {
+    let headers = response.headers_mut();
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    ready(response)
+}
+
 /// Fallback handler for unknown routes: 404 in the protocol's shape.
 pub async fn not_found(State(protocol): State<Arc<dyn Protocol>>) -> Response {
     protocol.rejection(404, "Not found")
@@ -383,8 +510,6 @@ where
 
 #[cfg(test)]
 mod tests {
-    use axum::http::header;
-
     use super::*;
 
     #[test]

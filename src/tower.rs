@@ -24,6 +24,10 @@
 //! # let _ = app;
 //! ```
 //!
+//! Every answer to a request the layer let through gets `Cache-Control: no-store` unless the
+//! inner service set a `Cache-Control` of its own, so that no browser or shared cache keeps a
+//! user's data; the layer's own rejections carry it too.
+//!
 //! The response body type of the inner service must be buildable from a `String`
 //! (`axum::body::Body`, `http_body_util::Full<Bytes>`, `String` all are), so the layer can
 //! answer a rejection itself.
@@ -127,7 +131,15 @@ where
                     if let Some(me) = me {
                         extensions.insert::<Authenticated<U>>(me);
                     }
-                    inner.call(request).await
+                    let mut response = inner.call(request).await?;
+                    let headers = response.headers_mut();
+                    if !headers.contains_key(http::header::CACHE_CONTROL) {
+                        headers.insert(
+                            http::header::CACHE_CONTROL,
+                            http::HeaderValue::from_static("no-store"),
+                        );
+                    }
+                    Ok(response)
                 }
                 Err(rejection) => Ok(to_http(http.render(&rejection))),
             }

@@ -3,7 +3,7 @@
 use actix_web::guard;
 use actix_web::web::{self, Data, PayloadConfig, ServiceConfig};
 use actix_web::HttpRequest;
-use keycard::actix_web::{CurrentUser, LoginRequest, LogoutRequest};
+use keycard::actix_web::{CurrentUser, LoginRequest, LogoutRequest, NoStore};
 use keycard::http::Response;
 use keycard::UserRecord;
 
@@ -19,11 +19,21 @@ pub(crate) fn configure(api: Api) -> impl Fn(&mut ServiceConfig) + Clone + Send 
             .app_data(PayloadConfig::new(BODY_LIMIT))
             .service(resource("/api/sessions").route(web::post().to(login)))
             .service(resource("/api/sessions/sign_out").route(web::patch().to(logout)))
-            .service(resource("/api/budgets").route(get_or_head().to(budgets)))
-            .service(resource("/api/expenses").route(get_or_head().to(expenses)))
+            // The authenticated routes: `NoStore`, so that no cache keeps a user's data.
+            .service(
+                resource("/api/budgets")
+                    .route(get_or_head().to(budgets))
+                    .wrap(NoStore),
+            )
+            .service(
+                resource("/api/expenses")
+                    .route(get_or_head().to(expenses))
+                    .wrap(NoStore),
+            )
             .service(
                 resource("/api/budgets/show_all_expenses.json")
-                    .route(get_or_head().to(show_all_expenses)),
+                    .route(get_or_head().to(show_all_expenses))
+                    .wrap(NoStore),
             )
             .default_service(web::to(not_found));
     }

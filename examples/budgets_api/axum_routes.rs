@@ -15,14 +15,16 @@ use super::app::{Api, BODY_LIMIT};
 /// a 413 above [`BODY_LIMIT`].
 pub(crate) fn router(api: Api) -> Router {
     let routes = Router::new()
-        .route("/api/sessions", post(login))
-        .route("/api/sessions/sign_out", patch(logout))
         .route("/api/budgets", get(budgets))
         .route("/api/expenses", get(expenses))
         .route(
             "/api/budgets/show_all_expenses.json",
             get(show_all_expenses),
-        );
+        )
+        // The authenticated routes above: no cache keeps a user's data.
+        .route_layer(keycard::axum::no_store())
+        .route("/api/sessions", post(login))
+        .route("/api/sessions/sign_out", patch(logout));
     keycard::axum::json_fallbacks(routes)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(api)

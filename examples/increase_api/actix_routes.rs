@@ -2,7 +2,7 @@
 
 use actix_web::guard;
 use actix_web::web::{self, Data, PayloadConfig, ServiceConfig};
-use keycard::actix_web::{CurrentUser, LoginRequest, LogoutRequest};
+use keycard::actix_web::{CurrentUser, LoginRequest, LogoutRequest, NoStore};
 use keycard::http::Response;
 use keycard::UserRecord;
 
@@ -18,7 +18,12 @@ pub(crate) fn configure(api: Api) -> impl Fn(&mut ServiceConfig) + Clone + Send 
             .app_data(PayloadConfig::new(BODY_LIMIT))
             .service(resource("/login").route(web::post().to(login)))
             .service(resource("/logout").route(web::delete().to(logout)))
-            .service(resource("/client").route(get_or_head().to(client)))
+            // The authenticated route: `NoStore`, so that no cache keeps a user's data.
+            .service(
+                resource("/client")
+                    .route(get_or_head().to(client))
+                    .wrap(NoStore),
+            )
             .default_service(web::to(not_found));
     }
 }

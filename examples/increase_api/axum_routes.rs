@@ -15,9 +15,11 @@ use super::app::{Api, BODY_LIMIT};
 /// a 413 above [`BODY_LIMIT`].
 pub(crate) fn router(api: Api) -> Router {
     let routes = Router::new()
+        .route("/client", get(client))
+        // The authenticated route above: no cache keeps a user's data.
+        .route_layer(keycard::axum::no_store())
         .route("/login", post(login))
-        .route("/logout", delete(logout))
-        .route("/client", get(client));
+        .route("/logout", delete(logout));
     keycard::axum::json_fallbacks(routes)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(api)

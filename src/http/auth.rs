@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::cookie::{not_cross_site, same_origin_or_safe};
+use super::cookie::{not_cross_site, same_origin_or_safe, WebOrigin};
 use super::{
     render_error, CredentialFields, Credentials, Protocol, Rejection, RequestHead, Response,
     SessionCookie, SessionToken, TokenOrigin, TokenSource, TrustedProxies,
 };
+use crate::audit::limiter::FailureLimiter;
 use crate::authenticator::{Authenticated, Authenticator, Login, LoginOptions, Logout};
 use crate::error::{Error, Result};
 use crate::session::{ClientInfo, Session};
@@ -47,6 +48,8 @@ struct Inner<U> {
     proxies: TrustedProxies,
     credentials: CredentialFields,
     cookie: Option<SessionCookie>,
+    /// Rate-limits the `tokens.invalid` audit event.
+    token_failures: Arc<FailureLimiter>,
 }
 
 impl<U: User + Clone + 'static> HttpAuth<U> {
@@ -66,6 +69,7 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
                 proxies: TrustedProxies::none(),
                 credentials: CredentialFields::default(),
                 cookie: None,
+                token_failures: Arc::default(),
             }),
         }
     }
@@ -115,6 +119,7 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
             proxies: shared.proxies.clone(),
             credentials: shared.credentials.clone(),
             cookie: shared.cookie.clone(),
+            token_failures: Arc::clone(&shared.token_failures),
         });
         change(&mut inner);
         Self {
@@ -135,7 +140,11 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         let token = self
             .find_token(request)?
             .ok_or(Rejection::Auth(Error::MissingToken))?;
-        self.validate_token(&token).await
+        let outcome = self.validate_token(&token).await;
+        if let Err(rejection) = &outcome {
+            self.note_token_failure(request, rejection);
+        }
+        outcome
     }
 
     /// Finds the request's token and validates it without a user lookup
@@ -150,7 +159,11 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         let token = self
             .find_token(request)?
             .ok_or(Rejection::Auth(Error::MissingToken))?;
-        self.validate_session_token(&token).await
+        let outcome = self.validate_session_token(&token).await;
+        if let Err(rejection) = &outcome {
+            self.note_token_failure(request, rejection);
+        }
+        outcome
     }
 
     /// Validates a token already found.
@@ -263,7 +276,8 @@ impl<U> HttpAuth<U> {
         request: &(impl RequestHead + ?Sized),
         token: &SessionToken,
     ) -> Result<(), Rejection> {
-        if token.origin() == TokenOrigin::Cookie && !same_origin_or_safe(request) {
+        if token.origin() == TokenOrigin::Cookie && !same_origin_or_safe(request, self.secure()) {
+            self.note_cross_site(request, "cookie_token");
             return Err(Rejection::CrossSite);
         }
         Ok(())
@@ -279,10 +293,56 @@ impl<U> HttpAuth<U> {
         &self,
         request: &(impl RequestHead + ?Sized),
     ) -> Result<(), Rejection> {
-        if self.inner.cookie.is_some() && !not_cross_site(request) {
+        if self.inner.cookie.is_some() && !not_cross_site(request, self.secure()) {
+            self.note_cross_site(request, "login");
             return Err(Rejection::CrossSite);
         }
         Ok(())
+    }
+
+    /// Whether the app is served over HTTPS, as far as the origin checks go: yes unless the
+    /// session cookie is not `Secure` (see [`SessionCookie`]).
+    fn secure(&self) -> bool {
+        self.inner
+            .cookie
+            .as_ref()
+            .map_or(true, SessionCookie::is_secure)
+    }
+
+    /// Logs the `csrf.refused` audit event: the client, the method and the reported origin,
+    /// never a cookie or a token.
+    fn note_cross_site(&self, request: &(impl RequestHead + ?Sized), check: &str) {
+        let reported = request
+            .header("origin")
+            .or_else(|| request.header("referer"));
+        let origin = match reported.map(|value| WebOrigin::parse(value.trim())) {
+            None => "-".to_owned(),
+            Some(None) => "invalid".to_owned(),
+            Some(Some(origin)) => origin.to_string(),
+        };
+        let method = request.method();
+        let method = if method.len() <= 16 && method.bytes().all(|b| b.is_ascii_alphabetic()) {
+            method
+        } else {
+            "other"
+        };
+        crate::audit::csrf_refused(check, method, &origin, self.client_of(request).ip);
+    }
+
+    /// Counts a malformed, invalid or expired token for the `tokens.invalid` audit event,
+    /// and logs the event when its rate limit allows (see [`crate::audit`]).
+    fn note_token_failure(&self, request: &(impl RequestHead + ?Sized), rejection: &Rejection) {
+        if !matches!(
+            rejection.error(),
+            Some(Error::MalformedToken | Error::InvalidToken | Error::SessionExpired)
+        ) {
+            return;
+        }
+        let ip = self.client_of(request).ip;
+        let now = tokio::time::Instant::now().into_std();
+        if let Some(count) = self.inner.token_failures.record(ip, now) {
+            crate::audit::tokens_invalid(count, ip);
+        }
     }
 
     /// The protocol.

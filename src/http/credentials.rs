@@ -9,8 +9,8 @@ use zeroize::Zeroizing;
 
 use super::Rejection;
 
-/// A login body: the login name (an email) and the password. `Debug` redacts the password,
-/// which is zeroized on drop.
+/// A login body: the login name (an email) and the password. `Debug` redacts both (users
+/// type passwords into the email field by mistake); the password is zeroized on drop.
 ///
 /// It deserializes (with serde, from JSON or a form) from an object with string fields `email`
 /// and `password`; other fields are ignored, and anything else, an array included, is an
@@ -23,7 +23,8 @@ use super::Rejection;
 /// let fields = CredentialFields::new("username", "passphrase");
 /// let c = fields.from_json(br#"{"username":"ann","passphrase":"pw"}"#).unwrap();
 /// assert_eq!((c.login.as_str(), c.password.as_str()), ("ann", "pw"));
-/// assert!(!format!("{c:?}").contains("pw"));
+/// let shown = format!("{c:?}");
+/// assert!(!shown.contains("pw") && !shown.contains("ann"));
 /// ```
 #[derive(Clone)]
 #[non_exhaustive]
@@ -224,7 +225,7 @@ impl<'de> Deserialize<'de> for Flag {
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")
-            .field("login", &self.login)
+            .field("login", &"[redacted]")
             .field("password", &"[redacted]")
             .field("remember_me", &self.remember_me)
             .finish()
@@ -270,6 +271,18 @@ mod tests {
             (b"{\"\xff\":1}", 400),
         ] {
             assert_eq!(status(fields.from_json(bad)), code, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn debug_shows_neither_the_login_nor_the_password() {
+        let c = CredentialFields::default()
+            .from_json(br#"{"email":"typed-my-secret","password":"hunter2"}"#)
+            .expect("an object");
+        for shown in [format!("{c:?}"), format!("{c:#?}")] {
+            assert!(!shown.contains("typed-my-secret"), "{shown}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(shown.contains("[redacted]"), "{shown}");
         }
     }
 
