@@ -1,16 +1,18 @@
 //! The client's address behind trusted proxies: `TrustedProxies::client_ip` over an arbitrary
-//! peer, trusted-proxy list and `Forwarded` / `X-Forwarded-For` header lines.
+//! peer, trusted-proxy list and `Forwarded` / `X-Forwarded-For` header lines, read as each
+//! kind of client-address header (`Forwarded` lines as `Forwarded`, the others as
+//! `X-Forwarded-For`, `X-Real-IP` and a named header).
 //!
 //! Invariants: never panics; with no trusted proxies, or from a peer that is not trusted, the
 //! result is the peer (IPv4-mapped IPv6 read as IPv4, as documented); otherwise it is the peer
-//! or an address that literally appears in the headers; `client_info` agrees with
-//! `client_ip`; a proxy list's `Debug` parses back to the same list.
+//! or an address that literally appears in the lines of the header read; `client_info` agrees
+//! with `client_ip`; a proxy list's `Debug` parses back to the same list.
 #![no_main]
 
 use std::net::{IpAddr, SocketAddr};
 
 use arbitrary::Arbitrary;
-use keycard::http::TrustedProxies;
+use keycard::http::{ClientIpHeader, TrustedProxies};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]
@@ -87,13 +89,12 @@ fn addresses_in(lines: &[String]) -> Vec<IpAddr> {
 fuzz_target!(|input: Input| {
     let forwarded: Vec<String> = input.forwarded.iter().map(|p| render(p)).collect();
     let x_forwarded_for: Vec<String> = input.x_forwarded_for.iter().map(|p| render(p)).collect();
-    let fwd = || forwarded.iter().map(String::as_str);
     let xff = || x_forwarded_for.iter().map(String::as_str);
     let peer = input.peer.to_canonical();
 
     // No trusted proxy: the headers never matter.
     let none = TrustedProxies::none();
-    assert_eq!(none.client_ip(input.peer, fwd(), xff()), peer);
+    assert_eq!(none.client_ip(input.peer, xff()), peer);
 
     let mut list: Vec<String> = input
         .nets
@@ -113,19 +114,27 @@ fuzz_target!(|input: Input| {
         .expect("Debug parses back");
     assert_eq!(reparsed, proxies);
 
-    let client = proxies.client_ip(input.peer, fwd(), xff());
-    if !proxies.trusts(input.peer) {
-        assert_eq!(client, peer, "headers believed from an untrusted peer");
+    let named: ClientIpHeader = "cf-connecting-ip".parse().expect("a header name");
+    for (header, lines) in [
+        (ClientIpHeader::XForwardedFor, &x_forwarded_for),
+        (ClientIpHeader::Forwarded, &forwarded),
+        (ClientIpHeader::XRealIp, &x_forwarded_for),
+        (named, &x_forwarded_for),
+    ] {
+        let proxies = proxies.clone().with_header(header);
+        let values = || lines.iter().map(String::as_str);
+        let client = proxies.client_ip(input.peer, values());
+        if !proxies.trusts(input.peer) {
+            assert_eq!(client, peer, "headers believed from an untrusted peer");
+        }
+        assert_eq!(client, client.to_canonical());
+        if client != peer {
+            assert!(
+                addresses_in(lines).contains(&client),
+                "{client} is neither the peer {peer} nor in the header {lines:?}"
+            );
+        }
+        let info = proxies.client_info(Some(input.peer), values(), None);
+        assert_eq!(info.ip, Some(client));
     }
-    assert_eq!(client, client.to_canonical());
-    if client != peer {
-        let mut lines = forwarded.clone();
-        lines.extend(x_forwarded_for.iter().cloned());
-        assert!(
-            addresses_in(&lines).contains(&client),
-            "{client} is neither the peer {peer} nor in the headers {lines:?}"
-        );
-    }
-    let info = proxies.client_info(Some(input.peer), fwd(), xff(), None);
-    assert_eq!(info.ip, Some(client));
 });

@@ -56,7 +56,7 @@ mod response;
 mod token_source;
 
 pub use auth::HttpAuth;
-pub use client_ip::{InvalidProxy, TrustedProxies};
+pub use client_ip::{ClientIpHeader, InvalidClientIpHeader, InvalidProxy, TrustedProxies};
 pub use cookie::{SameSite, SessionCookie};
 pub use credentials::{CredentialFields, Credentials};
 pub use extract::{CurrentSession, CurrentUser, LoginRequest, LogoutRequest};

@@ -60,13 +60,12 @@ pub trait RequestHead {
 
 impl TrustedProxies {
     /// The client's address and user agent for this request: the peer, or the address the
-    /// forwarding headers name when the peer is a trusted proxy (see
-    /// [`client_info`](Self::client_info)).
+    /// configured [`header`](Self::header) names (every line of it, and no other header)
+    /// when the peer is a trusted proxy (see [`client_info`](Self::client_info)).
     pub fn client_of(&self, request: &(impl RequestHead + ?Sized)) -> ClientInfo {
         self.client_info(
             request.peer_ip(),
-            request.header_values("forwarded"),
-            request.header_values("x-forwarded-for"),
+            request.header_values(self.header().name()),
             request.header("user-agent"),
         )
     }
