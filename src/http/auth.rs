@@ -330,8 +330,13 @@ impl<U> HttpAuth<U> {
     }
 
     /// Counts a malformed, invalid or expired token for the `tokens.invalid` audit event,
-    /// and logs the event when its rate limit allows (see [`crate::audit`]).
-    fn note_token_failure(&self, request: &(impl RequestHead + ?Sized), rejection: &Rejection) {
+    /// and logs the event when its rate limit allows (see [`crate::audit`]). For the
+    /// neutral layer's paths that validate a token found by hand (`optional_user`, ...).
+    pub(super) fn note_token_failure(
+        &self,
+        request: &(impl RequestHead + ?Sized),
+        rejection: &Rejection,
+    ) {
         if !matches!(
             rejection.error(),
             Some(Error::MalformedToken | Error::InvalidToken | Error::SessionExpired)
