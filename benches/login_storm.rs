@@ -13,6 +13,16 @@
 //!
 //! Logins that fail with anything other than `InvalidCredentials` (for example a full login
 //! queue) are counted per error kind, not treated as a failure of the benchmark.
+//!
+//! Then, with every default of the authenticator (admission by expected wait):
+//!
+//! - `burst`: 40 logins with the right password from 40 addresses at the same instant: how
+//!   many get in at the first try, and the slowest;
+//! - `storm`: 3,000 concurrent wrong-password logins from 3,000 addresses: how many are
+//!   shed with `Overloaded` (HTTP 503), how fast a refusal comes, its `Retry-After`, and the
+//!   peak RSS against `base + max_concurrent_hashes × m_cost`;
+//! - `flood`: one address registering as fast as 80 tasks can for 4 s while 25 logins come
+//!   from other addresses: what each side gets.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -41,7 +51,7 @@ fn main() {
         }
         None => {
             let exe = std::env::current_exe().expect("path of the benchmark executable");
-            for variant in ["pooled", "fresh"] {
+            for variant in ["pooled", "fresh", "burst", "storm", "flood"] {
                 let status = Command::new(&exe)
                     .args(["--variant", variant])
                     .status()
@@ -53,6 +63,12 @@ fn main() {
 }
 
 fn run_variant(variant: &str) {
+    match variant {
+        "burst" => return burst(),
+        "storm" => return storm(),
+        "flood" => return flood(),
+        _ => {}
+    }
     let hasher = Argon2Hasher::default();
     let m_cost_kib = u64::from(hasher.params().m_cost());
     let users = MemoryUserStore::new();
@@ -224,4 +240,196 @@ impl PasswordHasher for FreshAllocHasher {
         self.dummy
             .get_or_init(|| self.hash(&rand::random::<[u8; 32]>()).expect("dummy hash"))
     }
+}
+
+/// The default authenticator over memory stores with Ann registered, the pool warmed by one
+/// login (a running server has hashed before), and a multi-threaded runtime.
+fn defaults() -> (
+    tokio::runtime::Runtime,
+    Authenticator<MemoryUserStore<UserRecord>>,
+) {
+    let auth = Authenticator::builder(MemoryUserStore::new(), MemoryTokenStore::new()).build();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async {
+        let me = ClientInfo::none().with_ip(ip(0));
+        auth.register(EMAIL, PASSWORD, &me).await.expect("register");
+        auth.login(EMAIL, PASSWORD, me)
+            .await
+            .expect("warm-up login");
+    });
+    (rt, auth)
+}
+
+/// The `n`th distinct client address (10.0.0.0/8).
+fn ip(n: u32) -> std::net::IpAddr {
+    std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + n))
+}
+
+/// A latency in milliseconds, to one decimal.
+fn ms(d: std::time::Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// The `q`-quantile of sorted durations.
+fn quantile(sorted: &[std::time::Duration], q: f64) -> std::time::Duration {
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted.get(i).copied().unwrap_or_default()
+}
+
+fn burst() {
+    const CLIENTS: u32 = 40;
+    let (rt, auth) = defaults();
+    let results = rt.block_on(async {
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(CLIENTS as usize));
+        let tasks: Vec<_> = (1..=CLIENTS)
+            .map(|n| {
+                let (auth, start) = (auth.clone(), start.clone());
+                tokio::spawn(async move {
+                    start.wait().await;
+                    let began = Instant::now();
+                    let outcome = auth
+                        .login(EMAIL, PASSWORD, ClientInfo::none().with_ip(ip(n)))
+                        .await
+                        .map(|_| ());
+                    (outcome, began.elapsed())
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.expect("login task"));
+        }
+        results
+    });
+    let ok = results.iter().filter(|(r, _)| r.is_ok()).count();
+    let slowest = results.iter().map(|(_, d)| *d).max().unwrap_or_default();
+    let mut refused = BTreeMap::<String, usize>::new();
+    for (result, _) in &results {
+        if let Err(e) = result {
+            *refused.entry(error_kind(e)).or_default() += 1;
+        }
+    }
+    println!(
+        "[burst] {CLIENTS} simultaneous logins from {CLIENTS} addresses (hash estimate after warm-up: one login): {ok}/{CLIENTS} in at the first try, slowest {}, refused {refused:?}",
+        ms(slowest)
+    );
+}
+
+fn storm() {
+    const CLIENTS: u32 = 3_000;
+    let (rt, auth) = defaults();
+    let m_cost_kib = u64::from(Argon2Hasher::default().params().m_cost());
+    let permits = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let base = status_kib("VmRSS");
+    let began = Instant::now();
+    let results = rt.block_on(async {
+        let tasks: Vec<_> = (1..=CLIENTS)
+            .map(|n| {
+                let auth = auth.clone();
+                tokio::spawn(async move {
+                    let began = Instant::now();
+                    let outcome = auth
+                        .login(EMAIL, "a wrong guess", ClientInfo::none().with_ip(ip(n)))
+                        .await
+                        .map(|_| ());
+                    (outcome, began.elapsed())
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.expect("login task"));
+        }
+        results
+    });
+    let elapsed = began.elapsed();
+    let peak = status_kib("VmHWM");
+    let mut shed: Vec<_> = results
+        .iter()
+        .filter(|(r, _)| matches!(r, Err(Error::Overloaded { .. })))
+        .map(|(_, d)| *d)
+        .collect();
+    shed.sort();
+    let retry_after: std::collections::BTreeSet<u64> = results
+        .iter()
+        .filter_map(|(r, _)| r.as_ref().err().and_then(Error::retry_after_secs))
+        .collect();
+    let mut kinds = BTreeMap::<String, usize>::new();
+    for (result, _) in &results {
+        let kind = match result {
+            Ok(()) => "Ok".to_owned(),
+            Err(e) => error_kind(e),
+        };
+        *kinds.entry(kind).or_default() += 1;
+    }
+    let bound = base + permits as u64 * m_cost_kib;
+    println!("[storm] {CLIENTS} concurrent wrong-password logins from {CLIENTS} addresses, every default ({permits} hashing permits): {:.2} s, outcomes {kinds:?}", elapsed.as_secs_f64());
+    println!(
+        "[storm] 503 (Overloaded) answered in: p50 {}, p99 {}, max {}; Retry-After values (s): {retry_after:?}",
+        ms(quantile(&shed, 0.5)),
+        ms(quantile(&shed, 0.99)),
+        ms(shed.last().copied().unwrap_or_default())
+    );
+    println!(
+        "[storm] RSS base {}, peak {}, bound base + {permits} × m_cost = {} -> {}",
+        mib(base),
+        mib(peak),
+        mib(bound),
+        if peak <= bound { "within" } else { "EXCEEDED" }
+    );
+}
+
+fn flood() {
+    const FLOODERS: usize = 80;
+    let (rt, auth) = defaults();
+    let (created, refused, other, victim_ok) = rt.block_on(async {
+        let deadline = Instant::now() + std::time::Duration::from_secs(4);
+        let attacker = ClientInfo::none().with_ip(ip(9));
+        let tasks: Vec<_> = (0..FLOODERS)
+            .map(|worker| {
+                let (auth, attacker) = (auth.clone(), attacker.clone());
+                tokio::spawn(async move {
+                    let mut counts = [0usize; 3];
+                    let mut n = 0;
+                    while Instant::now() < deadline {
+                        let email = format!("flood-{worker}-{n}@example.com");
+                        let slot = match auth
+                            .register(&email, "a perfectly fine passphrase", &attacker)
+                            .await
+                        {
+                            Ok(_) => 0,
+                            Err(Error::Throttled { .. }) => 1,
+                            Err(_) => 2,
+                        };
+                        counts[slot] += 1;
+                        n += 1;
+                        tokio::task::yield_now().await;
+                    }
+                    counts
+                })
+            })
+            .collect();
+        let mut victim_ok = 0;
+        for n in 0..25 {
+            let from = ClientInfo::none().with_ip(ip(100 + n));
+            if auth.login(EMAIL, PASSWORD, from).await.is_ok() {
+                victim_ok += 1;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+        }
+        let mut totals = [0usize; 3];
+        for task in tasks {
+            let counts = task.await.expect("flood task");
+            for (total, count) in totals.iter_mut().zip(counts) {
+                *total += count;
+            }
+        }
+        (totals[0], totals[1], totals[2], victim_ok)
+    });
+    println!(
+        "[flood] one address, {FLOODERS} tasks registering for 4 s: {created} created, {refused} throttled (429), {other} other; 25 logins from other addresses meanwhile: {victim_ok}/25 in at the first try"
+    );
 }

@@ -261,7 +261,10 @@ impl<U: UserRegistry> Authenticator<U> {
             return Ok(());
         };
         let key = RateKey::ip("register", ip);
-        match throttle.hit(&key, inner.registration_limit, self.now()).await {
+        match throttle
+            .hit(&key, inner.registration_limit, self.now())
+            .await
+        {
             Ok(Admission::Allowed(_)) => Ok(()),
             Ok(Admission::Refused { retry_after, .. }) => Err(Error::Throttled { retry_after }),
             Err(error) => match inner.throttle_outage {

@@ -41,7 +41,9 @@ async fn start() -> Server {
     let accounts = app::Accounts::new(auth, SessionCookie::default(), TrustedProxies::none());
     let server = Server::start(app::router(accounts)).await;
     let body = json!({ "email": ANN, "password": ANN_PASSWORD }).to_string();
-    let reply = server.json_from(addr(250), "POST", "/register", &body).await;
+    let reply = server
+        .json_from(addr(250), "POST", "/register", &body)
+        .await;
     assert_eq!(reply.status, 201, "{reply:?}");
     server
 }
@@ -125,10 +127,7 @@ async fn a_registration_flood_from_one_address_is_429_and_logins_from_others_suc
     );
     assert_eq!(flood.get(503), 0, "the flood never gets the shared 503");
     assert!(created <= 20, "at most the registration limit: {created}");
-    assert!(
-        refused + created == flood.total(),
-        "everything else is 429"
-    );
+    assert!(refused + created == flood.total(), "everything else is 429");
 }
 
 /// 40 logins from 40 addresses at the same instant on a 2-core machine all get in at the
@@ -138,7 +137,10 @@ async fn a_registration_flood_from_one_address_is_429_and_logins_from_others_suc
 async fn forty_simultaneous_logins_from_forty_addresses_all_get_in_at_the_first_try() {
     let server = Arc::new(start().await);
     // One login first, as a running server has had: the pool learns what a hash costs.
-    assert_eq!(login_from(&server, addr(200), ANN_PASSWORD).await.status, 200);
+    assert_eq!(
+        login_from(&server, addr(200), ANN_PASSWORD).await.status,
+        200
+    );
     let start = Arc::new(tokio::sync::Barrier::new(40));
     let mut tasks = Vec::new();
     for n in 0..40u8 {
@@ -184,5 +186,8 @@ async fn a_stolen_token_reverifying_from_elsewhere_cannot_lock_the_owner_out() {
     assert_eq!(&statuses[..10], &[403; 10], "{statuses:?}");
     assert_eq!(&statuses[10..], &[429; 2], "{statuses:?}");
     let owner = login_from(&server, addr(40), ANN_PASSWORD).await;
-    assert_eq!(owner.status, 200, "the owner's address is not locked: {owner:?}");
+    assert_eq!(
+        owner.status, 200,
+        "the owner's address is not locked: {owner:?}"
+    );
 }

@@ -99,7 +99,8 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         })
     }
 
-    /// The reverse proxies whose `Forwarded` / `X-Forwarded-For` headers are believed.
+    /// The reverse proxies whose client-address header (the one
+    /// [`TrustedProxies::with_header`] names, `X-Forwarded-For` by default) is believed.
     #[must_use]
     pub fn with_trusted_proxies(self, proxies: TrustedProxies) -> Self {
         self.map(|inner| inner.proxies = proxies)

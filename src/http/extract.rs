@@ -107,7 +107,9 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         let Some(token) = self.find_token(request)? else {
             return Ok(None);
         };
-        let me = self.validate_token(&token).await?;
+        let me = self.validate_token(&token).await.inspect_err(|rejection| {
+            self.note_token_failure(request, rejection);
+        })?;
         Ok(Some(CurrentUser {
             user: me.user,
             session: me.session,
@@ -141,7 +143,10 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         let Some(token) = self.find_token(request)? else {
             return Ok(None);
         };
-        let session = self.validate_session_token(&token).await?;
+        let session = self
+            .validate_session_token(&token)
+            .await
+            .inspect_err(|rejection| self.note_token_failure(request, rejection))?;
         Ok(Some(CurrentSession {
             session,
             http: self.clone(),

@@ -31,10 +31,12 @@
 //! | logout, no session | 422 `{"message":"You are not checked in"}` | 200 `{"message":"Successfully logged out"}` | 204 |
 //! | token missing | 422 `{"message":"You are not checked in"}` | 401 `{"error":"Missing auth_token"}` | 401 problem, `missing_token`, `WWW-Authenticate: Bearer` |
 //! | token malformed / invalid / expired | 422 `{"message":"You are not checked in"}` | 401 `{"error":"Invalid or expired auth_token"}` | 401 problem, `invalid_token`, `WWW-Authenticate: Bearer error="invalid_token"` |
+//! | wrong password on an authenticated request (re-verification, password change) | 422 `{"message":"Password is invalid"}` | 403 `{"error":"Invalid password"}` | 403 problem, `invalid_credentials`, no `WWW-Authenticate` (the session is fine) |
+//! | registration: invalid email / taken email | 422 `{"message":...}` / 422 `{"message":"Email has already been taken"}` | 422 / 409 `{"error":...}` | 422 problem, `invalid_email` (with `email_rule`) / 409 problem, `email_taken` |
 //! | input too long | 422 `{"message":"Password is too long (maximum is 1024 bytes)"}` | 400 `{"error":"password is too long (maximum is 1024 bytes)"}` | 422 problem, `input_too_long` |
 //! | throttled | 429 + `Retry-After` | 429 + `Retry-After` | 429 problem + `Retry-After` |
 //! | overloaded (login queue full) | 503 + `Retry-After` | 503 + `Retry-After` | 503 problem + `Retry-After` |
-//! | store down | 503, no detail | 503, no detail | 503 problem, no detail |
+//! | store or throttle down | 503 + `Retry-After: 5`, no detail | 503 + `Retry-After: 5`, no detail | 503 problem + `Retry-After: 5`, no detail |
 //! | anything else | 500, no detail | 500, no detail | 500 problem, no detail |
 //!
 //! [`LoginApi`]'s 401s carry `WWW-Authenticate: Bearer` too. Every response carries
