@@ -3,7 +3,7 @@
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, Hash};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -12,32 +12,52 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    until, window_end, AccountCounter, Admission, Limit, LimitKind, RateKey, Reservation, Throttle,
-    ThrottleKey, ThrottleLimits,
+    AccountCounter, Admission, Limit, LimitKind, RateKey, Reservation, Throttle, ThrottleKey,
+    ThrottleLimits,
 };
 use crate::error::StoreError;
 
 /// Counts login attempts in this process: one lock around two bounded tables, so every
 /// reserve is atomic. Each table is split into buckets: [`prune`](Throttle::prune) holds the
 /// lock for one bucket at a time and yields to the async runtime between them, and no attempt
-/// scans a whole table, even a full one (a refused attempt costs about a microsecond under
-/// the lock; BENCHMARKS.md).
+/// by an untrusted address scans a whole table, even a full one (a refused attempt costs about
+/// a microsecond under the lock; BENCHMARKS.md).
 ///
 /// Each process counts on its own, and counts are lost on restart: with several instances,
 /// or when a restart must not grant fresh guesses, use a shared backend (see the
 /// [module docs](crate::throttle)).
 ///
-/// # Bounded, and failing safe
-/// At most [`capacity`](Self::with_capacity) counters (default
-/// [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY), about 150 bytes each) and as many trusted
-/// addresses are kept. When the counter table is full of live windows, an attempt that needs
-/// a new counter is refused ([`LimitKind::Capacity`], which login reports as
-/// [`Error::Overloaded`](crate::Error::Overloaded), HTTP 503) rather than forgetting a live
+/// # Bounded by memory, and failing safe
+/// The tables are sized from a byte budget ([`with_memory_limit`](Self::with_memory_limit);
+/// default [`DEFAULT_MEMORY_LIMIT`](Self::DEFAULT_MEMORY_LIMIT), 64 MiB, which holds
+/// [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY), about 1.38 million, counters and 350,000
+/// trusted addresses). A counter takes a 25-byte table slot (an 8-byte key, a 16-byte window,
+/// a control byte); the tables are sized so that a full one fills at most 70% of its slots and
+/// never grows past the budget: measured with `cargo bench --bench throttle`, 52.4 bytes per
+/// counter at 1 million counters (50.0 MiB) and 38.0 at the default capacity (the same 50.0
+/// MiB). Keys are kept as 64-bit keyed hashes (SipHash with a
+/// random key per throttle) of the account digest and address: two keys sharing a hash would
+/// share a counter, a chance of about 3 in 100 million for a full table, which no client can
+/// aim for.
+///
+/// When the counter table holds [`capacity`](Self::capacity) counters of live windows, an
+/// attempt that needs a new counter is refused ([`LimitKind::Capacity`], which login reports
+/// as [`Error::Overloaded`](crate::Error::Overloaded), HTTP 503) rather than forgetting a live
 /// window: junk keys can never free a locked attacker. Attempts on keys already counted go on
 /// as usual. Windows that ended are dropped by [`prune`](Throttle::prune) (run by
-/// [`Authenticator::expire`](crate::Authenticator::expire)) or when the table fills. When the
-/// trusted-address table is full, new successes are not remembered (those users meet the
-/// per-account limit like anyone else, until room frees up).
+/// [`Authenticator::expire`](crate::Authenticator::expire)) or when the table fills.
+///
+/// **A full table never refuses a trusted address.** Attackers with fresh accounts and
+/// addresses can fill the table, but never an attempt from an address trusted for its account
+/// (one that logged into it, which takes the password). Such attempts first use a reserve of
+/// `capacity / 16` more counters that untrusted attempts cannot use; when the reserve is full
+/// too, they make room by evicting the window whose loss costs least: one that has ended if
+/// any, otherwise the one with the fewest counted attempts that has not reached its limit
+/// (forgetting it gives back at most that many attempts to whoever filled it). A live window
+/// at its limit (a locked key) is never evicted: only if every window in the table is locked
+/// is a trusted attempt refused. Eviction scans one bucket (1/64 of the table) under the lock.
+/// When the trusted-address table is full, new successes are not remembered (those users meet
+/// the untrusted per-account limit like anyone else, until room frees up).
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -59,30 +79,84 @@ use crate::error::StoreError;
 /// ```
 pub struct MemoryThrottle {
     limits: ThrottleLimits,
+    /// Counters untrusted attempts may fill.
     capacity: usize,
+    /// Trusted addresses kept.
+    trusted_capacity: usize,
+    /// Keys the tables by 64-bit keyed hashes.
+    hasher: RandomState,
     state: Mutex<State>,
 }
 
 /// Buckets each table is split into. Every bucket is under the one lock (a reserve stays
 /// atomic); pruning holds the lock for one bucket at a time, so no attempt waits for a scan of
-/// the whole table (7 ms for a full one of 200 000 counters, measured).
+/// the whole table.
 const BUCKETS: usize = 64;
-/// Buckets an attempt that finds the counter table full prunes (at most once a second).
-const FULL_PRUNE_BUCKETS: usize = 4;
+/// Bytes a table slot takes: the key, the value and a control byte.
+const COUNTER_SLOT: usize = 8 + 16 + 1;
+const TRUSTED_SLOT: usize = 8 + 8 + 1;
+/// Of the slots a table allocates, the share a capacity fills (70%, below the hash table's
+/// 87.5% growth threshold with room for uneven buckets, so a full table never grows).
+const FILL_PERCENT: usize = 70;
+
+/// The counter and trusted-address capacities a byte budget holds: 80% of it for counters,
+/// the rest for trusted addresses. Each table holds [`BUCKETS`] hash tables whose slot counts
+/// are powers of two; a capacity fills at most [`FILL_PERCENT`] of them, counting the trusted
+/// addresses' reserve of counters (capacity / 16).
+const fn capacities(bytes: usize) -> (usize, usize) {
+    let counter_slots = prev_power_of_two(bytes / 5 * 4 / COUNTER_SLOT / BUCKETS);
+    let counter_bytes = counter_slots * BUCKETS * COUNTER_SLOT;
+    // One bucket's table is rebuilt at a time (to clear deleted slots): keep room for a copy.
+    let rest = bytes.saturating_sub(counter_bytes + counter_bytes / BUCKETS);
+    let trusted_slots = prev_power_of_two(rest / TRUSTED_SLOT / BUCKETS);
+    let counters = counter_slots * BUCKETS * FILL_PERCENT / 100 / 17 * 16;
+    let trusted = trusted_slots * BUCKETS * FILL_PERCENT / 100;
+    (counters, trusted)
+}
+
+const fn prev_power_of_two(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        1 << (usize::BITS - 1 - n.leading_zeros())
+    }
+}
+
+/// Keys are already keyed hashes: the tables use them as they are.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Table<V> = HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
 
 struct State {
-    counters: Buckets<Counter, Window>,
-    /// (account, IP) → trusted until.
-    trusted: Buckets<(String, IpAddr), OffsetDateTime>,
+    counters: Buckets<Window>,
+    /// Hash of (account, IP) → trusted until (Unix microseconds).
+    trusted: Buckets<i64>,
     /// When the counter table was last pruned because it was full (at most once a second,
     /// so a full table cannot make every attempt prune).
-    last_full_prune: Option<OffsetDateTime>,
+    last_full_prune: Option<i64>,
     /// The next bucket a full counter table prunes.
     full_prune_cursor: usize,
+    /// The next bucket a trusted attempt on a full table evicts from.
+    evict_cursor: usize,
     /// Per counter bucket, no window in it ends before this: lowered by every new window,
     /// recomputed when the bucket is pruned. A refusal for capacity tells the client to wait
     /// until the least of them (64 reads, no scan of the table).
-    soonest_end: Vec<Option<OffsetDateTime>>,
+    soonest_end: Vec<Option<i64>>,
 }
 
 impl Default for State {
@@ -92,42 +166,56 @@ impl Default for State {
             trusted: Buckets::default(),
             last_full_prune: None,
             full_prune_cursor: 0,
+            evict_cursor: 0,
             soonest_end: vec![None; BUCKETS],
         }
     }
 }
 
-/// A map split into [`BUCKETS`] maps by key hash, so that it can be pruned a bucket at a
-/// time.
-struct Buckets<K, V> {
-    maps: Vec<HashMap<K, V>>,
-    hasher: RandomState,
+/// A map split into [`BUCKETS`] maps by key, so that it can be pruned a bucket at a time.
+struct Buckets<V> {
+    maps: Vec<Table<V>>,
 }
 
-impl<K, V> Default for Buckets<K, V> {
+impl<V> Default for Buckets<V> {
     fn default() -> Self {
         Self {
-            maps: (0..BUCKETS).map(|_| HashMap::new()).collect(),
-            hasher: RandomState::new(),
+            maps: (0..BUCKETS).map(|_| Table::default()).collect(),
         }
     }
 }
 
-impl<K: Hash + Eq, V> Buckets<K, V> {
-    /// The bucket `key` belongs in.
-    fn bucket(&self, key: &K) -> usize {
-        (self.hasher.hash_one(key) % BUCKETS as u64) as usize
+impl<V> Buckets<V> {
+    /// The bucket `key` belongs in: bits the hash table does not use to place or tag it.
+    fn bucket(key: u64) -> usize {
+        ((key >> 32) % BUCKETS as u64) as usize
     }
 
-    /// The map of `key`'s bucket.
-    fn map(&self, key: &K) -> &HashMap<K, V> {
-        &self.maps[self.bucket(key)]
+    fn get(&self, key: u64) -> Option<&V> {
+        self.maps[Self::bucket(key)].get(&key)
     }
 
-    /// The map of `key`'s bucket, to change.
-    fn map_mut(&mut self, key: &K) -> &mut HashMap<K, V> {
-        let b = self.bucket(key);
-        &mut self.maps[b]
+    fn get_mut(&mut self, key: u64) -> Option<&mut V> {
+        self.maps[Self::bucket(key)].get_mut(&key)
+    }
+
+    fn contains(&self, key: u64) -> bool {
+        self.maps[Self::bucket(key)].contains_key(&key)
+    }
+
+    fn remove(&mut self, key: u64) -> Option<V> {
+        self.maps[Self::bucket(key)].remove(&key)
+    }
+
+    /// Inserts or replaces. When the bucket's table has no free slot left (deleted slots use
+    /// them up), it is rebuilt for its live entries first, so it grows only with its entries,
+    /// never because of deletions.
+    fn insert(&mut self, key: u64, value: V) {
+        let map = &mut self.maps[Self::bucket(key)];
+        if map.len() == map.capacity() && !map.contains_key(&key) {
+            map.shrink_to(map.len());
+        }
+        map.insert(key, value);
     }
 
     /// Entries in all buckets (64 reads).
@@ -144,37 +232,87 @@ impl<K: Hash + Eq, V> Buckets<K, V> {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Counter {
-    AccountIp(String, Option<IpAddr>),
+/// The counters, as hashed: by account digest and address.
+#[derive(Hash)]
+enum Counter<'a> {
+    AccountIp(&'a str, Option<IpAddr>),
     Ip(IpAddr),
-    Account(String),
-    AccountTrusted(String),
+    Account(&'a str),
+    AccountTrusted(&'a str),
     /// A [`RateKey`], by its text.
-    Rate(String),
+    Rate(&'a str),
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Window {
-    end: OffsetDateTime,
+    /// Unix microseconds.
+    end: i64,
     count: u32,
+    /// The limit's maximum: a live window at it is locked and never evicted.
+    max: u32,
+}
+
+impl Window {
+    fn live(&self, now: i64) -> bool {
+        self.end > now
+    }
+
+    fn locked(&self, now: i64) -> bool {
+        self.live(now) && self.count >= self.max
+    }
+}
+
+/// Unix microseconds, saturating.
+fn micros(t: OffsetDateTime) -> i64 {
+    let us = t.unix_timestamp_nanos() / 1000;
+    i64::try_from(us).unwrap_or(if us < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// The end of a window of `limit` opening at `now`.
+fn end_of(limit: Limit, now: i64) -> i64 {
+    now.saturating_add(i64::try_from(limit.window().as_micros()).unwrap_or(i64::MAX))
+}
+
+/// The time from `now` until `end` (zero if past).
+fn left(end: i64, now: i64) -> Duration {
+    Duration::from_micros(u64::try_from(end.saturating_sub(now)).unwrap_or(0))
 }
 
 impl MemoryThrottle {
-    /// The default number of counters (and of trusted addresses) kept.
-    pub const DEFAULT_CAPACITY: usize = 200_000;
+    /// The default memory budget: 64 MiB.
+    pub const DEFAULT_MEMORY_LIMIT: usize = 64 << 20;
 
-    /// A throttle with these limits and the default capacity.
+    /// The number of counters the default budget holds (about 1.38 million).
+    pub const DEFAULT_CAPACITY: usize = capacities(Self::DEFAULT_MEMORY_LIMIT).0;
+
+    /// A throttle with these limits and the default memory budget
+    /// ([`DEFAULT_MEMORY_LIMIT`](Self::DEFAULT_MEMORY_LIMIT)). Memory is allocated as
+    /// counters are, not up front.
     pub fn new(limits: ThrottleLimits) -> Self {
-        Self::with_capacity(limits, Self::DEFAULT_CAPACITY)
+        Self::with_memory_limit(limits, Self::DEFAULT_MEMORY_LIMIT)
     }
 
-    /// A throttle keeping at most `capacity` counters and `capacity` trusted addresses (at
-    /// least 16 each).
+    /// A throttle whose tables never take more than `bytes` (at least 64 KiB): 80% for
+    /// counters (about 38 bytes each when full), the rest for trusted addresses. See the
+    /// type's docs; [`capacity`](Self::capacity) tells how many counters fit.
+    pub fn with_memory_limit(limits: ThrottleLimits, bytes: usize) -> Self {
+        let (counters, trusted) = capacities(bytes.max(64 << 10));
+        Self::with_capacities(limits, counters, trusted)
+    }
+
+    /// A throttle keeping at most `capacity` counters for untrusted attempts (plus a reserve
+    /// of `capacity / 16` for trusted addresses) and `capacity` trusted addresses (at least 16
+    /// each).
     pub fn with_capacity(limits: ThrottleLimits, capacity: usize) -> Self {
+        Self::with_capacities(limits, capacity, capacity)
+    }
+
+    fn with_capacities(limits: ThrottleLimits, counters: usize, trusted: usize) -> Self {
         Self {
             limits,
-            capacity: capacity.max(16),
+            capacity: counters.max(16),
+            trusted_capacity: trusted.max(16),
+            hasher: RandomState::new(),
             state: Mutex::new(State::default()),
         }
     }
@@ -182,6 +320,12 @@ impl MemoryThrottle {
     /// The limits in force.
     pub fn limits(&self) -> &ThrottleLimits {
         &self.limits
+    }
+
+    /// How many counters untrusted attempts may fill; trusted addresses have `capacity / 16`
+    /// more.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// How many counters are held (live or ended but not yet pruned).
@@ -199,30 +343,35 @@ impl MemoryThrottle {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn hash(&self, counter: Counter<'_>) -> u64 {
+        self.hasher.hash_one(counter)
+    }
+
+    fn trusted_slot(&self, key: &ThrottleKey, ip: IpAddr) -> u64 {
+        self.hasher.hash_one(("trusted", key.account(), ip))
+    }
+
     /// The counters an attempt under `key` touches, with their limits: the per-account one
     /// `account` names.
-    fn counters(
-        &self,
-        key: &ThrottleKey,
-        account: AccountCounter,
-    ) -> Vec<(Counter, Limit, LimitKind)> {
+    fn counters(&self, key: &ThrottleKey, account: AccountCounter) -> Vec<(u64, Limit, LimitKind)> {
         let l = &self.limits;
+        let a = key.account();
         let mut counters = vec![(
-            Counter::AccountIp(key.account().to_owned(), key.ip()),
+            self.hash(Counter::AccountIp(a, key.ip())),
             l.per_account_ip_limit(),
             LimitKind::AccountIp,
         )];
         if let Some(ip) = key.ip() {
-            counters.push((Counter::Ip(ip), l.per_ip_limit(), LimitKind::Ip));
+            counters.push((self.hash(Counter::Ip(ip)), l.per_ip_limit(), LimitKind::Ip));
         }
         match account {
             AccountCounter::Untrusted => counters.push((
-                Counter::Account(key.account().to_owned()),
+                self.hash(Counter::Account(a)),
                 l.per_account_limit(),
                 LimitKind::Account,
             )),
             AccountCounter::Trusted => counters.push((
-                Counter::AccountTrusted(key.account().to_owned()),
+                self.hash(Counter::AccountTrusted(a)),
                 l.per_account_trusted_limit(),
                 LimitKind::AccountTrusted,
             )),
@@ -230,15 +379,72 @@ impl MemoryThrottle {
         }
         counters
     }
-    /// Makes room for `new` counters, pruning a few buckets if the table is full (at most once
-    /// a second); the refusal to answer if there is still no room.
-    fn make_room(&self, state: &mut State, new: usize, now: OffsetDateTime) -> Option<Admission> {
-        if state.counters.len() + new <= self.capacity {
+
+    /// Checks and counts `counters` in one step under the lock: refused if one of them is at
+    /// its limit, or if the table has no room for the new ones (for a `trusted` attempt: only
+    /// if every window is locked).
+    fn admit(
+        &self,
+        state: &mut State,
+        counters: &[(u64, Limit, LimitKind)],
+        trusted: bool,
+        now: i64,
+    ) -> Option<Admission> {
+        let mut refused: Option<(LimitKind, Duration)> = None;
+        for &(counter, limit, kind) in counters {
+            if let Some(w) = state.counters.get(counter).filter(|w| w.live(now)) {
+                if w.count >= limit.max_failures() {
+                    let retry_after = left(w.end, now);
+                    if refused.map_or(true, |(_, longest)| retry_after > longest) {
+                        refused = Some((kind, retry_after));
+                    }
+                }
+            }
+        }
+        if let Some((limit, retry_after)) = refused {
+            return Some(Admission::Refused { limit, retry_after });
+        }
+
+        let new = counters
+            .iter()
+            .filter(|(c, _, _)| !state.counters.contains(*c))
+            .count();
+        let capacity = match trusted {
+            true => self.capacity + self.capacity / 16,
+            false => self.capacity,
+        };
+        if let Some(refusal) = self.make_room(state, new, capacity, now) {
+            if !trusted {
+                return Some(refusal);
+            }
+            // A trusted address is never refused for room while a window can go.
+            for _ in 0..(state.counters.len() + new).saturating_sub(capacity) {
+                if !state.evict_one(now, counters) {
+                    return Some(refusal);
+                }
+            }
+        }
+        for &(counter, limit, _) in counters {
+            state.count(counter, limit, now);
+        }
+        None
+    }
+
+    /// Makes room for `new` counters within `capacity`, pruning a few buckets if the table is
+    /// full (at most once a second); the refusal to answer if there is still no room.
+    fn make_room(
+        &self,
+        state: &mut State,
+        new: usize,
+        capacity: usize,
+        now: i64,
+    ) -> Option<Admission> {
+        if state.counters.len() + new <= capacity {
             return None;
         }
         let may_prune = state
             .last_full_prune
-            .map_or(true, |last| now - last >= Duration::from_secs(1));
+            .map_or(true, |last| now.saturating_sub(last) >= 1_000_000);
         if may_prune {
             // A few buckets, not the whole table: bounded work under the lock. Ended
             // windows are spread over every bucket, so a table full of them frees room
@@ -248,13 +454,10 @@ impl MemoryThrottle {
                 let b = state.full_prune_cursor;
                 state.full_prune_cursor = (b + 1) % BUCKETS;
                 state.prune_counters(b, now);
-                if state.counters.len() + new <= self.capacity {
+                if state.counters.len() + new <= capacity {
                     return None;
                 }
             }
-        }
-        if state.counters.len() + new <= self.capacity {
-            return None;
         }
         // No scan for the soonest end: one refusal must cost the lock next to nothing, or
         // refusals become the attack. (A bucket whose mark has passed holds ended windows a
@@ -264,7 +467,7 @@ impl MemoryThrottle {
             .iter()
             .flatten()
             .min()
-            .map_or(Duration::ZERO, |end| until(*end, now))
+            .map_or(Duration::ZERO, |end| left(*end, now))
             .max(Duration::from_secs(1));
         Some(Admission::Refused {
             limit: LimitKind::Capacity,
@@ -272,6 +475,9 @@ impl MemoryThrottle {
         })
     }
 }
+
+/// Buckets an attempt that finds the counter table full prunes (at most once a second).
+const FULL_PRUNE_BUCKETS: usize = 4;
 
 impl Default for MemoryThrottle {
     fn default() -> Self {
@@ -286,6 +492,7 @@ impl fmt::Debug for MemoryThrottle {
         f.debug_struct("MemoryThrottle")
             .field("limits", &self.limits)
             .field("capacity", &self.capacity)
+            .field("trusted_capacity", &self.trusted_capacity)
             .field("counters", &state.counters.len())
             .field("trusted", &state.trusted.len())
             .finish()
@@ -293,64 +500,65 @@ impl fmt::Debug for MemoryThrottle {
 }
 
 impl State {
-    fn live(&self, counter: &Counter, now: OffsetDateTime) -> Option<&Window> {
-        self.counters
-            .map(counter)
-            .get(counter)
-            .filter(|w| w.end > now)
-    }
-
     /// Drops the ended windows and trusts of bucket `b`; returns how many.
-    fn prune_bucket(&mut self, b: usize, now: OffsetDateTime) -> u64 {
+    fn prune_bucket(&mut self, b: usize, now: i64) -> u64 {
         let counters = self.prune_counters(b, now);
         let trusted = self.trusted.retain_bucket(b, |until| *until > now);
         (counters + trusted) as u64
     }
 
     /// Drops the ended windows of counter bucket `b`; returns how many.
-    fn prune_counters(&mut self, b: usize, now: OffsetDateTime) -> usize {
-        let dropped = self.counters.retain_bucket(b, |w| w.end > now);
+    fn prune_counters(&mut self, b: usize, now: i64) -> usize {
+        let dropped = self.counters.retain_bucket(b, |w| w.live(now));
         self.soonest_end[b] = self.counters.maps[b].values().map(|w| w.end).min();
         dropped
     }
 
-    fn is_trusted(&self, key: &ThrottleKey, now: OffsetDateTime) -> bool {
-        key.ip().is_some_and(|ip| {
-            let slot = (key.account().to_owned(), ip);
-            self.trusted
-                .map(&slot)
-                .get(&slot)
-                .is_some_and(|until| *until > now)
-        })
+    /// Evicts the window whose loss costs least from one bucket (the next holding one): an
+    /// ended window, else the live one with the fewest attempts that is not locked; never one
+    /// of `keep` (the attempt's own). `false` if every window is locked.
+    fn evict_one(&mut self, now: i64, keep: &[(u64, Limit, LimitKind)]) -> bool {
+        for _ in 0..BUCKETS {
+            let b = self.evict_cursor;
+            self.evict_cursor = (b + 1) % BUCKETS;
+            let victim = self.counters.maps[b]
+                .iter()
+                .filter(|(k, w)| !w.locked(now) && keep.iter().all(|(c, _, _)| c != *k))
+                .min_by_key(|(_, w)| (w.live(now), w.count, w.end))
+                .map(|(k, _)| *k);
+            if let Some(k) = victim {
+                self.counters.maps[b].remove(&k);
+                return true;
+            }
+        }
+        false
     }
 
     /// Counts one under `counter`, opening a window if it has none live.
-    fn count(&mut self, counter: Counter, limit: Limit, now: OffsetDateTime) {
-        let fresh = Window {
-            end: window_end(now, limit.window()),
-            count: 1,
-        };
-        let b = self.counters.bucket(&counter);
-        self.counters.maps[b]
-            .entry(counter)
-            .and_modify(|w| match w.end > now {
-                true => w.count = w.count.saturating_add(1),
-                false => *w = fresh,
-            })
-            .or_insert(fresh);
-        let soonest = &mut self.soonest_end[b];
-        if soonest.map_or(true, |end| fresh.end < end) {
-            *soonest = Some(fresh.end);
+    fn count(&mut self, counter: u64, limit: Limit, now: i64) {
+        let max = limit.max_failures();
+        match self.counters.get_mut(counter) {
+            Some(w) if w.live(now) => {
+                w.count = w.count.saturating_add(1);
+                w.max = max;
+                return;
+            }
+            _ => {}
+        }
+        let end = end_of(limit, now);
+        self.counters.insert(counter, Window { end, count: 1, max });
+        let soonest = &mut self.soonest_end[Buckets::<Window>::bucket(counter)];
+        if soonest.map_or(true, |e| end < e) {
+            *soonest = Some(end);
         }
     }
 
     /// Takes one back from `counter`, dropping it at zero.
-    fn give_back(&mut self, counter: &Counter, now: OffsetDateTime) {
-        let map = self.counters.map_mut(counter);
-        if let Some(w) = map.get_mut(counter) {
+    fn give_back(&mut self, counter: u64, now: i64) {
+        if let Some(w) = self.counters.get_mut(counter) {
             w.count = w.count.saturating_sub(1);
-            if w.count == 0 || w.end <= now {
-                map.remove(counter);
+            if w.count == 0 || !w.live(now) {
+                self.counters.remove(counter);
             }
         }
     }
@@ -363,38 +571,17 @@ impl Throttle for MemoryThrottle {
         key: &ThrottleKey,
         now: OffsetDateTime,
     ) -> Result<Admission, StoreError> {
+        let now = micros(now);
+        let slot = key.ip().map(|ip| self.trusted_slot(key, ip));
         let mut state = self.lock();
-        let account = match state.is_trusted(key, now) {
+        let trusted = slot.is_some_and(|slot| state.trusted.get(slot).is_some_and(|u| *u > now));
+        let account = match trusted {
             true => AccountCounter::Trusted,
             false => AccountCounter::Untrusted,
         };
         let counters = self.counters(key, account);
-
-        let mut refused: Option<(LimitKind, Duration)> = None;
-        for (counter, limit, kind) in &counters {
-            if let Some(w) = state.live(counter, now) {
-                if w.count >= limit.max_failures() {
-                    let retry_after = until(w.end, now);
-                    if refused.map_or(true, |(_, longest)| retry_after > longest) {
-                        refused = Some((*kind, retry_after));
-                    }
-                }
-            }
-        }
-        if let Some((limit, retry_after)) = refused {
-            return Ok(Admission::Refused { limit, retry_after });
-        }
-
-        let new = counters
-            .iter()
-            .filter(|(c, _, _)| !state.counters.map(c).contains_key(c))
-            .count();
-        if let Some(refusal) = self.make_room(&mut state, new, now) {
+        if let Some(refusal) = self.admit(&mut state, &counters, trusted, now) {
             return Ok(refusal);
-        }
-
-        for (counter, limit, _) in counters {
-            state.count(counter, limit, now);
         }
         Ok(Admission::Allowed(Reservation::counting(account)))
     }
@@ -405,35 +592,38 @@ impl Throttle for MemoryThrottle {
         _reservation: Reservation,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
+        let now = micros(now);
+        let a = key.account();
+        let forget = [
+            self.hash(Counter::AccountIp(a, key.ip())),
+            self.hash(Counter::Account(a)),
+            self.hash(Counter::AccountTrusted(a)),
+        ];
+        let ip = key
+            .ip()
+            .map(|ip| (self.hash(Counter::Ip(ip)), self.trusted_slot(key, ip)));
         let mut state = self.lock();
-        for counter in [
-            Counter::AccountIp(key.account().to_owned(), key.ip()),
-            Counter::Account(key.account().to_owned()),
-            Counter::AccountTrusted(key.account().to_owned()),
-        ] {
-            state.counters.map_mut(&counter).remove(&counter);
+        for counter in forget {
+            state.counters.remove(counter);
         }
-        let Some(ip) = key.ip() else {
+        let Some((ip, slot)) = ip else {
             return Ok(());
         };
-        state.give_back(&Counter::Ip(ip), now);
+        state.give_back(ip, now);
         let trusted_for = self.limits.trusted_duration();
         if trusted_for.is_zero() {
             return Ok(());
         }
-        let slot = (key.account().to_owned(), ip);
-        if !state.trusted.map(&slot).contains_key(&slot) && state.trusted.len() >= self.capacity {
+        if !state.trusted.contains(slot) && state.trusted.len() >= self.trusted_capacity {
             // Make room in this slot's bucket only: bounded work under the lock.
-            let b = state.trusted.bucket(&slot);
+            let b = Buckets::<i64>::bucket(slot);
             state.trusted.retain_bucket(b, |until| *until > now);
-            if state.trusted.len() >= self.capacity {
+            if state.trusted.len() >= self.trusted_capacity {
                 return Ok(());
             }
         }
-        state
-            .trusted
-            .map_mut(&slot)
-            .insert(slot, window_end(now, trusted_for));
+        let until = now.saturating_add(i64::try_from(trusted_for.as_micros()).unwrap_or(i64::MAX));
+        state.trusted.insert(slot, until);
         Ok(())
     }
 
@@ -443,9 +633,11 @@ impl Throttle for MemoryThrottle {
         reservation: Reservation,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
+        let now = micros(now);
+        let counters = self.counters(key, reservation.account_counter());
         let mut state = self.lock();
-        for (counter, _, _) in self.counters(key, reservation.account_counter()) {
-            state.give_back(&counter, now);
+        for (counter, _, _) in counters {
+            state.give_back(counter, now);
         }
         Ok(())
     }
@@ -456,27 +648,23 @@ impl Throttle for MemoryThrottle {
         limit: Limit,
         now: OffsetDateTime,
     ) -> Result<Admission, StoreError> {
-        let counter = Counter::Rate(key.as_str().to_owned());
+        let now = micros(now);
+        let counter = [(
+            self.hash(Counter::Rate(key.as_str())),
+            limit,
+            LimitKind::Rate,
+        )];
         let mut state = self.lock();
-        if let Some(w) = state.live(&counter, now) {
-            if w.count >= limit.max_failures() {
-                return Ok(Admission::Refused {
-                    limit: LimitKind::Rate,
-                    retry_after: until(w.end, now),
-                });
-            }
-        }
-        let new = usize::from(!state.counters.map(&counter).contains_key(&counter));
-        if let Some(refusal) = self.make_room(&mut state, new, now) {
+        if let Some(refusal) = self.admit(&mut state, &counter, false, now) {
             return Ok(refusal);
         }
-        state.count(counter, limit, now);
         Ok(Admission::Allowed(Reservation::counting(
             AccountCounter::NotCounted,
         )))
     }
 
     async fn prune(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let now = micros(now);
         let mut pruned = 0;
         for b in 0..BUCKETS {
             pruned += self.lock().prune_bucket(b, now);
@@ -639,6 +827,79 @@ mod tests {
         assert_eq!(prune.await.expect("task").expect("prune"), 9_000);
         assert!(t.is_empty());
         assert!(turns >= BUCKETS / 2, "{turns} turns during the prune");
+    }
+
+    #[tokio::test]
+    async fn a_full_table_still_admits_trusted_addresses_and_keeps_locked_windows() {
+        let t = MemoryThrottle::with_capacity(tight(), 160);
+        // Twenty users log in (each from an address of their own), before any attack.
+        let homes: Vec<ThrottleKey> = (0..20)
+            .map(|i| key(&format!("user{i}"), &format!("192.0.2.{}", i + 1)))
+            .collect();
+        for home in &homes {
+            let r = match t.reserve(home, T0).await.expect("memory") {
+                Admission::Allowed(r) => r,
+                other => panic!("{other:?}"),
+            };
+            t.record_success(home, r, T0).await.expect("success");
+        }
+        // A locked pair.
+        let victim = key("victim", "198.51.100.1");
+        assert!(allowed(&t, &victim, T0).await);
+        assert!(allowed(&t, &victim, T0).await);
+        assert!(!allowed(&t, &victim, T0).await, "victim's pair is locked");
+        // Attackers fill the table with fresh keys.
+        let mut refused_for_capacity = 0;
+        for i in 0..200 {
+            match t.reserve(&distinct(i), T0).await {
+                Ok(Admission::Refused {
+                    limit: LimitKind::Capacity,
+                    ..
+                }) => refused_for_capacity += 1,
+                Ok(_) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(refused_for_capacity > 100, "{refused_for_capacity}");
+        assert!(t.len() <= 160);
+        // Every trusted address still gets in: 60 new counters, more than the reserve (10):
+        // the rest evict attackers' windows...
+        for home in &homes {
+            match t.reserve(home, T0).await.expect("memory") {
+                Admission::Allowed(r) => assert_eq!(r.account_counter(), AccountCounter::Trusted),
+                other => panic!("a trusted address on a full table: {other:?}"),
+            }
+        }
+        assert!(t.len() <= 160 + 10, "{}", t.len());
+        // ...never the locked pair.
+        assert!(
+            !allowed(&t, &victim, T0).await,
+            "the locked pair stays locked"
+        );
+        // An untrusted attempt on the full table is still refused.
+        assert!(matches!(
+            t.reserve(&distinct(1000), T0).await,
+            Ok(Admission::Refused {
+                limit: LimitKind::Capacity,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn the_default_budget_holds_a_million_counters_in_64_mib() {
+        let (counters, trusted) = capacities(MemoryThrottle::DEFAULT_MEMORY_LIMIT);
+        assert_eq!(counters, MemoryThrottle::DEFAULT_CAPACITY);
+        assert!(counters >= 1_000_000, "{counters}");
+        // The tables' slots at their largest (counters with the trusted reserve, 70% full).
+        let counter_slots = (counters + counters / 16) * 100 / FILL_PERCENT;
+        let counter_slots = counter_slots.next_power_of_two();
+        let trusted_slots = (trusted * 100 / FILL_PERCENT).next_power_of_two();
+        let bytes = counter_slots * COUNTER_SLOT + trusted_slots * TRUSTED_SLOT;
+        assert!(bytes <= 64 << 20, "{bytes}");
+        assert!(trusted >= 300_000, "{trusted}");
+        let t = MemoryThrottle::with_memory_limit(ThrottleLimits::default(), 1 << 20);
+        assert!(t.capacity() >= 16_000, "{}", t.capacity());
     }
 
     #[tokio::test]

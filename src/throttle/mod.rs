@@ -616,11 +616,13 @@ macro_rules! forward_throttle {
 forward_throttle!(Arc<T>, Box<T>);
 
 /// When a window that opened at `started` with length `window` ends.
+#[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
 pub(crate) fn window_end(started: OffsetDateTime, window: Duration) -> OffsetDateTime {
     started.saturating_add(time::Duration::try_from(window).unwrap_or(time::Duration::MAX))
 }
 
 /// The time from `now` until `end` (zero if past).
+#[cfg(feature = "postgres")]
 pub(crate) fn until(end: OffsetDateTime, now: OffsetDateTime) -> Duration {
     let left = end - now;
     if left.is_positive() {

@@ -77,6 +77,7 @@ pub(crate) fn reserve_counters(key: &ThrottleKey, limits: &ThrottleLimits) -> Ve
 }
 
 /// Whether counter `kind` applies to an attempt whose address is trusted (`trusted`) or not.
+#[cfg(feature = "sqlite")]
 pub(crate) fn applies(kind: LimitKind, trusted: bool) -> bool {
     match kind {
         LimitKind::Account => !trusted,
