@@ -1,18 +1,17 @@
-//! Registration: a new account from an email and a password, with the same bounds as login.
+//! Registration's store side: [`UserRegistry`], the [`UserStore`] that can create users, and
+//! its implementations for keycard's stores of [`UserRecord`]s. The operation itself,
+//! [`Authenticator::register`], lives with the other operations (`authenticator/register.rs`).
 
 use std::fmt;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::audit;
-use crate::authenticator::Authenticator;
-use crate::email::check_email;
-use crate::error::{Error, Result, StoreError};
-use crate::session::ClientInfo;
-use crate::throttle::{Admission, RateKey, ThrottleOutage};
-use crate::user::{MemoryUserStore, User, UserId, UserRecord, UserStore};
+use crate::error::{Result, StoreError};
+use crate::user::{MemoryUserStore, UserId, UserRecord, UserStore};
+
+#[cfg(doc)]
+use crate::{authenticator::Authenticator, email::check_email};
 
 /// A user about to be created by [`Authenticator::register`]: the normalized email and the
 /// password's PHC hash. The store picks the id.
@@ -151,146 +150,3 @@ registry_of_records!(crate::store::SqliteUserStore, |store, user| store
 registry_of_records!(crate::store::PostgresUserStore, |store, user| store
     .insert_if_absent(&user)
     .await?);
-
-impl<U: UserRegistry> Authenticator<U> {
-    /// Registers a new user with `email` and `password`, from the client of the request
-    /// (`client`, whose address bounds how often it may register).
-    ///
-    /// In order, before any hashing:
-    /// 1. the email is normalized and checked ([`check_email`]: not empty, at most
-    ///    [`MAX_EMAIL_LEN`](crate::MAX_EMAIL_LEN) bytes, no control characters, one `@`, a
-    ///    plausible domain, valid syntax) and the password against the
-    ///    [`PasswordPolicy`](crate::PasswordPolicy) (with the email as a context word);
-    /// 2. the client's address gets one of its places in flight (shared with its logins,
-    ///    [`max_logins_in_flight_per_ip`](crate::AuthenticatorBuilder::max_logins_in_flight_per_ip))
-    ///    and is counted against the
-    ///    [`registration_limit`](crate::AuthenticatorBuilder::registration_limit) by the
-    ///    throttle;
-    /// 3. a taken email is refused without hashing;
-    /// 4. the password is hashed through the hashing queue, as a login's is checked, and the
-    ///    user is created with [`UserRegistry::create_user`].
-    ///
-    /// Every outcome is an [audit event](crate::audit) (`registration.accepted` or
-    /// `registration.refused` with the reason).
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> keycard::Result<()> {
-    /// use keycard::{Authenticator, ClientInfo, Error, MemoryTokenStore, MemoryUserStore, User};
-    ///
-    /// let auth = Authenticator::builder(MemoryUserStore::new(), MemoryTokenStore::new()).build();
-    /// let client = ClientInfo::none().with_ip([192, 0, 2, 7].into());
-    /// let ann = auth.register(" Ann@Example.com", "correct horse battery staple", &client).await?;
-    /// assert_eq!(ann.email(), "ann@example.com");
-    /// assert!(matches!(
-    ///     auth.register("ann@example.com", "another good passphrase", &client).await,
-    ///     Err(Error::EmailTaken)
-    /// ));
-    /// assert!(matches!(
-    ///     auth.register("not-an-email", "correct horse battery staple", &client).await,
-    ///     Err(Error::InvalidEmail(_))
-    /// ));
-    /// auth.login("ann@example.com", "correct horse battery staple", client).await?;
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// # Errors
-    /// - [`Error::InvalidEmail`] for an email [`check_email`] refuses;
-    /// - [`Error::InputTooLong`] for a password over
-    ///   [`MAX_PASSWORD_LEN`](crate::MAX_PASSWORD_LEN) bytes;
-    /// - [`Error::WeakPassword`] for a password the policy refuses;
-    /// - [`Error::Throttled`] when the address registered too often or has too many checks in
-    ///   flight; [`Error::Overloaded`] when the hashing queue is full;
-    /// - [`Error::EmailTaken`] when the email has an account;
-    /// - [`Error::Store`] if the user store or the throttle's backend fails (the throttle
-    ///   under [`ThrottleOutage::FailClosed`](crate::throttle::ThrottleOutage::FailClosed));
-    ///   [`Error::PasswordHash`] or [`Error::Randomness`] if hashing fails.
-    pub async fn register(
-        &self,
-        email: &str,
-        password: &str,
-        client: &ClientInfo,
-    ) -> Result<U::User> {
-        let outcome = self.try_register(email, password, client).await;
-        match &outcome {
-            Ok(user) => audit::registration_accepted(&user.id(), client.ip),
-            Err(error) => audit::registration_refused(refusal_reason(error), client.ip),
-        }
-        outcome
-    }
-
-    async fn try_register(
-        &self,
-        email: &str,
-        password: &str,
-        client: &ClientInfo,
-    ) -> Result<U::User> {
-        let inner = &*self.inner;
-        let email = check_email(email).map_err(Error::InvalidEmail)?;
-        crate::authenticator::check_len(crate::Field::Password, password, crate::MAX_PASSWORD_LEN)?;
-        inner
-            .password_policy
-            .check(password, Some(&email))
-            .map_err(Error::WeakPassword)?;
-        let ip = client.ip.map(crate::throttle::network_of);
-        let Some(_in_flight) = inner.in_flight.enter(ip) else {
-            return Err(Error::Throttled {
-                retry_after: crate::hashing::OVERLOADED_RETRY_AFTER,
-            });
-        };
-        inner.hashing.admit()?;
-        self.count_registration(client.ip).await?;
-        if inner.users.find_by_email(&email).await?.is_some() {
-            return Err(Error::EmailTaken);
-        }
-        let password_hash = self.hash_password(password).await?;
-        let new = NewUser {
-            email,
-            password_hash,
-        };
-        match inner.users.create_user(&new).await? {
-            Registered::Created(user) => Ok(user),
-            Registered::EmailTaken => Err(Error::EmailTaken),
-        }
-    }
-
-    /// Counts one registration from `ip` against the registration limit, applying the
-    /// throttle's outage policy. Without an address (or a throttle) nothing is counted.
-    async fn count_registration(&self, ip: Option<IpAddr>) -> Result<()> {
-        let inner = &*self.inner;
-        let (Some(throttle), Some(ip)) = (&inner.throttle, ip) else {
-            return Ok(());
-        };
-        let key = RateKey::ip("register", ip);
-        match throttle
-            .hit(&key, inner.registration_limit, self.now())
-            .await
-        {
-            Ok(Admission::Allowed(_)) => Ok(()),
-            Ok(Admission::Refused { retry_after, .. }) => Err(Error::Throttled { retry_after }),
-            Err(error) => match inner.throttle_outage {
-                ThrottleOutage::FailClosed => {
-                    audit::throttle_unavailable("fail_closed", &error, Some(ip));
-                    Err(Error::Store(error))
-                }
-                ThrottleOutage::FailOpen => {
-                    audit::throttle_unavailable("fail_open", &error, Some(ip));
-                    Ok(())
-                }
-            },
-        }
-    }
-}
-
-/// The `reason` of a `registration.refused` event.
-fn refusal_reason(error: &Error) -> &'static str {
-    match error {
-        Error::InvalidEmail(_) => "invalid_email",
-        Error::InputTooLong { .. } => "input_too_long",
-        Error::WeakPassword(_) => "weak_password",
-        Error::Throttled { .. } => "throttled",
-        Error::Overloaded { .. } => "overloaded",
-        Error::EmailTaken => "email_taken",
-        Error::Store(_) => "unavailable",
-        _ => "internal",
-    }
-}
