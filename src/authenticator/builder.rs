@@ -17,7 +17,7 @@ use crate::token::TokenFormat;
 use crate::user::UserStore;
 
 #[cfg(doc)]
-use crate::error::Error;
+use {super::LoginOptions, crate::error::Error};
 
 impl<U: UserStore> Authenticator<U> {
     /// Starts building an authenticator over your user store and a token store.

@@ -20,7 +20,7 @@ use crate::token::Token;
 use crate::user::{normalize_email, User, UserId, UserStore};
 
 #[cfg(doc)]
-use crate::session::SessionPolicy;
+use {super::AuthenticatorBuilder, crate::session::SessionPolicy};
 
 /// What checking a password found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
