@@ -241,7 +241,7 @@ async fn throttle_keys_share_one_slot_on_the_cluster() {
         1,
         "one master holds every throttle key: {by_master:?}"
     );
-    assert_eq!(holding[0].1.len(), 3, "{by_master:?}");
+    assert_eq!(holding[0].1.len(), 4, "{by_master:?}");
 }
 
 #[tokio::test]
