@@ -23,10 +23,14 @@ mod password;
 mod password_policy;
 mod registration;
 mod session;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 pub mod store;
 #[cfg(test)]
 mod test_support;
 pub mod throttle;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+mod time_codec;
 mod token;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
@@ -39,7 +43,9 @@ pub use authenticator::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use email::{check_email, EmailRejection};
-pub use error::{Error, Field, HashError, Result, StoreError};
+pub use error::{
+    Error, Field, HashError, HashErrorKind, RandomnessError, Result, StoreError, TokenError,
+};
 pub use limits::{MAX_EMAIL_LEN, MAX_PASSWORD_LEN};
 pub use password::{Argon2Hasher, PasswordHasher};
 pub use password_policy::{

@@ -33,13 +33,9 @@ pub(crate) mod redis;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub(crate) mod redis_connection;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) mod sql;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub(crate) mod sqlite;
-#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
-pub(crate) mod time_codec;
 
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -63,7 +59,7 @@ pub use redis::RedisTokenStore;
 pub use redis_connection::RedisConnection;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
-pub use sql::InvalidTableName;
+pub use crate::sql::InvalidTableName;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::{SqliteOptions, SqliteTokenStore, SqliteUserStore};

@@ -8,7 +8,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Row as _;
 use time::OffsetDateTime;
 
-use super::sql::{
+use crate::sql::{
     self, InvalidTableName, Migration, Placeholders, SessionQueries, TableName, UserQueries,
     MIGRATIONS_TABLE,
 };

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 pub(crate) use super::redis_connection::connect_manager;
 use super::redis_connection::{connect_cluster, RedisConnection};
-use super::time_codec::{self, micros_to_millis_ceil, to_micros};
+use crate::time_codec::{self, micros_to_millis_ceil, to_micros};
 use crate::{ClientInfo, SecretHash, Session, SessionId, StoreError, TokenStore, UserId};
 
 /// How many expired sessions one purge script removes; each batch is atomic and short.

@@ -13,8 +13,8 @@ use super::{
     ThrottleKey, ThrottleLimits,
 };
 use crate::store::postgres::{connect_pool, error, migrate};
-use crate::store::sql::{Migration, TableName};
-use crate::store::time_codec::truncate_to_micros;
+use crate::sql::{Migration, TableName};
+use crate::time_codec::truncate_to_micros;
 use crate::store::InvalidTableName;
 use crate::StoreError;
 

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::store::redis::{connect_manager, error};
 use crate::store::redis_connection::connect_cluster;
-use crate::store::time_codec::to_millis;
+use crate::time_codec::to_millis;
 use crate::store::RedisConnection;
 use crate::StoreError;
 

@@ -13,9 +13,9 @@ use super::{
     window_end, AccountCounter, Admission, Limit, LimitKind, RateKey, Reservation, Throttle,
     ThrottleKey, ThrottleLimits,
 };
-use crate::store::sql::{Migration, TableName};
+use crate::sql::{Migration, TableName};
 use crate::store::sqlite::{backend, migrate, Pool};
-use crate::store::time_codec;
+use crate::time_codec;
 use crate::store::{InvalidTableName, SqliteOptions};
 use crate::StoreError;
 

@@ -7,8 +7,8 @@ use rusqlite::{params, Connection, TransactionBehavior};
 use time::OffsetDateTime;
 
 use super::backend;
-use crate::store::sql::{Migration, TableName, MIGRATIONS_TABLE};
-use crate::store::time_codec;
+use crate::sql::{Migration, TableName, MIGRATIONS_TABLE};
+use crate::time_codec;
 use crate::StoreError;
 
 /// Applies the migrations of `table` not yet recorded, in one immediate transaction.

@@ -9,10 +9,10 @@ use time::OffsetDateTime;
 
 use super::pool::ping;
 use super::{backend, migrate, Pool, SqliteOptions};
-use crate::store::sql::{
+use crate::sql::{
     self, InvalidTableName, Migration, Placeholders, SessionQueries, TableName,
 };
-use crate::store::time_codec;
+use crate::time_codec;
 use crate::{Session, SessionId, StoreError, TokenStore, UserId};
 
 /// The schema changes of the sessions table, in order.

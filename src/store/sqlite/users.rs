@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::{backend, migrate, Pool, SqliteOptions};
-use crate::store::sql::{InvalidTableName, Migration, Placeholders, TableName, UserQueries};
+use crate::sql::{InvalidTableName, Migration, Placeholders, TableName, UserQueries};
 use crate::{normalize_email, StoreError, UserId, UserRecord, UserStore};
 
 /// The schema changes of the users table, in order.
