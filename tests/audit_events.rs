@@ -100,6 +100,12 @@ fn audit_events_tell_what_happened_and_nothing_secret() {
                 auth.logout_all(&keycard::UserId::from(1_i64))
                     .await
                     .expect("logout_all");
+                auth.register("bob@example.com", "a perfectly fine passphrase", &from("192.0.2.3"))
+                    .await
+                    .expect("register");
+                let _ = auth
+                    .register("not-an-email", "a perfectly fine passphrase", &from("192.0.2.3"))
+                    .await;
                 token
             })
     });
@@ -115,6 +121,8 @@ fn audit_events_tell_what_happened_and_nothing_secret() {
         r#"event="password.changed" user_id=1"#,
         r#"event="session.revoked" user_id=1"#,
         "client_ip=192.0.2.2",
+        r#"event="registration.accepted""#,
+        r#"event="registration.refused" reason="invalid_email" client_ip=192.0.2.3"#,
     ] {
         assert!(log.contains(expected), "missing {expected} in:\n{log}");
     }
@@ -127,6 +135,9 @@ fn audit_events_tell_what_happened_and_nothing_secret() {
         "hunter2-wrong",
         "typo-secret-pw",
         EMAIL,
+        "bob@example.com",
+        "not-an-email",
+        "a perfectly fine passphrase",
         "$argon2",
     ] {
         assert!(!log.contains(secret), "{secret} leaked into:\n{log}");
