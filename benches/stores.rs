@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_main, Criterion};
-use keycard::store::{PostgresTokenStore, RedisTokenStore, SqliteTokenStore};
+use keycard::postgres::PostgresTokenStore;
+use keycard::redis::RedisTokenStore;
+use keycard::sqlite::SqliteTokenStore;
 use keycard::{
     Authenticator, ClientInfo, MemoryTokenStore, MemoryUserStore, Session, SessionId, Token,
     TokenStore, UserId, UserRecord,

@@ -15,8 +15,8 @@
 //! - a row type that implements [`User`]: the id as a [`UserId`] (`UserId::from(i64)`), the
 //!   email, the PHC hash, and what the client may see ([`User::profile`]);
 //! - a store that implements [`UserStore`] with `#[keycard::async_trait]`, querying with the
-//!   re-exported `keycard::rusqlite` (no driver version of your own to keep in step). An id
-//!   that is not an integer (`id.as_i64()` is `None`) is simply not found;
+//!   re-exported `keycard::sqlite::driver` (the `rusqlite` crate; no driver version of your
+//!   own to keep in step). An id that is not an integer (`id.as_i64()` is `None`) is simply not found;
 //! - registration hashes with [`Authenticator::hash_new_password`], which applies the
 //!   password policy first.
 //!
@@ -29,7 +29,7 @@ use std::error::Error as StdError;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use keycard::rusqlite::{self, params, Connection, OptionalExtension, Row};
+use keycard::sqlite::driver::{self as rusqlite, params, Connection, OptionalExtension, Row};
 use keycard::{
     normalize_email, Authenticator, ClientInfo, Error, MemoryTokenStore, StoreError, User, UserId,
     UserStore,

@@ -19,17 +19,29 @@ mod error;
 mod hashing;
 pub mod http;
 mod limits;
+#[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
+pub mod mysql;
 mod password;
 mod password_policy;
 mod registration;
 mod session;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 mod sql;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub mod sqlite;
 pub mod store;
 #[cfg(test)]
 mod test_support;
 pub mod throttle;
-#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+#[cfg(any(
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "redis",
+    feature = "mysql"
+))]
 mod time_codec;
 mod token;
 #[cfg(feature = "tower")]
@@ -70,10 +82,6 @@ pub use async_trait::async_trait;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis;
-/// The SQLite driver keycard's SQLite stores are built on (feature `sqlite`).
-#[cfg(feature = "sqlite")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub use rusqlite;
 /// The PostgreSQL driver keycard's PostgreSQL stores are built on (feature `postgres`): build
 /// a `sqlx::PgPool` for [`PostgresTokenStore::new`](store::PostgresTokenStore::new) or query
 /// your own user table with the same version.

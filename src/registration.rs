@@ -143,7 +143,7 @@ registry_of_records!(MemoryUserStore<UserRecord>, |store, user| store
     .insert(user.clone())
     .is_ok());
 #[cfg(feature = "sqlite")]
-registry_of_records!(crate::store::SqliteUserStore, |store, user| store
+registry_of_records!(crate::sqlite::SqliteUserStore, |store, user| store
     .insert_if_absent(&user)
     .await?);
 #[cfg(feature = "postgres")]

@@ -184,8 +184,9 @@ pub trait User: Send + Sync + fmt::Debug {
 /// The trait's methods are `async`, written with the [`async_trait`](macro@crate::async_trait)
 /// macro: put `#[keycard::async_trait]` on your `impl` too (keycard re-exports it, so you need
 /// no dependency of your own), or the signatures will not match. The SQL drivers are
-/// re-exported as well (`keycard::sqlx` with `postgres`, `keycard::rusqlite` with `sqlite`,
-/// `keycard::redis` with `redis`), so your queries use the same versions as keycard.
+/// re-exported as well (`keycard::postgres::driver` is `sqlx` with `postgres`,
+/// `keycard::sqlite::driver` is `rusqlite` with `sqlite`, `keycard::redis::driver` is
+/// `redis` with `redis`), so your queries use the same versions as keycard.
 ///
 /// ```
 /// use keycard::{StoreError, User, UserId, UserStore};

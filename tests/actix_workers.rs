@@ -89,7 +89,7 @@ async fn redis_connection_manager_serves_every_worker() {
 async fn sqlite_pool_serves_every_worker() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("sessions.db");
-    let store = keycard::store::SqliteTokenStore::open(&path)
+    let store = keycard::sqlite::SqliteTokenStore::open(&path)
         .await
         .expect("open SQLite");
     store.migrate().await.expect("migrate");

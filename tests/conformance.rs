@@ -27,7 +27,7 @@ async fn memory_store_keeps_the_contract_on_one_thread() {
 #[cfg(feature = "sqlite")]
 mod sqlite {
     use super::*;
-    use keycard::store::SqliteTokenStore;
+    use keycard::sqlite::SqliteTokenStore;
 
     async fn open(dir: &tempfile::TempDir, table: &str) -> SqliteTokenStore {
         let store = SqliteTokenStore::open(dir.path().join("keycard.db"))

@@ -147,7 +147,7 @@ async fn two_instances_share_sessions<U: UserStore, V: UserStore>(
 #[cfg(feature = "sqlite")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_over_one_sqlite_file() {
-    use keycard::store::{SqliteTokenStore, SqliteUserStore};
+    use keycard::sqlite::{SqliteTokenStore, SqliteUserStore};
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("shared.db");
     let clock = ManualClock::new(OffsetDateTime::now_utc());
@@ -315,7 +315,7 @@ async fn instances_share_one_throttle(
 #[cfg(feature = "sqlite")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_share_one_sqlite_throttle() {
-    use keycard::throttle::SqliteThrottle;
+    use keycard::sqlite::SqliteThrottle;
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("throttle.db");
     let open = || async {

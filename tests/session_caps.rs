@@ -72,7 +72,7 @@ async fn two_instances_hold_the_cap(tokens: Arc<dyn TokenStore>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_file() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let store = keycard::store::SqliteTokenStore::open(dir.path().join("sessions.db"))
+    let store = keycard::sqlite::SqliteTokenStore::open(dir.path().join("sessions.db"))
         .await
         .expect("open SQLite");
     store.migrate().await.expect("migrate");

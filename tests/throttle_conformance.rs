@@ -21,9 +21,9 @@ async fn memory_throttle_keeps_the_contract_through_a_box() {
 }
 
 #[cfg(feature = "sqlite")]
-async fn sqlite_throttle(dir: &tempfile::TempDir) -> keycard::throttle::SqliteThrottle {
+async fn sqlite_throttle(dir: &tempfile::TempDir) -> keycard::sqlite::SqliteThrottle {
     let throttle =
-        keycard::throttle::SqliteThrottle::open(dir.path().join("throttle.db"), suite::limits())
+        keycard::sqlite::SqliteThrottle::open(dir.path().join("throttle.db"), suite::limits())
             .await
             .expect("open");
     throttle.migrate().await.expect("migrate");

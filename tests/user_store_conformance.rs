@@ -25,7 +25,7 @@ async fn memory_user_store_keeps_the_contract_through_dyn() {
 #[cfg(feature = "sqlite")]
 mod sqlite {
     use super::*;
-    use keycard::store::SqliteUserStore;
+    use keycard::sqlite::SqliteUserStore;
 
     async fn open(dir: &tempfile::TempDir, table: &str) -> SqliteUserStore {
         let store = SqliteUserStore::open(dir.path().join("keycard.db"))

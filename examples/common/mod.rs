@@ -112,7 +112,7 @@ impl SeedUser for MemoryUserStore<UserRecord> {
 
 #[cfg(feature = "sqlite")]
 #[async_trait]
-impl SeedUser for keycard::store::SqliteUserStore {
+impl SeedUser for keycard::sqlite::SqliteUserStore {
     async fn seed_user(&self, user: UserRecord) -> Result<bool, StoreError> {
         self.insert_if_absent(&user).await
     }
@@ -176,20 +176,13 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 .strip_prefix("sqlite://")
                 .filter(|path| !path.is_empty())
                 .ok_or("--store sqlite:// needs a file path, e.g. sqlite://keycard.db")?;
-            let tokens = keycard::store::SqliteTokenStore::open(path).await?;
-            tokens.migrate().await?;
-            let users = Arc::new(keycard::store::SqliteUserStore::open(path).await?);
-            users.migrate().await?;
-            let throttle = keycard::throttle::SqliteThrottle::open(
-                path,
-                keycard::throttle::ThrottleLimits::default(),
-            )
-            .await?;
-            throttle.migrate().await?;
+            let db = keycard::sqlite::Sqlite::open(path).await?;
+            db.migrate().await?;
+            let users = Arc::new(db.user_store());
             Ok(Stores {
-                tokens: Arc::new(tokens),
+                tokens: Arc::new(db.token_store()),
                 users: users.clone(),
-                throttle: Arc::new(throttle),
+                throttle: Arc::new(db.throttle(keycard::throttle::ThrottleLimits::default())),
                 registry: users.clone(),
                 seeder: users,
             })

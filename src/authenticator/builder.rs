@@ -205,9 +205,13 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
         self
     }
 
-    /// The login throttle. Default: [`MemoryThrottle::default`], with the limits of
-    /// [`ThrottleLimits::default`](crate::throttle::ThrottleLimits::default). With several
-    /// instances, give them one shared backend (see [`crate::throttle`]).
+    /// The login throttle. Default with [`Authenticator::builder`]: [`MemoryThrottle::default`],
+    /// with the limits of [`ThrottleLimits::default`](crate::throttle::ThrottleLimits::default),
+    /// which counts in this process (right for in-memory or single-file set-ups). A builder
+    /// from a backend handle's `authenticator()` (`keycard::postgres::Postgres`,
+    /// `keycard::sqlite::Sqlite`, `keycard::redis::Redis`) starts with that backend's shared
+    /// throttle instead, so every instance on the database counts attempts together. With
+    /// several instances, give them one shared backend (see [`crate::throttle`]).
     pub fn throttle(mut self, throttle: impl Throttle + 'static) -> Self {
         self.throttle = Some(Arc::new(throttle));
         self

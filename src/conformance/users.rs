@@ -99,7 +99,7 @@ impl SeedUsers for MemoryUserStore<UserRecord> {
 
 #[cfg(feature = "sqlite")]
 #[async_trait]
-impl SeedUsers for crate::store::SqliteUserStore {
+impl SeedUsers for crate::sqlite::SqliteUserStore {
     async fn seed_user(&self, email: &str, password_hash: &str) -> Result<UserId, StoreError> {
         let id = fresh_text_id();
         match self

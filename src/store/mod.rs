@@ -3,7 +3,7 @@
 //! | backend | type | feature | shared between processes |
 //! |---|---|---|---|
 //! | memory | [`MemoryTokenStore`] | always | no |
-//! | SQLite | `SqliteTokenStore`, `SqliteUserStore` | `sqlite` | processes on one machine (one file) |
+//! | SQLite | `keycard::sqlite` (`SqliteTokenStore`, `SqliteUserStore`) | `sqlite` | processes on one machine (one file) |
 //! | PostgreSQL | `PostgresTokenStore`, `PostgresUserStore` | `postgres` | yes |
 //! | Redis | `RedisTokenStore` (sessions only; standalone or Redis Cluster) | `redis` | yes |
 //!
@@ -33,9 +33,6 @@ pub(crate) mod redis;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub(crate) mod redis_connection;
-#[cfg(feature = "sqlite")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub(crate) mod sqlite;
 
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -60,9 +57,6 @@ pub use redis_connection::RedisConnection;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use crate::sql::InvalidTableName;
-#[cfg(feature = "sqlite")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub use sqlite::{SqliteOptions, SqliteTokenStore, SqliteUserStore};
 
 /// Persists [`Session`]s. Dyn-compatible: the authenticator holds an `Arc<dyn TokenStore>`.
 ///

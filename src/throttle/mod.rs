@@ -51,9 +51,12 @@
 //!
 //! # Backends
 //! [`MemoryThrottle`] counts in this process. With several instances behind a load balancer,
-//! or to keep counts across restarts, use a shared backend: `RedisThrottle` (feature
-//! `redis`), `PostgresThrottle` (feature `postgres`) or `SqliteThrottle` (feature `sqlite`,
-//! processes on one machine). Every backend passes the same contract suite
+//! or to keep counts across restarts, use a shared backend: `keycard::redis::RedisThrottle`
+//! (feature `redis`), `keycard::postgres::PostgresThrottle` (feature `postgres`) or
+//! `keycard::sqlite::SqliteThrottle` (feature `sqlite`, processes on one machine). Building
+//! the authenticator from a backend handle (`Postgres::authenticator`,
+//! `Sqlite::authenticator`, `Redis::authenticator`) makes that backend's throttle the
+//! default. Every backend passes the same contract suite
 //! (`keycard::conformance::throttle`, feature `conformance`).
 
 use std::fmt::{self, Debug};
@@ -78,10 +81,7 @@ mod postgres;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 mod redis;
 #[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
-mod shared;
-#[cfg(feature = "sqlite")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-mod sqlite;
+pub(crate) mod shared;
 
 pub use memory::MemoryThrottle;
 #[cfg(feature = "postgres")]
@@ -90,9 +90,6 @@ pub use postgres::PostgresThrottle;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisThrottle;
-#[cfg(feature = "sqlite")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub use sqlite::SqliteThrottle;
 
 /// Counts login attempts and says when to refuse them. See the [module docs](self) for the
 /// model.

@@ -18,7 +18,7 @@ use crate::{Session, SessionId, StoreError, TokenStore, UserId};
 /// The schema changes of the sessions table, in order.
 const SESSION_MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
-    sql: include_str!("../../../migrations/sqlite/sessions_0001.sql"),
+    sql: include_str!("../../migrations/sqlite/sessions_0001.sql"),
 }];
 
 /// How many expired sessions one purge statement deletes; each batch is its own short
@@ -60,9 +60,10 @@ pub(super) const PURGE_BATCH: i64 = 1000;
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), keycard::StoreError> {
-/// use keycard::store::SqliteTokenStore;
-/// let tokens = SqliteTokenStore::open("keycard.db").await?;
-/// tokens.migrate().await?;
+/// use keycard::sqlite::Sqlite;
+/// let db = Sqlite::open("keycard.db").await?;
+/// db.migrate().await?;
+/// let tokens = db.token_store();
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
@@ -76,7 +77,9 @@ impl SqliteTokenStore {
     pub const DEFAULT_TABLE: &'static str = "keycard_sessions";
 
     /// Opens (creating if needed) the database file at `path` with default
-    /// [`SqliteOptions`]. Does not create the table: call [`migrate`](Self::migrate).
+    /// [`SqliteOptions`], on a pool of its own. Does not create the table: call
+    /// [`migrate`](Self::migrate). [`Sqlite::token_store`](super::Sqlite::token_store) shares
+    /// one pool between the token store, the user store and the throttle.
     ///
     /// # Errors
     /// [`StoreError::Backend`] if the file cannot be opened or configured.
@@ -93,12 +96,16 @@ impl SqliteTokenStore {
         path: impl AsRef<Path>,
         options: SqliteOptions,
     ) -> Result<Self, StoreError> {
-        let pool = Pool::open(path.as_ref(), options).await?;
+        Ok(Self::from_pool(Pool::open(path.as_ref(), options).await?))
+    }
+
+    /// A store on an open pool (the [`Sqlite`](super::Sqlite) handle's), default table.
+    pub(crate) fn from_pool(pool: Arc<Pool>) -> Self {
         let table = TableName::builtin(Self::DEFAULT_TABLE);
-        Ok(Self {
+        Self {
             pool,
             queries: Arc::new(SessionQueries::new(table, Placeholders::Question)),
-        })
+        }
     }
 
     /// Uses `table` instead of `keycard_sessions` (for example to keep several applications in

@@ -1,4 +1,4 @@
-//! SQLite throttle (feature `sqlite`): counts shared by the processes using one file.
+//! The SQLite throttle: counts shared by the processes using one file.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,15 +8,15 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use time::OffsetDateTime;
 
-use super::shared::{self, Counter};
-use super::{
+use crate::throttle::shared::{self, Counter};
+use crate::throttle::{
     window_end, AccountCounter, Admission, Limit, LimitKind, RateKey, Reservation, Throttle,
     ThrottleKey, ThrottleLimits,
 };
 use crate::sql::{Migration, TableName};
-use crate::store::sqlite::{backend, migrate, Pool};
+use super::{backend, migrate, Pool, SqliteOptions};
+use crate::sql::InvalidTableName;
 use crate::time_codec;
-use crate::store::{InvalidTableName, SqliteOptions};
 use crate::StoreError;
 
 /// The schema changes of the throttle table, in order.
@@ -32,7 +32,7 @@ const PRUNE_BATCH: i64 = 1000;
 /// Login attempts counted in a SQLite file, shared by the processes on one machine that use
 /// it (for example several workers behind one port, or a server and its restarts).
 ///
-/// Built on the connection pool of [`SqliteTokenStore`](crate::store::SqliteTokenStore):
+/// Built on the connection pool of [`SqliteTokenStore`](super::SqliteTokenStore):
 /// every step runs on Tokio's blocking thread pool, so waiting for SQLite's write lock never
 /// stalls the async executor, with the same [`SqliteOptions`] (WAL, busy timeout). It can
 /// share the token store's file.
@@ -69,9 +69,11 @@ const PRUNE_BATCH: i64 = 1000;
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), keycard::StoreError> {
-/// use keycard::throttle::{SqliteThrottle, ThrottleLimits};
-/// let throttle = SqliteThrottle::open("keycard.db", ThrottleLimits::default()).await?;
-/// throttle.migrate().await?;
+/// use keycard::sqlite::Sqlite;
+/// use keycard::throttle::ThrottleLimits;
+/// let db = Sqlite::open("keycard.db").await?;
+/// db.migrate().await?;
+/// let throttle = db.throttle(ThrottleLimits::default());
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -97,7 +99,9 @@ impl SqliteThrottle {
     pub const DEFAULT_TABLE: &'static str = "keycard_throttle";
 
     /// Opens (creating if needed) the database file at `path` with default
-    /// [`SqliteOptions`]. Does not create the table: call [`migrate`](Self::migrate).
+    /// [`SqliteOptions`], on a pool of its own. Does not create the table: call
+    /// [`migrate`](Self::migrate). [`Sqlite::throttle`](super::Sqlite::throttle) shares the
+    /// handle's pool.
     ///
     /// # Errors
     /// [`StoreError::Backend`] if the file cannot be opened or configured.
@@ -115,12 +119,16 @@ impl SqliteThrottle {
         options: SqliteOptions,
         limits: ThrottleLimits,
     ) -> Result<Self, StoreError> {
-        let pool = Pool::open(path.as_ref(), options).await?;
-        Ok(Self {
+        Ok(Self::from_pool(Pool::open(path.as_ref(), options).await?, limits))
+    }
+
+    /// A throttle on an open pool (the [`Sqlite`](super::Sqlite) handle's), default table.
+    pub(crate) fn from_pool(pool: Arc<Pool>, limits: ThrottleLimits) -> Self {
+        Self {
             pool,
             limits,
             queries: Arc::new(Queries::new(TableName::builtin(Self::DEFAULT_TABLE))),
-        })
+        }
     }
 
     /// Uses `table` instead of `keycard_throttle`.

@@ -13,7 +13,7 @@ use crate::{normalize_email, StoreError, UserId, UserRecord, UserStore};
 /// The schema changes of the users table, in order.
 const USER_MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
-    sql: include_str!("../../../migrations/sqlite/users_0001.sql"),
+    sql: include_str!("../../migrations/sqlite/users_0001.sql"),
 }];
 
 /// Users in a SQLite file, for apps and examples that need no user code of their own.
@@ -35,10 +35,11 @@ const USER_MIGRATIONS: &[Migration] = &[Migration {
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), keycard::StoreError> {
-/// use keycard::store::SqliteUserStore;
+/// use keycard::sqlite::Sqlite;
 /// use keycard::UserRecord;
-/// let users = SqliteUserStore::open("keycard.db").await?;
-/// users.migrate().await?;
+/// let db = Sqlite::open("keycard.db").await?;
+/// db.migrate().await?;
+/// let users = db.user_store();
 /// // Safe on every start: does nothing if the id or email exists.
 /// users.insert_if_absent(&UserRecord::new(1_i64, "ann@example.com", "$argon2id$...")).await?;
 /// # Ok(()) }
@@ -54,7 +55,9 @@ impl SqliteUserStore {
     pub const DEFAULT_TABLE: &'static str = "keycard_users";
 
     /// Opens (creating if needed) the database file at `path` with default
-    /// [`SqliteOptions`]. Does not create the table: call [`migrate`](Self::migrate).
+    /// [`SqliteOptions`], on a pool of its own. Does not create the table: call
+    /// [`migrate`](Self::migrate). [`Sqlite::user_store`](super::Sqlite::user_store) shares
+    /// the handle's pool.
     ///
     /// # Errors
     /// [`StoreError::Backend`] if the file cannot be opened or configured.
@@ -71,12 +74,16 @@ impl SqliteUserStore {
         path: impl AsRef<Path>,
         options: SqliteOptions,
     ) -> Result<Self, StoreError> {
-        let pool = Pool::open(path.as_ref(), options).await?;
+        Ok(Self::from_pool(Pool::open(path.as_ref(), options).await?))
+    }
+
+    /// A store on an open pool (the [`Sqlite`](super::Sqlite) handle's), default table.
+    pub(crate) fn from_pool(pool: Arc<Pool>) -> Self {
         let table = TableName::builtin(Self::DEFAULT_TABLE);
-        Ok(Self {
+        Self {
             pool,
             queries: Arc::new(UserQueries::new(table, Placeholders::Question)),
-        })
+        }
     }
 
     /// Uses `table` instead of `keycard_users`.

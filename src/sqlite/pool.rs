@@ -16,7 +16,7 @@ use crate::StoreError;
 ///
 /// ```
 /// use std::time::Duration;
-/// use keycard::store::SqliteOptions;
+/// use keycard::sqlite::SqliteOptions;
 /// let options = SqliteOptions::default()
 ///     .max_connections(8)
 ///     .busy_timeout(Duration::from_secs(10));
