@@ -70,7 +70,7 @@ fn run_variant(variant: &str) {
         _ => {}
     }
     let hasher = Argon2Hasher::default();
-    let m_cost_kib = u64::from(hasher.params().m_cost());
+    let m_cost_kib = u64::from(hasher.m_cost_kib());
     let users = MemoryUserStore::new();
     let builder = Authenticator::builder(users, MemoryTokenStore::new())
         .max_concurrent_hashes(MAX_CONCURRENT_HASHES)
@@ -208,16 +208,17 @@ impl FreshAllocHasher {
     }
 
     fn argon2(&self) -> argon2::Argon2<'static> {
+        let p = &self.params;
         argon2::Argon2::new(
             argon2::Algorithm::Argon2id,
             argon2::Version::V0x13,
-            self.params.params().clone(),
+            argon2::Params::new(p.m_cost_kib(), p.t_cost(), p.p_cost(), None).expect("params"),
         )
     }
 }
 
 impl PasswordHasher for FreshAllocHasher {
-    fn hash(&self, password: &[u8]) -> Result<String, Error> {
+    fn hash(&self, password: &[u8]) -> Result<String, keycard::HashError> {
         let salt = argon2::password_hash::SaltString::encode_b64(&rand::random::<[u8; 16]>())
             .expect("salt");
         Ok(self
@@ -227,7 +228,7 @@ impl PasswordHasher for FreshAllocHasher {
             .to_string())
     }
 
-    fn verify(&self, password: &[u8], phc: &str) -> Result<bool, Error> {
+    fn verify(&self, password: &[u8], phc: &str) -> Result<bool, keycard::HashError> {
         let parsed = PasswordHash::new(phc).expect("valid stored hash");
         Ok(self.argon2().verify_password(password, &parsed).is_ok())
     }
@@ -321,7 +322,7 @@ fn burst() {
 fn storm() {
     const CLIENTS: u32 = 3_000;
     let (rt, auth) = defaults();
-    let m_cost_kib = u64::from(Argon2Hasher::default().params().m_cost());
+    let m_cost_kib = u64::from(Argon2Hasher::default().m_cost_kib());
     let permits = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let base = status_kib("VmRSS");
     let began = Instant::now();

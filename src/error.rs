@@ -123,13 +123,15 @@ pub enum Error {
     Store(#[from] StoreError),
 
     /// Hashing or verifying a password failed for a reason other than a wrong password (for
-    /// example a stored hash that is not a valid PHC string).
-    #[error("password hashing failed")]
+    /// example a stored hash that is not a valid PHC string); [`HashError::kind`] says which.
+    /// HTTP adapters answer 500: the cause is on the server.
+    #[error("password hashing failed on the server; retry later")]
     PasswordHash(#[source] HashError),
 
-    /// The operating system's random number generator failed; no token was issued.
-    #[error("the system random number generator failed; no token was issued")]
-    Randomness(#[source] rand::rand_core::OsError),
+    /// The operating system's random number generator failed, so no token, session id or
+    /// password salt could be drawn; nothing was issued or stored.
+    #[error("the system random number generator failed; nothing was issued, retry later")]
+    Randomness(#[source] RandomnessError),
 }
 
 /// Which user input an [`Error::InputTooLong`] refers to.
@@ -195,20 +197,242 @@ impl StoreError {
     }
 }
 
-/// Why hashing or verifying a password failed (not a wrong password, which is
-/// [`Error::InvalidCredentials`]).
-#[derive(Debug, thiserror::Error)]
+/// Why hashing or verifying a password failed (not a wrong password, which is `Ok(false)`
+/// from [`PasswordHasher::verify`](crate::PasswordHasher::verify) and
+/// [`Error::InvalidCredentials`] from a login). What a [`PasswordHasher`](crate::PasswordHasher)
+/// returns.
+///
+/// Opaque: [`kind`](Self::kind) says what went wrong, and the underlying error (argon2's,
+/// the operating system's, a panicked task's) is kept as the
+/// [`source`](std::error::Error::source) for your logs, never as a public type, so upgrading
+/// those dependencies does not change keycard's API. A hasher of your own builds one with
+/// [`HashError::other`], or returns the one a wrapped hasher gave it.
+///
+/// `From<HashError> for Error` gives [`Error::PasswordHash`], or [`Error::Randomness`] for
+/// [`HashErrorKind::Randomness`].
+///
+/// ```
+/// use keycard::{Argon2Hasher, Error, HashErrorKind, PasswordHasher};
+/// let err = Argon2Hasher::insecure_for_tests()
+///     .verify(b"pw", "not a PHC string")
+///     .unwrap_err();
+/// assert_eq!(err.kind(), HashErrorKind::InvalidStoredHash);
+/// assert!(std::error::Error::source(&err).is_some());
+/// assert!(matches!(Error::from(err), Error::PasswordHash(_)));
+/// ```
+#[derive(Debug)]
+pub struct HashError {
+    kind: HashErrorKind,
+    source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+/// What kind of [`HashError`] happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum HashError {
-    /// The argon2 / PHC layer refused the input or the stored hash.
-    #[error("argon2 failed")]
-    Argon2(#[source] argon2::password_hash::Error),
-    /// The stored password hash is not a valid PHC string.
-    #[error("the stored password hash is not a valid PHC string")]
-    InvalidStoredHash(#[source] argon2::password_hash::Error),
+pub enum HashErrorKind {
+    /// The hasher's parameters are invalid, or below OWASP's minimum
+    /// ([`Argon2Hasher::new`](crate::Argon2Hasher::new)).
+    Parameters,
+    /// Argon2 refused to hash the password with the hasher's parameters.
+    Argon2,
+    /// The stored password hash is not a valid PHC string, not argon2, or has parameters
+    /// above the hasher's caps. The user cannot log in until the password is reset.
+    InvalidStoredHash,
     /// The blocking task that ran the hash panicked or was cancelled.
-    #[error("the password hashing task did not complete")]
-    TaskFailed(#[source] tokio::task::JoinError),
+    TaskFailed,
+    /// No salt could be drawn: the operating system's random number generator failed. The
+    /// source is a [`RandomnessError`].
+    Randomness,
+    /// Any other failure, from a hasher outside keycard ([`HashError::other`]).
+    Other,
+}
+
+impl HashError {
+    /// A failure of a [`PasswordHasher`](crate::PasswordHasher) of your own, keeping `error`
+    /// as the [`source`](std::error::Error::source); its kind is [`HashErrorKind::Other`].
+    ///
+    /// ```
+    /// use keycard::{HashError, HashErrorKind};
+    /// let err = HashError::other("the legacy hash service timed out");
+    /// assert_eq!(err.kind(), HashErrorKind::Other);
+    /// assert_eq!(
+    ///     std::error::Error::source(&err).map(ToString::to_string).as_deref(),
+    ///     Some("the legacy hash service timed out")
+    /// );
+    /// ```
+    pub fn other(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self::new(HashErrorKind::Other, error)
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> HashErrorKind {
+        self.kind
+    }
+
+    pub(crate) fn new(
+        kind: HashErrorKind,
+        source: impl Into<Box<dyn StdError + Send + Sync>>,
+    ) -> Self {
+        Self {
+            kind,
+            source: Some(source.into()),
+        }
+    }
+
+    /// Argon2 refused to hash.
+    pub(crate) fn argon2(error: argon2::password_hash::Error) -> Self {
+        Self::new(HashErrorKind::Argon2, error)
+    }
+
+    /// Invalid or too weak parameters.
+    pub(crate) fn parameters(error: argon2::password_hash::Error) -> Self {
+        Self::new(HashErrorKind::Parameters, error)
+    }
+
+    /// A stored hash that cannot be verified.
+    pub(crate) fn invalid_stored_hash(error: argon2::password_hash::Error) -> Self {
+        Self::new(HashErrorKind::InvalidStoredHash, error)
+    }
+
+    /// The hashing task panicked or was cancelled.
+    pub(crate) fn task_failed(error: tokio::task::JoinError) -> Self {
+        Self::new(HashErrorKind::TaskFailed, error)
+    }
+
+    /// No salt could be drawn.
+    pub(crate) fn randomness(error: RandomnessError) -> Self {
+        Self::new(HashErrorKind::Randomness, error)
+    }
+}
+
+impl fmt::Display for HashError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.kind {
+            HashErrorKind::Parameters => {
+                "the argon2 parameters are invalid or below OWASP's minimum (m = 19456 KiB, t = 2); choose stronger ones"
+            }
+            HashErrorKind::Argon2 => {
+                "argon2 could not hash the password; check the hasher's parameters"
+            }
+            HashErrorKind::InvalidStoredHash => {
+                "the stored password hash is not a valid argon2 PHC string within the hasher's limits; reset this user's password"
+            }
+            HashErrorKind::TaskFailed => {
+                "the password hashing task panicked or was cancelled; retry, and check the logs for a panic"
+            }
+            HashErrorKind::Randomness => {
+                "no password salt could be drawn from the system random number generator; retry later"
+            }
+            HashErrorKind::Other => "the password hasher failed; see the source error",
+        })
+    }
+}
+
+impl StdError for HashError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+impl From<HashError> for Error {
+    /// [`Error::Randomness`] for [`HashErrorKind::Randomness`] (the same error a token
+    /// generation gives), [`Error::PasswordHash`] for every other kind.
+    fn from(error: HashError) -> Self {
+        match error {
+            HashError {
+                kind: HashErrorKind::Randomness,
+                source: Some(source),
+            } => match source.downcast::<RandomnessError>() {
+                Ok(randomness) => Self::Randomness(*randomness),
+                Err(source) => Self::PasswordHash(HashError {
+                    kind: HashErrorKind::Randomness,
+                    source: Some(source),
+                }),
+            },
+            other => Self::PasswordHash(other),
+        }
+    }
+}
+
+/// The operating system's random number generator failed (no token, session id or salt
+/// could be drawn).
+///
+/// Opaque: the operating system's error is kept as the
+/// [`source`](std::error::Error::source), never as a public type. `From<RandomnessError> for
+/// Error` gives [`Error::Randomness`].
+#[derive(Debug)]
+pub struct RandomnessError {
+    source: Box<dyn StdError + Send + Sync>,
+}
+
+impl RandomnessError {
+    pub(crate) fn new(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self {
+            source: source.into(),
+        }
+    }
+}
+
+impl fmt::Display for RandomnessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "the operating system's random number generator failed; check that the system can supply entropy, then retry",
+        )
+    }
+}
+
+impl StdError for RandomnessError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+impl From<RandomnessError> for Error {
+    fn from(error: RandomnessError) -> Self {
+        Self::Randomness(error)
+    }
+}
+
+/// A string that is not a keycard token or session id: what
+/// [`TokenFormat::parse`](crate::TokenFormat::parse), `str::parse::<Token>` and
+/// `str::parse::<SessionId>` return for anything they do not accept (a wrong length,
+/// alphabet, separator, prefix or checksum).
+///
+/// Opaque and deliberately uninformative: which check failed is not said, so a client
+/// probing for the token's shape learns nothing. `From<TokenError> for Error` gives
+/// [`Error::MalformedToken`].
+///
+/// ```
+/// use keycard::{Error, Token};
+/// let err = "not a token".parse::<Token>().unwrap_err();
+/// assert_eq!(err.to_string(), "the token is malformed; send it exactly as issued");
+/// assert!(matches!(Error::from(err), Error::MalformedToken));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenError {
+    _private: (),
+}
+
+impl TokenError {
+    pub(crate) const fn new() -> Self {
+        Self { _private: () }
+    }
+}
+
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the token is malformed; send it exactly as issued")
+    }
+}
+
+impl StdError for TokenError {}
+
+impl From<TokenError> for Error {
+    fn from(_: TokenError) -> Self {
+        Self::MalformedToken
+    }
 }
 
 fn retry_after_secs(d: Duration) -> u64 {
@@ -293,6 +517,160 @@ mod tests {
         let backend = store.source().expect("StoreError::Backend has a source");
         assert_eq!(backend.to_string(), "port 5432 refused");
         assert!(backend.downcast_ref::<std::io::Error>().is_some());
+    }
+
+    /// keycard's own types and std's: what a public variant may carry. A dependency's type
+    /// (argon2, rand, tokio, base64, ...) has no impl, so carrying one fails to compile here.
+    trait OwnType {}
+    impl OwnType for HashError {}
+    impl OwnType for RandomnessError {}
+    impl OwnType for StoreError {}
+    impl OwnType for Field {}
+    impl OwnType for usize {}
+    impl OwnType for Duration {}
+    impl OwnType for crate::EmailRejection {}
+    impl OwnType for crate::PasswordRejection {}
+    impl OwnType for Box<dyn StdError + Send + Sync> {}
+    fn own<T: OwnType>(_: &T) {}
+
+    /// Exhaustive on purpose: a new variant must be added here, with its payload checked.
+    #[allow(dead_code)]
+    fn every_variant_carries_only_keycard_or_std_types(e: &Error, s: &StoreError) {
+        match e {
+            Error::InvalidCredentials
+            | Error::IncorrectPassword
+            | Error::EmailTaken
+            | Error::UnknownEmail
+            | Error::MissingToken
+            | Error::MalformedToken
+            | Error::InvalidToken
+            | Error::SessionExpired => {}
+            Error::InvalidEmail(r) => own(r),
+            Error::InputTooLong { field, max } => {
+                own(field);
+                own(max);
+            }
+            Error::Throttled { retry_after } | Error::Overloaded { retry_after } => {
+                own(retry_after)
+            }
+            Error::WeakPassword(r) => own(r),
+            Error::TooManySessions { max } => own(max),
+            Error::ReauthenticationRequired { within } => own(within),
+            Error::Store(e) => own(e),
+            Error::PasswordHash(e) => own(e),
+            Error::Randomness(e) => own(e),
+        }
+        match s {
+            StoreError::Duplicate => {}
+            StoreError::Backend(e) | StoreError::Corrupt(e) => own(e),
+        }
+    }
+
+    fn argon2_error() -> argon2::password_hash::Error {
+        argon2::password_hash::Error::PhcStringField
+    }
+
+    #[test]
+    fn hash_errors_keep_their_source_and_say_what_to_do() {
+        let kinds = [
+            (
+                HashError::parameters(argon2_error()),
+                HashErrorKind::Parameters,
+            ),
+            (HashError::argon2(argon2_error()), HashErrorKind::Argon2),
+            (
+                HashError::invalid_stored_hash(argon2_error()),
+                HashErrorKind::InvalidStoredHash,
+            ),
+        ];
+        for (err, kind) in kinds {
+            assert_eq!(err.kind(), kind);
+            let source = err.source().expect("the argon2 error is the source");
+            assert_eq!(
+                source.downcast_ref::<argon2::password_hash::Error>(),
+                Some(&argon2_error())
+            );
+            let text = err.to_string();
+            assert!(text.contains("; "), "{text}");
+            assert!(text.starts_with(char::is_lowercase), "{text}");
+        }
+        assert_eq!(
+            HashError::invalid_stored_hash(argon2_error()).to_string(),
+            "the stored password hash is not a valid argon2 PHC string within the hasher's limits; reset this user's password"
+        );
+        let other = HashError::other("legacy service down");
+        assert_eq!(other.kind(), HashErrorKind::Other);
+        assert_eq!(
+            other.to_string(),
+            "the password hasher failed; see the source error"
+        );
+        assert_eq!(
+            other.source().map(ToString::to_string).as_deref(),
+            Some("legacy service down")
+        );
+        assert_eq!(
+            chain(&Error::from(HashError::argon2(argon2_error()))),
+            format!(
+                "password hashing failed on the server; retry later: argon2 could not hash the password; check the hasher's parameters: {}",
+                argon2_error()
+            )
+        );
+    }
+
+    #[test]
+    fn conversions_into_error() {
+        let err = Error::from(HashError::invalid_stored_hash(argon2_error()));
+        match &err {
+            Error::PasswordHash(h) => assert_eq!(h.kind(), HashErrorKind::InvalidStoredHash),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            err.to_string(),
+            "password hashing failed on the server; retry later"
+        );
+        assert_eq!(err.retry_after(), None);
+
+        // A salt that could not be drawn is the same error as a token that could not be.
+        let os = std::io::Error::other("getrandom: ENOSYS");
+        let salt = HashError::randomness(RandomnessError::new(os));
+        assert_eq!(salt.kind(), HashErrorKind::Randomness);
+        assert_eq!(
+            salt.to_string(),
+            "no password salt could be drawn from the system random number generator; retry later"
+        );
+        let err = Error::from(salt);
+        assert!(matches!(err, Error::Randomness(_)), "{err:?}");
+        assert_eq!(
+            chain(&err),
+            "the system random number generator failed; nothing was issued, retry later: \
+             the operating system's random number generator failed; check that the system can \
+             supply entropy, then retry: getrandom: ENOSYS"
+        );
+        // A third-party error of kind Randomness without a RandomnessError stays a hash error.
+        let odd = HashError::new(HashErrorKind::Randomness, "odd");
+        assert!(matches!(Error::from(odd), Error::PasswordHash(_)));
+
+        let rng = RandomnessError::new(std::io::Error::other("no entropy"));
+        assert!(rng.source().is_some_and(|s| s.is::<std::io::Error>()));
+        assert!(matches!(Error::from(rng), Error::Randomness(_)));
+
+        let malformed = TokenError::new();
+        assert_eq!(
+            malformed.to_string(),
+            "the token is malformed; send it exactly as issued"
+        );
+        assert!(malformed.source().is_none());
+        assert!(matches!(Error::from(malformed), Error::MalformedToken));
+    }
+
+    fn assert_send_sync_static<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn error_types_are_send_sync_and_static() {
+        assert_send_sync_static::<Error>();
+        assert_send_sync_static::<HashError>();
+        assert_send_sync_static::<RandomnessError>();
+        assert_send_sync_static::<TokenError>();
     }
 
     #[test]

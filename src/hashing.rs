@@ -97,15 +97,17 @@ impl HashPool {
     ///
     /// # Errors
     /// [`Error::Overloaded`] when the queue is full or the wait it implies is too long;
-    /// `work`'s own errors; [`HashError::TaskFailed`] if the blocking task panicked.
+    /// `work`'s own errors as `Error::from(HashError)` ([`Error::PasswordHash`], or
+    /// [`Error::Randomness`] for a salt that could not be drawn); a [`HashError`] of kind
+    /// [`TaskFailed`](crate::HashErrorKind::TaskFailed) if the blocking task panicked.
     pub(crate) async fn run<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&dyn PasswordHasher) -> Result<T> + Send + 'static,
+        F: FnOnce(&dyn PasswordHasher) -> Result<T, HashError> + Send + 'static,
     {
         let hasher = Arc::clone(&self.hasher);
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return work(&*hasher);
+            return work(&*hasher).map_err(Error::from);
         };
         let permit = match Arc::clone(&self.permits).try_acquire_owned() {
             Ok(permit) => permit,
@@ -131,7 +133,8 @@ impl HashPool {
                 done
             })
             .await
-            .map_err(|e| Error::PasswordHash(HashError::TaskFailed(e)))?
+            .map_err(HashError::task_failed)?
+            .map_err(Error::from)
     }
 }
 
@@ -228,6 +231,69 @@ mod tests {
         }
         assert!(pool.admit().is_ok());
         pool.run(|_| Ok(())).await.expect("room again");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hash_errors_become_keycard_errors_at_the_boundary() {
+        let pool = HashPool::new(
+            Arc::new(Argon2Hasher::insecure_for_tests()),
+            1,
+            1,
+            Duration::from_secs(1),
+        );
+        let corrupt = pool.run(|h| h.verify(b"pw", "garbage")).await;
+        match corrupt {
+            Err(Error::PasswordHash(e)) => {
+                assert_eq!(e.kind(), crate::HashErrorKind::InvalidStoredHash)
+            }
+            other => panic!("expected PasswordHash, got {other:?}"),
+        }
+        #[allow(clippy::panic)]
+        let panicked = pool
+            .run(|_| -> Result<(), HashError> { panic!("hasher bug") })
+            .await;
+        match panicked {
+            Err(Error::PasswordHash(e)) => {
+                assert_eq!(e.kind(), crate::HashErrorKind::TaskFailed);
+                let source = std::error::Error::source(&e).expect("the join error");
+                assert!(source.is::<tokio::task::JoinError>(), "{source:?}");
+            }
+            other => panic!("expected PasswordHash, got {other:?}"),
+        }
+        // The permit came back despite the panic.
+        pool.run(|_| Ok(())).await.expect("room again");
+    }
+
+    #[test]
+    fn outside_a_runtime_errors_are_converted_too() {
+        let pool = HashPool::new(
+            Arc::new(Argon2Hasher::insecure_for_tests()),
+            1,
+            1,
+            Duration::from_secs(1),
+        );
+        let corrupt = block_on(pool.run(|h| h.verify(b"pw", "garbage")));
+        assert!(
+            matches!(corrupt, Err(Error::PasswordHash(_))),
+            "{corrupt:?}"
+        );
+    }
+
+    struct NoWake;
+    impl std::task::Wake for NoWake {
+        fn wake(self: Arc<Self>) {}
+    }
+
+    /// Polls a future that never waits (the pool outside a runtime) to completion.
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let waker = std::task::Waker::from(Arc::new(NoWake));
+        let mut cx = std::task::Context::from_waker(&waker);
+        loop {
+            if let std::task::Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+                return out;
+            }
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,11 +10,49 @@ use rand::TryRngCore as _;
 use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
-use crate::error::{Error, HashError};
+use crate::error::{HashError, RandomnessError};
 
 /// Hashes and verifies passwords. [`Argon2Hasher`] is the implementation keycard uses; the
 /// trait exists so you can wrap it (to count or time verifications, or to verify legacy
 /// hashes during a migration).
+///
+/// Its methods fail with a [`HashError`] only, never another [`Error`](crate::Error): a
+/// hasher of your own returns the one a wrapped hasher gave it, or builds one with
+/// [`HashError::other`]. The authenticator turns it into
+/// [`Error::PasswordHash`](crate::Error::PasswordHash) (or
+/// [`Error::Randomness`](crate::Error::Randomness) for
+/// [`HashErrorKind::Randomness`](crate::HashErrorKind::Randomness)).
+///
+/// ```
+/// use keycard::{Argon2Hasher, HashError, PasswordHasher};
+///
+/// /// Refuses passwords while a maintenance flag is set, else hashes with argon2.
+/// #[derive(Debug, Default)]
+/// struct Guarded {
+///     inner: Argon2Hasher,
+///     maintenance: bool,
+/// }
+///
+/// impl PasswordHasher for Guarded {
+///     fn hash(&self, password: &[u8]) -> Result<String, HashError> {
+///         if self.maintenance {
+///             return Err(HashError::other("password changes are paused for maintenance"));
+///         }
+///         self.inner.hash(password)
+///     }
+///     fn verify(&self, password: &[u8], phc: &str) -> Result<bool, HashError> {
+///         self.inner.verify(password, phc)
+///     }
+///     fn needs_rehash(&self, phc: &str) -> bool {
+///         self.inner.needs_rehash(phc)
+///     }
+///     fn dummy_hash(&self) -> &str {
+///         self.inner.dummy_hash()
+///     }
+/// }
+/// # let h = Guarded { inner: Argon2Hasher::insecure_for_tests(), maintenance: true };
+/// # assert!(h.hash(b"pw").is_err());
+/// ```
 ///
 /// All methods are synchronous and CPU-bound: the authenticator calls them on a blocking
 /// thread, never on the async executor.
@@ -22,15 +60,18 @@ pub trait PasswordHasher: Send + Sync + fmt::Debug + 'static {
     /// Hashes `password` with a fresh random salt into a PHC string.
     ///
     /// # Errors
-    /// [`Error::PasswordHash`] if the parameters refuse the input, or
-    /// [`Error::Randomness`] if no salt could be drawn.
-    fn hash(&self, password: &[u8]) -> Result<String, Error>;
+    /// A [`HashError`] of kind [`Argon2`](crate::HashErrorKind::Argon2) if the parameters
+    /// refuse the input, or [`Randomness`](crate::HashErrorKind::Randomness) if no salt could
+    /// be drawn.
+    fn hash(&self, password: &[u8]) -> Result<String, HashError>;
 
     /// Whether `password` matches the PHC string `phc`. A mismatch is `Ok(false)`.
     ///
     /// # Errors
-    /// [`Error::PasswordHash`] if `phc` is not a valid hash.
-    fn verify(&self, password: &[u8], phc: &str) -> Result<bool, Error>;
+    /// A [`HashError`] of kind [`InvalidStoredHash`](crate::HashErrorKind::InvalidStoredHash)
+    /// if `phc` is not a valid hash. A login then fails as invalid credentials, after a
+    /// dummy verification so that timing does not tell the case apart.
+    fn verify(&self, password: &[u8], phc: &str) -> Result<bool, HashError>;
 
     /// Whether `phc` was made with other parameters than this hasher's current ones and
     /// should be replaced after a successful login.
@@ -72,7 +113,8 @@ pub trait PasswordHasher: Send + Sync + fmt::Debug + 'static {
 ///   afterwards (the allocator may keep it for later allocations). While such users log in,
 ///   hashing memory can reach `max_concurrent_hashes ×` their `m_cost`, never more than
 ///   `max_concurrent_hashes ×` the cap;
-/// - above any cap: refused with [`HashError::InvalidStoredHash`] before anything is
+/// - above any cap: refused with a [`HashError`] of kind
+///   [`InvalidStoredHash`](crate::HashErrorKind::InvalidStoredHash) before anything is
 ///   allocated, like a hash that does not parse or is not argon2.
 ///
 /// The caps are 4 × this hasher's own value or a floor, whichever is larger: `m_cost` at most
@@ -94,7 +136,7 @@ pub trait PasswordHasher: Send + Sync + fmt::Debug + 'static {
 /// assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
 /// assert!(hasher.verify(b"correct horse", &phc)?);
 /// assert!(!hasher.verify(b"wrong", &phc)?);
-/// # Ok::<(), keycard::Error>(())
+/// # Ok::<(), keycard::HashError>(())
 /// ```
 pub struct Argon2Hasher {
     params: Params,
@@ -125,12 +167,13 @@ impl Argon2Hasher {
     /// [`Argon2Hasher::insecure_for_tests`] for fast tests.
     ///
     /// # Errors
-    /// [`Error::PasswordHash`] if argon2 rejects the parameters or they are below the minimum.
-    pub fn new(m_cost_kib: u32, t_cost: u32, p_cost: u32) -> Result<Self, Error> {
+    /// A [`HashError`] of kind [`Parameters`](crate::HashErrorKind::Parameters) if argon2
+    /// rejects the parameters or they are below the minimum.
+    pub fn new(m_cost_kib: u32, t_cost: u32, p_cost: u32) -> Result<Self, HashError> {
         if m_cost_kib < Self::MIN_M_COST || t_cost < Self::MIN_T_COST {
-            return Err(Error::PasswordHash(HashError::Argon2(
+            return Err(HashError::parameters(
                 argon2::password_hash::Error::ParamValueInvalid(InvalidValue::TooShort),
-            )));
+            ));
         }
         Self::with_params(m_cost_kib, t_cost, p_cost)
     }
@@ -141,9 +184,8 @@ impl Argon2Hasher {
         Self::with_params(8, 1, 1).unwrap_or_default()
     }
 
-    fn with_params(m: u32, t: u32, p: u32) -> Result<Self, Error> {
-        let params = Params::new(m, t, p, None)
-            .map_err(|e| Error::PasswordHash(HashError::Argon2(e.into())))?;
+    fn with_params(m: u32, t: u32, p: u32) -> Result<Self, HashError> {
+        let params = Params::new(m, t, p, None).map_err(|e| HashError::parameters(e.into()))?;
         Ok(Self::from_params(params))
     }
 
@@ -155,9 +197,19 @@ impl Argon2Hasher {
         }
     }
 
-    /// The argon2 parameters in use.
-    pub fn params(&self) -> &Params {
-        &self.params
+    /// The memory cost in use, in KiB (argon2's `m`).
+    pub fn m_cost_kib(&self) -> u32 {
+        self.params.m_cost()
+    }
+
+    /// The number of iterations in use (argon2's `t`).
+    pub fn t_cost(&self) -> u32 {
+        self.params.t_cost()
+    }
+
+    /// The degree of parallelism in use (argon2's `p`).
+    pub fn p_cost(&self) -> u32 {
+        self.params.p_cost()
     }
 
     fn argon2(&self) -> Argon2<'static> {
@@ -165,8 +217,8 @@ impl Argon2Hasher {
     }
 
     /// Hashes with the given raw salt into a PHC string, in a pooled buffer.
-    fn hash_with_salt(&self, password: &[u8], salt: &[u8]) -> Result<String, Error> {
-        let argon2_err = |e| Error::PasswordHash(HashError::Argon2(e));
+    fn hash_with_salt(&self, password: &[u8], salt: &[u8]) -> Result<String, HashError> {
+        let argon2_err = HashError::argon2;
         let salt_string = SaltString::encode_b64(salt).map_err(argon2_err)?;
         let output_len = self
             .params
@@ -253,17 +305,17 @@ impl fmt::Debug for Argon2Hasher {
 }
 
 impl PasswordHasher for Argon2Hasher {
-    fn hash(&self, password: &[u8]) -> Result<String, Error> {
+    fn hash(&self, password: &[u8]) -> Result<String, HashError> {
         let mut salt = [0u8; 16];
         rand::rngs::OsRng
             .try_fill_bytes(&mut salt)
-            .map_err(Error::Randomness)?;
+            .map_err(|e| HashError::randomness(RandomnessError::new(e)))?;
         self.hash_with_salt(password, &salt)
     }
 
-    fn verify(&self, password: &[u8], phc: &str) -> Result<bool, Error> {
+    fn verify(&self, password: &[u8], phc: &str) -> Result<bool, HashError> {
         use argon2::password_hash::Error as PhcError;
-        let invalid = |e| Error::PasswordHash(HashError::InvalidStoredHash(e));
+        let invalid = HashError::invalid_stored_hash;
 
         // Verification uses the algorithm, version and parameters recorded in the hash, not
         // ours, within the caps; everything is checked before any memory is allocated.
@@ -294,7 +346,7 @@ impl PasswordHasher for Argon2Hasher {
         let computed = &mut computed[..expected.len()];
         Argon2::new(algorithm, version, params)
             .hash_password_into_with_memory(password, salt, &mut *computed, memory.blocks())
-            .map_err(|e| Error::PasswordHash(HashError::Argon2(e.into())))?;
+            .map_err(|e| HashError::argon2(e.into()))?;
         Ok(bool::from(computed.ct_eq(expected.as_bytes())))
     }
 
@@ -412,19 +464,27 @@ impl Drop for Buffer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::HashErrorKind;
 
     #[test]
     fn default_parameters_meet_owasp() {
         let h = Argon2Hasher::default();
-        assert_eq!(h.params().m_cost(), 19_456);
-        assert_eq!(h.params().t_cost(), 2);
-        assert_eq!(h.params().p_cost(), 1);
+        assert_eq!(h.m_cost_kib(), 19_456);
+        assert_eq!(h.t_cost(), 2);
+        assert_eq!(h.p_cost(), 1);
     }
 
     #[test]
     fn new_refuses_weak_parameters() {
-        assert!(Argon2Hasher::new(1024, 2, 1).is_err());
-        assert!(Argon2Hasher::new(19_456, 1, 1).is_err());
+        for (m, t, p) in [(1024, 2, 1), (19_456, 1, 1), (19_456, 2, 0)] {
+            let e = Argon2Hasher::new(m, t, p).expect_err("weak or invalid");
+            assert_eq!(e.kind(), HashErrorKind::Parameters, "{m} {t} {p}");
+            assert!(
+                e.to_string()
+                    .starts_with("the argon2 parameters are invalid"),
+                "{e}"
+            );
+        }
         assert!(Argon2Hasher::new(65_536, 3, 1).is_ok());
     }
 
@@ -453,7 +513,15 @@ mod tests {
         let h = Argon2Hasher::insecure_for_tests();
         assert!(matches!(
             h.verify(b"pw", "garbage"),
-            Err(Error::PasswordHash(HashError::InvalidStoredHash(_)))
+            Err(e) if e.kind() == HashErrorKind::InvalidStoredHash
+        ));
+        // argon2's error is kept as the source, for logs, without being part of the API.
+        let e = h.verify(b"pw", "garbage").expect_err("corrupt");
+        let source = std::error::Error::source(&e).expect("a source");
+        assert!(source.is::<argon2::password_hash::Error>(), "{source:?}");
+        assert!(matches!(
+            crate::Error::from(e),
+            crate::Error::PasswordHash(ref h) if h.kind() == HashErrorKind::InvalidStoredHash
         ));
     }
 
@@ -476,8 +544,8 @@ mod tests {
         Params::new(m, t, p, None).expect("params")
     }
 
-    fn is_invalid_stored_hash(r: Result<bool, Error>) -> bool {
-        matches!(r, Err(Error::PasswordHash(HashError::InvalidStoredHash(_))))
+    fn is_invalid_stored_hash(r: Result<bool, HashError>) -> bool {
+        matches!(r, Err(e) if e.kind() == HashErrorKind::InvalidStoredHash)
     }
 
     #[test]
@@ -524,12 +592,7 @@ mod tests {
     #[test]
     fn default_hash_made_by_argon2_verifies() {
         let h = Argon2Hasher::default();
-        let old = argon2_crate_hash(
-            Algorithm::Argon2id,
-            Version::V0x13,
-            h.params().clone(),
-            b"pw",
-        );
+        let old = argon2_crate_hash(Algorithm::Argon2id, Version::V0x13, h.params.clone(), b"pw");
         assert!(old.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         assert!(h.verify(b"pw", &old).expect("valid"));
         assert_eq!(h.pooled_buffers(), 1);
@@ -657,7 +720,7 @@ mod tests {
         h.hash(b"pw").expect("hash");
         let free = h.pool.lock();
         assert_eq!(free.len(), 1);
-        assert_eq!(free[0].len(), h.params().block_count());
+        assert_eq!(free[0].len(), h.params.block_count());
         let zero = format!("{:?}", Block::new());
         assert!(free[0].iter().all(|b| format!("{b:?}") == zero));
     }

@@ -19,7 +19,8 @@
 //! scanners (GitHub secret scanning, gitleaks, trufflehog) find leaked tokens with a precise
 //! pattern, and the checksum lets them, and keycard, tell a real token from a look-alike
 //! without asking anyone: a token with a wrong checksum is refused as
-//! [`Error::MalformedToken`] before any store is read.
+//! [`TokenError`] ([`Error::MalformedToken`](crate::Error::MalformedToken) from the
+//! authenticator) before any store is read.
 //!
 //! Every format parses every token it might meet, so switching costs no session:
 //!
@@ -29,7 +30,7 @@
 //!   with any well-formed prefix and a valid checksum, so turning a prefix off does not
 //!   either;
 //! - [`TokenFormat::prefixed`] accepts its own prefix only: a token with another prefix is
-//!   [`Error::MalformedToken`]. Changing the prefix therefore ends the sessions issued under
+//!   a [`TokenError`]. Changing the prefix therefore ends the sessions issued under
 //!   the old one.
 //!
 //! The prefix is part of the credential: a prefixed token's [`SecretHash`] covers its prefix
@@ -48,7 +49,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::error::Error;
+use crate::error::{RandomnessError, TokenError};
 
 const ID_BYTES: usize = 16;
 const SECRET_BYTES: usize = 32;
@@ -64,6 +65,8 @@ const CHECKSUM_LEN: usize = 6;
 const CHECKSUM_SEPARATOR: u8 = b'_';
 /// The checksum alphabet: base62, in ASCII order.
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// The one parse error.
+const MALFORMED: TokenError = TokenError::new();
 
 /// The public half of a token: names one session. Safe to log and display.
 ///
@@ -72,7 +75,7 @@ const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 /// let id: SessionId = "AAECAwQFBgcICQoLDA0ODw".parse()?;
 /// assert_eq!(id.to_string(), "AAECAwQFBgcICQoLDA0ODw");
 /// assert!("not an id".parse::<SessionId>().is_err());
-/// # Ok::<(), keycard::Error>(())
+/// # Ok::<(), keycard::TokenError>(())
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId([u8; ID_BYTES]);
@@ -106,11 +109,11 @@ impl fmt::Debug for SessionId {
 }
 
 impl FromStr for SessionId {
-    type Err = Error;
+    type Err = TokenError;
 
     /// # Errors
-    /// [`Error::MalformedToken`] unless `s` is exactly 22 base64url characters.
-    fn from_str(s: &str) -> Result<Self, Error> {
+    /// [`TokenError`] unless `s` is exactly 22 base64url characters.
+    fn from_str(s: &str) -> Result<Self, TokenError> {
         decode_exact::<ID_BYTES>(s, ID_LEN).map(Self)
     }
 }
@@ -164,8 +167,8 @@ impl Token {
     /// other formats.
     ///
     /// # Errors
-    /// [`Error::Randomness`] if the operating system cannot supply random bytes.
-    pub fn generate() -> Result<Self, Error> {
+    /// [`RandomnessError`] if the operating system cannot supply random bytes.
+    pub fn generate() -> Result<Self, RandomnessError> {
         TokenFormat::plain().generate()
     }
 
@@ -231,15 +234,15 @@ impl fmt::Debug for Token {
 }
 
 impl FromStr for Token {
-    type Err = Error;
+    type Err = TokenError;
 
     /// Parses a client's token as [`TokenFormat::plain`] does: a plain token
     /// (`<22 base64url chars>.<43 base64url chars>`), or a prefixed one with any well-formed
     /// prefix and a valid checksum. Looks at no store.
     ///
     /// # Errors
-    /// [`Error::MalformedToken`] for any other input.
-    fn from_str(s: &str) -> Result<Self, Error> {
+    /// [`TokenError`] for any other input.
+    fn from_str(s: &str) -> Result<Self, TokenError> {
         TokenFormat::plain().parse(s)
     }
 }
@@ -269,7 +272,8 @@ impl FromStr for Token {
 /// assert_eq!(format.parse(s)?.id(), token.id());
 /// // A typo fails the checksum: refused without a store lookup.
 /// let typo = s.replacen("myapp_", "myapq_", 1);
-/// assert!(matches!(TokenFormat::plain().parse(&typo), Err(Error::MalformedToken)));
+/// let refused = TokenFormat::plain().parse(&typo).map_err(Error::from);
+/// assert!(matches!(refused, Err(Error::MalformedToken)));
 /// // Plain tokens, issued before the prefix was turned on, still parse.
 /// let old = Token::generate()?;
 /// assert_eq!(format.parse(old.expose_secret())?.id(), old.id());
@@ -306,7 +310,7 @@ impl TokenFormat {
     /// CRC-32 of everything before it, as 6 base62 characters.
     ///
     /// Parsing with it accepts plain tokens and tokens with this prefix and a valid checksum;
-    /// any other prefix is [`Error::MalformedToken`].
+    /// any other prefix is a [`TokenError`].
     ///
     /// Pick a prefix that names your service (`myapp_`, `acme_live_`) and register the
     /// pattern `<prefix>[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}_[0-9A-Za-z]{6}` with your secret
@@ -364,14 +368,14 @@ impl TokenFormat {
     /// operating system's CSPRNG).
     ///
     /// # Errors
-    /// [`Error::Randomness`] if the operating system cannot supply random bytes.
-    pub fn generate(&self) -> Result<Token, Error> {
+    /// [`RandomnessError`] if the operating system cannot supply random bytes.
+    pub fn generate(&self) -> Result<Token, RandomnessError> {
         let mut id = [0u8; ID_BYTES];
         let mut secret = Zeroizing::new([0u8; SECRET_BYTES]);
         let mut rng = rand::rngs::OsRng;
-        rng.try_fill_bytes(&mut id).map_err(Error::Randomness)?;
+        rng.try_fill_bytes(&mut id).map_err(RandomnessError::new)?;
         rng.try_fill_bytes(secret.as_mut())
-            .map_err(Error::Randomness)?;
+            .map_err(RandomnessError::new)?;
         Ok(Token::from_parts(SessionId(id), *secret, self))
     }
 
@@ -383,9 +387,10 @@ impl TokenFormat {
     /// canonical, the prefix and separators exact and the checksum in its one encoding.
     ///
     /// # Errors
-    /// [`Error::MalformedToken`] for anything else, including a prefixed token with a wrong
-    /// checksum or a prefix this format does not accept.
-    pub fn parse(&self, s: &str) -> Result<Token, Error> {
+    /// [`TokenError`] for anything else, including a prefixed token with a wrong checksum or
+    /// a prefix this format does not accept (`From<TokenError> for Error` gives
+    /// [`Error::MalformedToken`](crate::Error::MalformedToken)).
+    pub fn parse(&self, s: &str) -> Result<Token, TokenError> {
         let (prefix_len, id, secret) = self.split(s)?;
         Ok(Token {
             id,
@@ -402,7 +407,10 @@ impl TokenFormat {
     ///
     /// # Errors
     /// As [`parse`](Self::parse).
-    pub(crate) fn parse_id_and_digest(&self, s: &str) -> Result<(SessionId, SecretHash), Error> {
+    pub(crate) fn parse_id_and_digest(
+        &self,
+        s: &str,
+    ) -> Result<(SessionId, SecretHash), TokenError> {
         let (prefix_len, id, secret) = self.split(s)?;
         let secret = Zeroizing::new(secret);
         let mut digest = Sha256::new();
@@ -413,7 +421,7 @@ impl TokenFormat {
 
     /// The prefix length, session id and secret of `s`, checked as [`parse`](Self::parse)
     /// says, without allocating.
-    fn split(&self, s: &str) -> Result<(u8, SessionId, [u8; SECRET_BYTES]), Error> {
+    fn split(&self, s: &str) -> Result<(u8, SessionId, [u8; SECRET_BYTES]), TokenError> {
         if s.len() == TOKEN_LEN {
             let (id, secret) = parse_body(s)?;
             return Ok((0, id, secret));
@@ -423,23 +431,21 @@ impl TokenFormat {
             .len()
             .checked_sub(TOKEN_LEN + 1 + CHECKSUM_LEN)
             .filter(|n| (Self::MIN_PREFIX_LEN..=Self::MAX_PREFIX_LEN).contains(n))
-            .ok_or(Error::MalformedToken)?;
+            .ok_or(MALFORMED)?;
         let (prefix, rest) = bytes.split_at(prefix_len);
         match self.len {
-            0 => check_prefix(prefix).map_err(|_| Error::MalformedToken)?,
-            _ if prefix != self.prefix_bytes() => return Err(Error::MalformedToken),
+            0 => check_prefix(prefix).map_err(|_| MALFORMED)?,
+            _ if prefix != self.prefix_bytes() => return Err(MALFORMED),
             _ => {}
         }
         let (signed, sum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
         if rest.get(TOKEN_LEN) != Some(&CHECKSUM_SEPARATOR) || sum != checksum(signed) {
-            return Err(Error::MalformedToken);
+            return Err(MALFORMED);
         }
         // The prefix is ASCII, so these are character boundaries; `get` refuses otherwise.
-        let body = s
-            .get(prefix_len..prefix_len + TOKEN_LEN)
-            .ok_or(Error::MalformedToken)?;
+        let body = s.get(prefix_len..prefix_len + TOKEN_LEN).ok_or(MALFORMED)?;
         let (id, secret) = parse_body(body)?;
-        let prefix_len = u8::try_from(prefix_len).map_err(|_| Error::MalformedToken)?;
+        let prefix_len = u8::try_from(prefix_len).map_err(|_| MALFORMED)?;
         Ok((prefix_len, id, secret))
     }
 }
@@ -495,11 +501,11 @@ fn check_prefix(prefix: &[u8]) -> Result<(), &'static str> {
 }
 
 /// Parses `<22 base64url chars>.<43 base64url chars>`.
-fn parse_body(s: &str) -> Result<(SessionId, [u8; SECRET_BYTES]), Error> {
+fn parse_body(s: &str) -> Result<(SessionId, [u8; SECRET_BYTES]), TokenError> {
     if s.len() != TOKEN_LEN {
-        return Err(Error::MalformedToken);
+        return Err(MALFORMED);
     }
-    let (id, secret) = s.split_once('.').ok_or(Error::MalformedToken)?;
+    let (id, secret) = s.split_once('.').ok_or(MALFORMED)?;
     let id = id.parse::<SessionId>()?;
     let secret = decode_exact::<SECRET_BYTES>(secret, SECRET_LEN)?;
     // Decoding is canonical (trailing bits must be zero), so `s` is the one spelling.
@@ -572,9 +578,9 @@ impl<'de> Deserialize<'de> for SecretHash {
 /// Decodes exactly `N` bytes from exactly `len` base64url characters, straight into the
 /// returned array (no intermediate buffer to clean). What a failed decode wrote is zeroized;
 /// a caller decoding a secret wraps the result in [`Zeroizing`].
-fn decode_exact<const N: usize>(s: &str, len: usize) -> Result<[u8; N], Error> {
+fn decode_exact<const N: usize>(s: &str, len: usize) -> Result<[u8; N], TokenError> {
     if s.len() != len {
-        return Err(Error::MalformedToken);
+        return Err(MALFORMED);
     }
     let mut out = [0u8; N];
     // `len` characters decode to exactly `N` bytes or fail: the engine refuses to write past
@@ -584,7 +590,7 @@ fn decode_exact<const N: usize>(s: &str, len: usize) -> Result<[u8; N], Error> {
         Ok(n) if n == N => Ok(out),
         _ => {
             out.zeroize();
-            Err(Error::MalformedToken)
+            Err(MALFORMED)
         }
     }
 }
@@ -662,10 +668,37 @@ mod tests {
             &"é".repeat(33),
         ] {
             assert!(
-                matches!(bad.parse::<Token>(), Err(Error::MalformedToken)),
+                matches!(bad.parse::<Token>(), Err(TokenError { .. })),
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn parse_errors_are_opaque_and_become_malformed_token() {
+        let t = Token::generate().expect("os rng");
+        let e = t.expose_secret()[1..]
+            .parse::<Token>()
+            .expect_err("too short");
+        let id = "not an id".parse::<SessionId>().expect_err("not an id");
+        let prefix = myapp()
+            .parse(&"x".repeat(TOKEN_LEN + 14))
+            .expect_err("no checksum");
+        for e in [e, id, prefix] {
+            assert_eq!(e, MALFORMED, "one error whatever failed: nothing to probe");
+            assert_eq!(
+                e.to_string(),
+                "the token is malformed; send it exactly as issued"
+            );
+            assert!(std::error::Error::source(&e).is_none());
+            assert!(matches!(
+                crate::Error::from(e),
+                crate::Error::MalformedToken
+            ));
+        }
+        // Stores wrap it as corrupt data.
+        let store = crate::StoreError::corrupt(id);
+        assert!(matches!(store, crate::StoreError::Corrupt(_)));
     }
 
     #[test]
@@ -766,7 +799,7 @@ mod tests {
             .expect("os rng");
         assert!(matches!(
             myapp().parse(other.expose_secret()),
-            Err(Error::MalformedToken)
+            Err(TokenError { .. })
         ));
         // Same length, same checksum rule, different prefix: still refused.
         let same_len = TokenFormat::prefixed("myapq_")
@@ -775,7 +808,7 @@ mod tests {
             .expect("os rng");
         assert!(matches!(
             myapp().parse(same_len.expose_secret()),
-            Err(Error::MalformedToken)
+            Err(TokenError { .. })
         ));
         assert!(TokenFormat::plain().parse(other.expose_secret()).is_ok());
     }
@@ -790,7 +823,7 @@ mod tests {
             let changed = String::from_utf8(b).expect("ascii");
             for format in [myapp(), TokenFormat::plain()] {
                 assert!(
-                    matches!(format.parse(&changed), Err(Error::MalformedToken)),
+                    matches!(format.parse(&changed), Err(TokenError { .. })),
                     "{format:?} accepted a change at {i}"
                 );
             }
@@ -912,7 +945,7 @@ mod tests {
         ] {
             for format in [myapp(), TokenFormat::plain()] {
                 assert!(
-                    matches!(format.parse(&bad), Err(Error::MalformedToken)),
+                    matches!(format.parse(&bad), Err(TokenError { .. })),
                     "{format:?} {bad:?}"
                 );
             }
@@ -984,7 +1017,7 @@ mod tests {
                 let changed = format!("{}{with}{}", &s[..i], &s[i + 1..]);
                 for parser in [format, TokenFormat::plain()] {
                     match parser.parse(&changed) {
-                        Err(Error::MalformedToken) => {}
+                        Err(TokenError { .. }) => {}
                         Ok(p) if t.prefix().is_none() => prop_assert!(
                             p.id() != t.id() || !t.secret_hash().verify(&p),
                             "{changed:?} still names the session with the same secret"

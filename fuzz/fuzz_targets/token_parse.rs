@@ -30,7 +30,7 @@ fn base62_crc(signed: &[u8]) -> [u8; 6] {
 }
 
 /// Checks one parse result's invariants; returns whether it parsed.
-fn check_token(s: &str, parsed: Result<Token, keycard::Error>, format: &str) -> Option<Token> {
+fn check_token(s: &str, parsed: Result<Token, keycard::TokenError>, format: &str) -> Option<Token> {
     let token = parsed.ok()?;
     assert_eq!(token.expose_secret(), s, "{format}: token is not canonical");
     let prefix_len = token.prefix().map_or(0, str::len);

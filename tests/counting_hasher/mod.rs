@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use keycard::{Argon2Hasher, Error, PasswordHasher};
+use keycard::{Argon2Hasher, HashError, PasswordHasher};
 
 #[derive(Debug, Clone)]
 pub(crate) struct CountingHasher {
@@ -43,11 +43,11 @@ impl CountingHasher {
 }
 
 impl PasswordHasher for CountingHasher {
-    fn hash(&self, password: &[u8]) -> Result<String, Error> {
+    fn hash(&self, password: &[u8]) -> Result<String, HashError> {
         self.hashes.fetch_add(1, Ordering::SeqCst);
         self.inner.hash(password)
     }
-    fn verify(&self, password: &[u8], phc: &str) -> Result<bool, Error> {
+    fn verify(&self, password: &[u8], phc: &str) -> Result<bool, HashError> {
         self.verifies.fetch_add(1, Ordering::SeqCst);
         if phc == self.inner.dummy_hash() {
             self.dummy_verifies.fetch_add(1, Ordering::SeqCst);
