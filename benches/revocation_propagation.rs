@@ -11,10 +11,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keycard::store::{
-    CacheOptions, CachedTokenStore, PostgresRevocationChannel, PostgresTokenStore,
-    RedisRevocationChannel, RedisTokenStore,
-};
+use keycard::postgres::{PostgresRevocationChannel, PostgresTokenStore};
+use keycard::redis::{RedisRevocationChannel, RedisTokenStore};
+use keycard::store::{CacheOptions, CachedTokenStore};
 use keycard::{
     Argon2Hasher, Authenticator, ClientInfo, MemoryUserStore, PasswordHasher, TokenStore,
     UserRecord,

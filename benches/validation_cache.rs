@@ -94,7 +94,7 @@ fn validate_session(c: &mut Criterion) {
         let url = std::env::var("KEYCARD_REDIS_URL")
             .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
         let store = || {
-            rt.block_on(keycard::store::RedisTokenStore::connect(&url))
+            rt.block_on(keycard::redis::RedisTokenStore::connect(&url))
                 .expect("Redis is not reachable: set KEYCARD_REDIS_URL")
                 .with_key_prefix("keycard-bench-cache:")
         };
@@ -112,7 +112,7 @@ fn validate_session(c: &mut Criterion) {
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
         let store = || {
             let store = rt
-                .block_on(keycard::store::PostgresTokenStore::connect(&url))
+                .block_on(keycard::postgres::PostgresTokenStore::connect(&url))
                 .expect("PostgreSQL is not reachable: set KEYCARD_POSTGRES_URL")
                 .with_table("keycard_bench_cache_sessions")
                 .expect("table name");

@@ -24,6 +24,9 @@ mod limits;
 pub mod mysql;
 mod password;
 mod password_policy;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
 mod registration;
 mod session;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
@@ -82,9 +85,3 @@ pub use async_trait::async_trait;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis;
-/// The PostgreSQL driver keycard's PostgreSQL stores are built on (feature `postgres`): build
-/// a `sqlx::PgPool` for [`PostgresTokenStore::new`](store::PostgresTokenStore::new) or query
-/// your own user table with the same version.
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use sqlx;

@@ -147,6 +147,6 @@ registry_of_records!(crate::sqlite::SqliteUserStore, |store, user| store
     .insert_if_absent(&user)
     .await?);
 #[cfg(feature = "postgres")]
-registry_of_records!(crate::store::PostgresUserStore, |store, user| store
+registry_of_records!(crate::postgres::PostgresUserStore, |store, user| store
     .insert_if_absent(&user)
     .await?);

@@ -200,7 +200,7 @@ async fn postgres_outage_is_a_typed_error_and_service_resumes() {
     let url = stores_support::postgres_url();
     let target = target_of(&url, 5432);
     let proxy = Proxy::start(target).await;
-    let store = keycard::store::PostgresTokenStore::connect(&with_addr(&url, target, proxy.addr))
+    let store = keycard::postgres::PostgresTokenStore::connect(&with_addr(&url, target, proxy.addr))
         .await
         .expect("connect through the proxy")
         .with_table(&schema.table("sessions"))
@@ -364,7 +364,7 @@ async fn postgres_throttle_outage_fails_closed_or_open_and_recovers() {
     let url = stores_support::postgres_url();
     let target = target_of(&url, 5432);
     let proxy = Proxy::start(target).await;
-    let throttle = keycard::throttle::PostgresThrottle::connect(
+    let throttle = keycard::postgres::PostgresThrottle::connect(
         &with_addr(&url, target, proxy.addr),
         guess_limits(),
     )

@@ -8,7 +8,7 @@ mod stores_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keycard::store::{PostgresTokenStore, PostgresUserStore};
+use keycard::postgres::{PostgresTokenStore, PostgresUserStore};
 use keycard::{
     conformance, ClientInfo, Session, StoreError, Token, TokenStore, UserId, UserRecord, UserStore,
 };

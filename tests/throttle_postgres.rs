@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keycard::conformance::throttle as suite;
-use keycard::throttle::{Admission, PostgresThrottle, Throttle, ThrottleKey};
+use keycard::postgres::PostgresThrottle;
+use keycard::throttle::{Admission, Throttle, ThrottleKey};
 use stores_support::PgSchema;
 use time::OffsetDateTime;
 

@@ -838,7 +838,7 @@ mod redis_channel {
 #[cfg(feature = "postgres")]
 mod postgres_channel {
     use super::*;
-    use keycard::store::{PostgresRevocationChannel, PostgresTokenStore};
+    use keycard::postgres::{PostgresRevocationChannel, PostgresTokenStore};
     use stores_support::PgSchema;
 
     /// A store over `schema.sessions` whose connections carry `application_name = app`, and

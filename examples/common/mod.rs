@@ -120,7 +120,7 @@ impl SeedUser for keycard::sqlite::SqliteUserStore {
 
 #[cfg(feature = "postgres")]
 #[async_trait]
-impl SeedUser for keycard::store::PostgresUserStore {
+impl SeedUser for keycard::postgres::PostgresUserStore {
     async fn seed_user(&self, user: UserRecord) -> Result<bool, StoreError> {
         self.insert_if_absent(&user).await
     }
@@ -189,21 +189,13 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
         }
         #[cfg(feature = "postgres")]
         "postgres" | "postgresql" => {
-            let tokens = keycard::store::PostgresTokenStore::connect(url).await?;
-            tokens.migrate().await?;
-            let users = Arc::new(keycard::store::PostgresUserStore::new(
-                tokens.pool().clone(),
-            ));
-            users.migrate().await?;
-            let throttle = keycard::throttle::PostgresThrottle::new(
-                tokens.pool().clone(),
-                keycard::throttle::ThrottleLimits::default(),
-            );
-            throttle.migrate().await?;
+            let db = keycard::postgres::Postgres::connect(url).await?;
+            db.migrate().await?;
+            let users = Arc::new(db.user_store());
             Ok(Stores {
-                tokens: Arc::new(tokens),
+                tokens: Arc::new(db.token_store()),
                 users: users.clone(),
-                throttle: Arc::new(throttle),
+                throttle: Arc::new(db.throttle(keycard::throttle::ThrottleLimits::default())),
                 registry: users.clone(),
                 seeder: users,
             })

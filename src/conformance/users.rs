@@ -114,7 +114,7 @@ impl SeedUsers for crate::sqlite::SqliteUserStore {
 
 #[cfg(feature = "postgres")]
 #[async_trait]
-impl SeedUsers for crate::store::PostgresUserStore {
+impl SeedUsers for crate::postgres::PostgresUserStore {
     async fn seed_user(&self, email: &str, password_hash: &str) -> Result<UserId, StoreError> {
         let id = fresh_text_id();
         match self

@@ -70,16 +70,10 @@ use crate::session::Session;
 use crate::token::SessionId;
 use crate::user::UserId;
 
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-mod postgres;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 mod redis;
 
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use postgres::PostgresRevocationChannel;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisRevocationChannel;
@@ -431,7 +425,7 @@ impl Shared {
 }
 
 /// Aborts the subscriber task when the last clone of the store is dropped.
-struct Subscriber(tokio::task::JoinHandle<()>);
+pub(crate) struct Subscriber(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for Subscriber {
     fn drop(&mut self) {

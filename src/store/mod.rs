@@ -4,7 +4,7 @@
 //! |---|---|---|---|
 //! | memory | [`MemoryTokenStore`] | always | no |
 //! | SQLite | `keycard::sqlite` (`SqliteTokenStore`, `SqliteUserStore`) | `sqlite` | processes on one machine (one file) |
-//! | PostgreSQL | `PostgresTokenStore`, `PostgresUserStore` | `postgres` | yes |
+//! | PostgreSQL | `keycard::postgres` (`PostgresTokenStore`, `PostgresUserStore`) | `postgres` | yes |
 //! | Redis | `RedisTokenStore` (sessions only; standalone or Redis Cluster) | `redis` | yes |
 //!
 //! Every backend passes the same contract suite (module `keycard::conformance`, feature
@@ -24,9 +24,6 @@ use crate::user::UserId;
 
 pub mod cache;
 mod memory;
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub(crate) mod postgres;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub(crate) mod redis;
@@ -34,9 +31,6 @@ pub(crate) mod redis;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub(crate) mod redis_connection;
 
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use cache::PostgresRevocationChannel;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use cache::RedisRevocationChannel;
@@ -45,9 +39,6 @@ pub use cache::{
     RevocationSink,
 };
 pub use memory::MemoryTokenStore;
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use postgres::{PostgresTokenStore, PostgresUserStore};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisTokenStore;

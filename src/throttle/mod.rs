@@ -74,9 +74,6 @@ use crate::error::StoreError;
 
 pub(crate) mod in_flight;
 mod memory;
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-mod postgres;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 mod redis;
@@ -84,9 +81,6 @@ mod redis;
 pub(crate) mod shared;
 
 pub use memory::MemoryThrottle;
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use postgres::PostgresThrottle;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisThrottle;

@@ -54,7 +54,7 @@ impl PgSchema {
     /// schema; the stores' `migrate` creates it.
     pub(crate) async fn new() -> Self {
         let url = postgres_url();
-        if let Err(e) = keycard::store::PostgresTokenStore::connect(&url).await {
+        if let Err(e) = keycard::postgres::PostgresTokenStore::connect(&url).await {
             unreachable("PostgreSQL", &url, POSTGRES_ENV, &e);
         }
         Self {
@@ -69,8 +69,8 @@ impl PgSchema {
     }
 
     /// A token store on its own pool over `schema.sessions`, migrated.
-    pub(crate) async fn token_store(&self) -> keycard::store::PostgresTokenStore {
-        let store = keycard::store::PostgresTokenStore::connect(&self.url)
+    pub(crate) async fn token_store(&self) -> keycard::postgres::PostgresTokenStore {
+        let store = keycard::postgres::PostgresTokenStore::connect(&self.url)
             .await
             .unwrap_or_else(|e| unreachable("PostgreSQL", &self.url, POSTGRES_ENV, &e))
             .with_table(&self.table("sessions"))
@@ -83,8 +83,8 @@ impl PgSchema {
     pub(crate) async fn throttle(
         &self,
         limits: keycard::throttle::ThrottleLimits,
-    ) -> keycard::throttle::PostgresThrottle {
-        let throttle = keycard::throttle::PostgresThrottle::connect(&self.url, limits)
+    ) -> keycard::postgres::PostgresThrottle {
+        let throttle = keycard::postgres::PostgresThrottle::connect(&self.url, limits)
             .await
             .unwrap_or_else(|e| unreachable("PostgreSQL", &self.url, POSTGRES_ENV, &e))
             .with_table(&self.table("throttle"))
@@ -97,8 +97,8 @@ impl PgSchema {
     }
 
     /// A user store on its own pool over `schema.users`, migrated.
-    pub(crate) async fn user_store(&self) -> keycard::store::PostgresUserStore {
-        let store = keycard::store::PostgresUserStore::connect(&self.url)
+    pub(crate) async fn user_store(&self) -> keycard::postgres::PostgresUserStore {
+        let store = keycard::postgres::PostgresUserStore::connect(&self.url)
             .await
             .unwrap_or_else(|e| unreachable("PostgreSQL", &self.url, POSTGRES_ENV, &e))
             .with_table(&self.table("users"))

@@ -6,7 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::postgres::{PgListener, PgPool};
 
-use super::{resubscribe_forever, Revocation, RevocationChannel, RevocationSink, Subscriber};
+use crate::store::cache::{
+    resubscribe_forever, Revocation, RevocationChannel, RevocationSink, Subscriber,
+};
 use crate::error::StoreError;
 
 /// How long connecting and `LISTEN` may take before the attempt counts as failed.
@@ -27,11 +29,11 @@ const HEARTBEAT_PAYLOAD: &str = "heartbeat";
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), keycard::StoreError> {
-/// use keycard::store::{CacheOptions, CachedTokenStore, PostgresRevocationChannel, PostgresTokenStore};
+/// use keycard::postgres::Postgres;
+/// use keycard::store::{CacheOptions, CachedTokenStore};
 ///
-/// let store = PostgresTokenStore::connect("postgres://localhost/app").await?;
-/// let channel = PostgresRevocationChannel::new(store.pool().clone());
-/// let tokens = CachedTokenStore::new(store, channel, CacheOptions::default());
+/// let db = Postgres::connect("postgres://localhost/app").await?;
+/// let tokens = CachedTokenStore::new(db.token_store(), db.revocation_channel(), CacheOptions::default());
 /// # let _ = tokens; Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -53,7 +55,7 @@ impl PostgresRevocationChannel {
     pub const DEFAULT_CHANNEL: &'static str = "keycard_revocations";
 
     /// Notifies and listens through `pool` (for instance
-    /// [`PostgresTokenStore::pool`](crate::store::PostgresTokenStore::pool)). The listener
+    /// [`Postgres::pool`](super::Postgres::pool)). The listener
     /// keeps one of the pool's connections.
     pub fn new(pool: PgPool) -> Self {
         Self {

@@ -1,5 +1,4 @@
-//! PostgreSQL throttle (feature `postgres`): counts shared by every instance using one
-//! database.
+//! The PostgreSQL throttle: counts shared by every instance using one database.
 
 use std::sync::Arc;
 
@@ -7,15 +6,15 @@ use async_trait::async_trait;
 use sqlx::postgres::PgPool;
 use time::OffsetDateTime;
 
-use super::shared;
-use super::{
+use super::{connect_pool, error, migrate};
+use crate::sql::InvalidTableName;
+use crate::throttle::shared;
+use crate::throttle::{
     until, window_end, AccountCounter, Admission, Limit, LimitKind, RateKey, Reservation, Throttle,
     ThrottleKey, ThrottleLimits,
 };
-use crate::store::postgres::{connect_pool, error, migrate};
 use crate::sql::{Migration, TableName};
 use crate::time_codec::truncate_to_micros;
-use crate::store::InvalidTableName;
 use crate::StoreError;
 
 /// The schema changes of the throttle table, in order.
@@ -108,7 +107,7 @@ impl PostgresThrottle {
     pub const DEFAULT_TABLE: &'static str = "keycard_throttle";
 
     /// Connects a pool of up to 10 connections to `url`, as
-    /// [`PostgresTokenStore::connect`](crate::store::PostgresTokenStore::connect) does. Does
+    /// [`PostgresTokenStore::connect`](super::PostgresTokenStore::connect) does. Does
     /// not create the table: call [`migrate`](Self::migrate).
     ///
     /// # Errors
@@ -117,8 +116,7 @@ impl PostgresThrottle {
         Ok(Self::new(connect_pool(url, 10).await?, limits))
     }
 
-    /// Uses an existing pool (for example
-    /// [`PostgresTokenStore::pool`](crate::store::PostgresTokenStore::pool)).
+    /// Uses an existing pool (for example [`Postgres::pool`](super::Postgres::pool)).
     pub fn new(pool: PgPool, limits: ThrottleLimits) -> Self {
         Self {
             pool,
@@ -153,7 +151,7 @@ impl PostgresThrottle {
 
     /// Creates or upgrades the table and its functions (and its schema, if qualified).
     /// Idempotent; runs in one transaction under the advisory lock of
-    /// [`PostgresTokenStore::migrate`](crate::store::PostgresTokenStore::migrate), so
+    /// [`PostgresTokenStore::migrate`](super::PostgresTokenStore::migrate), so
     /// instances starting together do not race. Applied versions are recorded in
     /// `keycard_migrations` in the same schema.
     ///
