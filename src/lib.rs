@@ -27,10 +27,16 @@ mod password_policy;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 mod registration;
 mod session;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres")),
+    allow(dead_code, unused_variables)
+)]
 mod sql;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
@@ -80,8 +86,3 @@ pub use user::{
 /// The `async_trait` attribute, re-exported: put `#[keycard::async_trait]` on your
 /// [`UserStore`] and [`TokenStore`] implementations without depending on the crate yourself.
 pub use async_trait::async_trait;
-/// The Redis driver keycard's Redis store is built on (feature `redis`), for your own commands
-/// on [`RedisTokenStore::connection`](store::RedisTokenStore::connection).
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis;

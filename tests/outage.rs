@@ -200,11 +200,12 @@ async fn postgres_outage_is_a_typed_error_and_service_resumes() {
     let url = stores_support::postgres_url();
     let target = target_of(&url, 5432);
     let proxy = Proxy::start(target).await;
-    let store = keycard::postgres::PostgresTokenStore::connect(&with_addr(&url, target, proxy.addr))
-        .await
-        .expect("connect through the proxy")
-        .with_table(&schema.table("sessions"))
-        .expect("valid table");
+    let store =
+        keycard::postgres::PostgresTokenStore::connect(&with_addr(&url, target, proxy.addr))
+            .await
+            .expect("connect through the proxy")
+            .with_table(&schema.table("sessions"))
+            .expect("valid table");
     store.migrate().await.expect("migrate");
     let known = session(&UserId::from("outage"));
     store.create(&known).await.expect("create");
@@ -222,7 +223,7 @@ async fn redis_outage_is_a_typed_error_and_service_resumes() {
     let url = stores_support::redis_url();
     let target = target_of(&url, 6379);
     let proxy = Proxy::start(target).await;
-    let store = keycard::store::RedisTokenStore::connect(&with_addr(&url, target, proxy.addr))
+    let store = keycard::redis::RedisTokenStore::connect(&with_addr(&url, target, proxy.addr))
         .await
         .expect("connect through the proxy")
         .with_key_prefix(ns.prefix.clone());
@@ -383,7 +384,7 @@ async fn redis_throttle_outage_fails_closed_or_open_and_recovers() {
     let url = stores_support::redis_url();
     let target = target_of(&url, 6379);
     let proxy = Proxy::start(target).await;
-    let throttle = keycard::throttle::RedisThrottle::connect(
+    let throttle = keycard::redis::RedisThrottle::connect(
         &with_addr(&url, target, proxy.addr),
         guess_limits(),
     )

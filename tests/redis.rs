@@ -8,7 +8,7 @@ mod stores_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keycard::store::RedisTokenStore;
+use keycard::redis::RedisTokenStore;
 use keycard::{conformance, ClientInfo, Session, StoreError, Token, TokenStore, UserId};
 use redis::AsyncCommands;
 use stores_support::RedisPrefix;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keycard::conformance::throttle as throttle_suite;
-use keycard::store::RedisTokenStore;
+use keycard::redis::RedisTokenStore;
 use keycard::throttle::{Admission, Throttle, ThrottleKey};
 use keycard::{conformance, ClientInfo, Session, StoreError, Token, TokenStore, UserId};
 use redis::AsyncCommands;

@@ -736,7 +736,7 @@ async fn partitioned_channel_means_direct_reads<S: TokenStore + 'static>(
 #[cfg(feature = "redis")]
 mod redis_channel {
     use super::*;
-    use keycard::store::{RedisRevocationChannel, RedisTokenStore};
+    use keycard::redis::{RedisRevocationChannel, RedisTokenStore};
     use stores_support::RedisPrefix;
 
     /// The kill test finds B's subscriber by listing pub/sub clients: no other test of this
@@ -757,7 +757,7 @@ mod redis_channel {
     }
 
     async fn pubsub_clients(store: &RedisTokenStore) -> Vec<String> {
-        let list: String = keycard::redis::cmd("CLIENT")
+        let list: String = keycard::redis::driver::cmd("CLIENT")
             .arg("LIST")
             .arg("TYPE")
             .arg("pubsub")
@@ -794,7 +794,7 @@ mod redis_channel {
                 .filter(|id| !before.contains(id))
                 .collect();
             for id in &ids {
-                let _: i64 = keycard::redis::cmd("CLIENT")
+                let _: i64 = keycard::redis::driver::cmd("CLIENT")
                     .arg("KILL")
                     .arg("ID")
                     .arg(id)
@@ -815,7 +815,7 @@ mod redis_channel {
         let ca = cached(&ns, bound(30_000)).await;
         // B's subscriber goes through the proxy; its store and publisher do not.
         let channel = RedisRevocationChannel::new(
-            keycard::redis::Client::open(proxy.url(&ns.url)).expect("proxy URL"),
+            keycard::redis::driver::Client::open(proxy.url(&ns.url)).expect("proxy URL"),
             ns.token_store().await.connection(),
         )
         .with_channel(format!("{}revocations", ns.prefix));

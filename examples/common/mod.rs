@@ -203,11 +203,9 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
         #[cfg(feature = "redis")]
         "redis" | "rediss" => {
             let users = Arc::new(MemoryUserStore::<UserRecord>::new());
-            let tokens = keycard::store::RedisTokenStore::connect(url).await?;
-            let throttle = keycard::throttle::RedisThrottle::new(
-                tokens.connection(),
-                keycard::throttle::ThrottleLimits::default(),
-            );
+            let redis = keycard::redis::Redis::connect(url).await?;
+            let tokens = redis.token_store();
+            let throttle = redis.throttle(keycard::throttle::ThrottleLimits::default());
             Ok(Stores {
                 tokens: Arc::new(tokens),
                 users: users.clone(),

@@ -6,10 +6,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::postgres::{PgListener, PgPool};
 
+use crate::error::StoreError;
 use crate::store::cache::{
     resubscribe_forever, Revocation, RevocationChannel, RevocationSink, Subscriber,
 };
-use crate::error::StoreError;
 
 /// How long connecting and `LISTEN` may take before the attempt counts as failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);

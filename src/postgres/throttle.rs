@@ -8,12 +8,12 @@ use time::OffsetDateTime;
 
 use super::{connect_pool, error, migrate};
 use crate::sql::InvalidTableName;
+use crate::sql::{Migration, TableName};
 use crate::throttle::shared;
 use crate::throttle::{
     until, window_end, AccountCounter, Admission, Limit, LimitKind, RateKey, Reservation, Throttle,
     ThrottleKey, ThrottleLimits,
 };
-use crate::sql::{Migration, TableName};
 use crate::time_codec::truncate_to_micros;
 use crate::StoreError;
 

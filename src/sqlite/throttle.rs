@@ -8,14 +8,14 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use time::OffsetDateTime;
 
+use super::{backend, migrate, Pool, SqliteOptions};
+use crate::sql::InvalidTableName;
+use crate::sql::{Migration, TableName};
 use crate::throttle::shared::{self, Counter};
 use crate::throttle::{
     window_end, AccountCounter, Admission, Limit, LimitKind, RateKey, Reservation, Throttle,
     ThrottleKey, ThrottleLimits,
 };
-use crate::sql::{Migration, TableName};
-use super::{backend, migrate, Pool, SqliteOptions};
-use crate::sql::InvalidTableName;
 use crate::time_codec;
 use crate::StoreError;
 
@@ -119,7 +119,10 @@ impl SqliteThrottle {
         options: SqliteOptions,
         limits: ThrottleLimits,
     ) -> Result<Self, StoreError> {
-        Ok(Self::from_pool(Pool::open(path.as_ref(), options).await?, limits))
+        Ok(Self::from_pool(
+            Pool::open(path.as_ref(), options).await?,
+            limits,
+        ))
     }
 
     /// A throttle on an open pool (the [`Sqlite`](super::Sqlite) handle's), default table.

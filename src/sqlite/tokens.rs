@@ -9,9 +9,7 @@ use time::OffsetDateTime;
 
 use super::pool::ping;
 use super::{backend, migrate, Pool, SqliteOptions};
-use crate::sql::{
-    self, InvalidTableName, Migration, Placeholders, SessionQueries, TableName,
-};
+use crate::sql::{self, InvalidTableName, Migration, Placeholders, SessionQueries, TableName};
 use crate::time_codec;
 use crate::{Session, SessionId, StoreError, TokenStore, UserId};
 

@@ -70,14 +70,6 @@ use crate::session::Session;
 use crate::token::SessionId;
 use crate::user::UserId;
 
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-mod redis;
-
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis::RedisRevocationChannel;
-
 /// How many shards the map is split into (lock striping).
 const SHARDS: usize = 16;
 

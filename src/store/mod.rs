@@ -5,7 +5,7 @@
 //! | memory | [`MemoryTokenStore`] | always | no |
 //! | SQLite | `keycard::sqlite` (`SqliteTokenStore`, `SqliteUserStore`) | `sqlite` | processes on one machine (one file) |
 //! | PostgreSQL | `keycard::postgres` (`PostgresTokenStore`, `PostgresUserStore`) | `postgres` | yes |
-//! | Redis | `RedisTokenStore` (sessions only; standalone or Redis Cluster) | `redis` | yes |
+//! | Redis | `keycard::redis` (`RedisTokenStore`: sessions only; standalone or Redis Cluster) | `redis` | yes |
 //!
 //! Every backend passes the same contract suite (module `keycard::conformance`, feature
 //! `conformance`). A validate costs one store round trip on each of them, unless you put a
@@ -24,30 +24,15 @@ use crate::user::UserId;
 
 pub mod cache;
 mod memory;
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub(crate) mod redis;
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub(crate) mod redis_connection;
 
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use cache::RedisRevocationChannel;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use crate::sql::InvalidTableName;
 pub use cache::{
     CacheOptions, CachedTokenStore, ChannelState, LocalChannel, Revocation, RevocationChannel,
     RevocationSink,
 };
 pub use memory::MemoryTokenStore;
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis::RedisTokenStore;
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis_connection::RedisConnection;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
-pub use crate::sql::InvalidTableName;
 
 /// Persists [`Session`]s. Dyn-compatible: the authenticator holds an `Arc<dyn TokenStore>`.
 ///

@@ -74,16 +74,10 @@ use crate::error::StoreError;
 
 pub(crate) mod in_flight;
 mod memory;
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-mod redis;
 #[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
 pub(crate) mod shared;
 
 pub use memory::MemoryThrottle;
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis::RedisThrottle;
 
 /// Counts login attempts and says when to refuse them. See the [module docs](self) for the
 /// model.

@@ -152,7 +152,7 @@ impl RedisPrefix {
     /// prefix.
     pub(crate) async fn new() -> Self {
         let url = redis_url();
-        if let Err(e) = keycard::store::RedisTokenStore::connect(&url).await {
+        if let Err(e) = keycard::redis::RedisTokenStore::connect(&url).await {
             unreachable("Redis", &url, REDIS_ENV, &e);
         }
         Self {
@@ -162,8 +162,8 @@ impl RedisPrefix {
     }
 
     /// A store on its own connection under this prefix.
-    pub(crate) async fn token_store(&self) -> keycard::store::RedisTokenStore {
-        keycard::store::RedisTokenStore::connect(&self.url)
+    pub(crate) async fn token_store(&self) -> keycard::redis::RedisTokenStore {
+        keycard::redis::RedisTokenStore::connect(&self.url)
             .await
             .unwrap_or_else(|e| unreachable("Redis", &self.url, REDIS_ENV, &e))
             .with_key_prefix(self.prefix.clone())
@@ -173,8 +173,8 @@ impl RedisPrefix {
     pub(crate) async fn throttle(
         &self,
         limits: keycard::throttle::ThrottleLimits,
-    ) -> keycard::throttle::RedisThrottle {
-        keycard::throttle::RedisThrottle::connect(&self.url, limits)
+    ) -> keycard::redis::RedisThrottle {
+        keycard::redis::RedisThrottle::connect(&self.url, limits)
             .await
             .unwrap_or_else(|e| unreachable("Redis", &self.url, REDIS_ENV, &e))
             .with_key_prefix(self.throttle_prefix())
@@ -257,7 +257,7 @@ impl RedisClusterPrefix {
     /// prefix.
     pub(crate) async fn new() -> Self {
         let urls = redis_cluster_urls();
-        match keycard::store::RedisTokenStore::connect_cluster(&urls).await {
+        match keycard::redis::RedisTokenStore::connect_cluster(&urls).await {
             Ok(store) => {
                 if let Err(e) = store.ping().await {
                     cluster_unreachable(&urls, &e);
@@ -272,8 +272,8 @@ impl RedisClusterPrefix {
     }
 
     /// A store on its own cluster connection under this prefix.
-    pub(crate) async fn token_store(&self) -> keycard::store::RedisTokenStore {
-        keycard::store::RedisTokenStore::connect_cluster(&self.urls)
+    pub(crate) async fn token_store(&self) -> keycard::redis::RedisTokenStore {
+        keycard::redis::RedisTokenStore::connect_cluster(&self.urls)
             .await
             .unwrap_or_else(|e| cluster_unreachable(&self.urls, &e))
             .with_key_prefix(self.prefix.clone())
@@ -283,8 +283,8 @@ impl RedisClusterPrefix {
     pub(crate) async fn throttle(
         &self,
         limits: keycard::throttle::ThrottleLimits,
-    ) -> keycard::throttle::RedisThrottle {
-        keycard::throttle::RedisThrottle::connect_cluster(&self.urls, limits)
+    ) -> keycard::redis::RedisThrottle {
+        keycard::redis::RedisThrottle::connect_cluster(&self.urls, limits)
             .await
             .unwrap_or_else(|e| cluster_unreachable(&self.urls, &e))
             .with_key_prefix(format!("{}throttle:", self.prefix))

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use ::redis::aio::ConnectionManager;
 
-use crate::store::RedisConnection;
 use ::redis::AsyncCommands;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 
-use super::{resubscribe_forever, Revocation, RevocationChannel, RevocationSink};
+use super::RedisConnection;
 use crate::error::StoreError;
+use crate::store::cache::{resubscribe_forever, Revocation, RevocationChannel, RevocationSink};
 
 /// How long connecting and subscribing may take before the attempt counts as failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -26,14 +26,15 @@ const HEARTBEAT: Duration = Duration::from_millis(500);
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), keycard::StoreError> {
-/// use keycard::store::{CacheOptions, CachedTokenStore, RedisRevocationChannel, RedisTokenStore};
+/// use keycard::redis::Redis;
+/// use keycard::store::{CacheOptions, CachedTokenStore};
 ///
-/// let store = RedisTokenStore::connect("redis://127.0.0.1:6379").await?;
-/// let channel = RedisRevocationChannel::new(
-///     keycard::redis::Client::open("redis://127.0.0.1:6379").map_err(keycard::StoreError::backend)?,
-///     store.connection(),
+/// let redis = Redis::connect("redis://127.0.0.1:6379").await?;
+/// let tokens = CachedTokenStore::new(
+///     redis.token_store(),
+///     redis.revocation_channel()?,
+///     CacheOptions::default(),
 /// );
-/// let tokens = CachedTokenStore::new(store, channel, CacheOptions::default());
 /// # let _ = tokens; Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -56,7 +57,7 @@ impl RedisRevocationChannel {
     pub const DEFAULT_CHANNEL: &'static str = "keycard:revocations";
 
     /// Subscribes with connections from `client` and publishes on `publisher` (for instance
-    /// [`RedisTokenStore::connection`](crate::store::RedisTokenStore::connection)).
+    /// [`RedisTokenStore::connection`](super::RedisTokenStore::connection)).
     pub fn new(client: ::redis::Client, publisher: impl Into<RedisConnection>) -> Self {
         Self {
             client,

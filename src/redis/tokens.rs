@@ -1,5 +1,5 @@
-//! Redis token store (feature `redis`): sessions shared by several application instances,
-//! expired by Redis itself.
+//! The Redis token store: sessions shared by several application instances, expired by Redis
+//! itself. The operations on a Redis Cluster are in `cluster`.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -10,10 +10,11 @@ use futures_util::future::try_join_all;
 use redis::Script;
 use time::OffsetDateTime;
 
-pub(crate) use super::redis_connection::connect_manager;
-use super::redis_connection::{connect_cluster, RedisConnection};
+use super::connection::{connect_cluster, connect_manager, RedisConnection};
 use crate::time_codec::{self, micros_to_millis_ceil, to_micros};
 use crate::{ClientInfo, SecretHash, Session, SessionId, StoreError, TokenStore, UserId};
+
+mod cluster;
 
 /// How many expired sessions one purge script removes; each batch is atomic and short.
 const PURGE_BATCH: usize = 1000;
@@ -105,7 +106,7 @@ const EXPIRY_SHARDS: u32 = 16;
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), keycard::StoreError> {
-/// use keycard::store::RedisTokenStore;
+/// use keycard::redis::RedisTokenStore;
 /// let tokens = RedisTokenStore::connect("redis://127.0.0.1:6379")
 ///     .await?
 ///     .with_key_prefix("myapp:sessions:");
@@ -149,7 +150,7 @@ impl RedisTokenStore {
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), keycard::StoreError> {
-    /// use keycard::store::RedisTokenStore;
+    /// use keycard::redis::RedisTokenStore;
     /// let tokens = RedisTokenStore::connect_cluster(&[
     ///     "redis://10.0.0.1:6379",
     ///     "redis://10.0.0.2:6379",
@@ -193,7 +194,7 @@ impl RedisTokenStore {
     }
 
     /// The connection (a cheap clone of it), for your own commands or to share with a
-    /// [`RedisThrottle`](crate::throttle::RedisThrottle).
+    /// [`RedisThrottle`](super::RedisThrottle).
     pub fn connection(&self) -> RedisConnection {
         self.conn.clone()
     }
@@ -391,231 +392,6 @@ impl TokenStore for RedisTokenStore {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Redis Cluster: one key per script (see the type's docs)
-
-impl RedisTokenStore {
-    async fn cluster_create(&self, session: &Session) -> Result<(), StoreError> {
-        let id = session.id.to_string();
-        let user = session.user_id.as_str();
-        let expires = to_micros(session.expires_at);
-        let expires_ms = micros_to_millis_ceil(expires);
-        let session_key = self.keys.session(&id);
-        let mut call = self.scripts.cluster_create.prepare_invoke();
-        call.key(&session_key).arg(expires_ms);
-        push_fields(&mut call, session);
-        let created: i64 = call
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(error)?;
-        if created != 1 {
-            return Err(StoreError::Duplicate);
-        }
-        let user_key = self.keys.user(user);
-        let indexed = async {
-            let _: i64 = self
-                .scripts
-                .cluster_user_add
-                .key(&user_key)
-                .arg(&id)
-                .arg(expires_ms)
-                .invoke_async(&mut self.conn.clone())
-                .await?;
-            redis::cmd("ZADD")
-                .arg(self.keys.expiry_shard(&id))
-                .arg(expires)
-                .arg(format!("{id}{user}"))
-                .query_async::<i64>(&mut self.conn.clone())
-                .await
-        }
-        .await;
-        if let Err(e) = indexed {
-            // Undo, best effort: the token is never handed out, and Redis drops the key at
-            // its expiry anyway.
-            let mut conn = self.conn.clone();
-            let _ = redis::cmd("DEL")
-                .arg(&session_key)
-                .query_async::<i64>(&mut conn)
-                .await;
-            let _ = redis::cmd("SREM")
-                .arg(&user_key)
-                .arg(&id)
-                .query_async::<i64>(&mut conn)
-                .await;
-            return Err(error(e));
-        }
-        Ok(())
-    }
-
-    async fn cluster_delete(&self, id: &SessionId) -> Result<bool, StoreError> {
-        let id = id.to_string();
-        let owner: Option<String> = self
-            .scripts
-            .cluster_delete
-            .key(self.keys.session(&id))
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(error)?;
-        let Some(user) = owner else {
-            return Ok(false);
-        };
-        self.cluster_unindex(&user, std::slice::from_ref(&id))
-            .await?;
-        Ok(true)
-    }
-
-    /// Removes `ids` of `user` from the user's set and from the expiry shards.
-    async fn cluster_unindex(&self, user: &str, ids: &[String]) -> Result<(), StoreError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let srem = async {
-            redis::cmd("SREM")
-                .arg(self.keys.user(user))
-                .arg(ids)
-                .query_async::<i64>(&mut self.conn.clone())
-                .await
-        };
-        let mut by_shard: HashMap<String, Vec<String>> = HashMap::new();
-        for id in ids {
-            by_shard
-                .entry(self.keys.expiry_shard(id))
-                .or_default()
-                .push(format!("{id}{user}"));
-        }
-        let zrems = by_shard.into_iter().map(|(shard, members)| async move {
-            redis::cmd("ZREM")
-                .arg(shard)
-                .arg(members)
-                .query_async::<i64>(&mut self.conn.clone())
-                .await
-        });
-        let (removed, zremoved) = futures_util::future::join(srem, try_join_all(zrems)).await;
-        removed.map_err(error)?;
-        zremoved.map_err(error)?;
-        Ok(())
-    }
-
-    async fn cluster_delete_for_user(
-        &self,
-        user: &UserId,
-        keep: Option<&SessionId>,
-    ) -> Result<u64, StoreError> {
-        let keep = keep.map(ToString::to_string);
-        let mut ids: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(self.keys.user(user.as_str()))
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(error)?;
-        ids.retain(|id| Some(id) != keep.as_ref());
-        let deletes = ids.iter().map(|id| async move {
-            self.scripts
-                .cluster_delete_owned
-                .key(self.keys.session(id))
-                .arg(user.as_str())
-                .invoke_async::<u64>(&mut self.conn.clone())
-                .await
-        });
-        let deleted: u64 = try_join_all(deletes)
-            .await
-            .map_err(error)?
-            .into_iter()
-            .sum();
-        // Every listed id is now gone (deleted here, before, or by Redis) or not this user's:
-        // none belongs in the set.
-        self.cluster_unindex(user.as_str(), &ids).await?;
-        Ok(deleted)
-    }
-
-    async fn cluster_list(
-        &self,
-        user: &UserId,
-    ) -> Result<Vec<HashMap<String, Vec<u8>>>, StoreError> {
-        let user_key = self.keys.user(user.as_str());
-        let ids: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(&user_key)
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(error)?;
-        let reads = ids.iter().map(|id| async move {
-            redis::cmd("HGETALL")
-                .arg(self.keys.session(id))
-                .query_async::<HashMap<String, Vec<u8>>>(&mut self.conn.clone())
-                .await
-        });
-        let found = try_join_all(reads).await.map_err(error)?;
-        let mut gone = Vec::new();
-        let mut out = Vec::with_capacity(found.len());
-        for (id, mut fields) in ids.into_iter().zip(found) {
-            if fields.is_empty() {
-                gone.push(id);
-            } else {
-                fields.insert("id".to_owned(), id.into_bytes());
-                out.push(fields);
-            }
-        }
-        if !gone.is_empty() {
-            // Expired by Redis or deleted: an id joins the set only after its key exists, so
-            // a missing key never comes back.
-            let _: i64 = redis::cmd("SREM")
-                .arg(&user_key)
-                .arg(&gone)
-                .query_async(&mut self.conn.clone())
-                .await
-                .map_err(error)?;
-        }
-        Ok(out)
-    }
-
-    /// Purges one expiry shard in batches; returns how many sessions it removed.
-    async fn cluster_purge_shard(
-        &self,
-        shard: u32,
-        now: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
-        let key = self.keys.expiry_shard_key(shard);
-        let mut total = 0;
-        loop {
-            let members: Vec<String> = self
-                .scripts
-                .cluster_purge_shard
-                .key(&key)
-                .arg(to_micros(now))
-                .arg(PURGE_BATCH)
-                .invoke_async(&mut self.conn.clone())
-                .await
-                .map_err(error)?;
-            let mut by_user: HashMap<&str, Vec<&str>> = HashMap::new();
-            for m in &members {
-                let (id, user) = split_member(m)?;
-                by_user.entry(user).or_default().push(id);
-            }
-            let dels = members.iter().map(|m| async move {
-                let id = m.get(..SESSION_ID_LEN).unwrap_or(m);
-                redis::cmd("DEL")
-                    .arg(self.keys.session(id))
-                    .query_async::<i64>(&mut self.conn.clone())
-                    .await
-            });
-            let srems = by_user.into_iter().map(|(user, ids)| async move {
-                redis::cmd("SREM")
-                    .arg(self.keys.user(user))
-                    .arg(ids)
-                    .query_async::<i64>(&mut self.conn.clone())
-                    .await
-            });
-            let (deleted, removed) =
-                futures_util::future::join(try_join_all(dels), try_join_all(srems)).await;
-            deleted.map_err(error)?;
-            removed.map_err(error)?;
-            total += members.len() as u64;
-            if members.len() < PURGE_BATCH {
-                return Ok(total);
-            }
-        }
-    }
-}
-
 /// The length of a session id's text form.
 const SESSION_ID_LEN: usize = 22;
 
@@ -729,145 +505,50 @@ impl Scripts {
 
 /// KEYS: session, user set, expiry index. ARGV: id, index member, expiry (ms, rounded up),
 /// expiry (µs), then the hash's field/value pairs. Returns 1, or 0 if the id exists.
-const CREATE: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
-redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-redis.call('SADD', KEYS[2], ARGV[1])
-local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ttl = redis.call('PTTL', KEYS[2])
-if ttl < 0 or now_ms + ttl < tonumber(ARGV[3]) then
-  redis.call('PEXPIREAT', KEYS[2], ARGV[3])
-end
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
-return 1
-";
+const CREATE: &str = include_str!("scripts/create_session.lua");
 
 /// KEYS: session. ARGV: last seen (µs). Updates only a live session; returns 1 if it did.
-const TOUCH: &str = r"
-local expires = redis.call('HGET', KEYS[1], 'expires')
-if not expires or tonumber(expires) <= tonumber(ARGV[1]) then return 0 end
-local seen = tonumber(redis.call('HGET', KEYS[1], 'seen') or '0')
-if tonumber(ARGV[1]) > seen then redis.call('HSET', KEYS[1], 'seen', ARGV[1]) end
-return 1
-";
+const TOUCH: &str = include_str!("scripts/touch_session.lua");
 
 /// KEYS: session, expiry index. ARGV: id, user key prefix. Returns 1 if the session existed.
-const DELETE: &str = r"
-local user = redis.call('HGET', KEYS[1], 'user')
-if not user then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('SREM', ARGV[2] .. user, ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1] .. user)
-return 1
-";
+const DELETE: &str = include_str!("scripts/delete_session.lua");
 
 /// KEYS: user set, expiry index. ARGV: session key prefix, user id. Returns how many session
 /// keys it deleted.
-const DELETE_FOR_USER: &str = r"
-local ids = redis.call('SMEMBERS', KEYS[1])
-local n = 0
-for _, id in ipairs(ids) do
-  n = n + redis.call('DEL', ARGV[1] .. id)
-  redis.call('ZREM', KEYS[2], id .. ARGV[2])
-end
-redis.call('DEL', KEYS[1])
-return n
-";
+const DELETE_FOR_USER: &str = include_str!("scripts/delete_user_sessions.lua");
 
 /// KEYS: user set, expiry index. ARGV: session key prefix, user id, id to keep. Deletes every
 /// session in the user's set but the kept one; returns how many session keys it deleted.
-const DELETE_FOR_USER_EXCEPT: &str = r"
-local ids = redis.call('SMEMBERS', KEYS[1])
-local n = 0
-for _, id in ipairs(ids) do
-  if id ~= ARGV[3] then
-    n = n + redis.call('DEL', ARGV[1] .. id)
-    redis.call('ZREM', KEYS[2], id .. ARGV[2])
-    redis.call('SREM', KEYS[1], id)
-  end
-end
-return n
-";
+const DELETE_FOR_USER_EXCEPT: &str = include_str!("scripts/delete_user_sessions_except.lua");
 
 /// KEYS: user set. ARGV: session key prefix. Returns each session's fields plus its `id`;
 /// drops ids whose key Redis has expired from the set.
-const LIST_FOR_USER: &str = r"
-local ids = redis.call('SMEMBERS', KEYS[1])
-local out = {}
-for _, id in ipairs(ids) do
-  local fields = redis.call('HGETALL', ARGV[1] .. id)
-  if #fields == 0 then
-    redis.call('SREM', KEYS[1], id)
-  else
-    fields[#fields + 1] = 'id'
-    fields[#fields + 1] = id
-    out[#out + 1] = fields
-  end
-end
-return out
-";
+const LIST_FOR_USER: &str = include_str!("scripts/list_user_sessions.lua");
 
 /// KEYS: expiry index. ARGV: now (µs), batch size, session key prefix, user key prefix.
 /// Removes up to a batch of sessions with expiry <= now; returns how many.
-const PURGE_BATCH_SCRIPT: &str = r"
-local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-for _, m in ipairs(members) do
-  local id = string.sub(m, 1, 22)
-  redis.call('DEL', ARGV[3] .. id)
-  redis.call('SREM', ARGV[4] .. string.sub(m, 23), id)
-end
-if #members > 0 then redis.call('ZREM', KEYS[1], unpack(members)) end
-return #members
-";
+const PURGE_BATCH_SCRIPT: &str = include_str!("scripts/purge_expired_batch.lua");
 
 // The cluster scripts: each touches its one key, `KEYS[1]`, and nothing else.
 
 /// KEYS: session. ARGV: expiry (ms, rounded up), then the hash's field/value pairs. Returns
 /// 1, or 0 if the id exists.
-const CLUSTER_CREATE: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('PEXPIREAT', KEYS[1], ARGV[1])
-return 1
-";
+const CLUSTER_CREATE: &str = include_str!("scripts/cluster_create_session.lua");
 
 /// KEYS: user set. ARGV: id, expiry (ms). Adds the id; the set expires with its latest
 /// session.
-const CLUSTER_USER_ADD: &str = r"
-redis.call('SADD', KEYS[1], ARGV[1])
-local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 or now_ms + ttl < tonumber(ARGV[2]) then
-  redis.call('PEXPIREAT', KEYS[1], ARGV[2])
-end
-return 1
-";
+const CLUSTER_USER_ADD: &str = include_str!("scripts/cluster_index_user_session.lua");
 
 /// KEYS: session. Deletes it; returns its user id, or nil if it did not exist.
-const CLUSTER_DELETE: &str = r"
-local user = redis.call('HGET', KEYS[1], 'user')
-if not user then return false end
-redis.call('DEL', KEYS[1])
-return user
-";
+const CLUSTER_DELETE: &str = include_str!("scripts/cluster_delete_session.lua");
 
 /// KEYS: session. ARGV: user id. Deletes the session if it belongs to the user; returns 1 if
 /// it did.
-const CLUSTER_DELETE_OWNED: &str = r"
-if redis.call('HGET', KEYS[1], 'user') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-";
+const CLUSTER_DELETE_OWNED: &str = include_str!("scripts/cluster_delete_owned_session.lua");
 
 /// KEYS: one expiry shard. ARGV: now (µs), batch size. Removes up to a batch of entries with
 /// expiry <= now and returns them.
-const CLUSTER_PURGE_SHARD: &str = r"
-local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-if #members > 0 then redis.call('ZREM', KEYS[1], unpack(members)) end
-return members
-";
+const CLUSTER_PURGE_SHARD: &str = include_str!("scripts/cluster_purge_expiry_shard.lua");
 
 fn field<'a>(fields: &'a HashMap<String, Vec<u8>>, name: &str) -> Result<&'a [u8], StoreError> {
     fields

@@ -7,15 +7,14 @@ use async_trait::async_trait;
 use redis::{Script, ScriptInvocation};
 use time::OffsetDateTime;
 
-use super::shared::{self, Counter};
-use super::{
+use super::connection::{connect_cluster, connect_manager, RedisConnection};
+use super::tokens::error;
+use crate::throttle::shared::{self, Counter};
+use crate::throttle::{
     window_end, AccountCounter, Admission, Limit, LimitKind, RateKey, Reservation, Throttle,
     ThrottleKey, ThrottleLimits,
 };
-use crate::store::redis::{connect_manager, error};
-use crate::store::redis_connection::connect_cluster;
 use crate::time_codec::to_millis;
-use crate::store::RedisConnection;
 use crate::StoreError;
 
 /// How long after its window (or trust) ends Redis keeps a key, in milliseconds: a margin for
@@ -68,7 +67,8 @@ const EXPIRY_GRACE_MS: i64 = 60_000;
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), keycard::StoreError> {
-/// use keycard::throttle::{RedisThrottle, ThrottleLimits};
+/// use keycard::redis::RedisThrottle;
+/// use keycard::throttle::ThrottleLimits;
 /// let throttle = RedisThrottle::connect("redis://127.0.0.1:6379", ThrottleLimits::default())
 ///     .await?
 ///     .with_key_prefix("myapp:throttle:");
@@ -98,7 +98,7 @@ impl RedisThrottle {
     pub const DEFAULT_PREFIX: &'static str = "keycard:throttle:";
 
     /// Connects to `url` with the settings of
-    /// [`RedisTokenStore::connect`](crate::store::RedisTokenStore::connect): 2 s connection
+    /// [`RedisTokenStore::connect`](super::RedisTokenStore::connect): 2 s connection
     /// and response timeouts, one quick reconnection retry per failing request, and automatic
     /// reconnection.
     ///
@@ -109,7 +109,7 @@ impl RedisThrottle {
     }
 
     /// Connects to a Redis Cluster through `urls`, its seed nodes, with the settings of
-    /// [`RedisTokenStore::connect_cluster`](crate::store::RedisTokenStore::connect_cluster).
+    /// [`RedisTokenStore::connect_cluster`](super::RedisTokenStore::connect_cluster).
     /// Every key of the throttle lives in one slot (see the type's docs).
     ///
     /// # Errors
@@ -124,7 +124,7 @@ impl RedisThrottle {
 
     /// Uses your own connection: a [`ConnectionManager`](redis::aio::ConnectionManager), a
     /// [`ClusterConnection`](redis::cluster_async::ClusterConnection), or the token store's
-    /// ([`RedisTokenStore::connection`](crate::store::RedisTokenStore::connection)).
+    /// ([`RedisTokenStore::connection`](super::RedisTokenStore::connection)).
     pub fn new(conn: impl Into<RedisConnection>, limits: ThrottleLimits) -> Self {
         Self {
             conn: conn.into(),
@@ -326,100 +326,23 @@ impl Scripts {
 /// Returns `{1, account_counted, 0}` when allowed (1: kind 3 was counted, 0: kind 5 or
 /// none), `{0, kind, ms left}` when refused (the refusing counter whose window ends last; the
 /// first in order on a tie).
-const RESERVE: &str = r"
-local now = tonumber(ARGV[1])
-local n = tonumber(ARGV[2])
-local trusted = tonumber(redis.call('GET', KEYS[1]) or '0') > now
-local applies, live = {}, {}
-local refused, longest = 0, 0
-for i = 1, n do
-  local a = 2 + (i - 1) * 4
-  local kind = tonumber(ARGV[a + 1])
-  applies[i] = (kind ~= 3 or not trusted) and (kind ~= 5 or trusted)
-  if applies[i] then
-    local w = redis.call('HMGET', KEYS[i + 1], 'n', 'end')
-    local count, wend = tonumber(w[1]), tonumber(w[2])
-    live[i] = count ~= nil and wend ~= nil and count > 0 and wend > now
-    if live[i] and count >= tonumber(ARGV[a + 2]) and wend - now > longest then
-      refused, longest = kind, wend - now
-    end
-  end
-end
-if refused ~= 0 then return {0, refused, longest} end
-for i = 1, n do
-  local a = 2 + (i - 1) * 4
-  if applies[i] then
-    if live[i] then
-      redis.call('HINCRBY', KEYS[i + 1], 'n', 1)
-    else
-      redis.call('HSET', KEYS[i + 1], 'n', 1, 'end', ARGV[a + 3])
-      redis.call('PEXPIREAT', KEYS[i + 1], ARGV[a + 4])
-    end
-  end
-end
-if trusted then return {1, 0, 0} end
-return {1, 1, 0}
-";
+const RESERVE: &str = include_str!("scripts/throttle_reserve.lua");
 
 /// KEYS: the (account, IP) counter, the two account counters (untrusted, trusted), and with
 /// an address the IP counter and the trusted-address key. ARGV: now (ms), and with an
 /// address: trusted until (ms, 0 for no trust) and its expiry (ms). Forgets the account's
 /// failures, takes one back from the IP counter, trusts the address.
-const RECORD_SUCCESS: &str = r"
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-if #KEYS < 5 then return 0 end
-local now = tonumber(ARGV[1])
-local w = redis.call('HMGET', KEYS[4], 'n', 'end')
-local count, wend = tonumber(w[1]), tonumber(w[2])
-if count ~= nil then
-  if count <= 1 or wend == nil or wend <= now then
-    redis.call('DEL', KEYS[4])
-  else
-    redis.call('HINCRBY', KEYS[4], 'n', -1)
-  end
-end
-if ARGV[2] ~= '0' then
-  redis.call('SET', KEYS[5], ARGV[2])
-  redis.call('PEXPIREAT', KEYS[5], ARGV[3])
-end
-return 1
-";
+const RECORD_SUCCESS: &str = include_str!("scripts/throttle_record_success.lua");
 
 /// KEYS: the counters a reservation counted. ARGV: now (ms). Takes one back from each,
 /// deleting a counter that reaches zero or whose window has ended.
-const RELEASE: &str = r"
-local now = tonumber(ARGV[1])
-for i = 1, #KEYS do
-  local w = redis.call('HMGET', KEYS[i], 'n', 'end')
-  local count, wend = tonumber(w[1]), tonumber(w[2])
-  if count ~= nil then
-    if count <= 1 or wend == nil or wend <= now then
-      redis.call('DEL', KEYS[i])
-    else
-      redis.call('HINCRBY', KEYS[i], 'n', -1)
-    end
-  end
-end
-return 1
-";
+const RELEASE: &str = include_str!("scripts/throttle_release.lua");
 
 /// KEYS: the rate counter. ARGV: now (ms), max, fresh window end (ms), expiry (ms). Counts one
 /// hit, or refuses it without counting when the live window is full.
 ///
 /// Returns `{1, 0}` when allowed, `{0, ms left}` when refused.
-const HIT: &str = r"
-local now = tonumber(ARGV[1])
-local w = redis.call('HMGET', KEYS[1], 'n', 'end')
-local count, wend = tonumber(w[1]), tonumber(w[2])
-if count ~= nil and wend ~= nil and count > 0 and wend > now then
-  if count >= tonumber(ARGV[2]) then return {0, wend - now} end
-  redis.call('HINCRBY', KEYS[1], 'n', 1)
-else
-  redis.call('HSET', KEYS[1], 'n', 1, 'end', ARGV[3])
-  redis.call('PEXPIREAT', KEYS[1], ARGV[4])
-end
-return {1, 0}
-";
+const HIT: &str = include_str!("scripts/throttle_hit.lua");
 
 #[cfg(test)]
 mod tests {

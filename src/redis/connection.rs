@@ -10,8 +10,8 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use crate::StoreError;
 
-/// The connection of [`RedisTokenStore`](crate::store::RedisTokenStore) and
-/// [`RedisThrottle`](crate::throttle::RedisThrottle): one multiplexed connection to a
+/// The connection of [`RedisTokenStore`](super::RedisTokenStore) and
+/// [`RedisThrottle`](super::RedisThrottle): one multiplexed connection to a
 /// standalone Redis, or a cluster connection (one multiplexed connection per node, requests
 /// routed by key slot, `MOVED` / `ASK` redirections followed).
 ///
@@ -20,8 +20,8 @@ use crate::StoreError;
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// use keycard::redis::AsyncCommands;
-/// use keycard::store::RedisTokenStore;
+/// use keycard::redis::driver::AsyncCommands;
+/// use keycard::redis::RedisTokenStore;
 /// let tokens = RedisTokenStore::connect_cluster(&["redis://127.0.0.1:7000"]).await?;
 /// let mut conn = tokens.connection();
 /// let _: () = conn.set("myapp:hello", "world").await?;
@@ -99,8 +99,8 @@ impl ConnectionLike for RedisConnection {
     }
 }
 
-/// The connection [`RedisTokenStore::connect`](crate::store::RedisTokenStore::connect) and
-/// [`RedisThrottle::connect`](crate::throttle::RedisThrottle::connect) build: 2 s connection
+/// The connection [`RedisTokenStore::connect`](super::RedisTokenStore::connect) and
+/// [`RedisThrottle::connect`](super::RedisThrottle::connect) build: 2 s connection
 /// and response timeouts, one quick reconnection retry per failing request, and automatic
 /// reconnection.
 ///
