@@ -1,0 +1,165 @@
+//! MySQL and MariaDB (feature `mysql`): token store, user store and login throttle in one
+//! database, shared by every application instance using it.
+//!
+//! One handle, [`Mysql`], owns the connection pool (sqlx's MySQL driver, re-exported as
+//! [`driver`]) and hands out the three stores, each over its own table:
+//!
+//! | store | type | default table | schema |
+//! |---|---|---|---|
+//! | sessions | [`MysqlTokenStore`] | `keycard_sessions` | `migrations/mysql/sessions_0001.sql` |
+//! | users | [`MysqlUserStore`] | `keycard_users` | `migrations/mysql/users_0001.sql` |
+//! | throttle | [`MysqlThrottle`] | `keycard_throttle` | `migrations/mysql/throttle_0001.sql` |
+//!
+//! [`Mysql::migrate`] creates or upgrades all three (versions recorded in
+//! `keycard_migrations`); each store's own `migrate` does one, for tables renamed with
+//! `with_table`. Times are stored as `BIGINT` Unix microseconds, so the server's time zone
+//! never matters; ids and emails are binary strings, compared byte for byte whatever the
+//! server's default collation. Tested against MariaDB; MySQL 8 speaks the same SQL.
+//!
+//! [`Mysql::connect`] tunes the pool for the validate path: up to 10 connections, no ping on
+//! checkout (sqlx's default pings every connection before use, doubling the cost of a
+//! lookup), statements prepared once per connection, and a 2 s acquire timeout, so a dead
+//! server turns into [`StoreError::Backend`] quickly. A validate is one `SELECT` by primary
+//! key. For other settings (TLS: enable one of sqlx's TLS features in your own
+//! `Cargo.toml` and add `ssl-mode=REQUIRED` to the URL), build your own pool and use
+//! [`Mysql::new`].
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use keycard::mysql::Mysql;
+//! let mysql = Mysql::connect("mysql://app:secret@db:3306/app").await?;
+//! mysql.migrate().await?;
+//! // The shared throttle (default limits) is already set; add a hasher, a policy...
+//! let auth = mysql.authenticator().build();
+//! # let _ = auth;
+//! # Ok(()) }
+//! ```
+
+use std::time::Duration;
+
+use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
+
+use crate::throttle::ThrottleLimits;
+use crate::{Authenticator, AuthenticatorBuilder, StoreError};
+
+mod migrate;
+mod throttle;
+mod tokens;
+mod users;
+
+pub use crate::sql::InvalidTableName;
+pub use throttle::MysqlThrottle;
+pub use tokens::MysqlTokenStore;
+pub use users::MysqlUserStore;
+
+/// The MySQL driver keycard is built on ([`sqlx`] with its `mysql` feature): build a
+/// `MySqlPool` for [`Mysql::new`], or run your own queries on [`Mysql::pool`] with the same
+/// version.
+pub use sqlx as driver;
+
+/// A MySQL or MariaDB database holding keycard's tables: the connection pool, and the
+/// stores over it. Cheap to clone (the pool is shared).
+#[derive(Debug, Clone)]
+pub struct Mysql {
+    pool: MySqlPool,
+}
+
+impl Mysql {
+    /// Connects a pool of up to 10 connections to `url`
+    /// (`mysql://user:password@host:port/database`), tuned for lookups (see the
+    /// [module docs](self)). Creates no table: call [`migrate`](Self::migrate).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if the URL is invalid or the server cannot be reached.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = MySqlPoolOptions::new()
+            .max_connections(10)
+            .test_before_acquire(false)
+            .acquire_timeout(Duration::from_secs(2))
+            .connect(url)
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(Self::new(pool))
+    }
+
+    /// Uses your own pool. Build it with `test_before_acquire(false)` unless you want a ping
+    /// before every query.
+    pub fn new(pool: MySqlPool) -> Self {
+        Self { pool }
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &MySqlPool {
+        &self.pool
+    }
+
+    /// Creates or upgrades the default tables (sessions, users, throttle). Idempotent, and
+    /// safe to run from several instances starting together: each table's migrations run
+    /// under the server-wide named lock `keycard_migrations` (`GET_LOCK`), and the versions
+    /// applied are recorded in `keycard_migrations`.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if a statement fails.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.token_store().migrate().await?;
+        self.user_store().migrate().await?;
+        self.throttle(ThrottleLimits::default()).migrate().await
+    }
+
+    /// The token store over `keycard_sessions` (rename it with
+    /// [`MysqlTokenStore::with_table`]).
+    pub fn token_store(&self) -> MysqlTokenStore {
+        MysqlTokenStore::new(self.pool.clone())
+    }
+
+    /// The user store over `keycard_users` (rename it with [`MysqlUserStore::with_table`]).
+    pub fn user_store(&self) -> MysqlUserStore {
+        MysqlUserStore::new(self.pool.clone())
+    }
+
+    /// The throttle over `keycard_throttle` with `limits` (rename it with
+    /// [`MysqlThrottle::with_table`]).
+    pub fn throttle(&self, limits: ThrottleLimits) -> MysqlThrottle {
+        MysqlThrottle::new(self.pool.clone(), limits)
+    }
+
+    /// An [`Authenticator`] builder over the user and token stores, with the shared throttle
+    /// ([`ThrottleLimits::default`]) in place of the in-process one, so every instance
+    /// counts the same attempts.
+    pub fn authenticator(&self) -> AuthenticatorBuilder<MysqlUserStore> {
+        Authenticator::builder(self.user_store(), self.token_store())
+            .throttle(self.throttle(ThrottleLimits::default()))
+    }
+
+    /// One trivial query (`SELECT 1`): a health check, and the baseline a validate is
+    /// measured against.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if the server cannot be reached.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(error)
+    }
+}
+
+/// Maps a sqlx error: undecodable data is [`StoreError::Corrupt`], the rest is a backend
+/// failure.
+fn error(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => StoreError::corrupt(e),
+        e => StoreError::backend(e),
+    }
+}
+
+/// Whether `e` is a duplicate key (ER_DUP_ENTRY).
+fn is_duplicate(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// Text stored in a binary column.
+fn text(bytes: Vec<u8>) -> Result<String, StoreError> {
+    String::from_utf8(bytes).map_err(StoreError::corrupt)
+}

@@ -1,0 +1,209 @@
+//! The MySQL user store.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::mysql::MySqlPool;
+
+use super::migrate::{migrate, parse_table, quoted};
+use super::{error, is_duplicate, text};
+use crate::registration::{random_user_id, ID_ATTEMPTS};
+use crate::sql::{InvalidTableName, Migration, TableName};
+use crate::{
+    normalize_email, NewUser, Registered, StoreError, UserId, UserRecord, UserRegistry, UserStore,
+};
+
+/// The schema changes of the users table, in order.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: include_str!("../../migrations/mysql/users_0001.sql"),
+}];
+
+/// Users in a MySQL or MariaDB table, for apps that need no user code of their own. Get one
+/// from [`Mysql::user_store`](super::Mysql::user_store).
+///
+/// The table (default `keycard_users`, optionally `database.table`) is created by
+/// [`migrate`](Self::migrate); its schema ships in `migrations/mysql/users_0001.sql`:
+///
+/// | column | type | |
+/// |---|---|---|
+/// | `id` | `VARBINARY(767) PRIMARY KEY` | [`UserId`] |
+/// | `email` | `VARBINARY(1024) UNIQUE` | normalized with [`normalize_email`] |
+/// | `password_hash` | `TEXT` (`utf8mb4_bin`) | PHC string (`$argon2id$...`) |
+/// | `first_name`, `last_name` | `TEXT` (`utf8mb4_bin`) | |
+///
+/// `id` and `email` are binary strings, so lookups match byte for byte: no case, accent or
+/// trailing-space folding, whatever the server's default collation. Rows you write yourself
+/// must store the email normalized, or logins will not find them. It is also a
+/// [`UserRegistry`]: [`Authenticator::register`](crate::Authenticator::register) creates
+/// users with random integer ids, and the `UNIQUE` index refuses a taken email.
+#[derive(Debug, Clone)]
+pub struct MysqlUserStore {
+    pool: MySqlPool,
+    queries: Arc<Queries>,
+}
+
+impl MysqlUserStore {
+    /// The default table name.
+    pub const DEFAULT_TABLE: &'static str = "keycard_users";
+
+    /// Uses `pool` and the default table. (Also [`Mysql::user_store`](super::Mysql::user_store).)
+    pub fn new(pool: MySqlPool) -> Self {
+        Self {
+            pool,
+            queries: Arc::new(Queries::new(TableName::builtin(Self::DEFAULT_TABLE))),
+        }
+    }
+
+    /// Uses `table` (`name` or `database.name`) instead of `keycard_users`.
+    ///
+    /// # Errors
+    /// [`InvalidTableName`] unless each part is a plain identifier (`[A-Za-z_][A-Za-z0-9_]*`)
+    /// and the name is at most 52 bytes.
+    pub fn with_table(mut self, table: &str) -> Result<Self, InvalidTableName> {
+        self.queries = Arc::new(Queries::new(parse_table(table)?));
+        Ok(self)
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &MySqlPool {
+        &self.pool
+    }
+
+    /// Creates or upgrades the users table. Idempotent and safe to run from several
+    /// instances at once (see [`Mysql::migrate`](super::Mysql::migrate)).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if a statement fails.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        migrate(&self.pool, &self.queries.table, MIGRATIONS).await
+    }
+
+    /// Inserts `user` (its email normalized) unless a user with the same id or email exists,
+    /// in which case nothing changes. Returns whether it inserted. Safe to call concurrently
+    /// from several instances, for example to seed a demo user on every start.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if the statement fails for another reason than a taken id or
+    /// email.
+    pub async fn insert_if_absent(&self, user: &UserRecord) -> Result<bool, StoreError> {
+        let done = sqlx::query(&self.queries.insert)
+            .bind(user.id.as_str())
+            .bind(normalize_email(&user.email))
+            .bind(&user.password_hash)
+            .bind(&user.first_name)
+            .bind(&user.last_name)
+            .execute(&self.pool)
+            .await;
+        match done {
+            Ok(_) => Ok(true),
+            Err(e) if is_duplicate(&e) => Ok(false),
+            Err(e) => Err(error(e)),
+        }
+    }
+
+    async fn find(&self, statement: &str, value: &str) -> Result<Option<UserRecord>, StoreError> {
+        sqlx::query_as::<_, UserRow>(statement)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(error)?
+            .map(into_user)
+            .transpose()
+    }
+}
+
+/// A users row as selected.
+type UserRow = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
+
+fn into_user(row: UserRow) -> Result<UserRecord, StoreError> {
+    let (id, email, password_hash, first_name, last_name) = row;
+    Ok(UserRecord {
+        id: UserId::new(text(id)?),
+        email: text(email)?,
+        password_hash: text(password_hash)?,
+        first_name: text(first_name)?,
+        last_name: text(last_name)?,
+    })
+}
+
+#[async_trait]
+impl UserStore for MysqlUserStore {
+    type User = UserRecord;
+
+    async fn find_by_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.find(&self.queries.by_email, email).await
+    }
+
+    async fn find_by_id(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        self.find(&self.queries.by_id, id.as_str()).await
+    }
+
+    async fn set_password_hash(&self, id: &UserId, phc: &str) -> Result<(), StoreError> {
+        sqlx::query(&self.queries.set_password_hash)
+            .bind(phc)
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(error)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl UserRegistry for MysqlUserStore {
+    /// A random integer id (retried on the rare collision); the email's `UNIQUE` index
+    /// decides a race between two registrations of one email.
+    async fn create_user(&self, new: &NewUser) -> Result<Registered<UserRecord>, StoreError> {
+        for _ in 0..ID_ATTEMPTS {
+            let user = UserRecord::new(random_user_id(), &new.email, new.password_hash.clone());
+            if self.insert_if_absent(&user).await? {
+                return Ok(Registered::Created(user));
+            }
+            if self.find_by_email(&new.email).await?.is_some() {
+                return Ok(Registered::EmailTaken);
+            }
+        }
+        Err(StoreError::backend("no free user id after 3 random tries"))
+    }
+}
+
+#[cfg(feature = "conformance")]
+#[async_trait]
+impl crate::conformance::users::SeedUsers for MysqlUserStore {
+    async fn seed_user(&self, email: &str, password_hash: &str) -> Result<UserId, StoreError> {
+        let id = random_user_id();
+        match self
+            .insert_if_absent(&UserRecord::new(id.clone(), email, password_hash))
+            .await?
+        {
+            true => Ok(id),
+            false => Err(StoreError::backend("the seeded email or id exists")),
+        }
+    }
+}
+
+/// The statements over the users table.
+#[derive(Debug)]
+struct Queries {
+    table: TableName,
+    insert: String,
+    by_email: String,
+    by_id: String,
+    set_password_hash: String,
+}
+
+const COLUMNS: &str = "id, email, password_hash, first_name, last_name";
+
+impl Queries {
+    fn new(table: TableName) -> Self {
+        let t = quoted(&table);
+        Self {
+            insert: format!("INSERT INTO {t} ({COLUMNS}) VALUES (?, ?, ?, ?, ?)"),
+            by_email: format!("SELECT {COLUMNS} FROM {t} WHERE email = ?"),
+            by_id: format!("SELECT {COLUMNS} FROM {t} WHERE id = ?"),
+            set_password_hash: format!("UPDATE {t} SET password_hash = ? WHERE id = ?"),
+            table,
+        }
+    }
+}
