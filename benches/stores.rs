@@ -1,12 +1,14 @@
 //! The validate path of every token store (`get` by session id) beside a raw round trip of the
 //! same client, measured in one run: memory, SQLite (pooled rusqlite on blocking threads; plus
 //! rusqlite called directly), PostgreSQL (sqlx; plus a pool with sqlx's default ping on
-//! checkout) and Redis (`HGETALL` vs `PING` on one multiplexed connection).
+//! checkout), MySQL / MariaDB (sqlx) and Redis (`HGETALL` vs `PING` on one multiplexed
+//! connection).
 //!
-//! `cargo bench --bench stores --features sqlite,postgres,redis`. Needs the servers of the
-//! live tests (`KEYCARD_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`;
-//! `KEYCARD_REDIS_URL`, default `redis://127.0.0.1:6379`); uses a fresh schema and key prefix
-//! and removes them at the end. Figures are in BENCHMARKS.md.
+//! `cargo bench --bench stores --features sqlite,postgres,redis,mysql`. Needs the servers of
+//! the live tests (`KEYCARD_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`;
+//! `KEYCARD_MYSQL_URL`, default `mysql://root@127.0.0.1:3306/test`; `KEYCARD_REDIS_URL`,
+//! default `redis://127.0.0.1:6379`); uses a fresh schema, table and key prefix and removes
+//! them at the end. Figures are in BENCHMARKS.md.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -181,6 +183,49 @@ fn stores(c: &mut Criterion) {
         Arc::new(pg_default),
     );
 
+    // MySQL / MariaDB: the store on the handle's tuned pool, the same lookup raw, and
+    // `SELECT 1`, all on that pool.
+    let my_url = env_or("KEYCARD_MYSQL_URL", "mysql://root@127.0.0.1:3306/test");
+    let my_table = format!("keycard_bench_sessions_{}", std::process::id());
+    let my = rt.block_on(async {
+        let mysql = keycard::mysql::Mysql::connect(&my_url)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("start MariaDB at {my_url} or set KEYCARD_MYSQL_URL: {e:?}")
+            });
+        let store = mysql
+            .token_store()
+            .with_table(&my_table)
+            .expect("valid table");
+        store.migrate().await.expect("migrate");
+        (mysql, store)
+    });
+    let held = bench_get(c, &rt, "mysql", Arc::new(my.1.clone()));
+    // The same lookup, raw: the store's own statement on the same pool, rows not decoded.
+    let my_lookup = format!(
+        "SELECT id, user_id, secret_hash, created_at, expires_at, last_seen_at, ip, user_agent \
+         FROM `{my_table}` WHERE id = ? AND expires_at > ?"
+    );
+    let (held_id, now_micros) = (
+        held.to_string(),
+        OffsetDateTime::now_utc().unix_timestamp() * 1_000_000,
+    );
+    c.bench_function("mysql/raw lookup (same query, same pool)", |b| {
+        b.to_async(&rt).iter(|| async {
+            sqlx::query(&my_lookup)
+                .bind(&held_id)
+                .bind(now_micros)
+                .fetch_optional(my.0.pool())
+                .await
+                .expect("query")
+                .expect("the row")
+        })
+    });
+    c.bench_function("mysql/ping (SELECT 1, same pool)", |b| {
+        b.to_async(&rt)
+            .iter(|| async { my.0.ping().await.expect("ping") })
+    });
+
     // Redis: HGETALL vs PING on the same multiplexed connection.
     let redis_url = env_or("KEYCARD_REDIS_URL", "redis://127.0.0.1:6379");
     let prefix = format!("keycard-bench-{}:", std::process::id());
@@ -214,6 +259,15 @@ fn stores(c: &mut Criterion) {
 
     // Cleanup.
     rt.block_on(async {
+        sqlx::raw_sql(&format!("DROP TABLE IF EXISTS `{my_table}`"))
+            .execute(my.0.pool())
+            .await
+            .expect("drop bench table");
+        sqlx::query("DELETE FROM keycard_migrations WHERE target = ?")
+            .bind(&my_table)
+            .execute(my.0.pool())
+            .await
+            .expect("forget bench migrations");
         sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
             .execute(pg.pool())
             .await

@@ -4,8 +4,15 @@
 //! alike. The PostgreSQL, Redis and Redis Cluster cases need the servers of
 //! `tests/postgres.rs`, `tests/redis.rs` and `tests/redis_cluster.rs` and fail when they are
 //! down.
-#![cfg(any(feature = "postgres", feature = "redis", feature = "sqlite"))]
+#![cfg(any(
+    feature = "postgres",
+    feature = "redis",
+    feature = "sqlite",
+    feature = "mysql"
+))]
 
+#[cfg(feature = "mysql")]
+mod mysql_support;
 #[cfg(any(feature = "postgres", feature = "redis"))]
 mod stores_support;
 
@@ -214,6 +221,30 @@ async fn two_instances_over_one_redis() {
     two_instances_share_sessions(&a, &b, &clock).await;
 }
 
+/// The same over one MySQL / MariaDB database (`tests/mysql.rs`'s server).
+#[cfg(feature = "mysql")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_over_one_mysql() {
+    let tables = mysql_support::MyTables::new().await;
+    let clock = ManualClock::new(OffsetDateTime::now_utc());
+    let a = instance(
+        tables.user_store().await,
+        tables.token_store().await,
+        &clock,
+    );
+    let b = instance(
+        tables.user_store().await,
+        tables.token_store().await,
+        &clock,
+    );
+    let hash = a.hash_password(PASSWORD).await.expect("hash");
+    let ann = keycard::UserRecord::new(UserId::from("ann"), EMAIL, hash);
+    // Both instances seed on start; the second seeding is a no-op.
+    assert!(a.users().insert_if_absent(&ann).await.expect("seed on A"));
+    assert!(!b.users().insert_if_absent(&ann).await.expect("seed on B"));
+    two_instances_share_sessions(&a, &b, &clock).await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // One throttle shared by several instances
 
@@ -340,6 +371,20 @@ async fn instances_share_one_postgres_throttle() {
     let b = guarded(&users, schema.throttle(guess_limits()).await);
     instances_share_one_throttle(&a, &b, async {
         guarded(&users, schema.throttle(guess_limits()).await)
+    })
+    .await;
+}
+
+/// The same over one MySQL / MariaDB throttle table.
+#[cfg(feature = "mysql")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_share_one_mysql_throttle() {
+    let tables = mysql_support::MyTables::new().await;
+    let users = shared_users().await;
+    let a = guarded(&users, tables.throttle(guess_limits()).await);
+    let b = guarded(&users, tables.throttle(guess_limits()).await);
+    instances_share_one_throttle(&a, &b, async {
+        guarded(&users, tables.throttle(guess_limits()).await)
     })
     .await;
 }

@@ -6,8 +6,11 @@
 //! The same for a login throttle behind the cut: login fails closed (`Error::Store`, no
 //! password checked) or, if so configured, fails open (the password is checked, unthrottled),
 //! in bounded time, and throttles again once the server is back.
-#![cfg(any(feature = "postgres", feature = "redis"))]
+#![cfg(any(feature = "postgres", feature = "redis", feature = "mysql"))]
 
+#[cfg(feature = "mysql")]
+mod mysql_support;
+#[cfg(any(feature = "postgres", feature = "redis"))]
 mod stores_support;
 
 use std::net::SocketAddr;
@@ -216,6 +219,30 @@ async fn postgres_outage_is_a_typed_error_and_service_resumes() {
     service_resumes(&store, &known).await;
 }
 
+/// The same for MySQL / MariaDB (`tests/mysql.rs`'s server).
+#[cfg(feature = "mysql")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_outage_is_a_typed_error_and_service_resumes() {
+    let tables = mysql_support::MyTables::new().await;
+    let url = mysql_support::mysql_url();
+    let target = target_of(&url, 3306);
+    let proxy = Proxy::start(target).await;
+    let store = keycard::mysql::Mysql::connect(&with_addr(&url, target, proxy.addr))
+        .await
+        .expect("connect through the proxy")
+        .token_store()
+        .with_table(&tables.table("sessions"))
+        .expect("valid table");
+    store.migrate().await.expect("migrate");
+    let known = session(&UserId::from("outage"));
+    store.create(&known).await.expect("create");
+
+    proxy.cut();
+    every_operation_fails_cleanly(&store, &known).await;
+    proxy.restore().await;
+    service_resumes(&store, &known).await;
+}
+
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outage_is_a_typed_error_and_service_resumes() {
@@ -373,6 +400,23 @@ async fn postgres_throttle_outage_fails_closed_or_open_and_recovers() {
     .expect("connect through the proxy")
     .with_table(&schema.table("throttle"))
     .expect("valid table");
+    throttle.migrate().await.expect("migrate");
+    login_behind_a_cut_throttle(throttle, &proxy).await;
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_throttle_outage_fails_closed_or_open_and_recovers() {
+    let tables = mysql_support::MyTables::new().await;
+    let url = mysql_support::mysql_url();
+    let target = target_of(&url, 3306);
+    let proxy = Proxy::start(target).await;
+    let throttle = keycard::mysql::Mysql::connect(&with_addr(&url, target, proxy.addr))
+        .await
+        .expect("connect through the proxy")
+        .throttle(guess_limits())
+        .with_table(&tables.table("throttle"))
+        .expect("valid table");
     throttle.migrate().await.expect("migrate");
     login_behind_a_cut_throttle(throttle, &proxy).await;
 }

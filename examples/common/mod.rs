@@ -126,6 +126,14 @@ impl SeedUser for keycard::postgres::PostgresUserStore {
     }
 }
 
+#[cfg(feature = "mysql")]
+#[async_trait]
+impl SeedUser for keycard::mysql::MysqlUserStore {
+    async fn seed_user(&self, user: UserRecord) -> Result<bool, StoreError> {
+        self.insert_if_absent(&user).await
+    }
+}
+
 /// How often the example servers purge expired sessions.
 pub(crate) const EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -200,6 +208,21 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 seeder: users,
             })
         }
+        #[cfg(feature = "mysql")]
+        "mysql" | "mariadb" => {
+            // sqlx reads `mysql://` URLs; `mariadb://` is the same server.
+            let url = url.replacen("mariadb://", "mysql://", 1);
+            let db = keycard::mysql::Mysql::connect(&url).await?;
+            db.migrate().await?;
+            let users = Arc::new(db.user_store());
+            Ok(Stores {
+                tokens: Arc::new(db.token_store()),
+                users: users.clone(),
+                throttle: Arc::new(db.throttle(keycard::throttle::ThrottleLimits::default())),
+                registry: users.clone(),
+                seeder: users,
+            })
+        }
         #[cfg(feature = "redis")]
         "redis" | "rediss" => {
             let users = Arc::new(MemoryUserStore::<UserRecord>::new());
@@ -215,8 +238,8 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
             })
         }
         _ => Err(format!(
-            "unsupported --store `{url}`: use `memory`, `sqlite://PATH`, `postgres://...` \
-             or `redis://...` (all but `memory` need their cargo feature)"
+            "unsupported --store `{url}`: use `memory`, `sqlite://PATH`, `postgres://...`, \
+             `mysql://...` or `redis://...` (all but `memory` need their cargo feature)"
         )
         .into()),
     }
