@@ -12,7 +12,7 @@
 //! | [`Redis::revocation_channel`] | [`RedisRevocationChannel`] | pub/sub on `keycard:revocations` |
 //!
 //! There is no schema to create: keys appear on first use. Redis keeps no users: bring
-//! your own [`UserStore`](crate::UserStore) (a SQL one, or yours) to
+//! your own [`UserStore`] (a SQL one, or yours) to
 //! [`Redis::authenticator`], whose login throttle then counts in Redis, so a user throttled
 //! through one instance is throttled on all of them.
 //!
