@@ -14,9 +14,10 @@ use crate::password::PasswordHasher;
 /// How long an overloaded login is told to wait before retrying, at least.
 pub(crate) const OVERLOADED_RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// What one hash is assumed to cost until the pool has timed one (OWASP parameters take
-/// about 20-50 ms on one core).
-const INITIAL_HASH_ESTIMATE: Duration = Duration::from_millis(50);
+/// What one hash is assumed to cost until the pool has timed one: on the low side (OWASP
+/// parameters take about 20-50 ms on one core), so that a burst arriving before the first
+/// hash has finished is not refused on a guess; the first measurement replaces it.
+const INITIAL_HASH_ESTIMATE: Duration = Duration::from_millis(10);
 
 /// At most `max_concurrent` hashes run at once, on Tokio's blocking pool. A caller that finds
 /// every slot busy waits for one only if the wait this implies (the queue ahead of it times
@@ -49,18 +50,21 @@ impl HashPool {
             queued: AtomicUsize::new(0),
             max_queued,
             max_wait,
-            hash_nanos: Arc::new(AtomicU64::new(nanos(INITIAL_HASH_ESTIMATE))),
+            hash_nanos: Arc::new(AtomicU64::new(UNMEASURED)),
         }
     }
 
     /// The learned time one hash takes.
     pub(crate) fn hash_estimate(&self) -> Duration {
-        Duration::from_nanos(self.hash_nanos.load(Ordering::Relaxed))
+        match self.hash_nanos.load(Ordering::Relaxed) {
+            UNMEASURED => INITIAL_HASH_ESTIMATE,
+            measured => Duration::from_nanos(measured),
+        }
     }
 
     /// How long a caller joining a queue of `queued` would wait for a slot.
     fn wait_behind(&self, queued: usize) -> Duration {
-        let per_slot = self.hash_nanos.load(Ordering::Relaxed) / self.max_concurrent as u64;
+        let per_slot = nanos(self.hash_estimate()) / self.max_concurrent as u64;
         Duration::from_nanos(per_slot.saturating_mul(queued as u64 + 1))
     }
 
@@ -144,9 +148,15 @@ impl HashPool {
 fn learn(estimate: &AtomicU64, took: Duration) {
     let old = estimate.load(Ordering::Relaxed);
     let sample = nanos(took).max(1);
-    let new = old - old / 8 + sample / 8;
+    let new = match old {
+        UNMEASURED => sample,
+        old => old - old / 8 + sample / 8,
+    };
     estimate.store(new.max(1), Ordering::Relaxed);
 }
+
+/// The estimate before the first hash was timed ([`INITIAL_HASH_ESTIMATE`] applies).
+const UNMEASURED: u64 = 0;
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
