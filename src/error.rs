@@ -122,6 +122,13 @@ pub enum Error {
     #[error("the session or user store is unavailable; retry later")]
     Store(#[from] StoreError),
 
+    /// The [throttle](crate::throttle)'s backend failed, so no attempt could be counted, and
+    /// under [`ThrottleOutage::FailClosed`](crate::throttle::ThrottleOutage::FailClosed) (the
+    /// default) nothing was checked; see the source for the backend's error. HTTP adapters
+    /// answer 503 with `Retry-After`, as for a store outage; logs tell the two apart.
+    #[error("the login throttle's backend is unavailable, so no password was checked; retry later")]
+    ThrottleUnavailable(#[source] StoreError),
+
     /// Hashing or verifying a password failed for a reason other than a wrong password (for
     /// example a stored hash that is not a valid PHC string); [`HashError::kind`] says which.
     /// HTTP adapters answer 500: the cause is on the server.
@@ -450,7 +457,7 @@ impl Error {
             Self::Throttled { retry_after } | Self::Overloaded { retry_after } => {
                 Some(*retry_after)
             }
-            Self::Store(_) => Some(Self::STORE_RETRY_AFTER),
+            Self::Store(_) | Self::ThrottleUnavailable(_) => Some(Self::STORE_RETRY_AFTER),
             _ => None,
         }
     }
@@ -556,7 +563,7 @@ mod tests {
             Error::WeakPassword(r) => own(r),
             Error::TooManySessions { max } => own(max),
             Error::ReauthenticationRequired { within } => own(within),
-            Error::Store(e) => own(e),
+            Error::Store(e) | Error::ThrottleUnavailable(e) => own(e),
             Error::PasswordHash(e) => own(e),
             Error::Randomness(e) => own(e),
         }

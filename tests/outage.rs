@@ -3,7 +3,7 @@
 //! the server is reachable again. A TCP proxy in front of the real PostgreSQL / Redis plays
 //! the outage: it drops every connection and stops listening, then listens again.
 //!
-//! The same for a login throttle behind the cut: login fails closed (`Error::Store`, no
+//! The same for a login throttle behind the cut: login fails closed (`Error::ThrottleUnavailable`, no
 //! password checked) or, if so configured, fails open (the password is checked, unthrottled),
 //! in bounded time, and throttles again once the server is back.
 #![cfg(any(feature = "postgres", feature = "redis", feature = "mysql"))]
@@ -320,9 +320,9 @@ async fn login_behind_a_cut_throttle(throttle: impl Throttle + Clone + 'static, 
     )
     .await
     {
-        Err(Error::Store(StoreError::Backend(_))) => {}
+        Err(Error::ThrottleUnavailable(StoreError::Backend(_))) => {}
         other => panic!(
-            "fail closed: expected Error::Store(Backend), got {:?}",
+            "fail closed: expected Error::ThrottleUnavailable(Backend), got {:?}",
             other.map(drop)
         ),
     }
@@ -354,7 +354,7 @@ async fn login_behind_a_cut_throttle(throttle: impl Throttle + Clone + 'static, 
             .await
         {
             Err(Error::InvalidCredentials) => break,
-            Err(Error::Store(e)) if Instant::now() < deadline => {
+            Err(Error::ThrottleUnavailable(e)) if Instant::now() < deadline => {
                 eprintln!("throttle not yet back: {e}");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }

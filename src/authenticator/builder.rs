@@ -218,7 +218,7 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
     }
 
     /// What login does when the throttle's backend fails. Default:
-    /// [`ThrottleOutage::FailClosed`] (refuse with [`Error::Store`], HTTP 503).
+    /// [`ThrottleOutage::FailClosed`] (refuse with [`Error::ThrottleUnavailable`], HTTP 503).
     pub fn throttle_outage(mut self, policy: ThrottleOutage) -> Self {
         self.throttle_outage = policy;
         self

@@ -71,9 +71,9 @@ impl<U: UserStore> Authenticator<U> {
     /// - [`Error::InvalidCredentials`] for a wrong password, an unusable stored hash, or an
     ///   unknown email unless [`reveal_unknown_email`](AuthenticatorBuilder::reveal_unknown_email)
     ///   is on, in which case [`Error::UnknownEmail`];
-    /// - [`Error::Store`] if a store fails, or the throttle's backend does under
-    ///   [`ThrottleOutage::FailClosed`] (the default); [`Error::Randomness`] if no token
-    ///   could be generated.
+    /// - [`Error::Store`] if a store fails; [`Error::ThrottleUnavailable`] if the throttle's
+    ///   backend does under [`ThrottleOutage::FailClosed`] (the default);
+    ///   [`Error::Randomness`] if no token could be generated.
     pub async fn login(
         &self,
         email: &str,
@@ -196,7 +196,7 @@ impl<U: UserStore> Authenticator<U> {
             Err(error) => match inner.throttle_outage {
                 ThrottleOutage::FailClosed => {
                     audit::throttle_unavailable("fail_closed", &error, ip);
-                    Err(Error::Store(error))
+                    Err(Error::ThrottleUnavailable(error))
                 }
                 ThrottleOutage::FailOpen => {
                     audit::throttle_unavailable("fail_open", &error, ip);

@@ -5,12 +5,9 @@ use std::time::Duration;
 
 use super::Authenticator;
 use crate::audit;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::throttle::Throttle;
 use crate::user::UserStore;
-
-#[cfg(doc)]
-use crate::error::Error;
 
 impl<U: UserStore> Authenticator<U> {
     /// Deletes every expired session from the token store and returns how many. Also prunes
@@ -21,13 +18,17 @@ impl<U: UserStore> Authenticator<U> {
     /// [`spawn_expiry_task`](Self::spawn_expiry_task), or from your own scheduler.
     ///
     /// # Errors
-    /// [`Error::Store`] if the token store or the throttle's backend fails.
+    /// [`Error::Store`] if the token store fails; [`Error::ThrottleUnavailable`] if the
+    /// throttle's backend does.
     pub async fn expire(&self) -> Result<u64> {
         let now = self.now();
         let purged = self.inner.tokens.purge_expired(now).await?;
         audit::sessions_purged(purged);
         if let Some(throttle) = &self.inner.throttle {
-            throttle.prune(now).await?;
+            throttle
+                .prune(now)
+                .await
+                .map_err(Error::ThrottleUnavailable)?;
         }
         Ok(purged)
     }

@@ -66,8 +66,9 @@ impl<U: UserRegistry> Authenticator<U> {
     /// - [`Error::Throttled`] when the address registered too often or has too many checks in
     ///   flight; [`Error::Overloaded`] when the hashing queue is full;
     /// - [`Error::EmailTaken`] when the email has an account;
-    /// - [`Error::Store`] if the user store or the throttle's backend fails (the throttle
-    ///   under [`ThrottleOutage::FailClosed`](crate::throttle::ThrottleOutage::FailClosed));
+    /// - [`Error::Store`] if the user store fails; [`Error::ThrottleUnavailable`] if the
+    ///   throttle's backend does (under
+    ///   [`ThrottleOutage::FailClosed`](crate::throttle::ThrottleOutage::FailClosed));
     ///   [`Error::PasswordHash`] or [`Error::Randomness`] if hashing fails.
     pub async fn register(
         &self,
@@ -135,7 +136,7 @@ impl<U: UserRegistry> Authenticator<U> {
             Err(error) => match inner.throttle_outage {
                 ThrottleOutage::FailClosed => {
                     audit::throttle_unavailable("fail_closed", &error, Some(ip));
-                    Err(Error::Store(error))
+                    Err(Error::ThrottleUnavailable(error))
                 }
                 ThrottleOutage::FailOpen => {
                     audit::throttle_unavailable("fail_open", &error, Some(ip));
@@ -155,7 +156,7 @@ fn refusal_reason(error: &Error) -> &'static str {
         Error::Throttled { .. } => "throttled",
         Error::Overloaded { .. } => "overloaded",
         Error::EmailTaken => "email_taken",
-        Error::Store(_) => "unavailable",
+        Error::Store(_) | Error::ThrottleUnavailable(_) => "unavailable",
         _ => "internal",
     }
 }

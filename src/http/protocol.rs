@@ -128,7 +128,9 @@ impl Protocol for SessionsApi {
             | Error::TooManySessions { .. }
             | Error::ReauthenticationRequired { .. } => (422, capitalized(&error.to_string())),
             Error::Throttled { .. } => (429, throttled_message(error)),
-            Error::Overloaded { .. } | Error::Store(_) => (503, UNAVAILABLE.to_owned()),
+            Error::Overloaded { .. } | Error::Store(_) | Error::ThrottleUnavailable(_) => {
+                (503, UNAVAILABLE.to_owned())
+            }
             _ => (500, INTERNAL.to_owned()),
         };
         self.rejection(status, &message)
@@ -172,7 +174,9 @@ impl Protocol for LoginApi {
             Error::TooManySessions { .. } | Error::EmailTaken => (409, error.to_string()),
             Error::ReauthenticationRequired { .. } => (403, error.to_string()),
             Error::Throttled { .. } => (429, throttled_message(error)),
-            Error::Overloaded { .. } | Error::Store(_) => (503, UNAVAILABLE.to_owned()),
+            Error::Overloaded { .. } | Error::Store(_) | Error::ThrottleUnavailable(_) => {
+                (503, UNAVAILABLE.to_owned())
+            }
             _ => (500, INTERNAL.to_owned()),
         };
         let response = self
@@ -222,7 +226,7 @@ impl Protocol for StandardApi {
             Error::ReauthenticationRequired { .. } => (401, "reauthentication_required"),
             Error::Throttled { .. } => (429, "throttled"),
             Error::Overloaded { .. } => (503, "overloaded"),
-            Error::Store(_) => (503, "unavailable"),
+            Error::Store(_) | Error::ThrottleUnavailable(_) => (503, "unavailable"),
             _ => (500, "internal"),
         };
         let detail = match status {

@@ -566,7 +566,7 @@ impl Reservation {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ThrottleOutage {
-    /// Refuse the login with [`Error::Store`](crate::Error::Store) (HTTP 503): no password
+    /// Refuse the login with [`Error::ThrottleUnavailable`](crate::Error::ThrottleUnavailable) (HTTP 503): no password
     /// is checked while attempts cannot be counted. The default.
     #[default]
     FailClosed,
