@@ -77,12 +77,16 @@ const LONGEST_SUFFIX: usize = "_record_success".len();
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// use keycard::store::PostgresTokenStore;
-/// use keycard::throttle::{PostgresThrottle, ThrottleLimits};
-/// let tokens = PostgresTokenStore::connect("postgres://app@db/app").await?;
-/// let throttle = PostgresThrottle::new(tokens.pool().clone(), ThrottleLimits::default())
+/// use keycard::postgres::{Postgres, PostgresThrottle};
+/// use keycard::throttle::ThrottleLimits;
+/// let db = Postgres::connect("postgres://app@db/app").await?;
+/// db.migrate().await?;
+/// let throttle = db.throttle(ThrottleLimits::default());
+/// // Or, in a table of your choosing, on the same pool:
+/// let custom = PostgresThrottle::new(db.pool().clone(), ThrottleLimits::default())
 ///     .with_table("auth.throttle")?;
-/// throttle.migrate().await?;
+/// custom.migrate().await?;
+/// # let _ = throttle;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]

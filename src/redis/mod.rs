@@ -23,9 +23,9 @@
 //! ```no_run
 //! # async fn run() -> Result<(), keycard::StoreError> {
 //! use keycard::redis::Redis;
-//! use keycard::MemoryUserStore;
+//! use keycard::{MemoryUserStore, UserRecord};
 //! let redis = Redis::connect("redis://127.0.0.1:6379").await?;
-//! let users = MemoryUserStore::new(); // or your own UserStore
+//! let users = MemoryUserStore::<UserRecord>::new(); // or your own UserStore
 //! let auth = redis.authenticator(users).build();
 //! # let _ = auth;
 //! # Ok(()) }
