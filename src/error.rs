@@ -126,7 +126,9 @@ pub enum Error {
     /// under [`ThrottleOutage::FailClosed`](crate::throttle::ThrottleOutage::FailClosed) (the
     /// default) nothing was checked; see the source for the backend's error. HTTP adapters
     /// answer 503 with `Retry-After`, as for a store outage; logs tell the two apart.
-    #[error("the login throttle's backend is unavailable, so no password was checked; retry later")]
+    #[error(
+        "the login throttle's backend is unavailable, so no password was checked; retry later"
+    )]
     ThrottleUnavailable(#[source] StoreError),
 
     /// Hashing or verifying a password failed for a reason other than a wrong password (for

@@ -100,11 +100,19 @@ fn audit_events_tell_what_happened_and_nothing_secret() {
                 auth.logout_all(&keycard::UserId::from(1_i64))
                     .await
                     .expect("logout_all");
-                auth.register("bob@example.com", "a perfectly fine passphrase", &from("192.0.2.3"))
-                    .await
-                    .expect("register");
+                auth.register(
+                    "bob@example.com",
+                    "a perfectly fine passphrase",
+                    &from("192.0.2.3"),
+                )
+                .await
+                .expect("register");
                 let _ = auth
-                    .register("not-an-email", "a perfectly fine passphrase", &from("192.0.2.3"))
+                    .register(
+                        "not-an-email",
+                        "a perfectly fine passphrase",
+                        &from("192.0.2.3"),
+                    )
                     .await;
                 token
             })

@@ -225,5 +225,8 @@ async fn a_full_throttle_still_lets_a_trusted_user_in() {
     }
     assert!(full, "the attacker filled the table");
     let reply = login_from(&server, home, ANN_PASSWORD).await;
-    assert_eq!(reply.status, 200, "a trusted address is never refused for capacity: {reply:?}");
+    assert_eq!(
+        reply.status, 200,
+        "a trusted address is never refused for capacity: {reply:?}"
+    );
 }
