@@ -1,4 +1,4 @@
-//! Errors returned by the authenticator and by stores.
+//! Errors returned by the authenticator, by stores and by throttles.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -129,7 +129,7 @@ pub enum Error {
     #[error(
         "the login throttle's backend is unavailable, so no password was checked; retry later"
     )]
-    ThrottleUnavailable(#[source] StoreError),
+    ThrottleUnavailable(#[from] ThrottleError),
 
     /// Hashing or verifying a password failed for a reason other than a wrong password (for
     /// example a stored hash that is not a valid PHC string); [`HashError::kind`] says which.
@@ -203,6 +203,89 @@ impl StoreError {
     /// Wraps a decoding error for data the backend returned.
     pub fn corrupt(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
         Self::Corrupt(error.into())
+    }
+}
+
+/// The error a [`Throttle`](crate::throttle::Throttle) returns: its backend failed, so the
+/// attempt could not be counted (or settled, or pruned).
+///
+/// Backends wrap their own error with [`ThrottleError::backend`] (or
+/// [`ThrottleError::corrupt`] for data they cannot decode), which keeps it as the
+/// [`source`](std::error::Error::source) rather than flattening it to a string. A backend
+/// that shares helpers with a store may use `?` on a [`StoreError`]: `From<StoreError>` keeps
+/// [`Corrupt`](StoreError::Corrupt) as [`Corrupt`](Self::Corrupt) and wraps anything else in
+/// [`Backend`](Self::Backend).
+///
+/// `From<ThrottleError> for Error` gives [`Error::ThrottleUnavailable`]. Setting a backend
+/// up (its `connect`, `open` or `migrate`, which go through the database shared with the
+/// stores) still returns [`StoreError`]; only the [`Throttle`](crate::throttle::Throttle)
+/// steps return this type.
+///
+/// ```
+/// use keycard::throttle::ThrottleError;
+/// let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+/// let err = ThrottleError::backend(io);
+/// assert_eq!(
+///     err.to_string(),
+///     "the throttle backend failed; check that its server is reachable, then retry"
+/// );
+/// assert!(std::error::Error::source(&err).is_some());
+/// assert!(matches!(keycard::Error::from(err), keycard::Error::ThrottleUnavailable(_)));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ThrottleError {
+    /// The backend (database, network) failed.
+    #[error("the throttle backend failed; check that its server is reachable, then retry")]
+    Backend(#[source] Box<dyn StdError + Send + Sync>),
+
+    /// The backend returned data keycard cannot decode (a corrupt row, key or script reply).
+    #[error(
+        "the throttle backend returned data that cannot be decoded; check its table or keys for foreign writes"
+    )]
+    Corrupt(#[source] Box<dyn StdError + Send + Sync>),
+}
+
+impl ThrottleError {
+    /// Wraps a backend's error, keeping it as the source.
+    ///
+    /// ```
+    /// use keycard::throttle::ThrottleError;
+    /// let err = ThrottleError::backend("connection reset");
+    /// assert!(matches!(err, ThrottleError::Backend(_)));
+    /// assert_eq!(
+    ///     std::error::Error::source(&err).map(ToString::to_string).as_deref(),
+    ///     Some("connection reset")
+    /// );
+    /// ```
+    pub fn backend(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self::Backend(error.into())
+    }
+
+    /// Wraps a decoding error for data the backend returned.
+    ///
+    /// ```
+    /// use keycard::throttle::ThrottleError;
+    /// let err = ThrottleError::corrupt("unknown limit code 9");
+    /// assert!(matches!(err, ThrottleError::Corrupt(_)));
+    /// assert!(err.to_string().starts_with("the throttle backend returned data"));
+    /// ```
+    pub fn corrupt(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self::Corrupt(error.into())
+    }
+}
+
+impl From<StoreError> for ThrottleError {
+    /// [`StoreError::Corrupt`] stays [`ThrottleError::Corrupt`] (same source);
+    /// [`StoreError::Backend`] becomes [`ThrottleError::Backend`] (same source); a
+    /// [`StoreError::Duplicate`], which no throttle step should meet, becomes
+    /// [`ThrottleError::Backend`] wrapping it.
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Backend(source) => Self::Backend(source),
+            StoreError::Corrupt(source) => Self::Corrupt(source),
+            duplicate @ StoreError::Duplicate => Self::Backend(Box::new(duplicate)),
+        }
     }
 }
 
@@ -534,6 +617,7 @@ mod tests {
     impl OwnType for HashError {}
     impl OwnType for RandomnessError {}
     impl OwnType for StoreError {}
+    impl OwnType for ThrottleError {}
     impl OwnType for Field {}
     impl OwnType for usize {}
     impl OwnType for Duration {}
@@ -544,7 +628,11 @@ mod tests {
 
     /// Exhaustive on purpose: a new variant must be added here, with its payload checked.
     #[allow(dead_code)]
-    fn every_variant_carries_only_keycard_or_std_types(e: &Error, s: &StoreError) {
+    fn every_variant_carries_only_keycard_or_std_types(
+        e: &Error,
+        s: &StoreError,
+        t: &ThrottleError,
+    ) {
         match e {
             Error::InvalidCredentials
             | Error::IncorrectPassword
@@ -565,13 +653,17 @@ mod tests {
             Error::WeakPassword(r) => own(r),
             Error::TooManySessions { max } => own(max),
             Error::ReauthenticationRequired { within } => own(within),
-            Error::Store(e) | Error::ThrottleUnavailable(e) => own(e),
+            Error::Store(e) => own(e),
+            Error::ThrottleUnavailable(e) => own(e),
             Error::PasswordHash(e) => own(e),
             Error::Randomness(e) => own(e),
         }
         match s {
             StoreError::Duplicate => {}
             StoreError::Backend(e) | StoreError::Corrupt(e) => own(e),
+        }
+        match t {
+            ThrottleError::Backend(e) | ThrottleError::Corrupt(e) => own(e),
         }
     }
 
@@ -672,12 +764,54 @@ mod tests {
         assert!(matches!(Error::from(malformed), Error::MalformedToken));
     }
 
+    #[test]
+    fn throttle_errors_keep_their_source_and_say_what_to_do() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "port 6379 refused");
+        let err = Error::from(ThrottleError::backend(io));
+        assert!(matches!(err, Error::ThrottleUnavailable(_)), "{err:?}");
+        assert_eq!(
+            chain(&err),
+            "the login throttle's backend is unavailable, so no password was checked; retry later: \
+             the throttle backend failed; check that its server is reachable, then retry: \
+             port 6379 refused"
+        );
+        assert_eq!(err.retry_after_secs(), Some(5));
+        let corrupt = ThrottleError::corrupt("unknown limit code 9");
+        assert_eq!(
+            corrupt.to_string(),
+            "the throttle backend returned data that cannot be decoded; check its table or keys for foreign writes"
+        );
+
+        // A store helper's error keeps its kind and its source through `?`.
+        let from_store = ThrottleError::from(StoreError::backend(std::io::Error::other("down")));
+        match &from_store {
+            ThrottleError::Backend(source) => assert!(source.is::<std::io::Error>()),
+            other => panic!("{other:?}"),
+        }
+        let from_store = ThrottleError::from(StoreError::corrupt("bad row"));
+        assert!(
+            matches!(from_store, ThrottleError::Corrupt(_)),
+            "{from_store:?}"
+        );
+        let from_store = ThrottleError::from(StoreError::Duplicate);
+        match &from_store {
+            ThrottleError::Backend(source) => {
+                assert!(matches!(
+                    source.downcast_ref::<StoreError>(),
+                    Some(StoreError::Duplicate)
+                ));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     fn assert_send_sync_static<T: Send + Sync + 'static>() {}
 
     #[test]
     fn error_types_are_send_sync_and_static() {
         assert_send_sync_static::<Error>();
         assert_send_sync_static::<HashError>();
+        assert_send_sync_static::<ThrottleError>();
         assert_send_sync_static::<RandomnessError>();
         assert_send_sync_static::<TokenError>();
     }

@@ -65,7 +65,8 @@ pub use authenticator::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use email::{check_email, EmailRejection};
 pub use error::{
-    Error, Field, HashError, HashErrorKind, RandomnessError, Result, StoreError, TokenError,
+    Error, Field, HashError, HashErrorKind, RandomnessError, Result, StoreError, ThrottleError,
+    TokenError,
 };
 pub use limits::{MAX_EMAIL_LEN, MAX_PASSWORD_LEN};
 pub use password::{Argon2Hasher, PasswordHasher};

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use keycard::throttle::{Limit, Throttle, ThrottleLimits, ThrottleOutage};
+use keycard::throttle::{Limit, Throttle, ThrottleError, ThrottleLimits, ThrottleOutage};
 use keycard::{
     Argon2Hasher, Authenticator, ClientInfo, Error, MemoryTokenStore, MemoryUserStore, Session,
     StoreError, Token, TokenStore, UserId, UserRecord,
@@ -320,7 +320,7 @@ async fn login_behind_a_cut_throttle(throttle: impl Throttle + Clone + 'static, 
     )
     .await
     {
-        Err(Error::ThrottleUnavailable(StoreError::Backend(_))) => {}
+        Err(Error::ThrottleUnavailable(ThrottleError::Backend(_))) => {}
         other => panic!(
             "fail closed: expected Error::ThrottleUnavailable(Backend), got {:?}",
             other.map(drop)

@@ -679,7 +679,9 @@ async fn hit_refused(
     }
 }
 
-fn count_allowed(outcomes: impl Iterator<Item = Result<Admission, crate::StoreError>>) -> u32 {
+fn count_allowed(
+    outcomes: impl Iterator<Item = Result<Admission, crate::throttle::ThrottleError>>,
+) -> u32 {
     let mut allowed = 0;
     for outcome in outcomes {
         match outcome {

@@ -10,11 +10,11 @@ use sqlx::Transaction;
 use time::OffsetDateTime;
 
 use super::migrate::{migrate, parse_table, quoted};
-use super::{error, text};
+use super::{error as store_error, text};
 use crate::sql::{InvalidTableName, Migration, TableName};
 use crate::throttle::{
-    AccountCounter, Admission, Limit, LimitKind, RateKey, Reservation, Throttle, ThrottleKey,
-    ThrottleLimits,
+    AccountCounter, Admission, Limit, LimitKind, RateKey, Reservation, Throttle, ThrottleError,
+    ThrottleKey, ThrottleLimits,
 };
 use crate::time_codec::to_micros;
 use crate::StoreError;
@@ -260,13 +260,19 @@ impl MysqlThrottle {
     }
 }
 
+/// A driver error as a throttle error: decoding failures are corrupt data, the rest the
+/// backend's.
+fn error(e: sqlx::Error) -> ThrottleError {
+    store_error(e).into()
+}
+
 #[async_trait]
 impl Throttle for MysqlThrottle {
     async fn reserve(
         &self,
         key: &ThrottleKey,
         now: OffsetDateTime,
-    ) -> Result<Admission, StoreError> {
+    ) -> Result<Admission, ThrottleError> {
         let now = to_micros(now);
         match retrying(|| self.reserve_once(key, now))
             .await
@@ -285,7 +291,7 @@ impl Throttle for MysqlThrottle {
         key: &ThrottleKey,
         _reservation: Reservation,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), ThrottleError> {
         let trusted_for = self.limits.trusted_duration();
         let trusted = trusted_name(key)
             .filter(|_| !trusted_for.is_zero())
@@ -303,7 +309,7 @@ impl Throttle for MysqlThrottle {
         key: &ThrottleKey,
         reservation: Reservation,
         _now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), ThrottleError> {
         let mut names = vec![pair_name(key)];
         if key.ip().is_some() {
             names.push(format!("ip:{}", key.ip_text()));
@@ -334,7 +340,7 @@ impl Throttle for MysqlThrottle {
         key: &RateKey,
         limit: Limit,
         now: OffsetDateTime,
-    ) -> Result<Admission, StoreError> {
+    ) -> Result<Admission, ThrottleError> {
         let now = to_micros(now);
         match retrying(|| self.hit_once(key, limit, now))
             .await
@@ -350,7 +356,7 @@ impl Throttle for MysqlThrottle {
         }
     }
 
-    async fn prune(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+    async fn prune(&self, now: OffsetDateTime) -> Result<u64, ThrottleError> {
         let now = to_micros(now);
         let mut total = 0;
         loop {

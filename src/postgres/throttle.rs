@@ -10,6 +10,7 @@ use super::{connect_pool, error, migrate};
 use crate::sql::InvalidTableName;
 use crate::sql::{Migration, TableName};
 use crate::throttle::shared;
+use crate::throttle::ThrottleError;
 use crate::throttle::{
     until, window_end, AccountCounter, Admission, Limit, LimitKind, RateKey, Reservation, Throttle,
     ThrottleKey, ThrottleLimits,
@@ -175,7 +176,7 @@ impl Throttle for PostgresThrottle {
         &self,
         key: &ThrottleKey,
         now: OffsetDateTime,
-    ) -> Result<Admission, StoreError> {
+    ) -> Result<Admission, ThrottleError> {
         let now = truncate_to_micros(now);
         let counters = shared::reserve_counters(key, &self.limits);
         let (allowed, account_counted, kind, ends): Verdict = sqlx::query_as(&self.queries.reserve)
@@ -211,7 +212,7 @@ impl Throttle for PostgresThrottle {
                 limit: shared::kind_of(i64::from(kind))?,
                 retry_after: until(ends, now),
             }),
-            _ => Err(StoreError::corrupt(
+            _ => Err(ThrottleError::corrupt(
                 "the reserve function refused without naming a limit",
             )),
         }
@@ -222,7 +223,7 @@ impl Throttle for PostgresThrottle {
         key: &ThrottleKey,
         _reservation: Reservation,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), ThrottleError> {
         let trusted =
             shared::trusted_until(&self.limits, truncate_to_micros(now)).and_then(|until| {
                 shared::trusted_name(key).map(|name| (name, truncate_to_micros(until)))
@@ -247,7 +248,7 @@ impl Throttle for PostgresThrottle {
         key: &ThrottleKey,
         reservation: Reservation,
         _now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), ThrottleError> {
         let names: Vec<String> = shared::counters(key, &self.limits, reservation.account_counter())
             .into_iter()
             .map(|c| c.name)
@@ -265,7 +266,7 @@ impl Throttle for PostgresThrottle {
         key: &RateKey,
         limit: Limit,
         now: OffsetDateTime,
-    ) -> Result<Admission, StoreError> {
+    ) -> Result<Admission, ThrottleError> {
         let now = truncate_to_micros(now);
         let (allowed, ends): (bool, Option<OffsetDateTime>) = sqlx::query_as(&self.queries.hit)
             .bind(key.as_str())
@@ -283,13 +284,13 @@ impl Throttle for PostgresThrottle {
                 limit: LimitKind::Rate,
                 retry_after: until(ends, now),
             }),
-            (false, None) => Err(StoreError::corrupt(
+            (false, None) => Err(ThrottleError::corrupt(
                 "the hit function refused without a window end",
             )),
         }
     }
 
-    async fn prune(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+    async fn prune(&self, now: OffsetDateTime) -> Result<u64, ThrottleError> {
         let mut total = 0;
         loop {
             let done = sqlx::query(&self.queries.prune_batch)

@@ -8,11 +8,11 @@ use redis::{Script, ScriptInvocation};
 use time::OffsetDateTime;
 
 use super::connection::{connect_cluster, connect_manager, RedisConnection};
-use super::tokens::error;
+use super::tokens::error as store_error;
 use crate::throttle::shared::{self, Counter};
 use crate::throttle::{
     window_end, AccountCounter, Admission, Limit, LimitKind, RateKey, Reservation, Throttle,
-    ThrottleKey, ThrottleLimits,
+    ThrottleError, ThrottleKey, ThrottleLimits,
 };
 use crate::time_codec::to_millis;
 use crate::StoreError;
@@ -157,13 +157,19 @@ impl RedisThrottle {
     }
 }
 
+/// A driver error as a throttle error: decoding failures are corrupt data, the rest the
+/// backend's.
+fn error(e: redis::RedisError) -> ThrottleError {
+    store_error(e).into()
+}
+
 #[async_trait]
 impl Throttle for RedisThrottle {
     async fn reserve(
         &self,
         key: &ThrottleKey,
         now: OffsetDateTime,
-    ) -> Result<Admission, StoreError> {
+    ) -> Result<Admission, ThrottleError> {
         // Without an address nothing is ever trusted: the key named here then never exists.
         let trusted =
             shared::trusted_name(key).unwrap_or_else(|| format!("trusted:{}:-", key.account()));
@@ -187,7 +193,7 @@ impl Throttle for RedisThrottle {
                 limit: shared::kind_of(detail)?,
                 retry_after: Duration::from_millis(u64::try_from(left).unwrap_or(0)),
             }),
-            other => Err(StoreError::corrupt(format!(
+            other => Err(ThrottleError::corrupt(format!(
                 "the reserve script returned verdict {other}"
             ))),
         }
@@ -198,7 +204,7 @@ impl Throttle for RedisThrottle {
         key: &ThrottleKey,
         _reservation: Reservation,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), ThrottleError> {
         let mut call = self.scripts.record_success.prepare_invoke();
         call.key(self.keys.key(&shared::pair_name(key)))
             .key(self.keys.key(&shared::account_name(key)))
@@ -225,7 +231,7 @@ impl Throttle for RedisThrottle {
         key: &ThrottleKey,
         reservation: Reservation,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), ThrottleError> {
         let counters = shared::counters(key, &self.limits, reservation.account_counter());
         let mut call = self.scripts.release.prepare_invoke();
         for name in self.counter_keys(&counters) {
@@ -241,7 +247,7 @@ impl Throttle for RedisThrottle {
         key: &RateKey,
         limit: Limit,
         now: OffsetDateTime,
-    ) -> Result<Admission, StoreError> {
+    ) -> Result<Admission, ThrottleError> {
         let end = to_millis(window_end(now, limit.window()));
         let mut call = self.scripts.hit.prepare_invoke();
         call.key(self.keys.key(key.as_str()))
@@ -258,14 +264,14 @@ impl Throttle for RedisThrottle {
                 limit: LimitKind::Rate,
                 retry_after: Duration::from_millis(u64::try_from(left).unwrap_or(0)),
             }),
-            other => Err(StoreError::corrupt(format!(
+            other => Err(ThrottleError::corrupt(format!(
                 "the hit script returned verdict {other}"
             ))),
         }
     }
 
     /// Does nothing and returns 0: Redis expires every key by itself (see the type's docs).
-    async fn prune(&self, _now: OffsetDateTime) -> Result<u64, StoreError> {
+    async fn prune(&self, _now: OffsetDateTime) -> Result<u64, ThrottleError> {
         Ok(0)
     }
 }
@@ -273,7 +279,7 @@ impl Throttle for RedisThrottle {
 async fn invoke<T: redis::FromRedisValue>(
     call: &ScriptInvocation<'_>,
     conn: &RedisConnection,
-) -> Result<T, StoreError> {
+) -> Result<T, ThrottleError> {
     call.invoke_async(&mut conn.clone()).await.map_err(error)
 }
 

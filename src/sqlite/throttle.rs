@@ -12,6 +12,7 @@ use super::{backend, migrate, Pool, SqliteOptions};
 use crate::sql::InvalidTableName;
 use crate::sql::{Migration, TableName};
 use crate::throttle::shared::{self, Counter};
+use crate::throttle::ThrottleError;
 use crate::throttle::{
     window_end, AccountCounter, Admission, Limit, LimitKind, RateKey, Reservation, Throttle,
     ThrottleKey, ThrottleLimits,
@@ -168,7 +169,7 @@ impl Throttle for SqliteThrottle {
         &self,
         key: &ThrottleKey,
         now: OffsetDateTime,
-    ) -> Result<Admission, StoreError> {
+    ) -> Result<Admission, ThrottleError> {
         let q = Arc::clone(&self.queries);
         let trusted = shared::trusted_name(key);
         let counters: Vec<(Counter, i64)> = shared::reserve_counters(key, &self.limits)
@@ -223,6 +224,7 @@ impl Throttle for SqliteThrottle {
                 Ok(Admission::Allowed(Reservation::new(!is_trusted)))
             })
             .await
+            .map_err(ThrottleError::from)
     }
 
     async fn record_success(
@@ -230,7 +232,7 @@ impl Throttle for SqliteThrottle {
         key: &ThrottleKey,
         _reservation: Reservation,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), ThrottleError> {
         let q = Arc::clone(&self.queries);
         let forget = [
             shared::pair_name(key),
@@ -257,6 +259,7 @@ impl Throttle for SqliteThrottle {
                 tx.commit().map_err(backend)
             })
             .await
+            .map_err(ThrottleError::from)
     }
 
     async fn release(
@@ -264,7 +267,7 @@ impl Throttle for SqliteThrottle {
         key: &ThrottleKey,
         reservation: Reservation,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), ThrottleError> {
         let q = Arc::clone(&self.queries);
         let counters = shared::counters(key, &self.limits, reservation.account_counter());
         let now = time_codec::to_micros(now);
@@ -277,6 +280,7 @@ impl Throttle for SqliteThrottle {
                 tx.commit().map_err(backend)
             })
             .await
+            .map_err(ThrottleError::from)
     }
 
     async fn hit(
@@ -284,7 +288,7 @@ impl Throttle for SqliteThrottle {
         key: &RateKey,
         limit: Limit,
         now: OffsetDateTime,
-    ) -> Result<Admission, StoreError> {
+    ) -> Result<Admission, ThrottleError> {
         let q = Arc::clone(&self.queries);
         let name = key.as_str().to_owned();
         let fresh_end = time_codec::to_micros(window_end(now, limit.window()));
@@ -312,13 +316,15 @@ impl Throttle for SqliteThrottle {
                 )))
             })
             .await
+            .map_err(ThrottleError::from)
     }
 
-    async fn prune(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+    async fn prune(&self, now: OffsetDateTime) -> Result<u64, ThrottleError> {
         let now = time_codec::to_micros(now);
         self.pool
             .delete_in_batches(&self.queries, |q| &q.prune_batch, now, PRUNE_BATCH)
             .await
+            .map_err(ThrottleError::from)
     }
 }
 

@@ -11,11 +11,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use super::ThrottleError;
 use super::{
     AccountCounter, Admission, Limit, LimitKind, RateKey, Reservation, Throttle, ThrottleKey,
     ThrottleLimits,
 };
-use crate::error::StoreError;
 
 /// Counts login attempts in this process: one lock around two bounded tables, so every
 /// reserve is atomic. Each table is split into buckets: [`prune`](Throttle::prune) holds the
@@ -570,7 +570,7 @@ impl Throttle for MemoryThrottle {
         &self,
         key: &ThrottleKey,
         now: OffsetDateTime,
-    ) -> Result<Admission, StoreError> {
+    ) -> Result<Admission, ThrottleError> {
         let now = micros(now);
         let slot = key.ip().map(|ip| self.trusted_slot(key, ip));
         let mut state = self.lock();
@@ -591,7 +591,7 @@ impl Throttle for MemoryThrottle {
         key: &ThrottleKey,
         _reservation: Reservation,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), ThrottleError> {
         let now = micros(now);
         let a = key.account();
         let forget = [
@@ -632,7 +632,7 @@ impl Throttle for MemoryThrottle {
         key: &ThrottleKey,
         reservation: Reservation,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), ThrottleError> {
         let now = micros(now);
         let counters = self.counters(key, reservation.account_counter());
         let mut state = self.lock();
@@ -647,7 +647,7 @@ impl Throttle for MemoryThrottle {
         key: &RateKey,
         limit: Limit,
         now: OffsetDateTime,
-    ) -> Result<Admission, StoreError> {
+    ) -> Result<Admission, ThrottleError> {
         let now = micros(now);
         let counter = [(
             self.hash(Counter::Rate(key.as_str())),
@@ -663,7 +663,7 @@ impl Throttle for MemoryThrottle {
         )))
     }
 
-    async fn prune(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+    async fn prune(&self, now: OffsetDateTime) -> Result<u64, ThrottleError> {
         let now = micros(now);
         let mut pruned = 0;
         for b in 0..BUCKETS {

@@ -70,13 +70,12 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::error::StoreError;
-
 pub(crate) mod in_flight;
 mod memory;
 #[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
 pub(crate) mod shared;
 
+pub use crate::error::ThrottleError;
 pub use memory::MemoryThrottle;
 
 /// Counts login attempts and says when to refuse them. See the [module docs](self) for the
@@ -115,34 +114,34 @@ pub trait Throttle: Send + Sync + Debug {
     /// Counts one attempt under `key`'s keys, or refuses it. See the contract.
     ///
     /// # Errors
-    /// [`StoreError`] if the backend failed; nothing was counted.
+    /// [`ThrottleError`] if the backend failed; nothing was counted.
     async fn reserve(
         &self,
         key: &ThrottleKey,
         now: OffsetDateTime,
-    ) -> Result<Admission, StoreError>;
+    ) -> Result<Admission, ThrottleError>;
 
     /// Settles an allowed attempt whose password matched.
     ///
     /// # Errors
-    /// [`StoreError`] if the backend failed.
+    /// [`ThrottleError`] if the backend failed.
     async fn record_success(
         &self,
         key: &ThrottleKey,
         reservation: Reservation,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), ThrottleError>;
 
     /// Settles an allowed attempt that checked no password: takes its counts back.
     ///
     /// # Errors
-    /// [`StoreError`] if the backend failed.
+    /// [`ThrottleError`] if the backend failed.
     async fn release(
         &self,
         key: &ThrottleKey,
         reservation: Reservation,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), ThrottleError>;
 
     /// Counts one event under `key` within `limit`'s window, or refuses it: for rate limits
     /// that are not password guesses (registrations per address, mails per address). Atomic
@@ -154,20 +153,20 @@ pub trait Throttle: Send + Sync + Debug {
     /// [`LimitKind::Capacity`] from a full bounded backend).
     ///
     /// # Errors
-    /// [`StoreError`] if the backend failed; nothing was counted.
+    /// [`ThrottleError`] if the backend failed; nothing was counted.
     async fn hit(
         &self,
         key: &RateKey,
         limit: Limit,
         now: OffsetDateTime,
-    ) -> Result<Admission, StoreError>;
+    ) -> Result<Admission, ThrottleError>;
 
     /// Deletes windows that ended and trusts that lapsed at `now`; returns how many entries
     /// were removed. Called by [`Authenticator::expire`](crate::Authenticator::expire).
     ///
     /// # Errors
-    /// [`StoreError`] if the backend failed.
-    async fn prune(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+    /// [`ThrottleError`] if the backend failed.
+    async fn prune(&self, now: OffsetDateTime) -> Result<u64, ThrottleError>;
 }
 
 /// What an attempt is counted under: the account (as a digest) and the client's address.
@@ -579,19 +578,19 @@ macro_rules! forward_throttle {
     ($($ptr:ty),*) => {$(
         #[async_trait]
         impl<T: Throttle + ?Sized> Throttle for $ptr {
-            async fn reserve(&self, key: &ThrottleKey, now: OffsetDateTime) -> Result<Admission, StoreError> {
+            async fn reserve(&self, key: &ThrottleKey, now: OffsetDateTime) -> Result<Admission, ThrottleError> {
                 (**self).reserve(key, now).await
             }
-            async fn record_success(&self, key: &ThrottleKey, reservation: Reservation, now: OffsetDateTime) -> Result<(), StoreError> {
+            async fn record_success(&self, key: &ThrottleKey, reservation: Reservation, now: OffsetDateTime) -> Result<(), ThrottleError> {
                 (**self).record_success(key, reservation, now).await
             }
-            async fn release(&self, key: &ThrottleKey, reservation: Reservation, now: OffsetDateTime) -> Result<(), StoreError> {
+            async fn release(&self, key: &ThrottleKey, reservation: Reservation, now: OffsetDateTime) -> Result<(), ThrottleError> {
                 (**self).release(key, reservation, now).await
             }
-            async fn hit(&self, key: &RateKey, limit: Limit, now: OffsetDateTime) -> Result<Admission, StoreError> {
+            async fn hit(&self, key: &RateKey, limit: Limit, now: OffsetDateTime) -> Result<Admission, ThrottleError> {
                 (**self).hit(key, limit, now).await
             }
-            async fn prune(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+            async fn prune(&self, now: OffsetDateTime) -> Result<u64, ThrottleError> {
                 (**self).prune(now).await
             }
         }

@@ -152,14 +152,14 @@ pub(crate) fn kind_code(kind: LimitKind) -> i16 {
 
 /// The limit kind of a code.
 #[cfg(any(feature = "redis", feature = "postgres"))]
-pub(crate) fn kind_of(code: i64) -> Result<LimitKind, crate::StoreError> {
+pub(crate) fn kind_of(code: i64) -> Result<LimitKind, crate::throttle::ThrottleError> {
     match code {
         1 => Ok(LimitKind::AccountIp),
         2 => Ok(LimitKind::Ip),
         3 => Ok(LimitKind::Account),
         5 => Ok(LimitKind::AccountTrusted),
         6 => Ok(LimitKind::Rate),
-        other => Err(crate::StoreError::corrupt(format!(
+        other => Err(crate::throttle::ThrottleError::corrupt(format!(
             "the throttle backend returned an unknown limit kind {other}"
         ))),
     }
