@@ -27,8 +27,29 @@ use crate::StoreError;
 /// let _: () = conn.set("myapp:hello", "world").await?;
 /// # Ok(()) }
 /// ```
+///
+/// Opaque: which kind it is shows through [`is_cluster`](Self::is_cluster), and the redis
+/// crate's connection types only go in, through `From<ConnectionManager>` and
+/// `From<ClusterConnection>` (from the re-exported [`driver`](super::driver)), so a new
+/// connection kind is not a breaking change:
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use keycard::redis::driver::{aio::ConnectionManager, Client};
+/// use keycard::redis::RedisConnection;
+/// let manager = ConnectionManager::new(Client::open("redis://127.0.0.1:6379")?).await?;
+/// let conn = RedisConnection::from(manager);
+/// assert!(!conn.is_cluster());
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
-pub enum RedisConnection {
+pub struct RedisConnection {
+    inner: Inner,
+}
+
+/// What a [`RedisConnection`] holds.
+#[derive(Clone)]
+enum Inner {
     /// A standalone Redis (or the primary Sentinel points to).
     Standalone(ConnectionManager),
     /// A Redis Cluster.
@@ -38,44 +59,43 @@ pub enum RedisConnection {
 impl RedisConnection {
     /// Whether this is a cluster connection.
     pub fn is_cluster(&self) -> bool {
-        matches!(self, Self::Cluster(_))
-    }
-
-    /// The standalone connection manager, if this is one.
-    pub fn as_standalone(&self) -> Option<&ConnectionManager> {
-        match self {
-            Self::Standalone(conn) => Some(conn),
-            Self::Cluster(_) => None,
-        }
+        matches!(self.inner, Inner::Cluster(_))
     }
 }
 
 impl std::fmt::Debug for RedisConnection {
+    /// The kind only: `RedisConnection::Standalone` or `RedisConnection::Cluster`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Standalone(_) => "RedisConnection::Standalone",
-            Self::Cluster(_) => "RedisConnection::Cluster",
+        f.write_str(match self.inner {
+            Inner::Standalone(_) => "RedisConnection::Standalone",
+            Inner::Cluster(_) => "RedisConnection::Cluster",
         })
     }
 }
 
 impl From<ConnectionManager> for RedisConnection {
+    /// A standalone connection.
     fn from(conn: ConnectionManager) -> Self {
-        Self::Standalone(conn)
+        Self {
+            inner: Inner::Standalone(conn),
+        }
     }
 }
 
 impl From<ClusterConnection> for RedisConnection {
+    /// A cluster connection.
     fn from(conn: ClusterConnection) -> Self {
-        Self::Cluster(conn)
+        Self {
+            inner: Inner::Cluster(conn),
+        }
     }
 }
 
 impl ConnectionLike for RedisConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Self::Standalone(conn) => conn.req_packed_command(cmd),
-            Self::Cluster(conn) => conn.req_packed_command(cmd),
+        match &mut self.inner {
+            Inner::Standalone(conn) => conn.req_packed_command(cmd),
+            Inner::Cluster(conn) => conn.req_packed_command(cmd),
         }
     }
 
@@ -85,16 +105,16 @@ impl ConnectionLike for RedisConnection {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Self::Standalone(conn) => conn.req_packed_commands(cmd, offset, count),
-            Self::Cluster(conn) => conn.req_packed_commands(cmd, offset, count),
+        match &mut self.inner {
+            Inner::Standalone(conn) => conn.req_packed_commands(cmd, offset, count),
+            Inner::Cluster(conn) => conn.req_packed_commands(cmd, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
-        match self {
-            Self::Standalone(conn) => conn.get_db(),
-            Self::Cluster(conn) => conn.get_db(),
+        match &self.inner {
+            Inner::Standalone(conn) => conn.get_db(),
+            Inner::Cluster(conn) => conn.get_db(),
         }
     }
 }
