@@ -1,0 +1,294 @@
+//! Token formats: how a token is spelled (plain, or prefixed with a checksum), generated
+//! and parsed. See the [parent module](super) for the formats and why each exists.
+
+use std::fmt;
+
+use rand::TryRngCore as _;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use super::decode_exact;
+use super::{
+    SecretHash, SessionId, Token, BASE62, CHECKSUM_LEN, CHECKSUM_SEPARATOR, ID_BYTES, MALFORMED,
+    SECRET_BYTES, SECRET_LEN, TOKEN_LEN,
+};
+use crate::error::{RandomnessError, TokenError};
+
+/// How tokens are spelled: plain `<id>.<secret>` (the default) or with a prefix and a
+/// checksum, `myapp_<id>.<secret>_<checksum>`, which secret scanners can find and which fails
+/// fast on typos. Set it with
+/// [`AuthenticatorBuilder::token_format`](crate::AuthenticatorBuilder::token_format).
+///
+/// Every format parses the tokens it may meet, so switching costs no session: plain tokens
+/// parse under every format, and [`plain`](Self::plain) also parses prefixed tokens with any
+/// well-formed prefix; a [`prefixed`](Self::prefixed) format refuses other prefixes, so
+/// changing the prefix ends the sessions issued under the old one.
+///
+/// The prefix is part of the credential: a prefixed token's [`SecretHash`] covers its prefix
+/// and its secret, so stripping the prefix and checksum from a token (or adding them to a
+/// plain one) gives a string that names the same session but does not verify. Each session
+/// has exactly one spelling.
+///
+/// ```
+/// use keycard::{Error, Token, TokenFormat};
+/// let format = TokenFormat::prefixed("myapp_")?;
+/// let token = format.generate()?;
+/// let s = token.expose_secret();
+/// assert!(s.starts_with("myapp_"));
+/// assert_eq!(s.len(), format.token_len());
+/// assert_eq!(format.parse(s)?.id(), token.id());
+/// // A typo fails the checksum: refused without a store lookup.
+/// let typo = s.replacen("myapp_", "myapq_", 1);
+/// let refused = TokenFormat::plain().parse(&typo).map_err(Error::from);
+/// assert!(matches!(refused, Err(Error::MalformedToken)));
+/// // Plain tokens, issued before the prefix was turned on, still parse.
+/// let old = Token::generate()?;
+/// assert_eq!(format.parse(old.expose_secret())?.id(), old.id());
+/// // Prefixes are checked when the format is made.
+/// assert!(TokenFormat::prefixed("my-app").is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenFormat {
+    prefix: [u8; TokenFormat::MAX_PREFIX_LEN],
+    /// The prefix's length; 0 for the plain format.
+    pub(super) len: u8,
+}
+
+impl TokenFormat {
+    /// The shortest prefix [`prefixed`](Self::prefixed) accepts.
+    pub const MIN_PREFIX_LEN: usize = 2;
+    /// The longest prefix [`prefixed`](Self::prefixed) accepts.
+    pub const MAX_PREFIX_LEN: usize = 16;
+    /// The length of the longest token any format makes or accepts.
+    pub const MAX_TOKEN_LEN: usize = Self::MAX_PREFIX_LEN + TOKEN_LEN + 1 + CHECKSUM_LEN;
+
+    /// The plain format, `<id>.<secret>` ([`TOKEN_LEN`] characters): the default.
+    ///
+    /// Parsing with it accepts plain tokens and prefixed tokens with any well-formed prefix
+    /// and a valid checksum (so a service that turns its prefix off keeps its sessions).
+    pub const fn plain() -> Self {
+        Self {
+            prefix: [0; Self::MAX_PREFIX_LEN],
+            len: 0,
+        }
+    }
+
+    /// The scanner-friendly format `<prefix><id>.<secret>_<checksum>`: the checksum is the
+    /// CRC-32 of everything before it, as 6 base62 characters.
+    ///
+    /// Parsing with it accepts plain tokens and tokens with this prefix and a valid checksum;
+    /// any other prefix is a [`TokenError`].
+    ///
+    /// Pick a prefix that names your service (`myapp_`, `acme_live_`) and register the
+    /// pattern `<prefix>[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}_[0-9A-Za-z]{6}` with your secret
+    /// scanners.
+    ///
+    /// # Errors
+    /// [`InvalidTokenPrefix`] unless `prefix` is 2 to 16 characters of `[A-Za-z0-9_]`,
+    /// starting with a letter and ending with `_` (`myapp_`, `kc_live_`).
+    pub fn prefixed(prefix: &str) -> Result<Self, InvalidTokenPrefix> {
+        if let Err(reason) = check_prefix(prefix.as_bytes()) {
+            return Err(InvalidTokenPrefix {
+                prefix: prefix.to_owned(),
+                reason,
+            });
+        }
+        let mut bytes = [0; Self::MAX_PREFIX_LEN];
+        let len = prefix.len();
+        bytes
+            .get_mut(..len)
+            .ok_or_else(|| InvalidTokenPrefix {
+                prefix: prefix.to_owned(),
+                reason: "it is too long",
+            })?
+            .copy_from_slice(prefix.as_bytes());
+        Ok(Self {
+            prefix: bytes,
+            len: u8::try_from(len).map_err(|_| InvalidTokenPrefix {
+                prefix: prefix.to_owned(),
+                reason: "it is too long",
+            })?,
+        })
+    }
+
+    /// The prefix, or `None` for the plain format.
+    pub fn prefix(&self) -> Option<&str> {
+        std::str::from_utf8(self.prefix_bytes())
+            .ok()
+            .filter(|p| !p.is_empty())
+    }
+
+    pub(super) fn prefix_bytes(&self) -> &[u8] {
+        self.prefix.get(..usize::from(self.len)).unwrap_or(&[])
+    }
+
+    /// The length of the tokens this format generates: [`TOKEN_LEN`] for the plain format,
+    /// the prefix's length + 73 for a prefixed one.
+    pub fn token_len(&self) -> usize {
+        match self.len {
+            0 => TOKEN_LEN,
+            n => usize::from(n) + TOKEN_LEN + 1 + CHECKSUM_LEN,
+        }
+    }
+
+    /// Generates a fresh token in this format (128-bit random id, 256-bit secret, from the
+    /// operating system's CSPRNG).
+    ///
+    /// # Errors
+    /// [`RandomnessError`] if the operating system cannot supply random bytes.
+    pub fn generate(&self) -> Result<Token, RandomnessError> {
+        let mut id = [0u8; ID_BYTES];
+        let mut secret = Zeroizing::new([0u8; SECRET_BYTES]);
+        let mut rng = rand::rngs::OsRng;
+        rng.try_fill_bytes(&mut id).map_err(RandomnessError::new)?;
+        rng.try_fill_bytes(secret.as_mut())
+            .map_err(RandomnessError::new)?;
+        Ok(Token::from_parts(SessionId(id), *secret, self))
+    }
+
+    /// Parses a client's token: a plain one, or a prefixed one this format accepts (see
+    /// [`plain`](Self::plain) and [`prefixed`](Self::prefixed)). Looks at no store; the only
+    /// allocation is the returned token's copy of `s`.
+    ///
+    /// Every accepted string is the one spelling of its token: the base64url parts must be
+    /// canonical, the prefix and separators exact and the checksum in its one encoding.
+    ///
+    /// # Errors
+    /// [`TokenError`] for anything else, including a prefixed token with a wrong checksum or
+    /// a prefix this format does not accept (`From<TokenError> for Error` gives
+    /// [`Error::MalformedToken`](crate::Error::MalformedToken)).
+    pub fn parse(&self, s: &str) -> Result<Token, TokenError> {
+        let (prefix_len, id, secret) = self.split(s)?;
+        Ok(Token {
+            id,
+            secret,
+            encoded: s.to_owned(),
+            prefix_len,
+        })
+    }
+
+    /// Parses a client's token for a check without keeping it: the session id and the digest
+    /// a store keeps ([`Token::secret_hash`]). Accepts exactly what [`parse`](Self::parse)
+    /// accepts, but allocates nothing (the validate path), and the decoded secret is
+    /// zeroized.
+    ///
+    /// # Errors
+    /// As [`parse`](Self::parse).
+    pub(crate) fn parse_id_and_digest(
+        &self,
+        s: &str,
+    ) -> Result<(SessionId, SecretHash), TokenError> {
+        let (prefix_len, id, secret) = self.split(s)?;
+        let secret = Zeroizing::new(secret);
+        let mut digest = Sha256::new();
+        digest.update(&s.as_bytes()[..usize::from(prefix_len)]);
+        digest.update(secret.as_ref());
+        Ok((id, SecretHash(digest.finalize().into())))
+    }
+
+    /// The prefix length, session id and secret of `s`, checked as [`parse`](Self::parse)
+    /// says, without allocating.
+    fn split(&self, s: &str) -> Result<(u8, SessionId, [u8; SECRET_BYTES]), TokenError> {
+        if s.len() == TOKEN_LEN {
+            let (id, secret) = parse_body(s)?;
+            return Ok((0, id, secret));
+        }
+        let bytes = s.as_bytes();
+        let prefix_len = bytes
+            .len()
+            .checked_sub(TOKEN_LEN + 1 + CHECKSUM_LEN)
+            .filter(|n| (Self::MIN_PREFIX_LEN..=Self::MAX_PREFIX_LEN).contains(n))
+            .ok_or(MALFORMED)?;
+        let (prefix, rest) = bytes.split_at(prefix_len);
+        match self.len {
+            0 => check_prefix(prefix).map_err(|_| MALFORMED)?,
+            _ if prefix != self.prefix_bytes() => return Err(MALFORMED),
+            _ => {}
+        }
+        let (signed, sum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
+        if rest.get(TOKEN_LEN) != Some(&CHECKSUM_SEPARATOR) || sum != checksum(signed) {
+            return Err(MALFORMED);
+        }
+        // The prefix is ASCII, so these are character boundaries; `get` refuses otherwise.
+        let body = s.get(prefix_len..prefix_len + TOKEN_LEN).ok_or(MALFORMED)?;
+        let (id, secret) = parse_body(body)?;
+        let prefix_len = u8::try_from(prefix_len).map_err(|_| MALFORMED)?;
+        Ok((prefix_len, id, secret))
+    }
+}
+
+impl Default for TokenFormat {
+    /// [`TokenFormat::plain`].
+    fn default() -> Self {
+        Self::plain()
+    }
+}
+
+impl fmt::Debug for TokenFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.prefix() {
+            None => f.write_str("TokenFormat::plain()"),
+            Some(p) => write!(f, "TokenFormat::prefixed({p:?})"),
+        }
+    }
+}
+
+/// [`TokenFormat::prefixed`] was given a prefix it does not accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid token prefix {prefix:?}: {reason} (a prefix is 2 to 16 characters of [A-Za-z0-9_], starting with a letter and ending with '_')")]
+#[non_exhaustive]
+pub struct InvalidTokenPrefix {
+    /// The prefix given.
+    pub prefix: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+/// Whether `prefix` is a valid token prefix; if not, why.
+pub(super) fn check_prefix(prefix: &[u8]) -> Result<(), &'static str> {
+    if prefix.len() < TokenFormat::MIN_PREFIX_LEN {
+        return Err("it is too short");
+    }
+    if prefix.len() > TokenFormat::MAX_PREFIX_LEN {
+        return Err("it is too long");
+    }
+    if !prefix.first().is_some_and(u8::is_ascii_alphabetic) {
+        return Err("it does not start with a letter");
+    }
+    if prefix.last() != Some(&b'_') {
+        return Err("it does not end with '_'");
+    }
+    if !prefix
+        .iter()
+        .all(|&c| c.is_ascii_alphanumeric() || c == b'_')
+    {
+        return Err("it has a character outside [A-Za-z0-9_]");
+    }
+    Ok(())
+}
+
+/// Parses `<22 base64url chars>.<43 base64url chars>`.
+pub(super) fn parse_body(s: &str) -> Result<(SessionId, [u8; SECRET_BYTES]), TokenError> {
+    if s.len() != TOKEN_LEN {
+        return Err(MALFORMED);
+    }
+    let (id, secret) = s.split_once('.').ok_or(MALFORMED)?;
+    let id = id.parse::<SessionId>()?;
+    let secret = decode_exact::<SECRET_BYTES>(secret, SECRET_LEN)?;
+    // Decoding is canonical (trailing bits must be zero), so `s` is the one spelling.
+    Ok((id, secret))
+}
+
+/// The checksum of a prefixed token: CRC-32 (IEEE) of `signed`, as 6 base62 digits, most
+/// significant first, zero-padded.
+pub(super) fn checksum(signed: &[u8]) -> [u8; CHECKSUM_LEN] {
+    let mut n = crc32fast::hash(signed);
+    let mut out = [BASE62[0]; CHECKSUM_LEN];
+    for c in out.iter_mut().rev() {
+        // `n % 62 < 62`, so the index is in range.
+        *c = BASE62[(n % 62) as usize];
+        n /= 62;
+    }
+    out
+}
