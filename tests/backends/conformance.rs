@@ -1,6 +1,5 @@
 //! The `TokenStore` contract suite run against every backend that needs no server: memory and
-//! SQLite (PostgreSQL and Redis run it in `tests/postgres.rs` and `tests/redis.rs`).
-#![cfg(feature = "conformance")]
+//! SQLite (PostgreSQL and Redis run it in the `postgres` and `redis_store` modules).
 
 use std::sync::Arc;
 

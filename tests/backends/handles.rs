@@ -4,13 +4,10 @@
 //! instance over the same database, with no throttle configured by hand.
 //!
 //! Needs the servers of the other live tests (`KEYCARD_POSTGRES_URL`, `KEYCARD_REDIS_URL`).
-#![allow(dead_code)]
 
 use std::net::IpAddr;
 
 use keycard::{Argon2Hasher, Authenticator, ClientInfo, Error, UserStore};
-
-mod stores_support;
 
 const PASSWORD: &str = "correct horse battery staple";
 /// The default (account, IP) limit: 10 failures per 15 minutes.
@@ -78,10 +75,15 @@ async fn throttled_through_one_is_refused_through_the_other<U: UserStore, V: Use
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_postgres_handles_share_the_default_throttle() {
     use keycard::postgres::Postgres;
-    let url = stores_support::postgres_url();
+    let url = crate::support::stores::postgres_url();
     let connect = || async {
         Postgres::connect(&url).await.unwrap_or_else(|e| {
-            stores_support::unreachable("PostgreSQL", &url, stores_support::POSTGRES_ENV, &e)
+            crate::support::stores::unreachable(
+                "PostgreSQL",
+                &url,
+                crate::support::stores::POSTGRES_ENV,
+                &e,
+            )
         })
     };
     let (one, two) = (connect().await, connect().await);
@@ -143,10 +145,15 @@ async fn two_sqlite_handles_on_one_file_share_the_default_throttle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_redis_handles_share_the_default_throttle() {
     use keycard::redis::Redis;
-    let url = stores_support::redis_url();
+    let url = crate::support::stores::redis_url();
     let connect = || async {
         Redis::connect(&url).await.unwrap_or_else(|e| {
-            stores_support::unreachable("Redis", &url, stores_support::REDIS_ENV, &e)
+            crate::support::stores::unreachable(
+                "Redis",
+                &url,
+                crate::support::stores::REDIS_ENV,
+                &e,
+            )
         })
     };
     let (one, two) = (connect().await, connect().await);

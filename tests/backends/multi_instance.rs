@@ -2,19 +2,8 @@
 //! PostgreSQL database, two sharing one Redis, two sharing one Redis Cluster and two sharing
 //! one SQLite file: what one does, the other sees at once, sessions and login throttling
 //! alike. The PostgreSQL, Redis and Redis Cluster cases need the servers of
-//! `tests/postgres.rs`, `tests/redis.rs` and `tests/redis_cluster.rs` and fail when they are
+//! the `postgres`, `redis_store` and `redis_cluster` modules and fail when they are
 //! down.
-#![cfg(any(
-    feature = "postgres",
-    feature = "redis",
-    feature = "sqlite",
-    feature = "mysql"
-))]
-
-#[cfg(feature = "mysql")]
-mod mysql_support;
-#[cfg(any(feature = "postgres", feature = "redis"))]
-mod stores_support;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -179,7 +168,7 @@ async fn two_instances_over_one_sqlite_file() {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_over_one_postgres() {
-    let schema = stores_support::PgSchema::new().await;
+    let schema = crate::support::stores::PgSchema::new().await;
     let clock = ManualClock::new(OffsetDateTime::now_utc());
     let a = instance(
         schema.user_store().await,
@@ -202,7 +191,7 @@ async fn two_instances_over_one_postgres() {
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_over_one_redis() {
-    let ns = stores_support::RedisPrefix::new().await;
+    let ns = crate::support::stores::RedisPrefix::new().await;
     let clock = ManualClock::new(OffsetDateTime::now_utc());
     // With Redis, users stay in each instance (here: memory, seeded identically).
     let users = || keycard::MemoryUserStore::new();
@@ -221,11 +210,11 @@ async fn two_instances_over_one_redis() {
     two_instances_share_sessions(&a, &b, &clock).await;
 }
 
-/// The same over one MySQL / MariaDB database (`tests/mysql.rs`'s server).
+/// The same over one MySQL / MariaDB database (the `mysql` module's server).
 #[cfg(feature = "mysql")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_over_one_mysql() {
-    let tables = mysql_support::MyTables::new().await;
+    let tables = crate::support::mysql::MyTables::new().await;
     let clock = ManualClock::new(OffsetDateTime::now_utc());
     let a = instance(
         tables.user_store().await,
@@ -365,7 +354,7 @@ async fn instances_share_one_sqlite_throttle() {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_share_one_postgres_throttle() {
-    let schema = stores_support::PgSchema::new().await;
+    let schema = crate::support::stores::PgSchema::new().await;
     let users = shared_users().await;
     let a = guarded(&users, schema.throttle(guess_limits()).await);
     let b = guarded(&users, schema.throttle(guess_limits()).await);
@@ -379,7 +368,7 @@ async fn instances_share_one_postgres_throttle() {
 #[cfg(feature = "mysql")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_share_one_mysql_throttle() {
-    let tables = mysql_support::MyTables::new().await;
+    let tables = crate::support::mysql::MyTables::new().await;
     let users = shared_users().await;
     let a = guarded(&users, tables.throttle(guess_limits()).await);
     let b = guarded(&users, tables.throttle(guess_limits()).await);
@@ -392,7 +381,7 @@ async fn instances_share_one_mysql_throttle() {
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_share_one_redis_throttle() {
-    let ns = stores_support::RedisPrefix::new().await;
+    let ns = crate::support::stores::RedisPrefix::new().await;
     let users = shared_users().await;
     let a = guarded(&users, ns.throttle(guess_limits()).await);
     let b = guarded(&users, ns.throttle(guess_limits()).await);
@@ -405,7 +394,7 @@ async fn instances_share_one_redis_throttle() {
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_over_one_redis_cluster() {
-    let ns = stores_support::RedisClusterPrefix::new().await;
+    let ns = crate::support::stores::RedisClusterPrefix::new().await;
     let clock = ManualClock::new(OffsetDateTime::now_utc());
     let users = || keycard::MemoryUserStore::new();
     let a = instance(users(), ns.token_store().await, &clock);
@@ -426,7 +415,7 @@ async fn two_instances_over_one_redis_cluster() {
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_share_one_redis_cluster_throttle() {
-    let ns = stores_support::RedisClusterPrefix::new().await;
+    let ns = crate::support::stores::RedisClusterPrefix::new().await;
     let users = shared_users().await;
     let a = guarded(&users, ns.throttle(guess_limits()).await);
     let b = guarded(&users, ns.throttle(guess_limits()).await);

@@ -3,13 +3,11 @@
 //! suites, migrations, purging, registration and the handle's authenticator. Each test works
 //! on its own tables (unique suffix) and drops them afterwards. Fails, never skips, when the
 //! server is not running.
-#![cfg(all(feature = "mysql", feature = "conformance"))]
-
-mod mysql_support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::mysql::MyTables;
 use keycard::conformance::throttle as throttle_suite;
 use keycard::conformance::users::{self, SeedUsers};
 use keycard::mysql::{Mysql, MysqlThrottle, MysqlTokenStore, MysqlUserStore};
@@ -17,7 +15,6 @@ use keycard::throttle::{Admission, Limit, RateKey, Throttle, ThrottleKey, Thrott
 use keycard::{
     conformance, ClientInfo, Session, StoreError, Token, TokenStore, UserId, UserRecord, UserStore,
 };
-use mysql_support::MyTables;
 use time::OffsetDateTime;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -6,12 +6,6 @@
 //! The same for a login throttle behind the cut: login fails closed (`Error::ThrottleUnavailable`, no
 //! password checked) or, if so configured, fails open (the password is checked, unthrottled),
 //! in bounded time, and throttles again once the server is back.
-#![cfg(any(feature = "postgres", feature = "redis", feature = "mysql"))]
-
-#[cfg(feature = "mysql")]
-mod mysql_support;
-#[cfg(any(feature = "postgres", feature = "redis"))]
-mod stores_support;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -199,8 +193,8 @@ async fn service_resumes(store: &dyn TokenStore, known: &Session) {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_outage_is_a_typed_error_and_service_resumes() {
-    let schema = stores_support::PgSchema::new().await;
-    let url = stores_support::postgres_url();
+    let schema = crate::support::stores::PgSchema::new().await;
+    let url = crate::support::stores::postgres_url();
     let target = target_of(&url, 5432);
     let proxy = Proxy::start(target).await;
     let store =
@@ -219,12 +213,12 @@ async fn postgres_outage_is_a_typed_error_and_service_resumes() {
     service_resumes(&store, &known).await;
 }
 
-/// The same for MySQL / MariaDB (`tests/mysql.rs`'s server).
+/// The same for MySQL / MariaDB (the `mysql` module's server).
 #[cfg(feature = "mysql")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_outage_is_a_typed_error_and_service_resumes() {
-    let tables = mysql_support::MyTables::new().await;
-    let url = mysql_support::mysql_url();
+    let tables = crate::support::mysql::MyTables::new().await;
+    let url = crate::support::mysql::mysql_url();
     let target = target_of(&url, 3306);
     let proxy = Proxy::start(target).await;
     let store = keycard::mysql::Mysql::connect(&with_addr(&url, target, proxy.addr))
@@ -246,8 +240,8 @@ async fn mysql_outage_is_a_typed_error_and_service_resumes() {
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outage_is_a_typed_error_and_service_resumes() {
-    let ns = stores_support::RedisPrefix::new().await;
-    let url = stores_support::redis_url();
+    let ns = crate::support::stores::RedisPrefix::new().await;
+    let url = crate::support::stores::redis_url();
     let target = target_of(&url, 6379);
     let proxy = Proxy::start(target).await;
     let store = keycard::redis::RedisTokenStore::connect(&with_addr(&url, target, proxy.addr))
@@ -388,8 +382,8 @@ async fn login_behind_a_cut_throttle(throttle: impl Throttle + Clone + 'static, 
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_throttle_outage_fails_closed_or_open_and_recovers() {
-    let schema = stores_support::PgSchema::new().await;
-    let url = stores_support::postgres_url();
+    let schema = crate::support::stores::PgSchema::new().await;
+    let url = crate::support::stores::postgres_url();
     let target = target_of(&url, 5432);
     let proxy = Proxy::start(target).await;
     let throttle = keycard::postgres::PostgresThrottle::connect(
@@ -407,8 +401,8 @@ async fn postgres_throttle_outage_fails_closed_or_open_and_recovers() {
 #[cfg(feature = "mysql")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_throttle_outage_fails_closed_or_open_and_recovers() {
-    let tables = mysql_support::MyTables::new().await;
-    let url = mysql_support::mysql_url();
+    let tables = crate::support::mysql::MyTables::new().await;
+    let url = crate::support::mysql::mysql_url();
     let target = target_of(&url, 3306);
     let proxy = Proxy::start(target).await;
     let throttle = keycard::mysql::Mysql::connect(&with_addr(&url, target, proxy.addr))
@@ -424,8 +418,8 @@ async fn mysql_throttle_outage_fails_closed_or_open_and_recovers() {
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_throttle_outage_fails_closed_or_open_and_recovers() {
-    let ns = stores_support::RedisPrefix::new().await;
-    let url = stores_support::redis_url();
+    let ns = crate::support::stores::RedisPrefix::new().await;
+    let url = crate::support::stores::redis_url();
     let target = target_of(&url, 6379);
     let proxy = Proxy::start(target).await;
     let throttle = keycard::redis::RedisThrottle::connect(

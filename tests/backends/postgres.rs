@@ -1,18 +1,15 @@
 //! PostgreSQL token and user stores against a live server (`KEYCARD_POSTGRES_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/test`). Each test works in its own fresh schema and
 //! drops it afterwards. Fails, never skips, when the server is not running.
-#![cfg(all(feature = "postgres", feature = "conformance"))]
-
-mod stores_support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::stores::PgSchema;
 use keycard::postgres::{PostgresTokenStore, PostgresUserStore};
 use keycard::{
     conformance, ClientInfo, Session, StoreError, Token, TokenStore, UserId, UserRecord, UserStore,
 };
-use stores_support::PgSchema;
 use time::OffsetDateTime;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -2,20 +2,17 @@
 //! comma-separated; default: the three loopback masters `bash .ci/redis-cluster` starts on
 //! ports 7000 to 7002). Each test uses its own key prefix and deletes its keys afterwards.
 //! Fails, never skips, when the cluster is not running.
-#![cfg(all(feature = "redis", feature = "conformance"))]
-
-mod stores_support;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::stores::RedisClusterPrefix;
 use keycard::conformance::throttle as throttle_suite;
 use keycard::redis::RedisTokenStore;
 use keycard::throttle::{Admission, Throttle, ThrottleKey};
 use keycard::{conformance, ClientInfo, Session, StoreError, Token, TokenStore, UserId};
 use redis::AsyncCommands;
-use stores_support::RedisClusterPrefix;
 use time::OffsetDateTime;
 
 fn session(user: &UserId, now: OffsetDateTime, ttl: Duration) -> Session {
@@ -259,7 +256,7 @@ async fn an_unreachable_cluster_is_a_typed_backend_error() {
 
 /// Validate on the cluster (`get`: one `HGETALL` routed by slot, plus decoding) against a raw
 /// `HGETALL` of the same key on the same connection. A measurement, not a check: run with
-/// `cargo test --features redis,conformance --test redis_cluster -- --ignored --nocapture`.
+/// `cargo test --features redis,conformance --test backends redis_cluster -- --ignored --nocapture`.
 #[tokio::test]
 #[ignore = "measurement; run explicitly with --ignored --nocapture"]
 async fn measure_validate_against_a_raw_hgetall() {

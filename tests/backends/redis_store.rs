@@ -1,17 +1,14 @@
 //! Redis token store against a live server (`KEYCARD_REDIS_URL`, default
 //! `redis://127.0.0.1:6379`). Each test uses its own key prefix and deletes its keys
 //! afterwards. Fails, never skips, when the server is not running.
-#![cfg(all(feature = "redis", feature = "conformance"))]
-
-mod stores_support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::stores::RedisPrefix;
 use keycard::redis::RedisTokenStore;
 use keycard::{conformance, ClientInfo, Session, StoreError, Token, TokenStore, UserId};
 use redis::AsyncCommands;
-use stores_support::RedisPrefix;
 use time::OffsetDateTime;
 
 fn session(user: &UserId, now: OffsetDateTime, ttl: Duration) -> Session {

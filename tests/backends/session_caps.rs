@@ -1,9 +1,6 @@
 //! The per-user session cap over the shared stores, with two instances: concurrent logins
 //! spread over two authenticators on one SQLite file, one PostgreSQL schema or one Redis
 //! prefix never leave more live sessions than the cap, under either policy.
-#![cfg(all(feature = "sqlite", feature = "postgres", feature = "redis"))]
-
-mod stores_support;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -81,12 +78,12 @@ async fn sqlite_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_schema() {
-    let schema = stores_support::PgSchema::new().await;
+    let schema = crate::support::stores::PgSchema::new().await;
     two_instances_hold_the_cap(Arc::new(schema.token_store().await)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_prefix() {
-    let prefix = stores_support::RedisPrefix::new().await;
+    let prefix = crate::support::stores::RedisPrefix::new().await;
     two_instances_hold_the_cap(Arc::new(prefix.token_store().await)).await;
 }

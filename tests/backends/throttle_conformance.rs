@@ -1,6 +1,5 @@
 //! The `Throttle` contract suite against the in-memory throttle (the shared backends run it
 //! in their own test files, under their features).
-#![cfg(feature = "conformance")]
 
 use std::sync::Arc;
 

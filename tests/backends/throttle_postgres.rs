@@ -2,17 +2,14 @@
 //! (`KEYCARD_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`), plus its
 //! migration and pruning. Each test works in its own fresh schema and drops it afterwards.
 //! Fails, never skips, when the server is not running.
-#![cfg(all(feature = "postgres", feature = "conformance"))]
-
-mod stores_support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::stores::PgSchema;
 use keycard::conformance::throttle as suite;
 use keycard::postgres::PostgresThrottle;
 use keycard::throttle::{Admission, Throttle, ThrottleKey};
-use stores_support::PgSchema;
 use time::OffsetDateTime;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -2,17 +2,14 @@
 //! (`KEYCARD_REDIS_URL`, default `redis://127.0.0.1:6379`), plus its key layout and native
 //! expiry. Each test uses its own key prefix and deletes its keys afterwards. Fails, never
 //! skips, when the server is not running.
-#![cfg(all(feature = "redis", feature = "conformance"))]
-
-mod stores_support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::stores::RedisPrefix;
 use keycard::conformance::throttle as suite;
 use keycard::throttle::{Admission, Throttle, ThrottleKey};
 use redis::AsyncCommands;
-use stores_support::RedisPrefix;
 use time::OffsetDateTime;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,7 +1,6 @@
 //! The `UserStore` contract suite (`keycard::conformance::users`) run against every user
 //! store keycard ships that needs no server: memory and SQLite. PostgreSQL runs it in
-//! `tests/user_store_postgres.rs`; the custom-table example in `tests/example_custom_user_table.rs`.
-#![cfg(feature = "conformance")]
+//! `user_store_postgres`; the custom-table example in `tests/examples/custom_user_table.rs`.
 
 use std::sync::Arc;
 

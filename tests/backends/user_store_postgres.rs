@@ -2,15 +2,12 @@
 //! on a live server (`KEYCARD_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
 //! Each test works in its own fresh schema and drops it afterwards. Fails, never skips, when
 //! the server is not running.
-#![cfg(all(feature = "postgres", feature = "conformance"))]
-
-mod stores_support;
 
 use std::sync::Arc;
 
+use crate::support::stores::PgSchema;
 use keycard::conformance::users::{self, SeedUsers};
 use keycard::UserRecord;
-use stores_support::PgSchema;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_user_store_keeps_the_contract() {

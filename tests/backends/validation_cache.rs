@@ -3,12 +3,9 @@
 //! direct reads, staleness is bounded, expiry is never extended, idle timeouts survive other
 //! instances' touches, memory is bounded, and the store contract holds through the cache.
 //!
-//! The Redis and PostgreSQL cases need the servers of `tests/redis.rs` and
-//! `tests/postgres.rs` (`KEYCARD_REDIS_URL`, `KEYCARD_POSTGRES_URL`) and fail when they are
+//! The Redis and PostgreSQL cases need the servers of the `redis_store` and
+//! `postgres` modules (`KEYCARD_REDIS_URL`, `KEYCARD_POSTGRES_URL`) and fail when they are
 //! down.
-
-#[cfg(any(feature = "postgres", feature = "redis"))]
-mod stores_support;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -736,8 +733,8 @@ async fn partitioned_channel_means_direct_reads<S: TokenStore + 'static>(
 #[cfg(feature = "redis")]
 mod redis_channel {
     use super::*;
+    use crate::support::stores::RedisPrefix;
     use keycard::redis::{RedisRevocationChannel, RedisTokenStore};
-    use stores_support::RedisPrefix;
 
     /// The kill test finds B's subscriber by listing pub/sub clients: no other test of this
     /// file may open one meanwhile.
@@ -838,8 +835,8 @@ mod redis_channel {
 #[cfg(feature = "postgres")]
 mod postgres_channel {
     use super::*;
+    use crate::support::stores::PgSchema;
     use keycard::postgres::{PostgresRevocationChannel, PostgresTokenStore};
-    use stores_support::PgSchema;
 
     /// A store over `schema.sessions` whose connections carry `application_name = app`, and
     /// its cache on the schema's channel.

@@ -1,11 +1,7 @@
 //! Login abuse against the core, as an attacker would try it: racing guesses, locking the real
 //! user out, accounts with unusable stored hashes.
 
-#[allow(dead_code)]
-#[path = "counting_hasher/mod.rs"]
-mod counting_hasher;
-
-use counting_hasher::CountingHasher;
+use crate::support::counting_hasher::CountingHasher;
 
 use std::net::IpAddr;
 use std::time::Duration;

@@ -1,16 +1,8 @@
 //! The core operations (login, logout, validate, expire) against the in-memory stores.
 
-#[allow(dead_code)]
-#[path = "down_store/mod.rs"]
-mod down_store;
+use crate::support::down_store::DownTokenStore;
 
-use down_store::DownTokenStore;
-
-#[allow(dead_code)]
-#[path = "counting_hasher/mod.rs"]
-mod counting_hasher;
-
-use counting_hasher::CountingHasher;
+use crate::support::counting_hasher::CountingHasher;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};

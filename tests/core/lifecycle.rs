@@ -2,17 +2,9 @@
 //! logging out other devices, revoking one session, listing sessions, and the password
 //! policy. Against the in-memory stores.
 
-#[allow(dead_code)]
-#[path = "down_store/mod.rs"]
-mod down_store;
+use crate::support::down_store::DownTokenStore;
 
-use down_store::DownTokenStore;
-
-#[allow(dead_code)]
-#[path = "counting_hasher/mod.rs"]
-mod counting_hasher;
-
-use counting_hasher::CountingHasher;
+use crate::support::counting_hasher::CountingHasher;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -3,14 +3,10 @@
 //! the account (one the user logged in from: the same NAT, CGNAT or IPv6 /64 as an
 //! attacker), while outsiders still cannot lock the user out.
 
-#[allow(dead_code)]
-#[path = "counting_hasher/mod.rs"]
-mod counting_hasher;
-
 use std::net::IpAddr;
 use std::time::Duration;
 
-use counting_hasher::CountingHasher;
+use crate::support::counting_hasher::CountingHasher;
 use keycard::{
     Argon2Hasher, Authenticator, ClientInfo, Error, ManualClock, MemoryTokenStore, MemoryUserStore,
     PasswordHasher, UserRecord,

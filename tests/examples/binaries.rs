@@ -7,11 +7,7 @@
 //!
 //! The binaries are those `cargo test` builds under `target/<profile>/examples/`; the test
 //! asks the same cargo to build them first (a no-op after `cargo test` has), so a run of this
-//! test alone (`--test http_examples`) never uses a stale binary.
-#![cfg(all(any(feature = "axum", feature = "actix-web"), unix))]
-
-#[allow(dead_code)]
-mod http_support;
+//! test alone (`--test examples binaries`) never uses a stale binary.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -195,9 +191,9 @@ async fn budgets_api_prints_its_address_honours_session_ttl_and_stops_on_ctrl_c(
             !server.base.ends_with(":0"),
             "{name}: the bound port is printed"
         );
-        let client = http_support::client();
+        let client = crate::support::client();
 
-        let reply = http_support::send(
+        let reply = crate::support::send(
             client
                 .post(format!("{}/api/sessions", server.base))
                 .header("content-type", "application/json")
@@ -210,12 +206,12 @@ async fn budgets_api_prints_its_address_honours_session_ttl_and_stops_on_ctrl_c(
 
         // One-second sessions: alive now, dead a little over a second later.
         let started = Instant::now();
-        let alive = http_support::send(client.get(&budgets)).await;
+        let alive = crate::support::send(client.get(&budgets)).await;
         if started.elapsed() < Duration::from_millis(900) {
             assert_eq!(alive.status, 200, "{name}: {alive:?}");
         }
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        let dead = http_support::send(client.get(&budgets)).await;
+        let dead = crate::support::send(client.get(&budgets)).await;
         assert_eq!(
             dead.pair(),
             (422, r#"{"message":"You are not checked in"}"#),
@@ -232,8 +228,8 @@ async fn budgets_api_prints_its_address_honours_session_ttl_and_stops_on_ctrl_c(
 async fn increase_api_serves_the_document_and_stops_on_sigterm() {
     for name in INCREASE {
         let server = Running::start(name, &["--addr", "127.0.0.1:0"]);
-        let client = http_support::client();
-        let reply = http_support::send(
+        let client = crate::support::client();
+        let reply = crate::support::send(
             client
                 .post(format!("{}/login", server.base))
                 .header("content-type", "application/json")
@@ -245,7 +241,7 @@ async fn increase_api_serves_the_document_and_stops_on_sigterm() {
             .as_str()
             .expect("auth_token")
             .to_owned();
-        let me = http_support::send(
+        let me = crate::support::send(
             client
                 .get(format!("{}/client", server.base))
                 .bearer_auth(&token),
@@ -270,9 +266,9 @@ async fn accounts_api_registers_logs_in_with_session_ttl_and_stops_on_ctrl_c() {
     for name in ACCOUNTS {
         let server = Running::start(name, &["--addr", "127.0.0.1:0", "--session-ttl", "120"]);
         assert!(!server.base.ends_with(":0"), "{name}: {}", server.base);
-        let client = http_support::client();
+        let client = crate::support::client();
         let credentials = r#"{"email":"zed@example.com","password":"a long enough passphrase"}"#;
-        let registered = http_support::send(
+        let registered = crate::support::send(
             client
                 .post(format!("{}/register", server.base))
                 .header("content-type", "application/json")
@@ -280,7 +276,7 @@ async fn accounts_api_registers_logs_in_with_session_ttl_and_stops_on_ctrl_c() {
         )
         .await;
         assert_eq!(registered.status, 201, "{name}: {registered:?}");
-        let login = http_support::send(
+        let login = crate::support::send(
             client
                 .post(format!("{}/login", server.base))
                 .header("content-type", "application/json")
@@ -300,7 +296,7 @@ async fn accounts_api_registers_logs_in_with_session_ttl_and_stops_on_ctrl_c() {
             "{name}: --session-ttl 120 gave a session of {lifetime}"
         );
         let token = body["token"].as_str().expect("token").to_owned();
-        let me = http_support::send(
+        let me = crate::support::send(
             client
                 .get(format!("{}/me", server.base))
                 .bearer_auth(&token),
@@ -308,7 +304,7 @@ async fn accounts_api_registers_logs_in_with_session_ttl_and_stops_on_ctrl_c() {
         .await;
         assert_eq!(me.status, 200, "{name}: {me:?}");
         assert_eq!(me.json()["user"]["email"], "zed@example.com", "{name}");
-        let anonymous = http_support::send(client.get(format!("{}/me", server.base))).await;
+        let anonymous = crate::support::send(client.get(format!("{}/me", server.base))).await;
         assert_eq!(anonymous.status, 401, "{name}: {anonymous:?}");
         let (clean, rest) = server.interrupt();
         assert!(clean, "{name}: exit status after SIGINT is success");
@@ -408,8 +404,8 @@ async fn replay(
     token_of: fn(&serde_json::Value) -> Option<&str>,
     requests: &[(&str, &str, Option<&str>, String)],
 ) -> Vec<Seen> {
-    let client = http_support::client();
-    let reply = http_support::send(
+    let client = crate::support::client();
+    let reply = crate::support::send(
         client
             .post(format!("{base}{}", login.0))
             .header("content-type", "application/json")
@@ -434,7 +430,7 @@ async fn replay(
         if let Some(content_type) = content_type {
             request = request.header("content-type", *content_type);
         }
-        let reply = http_support::send(request).await;
+        let reply = crate::support::send(request).await;
         let body = if reply.status == 413 {
             let json = reply.json();
             let object = json.as_object().expect("a JSON object");

@@ -1,15 +1,10 @@
 //! `examples/custom_user_table.rs`, tested from its own source: its `UserStore` over an
 //! `accounts` table with integer ids keeps the `UserStore` contract
 //! (`keycard::conformance::users`), and its demo runs to the end.
-#![cfg(all(feature = "sqlite", feature = "conformance"))]
-
-#[allow(dead_code)]
-#[path = "../examples/custom_user_table.rs"]
-mod custom_user_table;
 
 use std::sync::Arc;
 
-use custom_user_table::Accounts;
+use crate::custom_user_table_example::Accounts;
 use keycard::conformance::users::{self, SeedUsers};
 use keycard::{StoreError, UserId, UserStore};
 
@@ -80,7 +75,7 @@ async fn ids_are_integers_and_other_ids_are_unknown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_runs_to_the_end() {
     let accounts = Accounts::open(None).expect("in-memory database");
-    custom_user_table::demo(accounts.clone())
+    crate::custom_user_table_example::demo(accounts.clone())
         .await
         .expect("the demo succeeds");
     let ann = accounts
@@ -89,4 +84,10 @@ async fn the_example_runs_to_the_end() {
         .expect("find")
         .expect("registered by the demo");
     assert!(ann.pw_phc.starts_with("$argon2id$"));
+}
+
+/// The example's own `main`, as `cargo run --example custom_user_table` runs it.
+#[test]
+fn the_example_main_runs_to_the_end() {
+    crate::custom_user_table_example::main().expect("the example succeeds");
 }

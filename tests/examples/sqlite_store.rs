@@ -5,7 +5,6 @@
 //!
 //! Builds the examples (with the features this test was built with, so that under
 //! `cargo test --all-features` this is a no-op) before running them.
-#![cfg(all(any(feature = "axum", feature = "actix-web"), feature = "sqlite", unix))]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

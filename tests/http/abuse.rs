@@ -5,23 +5,15 @@
 //!
 //! Every test body takes a [`Framework`] and attacks both apps on it (axum, and actix-web
 //! with two workers): the macro at the bottom runs each body on every framework enabled.
-#![cfg(any(feature = "axum", feature = "actix-web"))]
-
-#[allow(dead_code)]
-#[path = "../examples/budgets_api/api.rs"]
-mod budgets;
-#[allow(dead_code)]
-mod http_support;
-#[allow(dead_code)]
-#[path = "../examples/increase_api/api.rs"]
-mod increase;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::server::{
+    client_from, client_ip, for_each_framework, send, Framework, Reply, Server,
+};
 use futures_util::future::join_all;
-use http_support::{client_from, client_ip, for_each_framework, send, Framework, Reply, Server};
 use keycard::http::TrustedProxies;
 use keycard::{
     Argon2Hasher, AuthenticatorBuilder, MemoryTokenStore, MemoryUserStore, UserRecord, UserStore,
@@ -56,8 +48,14 @@ impl Target {
 
     fn demo(self) -> (&'static str, &'static str) {
         match self {
-            Self::Budgets => (budgets::app::DEMO_EMAIL, budgets::app::DEMO_PASSWORD),
-            Self::Increase => (increase::app::DEMO_EMAIL, increase::app::DEMO_PASSWORD),
+            Self::Budgets => (
+                crate::budgets::app::DEMO_EMAIL,
+                crate::budgets::app::DEMO_PASSWORD,
+            ),
+            Self::Increase => (
+                crate::increase::app::DEMO_EMAIL,
+                crate::increase::app::DEMO_PASSWORD,
+            ),
         }
     }
 
@@ -96,33 +94,41 @@ impl Target {
         let tokens = Arc::new(MemoryTokenStore::new());
         let day = Duration::from_secs(86_400);
         let base = match self {
-            Self::Budgets => budgets::app::authenticator(users.clone(), tokens, day),
-            Self::Increase => increase::app::authenticator(users.clone(), tokens, day),
+            Self::Budgets => crate::budgets::app::authenticator(users.clone(), tokens, day),
+            Self::Increase => crate::increase::app::authenticator(users.clone(), tokens, day),
         };
         let auth = configure(base.password_hasher(Argon2Hasher::insecure_for_tests())).build();
         match self {
             Self::Budgets => {
                 users
-                    .insert(budgets::app::demo_user(&auth).await.expect("hash"))
+                    .insert(crate::budgets::app::demo_user(&auth).await.expect("hash"))
                     .expect("fresh store");
-                let api = budgets::app::Api::new(auth, proxies);
+                let api = crate::budgets::app::Api::new(auth, proxies);
                 match framework {
                     #[cfg(feature = "axum")]
-                    Framework::Axum => Server::start(budgets::axum_routes::router(api)).await,
+                    Framework::Axum => {
+                        Server::start(crate::budgets::axum_routes::router(api)).await
+                    }
                     #[cfg(feature = "actix-web")]
-                    Framework::Actix => Server::start_actix(budgets::actix_routes::configure(api)),
+                    Framework::Actix => {
+                        Server::start_actix(crate::budgets::actix_routes::configure(api))
+                    }
                 }
             }
             Self::Increase => {
                 users
-                    .insert(increase::app::demo_user(&auth).await.expect("hash"))
+                    .insert(crate::increase::app::demo_user(&auth).await.expect("hash"))
                     .expect("fresh store");
-                let api = increase::app::Api::new(auth, proxies);
+                let api = crate::increase::app::Api::new(auth, proxies);
                 match framework {
                     #[cfg(feature = "axum")]
-                    Framework::Axum => Server::start(increase::axum_routes::router(api)).await,
+                    Framework::Axum => {
+                        Server::start(crate::increase::axum_routes::router(api)).await
+                    }
                     #[cfg(feature = "actix-web")]
-                    Framework::Actix => Server::start_actix(increase::actix_routes::configure(api)),
+                    Framework::Actix => {
+                        Server::start_actix(crate::increase::actix_routes::configure(api))
+                    }
                 }
             }
         }

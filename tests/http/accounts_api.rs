@@ -1,21 +1,11 @@
 //! The `accounts_api` example over real HTTP on a loopback port: every route and error, each
 //! authenticated route both with a Bearer token and with the session cookie, and a cross-site
 //! `POST` refused with the cookie but allowed with a Bearer token.
-#![cfg(feature = "axum")]
-
-#[allow(dead_code)]
-#[path = "../examples/accounts_api/app.rs"]
-mod app;
-#[allow(dead_code)]
-#[path = "../examples/common/mod.rs"]
-mod common;
-#[allow(dead_code)]
-mod http_support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_support::{Reply, Server};
+use crate::support::server::{Reply, Server};
 use keycard::http::{SessionCookie, TrustedProxies};
 use keycard::throttle::{Limit, ThrottleLimits};
 use keycard::{Argon2Hasher, MemoryThrottle, MemoryTokenStore, MemoryUserStore, UserRecord};
@@ -59,14 +49,15 @@ async fn start_with_clock(clock: keycard::ManualClock) -> App {
     let users = Arc::new(MemoryUserStore::<UserRecord>::new());
     let limits = ThrottleLimits::default().per_account_ip(Limit::new(3, Duration::from_secs(60)));
     let day = Duration::from_secs(24 * 60 * 60);
-    let auth = app::authenticator(users.clone(), Arc::new(MemoryTokenStore::new()), day)
+    let auth = crate::app::authenticator(users.clone(), Arc::new(MemoryTokenStore::new()), day)
         .password_hasher(Argon2Hasher::insecure_for_tests())
         .throttle(MemoryThrottle::new(limits))
         .clock(clock)
         .build();
-    let accounts = app::Accounts::new(auth, SessionCookie::default(), TrustedProxies::none());
+    let accounts =
+        crate::app::Accounts::new(auth, SessionCookie::default(), TrustedProxies::none());
     App {
-        server: Server::start(app::router(accounts)).await,
+        server: Server::start(crate::app::router(accounts)).await,
     }
 }
 
@@ -88,7 +79,7 @@ impl App {
     }
 
     async fn call(&self, method: &str, path: &str, via: Via, login: &Login) -> Reply {
-        http_support::send(self.request(method, path, via, login)).await
+        crate::support::server::send(self.request(method, path, via, login)).await
     }
 
     async fn register(&self, email: &str, password: &str) -> Reply {
@@ -330,7 +321,7 @@ async fn changing_the_password_rotates_this_session_and_ends_the_others() {
                 .request("POST", "/password", via, &me)
                 .header("content-type", "application/json")
                 .body(body);
-            http_support::send(request)
+            crate::support::server::send(request)
         };
         // A typo is not a dead session: 403 without a challenge, so a client keeps its token.
         let wrong = change("not my password", "a fine new passphrase").await;
@@ -385,7 +376,7 @@ async fn wrong_current_passwords_are_throttled_like_logins() {
             .request("POST", "/password", Via::Bearer, &me)
             .header("content-type", "application/json")
             .body(body.to_string());
-        statuses.push(http_support::send(request).await.status);
+        statuses.push(crate::support::server::send(request).await.status);
     }
     assert_eq!(statuses, [403, 403, 403, 429]);
     // The login of the same account from the same address is held too.
@@ -397,7 +388,7 @@ async fn a_cross_site_post_with_the_cookie_is_refused_and_with_bearer_allowed() 
     let app = start().await.with_users().await;
     let me = app.login(ANN, ANN_PASSWORD).await;
     let cross_site = |request: reqwest::RequestBuilder| {
-        http_support::send(request.header("sec-fetch-site", "cross-site"))
+        crate::support::server::send(request.header("sec-fetch-site", "cross-site"))
     };
     let by_cookie = app
         .server
@@ -410,7 +401,7 @@ async fn a_cross_site_post_with_the_cookie_is_refused_and_with_bearer_allowed() 
         .request("POST", "/logout")
         .header("cookie", &me.cookie);
     assert_problem(
-        &http_support::send(no_evidence).await,
+        &crate::support::server::send(no_evidence).await,
         403,
         "cross_site_request",
     );
@@ -443,7 +434,7 @@ async fn a_sensitive_action_needs_a_recent_password_and_reauthenticating_rotates
     let app = start_with_clock(clock.clone()).await.with_users().await;
     for via in BOTH {
         let me = app.login(ANN, ANN_PASSWORD).await;
-        clock.advance(app::RECENT_AUTH + Duration::from_secs(1));
+        clock.advance(crate::app::RECENT_AUTH + Duration::from_secs(1));
 
         let reply = app.call("POST", "/logout-others", via, &me).await;
         assert_problem(&reply, 401, "reauthentication_required");
@@ -460,7 +451,7 @@ async fn a_sensitive_action_needs_a_recent_password_and_reauthenticating_rotates
                 .request("POST", "/reauthenticate", via, &me)
                 .header("content-type", "application/json")
                 .body(body);
-            http_support::send(request)
+            crate::support::server::send(request)
         };
         assert_problem(&reauth("not my password").await, 403, "invalid_credentials");
         let reply = reauth(ANN_PASSWORD).await;

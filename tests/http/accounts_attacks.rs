@@ -2,23 +2,13 @@
 //! address (127.0.0.x), with keycard's default (OWASP) argon2id hasher so that hashing costs
 //! what it costs in production: a registration flood beside a legitimate login, a burst of
 //! simultaneous logins from many addresses, and a stolen token re-verifying from elsewhere.
-#![cfg(feature = "axum")]
-
-#[allow(dead_code)]
-#[path = "../examples/accounts_api/app.rs"]
-mod app;
-#[allow(dead_code)]
-#[path = "../examples/common/mod.rs"]
-mod common;
-#[allow(dead_code)]
-mod http_support;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http_support::Server;
+use crate::support::server::Server;
 use keycard::http::{SessionCookie, TrustedProxies};
 use keycard::throttle::ThrottleLimits;
 use keycard::{Argon2Hasher, MemoryThrottle, MemoryTokenStore, MemoryUserStore, UserRecord};
@@ -41,12 +31,13 @@ async fn start() -> Server {
 async fn start_with(throttle: MemoryThrottle) -> Server {
     let users = Arc::new(MemoryUserStore::<UserRecord>::new());
     let day = Duration::from_secs(24 * 60 * 60);
-    let auth = app::authenticator(users, Arc::new(MemoryTokenStore::new()), day)
+    let auth = crate::app::authenticator(users, Arc::new(MemoryTokenStore::new()), day)
         .password_hasher(Argon2Hasher::default())
         .throttle(throttle)
         .build();
-    let accounts = app::Accounts::new(auth, SessionCookie::default(), TrustedProxies::none());
-    let server = Server::start(app::router(accounts)).await;
+    let accounts =
+        crate::app::Accounts::new(auth, SessionCookie::default(), TrustedProxies::none());
+    let server = Server::start(crate::app::router(accounts)).await;
     let body = json!({ "email": ANN, "password": ANN_PASSWORD }).to_string();
     let reply = server
         .json_from(addr(250), "POST", "/register", &body)
@@ -55,7 +46,11 @@ async fn start_with(throttle: MemoryThrottle) -> Server {
     server
 }
 
-async fn login_from(server: &Server, from: IpAddr, password: &str) -> http_support::Reply {
+async fn login_from(
+    server: &Server,
+    from: IpAddr,
+    password: &str,
+) -> crate::support::server::Reply {
     let body = json!({ "email": ANN, "password": password }).to_string();
     server.json_from(from, "POST", "/login", &body).await
 }
@@ -176,10 +171,10 @@ async fn a_stolen_token_reverifying_from_elsewhere_cannot_lock_the_owner_out() {
     let login = login_from(&server, addr(40), ANN_PASSWORD).await;
     assert_eq!(login.status, 200, "{login:?}");
     let token = login.json()["token"].as_str().expect("a token").to_owned();
-    let thief = http_support::client_from(addr(41));
+    let thief = crate::support::server::client_from(addr(41));
     let mut statuses = Vec::new();
     for _ in 0..12 {
-        let reply = http_support::send(
+        let reply = crate::support::server::send(
             thief
                 .post(server.url("/reauthenticate"))
                 .bearer_auth(&token)

@@ -1,14 +1,10 @@
 //! The actix-web adapter: the adapter contract (every rejection, `Option`, headers, outage)
 //! through actix-web's real service pipeline, and configuration through `web::Data` as well as
 //! plain `app_data`.
-#![cfg(feature = "actix-web")]
 
-#[allow(dead_code)]
-mod adapter_support;
-
+use crate::support::adapter::{Client, Fixture, Req, Res};
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::{test, web, App};
-use adapter_support::{Client, Fixture, Req, Res};
 use async_trait::async_trait;
 use keycard::actix_web::{CurrentSession, CurrentUser, LoginRequest, LogoutRequest};
 use keycard::http::Response;
@@ -87,7 +83,7 @@ fn contract_validation() {
     in_actix(async {
         let fixture = Fixture::new().await;
         let app = test::init_service(App::new().app_data(fixture.http()).configure(routes)).await;
-        adapter_support::validation_contract(&fixture, &Actix(app)).await;
+        crate::support::adapter::validation_contract(&fixture, &Actix(app)).await;
     });
 }
 
@@ -97,7 +93,7 @@ fn contract_optional() {
         let fixture = Fixture::new().await;
         let app = test::init_service(App::new().app_data(fixture.http()).configure(routes)).await;
         // actix-web's `Option` extractor is `None` whenever the inner one fails.
-        adapter_support::optional_contract(&Actix(app), false).await;
+        crate::support::adapter::optional_contract(&Actix(app), false).await;
     });
 }
 
@@ -107,7 +103,7 @@ fn contract_login_logout_with_web_data() {
         let fixture = Fixture::new().await;
         let data = web::Data::new(fixture.http());
         let app = test::init_service(App::new().app_data(data).configure(routes)).await;
-        adapter_support::login_logout_contract(&Actix(app)).await;
+        crate::support::adapter::login_logout_contract(&Actix(app)).await;
     });
 }
 
@@ -115,18 +111,18 @@ fn contract_login_logout_with_web_data() {
 fn contract_cookie() {
     in_actix(async {
         let fixture = Fixture::new().await;
-        let http = adapter_support::http_with_cookie(&fixture);
+        let http = crate::support::adapter::http_with_cookie(&fixture);
         let app = test::init_service(App::new().app_data(http).configure(routes)).await;
-        adapter_support::cookie_contract(&Actix(app)).await;
+        crate::support::adapter::cookie_contract(&Actix(app)).await;
     });
 }
 
 #[test]
 fn contract_outage() {
     in_actix(async {
-        let http = adapter_support::http_over_down_store();
+        let http = crate::support::adapter::http_over_down_store();
         let app = test::init_service(App::new().app_data(http).configure(routes)).await;
-        adapter_support::outage_contract(&Actix(app)).await;
+        crate::support::adapter::outage_contract(&Actix(app)).await;
     });
 }
 

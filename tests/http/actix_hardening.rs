@@ -1,18 +1,10 @@
 //! Security hardening of the actix-web adapter over real HTTP: the `NoStore` middleware adds
 //! `Cache-Control: no-store` to the app's own answers and keeps one a handler set, and the
 //! `Client` extractor is the request's peer, as login computes it.
-#![cfg(feature = "actix-web")]
-// Both support modules bring the one shared down store.
-#![allow(clippy::duplicate_mod)]
 
-#[allow(dead_code)]
-mod adapter_support;
-#[allow(dead_code)]
-mod http_support;
-
+use crate::support::adapter::{Fixture, EMAIL, PASSWORD};
+use crate::support::server::Server;
 use actix_web::{web, HttpResponse};
-use adapter_support::{Fixture, EMAIL, PASSWORD};
-use http_support::Server;
 use keycard::actix_web::{Client, CurrentUser, NoStore};
 use keycard::http::{HttpAuth, TrustedProxies};
 use keycard::{ClientInfo, UserRecord};
@@ -62,11 +54,13 @@ async fn no_store_covers_the_scope_it_wraps_and_keeps_a_handlers_own_cache_contr
         .expect("login");
     let token = token.token.expose_secret();
 
-    let ok = http_support::send(server.request("GET", "/api/data").bearer_auth(token)).await;
+    let ok =
+        crate::support::server::send(server.request("GET", "/api/data").bearer_auth(token)).await;
     assert_eq!(ok.pair(), (200, r#"{"email":"ann@example.com"}"#));
     assert_eq!(ok.header("cache-control"), Some("no-store"));
 
-    let own = http_support::send(server.request("GET", "/api/cached").bearer_auth(token)).await;
+    let own =
+        crate::support::server::send(server.request("GET", "/api/cached").bearer_auth(token)).await;
     assert_eq!(own.status, 200);
     assert_eq!(own.header("cache-control"), Some("private, max-age=60"));
     assert_eq!(own.headers.get_all("cache-control").iter().count(), 1);
@@ -93,9 +87,9 @@ async fn client_is_the_request_peer_as_login_computes_it() {
         direct.call("GET", "/client").await.pair(),
         (200, "127.0.0.1")
     );
-    let source = http_support::client_ip(11);
-    let reply = http_support::send(
-        http_support::client_from(source)
+    let source = crate::support::server::client_ip(11);
+    let reply = crate::support::server::send(
+        crate::support::server::client_from(source)
             .get(direct.url("/client"))
             .header("x-forwarded-for", "203.0.113.9"),
     )
@@ -105,7 +99,7 @@ async fn client_is_the_request_peer_as_login_computes_it() {
     let behind = serve(fixture.http().with_trusted_proxies(TrustedProxies::new([
         "127.0.0.0/8".parse().expect("a network"),
     ])));
-    let reply = http_support::send(
+    let reply = crate::support::server::send(
         behind
             .request("GET", "/client")
             .header("x-forwarded-for", "203.0.113.9"),

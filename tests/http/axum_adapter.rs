@@ -3,24 +3,16 @@
 //! `CurrentSession` does not touch the user store, a bearer-only `TokenSource` ignores the
 //! query and the body, the login extractor records the client's IP and user agent, and `Query`
 //! rejections are protocol-shaped JSON.
-#![cfg(feature = "axum")]
-// Both support modules bring the one shared down store.
-#![allow(clippy::duplicate_mod)]
-
-#[allow(dead_code)]
-mod adapter_support;
-#[allow(dead_code)]
-mod http_support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use adapter_support::{Client, Fixture, Req, Res};
+use crate::support::adapter::{Client, Fixture, Req, Res};
+use crate::support::server::{assert_error_shape, Server};
 use async_trait::async_trait;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::Router;
-use http_support::{assert_error_shape, Server};
 use keycard::axum::{
     AuthRejection, CurrentSession, CurrentUser, LoginRequest, LogoutRequest, Query,
 };
@@ -140,32 +132,35 @@ impl Client for Axum {
 #[tokio::test]
 async fn contract_validation() {
     let fixture = Fixture::new().await;
-    adapter_support::validation_contract(&fixture, &Axum(contract_app(fixture.http()))).await;
+    crate::support::adapter::validation_contract(&fixture, &Axum(contract_app(fixture.http())))
+        .await;
 }
 
 #[tokio::test]
 async fn contract_optional() {
     let fixture = Fixture::new().await;
-    adapter_support::optional_contract(&Axum(contract_app(fixture.http())), true).await;
+    crate::support::adapter::optional_contract(&Axum(contract_app(fixture.http())), true).await;
 }
 
 #[tokio::test]
 async fn contract_login_logout() {
     let fixture = Fixture::new().await;
-    adapter_support::login_logout_contract(&Axum(contract_app(fixture.http()))).await;
+    crate::support::adapter::login_logout_contract(&Axum(contract_app(fixture.http()))).await;
 }
 
 #[tokio::test]
 async fn contract_cookie() {
     let fixture = Fixture::new().await;
-    let app = Axum(contract_app(adapter_support::http_with_cookie(&fixture)));
-    adapter_support::cookie_contract(&app).await;
+    let app = Axum(contract_app(crate::support::adapter::http_with_cookie(
+        &fixture,
+    )));
+    crate::support::adapter::cookie_contract(&app).await;
 }
 
 #[tokio::test]
 async fn contract_outage() {
-    let app = Axum(contract_app(adapter_support::http_over_down_store()));
-    adapter_support::outage_contract(&app).await;
+    let app = Axum(contract_app(crate::support::adapter::http_over_down_store()));
+    crate::support::adapter::outage_contract(&app).await;
 }
 
 #[tokio::test]
@@ -187,11 +182,11 @@ async fn handlers_can_match_on_typed_rejections() {
         res.status, 401,
         "other rejections render as the protocol's: {res:?}"
     );
-    let token = adapter_support::login(&app).await;
+    let token = crate::support::adapter::login(&app).await;
     let res = app.send(Req::get("/typed").bearer(&token)).await;
     assert_eq!(
         (res.status, res.body.as_str()),
-        (200, adapter_support::EMAIL)
+        (200, crate::support::adapter::EMAIL)
     );
 }
 
@@ -237,7 +232,7 @@ async fn start() -> App {
 
 impl App {
     async fn login(&self) -> String {
-        let reply = http_support::send(
+        let reply = crate::support::server::send(
             self.server
                 .request("POST", "/login")
                 .header("user-agent", "keycard-test/1")
@@ -252,7 +247,8 @@ impl App {
     }
 
     async fn get(&self, path: &str, token: &str) -> (u16, String) {
-        let reply = http_support::send(self.server.request("GET", path).bearer_auth(token)).await;
+        let reply =
+            crate::support::server::send(self.server.request("GET", path).bearer_auth(token)).await;
         (reply.status, reply.body)
     }
 }
@@ -296,7 +292,8 @@ async fn a_bearer_only_source_ignores_the_query_and_the_body() {
     assert_eq!(app.get("/session", &token).await.0, 200);
 
     let reply =
-        http_support::send(app.server.request("DELETE", "/logout").bearer_auth(&token)).await;
+        crate::support::server::send(app.server.request("DELETE", "/logout").bearer_auth(&token))
+            .await;
     assert_eq!(
         reply.pair(),
         (200, r#"{"message":"Successfully logged out"}"#)

@@ -5,24 +5,14 @@
 //! same-origin `fetch` passes the cross-site check, and no script can read the token.
 //!
 //! Ignored by default: it needs Debian's `chromium` and `chromium-driver`. CI installs them and
-//! runs it with `cargo test --features axum --test browser -- --ignored`; when they are missing
+//! runs it with `cargo test --all-features --test http browser -- --ignored`; when they are missing
 //! it fails saying so.
-#![cfg(feature = "axum")]
-
-#[allow(dead_code)]
-#[path = "../examples/accounts_api/app.rs"]
-mod app;
-#[allow(dead_code)]
-#[path = "../examples/common/mod.rs"]
-mod common;
-#[allow(dead_code)]
-mod http_support;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http_support::Server;
+use crate::support::server::Server;
 use keycard::http::{SessionCookie, TrustedProxies};
 use keycard::{Argon2Hasher, MemoryTokenStore, MemoryUserStore, UserRecord};
 use serde_json::{json, Value};
@@ -61,7 +51,7 @@ impl Driver {
         let driver = Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
-            http: http_support::client(),
+            http: crate::support::server::client(),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -208,15 +198,16 @@ impl<'d> Browser<'d> {
 async fn a_browser_logs_in_with_the_cookie_and_me_answers() {
     let users = Arc::new(MemoryUserStore::<UserRecord>::new());
     let day = Duration::from_secs(24 * 60 * 60);
-    let auth = app::authenticator(users.clone(), Arc::new(MemoryTokenStore::new()), day)
+    let auth = crate::app::authenticator(users.clone(), Arc::new(MemoryTokenStore::new()), day)
         .password_hasher(Argon2Hasher::insecure_for_tests())
         .build();
     let hash = auth.hash_new_password(PASSWORD, EMAIL).await.expect("hash");
     users
         .insert(UserRecord::new(1_i64, EMAIL, hash))
         .expect("a fresh store");
-    let accounts = app::Accounts::new(auth, SessionCookie::default(), TrustedProxies::none());
-    let server = Server::start(app::router(accounts)).await;
+    let accounts =
+        crate::app::Accounts::new(auth, SessionCookie::default(), TrustedProxies::none());
+    let server = Server::start(crate::app::router(accounts)).await;
 
     let driver = Driver::start().await;
     let browser = Browser::open(&driver).await;

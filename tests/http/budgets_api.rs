@@ -6,24 +6,18 @@
 //! (`budgets_api`'s axum routes, `budgets_api_actix`'s actix-web routes with two workers): the
 //! macro at the bottom runs each body on every framework enabled, as `axum::NAME` and
 //! `actix::NAME`.
-#![cfg(any(feature = "axum", feature = "actix-web"))]
 
-#[allow(dead_code)]
-#[path = "../examples/budgets_api/api.rs"]
-mod budgets;
-#[allow(dead_code)]
-mod http_support;
-
-use budgets::app;
+use crate::budgets::app;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_support::{
-    assert_error_shape, client_ip, for_each_framework, forged_token, tampered, DownTokenStore,
-    Framework, Reply, Server,
+use crate::support::down_store::DownTokenStore;
+use crate::support::server::{
+    assert_error_shape, client_ip, for_each_framework, forged_token, tampered, Framework, Reply,
+    Server,
 };
 use keycard::http::TrustedProxies;
 use keycard::{
@@ -76,9 +70,9 @@ async fn start_configured(
 async fn serve(framework: Framework, api: app::Api) -> Server {
     match framework {
         #[cfg(feature = "axum")]
-        Framework::Axum => Server::start(budgets::axum_routes::router(api)).await,
+        Framework::Axum => Server::start(crate::budgets::axum_routes::router(api)).await,
         #[cfg(feature = "actix-web")]
-        Framework::Actix => Server::start_actix(budgets::actix_routes::configure(api)),
+        Framework::Actix => Server::start_actix(crate::budgets::actix_routes::configure(api)),
     }
 }
 
@@ -225,14 +219,14 @@ async fn document_resources_take_the_token_parameter(framework: Framework) {
 async fn bearer_header_works_too(framework: Framework) {
     let app = start(framework).await;
     let token = app.login().await;
-    let reply = http_support::send(
+    let reply = crate::support::server::send(
         app.server
             .request("GET", "/api/budgets")
             .bearer_auth(&token),
     )
     .await;
     assert_eq!(reply.pair(), (200, BUDGETS));
-    let reply = http_support::send(
+    let reply = crate::support::server::send(
         app.server
             .request("PATCH", "/api/sessions/sign_out")
             .bearer_auth(&token),
@@ -244,7 +238,7 @@ async fn bearer_header_works_too(framework: Framework) {
 
 async fn form_encoded_login_works(framework: Framework) {
     let app = start(framework).await;
-    let reply = http_support::send(
+    let reply = crate::support::server::send(
         app.server
             .request("POST", "/api/sessions")
             .header("content-type", "application/x-www-form-urlencoded")
@@ -386,7 +380,7 @@ async fn bad_input_gets_a_json_answer_and_the_server_stays_up(framework: Framewo
         let reply = s.json("POST", "/api/sessions", body).await;
         assert_error_shape(&reply, status, "message");
     }
-    let invalid_utf8 = http_support::send(
+    let invalid_utf8 = crate::support::server::send(
         s.request("POST", "/api/sessions")
             .header("content-type", "application/json")
             .body(vec![b'{', b'"', 0xff, 0xfe, b'"', b'}']),
@@ -395,16 +389,17 @@ async fn bad_input_gets_a_json_answer_and_the_server_stays_up(framework: Framewo
     assert_error_shape(&invalid_utf8, 400, "message");
 
     // Wrong or missing content type.
-    let plain = http_support::send(
+    let plain = crate::support::server::send(
         s.request("POST", "/api/sessions")
             .header("content-type", "text/plain")
             .body(LOGIN_BODY),
     )
     .await;
     assert_error_shape(&plain, 415, "message");
-    let untyped = http_support::send(s.request("POST", "/api/sessions").body(LOGIN_BODY)).await;
+    let untyped =
+        crate::support::server::send(s.request("POST", "/api/sessions").body(LOGIN_BODY)).await;
     assert_error_shape(&untyped, 415, "message");
-    let bad_form = http_support::send(
+    let bad_form = crate::support::server::send(
         s.request("POST", "/api/sessions")
             .header("content-type", "application/x-www-form-urlencoded")
             .body("email=x"),

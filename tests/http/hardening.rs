@@ -6,26 +6,18 @@
 //! The audit tests read a global `tracing` subscriber (installed once for this binary, so no
 //! call site's interest is cached before it exists); each test uses client addresses of its
 //! own and looks only at its lines.
-#![cfg(feature = "axum")]
-// Both support modules bring the one shared down store.
-#![allow(clippy::duplicate_mod)]
-
-#[allow(dead_code)]
-mod adapter_support;
-#[allow(dead_code)]
-mod http_support;
 
 use std::io::Write;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use adapter_support::{http_with_cookie, Fixture, EMAIL, PASSWORD};
+use crate::support::adapter::{http_with_cookie, Fixture, EMAIL, PASSWORD};
+use crate::support::server::Server;
 use axum::http::header::CACHE_CONTROL;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use http_support::Server;
 use keycard::axum::CurrentUser;
 use keycard::http::{HttpAuth, RequestHead, TrustedProxies};
 use keycard::{ClientInfo, UserRecord};
@@ -167,12 +159,13 @@ async fn axum_no_store_covers_the_routes_it_wraps_and_keeps_their_own_cache_cont
     let server = Server::start(app).await;
     let token = token(&fixture).await;
 
-    let ok = http_support::send(server.request("GET", "/data").bearer_auth(&token)).await;
+    let ok = crate::support::server::send(server.request("GET", "/data").bearer_auth(&token)).await;
     assert_eq!(ok.pair(), (200, r#"{"email":"ann@example.com"}"#));
     assert_eq!(ok.header("content-type"), Some("application/json"));
     assert_eq!(ok.header("cache-control"), Some("no-store"));
 
-    let own = http_support::send(server.request("GET", "/cached").bearer_auth(&token)).await;
+    let own =
+        crate::support::server::send(server.request("GET", "/cached").bearer_auth(&token)).await;
     assert_eq!(own.status, 200);
     assert_eq!(own.header("cache-control"), Some("private, max-age=60"));
     assert_eq!(own.headers.get_all("cache-control").iter().count(), 1);
@@ -214,11 +207,12 @@ async fn the_tower_layer_adds_no_store_to_what_it_let_through() {
     let server = Server::start(app).await;
     let token = token(&fixture).await;
 
-    let ok = http_support::send(server.request("GET", "/me").bearer_auth(&token)).await;
+    let ok = crate::support::server::send(server.request("GET", "/me").bearer_auth(&token)).await;
     assert_eq!(ok.pair(), (200, r#"{"email":"ann@example.com"}"#));
     assert_eq!(ok.header("cache-control"), Some("no-store"));
 
-    let kept = http_support::send(server.request("GET", "/own").bearer_auth(&token)).await;
+    let kept =
+        crate::support::server::send(server.request("GET", "/own").bearer_auth(&token)).await;
     assert_eq!(kept.pair(), (200, "ann@example.com"));
     assert_eq!(kept.header("cache-control"), Some("private, max-age=60"));
 
@@ -242,9 +236,9 @@ async fn axum_client_is_the_request_peer_as_login_computes_it() {
     assert_eq!(reply.pair(), (200, "127.0.0.1"));
     // From another loopback address: that one, and a forged header from an untrusted peer is
     // ignored.
-    let source = http_support::client_ip(7);
-    let reply = http_support::send(
-        http_support::client_from(source)
+    let source = crate::support::server::client_ip(7);
+    let reply = crate::support::server::send(
+        crate::support::server::client_from(source)
             .get(direct.url("/client"))
             .header("x-forwarded-for", "203.0.113.9"),
     )
@@ -264,7 +258,7 @@ async fn axum_client_is_the_request_peer_as_login_computes_it() {
             .with_state(proxied),
     )
     .await;
-    let reply = http_support::send(
+    let reply = crate::support::server::send(
         behind
             .request("GET", "/client")
             .header("x-forwarded-for", "203.0.113.9"),
@@ -305,7 +299,7 @@ async fn a_burst_of_invalid_tokens_is_one_event_a_minute_with_its_count() {
     let log = log();
     let fixture = Fixture::new().await;
     let http = fixture.http();
-    let forged = http_support::forged_token();
+    let forged = crate::support::server::forged_token();
     tokio::time::pause();
     for n in 0..1_000 {
         let token = if n % 2 == 0 {

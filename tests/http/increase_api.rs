@@ -6,24 +6,18 @@
 //! (`increase_api`'s axum routes, `increase_api_actix`'s actix-web routes with two workers):
 //! the macro at the bottom runs each body on every framework enabled, as `axum::NAME` and
 //! `actix::NAME`.
-#![cfg(any(feature = "axum", feature = "actix-web"))]
 
-#[allow(dead_code)]
-mod http_support;
-#[allow(dead_code)]
-#[path = "../examples/increase_api/api.rs"]
-mod increase;
-
-use increase::app;
+use crate::increase::app;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_support::{
-    assert_error_shape, client_ip, for_each_framework, forged_token, tampered, DownTokenStore,
-    Framework, Reply, Server,
+use crate::support::down_store::DownTokenStore;
+use crate::support::server::{
+    assert_error_shape, client_ip, for_each_framework, forged_token, tampered, Framework, Reply,
+    Server,
 };
 use keycard::http::TrustedProxies;
 use keycard::{
@@ -78,9 +72,9 @@ async fn start_configured(
 async fn serve(framework: Framework, api: app::Api) -> Server {
     match framework {
         #[cfg(feature = "axum")]
-        Framework::Axum => Server::start(increase::axum_routes::router(api)).await,
+        Framework::Axum => Server::start(crate::increase::axum_routes::router(api)).await,
         #[cfg(feature = "actix-web")]
-        Framework::Actix => Server::start_actix(increase::actix_routes::configure(api)),
+        Framework::Actix => Server::start_actix(crate::increase::actix_routes::configure(api)),
     }
 }
 
@@ -167,7 +161,9 @@ async fn client_takes_auth_token_or_bearer(framework: Framework) {
     let app = start(framework).await;
     let token = app.login().await;
     assert_eq!(app.client(&token).await, (200, CLIENT.to_owned()));
-    let bearer = http_support::send(app.server.request("GET", "/client").bearer_auth(&token)).await;
+    let bearer =
+        crate::support::server::send(app.server.request("GET", "/client").bearer_auth(&token))
+            .await;
     assert_eq!(bearer.pair(), (200, CLIENT));
     assert_eq!(
         app.server.call("GET", "/client").await.pair(),
@@ -191,7 +187,8 @@ async fn logout_takes_query_or_bearer_too(framework: Framework) {
 
     let token = app.login().await;
     let reply =
-        http_support::send(app.server.request("DELETE", "/logout").bearer_auth(&token)).await;
+        crate::support::server::send(app.server.request("DELETE", "/logout").bearer_auth(&token))
+            .await;
     assert_eq!(reply.pair(), (200, LOGGED_OUT));
     assert_eq!(app.client(&token).await, (401, INVALID.to_owned()));
 
@@ -320,7 +317,7 @@ async fn bad_input_gets_a_json_answer_and_the_server_stays_up(framework: Framewo
         assert_error_shape(&s.json("POST", "/login", body).await, status, "error");
     }
     // The document speaks JSON only.
-    let form = http_support::send(
+    let form = crate::support::server::send(
         s.request("POST", "/login")
             .header("content-type", "application/x-www-form-urlencoded")
             .body("email=test%40increasecard.com&password=password"),
@@ -336,7 +333,7 @@ async fn bad_input_gets_a_json_answer_and_the_server_stays_up(framework: Framewo
         422,
         "error",
     );
-    let plain = http_support::send(
+    let plain = crate::support::server::send(
         s.request("DELETE", "/logout")
             .header("content-type", "text/plain")
             .body("token"),

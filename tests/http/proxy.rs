@@ -8,22 +8,12 @@
 //! behind a proxy appending only `X-Forwarded-For` every client chose its own address (a fresh
 //! `Forwarded: for=...` per guess escaped the per-address limits, and naming a victim's
 //! address locked the victim out). Now only the configured header is read.
-#![cfg(feature = "axum")]
-
-#[allow(dead_code)]
-#[path = "../examples/accounts_api/app.rs"]
-mod app;
-#[allow(dead_code)]
-#[path = "../examples/common/mod.rs"]
-mod common;
-#[allow(dead_code)]
-mod http_support;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_support::{client_from, send, Reply, Server};
+use crate::support::server::{client_from, send, Reply, Server};
 use keycard::http::{ClientIpHeader, SessionCookie, TrustedProxies};
 use keycard::{Argon2Hasher, MemoryThrottle, MemoryTokenStore, MemoryUserStore, UserRecord};
 use serde_json::json;
@@ -229,13 +219,14 @@ async fn relay(mut client: TcpStream, peer: IpAddr, upstream: SocketAddr, forwar
 async fn start(header: ClientIpHeader, forwarding: Forwarding) -> (Server, Proxy) {
     let users = Arc::new(MemoryUserStore::<UserRecord>::new());
     let day = Duration::from_secs(24 * 60 * 60);
-    let auth = app::authenticator(users.clone(), Arc::new(MemoryTokenStore::new()), day)
+    let auth = crate::app::authenticator(users.clone(), Arc::new(MemoryTokenStore::new()), day)
         .password_hasher(Argon2Hasher::insecure_for_tests())
         .throttle(MemoryThrottle::default())
         .build();
     let proxies: TrustedProxies = "127.0.0.1".parse().expect("proxy list");
-    let accounts = app::Accounts::new(auth, SessionCookie::default(), proxies.with_header(header));
-    let server = Server::start(app::router(accounts)).await;
+    let accounts =
+        crate::app::Accounts::new(auth, SessionCookie::default(), proxies.with_header(header));
+    let server = Server::start(crate::app::router(accounts)).await;
     let upstream: SocketAddr = server
         .url("")
         .trim_start_matches("http://")
@@ -340,7 +331,8 @@ async fn client_forwarding_headers_do_not_pick_its_address_behind_an_x_real_ip_p
 }
 
 /// The example servers' `--client-ip-header` reaches the `TrustedProxies` every example
-/// binary gets from `Args::trusted_proxies`.
+/// binary gets from `Args::trusted_proxies` (and sessions last a day unless `--session-ttl`
+/// says otherwise).
 #[test]
 fn the_client_ip_header_flag() {
     use clap::Parser as _;
@@ -353,9 +345,11 @@ fn the_client_ip_header_flag() {
             "--trusted-proxy",
             "127.0.0.1",
         ];
-        common::Args::try_parse_from(args.iter().chain(extra))
+        crate::common::Args::try_parse_from(args.iter().chain(extra))
     };
-    let default = parse(&[]).expect("valid arguments").trusted_proxies();
+    let default = parse(&[]).expect("valid arguments");
+    assert_eq!(default.session_ttl(), Duration::from_secs(86_400));
+    let default = default.trusted_proxies();
     assert_eq!(default.header(), &ClientIpHeader::XForwardedFor);
     assert_eq!(default.networks().len(), 2);
     for (flag, header) in [

@@ -1,16 +1,12 @@
 //! The tower adapter: `AuthLayer` in front of an axum router and in front of a plain tower
 //! service (as a hyper server would run it). Rejections never reach the inner service; a live
 //! token reaches it with the session (and the user) in the request's extensions.
-#![cfg(feature = "tower")]
-
-#[allow(dead_code)]
-mod adapter_support;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use adapter_support::{Fixture, EMAIL, PASSWORD};
+use crate::support::adapter::{Fixture, EMAIL, PASSWORD};
 use keycard::tower::AuthLayer;
 use keycard::{Authenticated, ClientInfo, Session, UserRecord};
 use tower::{Layer, ServiceExt};
@@ -123,7 +119,7 @@ async fn in_front_of_a_plain_service() {
 #[tokio::test]
 async fn a_store_outage_is_503_and_never_reaches_the_service() {
     let calls = Arc::new(AtomicUsize::new(0));
-    let service = AuthLayer::new(adapter_support::http_over_down_store())
+    let service = AuthLayer::new(crate::support::adapter::http_over_down_store())
         .layer(plain_service(Arc::clone(&calls)));
     let forged = keycard::Token::generate().expect("randomness");
     let res = service

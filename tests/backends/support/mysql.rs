@@ -1,7 +1,6 @@
 //! Shared helpers for the tests that need a MySQL or MariaDB server (`KEYCARD_MYSQL_URL`,
 //! default `mysql://root@127.0.0.1:3306/test`): tables with a unique suffix per test, dropped
 //! afterwards, and a clear failure (never a skip) when the server is not running.
-#![allow(dead_code)]
 
 use std::time::Duration;
 

@@ -1,21 +1,24 @@
 //! Shared helpers for the tests that need a PostgreSQL or Redis server: URLs from the
 //! environment, a unique namespace per run, cleanup, and a clear failure when the server is
 //! not running.
-#![allow(dead_code)]
 
 #[cfg(feature = "postgres")]
 use std::time::Duration;
 
 /// The PostgreSQL URL the tests use.
+#[cfg(feature = "postgres")]
 pub(crate) const POSTGRES_ENV: &str = "KEYCARD_POSTGRES_URL";
 /// The Redis URL the tests use.
+#[cfg(feature = "redis")]
 pub(crate) const REDIS_ENV: &str = "KEYCARD_REDIS_URL";
 
+#[cfg(feature = "postgres")]
 pub(crate) fn postgres_url() -> String {
     std::env::var(POSTGRES_ENV)
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
+#[cfg(feature = "redis")]
 pub(crate) fn redis_url() -> String {
     std::env::var(REDIS_ENV).unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
@@ -216,10 +219,12 @@ impl Drop for RedisPrefix {
 }
 
 /// The Redis Cluster node URLs the cluster tests use, comma-separated.
+#[cfg(feature = "redis")]
 pub(crate) const REDIS_CLUSTER_ENV: &str = "KEYCARD_REDIS_CLUSTER_URLS";
 
 /// The seed node URLs of the test Redis Cluster (default: the three loopback nodes
 /// `.ci/redis-cluster` starts).
+#[cfg(feature = "redis")]
 pub(crate) fn redis_cluster_urls() -> Vec<String> {
     std::env::var(REDIS_CLUSTER_ENV)
         .unwrap_or_else(|_| {
@@ -326,6 +331,7 @@ impl RedisClusterPrefix {
     }
 
     /// The keys under this prefix, on every master.
+    #[cfg(feature = "conformance")]
     pub(crate) fn keys(&self) -> Vec<String> {
         let mut keys: Vec<String> = self
             .keys_by_master()

@@ -1,11 +1,14 @@
-//! A token store whose backend is down, shared by the HTTP and adapter tests.
+//! A token store whose backend is down.
+//!
+//! `tests/http/support/down_store.rs` is the same store: two test binaries cannot share a module
+//! without `#[path]`, and these 40 lines are cheaper kept twice than bent into one.
 
 use async_trait::async_trait;
 use keycard::{Session, SessionId, StoreError, TokenStore, UserId};
 use time::OffsetDateTime;
 
 /// A token store whose backend is down: every call fails with `StoreError::Backend`. It tests
-/// how the adapter renders a store failure (503), not any real store.
+/// how keycard handles a store failure, not any real store.
 #[derive(Debug, Default)]
 pub(crate) struct DownTokenStore;
 

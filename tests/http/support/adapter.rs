@@ -1,6 +1,7 @@
 //! One contract for every framework adapter: the same requests, the same expected answers
 //! (statuses, `WWW-Authenticate`, `Cache-Control`, `Retry-After`, problem bodies), sent through
-//! each framework's real request pipeline by a [`Client`] the adapter's test provides.
+//! each framework's real request pipeline by a [`Client`] the adapter's test provides (axum and
+//! actix-web; the tower adapter's tests use the fixture only).
 //!
 //! The app under test serves, with [`StandardApi`] and tokens in `Authorization: Bearer` or the
 //! cookie `sid`:
@@ -12,13 +13,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-#[path = "../down_store/mod.rs"]
-mod down_store;
+use super::down_store::DownTokenStore;
 
-use down_store::DownTokenStore;
-
+#[cfg(any(feature = "axum", feature = "actix-web"))]
 use async_trait::async_trait;
-use keycard::http::{HttpAuth, SessionCookie, StandardApi, TokenSource};
+#[cfg(any(feature = "axum", feature = "actix-web"))]
+use keycard::http::SessionCookie;
+use keycard::http::{HttpAuth, StandardApi, TokenSource};
 use keycard::throttle::{Limit, ThrottleLimits};
 use keycard::{
     Argon2Hasher, Authenticator, ManualClock, MemoryThrottle, MemoryTokenStore, MemoryUserStore,
@@ -31,6 +32,7 @@ pub(crate) const IDLE: Duration = Duration::from_secs(30 * 60);
 /// The longest session a login may ask for ("remember me").
 pub(crate) const REMEMBERED: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
+#[cfg(any(feature = "axum", feature = "actix-web"))]
 /// A request, framework-neutral.
 #[derive(Debug, Clone)]
 pub(crate) struct Req {
@@ -40,6 +42,7 @@ pub(crate) struct Req {
     pub(crate) body: String,
 }
 
+#[cfg(any(feature = "axum", feature = "actix-web"))]
 impl Req {
     pub(crate) fn get(path: &str) -> Self {
         Self {
@@ -69,6 +72,7 @@ impl Req {
     }
 }
 
+#[cfg(any(feature = "axum", feature = "actix-web"))]
 /// A response, framework-neutral.
 #[derive(Debug)]
 pub(crate) struct Res {
@@ -77,6 +81,7 @@ pub(crate) struct Res {
     pub(crate) body: String,
 }
 
+#[cfg(any(feature = "axum", feature = "actix-web"))]
 impl Res {
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -102,6 +107,7 @@ impl Res {
     }
 }
 
+#[cfg(any(feature = "axum", feature = "actix-web"))]
 /// Sends a request through one framework's pipeline to the app under test.
 #[async_trait(?Send)]
 pub(crate) trait Client {
@@ -111,6 +117,8 @@ pub(crate) trait Client {
 /// The authenticator behind the app under test, and its clock.
 pub(crate) struct Fixture {
     pub(crate) auth: Authenticator<Arc<MemoryUserStore<UserRecord>>>,
+    /// Advanced by the contracts that run through a framework (axum, actix-web).
+    #[cfg(any(feature = "axum", feature = "actix-web"))]
     pub(crate) clock: ManualClock,
 }
 
@@ -132,7 +140,11 @@ impl Fixture {
         users
             .insert(UserRecord::new(7_i64, EMAIL, hash))
             .expect("a fresh store");
-        Self { auth, clock }
+        Self {
+            auth,
+            #[cfg(any(feature = "axum", feature = "actix-web"))]
+            clock,
+        }
     }
 
     /// The adapter configuration every app under test uses.
@@ -142,6 +154,7 @@ impl Fixture {
     }
 }
 
+#[cfg(any(feature = "axum", feature = "actix-web"))]
 /// Browser sessions: the default `__Host-session` cookie, and Bearer on the same routes.
 pub(crate) fn http_with_cookie(fixture: &Fixture) -> HttpAuth<UserRecord> {
     HttpAuth::new(fixture.auth.clone(), StandardApi).with_session_cookie(SessionCookie::default())
@@ -155,6 +168,7 @@ pub(crate) fn http_over_down_store() -> HttpAuth<UserRecord> {
     HttpAuth::new(auth, StandardApi).with_token_source(TokenSource::bearer().with_cookie("sid"))
 }
 
+#[cfg(any(feature = "axum", feature = "actix-web"))]
 /// Logs Ann in; returns the token.
 pub(crate) async fn login(client: &impl Client) -> String {
     let body = format!(r#"{{"email":"{EMAIL}","password":"{PASSWORD}"}}"#);
@@ -164,6 +178,7 @@ pub(crate) async fn login(client: &impl Client) -> String {
     res.json()["token"].as_str().expect("a token").to_owned()
 }
 
+#[cfg(any(feature = "axum", feature = "actix-web"))]
 /// Every rejection of the validating extractors, and what a valid token gets.
 pub(crate) async fn validation_contract(fixture: &Fixture, client: &impl Client) {
     // Missing: a bare challenge (RFC 6750 3.1).
@@ -201,6 +216,7 @@ pub(crate) async fn validation_contract(fixture: &Fixture, client: &impl Client)
         .assert_problem(401, "invalid_token");
 }
 
+#[cfg(any(feature = "axum", feature = "actix-web"))]
 /// `Option` of the user extractor: `None` without a token, the user with a live one; a bad
 /// token is a rejection where the framework lets the adapter say so (`bad_token_rejected`),
 /// `None` where its `Option` rule swallows every error (actix-web).
@@ -218,6 +234,7 @@ pub(crate) async fn optional_contract(client: &impl Client, bad_token_rejected: 
     }
 }
 
+#[cfg(any(feature = "axum", feature = "actix-web"))]
 /// Login and logout: bad bodies, throttling with `Retry-After`, idempotent logout.
 pub(crate) async fn login_logout_contract(client: &impl Client) {
     for (content_type, body, status) in [
@@ -268,6 +285,7 @@ pub(crate) async fn login_logout_contract(client: &impl Client) {
     assert!((1..=60).contains(&retry), "{retry}");
 }
 
+#[cfg(any(feature = "axum", feature = "actix-web"))]
 /// The cookie transport (an app configured with [`http_with_cookie`]): login sets the
 /// hardened cookie, a cookie-authenticated unsafe request must come from this origin, Bearer
 /// needs no such evidence, a cross-site login is refused, logout clears the cookie.
@@ -384,6 +402,7 @@ pub(crate) async fn cookie_contract(client: &impl Client) {
         .assert_problem(401, "invalid_token");
 }
 
+#[cfg(any(feature = "axum", feature = "actix-web"))]
 /// A token store that is down: 503, no detail, never cached.
 pub(crate) async fn outage_contract(client: &impl Client) {
     let forged = keycard::Token::generate().expect("randomness");

@@ -1,14 +1,7 @@
-//! Shared by the HTTP tests: serve an app on a loopback port (axum in the test's runtime, or
-//! actix-web with several workers on its own threads), send requests with a real HTTP client,
-//! and a token store whose backend is down.
+//! Serve an app on a loopback port (axum in the test's runtime, or actix-web with several
+//! workers on its own threads) and send requests to it with a real HTTP client.
 
 use std::net::{IpAddr, Ipv4Addr};
-
-#[path = "../down_store/mod.rs"]
-mod down_store;
-
-#[allow(unused_imports)] // not every test binary uses it
-pub(crate) use down_store::DownTokenStore;
 
 /// The web framework a test runs an example app on: each test body takes one, and
 /// [`for_each_framework!`] runs it on every framework enabled.
@@ -26,7 +19,6 @@ pub(crate) enum Framework {
 /// `axum::name` and a test `actix::name` (each when its feature is on) running that body on
 /// that framework. An optional leading `flavor = "..."` picks the tokio test flavor
 /// (`multi_thread` gets two worker threads).
-#[allow(unused_macros)]
 macro_rules! for_each_framework {
     (flavor = "multi_thread"; $($name:ident),* $(,)?) => {
         for_each_framework!(@mods (flavor = "multi_thread", worker_threads = 2); $($name),*);
@@ -40,7 +32,7 @@ macro_rules! for_each_framework {
             $(
                 #[tokio::test $args]
                 async fn $name() {
-                    super::$name(crate::http_support::Framework::Axum).await;
+                    super::$name(crate::support::server::Framework::Axum).await;
                 }
             )*
         }
@@ -49,13 +41,12 @@ macro_rules! for_each_framework {
             $(
                 #[tokio::test $args]
                 async fn $name() {
-                    super::$name(crate::http_support::Framework::Actix).await;
+                    super::$name(crate::support::server::Framework::Actix).await;
                 }
             )*
         }
     };
 }
-#[allow(unused_imports)]
 pub(crate) use for_each_framework;
 
 /// How a [`Server`] is stopped when dropped.
