@@ -1,7 +1,8 @@
 //! The validation cache's hit path against a plain in-memory validate, same run.
 //!
 //! `cargo bench --bench validation_cache` (add `--features redis,postgres` for the
-//! server-backed rows, which need the servers of `tests/redis.rs` and `tests/postgres.rs`).
+//! server-backed rows, which need the servers of `tests/backends/redis_store.rs` and
+//! `tests/backends/postgres.rs`).
 //! The requirement: a cached validate (a hit) costs at most 2x a `MemoryTokenStore` validate.
 
 use std::sync::Arc;

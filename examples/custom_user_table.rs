@@ -296,7 +296,8 @@ pub(crate) async fn demo(accounts: Accounts) -> Result<(), Box<dyn StdError + Se
     Ok(())
 }
 
+// `pub(crate)`: `tests/examples` runs it too, from this source.
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn StdError + Send + Sync>> {
+pub(crate) async fn main() -> Result<(), Box<dyn StdError + Send + Sync>> {
     demo(Accounts::open(None)?).await
 }

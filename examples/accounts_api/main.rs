@@ -11,6 +11,8 @@ mod app;
 mod axum_serve;
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../common/server.rs"]
+mod server;
 
 use clap::Parser;
 use keycard::http::SessionCookie;
@@ -35,15 +37,15 @@ struct AccountsArgs {
 #[tokio::main]
 async fn main() {
     let args = AccountsArgs::parse();
-    common::init_logging();
+    server::init_logging();
     if let Err(error) = run(args).await {
         eprintln!("accounts_api: {error}");
         std::process::exit(1);
     }
 }
 
-async fn run(args: AccountsArgs) -> Result<(), common::BoxError> {
-    let stores = common::open_stores(&args.common.store).await?;
+async fn run(args: AccountsArgs) -> Result<(), server::BoxError> {
+    let stores = server::open_stores(&args.common.store).await?;
     let auth = app::authenticator(
         stores.registry.clone(),
         stores.tokens.clone(),
@@ -51,7 +53,7 @@ async fn run(args: AccountsArgs) -> Result<(), common::BoxError> {
     )
     .throttle(stores.throttle.clone())
     .build();
-    let _expiry = auth.spawn_expiry_task(common::EXPIRY_INTERVAL);
+    let _expiry = auth.spawn_expiry_task(server::EXPIRY_INTERVAL);
     let cookie = if args.insecure_cookie {
         SessionCookie::default().insecure_for_local_development()
     } else {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use actix_web::web::ServiceConfig;
 use actix_web::{App, HttpServer};
 
-use crate::common::{shutdown_signal, BoxError};
+use crate::server::{shutdown_signal, BoxError};
 
 /// Serves the routes `configure` installs on `addr` (one `App` per worker, each configured
 /// the same way, sharing the authenticator and stores), prints the address it listens on, and

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use axum::Router;
 
-use crate::common::{shutdown_signal, BoxError};
+use crate::server::{shutdown_signal, BoxError};
 
 /// Serves `app` on `addr`, prints the address it listens on, and returns after Ctrl-C
 /// (or SIGTERM) once in-flight requests are done, printing `shut down`.

@@ -13,23 +13,25 @@ mod actix_serve;
 mod app;
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../common/server.rs"]
+mod server;
 
 use clap::Parser;
 
 fn main() {
     let args = common::Args::parse();
-    common::init_logging();
+    server::init_logging();
     if let Err(error) = actix_web::rt::System::new().block_on(run(args)) {
         eprintln!("increase_api_actix: {error}");
         std::process::exit(1);
     }
 }
 
-async fn run(args: common::Args) -> Result<(), common::BoxError> {
-    let stores = common::open_stores(&args.store).await?;
+async fn run(args: common::Args) -> Result<(), server::BoxError> {
+    let stores = server::open_stores(&args.store).await?;
     let auth = stores.authenticator(app::authenticator, args.session_ttl());
     stores.seed_user(app::demo_user(&auth).await?).await?;
-    let _expiry = auth.spawn_expiry_task(common::EXPIRY_INTERVAL);
+    let _expiry = auth.spawn_expiry_task(server::EXPIRY_INTERVAL);
     let api = app::Api::new(auth, args.trusted_proxies());
     actix_serve::serve(args.addr, actix_routes::configure(api)).await
 }

@@ -1,0 +1,13 @@
+//! The core: login, logout, validate, expire, the session lifecycle, token formats, abuse,
+//! the password policy and the HTTP mapping table, all over the in-memory stores. Needs no
+//! feature and no server: `cargo test --test core`.
+
+mod support;
+
+mod abuse;
+mod authenticator;
+mod http_mapping;
+mod lifecycle;
+mod password_blocklist;
+mod throttle_nist_cap;
+mod tokens;
