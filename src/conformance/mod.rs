@@ -47,6 +47,7 @@ use time::OffsetDateTime;
 
 use crate::{ClientInfo, Session, SessionId, StoreError, Token, TokenStore, UserId};
 
+pub mod one_time;
 pub mod throttle;
 pub mod users;
 

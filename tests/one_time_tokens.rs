@@ -1,0 +1,393 @@
+//! One-time tokens (issue 17's primitive): the conformance suite on every backend (memory,
+//! SQLite, PostgreSQL, MySQL / MariaDB, Redis, Redis Cluster), two instances over one store,
+//! no plain text at rest, and the `OneTimeTokens` API.
+//!
+//! The server-backed tests read `KEYCARD_POSTGRES_URL`, `KEYCARD_MYSQL_URL`,
+//! `KEYCARD_REDIS_URL` and `KEYCARD_REDIS_CLUSTER_URLS` (defaults: the loopback services of
+//! `.ci/run`), each in a namespace of its own (schema, table suffix, key prefix) removed
+//! afterwards. They fail with instructions, never skip, when a server is down.
+#![cfg(feature = "conformance")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keycard::conformance::one_time as suite;
+use keycard::one_time::{
+    Binding, MemoryOneTimeStore, OneTimeError, OneTimePurpose, OneTimeTokenStore, OneTimeTokens,
+    MAX_PAYLOAD_LEN, MAX_USER_ID_LEN,
+};
+use keycard::{ManualClock, MemoryUserStore, UserId, UserRecord};
+
+/// Panics with instructions: the server a test needs is not running. Tests never skip.
+#[allow(dead_code)]
+fn unreachable(server: &str, url: &str, env: &str, error: &dyn std::fmt::Debug) -> ! {
+    panic!(
+        "{server} is not reachable at {url}: {error:?}\n\
+         These tests need a running {server}: start it (`bash .ci/run` starts every service \
+         the tests use; `bash .ci/redis-cluster start` the Redis Cluster), or set {env} to \
+         the URL of one."
+    )
+}
+
+#[allow(dead_code)]
+fn unique(tag: &str) -> String {
+    format!("{tag}_{}_{:08x}", std::process::id(), rand::random::<u32>())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_store_keeps_the_contract() {
+    let store: Arc<dyn OneTimeTokenStore> = Arc::new(MemoryOneTimeStore::new());
+    suite::run_all(Arc::clone(&store)).await;
+    suite::two_instances(Arc::clone(&store), store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_store_keeps_the_contract_through_a_box() {
+    let boxed: Box<dyn OneTimeTokenStore> = Box::new(MemoryOneTimeStore::new());
+    suite::run_all(Arc::new(boxed)).await;
+}
+
+#[tokio::test]
+async fn a_full_memory_store_refuses_with_a_typed_error_then_recovers_after_expiry() {
+    let clock = ManualClock::default();
+    let store = Arc::new(MemoryOneTimeStore::with_capacity(3));
+    let tokens = OneTimeTokens::from_arc(store.clone()).with_clock(clock.clone());
+    let purpose = OneTimePurpose::EmailVerification;
+    for i in 0..3_i64 {
+        tokens
+            .issue(&UserId::from(i), &purpose, Binding::none(), None)
+            .await
+            .expect("room left");
+    }
+    let full = tokens
+        .issue(&UserId::from(9_i64), &purpose, Binding::none(), None)
+        .await;
+    match full {
+        Err(OneTimeError::CapacityExceeded(e)) => {
+            assert_eq!(e.capacity, 3);
+            assert!(e.to_string().contains("full"), "{e}");
+        }
+        other => panic!("expected CapacityExceeded, got {other:?}"),
+    }
+    assert_eq!(store.len(), 3, "a refused issue stores nothing");
+    // A user at the cap can still issue: the retirement makes room.
+    let capped = OneTimeTokens::from_arc(store.clone())
+        .with_clock(clock.clone())
+        .with_max_outstanding(1);
+    let again = capped
+        .issue(&UserId::from(0_i64), &purpose, Binding::none(), None)
+        .await
+        .expect("the retired token makes room");
+    assert_eq!(again.retired, 1);
+    // Once the tokens expire, issuing purges them and succeeds.
+    clock.advance(tokens.lifetime(&purpose));
+    tokens
+        .issue(&UserId::from(9_i64), &purpose, Binding::none(), None)
+        .await
+        .expect("expired tokens make room");
+    assert_eq!(store.len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The OneTimeTokens API
+
+#[tokio::test]
+async fn lifetimes_are_the_issue_defaults_and_configurable() {
+    let tokens = OneTimeTokens::new(MemoryOneTimeStore::new());
+    let minutes = |m: u64| Duration::from_secs(m * 60);
+    assert_eq!(tokens.lifetime(&OneTimePurpose::PasswordReset), minutes(30));
+    assert_eq!(tokens.lifetime(&OneTimePurpose::EmailSignIn), minutes(15));
+    assert_eq!(
+        tokens.lifetime(&OneTimePurpose::EmailVerification),
+        minutes(24 * 60)
+    );
+    assert_eq!(tokens.max_outstanding(), 3);
+    let tokens = tokens
+        .with_lifetime(OneTimePurpose::PasswordReset, minutes(5))
+        .with_lifetime(OneTimePurpose::PasswordReset, minutes(10))
+        .with_lifetime(OneTimePurpose::EmailSignIn, Duration::ZERO)
+        .with_max_outstanding(0);
+    assert_eq!(tokens.lifetime(&OneTimePurpose::PasswordReset), minutes(10));
+    assert_eq!(
+        tokens.lifetime(&OneTimePurpose::EmailSignIn),
+        Duration::from_secs(1)
+    );
+    assert_eq!(tokens.max_outstanding(), 1);
+
+    let clock = ManualClock::default();
+    let tokens = OneTimeTokens::new(MemoryOneTimeStore::new())
+        .with_clock(clock.clone())
+        .with_lifetime(OneTimePurpose::PasswordReset, minutes(10));
+    let user = UserId::from(1_i64);
+    let reset = OneTimePurpose::PasswordReset;
+    let issued = tokens
+        .issue(&user, &reset, Binding::none(), None)
+        .await
+        .expect("issue");
+    assert_eq!(issued.expires_at - clock.now_for_test(), minutes(10));
+    clock.advance(minutes(10) - Duration::from_millis(1));
+    tokens
+        .inspect(issued.token.expose_secret(), &reset)
+        .await
+        .expect("live until its expiry");
+    clock.advance(Duration::from_millis(1));
+    assert!(matches!(
+        tokens
+            .consume(issued.token.expose_secret(), &reset, &Binding::none())
+            .await,
+        Err(OneTimeError::Invalid)
+    ));
+    assert_eq!(tokens.purge_expired().await.expect("purge"), 1);
+}
+
+trait NowForTest {
+    fn now_for_test(&self) -> time::OffsetDateTime;
+}
+
+impl NowForTest for ManualClock {
+    fn now_for_test(&self) -> time::OffsetDateTime {
+        let now = keycard::Clock::now(self);
+        now.replace_microsecond(now.microsecond()).expect("valid")
+    }
+}
+
+#[tokio::test]
+async fn oversized_input_is_refused_before_the_store() {
+    let store = Arc::new(MemoryOneTimeStore::new());
+    let tokens = OneTimeTokens::from_arc(store.clone());
+    let purpose = OneTimePurpose::EmailChange;
+    let long_user = UserId::new("u".repeat(MAX_USER_ID_LEN + 1));
+    assert!(matches!(
+        tokens
+            .issue(&long_user, &purpose, Binding::none(), None)
+            .await,
+        Err(OneTimeError::UserIdTooLong {
+            max: MAX_USER_ID_LEN
+        })
+    ));
+    let payload = "p".repeat(MAX_PAYLOAD_LEN + 1);
+    assert!(matches!(
+        tokens
+            .issue(
+                &UserId::from(1_i64),
+                &purpose,
+                Binding::none(),
+                Some(&payload)
+            )
+            .await,
+        Err(OneTimeError::PayloadTooLong {
+            max: MAX_PAYLOAD_LEN
+        })
+    ));
+    assert!(store.is_empty());
+    let at_limit = "p".repeat(MAX_PAYLOAD_LEN);
+    let user = UserId::new("u".repeat(MAX_USER_ID_LEN));
+    let issued = tokens
+        .issue(&user, &purpose, Binding::none(), Some(&at_limit))
+        .await
+        .expect("at the limits");
+    let used = tokens
+        .consume(issued.token.expose_secret(), &purpose, &Binding::none())
+        .await
+        .expect("consume");
+    assert_eq!(used.payload.as_deref(), Some(at_limit.as_str()));
+    assert_eq!(used.user_id, user);
+}
+
+#[tokio::test]
+async fn any_string_is_refused_without_a_panic() {
+    let tokens = OneTimeTokens::new(MemoryOneTimeStore::new());
+    let issued = tokens
+        .issue(
+            &UserId::from(1_i64),
+            &OneTimePurpose::PasswordReset,
+            Binding::none(),
+            None,
+        )
+        .await
+        .expect("issue");
+    let real = issued.token.expose_secret();
+    let session = keycard::TokenFormat::prefixed("kcot_")
+        .expect("valid")
+        .generate()
+        .expect("rng");
+    let huge = "k".repeat(1 << 20);
+    for s in [
+        "",
+        "kcot_",
+        &real[..real.len() - 1],
+        &format!("{real} "),
+        &real.to_uppercase(),
+        session.expose_secret(),
+        &huge,
+        "\u{0}\u{feff}é🔑",
+    ] {
+        for purpose in [OneTimePurpose::PasswordReset, OneTimePurpose::EmailSignIn] {
+            assert!(matches!(
+                tokens.inspect(s, &purpose).await,
+                Err(OneTimeError::Invalid)
+            ));
+            assert!(matches!(
+                tokens.consume(s, &purpose, &Binding::none()).await,
+                Err(OneTimeError::Invalid)
+            ));
+        }
+    }
+    // The real one is still there.
+    tokens
+        .consume(real, &OneTimePurpose::PasswordReset, &Binding::none())
+        .await
+        .expect("untouched by the probes");
+}
+
+#[tokio::test]
+async fn issued_tokens_redact_their_secret_and_errors_say_what_to_do() {
+    let tokens = OneTimeTokens::new(MemoryOneTimeStore::new());
+    let issued = tokens
+        .issue(
+            &UserId::from(1_i64),
+            &OneTimePurpose::EmailSignIn,
+            Binding::none(),
+            None,
+        )
+        .await
+        .expect("issue");
+    let secret = &issued.token.expose_secret()[28..71];
+    let dbg = format!("{issued:?}");
+    assert!(!dbg.contains(secret), "{dbg}");
+    assert!(dbg.contains("[redacted]"), "{dbg}");
+    for e in [OneTimeError::Invalid, OneTimeError::Stale] {
+        assert!(e.to_string().contains("ask for a new one"), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn consume_for_user_binds_to_the_account_as_it_is_now() {
+    let users = MemoryUserStore::<UserRecord>::new();
+    users
+        .insert(UserRecord::new(1_i64, "ann@example.com", "$hash-1"))
+        .expect("new user");
+    users
+        .insert(UserRecord::new(2_i64, "bob@example.com", "$hash-1"))
+        .expect("new user");
+    let tokens = OneTimeTokens::new(MemoryOneTimeStore::new());
+    let reset = OneTimePurpose::PasswordReset;
+    let verify = OneTimePurpose::EmailVerification;
+    let ann = users
+        .find_by_id_for_test(&UserId::from(1_i64))
+        .await
+        .expect("ann");
+    let issue = |purpose: OneTimePurpose, user: UserRecord| {
+        let tokens = tokens.clone();
+        async move {
+            tokens
+                .issue(&user.id, &purpose, Binding::for_user(&purpose, &user), None)
+                .await
+                .expect("issue")
+                .token
+                .expose_secret()
+                .to_owned()
+        }
+    };
+    let t = issue(reset.clone(), ann.clone()).await;
+    let (consumed, user) = tokens
+        .consume_for_user(&t, &reset, &users)
+        .await
+        .expect("consume");
+    assert_eq!(
+        (consumed.user_id, user.email),
+        (ann.id.clone(), ann.email.clone())
+    );
+
+    // Reset tokens die with a password change; verification tokens do not.
+    let reset_token = issue(reset.clone(), ann.clone()).await;
+    let verify_token = issue(verify.clone(), ann.clone()).await;
+    users.set_password_hash_for_test(&ann.id, "$hash-2").await;
+    assert!(matches!(
+        tokens.consume_for_user(&reset_token, &reset, &users).await,
+        Err(OneTimeError::Stale)
+    ));
+    tokens
+        .consume_for_user(&verify_token, &verify, &users)
+        .await
+        .expect("verification survives a password change");
+
+    // A token of a deleted account is refused and spent.
+    let bob = users
+        .find_by_id_for_test(&UserId::from(2_i64))
+        .await
+        .expect("bob");
+    let bob_token = issue(reset.clone(), bob.clone()).await;
+    let others = MemoryUserStore::<UserRecord>::new();
+    assert!(matches!(
+        tokens.consume_for_user(&bob_token, &reset, &others).await,
+        Err(OneTimeError::Invalid)
+    ));
+    assert!(matches!(
+        tokens.consume_for_user(&bob_token, &reset, &users).await,
+        Err(OneTimeError::Invalid)
+    ));
+}
+
+/// Test-only conveniences over the user store trait.
+trait UserStoreExt {
+    async fn find_by_id_for_test(&self, id: &UserId) -> Option<UserRecord>;
+    async fn set_password_hash_for_test(&self, id: &UserId, phc: &str);
+}
+
+impl UserStoreExt for MemoryUserStore<UserRecord> {
+    async fn find_by_id_for_test(&self, id: &UserId) -> Option<UserRecord> {
+        keycard::UserStore::find_by_id(self, id)
+            .await
+            .expect("memory")
+    }
+    async fn set_password_hash_for_test(&self, id: &UserId, phc: &str) {
+        keycard::UserStore::set_password_hash(self, id, phc)
+            .await
+            .expect("memory");
+    }
+}
+
+#[tokio::test]
+async fn a_successful_reset_can_retire_every_other_reset_token() {
+    let tokens = OneTimeTokens::new(MemoryOneTimeStore::new());
+    let user = UserId::from(1_i64);
+    let reset = OneTimePurpose::PasswordReset;
+    let mut issued = Vec::new();
+    for _ in 0..3 {
+        issued.push(
+            tokens
+                .issue(&user, &reset, Binding::none(), None)
+                .await
+                .expect("issue"),
+        );
+    }
+    // A fourth retires the oldest.
+    let fourth = tokens
+        .issue(&user, &reset, Binding::none(), None)
+        .await
+        .expect("issue");
+    assert_eq!(fourth.retired, 1);
+    assert!(matches!(
+        tokens
+            .consume(issued[0].token.expose_secret(), &reset, &Binding::none())
+            .await,
+        Err(OneTimeError::Invalid)
+    ));
+    tokens
+        .consume(issued[1].token.expose_secret(), &reset, &Binding::none())
+        .await
+        .expect("the reset");
+    assert_eq!(tokens.retire_all(&user, &reset).await.expect("retire"), 2);
+    for t in [&issued[2], &fourth] {
+        assert!(matches!(
+            tokens
+                .consume(t.token.expose_secret(), &reset, &Binding::none())
+                .await,
+            Err(OneTimeError::Invalid)
+        ));
+    }
+}
