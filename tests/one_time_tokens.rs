@@ -391,3 +391,128 @@ async fn a_successful_reset_can_retire_every_other_reset_token() {
         ));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// No plain text at rest
+
+/// Checks a stored row, column by column: neither the token, nor its secret (as text or as
+/// raw bytes) appears anywhere, and the stored digest is SHA-256 of the prefix and secret.
+#[allow(dead_code)]
+fn assert_no_plain_text(columns: &[Vec<u8>], token: &str) {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let secret_text = &token[28..71];
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(secret_text)
+        .expect("the secret is base64url");
+    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    assert!(!columns.is_empty(), "the row was not found");
+    for (i, column) in columns.iter().enumerate() {
+        for (needle, what) in [
+            (token.as_bytes(), "the token"),
+            (secret_text.as_bytes(), "the secret as text"),
+            (secret.as_slice(), "the secret's bytes"),
+        ] {
+            assert!(
+                !contains(column, needle),
+                "column {i} of the stored row holds {what}"
+            );
+        }
+    }
+    let digest = sha2::Sha256::new()
+        .chain_update(b"kcot_")
+        .chain_update(&secret)
+        .finalize();
+    assert!(
+        columns.iter().any(|c| c.as_slice() == digest.as_slice()),
+        "the row keeps the SHA-256 digest of the secret"
+    );
+}
+
+/// Issues a token through `tokens` and returns its text.
+#[allow(dead_code)]
+async fn issue_one(tokens: &OneTimeTokens, user: &str) -> String {
+    tokens
+        .issue(
+            &UserId::new(user),
+            &OneTimePurpose::EmailChange,
+            Binding::of(&[b"state"]),
+            Some("new@example.com"),
+        )
+        .await
+        .expect("issue")
+        .token
+        .expose_secret()
+        .to_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// SQLite
+
+#[cfg(feature = "sqlite")]
+mod sqlite {
+    use super::*;
+    use keycard::sqlite::Sqlite;
+
+    async fn open(path: &std::path::Path) -> Sqlite {
+        let db = Sqlite::open(path).await.expect("open");
+        db.migrate().await.expect("migrate");
+        db
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite_store_keeps_the_contract() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = open(&dir.path().join("ott.db")).await;
+        suite::run_all(Arc::new(db.one_time_store())).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_handles_on_one_file_let_exactly_one_consume_win() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ott.db");
+        let a = open(&path).await;
+        let b = open(&path).await;
+        suite::two_instances(Arc::new(a.one_time_store()), Arc::new(b.one_time_store())).await;
+    }
+
+    #[tokio::test]
+    async fn a_renamed_table_works_and_bad_names_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = open(&dir.path().join("ott.db")).await;
+        assert!(db.one_time_store().with_table("x; DROP TABLE y").is_err());
+        let store = db.one_time_store().with_table("my_tokens").expect("valid");
+        store.migrate().await.expect("migrate");
+        store.migrate().await.expect("idempotent");
+        suite::issue_find_consume_once(&store).await;
+    }
+
+    #[tokio::test]
+    async fn the_file_holds_no_token_in_plain_text() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ott.db");
+        let db = open(&path).await;
+        let tokens = OneTimeTokens::new(db.one_time_store());
+        let token = issue_one(&tokens, "plain-text-check").await;
+        let conn = keycard::sqlite::driver::Connection::open(&path).expect("open");
+        let columns: Vec<Vec<u8>> = conn
+            .query_row(
+                "SELECT CAST(id AS BLOB), CAST(user_id AS BLOB), CAST(purpose AS BLOB), \
+                 secret_hash, binding, CAST(payload AS BLOB), CAST(created_at AS BLOB), \
+                 CAST(expires_at AS BLOB) FROM keycard_one_time_tokens",
+                [],
+                |row| (0..8).map(|i| row.get::<_, Vec<u8>>(i)).collect(),
+            )
+            .expect("one row");
+        assert_no_plain_text(&columns, &token);
+        // The whole file, journal included, does not hold it either.
+        drop(conn);
+        for entry in std::fs::read_dir(dir.path()).expect("dir") {
+            let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
+            assert!(
+                !bytes.windows(43).any(|w| w == &token.as_bytes()[28..71]),
+                "a database file holds the secret"
+            );
+        }
+    }
+}
