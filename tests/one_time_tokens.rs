@@ -516,3 +516,156 @@ mod sqlite {
         }
     }
 }
+
+/// Runs `cleanup` on a thread with a runtime of its own (a `Drop` runs inside the test's
+/// runtime, which cannot be blocked on).
+#[allow(dead_code)]
+fn clean_up<F, Fut>(what: &str, cleanup: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let done = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?
+            .block_on(cleanup())
+    })
+    .join();
+    match done {
+        Ok(Ok(())) => {}
+        other => eprintln!("could not clean up {what}: {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+    use keycard::postgres::{driver as sqlx, Postgres, PostgresOneTimeStore};
+
+    const ENV: &str = "KEYCARD_POSTGRES_URL";
+
+    /// A fresh schema, dropped with everything in it on drop.
+    struct Schema {
+        url: String,
+        name: String,
+    }
+
+    impl Schema {
+        async fn new() -> Self {
+            let url = std::env::var(ENV)
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+            if let Err(e) = Postgres::connect(&url).await {
+                unreachable("PostgreSQL", &url, ENV, &e);
+            }
+            Self {
+                url,
+                name: unique("keycard_ott"),
+            }
+        }
+
+        /// A store on a pool of its own over `schema.one_time`, migrated.
+        async fn store(&self) -> PostgresOneTimeStore {
+            let db = Postgres::connect(&self.url)
+                .await
+                .unwrap_or_else(|e| unreachable("PostgreSQL", &self.url, ENV, &e));
+            let store = db
+                .one_time_store()
+                .with_table(&format!("{}.one_time", self.name))
+                .expect("valid table name");
+            store.migrate().await.expect("migrate");
+            store
+        }
+    }
+
+    impl Drop for Schema {
+        fn drop(&mut self) {
+            let url = self.url.clone();
+            let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name);
+            clean_up(&self.name, move || async move {
+                let pool = sqlx::postgres::PgPool::connect(&url)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx::raw_sql(&sql)
+                    .execute(&pool)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                pool.close().await;
+                Ok(())
+            });
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres_store_keeps_the_contract() {
+        let schema = Schema::new().await;
+        suite::run_all(Arc::new(schema.store().await)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_pools_on_one_database_let_exactly_one_consume_win() {
+        let schema = Schema::new().await;
+        let (a, b) = (schema.store().await, schema.store().await);
+        suite::two_instances(Arc::new(a), Arc::new(b)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_issues_through_two_pools_keep_the_cap() {
+        let schema = Schema::new().await;
+        let a = OneTimeTokens::new(schema.store().await);
+        let b = OneTimeTokens::new(schema.store().await);
+        let user = UserId::new("capped");
+        let purpose = OneTimePurpose::PasswordReset;
+        let issues = (0..20).map(|i| {
+            let tokens = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let (user, purpose) = (user.clone(), purpose.clone());
+            tokio::spawn(async move {
+                tokens
+                    .issue(&user, &purpose, Binding::none(), None)
+                    .await
+                    .expect("issue")
+                    .token
+                    .expose_secret()
+                    .to_owned()
+            })
+        });
+        let mut live = 0;
+        let mut tokens = Vec::new();
+        for issue in issues {
+            tokens.push(issue.await.expect("task"));
+        }
+        for t in &tokens {
+            live += usize::from(a.inspect(t, &purpose).await.is_ok());
+        }
+        assert_eq!(
+            live, 3,
+            "20 concurrent issues must leave exactly the cap outstanding"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_table_holds_no_token_in_plain_text() {
+        let schema = Schema::new().await;
+        let store = schema.store().await;
+        let pool = store.pool().clone();
+        let token = issue_one(&OneTimeTokens::new(store), "plain-text-check").await;
+        let row = sqlx::query(&format!(
+            "SELECT convert_to(id, 'UTF8'), convert_to(user_id, 'UTF8'), \
+                 convert_to(purpose, 'UTF8'), secret_hash, binding, \
+                 convert_to(payload, 'UTF8'), convert_to(created_at::text, 'UTF8'), \
+                 convert_to(expires_at::text, 'UTF8') FROM \"{}\".one_time",
+            schema.name
+        ))
+        .fetch_one(&pool)
+        .await
+        .expect("one row");
+        let columns: Vec<Vec<u8>> = (0..8)
+            .map(|i| sqlx::Row::try_get(&row, i).expect("bytes"))
+            .collect();
+        assert_no_plain_text(&columns, &token);
+    }
+}
