@@ -669,3 +669,140 @@ mod postgres {
         assert_no_plain_text(&columns, &token);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// MySQL / MariaDB
+
+#[cfg(feature = "mysql")]
+mod mysql {
+    use super::*;
+    use keycard::mysql::{driver as sqlx, Mysql, MysqlOneTimeStore};
+
+    const ENV: &str = "KEYCARD_MYSQL_URL";
+
+    /// A table of one test, dropped (with its migration records) on drop.
+    struct Table {
+        url: String,
+        name: String,
+    }
+
+    impl Table {
+        async fn new() -> Self {
+            let url =
+                std::env::var(ENV).unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
+            match Mysql::connect(&url).await {
+                Ok(db) => {
+                    if let Err(e) = db.ping().await {
+                        unreachable("MySQL / MariaDB", &url, ENV, &e);
+                    }
+                }
+                Err(e) => unreachable("MySQL / MariaDB", &url, ENV, &e),
+            }
+            Self {
+                url,
+                name: unique("kc_ott"),
+            }
+        }
+
+        /// A store on a pool of its own over this table, migrated.
+        async fn store(&self) -> MysqlOneTimeStore {
+            let db = Mysql::connect(&self.url)
+                .await
+                .unwrap_or_else(|e| unreachable("MySQL / MariaDB", &self.url, ENV, &e));
+            let store = db.one_time_store().with_table(&self.name).expect("valid");
+            store.migrate().await.expect("migrate");
+            store
+        }
+    }
+
+    impl Drop for Table {
+        fn drop(&mut self) {
+            let (url, name) = (self.url.clone(), self.name.clone());
+            clean_up(&self.name, move || async move {
+                let pool = sqlx::mysql::MySqlPool::connect(&url)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx::raw_sql(&format!("DROP TABLE IF EXISTS `{name}`"))
+                    .execute(&pool)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx::query("DELETE FROM keycard_migrations WHERE target = ?")
+                    .bind(&name)
+                    .execute(&pool)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                pool.close().await;
+                Ok(())
+            });
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn mysql_store_keeps_the_contract() {
+        let table = Table::new().await;
+        suite::run_all(Arc::new(table.store().await)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_pools_on_one_database_let_exactly_one_consume_win() {
+        let table = Table::new().await;
+        let (a, b) = (table.store().await, table.store().await);
+        suite::two_instances(Arc::new(a), Arc::new(b)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_issues_through_two_pools_keep_the_cap() {
+        let table = Table::new().await;
+        let a = OneTimeTokens::new(table.store().await);
+        let b = OneTimeTokens::new(table.store().await);
+        let user = UserId::new("capped");
+        let purpose = OneTimePurpose::PasswordReset;
+        let issues: Vec<_> = (0..20)
+            .map(|i| {
+                let tokens = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let (user, purpose) = (user.clone(), purpose.clone());
+                tokio::spawn(async move {
+                    tokens
+                        .issue(&user, &purpose, Binding::none(), None)
+                        .await
+                        .expect("issue")
+                        .token
+                        .expose_secret()
+                        .to_owned()
+                })
+            })
+            .collect();
+        let mut tokens = Vec::new();
+        for issue in issues {
+            tokens.push(issue.await.expect("task"));
+        }
+        let mut live = 0;
+        for t in &tokens {
+            live += usize::from(a.inspect(t, &purpose).await.is_ok());
+        }
+        assert_eq!(
+            live, 3,
+            "20 concurrent issues must leave exactly the cap outstanding"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_table_holds_no_token_in_plain_text() {
+        let table = Table::new().await;
+        let store = table.store().await;
+        let pool = store.pool().clone();
+        let token = issue_one(&OneTimeTokens::new(store), "plain-text-check").await;
+        let row = sqlx::query(&format!(
+            "SELECT id, user_id, purpose, secret_hash, binding, CAST(payload AS BINARY), \
+             CAST(created_at AS BINARY), CAST(expires_at AS BINARY) FROM `{}`",
+            table.name
+        ))
+        .fetch_one(&pool)
+        .await
+        .expect("one row");
+        let columns: Vec<Vec<u8>> = (0..8)
+            .map(|i| sqlx::Row::try_get(&row, i).expect("bytes"))
+            .collect();
+        assert_no_plain_text(&columns, &token);
+    }
+}
