@@ -806,3 +806,215 @@ mod mysql {
         assert_no_plain_text(&columns, &token);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Redis and Redis Cluster
+
+#[cfg(feature = "redis")]
+mod redis {
+    use super::*;
+    use keycard::redis::driver::{self as redis, AsyncCommands};
+    use keycard::redis::{Redis, RedisOneTimeStore};
+
+    const ENV: &str = "KEYCARD_REDIS_URL";
+    const CLUSTER_ENV: &str = "KEYCARD_REDIS_CLUSTER_URLS";
+
+    fn url() -> String {
+        std::env::var(ENV).unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    }
+
+    fn cluster_urls() -> Vec<String> {
+        std::env::var(CLUSTER_ENV)
+            .unwrap_or_else(|_| {
+                "redis://127.0.0.1:7000,redis://127.0.0.1:7001,redis://127.0.0.1:7002".into()
+            })
+            .split(',')
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty())
+            .collect()
+    }
+
+    /// A key prefix of one test; its keys are deleted from every node on drop.
+    struct Prefix {
+        nodes: Vec<String>,
+        prefix: String,
+        cluster: bool,
+    }
+
+    impl Prefix {
+        async fn standalone() -> Self {
+            let url = url();
+            match Redis::connect(&url).await {
+                Ok(db) => {
+                    if let Err(e) = db.token_store().ping().await {
+                        unreachable("Redis", &url, ENV, &e);
+                    }
+                }
+                Err(e) => unreachable("Redis", &url, ENV, &e),
+            }
+            Self {
+                nodes: vec![url],
+                prefix: format!("{}:", unique("kc_ott")),
+                cluster: false,
+            }
+        }
+
+        async fn cluster() -> Self {
+            let urls = cluster_urls();
+            if let Err(e) = Redis::connect_cluster(&urls).await {
+                unreachable("Redis Cluster", &urls.join(","), CLUSTER_ENV, &e);
+            }
+            Self {
+                nodes: urls,
+                prefix: format!("{}:", unique("kc_ott")),
+                cluster: true,
+            }
+        }
+
+        /// A store over a connection of its own.
+        async fn store(&self) -> RedisOneTimeStore {
+            let db = if self.cluster {
+                Redis::connect_cluster(&self.nodes).await
+            } else {
+                Redis::connect(&self.nodes[0]).await
+            };
+            let db = db.unwrap_or_else(|e| unreachable("Redis", &self.nodes.join(","), ENV, &e));
+            assert_eq!(db.is_cluster(), self.cluster);
+            db.one_time_store().with_key_prefix(self.prefix.clone())
+        }
+
+        /// Every key under the prefix, with the node that holds it.
+        fn keys(&self) -> Vec<(String, String)> {
+            let mut found = Vec::new();
+            for node in &self.nodes {
+                let Ok(mut conn) =
+                    redis::Client::open(node.as_str()).and_then(|c| c.get_connection())
+                else {
+                    continue;
+                };
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(format!("{}*", self.prefix))
+                    .query(&mut conn)
+                    .unwrap_or_default();
+                found.extend(keys.into_iter().map(|k| (node.clone(), k)));
+            }
+            found
+        }
+    }
+
+    impl Drop for Prefix {
+        fn drop(&mut self) {
+            for (node, key) in self.keys() {
+                if let Ok(mut conn) =
+                    redis::Client::open(node.as_str()).and_then(|c| c.get_connection())
+                {
+                    let _ = redis::cmd("DEL").arg(&key).query::<()>(&mut conn);
+                }
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn redis_store_keeps_the_contract() {
+        let ns = Prefix::standalone().await;
+        let store = ns.store().await;
+        assert!(store.expires_natively());
+        suite::run_all(Arc::new(store)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_connections_let_exactly_one_consume_win() {
+        let ns = Prefix::standalone().await;
+        suite::two_instances(Arc::new(ns.store().await), Arc::new(ns.store().await)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn cluster_store_keeps_the_contract() {
+        let ns = Prefix::cluster().await;
+        suite::run_all(Arc::new(ns.store().await)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_cluster_connections_let_exactly_one_consume_win() {
+        let ns = Prefix::cluster().await;
+        suite::two_instances(Arc::new(ns.store().await), Arc::new(ns.store().await)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_users_keys_share_one_slot_and_tokens_expire_natively() {
+        let ns = Prefix::cluster().await;
+        let store = ns.store().await;
+        let tokens = OneTimeTokens::new(store.clone());
+        for user in ["ann", "bob"] {
+            for purpose in [
+                OneTimePurpose::PasswordReset,
+                OneTimePurpose::EmailVerification,
+            ] {
+                tokens
+                    .issue(&UserId::new(user), &purpose, Binding::none(), None)
+                    .await
+                    .expect("issue");
+            }
+        }
+        let keys = ns.keys();
+        assert_eq!(
+            keys.len(),
+            8,
+            "a token and an index per user and purpose: {keys:?}"
+        );
+        let mut conn = Redis::connect_cluster(&ns.nodes)
+            .await
+            .expect("cluster")
+            .connection();
+        for user in ["ann", "bob"] {
+            let mut slots = std::collections::HashSet::new();
+            for (_, key) in keys.iter().filter(|(_, k)| {
+                k.ends_with(&format!(":{user}"))
+                    || k.contains(&format!(
+                        "{{{:04x}}}:t:",
+                        keycard::one_time::shard_of(&UserId::new(user))
+                    ))
+            }) {
+                let slot: i64 = redis::cmd("CLUSTER")
+                    .arg("KEYSLOT")
+                    .arg(key)
+                    .query_async(&mut conn)
+                    .await
+                    .expect("keyslot");
+                slots.insert(slot);
+            }
+            assert_eq!(slots.len(), 1, "{user}'s keys must share one hash slot");
+        }
+        // Native expiry: the token key carries the token's expiry as a TTL.
+        let (_, token_key) = keys
+            .iter()
+            .find(|(_, k)| k.contains(":t:"))
+            .expect("a token key");
+        let ttl: i64 = conn.pttl(token_key).await.expect("pttl");
+        assert!(ttl > 0 && ttl <= 24 * 3600 * 1000, "ttl {ttl}");
+    }
+
+    #[tokio::test]
+    async fn the_hash_holds_no_token_in_plain_text() {
+        let ns = Prefix::standalone().await;
+        let tokens = OneTimeTokens::new(ns.store().await);
+        let token = issue_one(&tokens, "plain-text-check").await;
+        let keys = ns.keys();
+        let (_, key) = keys
+            .iter()
+            .find(|(_, k)| k.contains(":t:"))
+            .expect("the token key");
+        assert!(!key.contains(&token[28..71]), "the key names the secret");
+        let mut conn = redis::Client::open(url().as_str())
+            .and_then(|c| c.get_connection())
+            .expect("connect");
+        let fields: Vec<Vec<u8>> = redis::cmd("HGETALL")
+            .arg(key)
+            .query(&mut conn)
+            .expect("hgetall");
+        assert_no_plain_text(&fields, &token);
+        for (_, key) in &keys {
+            assert!(!key.contains(&token[28..71]), "a key names the secret");
+        }
+    }
+}

@@ -128,7 +128,8 @@ pub async fn duplicate_issue_is_refused(store: &dyn OneTimeTokenStore) {
     let who = user("dup");
     let (r, _) = record(&who, OneTimePurpose::EmailVerification, now, HOUR);
     store.issue(&r, 3, now).await.expect("issue");
-    let (other, _) = record(&user("dup-other"), OneTimePurpose::PasswordReset, now, HOUR);
+    // Another token of the same user (ids carry their user's shard), with the same id.
+    let (other, _) = record(&who, OneTimePurpose::PasswordReset, now, HOUR);
     let copy = OneTimeRecord { id: r.id, ..other };
     assert!(
         matches!(store.issue(&copy, 3, now).await, Err(StoreError::Duplicate)),
