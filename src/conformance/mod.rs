@@ -48,6 +48,8 @@ use time::OffsetDateTime;
 use crate::{ClientInfo, Session, SessionId, StoreError, Token, TokenStore, UserId};
 
 pub mod one_time;
+/// The one-time token store suite: [`one_time::run_all`].
+pub use one_time::run_all as one_time_store;
 pub mod throttle;
 pub mod users;
 
