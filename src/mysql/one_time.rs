@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sqlx::mysql::MySqlPool;
+use sha2::{Digest, Sha256};
+use sqlx::mysql::{MySql, MySqlConnection, MySqlPool};
+use sqlx::pool::PoolConnection;
+use sqlx::Connection as _;
 use time::OffsetDateTime;
 
 use super::migrate::{migrate, parse_table, quoted};
@@ -23,8 +26,11 @@ const MIGRATIONS: &[Migration] = &[Migration {
 /// How many expired tokens one purge statement deletes.
 const PURGE_BATCH: i64 = 1000;
 
-/// How many times an issue that lost a deadlock to a concurrent issue is retried.
+/// How many times an issue that InnoDB picked as a deadlock victim is retried.
 const DEADLOCK_RETRIES: usize = 5;
+
+/// How long an issue waits for a concurrent issue for the same user and purpose, in seconds.
+const LOCK_WAIT_SECS: i64 = 10;
 
 /// One-time tokens (password reset, email verification, sign-in links) in a MySQL or MariaDB
 /// table. Get one from [`Mysql::one_time_store`](super::Mysql::one_time_store).
@@ -42,10 +48,10 @@ const DEADLOCK_RETRIES: usize = 5;
 /// | `payload` | `TEXT` (`utf8mb4_bin`) `NULL` | the flow's data |
 /// | `created_at`, `expires_at` | `BIGINT` | Unix microseconds; `expires_at` indexed |
 ///
-/// No secret is stored. Issue is one transaction that first locks the user's tokens of the
-/// purpose (`SELECT ... FOR UPDATE`, which InnoDB extends to the gap where new ones would go),
-/// so concurrent issues for one user, from any instance, queue and keep the cap; an issue that
-/// InnoDB picks as a deadlock victim is retried. Consume reads the matching live row, then
+/// No secret is stored. Issue is one transaction (insert, delete the user's expired tokens of
+/// the purpose and those beyond the cap) run under a server-wide named lock of the user and
+/// purpose (`GET_LOCK`, a digest of table, user and purpose), so concurrent issues for one user,
+/// from any instance, queue and keep the cap; gap locks would make them deadlock instead. Consume reads the matching live row, then
 /// deletes it with the same conditions: the delete that removes the row is the one winner of
 /// any number of concurrent consumes. (MySQL has no `DELETE ... RETURNING`.)
 #[derive(Debug, Clone)]
@@ -91,8 +97,66 @@ impl MysqlOneTimeStore {
         migrate(&self.pool, &self.queries.table, MIGRATIONS).await
     }
 
+    /// The named lock (`GET_LOCK`) of one user's tokens of one purpose in this table: at most
+    /// 64 characters, so a digest.
+    fn lock_name(&self, user: &UserId, purpose: &OneTimePurpose) -> String {
+        let table = &self.queries.table;
+        let digest = Sha256::new()
+            .chain_update(b"keycard one-time issue\0")
+            .chain_update(table.schema.as_deref().unwrap_or("").as_bytes())
+            .chain_update(b"\0")
+            .chain_update(table.name.as_bytes())
+            .chain_update(b"\0")
+            .chain_update(purpose.name().as_bytes())
+            .chain_update(b"\0")
+            .chain_update(user.as_str().as_bytes())
+            .finalize();
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        format!("kc_ott_{hex}")
+    }
+
+    /// One issue, under the user's named lock (taken before the transaction begins, so its
+    /// reads see every issue that held the lock before).
     async fn try_issue(
         &self,
+        record: &OneTimeRecord,
+        max_outstanding: u32,
+        now: OffsetDateTime,
+    ) -> Result<u64, sqlx::Error> {
+        let lock = self.lock_name(&record.user_id, &record.purpose);
+        let mut conn = Locked {
+            conn: self.pool.acquire().await?,
+            held: false,
+        };
+        let locked: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
+            .bind(&lock)
+            .bind(LOCK_WAIT_SECS)
+            .fetch_one(&mut *conn.conn)
+            .await?;
+        if locked != Some(1) {
+            return Err(sqlx::Error::Protocol(format!(
+                "timed out after {LOCK_WAIT_SECS} s waiting for a concurrent one-time token issue (lock {lock})"
+            )));
+        }
+        conn.held = true;
+        let issued = self
+            .issue_locked(&mut conn.conn, record, max_outstanding, now)
+            .await;
+        let released = sqlx::query("SELECT RELEASE_LOCK(?)")
+            .bind(&lock)
+            .execute(&mut *conn.conn)
+            .await;
+        if released.is_ok() {
+            conn.held = false;
+        }
+        let retired = issued?;
+        released?;
+        Ok(retired)
+    }
+
+    async fn issue_locked(
+        &self,
+        conn: &mut MySqlConnection,
         record: &OneTimeRecord,
         max_outstanding: u32,
         now: OffsetDateTime,
@@ -100,12 +164,7 @@ impl MysqlOneTimeStore {
         let q = &self.queries;
         let id = record.id.to_string();
         let (user, purpose) = (record.user_id.as_str(), record.purpose.name());
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(&q.lock_user)
-            .bind(user)
-            .bind(purpose)
-            .fetch_all(&mut *tx)
-            .await?;
+        let mut tx = conn.begin().await?;
         sqlx::query(&q.insert)
             .bind(&id)
             .bind(user)
@@ -140,6 +199,22 @@ impl MysqlOneTimeStore {
         }
         tx.commit().await?;
         Ok(retired)
+    }
+}
+
+/// A pooled connection that may hold a named lock: if it is dropped still holding it (a
+/// failed release, a cancelled issue), it is closed rather than returned to the pool, which
+/// releases the lock.
+struct Locked {
+    conn: PoolConnection<MySql>,
+    held: bool,
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        if self.held {
+            self.conn.close_on_drop();
+        }
     }
 }
 
@@ -274,7 +349,6 @@ impl OneTimeTokenStore for MysqlOneTimeStore {
 #[derive(Debug)]
 struct Queries {
     table: TableName,
-    lock_user: String,
     insert: String,
     delete_expired_of: String,
     others_newest_first: String,
@@ -291,7 +365,6 @@ impl Queries {
         let t = quoted(&table);
         let matching = "id = ? AND purpose = ? AND secret_hash = ? AND expires_at > ?";
         Self {
-            lock_user: format!("SELECT id FROM {t} WHERE user_id = ? AND purpose = ? FOR UPDATE"),
             insert: format!("INSERT INTO {t} ({ONE_TIME_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
             delete_expired_of: format!(
                 "DELETE FROM {t} WHERE user_id = ? AND purpose = ? AND expires_at <= ?"
