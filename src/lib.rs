@@ -22,6 +22,7 @@ mod limits;
 #[cfg(feature = "mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub mod mysql;
+pub mod one_time;
 mod password;
 mod password_policy;
 #[cfg(feature = "postgres")]

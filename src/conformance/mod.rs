@@ -39,7 +39,7 @@
 //! Every check panics when the store breaks the contract or returns an error.
 //!
 //! One file per suite: `tokens` (the token store's single-caller checks and [`run_all`]),
-//! `races` (the token store under concurrency), [`users`] and [`throttle`].
+//! `races` (the token store under concurrency), [`users`], [`throttle`] and [`one_time`].
 
 use std::time::Duration;
 
@@ -47,6 +47,9 @@ use time::OffsetDateTime;
 
 use crate::{ClientInfo, Session, SessionId, Token, UserId};
 
+pub mod one_time;
+/// The one-time token store suite: [`one_time::run_all`].
+pub use one_time::run_all as one_time_store;
 mod races;
 pub mod throttle;
 mod tokens;

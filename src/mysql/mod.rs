@@ -9,8 +9,9 @@
 //! | sessions | [`MysqlTokenStore`] | `keycard_sessions` | `migrations/mysql/sessions_0001.sql` |
 //! | users | [`MysqlUserStore`] | `keycard_users` | `migrations/mysql/users_0001.sql` |
 //! | throttle | [`MysqlThrottle`] | `keycard_throttle` | `migrations/mysql/throttle_0001.sql` |
+//! | one-time tokens | [`MysqlOneTimeStore`] | `keycard_one_time_tokens` | `migrations/mysql/one_time_0001.sql` |
 //!
-//! [`Mysql::migrate`] creates or upgrades all three (versions recorded in
+//! [`Mysql::migrate`] creates or upgrades all four (versions recorded in
 //! `keycard_migrations`); each store's own `migrate` does one, for tables renamed with
 //! `with_table`. Times are stored as `BIGINT` Unix microseconds, so the server's time zone
 //! never matters; ids and emails are binary strings, compared byte for byte whatever the
@@ -43,11 +44,13 @@ use crate::throttle::ThrottleLimits;
 use crate::{Authenticator, AuthenticatorBuilder, StoreError};
 
 mod migrate;
+mod one_time;
 mod throttle;
 mod tokens;
 mod users;
 
 pub use crate::sql::InvalidTableName;
+pub use one_time::MysqlOneTimeStore;
 pub use throttle::MysqlThrottle;
 pub use tokens::MysqlTokenStore;
 pub use users::MysqlUserStore;
@@ -93,7 +96,7 @@ impl Mysql {
         &self.pool
     }
 
-    /// Creates or upgrades the default tables (sessions, users, throttle). Idempotent, and
+    /// Creates or upgrades the default tables (sessions, users, one-time tokens, throttle). Idempotent, and
     /// safe to run from several instances starting together: each table's migrations run
     /// under the server-wide named lock `keycard_migrations` (`GET_LOCK`), and the versions
     /// applied are recorded in `keycard_migrations`.
@@ -103,6 +106,7 @@ impl Mysql {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         self.token_store().migrate().await?;
         self.user_store().migrate().await?;
+        self.one_time_store().migrate().await?;
         self.throttle(ThrottleLimits::default()).migrate().await
     }
 
@@ -115,6 +119,12 @@ impl Mysql {
     /// The user store over `keycard_users` (rename it with [`MysqlUserStore::with_table`]).
     pub fn user_store(&self) -> MysqlUserStore {
         MysqlUserStore::new(self.pool.clone())
+    }
+
+    /// The one-time token store over `keycard_one_time_tokens` (rename it with
+    /// [`MysqlOneTimeStore::with_table`]).
+    pub fn one_time_store(&self) -> MysqlOneTimeStore {
+        MysqlOneTimeStore::new(self.pool.clone())
     }
 
     /// The throttle over `keycard_throttle` with `limits` (rename it with

@@ -9,8 +9,9 @@
 //! | [`Postgres::token_store`] | [`PostgresTokenStore`] | `keycard_sessions` |
 //! | [`Postgres::user_store`] | [`PostgresUserStore`] | `keycard_users` |
 //! | [`Postgres::throttle`] | [`PostgresThrottle`] | `keycard_throttle` |
+//! | [`Postgres::one_time_store`] | [`PostgresOneTimeStore`] | `keycard_one_time_tokens` |
 //! | [`Postgres::revocation_channel`] | [`PostgresRevocationChannel`] | `LISTEN/NOTIFY` on `keycard_revocations` |
-//! | [`Postgres::migrate`] | creates or upgrades the three tables | `keycard_migrations` |
+//! | [`Postgres::migrate`] | creates or upgrades the four tables | `keycard_migrations` |
 //!
 //! [`Postgres::authenticator`] builds an authenticator over them whose login throttle counts
 //! in the database: a user throttled through one instance is throttled on all of them.
@@ -37,11 +38,13 @@ use std::time::Duration;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Row as _;
 
+mod one_time;
 mod revocation;
 mod throttle;
 mod tokens;
 mod users;
 
+pub use one_time::PostgresOneTimeStore;
 pub use revocation::PostgresRevocationChannel;
 pub use throttle::PostgresThrottle;
 pub use tokens::PostgresTokenStore;
@@ -89,7 +92,7 @@ impl Postgres {
     }
 
     /// Creates or upgrades every table this backend keeps with its default name: sessions,
-    /// users and throttle (with its functions). Idempotent; each runs in one transaction under
+    /// users, one-time tokens and throttle (with its functions). Idempotent; each runs in one transaction under
     /// an advisory lock, so instances starting together do not race.
     ///
     /// # Errors
@@ -97,6 +100,7 @@ impl Postgres {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         self.token_store().migrate().await?;
         self.user_store().migrate().await?;
+        self.one_time_store().migrate().await?;
         self.throttle(ThrottleLimits::default()).migrate().await
     }
 
@@ -108,6 +112,11 @@ impl Postgres {
     /// The user store (table `keycard_users`), on this handle's pool.
     pub fn user_store(&self) -> PostgresUserStore {
         PostgresUserStore::new(self.pool.clone())
+    }
+
+    /// The one-time token store (table `keycard_one_time_tokens`), on this handle's pool.
+    pub fn one_time_store(&self) -> PostgresOneTimeStore {
+        PostgresOneTimeStore::new(self.pool.clone())
     }
 
     /// The login throttle (table `keycard_throttle`) with `limits`, on this handle's pool:

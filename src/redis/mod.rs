@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | [`Redis::token_store`] | [`RedisTokenStore`] | `keycard:*` |
 //! | [`Redis::throttle`] | [`RedisThrottle`] | `keycard:throttle:*` |
+//! | [`Redis::one_time_store`] | [`RedisOneTimeStore`] | `keycard:ott:*` |
 //! | [`Redis::revocation_channel`] | [`RedisRevocationChannel`] | pub/sub on `keycard:revocations` |
 //!
 //! There is no schema to create: keys appear on first use. Redis keeps no users: bring
@@ -32,11 +33,13 @@
 //! ```
 
 mod connection;
+mod one_time;
 mod revocation;
 mod throttle;
 mod tokens;
 
 pub use connection::RedisConnection;
+pub use one_time::RedisOneTimeStore;
 pub use revocation::RedisRevocationChannel;
 pub use throttle::RedisThrottle;
 pub use tokens::RedisTokenStore;
@@ -136,6 +139,11 @@ impl Redis {
     /// The token store (key prefix `keycard:`), on this handle's connection.
     pub fn token_store(&self) -> RedisTokenStore {
         RedisTokenStore::new(self.conn.clone())
+    }
+
+    /// The one-time token store (keys `keycard:ott:*`), on this handle's connection.
+    pub fn one_time_store(&self) -> RedisOneTimeStore {
+        RedisOneTimeStore::new(self.conn.clone())
     }
 
     /// The login throttle (key prefix `keycard:throttle:`) with `limits`, on this handle's

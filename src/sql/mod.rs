@@ -7,6 +7,8 @@ use std::net::IpAddr;
 
 use crate::{ClientInfo, SecretHash, SessionId, StoreError};
 
+pub(crate) mod one_time;
+
 /// A table name given to a SQL store was not a plain identifier.
 ///
 /// Table names are spliced into SQL (identifiers cannot be bound as parameters), so keycard

@@ -10,7 +10,8 @@
 //! | [`Sqlite::token_store`] | [`SqliteTokenStore`] | `keycard_sessions` |
 //! | [`Sqlite::user_store`] | [`SqliteUserStore`] | `keycard_users` |
 //! | [`Sqlite::throttle`] | [`SqliteThrottle`] | `keycard_throttle` |
-//! | [`Sqlite::migrate`] | creates or upgrades all three | `keycard_migrations` |
+//! | [`Sqlite::one_time_store`] | [`SqliteOneTimeStore`] | `keycard_one_time_tokens` |
+//! | [`Sqlite::migrate`] | creates or upgrades all four | `keycard_migrations` |
 //!
 //! [`Sqlite::authenticator`] builds an authenticator over the three: its login throttle
 //! counts in the file, so every process using the file sees the same counts.
@@ -35,12 +36,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 mod migrate;
+mod one_time;
 mod pool;
 mod throttle;
 mod tokens;
 mod users;
 
 pub(crate) use migrate::migrate;
+pub use one_time::SqliteOneTimeStore;
 pub use pool::SqliteOptions;
 pub(crate) use pool::{backend, Pool};
 pub use throttle::SqliteThrottle;
@@ -88,13 +91,15 @@ impl Sqlite {
     }
 
     /// Creates or upgrades every table this backend keeps with its default name: sessions,
-    /// users and throttle. Idempotent and safe to run from several processes at once.
+    /// users, one-time tokens and throttle. Idempotent and safe to run from several processes
+    /// at once.
     ///
     /// # Errors
     /// [`StoreError::Backend`] if a statement fails.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         self.token_store().migrate().await?;
         self.user_store().migrate().await?;
+        self.one_time_store().migrate().await?;
         self.throttle(ThrottleLimits::default()).migrate().await
     }
 
@@ -106,6 +111,11 @@ impl Sqlite {
     /// The user store (table `keycard_users`), on this handle's pool.
     pub fn user_store(&self) -> SqliteUserStore {
         SqliteUserStore::from_pool(Arc::clone(&self.pool))
+    }
+
+    /// The one-time token store (table `keycard_one_time_tokens`), on this handle's pool.
+    pub fn one_time_store(&self) -> SqliteOneTimeStore {
+        SqliteOneTimeStore::from_pool(Arc::clone(&self.pool))
     }
 
     /// The login throttle (table `keycard_throttle`) with `limits`, on this handle's pool:

@@ -1,5 +1,5 @@
-//! The stores and throttles on every backend: the `TokenStore`, `UserStore` and `Throttle`
-//! contract suites on memory, SQLite, PostgreSQL, MySQL / MariaDB, Redis and Redis Cluster;
+//! The stores and throttles on every backend: the `TokenStore`, `UserStore`, `Throttle` and
+//! `OneTimeTokenStore` contract suites on memory, SQLite, PostgreSQL, MySQL / MariaDB, Redis and Redis Cluster;
 //! each backend's own behaviour (migrations, purging, key layout); the backend handles; two
 //! instances over one database (`multi_instance`), a server going away and coming back
 //! (`outage`), per-user session caps, the validation cache and its revocation channels, and
@@ -32,6 +32,8 @@ mod handles;
 mod multi_instance;
 #[cfg(all(feature = "mysql", feature = "conformance"))]
 mod mysql;
+#[cfg(feature = "conformance")]
+mod one_time_tokens;
 #[cfg(any(feature = "postgres", feature = "redis", feature = "mysql"))]
 mod outage;
 #[cfg(all(feature = "postgres", feature = "conformance"))]
