@@ -20,6 +20,8 @@
 //! | `registration.refused` | WARN | `register` refused | `reason` (`invalid_email`, `input_too_long`, `weak_password`, `throttled`, `overloaded`, `email_taken`, `unavailable`, `internal`), `client_ip` |
 //! | `csrf.refused` | WARN | a request was refused as cross-site: an unsafe method authenticated by the session cookie, or a login, without same-origin evidence (see [`SessionCookie`]) | `check` (`cookie_token`, `login`), `method`, `origin` (the `Origin` or `Referer`'s `scheme://host[:port]`, `-` without either, `invalid` when unparsable), `client_ip` |
 //! | `tokens.invalid` | WARN | requests carried malformed, invalid or expired tokens; rate-limited (below) | `count` (failures since this address's last such event, this one included), `client_ip` |
+//! | `mail.dropped` | WARN | [`MailQueue::enqueue`] dropped a mail: its queue was full (the mail server is slow or down, or the queue too small) or its task had stopped | `reason` (`full`, `stopped`), `domain` (the recipient's domain only) |
+//! | `mail.failed` | WARN | [`MailQueue`] could not send a mail (after one retry if the server was unreachable or timed out) | `reason` (`invalid_address`, `rejected`, `unavailable`, `config`, `timeout`, `panicked`), `domain` |
 //! | `sessions.purged` | DEBUG | `expire` deleted sessions past their lifetime | `count` |
 //!
 //! `account` is the throttle's digest of the normalized email ([`ThrottleKey::account`]): it
@@ -36,6 +38,12 @@
 //! and at most 20 such events are emitted per second in all, so a flood of bad tokens, from
 //! one address or many, cannot flood the log.
 //!
+//! Mail events name the recipient's domain, never the address, the subject or a body (links in
+//! mail carry one-time tokens); the error of a failed send is logged apart, at WARN under the
+//! target `keycard::mail`.
+//!
+//! [`MailQueue::enqueue`]: crate::mail::MailQueue::enqueue
+//! [`MailQueue`]: crate::mail::MailQueue
 //! [`ThrottleKey::account`]: crate::throttle::ThrottleKey::account
 //! [`SessionCookie`]: crate::http::SessionCookie
 
@@ -159,4 +167,12 @@ pub(crate) fn csrf_refused(check: &str, method: &str, origin: &str, ip: Option<I
 
 pub(crate) fn tokens_invalid(count: u64, ip: Option<IpAddr>) {
     tracing::warn!(target: TARGET, event = "tokens.invalid", count, client_ip = %Ip(ip));
+}
+
+pub(crate) fn mail_dropped(reason: &str, domain: &str) {
+    tracing::warn!(target: TARGET, event = "mail.dropped", reason, domain);
+}
+
+pub(crate) fn mail_failed(reason: &str, domain: &str) {
+    tracing::warn!(target: TARGET, event = "mail.failed", reason, domain);
 }

@@ -19,6 +19,7 @@ mod error;
 mod hashing;
 pub mod http;
 mod limits;
+pub mod mail;
 #[cfg(feature = "mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub mod mysql;

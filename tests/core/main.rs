@@ -8,6 +8,7 @@ mod abuse;
 mod authenticator;
 mod http_mapping;
 mod lifecycle;
+mod mail;
 mod password_blocklist;
 mod throttle_nist_cap;
 mod tokens;
