@@ -13,7 +13,7 @@ use crate::user::normalize_email;
 pub enum EmailRejection {
     /// Nothing but whitespace.
     Empty,
-    /// Longer than [`MAX_EMAIL_LEN`] bytes once normalized.
+    /// Longer than [`MAX_EMAIL_LEN`] bytes, as typed or in canonical form.
     TooLong {
         /// The limit, in bytes.
         max: usize,
@@ -56,18 +56,23 @@ impl fmt::Display for EmailRejection {
 
 impl std::error::Error for EmailRejection {}
 
-/// Normalizes `email` ([`normalize_email`]) and checks that it can be an account's login:
-/// not empty, at most [`MAX_EMAIL_LEN`] bytes once normalized, no control characters, exactly
-/// one `@`, a plausible mail domain (at least two labels, no address literal), and valid
-/// address syntax (RFC 5322 / RFC 6531, checked by the `email_address` crate). Returns the
-/// normalized form, the one to store and to log in with.
+/// Checks that `email` can be an account's login and returns it trimmed, as typed: the
+/// address to store and to mail. Accounts are compared by its canonical form
+/// ([`normalize_email`]), which must pass the same checks.
+///
+/// The checks, on the trimmed address and on its canonical form: not empty, at most
+/// [`MAX_EMAIL_LEN`] bytes, no control characters, exactly one `@`, a plausible mail domain
+/// (at least two labels, no address literal), and valid address syntax (RFC 5322 / RFC 6531,
+/// checked by the `email_address` crate).
 ///
 /// It checks the shape only; whether mail reaches the address is for a verification mail to
 /// show.
 ///
 /// ```
-/// use keycard::{check_email, EmailRejection};
-/// assert_eq!(check_email("  Ann@Example.COM ").as_deref(), Ok("ann@example.com"));
+/// use keycard::{check_email, normalize_email, EmailRejection};
+/// // Kept as typed (trimmed): mail goes to what the user wrote.
+/// assert_eq!(check_email("  Ann@Example.COM ").as_deref(), Ok("Ann@Example.COM"));
+/// assert_eq!(normalize_email("Ann@Example.COM"), "ann@example.com");
 /// assert_eq!(check_email("   "), Err(EmailRejection::Empty));
 /// assert_eq!(check_email("not-an-email"), Err(EmailRejection::NotOneAt));
 /// assert_eq!(check_email("ann@localhost"), Err(EmailRejection::ImplausibleDomain));
@@ -75,23 +80,31 @@ impl std::error::Error for EmailRejection {}
 /// ```
 ///
 /// # Errors
-/// The first [`EmailRejection`] that applies, in the order above.
+/// The first [`EmailRejection`] that applies, in the order above (the trimmed address
+/// first, then its canonical form).
 pub fn check_email(email: &str) -> Result<String, EmailRejection> {
     // Refuse absurd input before doing any work proportional to it.
     if email.len() > MAX_EMAIL_LEN * 4 {
         return Err(EmailRejection::TooLong { max: MAX_EMAIL_LEN });
     }
-    let normalized = normalize_email(email);
-    if normalized.is_empty() {
+    let typed = email.trim();
+    check_shape(typed)?;
+    check_shape(&normalize_email(typed))?;
+    Ok(typed.to_owned())
+}
+
+/// The checks of [`check_email`] on one form of the address.
+fn check_shape(email: &str) -> Result<(), EmailRejection> {
+    if email.is_empty() {
         return Err(EmailRejection::Empty);
     }
-    if normalized.len() > MAX_EMAIL_LEN {
+    if email.len() > MAX_EMAIL_LEN {
         return Err(EmailRejection::TooLong { max: MAX_EMAIL_LEN });
     }
-    if normalized.chars().any(char::is_control) {
+    if email.chars().any(char::is_control) {
         return Err(EmailRejection::ControlCharacter);
     }
-    let Some((_, domain)) = normalized.split_once('@') else {
+    let Some((_, domain)) = email.split_once('@') else {
         return Err(EmailRejection::NotOneAt);
     };
     if domain.contains('@') {
@@ -106,8 +119,8 @@ pub fn check_email(email: &str) -> Result<String, EmailRejection> {
         allow_display_text: false,
         allow_long_local_parts: false,
     };
-    match EmailAddress::parse_with_options(&normalized, options) {
-        Ok(_) => Ok(normalized),
+    match EmailAddress::parse_with_options(email, options) {
+        Ok(_) => Ok(()),
         Err(_) => Err(EmailRejection::InvalidSyntax),
     }
 }
@@ -163,6 +176,32 @@ mod tests {
         assert_eq!(
             check_email("jöran.o'neil+tag@bücher.example").as_deref(),
             Ok("jöran.o'neil+tag@bücher.example")
+        );
+    }
+
+    #[test]
+    fn the_address_is_kept_as_typed_and_checked_in_both_forms() {
+        assert_eq!(
+            check_email(" \u{212A}im@Example.com\t").as_deref(),
+            Ok("\u{212A}im@Example.com")
+        );
+        assert_eq!(
+            check_email("K\u{131}m@example.com").as_deref(),
+            Ok("K\u{131}m@example.com")
+        );
+        // A fullwidth @ is an @ once canonical: two of them.
+        assert_eq!(
+            check_email("a\u{FF20}b@example.com"),
+            Err(EmailRejection::NotOneAt)
+        );
+        // U+FDF2, an Arabic ligature (3 bytes), is four letters (8 bytes) once canonical: the
+        // limit applies to the canonical form as well.
+        let label = "\u{FDF2}".repeat(20);
+        let expanding = format!("a@{}com", format!("{label}.").repeat(4));
+        assert!(expanding.len() <= MAX_EMAIL_LEN);
+        assert_eq!(
+            check_email(&expanding),
+            Err(EmailRejection::TooLong { max: MAX_EMAIL_LEN })
         );
     }
 

@@ -5,6 +5,7 @@
 #[cfg(feature = "actix-web")]
 #[cfg_attr(docsrs, doc(cfg(feature = "actix-web")))]
 pub mod actix_web;
+mod account_store;
 pub mod audit;
 mod authenticator;
 #[cfg(feature = "axum")]
@@ -76,13 +77,14 @@ pub use password_policy::{
     CommonPasswords, PasswordBlocklist, PasswordContext, PasswordList, PasswordPolicy,
     PasswordRejection, PasswordRule,
 };
+pub use account_store::{AccountStore, EmailChange};
 pub use registration::{NewUser, Registered, UserRegistry};
 pub use session::{ClientInfo, Session, SessionPolicy, SessionView};
 pub use store::{MemoryTokenStore, TokenStore};
 pub use throttle::{MemoryThrottle, Throttle};
 pub use token::{InvalidTokenPrefix, SecretHash, SessionId, Token, TokenFormat, TOKEN_LEN};
 pub use user::{
-    normalize_email, DuplicateUser, MemoryUserStore, SetPasswordHash, User, UserId,
+    normalize_email, DuplicateUser, MemoryUserStore, SetEmail, SetPasswordHash, User, UserId,
     UserIdTypeError, UserRecord, UserStore,
 };
 

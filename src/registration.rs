@@ -11,14 +11,16 @@ use crate::error::{Result, StoreError};
 use crate::user::{MemoryUserStore, UserId, UserRecord, UserStore};
 
 #[cfg(doc)]
-use crate::{authenticator::Authenticator, email::check_email};
+use crate::{authenticator::Authenticator, email::check_email, user::normalize_email};
 
-/// A user about to be created by [`Authenticator::register`]: the normalized email and the
-/// password's PHC hash. The store picks the id.
+/// A user about to be created by [`Authenticator::register`]: the email as typed (trimmed and
+/// checked) and the password's PHC hash. The store picks the id, and keeps the email with its
+/// canonical form ([`normalize_email`]) as the unique key; the new address is not verified.
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NewUser {
-    /// The login email, normalized and checked ([`check_email`]).
+    /// The login email as typed, trimmed and checked ([`check_email`]). Compare it by
+    /// [`normalize_email`].
     pub email: String,
     /// The password's hash, a PHC string.
     pub password_hash: String,
@@ -46,7 +48,7 @@ pub enum Registered<T> {
 /// A [`UserStore`] that can also create users, for [`Authenticator::register`].
 ///
 /// Implement it over your own user table with one atomic insert that fails on a taken email
-/// (a unique index on the normalized email column, `INSERT ... ON CONFLICT DO NOTHING`):
+/// (a unique index on the canonical email column, `INSERT ... ON CONFLICT DO NOTHING`):
 /// two concurrent registrations of one email must create one user. keycard's own stores
 /// implement it for [`UserRecord`], with a random 63-bit integer id.
 ///
@@ -71,8 +73,10 @@ pub enum Registered<T> {
 /// #[keycard::async_trait]
 /// impl UserRegistry for Accounts {
 ///     async fn create_user(&self, new: &NewUser) -> Result<Registered<Account>, StoreError> {
-///         // INSERT INTO accounts (email, password_hash) VALUES ($1, $2)
-///         //     ON CONFLICT (email) DO NOTHING RETURNING id
+///         // INSERT INTO accounts (email, email_key, password_hash) VALUES ($1, $2, $3)
+///         //     ON CONFLICT DO NOTHING RETURNING id
+///         let key = keycard::normalize_email(&new.email); // $2, the UNIQUE column
+///         # let _ = key;
 ///         let id = Some(7); // the returned id; `None` when the email was taken
 ///         Ok(match id {
 ///             Some(id) => Registered::Created(Account {
@@ -129,7 +133,11 @@ macro_rules! registry_of_records {
                     if $insert {
                         return Ok(Registered::Created($user));
                     }
-                    if $this.find_by_email(&new.email).await?.is_some() {
+                    if $this
+                        .find_by_email(&crate::user::normalize_email(&new.email))
+                        .await?
+                        .is_some()
+                    {
                         return Ok(Registered::EmailTaken);
                     }
                 }

@@ -8,6 +8,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use smol_str::{SmolStr, ToSmolStr};
+use time::OffsetDateTime;
+use unicode_normalization::UnicodeNormalization;
 
 use crate::error::StoreError;
 
@@ -167,7 +169,8 @@ impl From<u64> for UserId {
 pub trait User: Send + Sync + fmt::Debug {
     /// The user's identifier.
     fn id(&self) -> UserId;
-    /// The login email, as stored (normalized: trimmed and lowercase).
+    /// The address as stored, as the user typed it (trimmed); mail goes here; compare with
+    /// [`normalize_email`].
     fn email(&self) -> &str;
     /// The password hash as a PHC string (`$argon2id$v=19$...`).
     fn password_hash(&self) -> &str;
@@ -175,6 +178,11 @@ pub trait User: Send + Sync + fmt::Debug {
     /// `first_name`, `last_name`). Never include the password hash. Empty by default.
     fn profile(&self) -> Map<String, Value> {
         Map::new()
+    }
+    /// Whether the stored address was proven by a verification link; keycard's login refuses
+    /// unverified users only when the app asks for it. `false` by default.
+    fn email_verified(&self) -> bool {
+        false
     }
 }
 
@@ -224,8 +232,9 @@ pub trait User: Send + Sync + fmt::Debug {
 /// ```
 ///
 /// # Contract
-/// - Emails arrive normalized ([`normalize_email`]): match them exactly against emails
-///   stored in the same form.
+/// - Emails arrive in canonical form ([`normalize_email`]): match them exactly against the
+///   canonical form of the stored addresses (a column of its own, such as keycard's
+///   `email_key`), and return the user with the address as typed ([`User::email`]).
 /// - Return `Ok(None)` for an unknown user, never an error.
 /// - Errors mean the backend failed; the authenticator maps them to "unavailable".
 #[async_trait]
@@ -233,7 +242,7 @@ pub trait UserStore: Send + Sync + fmt::Debug {
     /// The user type this store returns.
     type User: User + Clone + 'static;
 
-    /// Finds a user by normalized email.
+    /// Finds a user by the canonical form of its email ([`normalize_email`]).
     ///
     /// # Errors
     /// A [`StoreError`] when the backend fails.
@@ -266,22 +275,50 @@ impl<S: UserStore + ?Sized> UserStore for std::sync::Arc<S> {
     }
 }
 
-/// The form in which emails are compared: surrounding whitespace trimmed, lowercase.
+/// The canonical form in which emails are compared: the key an account is found by.
+///
+/// Surrounding whitespace is trimmed, the text is put in Unicode normalization form NFKC,
+/// then lowercased (`str::to_lowercase`). Two addresses with the same canonical form are one
+/// account: registration says it is taken, login and a password reset find it.
+///
+/// - **NFKC folds compatibility look-alikes** into the letter they stand for: the Kelvin sign
+///   `K` (U+212A), fullwidth letters (`ａ`), ligatures (`ﬁ`) and decomposed accents
+///   (`e` + U+0301) are the same account as `k`, `a`, `fi` and `é`.
+/// - **Distinct letters stay distinct**: the dotless `ı` (U+0131), the Cyrillic `а` (U+0430)
+///   or the Greek `ο` are letters of their own, so `kım@example.com` is another account than
+///   `kim@example.com`. Nothing is folded into ASCII by an uppercase round trip (`ı` → `I` →
+///   `i`), the case-mapping collision behind GitHub's 2019 password-reset bug.
+/// - **Mail goes to the address as stored** ([`User::email`], what the user typed at
+///   registration), never to the spelling typed in a request: a reset asked for
+///   `\u{212A}im@example.com` is mailed to `kim@example.com`.
 ///
 /// ```
-/// assert_eq!(keycard::normalize_email("  Ann@Example.COM "), "ann@example.com");
+/// use keycard::normalize_email;
+/// assert_eq!(normalize_email("  Ann@Example.COM "), "ann@example.com");
+/// // The Kelvin sign is the letter K: one account.
+/// assert_eq!(normalize_email("\u{212A}im@example.com"), normalize_email("kim@example.com"));
+/// // The dotless i is another letter: another account.
+/// assert_ne!(normalize_email("k\u{131}m@example.com"), normalize_email("kim@example.com"));
+/// assert_ne!(normalize_email("K\u{131}M@example.com"), "kim@example.com");
 /// ```
 pub fn normalize_email(email: &str) -> String {
-    email.trim().to_lowercase()
+    let canonical = email.trim().nfkc().collect::<String>().to_lowercase();
+    // NFKC can turn an edge character into whitespace (U+00A8 is a space and a combining
+    // diaeresis): trim again, so that the canonical form of a canonical form is itself.
+    match canonical.trim() {
+        trimmed if trimmed.len() == canonical.len() => canonical,
+        trimmed => trimmed.to_owned(),
+    }
 }
 
-/// A plain user: id, email, PHC hash, first and last name. The row type of keycard's SQL user
-/// stores and the default of [`MemoryUserStore`].
+/// A plain user: id, email, PHC hash, first and last name, and when the email was verified.
+/// The row type of keycard's SQL user stores and the default of [`MemoryUserStore`].
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRecord {
     /// Identifier.
     pub id: UserId,
-    /// Normalized login email.
+    /// The login email as the user typed it (trimmed). Stores find it by its canonical form
+    /// ([`normalize_email`]).
     pub email: String,
     /// PHC password hash.
     pub password_hash: String,
@@ -289,17 +326,21 @@ pub struct UserRecord {
     pub first_name: String,
     /// Last name (may be empty).
     pub last_name: String,
+    /// When the address in `email` was proven by a verification link; `None` until then.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub email_verified_at: Option<OffsetDateTime>,
 }
 
 impl UserRecord {
-    /// A user with empty names; the email is normalized.
+    /// A user with empty names and an unverified email, kept as given but trimmed.
     pub fn new(id: impl Into<UserId>, email: &str, password_hash: impl Into<String>) -> Self {
         Self {
             id: id.into(),
-            email: normalize_email(email),
+            email: email.trim().to_owned(),
             password_hash: password_hash.into(),
             first_name: String::new(),
             last_name: String::new(),
+            email_verified_at: None,
         }
     }
 
@@ -320,6 +361,7 @@ impl fmt::Debug for UserRecord {
             .field("password_hash", &"[redacted]")
             .field("first_name", &self.first_name)
             .field("last_name", &self.last_name)
+            .field("email_verified_at", &self.email_verified_at)
             .finish()
     }
 }
@@ -340,6 +382,9 @@ impl User for UserRecord {
         m.insert("last_name".into(), Value::from(self.last_name.clone()));
         m
     }
+    fn email_verified(&self) -> bool {
+        self.email_verified_at.is_some()
+    }
 }
 
 /// An in-memory user store, for tests, examples and small apps. Users are read far more often
@@ -349,7 +394,8 @@ impl User for UserRecord {
 /// use keycard::{MemoryUserStore, UserRecord};
 /// let users = MemoryUserStore::new();
 /// users.insert(UserRecord::new(1_i64, "Ann@example.com", "$argon2id$..."))?;
-/// assert!(users.insert(UserRecord::new(2_i64, "ann@example.com", "x")).is_err());
+/// // Another spelling of the same address is the same account.
+/// assert!(users.insert(UserRecord::new(2_i64, "ann@EXAMPLE.com", "x")).is_err());
 /// # Ok::<(), keycard::DuplicateUser>(())
 /// ```
 #[derive(Debug)]
@@ -379,7 +425,7 @@ impl<T: User + Clone> MemoryUserStore<T> {
         }
     }
 
-    /// Adds a user, keyed by its normalized email.
+    /// Adds a user, keyed by the canonical form of its email ([`normalize_email`]).
     ///
     /// # Errors
     /// [`DuplicateUser`] if the email or the id is taken; the store is unchanged.
@@ -464,5 +510,135 @@ where
             user.set_password_hash(phc);
         }
         Ok(())
+    }
+}
+
+/// Lets [`MemoryUserStore`] replace the email inside a user value, for
+/// [`AccountStore`](crate::AccountStore).
+pub trait SetEmail {
+    /// Replaces the stored address (already trimmed).
+    fn set_email(&mut self, email: &str);
+    /// Sets when the stored address was verified (`None`: not verified).
+    fn set_email_verified_at(&mut self, at: Option<OffsetDateTime>);
+}
+
+impl SetEmail for UserRecord {
+    fn set_email(&mut self, email: &str) {
+        email.clone_into(&mut self.email);
+    }
+    fn set_email_verified_at(&mut self, at: Option<OffsetDateTime>) {
+        self.email_verified_at = at;
+    }
+}
+
+#[async_trait]
+impl<T> crate::AccountStore for MemoryUserStore<T>
+where
+    T: User + SetPasswordHash + SetEmail + Clone + 'static,
+    Self: crate::UserRegistry,
+{
+    async fn mark_email_verified(
+        &self,
+        id: &UserId,
+        email: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let key = normalize_email(email);
+        let mut users = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        let Users { by_email, email_of } = &mut *users;
+        if email_of.get(id) != Some(&key) {
+            return Ok(false);
+        }
+        let Some(user) = by_email.get_mut(&key) else {
+            return Ok(false);
+        };
+        if !user.email_verified() {
+            user.set_email_verified_at(Some(at));
+        }
+        Ok(true)
+    }
+
+    async fn change_email(
+        &self,
+        id: &UserId,
+        new_email: &str,
+        verified_at: OffsetDateTime,
+    ) -> Result<crate::EmailChange, StoreError> {
+        let new_email = new_email.trim();
+        let key = normalize_email(new_email);
+        let mut users = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        let Users { by_email, email_of } = &mut *users;
+        let Some(old_key) = email_of.get(id).cloned() else {
+            return Ok(crate::EmailChange::UnknownUser);
+        };
+        if key != old_key && by_email.contains_key(&key) {
+            return Ok(crate::EmailChange::Taken);
+        }
+        let Some(mut user) = by_email.remove(&old_key) else {
+            return Ok(crate::EmailChange::UnknownUser);
+        };
+        user.set_email(new_email);
+        user.set_email_verified_at(Some(verified_at));
+        by_email.insert(key.clone(), user);
+        email_of.insert(id.clone(), key);
+        Ok(crate::EmailChange::Changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_canonical_form_is_stable() {
+        // Canonicalising twice changes nothing, for every scalar value: a key looked up
+        // again (or re-derived from a stored key) is the same key.
+        // Planes 0 to 3 and 14 hold every assigned character (4 to 13 are unassigned, 15 and
+        // 16 private use).
+        let unstable: Vec<String> = (0..=0x3_FFFF_u32)
+            .chain(0xE_0000..=0xE_FFFF)
+            .filter_map(char::from_u32)
+            .flat_map(|c| [format!("{c}@example.com"), format!("a{c}b@example.com{c}")])
+            .filter(|raw| {
+                let once = normalize_email(raw);
+                normalize_email(&once) != once
+            })
+            .collect();
+        assert!(unstable.is_empty(), "{unstable:?}");
+    }
+
+    #[test]
+    fn look_alikes_fold_and_distinct_letters_do_not() {
+        let kim = normalize_email("kim@example.com");
+        for same in [
+            "\u{212A}im@example.com",
+            "KIM@EXAMPLE.COM",
+            " \u{FF2B}im@example.com\t",
+        ] {
+            assert_eq!(normalize_email(same), kim, "{same:?}");
+        }
+        assert_eq!(normalize_email("\u{FB01}n@example.com"), "fin@example.com");
+        assert_eq!(
+            normalize_email("zoe\u{308}@example.com"),
+            normalize_email("zo\u{EB}@example.com")
+        );
+        for other in [
+            "k\u{131}m@example.com",
+            "K\u{131}M@example.com",
+            "k\u{130}m@example.com",
+            "k\u{456}m@example.com",
+        ] {
+            assert_ne!(normalize_email(other), kim, "{other:?}");
+        }
+    }
+
+    #[test]
+    fn records_keep_the_address_as_typed() {
+        let user = UserRecord::new(1_i64, "  Ann@Example.COM ", "x");
+        assert_eq!(user.email(), "Ann@Example.COM");
+        assert!(!user.email_verified());
+        let json = r#"{"id":"1","email":"a@example.com","password_hash":"x","first_name":"","last_name":""}"#;
+        let old: UserRecord = serde_json::from_str(json).expect("a record without the new field");
+        assert_eq!(old.email_verified_at, None);
     }
 }

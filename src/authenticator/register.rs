@@ -8,6 +8,7 @@ use zeroize::Zeroizing;
 use super::{check_len, Authenticator, MAX_PASSWORD_LEN};
 use crate::audit;
 use crate::email::check_email;
+use crate::user::normalize_email;
 use crate::error::{Error, Field, Result};
 use crate::registration::{NewUser, Registered, UserRegistry};
 use crate::session::ClientInfo;
@@ -22,7 +23,7 @@ impl<U: UserRegistry> Authenticator<U> {
     /// (`client`, whose address bounds how often it may register).
     ///
     /// In order, before any hashing:
-    /// 1. the email is normalized and checked ([`check_email`]: not empty, at most
+    /// 1. the email is trimmed and checked ([`check_email`]: not empty, at most
     ///    [`MAX_EMAIL_LEN`](crate::MAX_EMAIL_LEN) bytes, no control characters, one `@`, a
     ///    plausible domain, valid syntax) and the password against the
     ///    [`PasswordPolicy`](crate::PasswordPolicy) (with the email as a context word);
@@ -105,7 +106,12 @@ impl<U: UserRegistry> Authenticator<U> {
         };
         inner.hashing.admit()?;
         self.count_registration(client.ip).await?;
-        if inner.users.find_by_email(&email).await?.is_some() {
+        if inner
+            .users
+            .find_by_email(&normalize_email(&email))
+            .await?
+            .is_some()
+        {
             return Err(Error::EmailTaken);
         }
         let password_hash = self.hash_password(password).await?;

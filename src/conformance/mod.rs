@@ -47,6 +47,7 @@ use time::OffsetDateTime;
 
 use crate::{ClientInfo, Session, SessionId, Token, UserId};
 
+mod accounts;
 pub mod one_time;
 /// The one-time token store suite: [`one_time::run_all`].
 pub use one_time::run_all as one_time_store;

@@ -61,6 +61,10 @@ use async_trait::async_trait;
 use futures_util::future::join_all;
 
 use super::joined;
+pub use super::accounts::{
+    change_email_moves_the_key, concurrent_email_changes, email_lookup_is_canonical,
+    mark_email_verified_needs_the_current_address, run_account_checks,
+};
 use crate::{normalize_email, MemoryUserStore, StoreError, User, UserId, UserRecord, UserStore};
 
 /// How the checks create users in the store under test.
@@ -70,8 +74,8 @@ use crate::{normalize_email, MemoryUserStore, StoreError, User, UserId, UserReco
 /// `PostgresUserStore` and `Arc`s of them.
 #[async_trait]
 pub trait SeedUsers: UserStore {
-    /// Inserts a new user with this email (already normalized: store it as given) and PHC
-    /// hash, and returns its id. The store chooses the id (a random text id, the next
+    /// Inserts a new user with this email (trimmed; store it as given, and key it by
+    /// [`normalize_email`] as registration would) and PHC hash, and returns its id. The store chooses the id (a random text id, the next
     /// integer of a sequence, a new UUID); it must be new.
     ///
     /// # Errors
@@ -396,9 +400,11 @@ pub async fn hostile_input_is_data<S: SeedUsers + ?Sized>(store: &S) {
         .unwrap_or_else(|e| panic!("set_password_hash of a 64 KiB id must succeed: {e}"));
 }
 
-/// Emails in unusual Unicode round-trip byte for byte and are found only in their own form:
-/// composed accents are not found by their decomposed or accent-free forms, a zero-width
-/// joiner or a right-to-left override is not ignored, and emoji and CJK are kept.
+/// Emails in unusual Unicode round-trip byte for byte and are found only by their own
+/// canonical form: composed accents are not found by their accent-free forms (their
+/// decomposed forms have the same canonical form, [`normalize_email`], so they find the same
+/// user), a zero-width joiner or a right-to-left override is not ignored, and emoji and CJK
+/// are kept.
 ///
 /// # Panics
 /// When the store breaks the contract or fails.
@@ -407,10 +413,7 @@ pub async fn unicode_round_trips<S: SeedUsers + ?Sized>(store: &S) {
     let cases: [(String, Vec<String>); 5] = [
         (
             format!("zoë.ñandú-{tag}@exämple.com"),
-            vec![
-                format!("zoe\u{308}.n\u{303}andu\u{301}-{tag}@exa\u{308}mple.com"),
-                format!("zoe.nandu-{tag}@example.com"),
-            ],
+            vec![format!("zoe.nandu-{tag}@example.com")],
         ),
         (
             format!("用户-{tag}@例子.广告"),
@@ -436,6 +439,13 @@ pub async fn unicode_round_trips<S: SeedUsers + ?Sized>(store: &S) {
         let by_email = found(store.find_by_email(&email).await, "find_by_email")
             .unwrap_or_else(|| panic!("a user with email {email:?} must be found"));
         assert_user(&by_email, &id, &email, &hash, "unicode email");
+        if raw.starts_with("zo") {
+            let decomposed =
+                normalize_email(&format!("zoe\u{308}.n\u{303}andu\u{301}-{tag}@exa\u{308}mple.com"));
+            let user = found(store.find_by_email(&decomposed).await, "find_by_email")
+                .unwrap_or_else(|| panic!("the decomposed form of {email:?} must find its user"));
+            assert_user(&user, &id, &email, &hash, "decomposed accents");
+        }
         for variant in variants {
             let variant = normalize_email(variant);
             assert_none(
@@ -622,7 +632,7 @@ impl Race {
 }
 
 /// Seeds a user, panicking on failure.
-async fn seed<S: SeedUsers + ?Sized>(store: &S, email: &str, hash: &str) -> UserId {
+pub(super) async fn seed<S: SeedUsers + ?Sized>(store: &S, email: &str, hash: &str) -> UserId {
     store
         .seed_user(email, hash)
         .await
@@ -630,12 +640,12 @@ async fn seed<S: SeedUsers + ?Sized>(store: &S, email: &str, hash: &str) -> User
 }
 
 /// Unwraps a lookup, panicking with the operation's name on error.
-fn found<T>(result: Result<Option<T>, StoreError>, what: &str) -> Option<T> {
+pub(super) fn found<T>(result: Result<Option<T>, StoreError>, what: &str) -> Option<T> {
     result.unwrap_or_else(|e| panic!("{what} failed: {e} ({e:?})"))
 }
 
 /// Asserts a lookup found nobody (and did not fail).
-fn assert_none<T: std::fmt::Debug>(result: Result<Option<T>, StoreError>, what: &str, probe: &str) {
+pub(super) fn assert_none<T: std::fmt::Debug>(result: Result<Option<T>, StoreError>, what: &str, probe: &str) {
     let shown: String = probe.chars().take(80).collect();
     match result {
         Ok(None) => {}
@@ -667,7 +677,7 @@ fn email(check: &str) -> String {
 }
 
 /// A fresh, unique PHC-shaped hash (the store treats it as opaque text).
-fn phc(tag: &str) -> String {
+pub(super) fn phc(tag: &str) -> String {
     format!(
         "$argon2id$v=19$m=19456,t=2,p=1${tag}${:032x}",
         rand::random::<u128>()
@@ -675,6 +685,6 @@ fn phc(tag: &str) -> String {
 }
 
 /// A fresh text id, for stores that take the id they are given.
-fn fresh_text_id() -> UserId {
+pub(super) fn fresh_text_id() -> UserId {
     UserId::new(format!("conformance-user-{:016x}", rand::random::<u64>()))
 }

@@ -42,11 +42,19 @@ pub(crate) fn sibling(table: &TableName, other: &str) -> String {
     }
 }
 
-/// Fills a migration template: `{table}` is the quoted table, `{name}` its bare name.
+/// Fills a migration template: `{table}` is the quoted table, `{name}` its bare name,
+/// `{database}` its database as an SQL string (`'database'`, or `DATABASE()` for the
+/// connection's), for `information_schema` queries. Identifiers are plain, so nothing needs
+/// escaping.
 fn render(table: &TableName, template: &str) -> String {
+    let database = table
+        .schema
+        .as_ref()
+        .map_or_else(|| "DATABASE()".to_owned(), |d| format!("'{d}'"));
     template
         .replace("{table}", &quoted(table))
         .replace("{name}", &table.name)
+        .replace("{database}", &database)
 }
 
 /// Applies the migrations of `table` not yet recorded in `keycard_migrations` (in the same
@@ -140,9 +148,11 @@ mod tests {
         assert_eq!(quoted(&t), "`auth`.`sessions`");
         assert_eq!(sibling(&t, "x"), "`auth`.`x`");
         assert_eq!(
-            render(&t, "{table} `{name}_idx`"),
-            "`auth`.`sessions` `sessions_idx`"
+            render(&t, "{table} `{name}_idx` {database}"),
+            "`auth`.`sessions` `sessions_idx` 'auth'"
         );
+        let bare = parse_table("sessions").expect("valid");
+        assert_eq!(render(&bare, "{database}"), "DATABASE()");
         assert!(parse_table(&"a".repeat(52)).is_ok());
         assert!(parse_table(&"a".repeat(53)).is_err());
         assert!(parse_table("a`b").is_err());

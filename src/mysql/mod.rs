@@ -169,6 +169,14 @@ fn is_duplicate(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// Whether `e` is InnoDB picking this transaction as a deadlock victim (SQLSTATE 40001).
+fn is_deadlock(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("40001"))
+}
+
+/// How many times a statement that InnoDB picked as a deadlock victim is retried.
+const DEADLOCK_RETRIES: usize = 5;
+
 /// Text stored in a binary column.
 fn text(bytes: Vec<u8>) -> Result<String, StoreError> {
     String::from_utf8(bytes).map_err(StoreError::corrupt)

@@ -10,7 +10,7 @@ use sqlx::Connection as _;
 use time::OffsetDateTime;
 
 use super::migrate::{migrate, parse_table, quoted};
-use super::{error, is_duplicate, text};
+use super::{error, is_deadlock, is_duplicate, text, DEADLOCK_RETRIES};
 use crate::one_time::{OneTimeId, OneTimePurpose, OneTimeRecord, OneTimeTokenStore};
 use crate::sql::one_time::{keep_others, OneTimeRow, ONE_TIME_COLUMNS};
 use crate::sql::{InvalidTableName, Migration, TableName};
@@ -25,9 +25,6 @@ const MIGRATIONS: &[Migration] = &[Migration {
 
 /// How many expired tokens one purge statement deletes.
 const PURGE_BATCH: i64 = 1000;
-
-/// How many times an issue that InnoDB picked as a deadlock victim is retried.
-const DEADLOCK_RETRIES: usize = 5;
 
 /// How long an issue waits for a concurrent issue for the same user and purpose, in seconds.
 const LOCK_WAIT_SECS: i64 = 10;
@@ -243,11 +240,6 @@ fn decode(row: Tuple) -> Result<OneTimeRecord, StoreError> {
         expires_at: from_micros(expires_at)?,
     }
     .into_record()
-}
-
-/// Whether `e` is InnoDB picking this transaction as a deadlock victim (SQLSTATE 40001).
-fn is_deadlock(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("40001"))
 }
 
 #[async_trait]

@@ -2,30 +2,41 @@
 
 use async_trait::async_trait;
 use sqlx::postgres::PgPool;
+use time::OffsetDateTime;
 
 use super::{connect_pool, error, migrate};
 use crate::sql::{InvalidTableName, Migration, Placeholders, TableName, UserQueries};
-use crate::{normalize_email, StoreError, UserId, UserRecord, UserStore};
+use crate::{normalize_email, AccountStore, EmailChange, StoreError, UserId, UserRecord, UserStore};
 
 /// The schema changes of the users table, in order.
-const USER_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../../migrations/postgres/users_0001.sql"),
-}];
+const USER_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../../migrations/postgres/users_0001.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../../migrations/postgres/users_0002.sql"),
+    },
+];
 
 /// Users in a PostgreSQL table, for apps and examples that need no user code of their own.
 ///
-/// The table (default `keycard_users`, optionally schema-qualified) is created by
-/// [`migrate`](Self::migrate); its schema ships in `migrations/postgres/users_0001.sql`:
+/// The table (default `keycard_users`, optionally schema-qualified) is created and upgraded
+/// by [`migrate`](Self::migrate); its schema ships in `migrations/postgres/users_0001.sql` and
+/// `users_0002.sql`:
 ///
 /// | column | type | |
 /// |---|---|---|
 /// | `id` | `TEXT PRIMARY KEY` | [`UserId`] |
-/// | `email` | `TEXT UNIQUE` | normalized with [`normalize_email`] |
+/// | `email` | `TEXT UNIQUE` | the address as typed (trimmed); mail goes here |
+/// | `email_key` | `TEXT NOT NULL UNIQUE` | [`normalize_email`] of `email`; lookups match it |
 /// | `password_hash` | `TEXT` | PHC string (`$argon2id$...`) |
 /// | `first_name`, `last_name` | `TEXT` | default `''` |
+/// | `email_verified_at` | `TIMESTAMPTZ`, nullable | when the address was verified |
 ///
-/// Rows you write yourself must store the email normalized, or logins will not find them.
+/// Rows you write yourself must set `email_key` to [`normalize_email`] of the address, or
+/// logins will not find them. It is also an [`AccountStore`].
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), keycard::StoreError> {
@@ -88,7 +99,7 @@ impl PostgresUserStore {
         migrate(&self.pool, &self.queries.table, USER_MIGRATIONS).await
     }
 
-    /// Inserts `user` unless a user with the same id or (normalized) email exists, in which
+    /// Inserts `user` unless a user with the same id or canonical email exists, in which
     /// case nothing changes. Returns whether it inserted. Use it to seed a demo user on every
     /// start: concurrent calls from several instances are safe.
     ///
@@ -97,10 +108,12 @@ impl PostgresUserStore {
     pub async fn insert_if_absent(&self, user: &UserRecord) -> Result<bool, StoreError> {
         let done = sqlx::query(&self.queries.insert_if_absent)
             .bind(user.id.as_str())
+            .bind(user.email.trim())
             .bind(normalize_email(&user.email))
             .bind(&user.password_hash)
             .bind(&user.first_name)
             .bind(&user.last_name)
+            .bind(user.email_verified_at)
             .execute(&self.pool)
             .await
             .map_err(error)?;
@@ -108,15 +121,77 @@ impl PostgresUserStore {
     }
 }
 
-type UserTuple = (String, String, String, String, String);
+type UserTuple = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<OffsetDateTime>,
+);
 
-fn into_user((id, email, password_hash, first_name, last_name): UserTuple) -> UserRecord {
+fn into_user(row: UserTuple) -> UserRecord {
+    let (id, email, password_hash, first_name, last_name, email_verified_at) = row;
     UserRecord {
         id: UserId::new(id),
         email,
         password_hash,
         first_name,
         last_name,
+        email_verified_at,
+    }
+}
+
+#[async_trait]
+impl AccountStore for PostgresUserStore {
+    async fn mark_email_verified(
+        &self,
+        id: &UserId,
+        email: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        // PostgreSQL text cannot hold NUL: no stored id or address has one.
+        if id.as_str().contains('\0') || email.contains('\0') {
+            return Ok(false);
+        }
+        let done = sqlx::query(&self.queries.mark_email_verified)
+            .bind(id.as_str())
+            .bind(normalize_email(email))
+            .bind(at)
+            .execute(&self.pool)
+            .await
+            .map_err(error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn change_email(
+        &self,
+        id: &UserId,
+        new_email: &str,
+        verified_at: OffsetDateTime,
+    ) -> Result<EmailChange, StoreError> {
+        if id.as_str().contains('\0') {
+            return Ok(EmailChange::UnknownUser);
+        }
+        if new_email.contains('\0') {
+            return Err(StoreError::backend(
+                "the new email contains a NUL character, which PostgreSQL text cannot hold; \
+                 check addresses with keycard::check_email before changing to them",
+            ));
+        }
+        let done = sqlx::query(&self.queries.change_email)
+            .bind(id.as_str())
+            .bind(new_email.trim())
+            .bind(normalize_email(new_email))
+            .bind(verified_at)
+            .execute(&self.pool)
+            .await;
+        match done {
+            Ok(done) if done.rows_affected() == 0 => Ok(EmailChange::UnknownUser),
+            Ok(_) => Ok(EmailChange::Changed),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Ok(EmailChange::Taken),
+            Err(e) => Err(error(e)),
+        }
     }
 }
 

@@ -237,33 +237,49 @@ impl SessionQueries {
     }
 }
 
-/// The statements of the SQL user stores, over the documented `users` table.
+/// The statements of the SQL user stores, over the documented `users` table. Rows are
+/// selected as [`USER_COLUMNS`]; `email_key` is the canonical form of `email`.
 #[derive(Debug)]
 pub(crate) struct UserQueries {
     pub(crate) table: TableName,
+    /// `id, email, email_key, password_hash, first_name, last_name, email_verified_at`.
     pub(crate) insert_if_absent: String,
+    /// By `email_key`.
     pub(crate) by_email: String,
     pub(crate) by_id: String,
+    /// `id`, `phc`.
     pub(crate) set_password_hash: String,
+    /// `id`, `email_key`, `at`: sets `email_verified_at` unless set.
+    pub(crate) mark_email_verified: String,
+    /// `id`, `email`, `email_key`, `verified_at`.
+    pub(crate) change_email: String,
 }
 
-const USER_COLUMNS: &str = "id, email, password_hash, first_name, last_name";
+/// The users table's columns, in the order every select reads them.
+pub(crate) const USER_COLUMNS: &str =
+    "id, email, password_hash, first_name, last_name, email_verified_at";
 
 impl UserQueries {
     pub(crate) fn new(table: TableName, placeholders: Placeholders) -> Self {
         let t = table.quoted();
         let p = |n| placeholders.nth(n);
-        let values = (1..=5).map(p).collect::<Vec<_>>().join(", ");
+        let values = (1..=7).map(p).collect::<Vec<_>>().join(", ");
+        let (p1, p2, p3, p4) = (p(1), p(2), p(3), p(4));
         Self {
             insert_if_absent: format!(
-                "INSERT INTO {t} ({USER_COLUMNS}) VALUES ({values}) ON CONFLICT DO NOTHING"
+                "INSERT INTO {t} (id, email, email_key, password_hash, first_name, last_name, \
+                 email_verified_at) VALUES ({values}) ON CONFLICT DO NOTHING"
             ),
-            by_email: format!("SELECT {USER_COLUMNS} FROM {t} WHERE email = {}", p(1)),
-            by_id: format!("SELECT {USER_COLUMNS} FROM {t} WHERE id = {}", p(1)),
-            set_password_hash: format!(
-                "UPDATE {t} SET password_hash = {} WHERE id = {}",
-                p(2),
-                p(1)
+            by_email: format!("SELECT {USER_COLUMNS} FROM {t} WHERE email_key = {p1}"),
+            by_id: format!("SELECT {USER_COLUMNS} FROM {t} WHERE id = {p1}"),
+            set_password_hash: format!("UPDATE {t} SET password_hash = {p2} WHERE id = {p1}"),
+            mark_email_verified: format!(
+                "UPDATE {t} SET email_verified_at = COALESCE(email_verified_at, {p3}) \
+                 WHERE id = {p1} AND email_key = {p2}"
+            ),
+            change_email: format!(
+                "UPDATE {t} SET email = {p2}, email_key = {p3}, email_verified_at = {p4} \
+                 WHERE id = {p1}"
             ),
             table,
         }

@@ -5,30 +5,41 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension, Row};
+use time::OffsetDateTime;
 
 use super::{backend, migrate, Pool, SqliteOptions};
 use crate::sql::{InvalidTableName, Migration, Placeholders, TableName, UserQueries};
-use crate::{normalize_email, StoreError, UserId, UserRecord, UserStore};
+use crate::time_codec::{from_micros, to_micros};
+use crate::{normalize_email, AccountStore, EmailChange, StoreError, UserId, UserRecord, UserStore};
 
 /// The schema changes of the users table, in order.
-const USER_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../../migrations/sqlite/users_0001.sql"),
-}];
+const USER_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../../migrations/sqlite/users_0001.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../../migrations/sqlite/users_0002.sql"),
+    },
+];
 
 /// Users in a SQLite file, for apps and examples that need no user code of their own.
 ///
-/// The table (default `keycard_users`) is created by [`migrate`](Self::migrate); its schema
-/// ships in `migrations/sqlite/users_0001.sql`:
+/// The table (default `keycard_users`) is created and upgraded by [`migrate`](Self::migrate);
+/// its schema ships in `migrations/sqlite/users_0001.sql` and `users_0002.sql`:
 ///
 /// | column | type | |
 /// |---|---|---|
 /// | `id` | `TEXT PRIMARY KEY` | [`UserId`] |
-/// | `email` | `TEXT UNIQUE` | normalized with [`normalize_email`] |
+/// | `email` | `TEXT UNIQUE` | the address as typed (trimmed); mail goes here |
+/// | `email_key` | `TEXT`, unique index | [`normalize_email`] of `email`; lookups match it |
 /// | `password_hash` | `TEXT` | PHC string (`$argon2id$...`) |
 /// | `first_name`, `last_name` | `TEXT` | default `''` |
+/// | `email_verified_at` | `INTEGER` (Unix µs), nullable | when the address was verified |
 ///
-/// Rows you write yourself must store the email normalized, or logins will not find them.
+/// Rows you write yourself must set `email_key` to [`normalize_email`] of the address, or
+/// logins will not find them. It is also an [`AccountStore`].
 /// Lookups by id and email take the same path as session lookups (on the calling thread, a
 /// few microseconds), so [`Authenticator::validate`](crate::Authenticator::validate) over two
 /// SQLite stores costs two primary-key reads and no thread hop.
@@ -109,7 +120,7 @@ impl SqliteUserStore {
             .await
     }
 
-    /// Inserts `user` unless a user with the same id or (normalized) email exists, in which
+    /// Inserts `user` unless a user with the same id or canonical email exists, in which
     /// case nothing changes. Returns whether it inserted. Use it to seed a demo user on every
     /// start.
     ///
@@ -124,10 +135,12 @@ impl SqliteUserStore {
                     .and_then(|mut st| {
                         st.execute(params![
                             user.id.as_str(),
+                            user.email.trim(),
                             normalize_email(&user.email),
                             user.password_hash,
                             user.first_name,
                             user.last_name,
+                            user.email_verified_at.map(to_micros),
                         ])
                     })
                     .map(|n| n == 1)
@@ -178,12 +191,76 @@ impl UserStore for SqliteUserStore {
     }
 }
 
+#[async_trait]
+impl AccountStore for SqliteUserStore {
+    async fn mark_email_verified(
+        &self,
+        id: &UserId,
+        email: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let q = Arc::clone(&self.queries);
+        let (id, key) = (id.as_str().to_owned(), normalize_email(email));
+        self.pool
+            .run(move |conn| {
+                conn.prepare_cached(&q.mark_email_verified)
+                    .and_then(|mut st| st.execute(params![id, key, to_micros(at)]))
+                    .map(|n| n == 1)
+                    .map_err(backend)
+            })
+            .await
+    }
+
+    async fn change_email(
+        &self,
+        id: &UserId,
+        new_email: &str,
+        verified_at: OffsetDateTime,
+    ) -> Result<EmailChange, StoreError> {
+        let q = Arc::clone(&self.queries);
+        let id = id.as_str().to_owned();
+        let (email, key) = (new_email.trim().to_owned(), normalize_email(new_email));
+        self.pool
+            .run(move |conn| {
+                let changed = conn.prepare_cached(&q.change_email).and_then(|mut st| {
+                    st.execute(params![id, email, key, to_micros(verified_at)])
+                });
+                match changed {
+                    Ok(0) => Ok(EmailChange::UnknownUser),
+                    Ok(_) => Ok(EmailChange::Changed),
+                    Err(e) if is_unique_violation(&e) => Ok(EmailChange::Taken),
+                    Err(e) => Err(backend(e)),
+                }
+            })
+            .await
+    }
+}
+
+/// Whether `e` is a `UNIQUE` index refusing a row (here: another user's address).
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+}
+
 fn read_user(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
+    let verified_at = row
+        .get::<_, Option<i64>>(5)?
+        .map(|micros| {
+            from_micros(micros).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    5,
+                    rusqlite::types::Type::Integer,
+                    Box::new(e),
+                )
+            })
+        })
+        .transpose()?;
     Ok(UserRecord {
         id: UserId::new(row.get::<_, String>(0)?),
         email: row.get(1)?,
         password_hash: row.get(2)?,
         first_name: row.get(3)?,
         last_name: row.get(4)?,
+        email_verified_at: verified_at,
     })
 }

@@ -57,4 +57,6 @@ mod throttle_redis;
 mod user_store_conformance;
 #[cfg(all(feature = "postgres", feature = "conformance"))]
 mod user_store_postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod users_email_key;
 mod validation_cache;

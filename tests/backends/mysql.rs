@@ -30,6 +30,7 @@ async fn mysql_user_store_keeps_the_contract() {
     let tables = MyTables::new().await;
     let store = Arc::new(tables.user_store().await);
     users::run_all(&*store).await;
+    users::run_account_checks(&*store).await;
     users::concurrent_tasks(store).await;
 }
 
@@ -120,6 +121,7 @@ async fn migrate_is_idempotent_and_safe_to_run_concurrently() {
         (tables.table("sessions"), 1),
         (tables.table("throttle"), 1),
         (tables.table("users"), 1),
+        (tables.table("users"), 2),
     ];
     expected.sort();
     assert_eq!(versions, expected);

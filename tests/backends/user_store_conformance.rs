@@ -1,6 +1,7 @@
-//! The `UserStore` contract suite (`keycard::conformance::users`) run against every user
-//! store keycard ships that needs no server: memory and SQLite. PostgreSQL runs it in
-//! `user_store_postgres`; the custom-table example in `tests/examples/custom_user_table.rs`.
+//! The `UserStore` contract suite (`keycard::conformance::users`, with its `AccountStore`
+//! checks) run against every user store keycard ships that needs no server: memory and
+//! SQLite. PostgreSQL runs it in `user_store_postgres`, MySQL in `mysql`; the custom-table
+//! example in `tests/examples/custom_user_table.rs`.
 
 use std::sync::Arc;
 
@@ -11,6 +12,8 @@ use keycard::{MemoryUserStore, UserRecord};
 async fn memory_user_store_keeps_the_contract() {
     let store = Arc::new(MemoryUserStore::<UserRecord>::new());
     users::run_all(&*store).await;
+    users::run_account_checks(&*store).await;
+    users::run_account_checks(&store).await;
     users::concurrent_tasks(store).await;
 }
 
@@ -41,6 +44,7 @@ mod sqlite {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Arc::new(open(&dir, "keycard_users").await);
         users::run_all(&*store).await;
+        users::run_account_checks(&*store).await;
         users::concurrent_tasks(store).await;
     }
 
@@ -51,12 +55,23 @@ mod sqlite {
             Arc::new(open(&dir, "other_users").await);
         users::run_all(&*store).await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_user_store_keeps_the_account_contract_in_another_table() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = open(&dir, "other_users").await;
+        users::run_account_checks(&store).await;
+    }
 }
 
 /// Stores that break one promise each: the suite must notice.
 mod broken {
     use super::*;
-    use keycard::{StoreError, UserId, UserStore};
+    use keycard::{
+        normalize_email, AccountStore, EmailChange, NewUser, Registered, StoreError, User,
+        UserId, UserRegistry, UserStore,
+    };
+    use time::OffsetDateTime;
 
     #[derive(Debug, Clone, Copy)]
     enum Flaw {
@@ -70,6 +85,10 @@ mod broken {
         LooseIds,
         /// `find_by_email` folds `é` to `e`, like an accent-insensitive collation.
         FoldsAccents,
+        /// The address is stored in canonical form instead of as typed.
+        StoresCanonical,
+        /// `mark_email_verified` ignores the address it is given.
+        VerifiesAnyAddress,
     }
 
     #[derive(Debug)]
@@ -119,7 +138,43 @@ mod broken {
     #[keycard::async_trait]
     impl SeedUsers for Broken {
         async fn seed_user(&self, email: &str, hash: &str) -> Result<UserId, StoreError> {
-            self.inner.seed_user(email, hash).await
+            match self.flaw {
+                Flaw::StoresCanonical => self.inner.seed_user(&normalize_email(email), hash).await,
+                _ => self.inner.seed_user(email, hash).await,
+            }
+        }
+    }
+
+    #[keycard::async_trait]
+    impl UserRegistry for Broken {
+        async fn create_user(&self, new: &NewUser) -> Result<Registered<UserRecord>, StoreError> {
+            self.inner.create_user(new).await
+        }
+    }
+
+    #[keycard::async_trait]
+    impl AccountStore for Broken {
+        async fn mark_email_verified(
+            &self,
+            id: &UserId,
+            email: &str,
+            at: OffsetDateTime,
+        ) -> Result<bool, StoreError> {
+            match self.flaw {
+                Flaw::VerifiesAnyAddress => match self.inner.find_by_id(id).await? {
+                    Some(user) => self.inner.mark_email_verified(id, user.email(), at).await,
+                    None => Ok(false),
+                },
+                _ => self.inner.mark_email_verified(id, email, at).await,
+            }
+        }
+        async fn change_email(
+            &self,
+            id: &UserId,
+            new_email: &str,
+            at: OffsetDateTime,
+        ) -> Result<EmailChange, StoreError> {
+            self.inner.change_email(id, new_email, at).await
         }
     }
 
@@ -190,7 +245,21 @@ mod broken {
     }
 
     #[tokio::test]
+    #[should_panic(expected = "User::email must return the address as typed")]
+    async fn a_store_keeping_only_the_canonical_form_is_caught() {
+        users::email_lookup_is_canonical(&broken(Flaw::StoresCanonical)).await;
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "mark_email_verified with another address must answer false")]
+    async fn a_verification_of_another_address_is_caught() {
+        users::mark_email_verified_needs_the_current_address(&broken(Flaw::VerifiesAnyAddress))
+            .await;
+    }
+
+    #[tokio::test]
     async fn an_honest_store_passes_every_check() {
         users::run_all(&broken(Flaw::LikeMatch).inner).await;
+        users::run_account_checks(&broken(Flaw::LikeMatch)).await;
     }
 }

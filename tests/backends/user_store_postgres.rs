@@ -14,6 +14,7 @@ async fn postgres_user_store_keeps_the_contract() {
     let schema = PgSchema::new().await;
     let store = Arc::new(schema.user_store().await);
     users::run_all(&*store).await;
+    users::run_account_checks(&*store).await;
     users::concurrent_tasks(store).await;
 }
 
