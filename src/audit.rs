@@ -23,6 +23,15 @@
 //! | `mail.dropped` | WARN | [`MailQueue::enqueue`] dropped a mail: its queue was full (the mail server is slow or down, or the queue too small) or its task had stopped | `reason` (`full`, `stopped`), `domain` (the recipient's domain only) |
 //! | `mail.failed` | WARN | [`MailQueue`] could not send a mail (after one retry if the server was unreachable or timed out) | `reason` (`invalid_address`, `rejected`, `unavailable`, `config`, `timeout`, `panicked`), `domain` |
 //! | `sessions.purged` | DEBUG | `expire` deleted sessions past their lifetime | `count` |
+//! | `login.unverified` | WARN | the password matched but the email is not verified and the authenticator requires it ([`require_verified_email`](crate::AuthenticatorBuilder::require_verified_email)) | `user_id`, `client_ip` |
+//! | `account.link_requested` | INFO | a link by mail was asked for ([`Accounts`](crate::account::Accounts): forgot password, sign-in link, verification resend); logged the same for known and unknown emails | `purpose` (`password_reset`, `email_sign_in`, `email_verification`, `registration_notice`, `email_change`), `client_ip` |
+//! | `account.mail_limited` | WARN | a mail was not sent because its recipient had too many of that kind this hour, or the request's address asked too often | `purpose`, `limit` (`recipient`, `client`), `client_ip` |
+//! | `account.link_refused` | WARN | a link's token was refused | `purpose`, `reason` (`invalid`, `stale`), `client_ip` |
+//! | `email.verified` | INFO | an address was proved by a verification link | `user_id`, `client_ip` |
+//! | `password.reset` | INFO | a password was reset by a reset link; every session of the user ended | `user_id`, `sessions_ended`, `client_ip` |
+//! | `sign_in_link.used` | INFO | a sign-in link started a session (a `login.succeeded` follows) | `user_id`, `client_ip` |
+//! | `email.change_requested` | INFO | a logged-in user asked to change their address (password proved) | `user_id`, `client_ip` |
+//! | `email.changed` | INFO | an email change was confirmed from the new address | `user_id`, `client_ip` |
 //!
 //! `account` is the throttle's digest of the normalized email ([`ThrottleKey::account`]): it
 //! lets you correlate attempts on one account without logging the email, so an attempted
@@ -175,4 +184,40 @@ pub(crate) fn mail_dropped(reason: &str, domain: &str) {
 
 pub(crate) fn mail_failed(reason: &str, domain: &str) {
     tracing::warn!(target: TARGET, event = "mail.failed", reason, domain);
+}
+
+pub(crate) fn login_unverified(user: &UserId, ip: Option<IpAddr>) {
+    tracing::warn!(target: TARGET, event = "login.unverified", user_id = %user, client_ip = %Ip(ip));
+}
+
+pub(crate) fn account_link_requested(purpose: &str, ip: Option<IpAddr>) {
+    tracing::info!(target: TARGET, event = "account.link_requested", purpose, client_ip = %Ip(ip));
+}
+
+pub(crate) fn account_mail_limited(purpose: &str, limit: &str, ip: Option<IpAddr>) {
+    tracing::warn!(target: TARGET, event = "account.mail_limited", purpose, limit, client_ip = %Ip(ip));
+}
+
+pub(crate) fn account_link_refused(purpose: &str, reason: &str, ip: Option<IpAddr>) {
+    tracing::warn!(target: TARGET, event = "account.link_refused", purpose, reason, client_ip = %Ip(ip));
+}
+
+pub(crate) fn email_verified(user: &UserId, ip: Option<IpAddr>) {
+    tracing::info!(target: TARGET, event = "email.verified", user_id = %user, client_ip = %Ip(ip));
+}
+
+pub(crate) fn password_reset(user: &UserId, sessions_ended: u64, ip: Option<IpAddr>) {
+    tracing::info!(target: TARGET, event = "password.reset", user_id = %user, sessions_ended, client_ip = %Ip(ip));
+}
+
+pub(crate) fn sign_in_link_used(user: &UserId, ip: Option<IpAddr>) {
+    tracing::info!(target: TARGET, event = "sign_in_link.used", user_id = %user, client_ip = %Ip(ip));
+}
+
+pub(crate) fn email_change_requested(user: &UserId, ip: Option<IpAddr>) {
+    tracing::info!(target: TARGET, event = "email.change_requested", user_id = %user, client_ip = %Ip(ip));
+}
+
+pub(crate) fn email_changed(user: &UserId, ip: Option<IpAddr>) {
+    tracing::info!(target: TARGET, event = "email.changed", user_id = %user, client_ip = %Ip(ip));
 }

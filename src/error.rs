@@ -141,6 +141,51 @@ pub enum Error {
     /// password salt could be drawn; nothing was issued or stored.
     #[error("the system random number generator failed; nothing was issued, retry later")]
     Randomness(#[source] RandomnessError),
+
+    /// The password matched, but the account's email address is not verified and this
+    /// authenticator requires it
+    /// ([`require_verified_email`](crate::AuthenticatorBuilder::require_verified_email)): no
+    /// session was started. Follow the link of the verification mail, or ask for a new one
+    /// ([`Accounts::resend_verification`](crate::account::Accounts::resend_verification)).
+    /// `StandardApi` answers 403 `email_not_verified`.
+    #[error("the email address is not verified yet; follow the link in the verification mail, or ask for a new one")]
+    EmailNotVerified,
+
+    /// A link's token (email verification, password reset, sign-in, email change) is
+    /// malformed, unknown, already used, expired, or was issued for another purpose: nothing
+    /// was changed. One variant for all of these, so that a probe cannot tell them apart
+    /// ([`OneTimeError::Invalid`](crate::one_time::OneTimeError::Invalid)).
+    #[error("the link is invalid or has expired; ask for a new one")]
+    InvalidLink,
+
+    /// A link's token was valid, but the account changed since it was issued (its password or
+    /// email): the token is spent and nothing was changed
+    /// ([`OneTimeError::Stale`](crate::one_time::OneTimeError::Stale)).
+    #[error(
+        "the link was issued before the account changed and is no longer valid; ask for a new one"
+    )]
+    StaleLink,
+
+    /// A one-time token could not be issued for a reason other than the store or the random
+    /// number generator (an over-long user id or payload); see the source.
+    #[error("a one-time link could not be issued; see the server log")]
+    OneTimeToken(#[source] crate::one_time::OneTimeError),
+}
+
+impl From<crate::one_time::OneTimeError> for Error {
+    fn from(error: crate::one_time::OneTimeError) -> Self {
+        use crate::one_time::OneTimeError;
+        match error {
+            OneTimeError::Invalid => Self::InvalidLink,
+            OneTimeError::Stale => Self::StaleLink,
+            OneTimeError::Store(e) => Self::Store(e),
+            OneTimeError::Randomness(e) => Self::Randomness(e),
+            OneTimeError::CapacityExceeded(_) => Self::Overloaded {
+                retry_after: Self::STORE_RETRY_AFTER,
+            },
+            other => Self::OneTimeToken(other),
+        }
+    }
 }
 
 /// Which user input an [`Error::InputTooLong`] refers to.
@@ -623,6 +668,7 @@ mod tests {
     impl OwnType for Duration {}
     impl OwnType for crate::EmailRejection {}
     impl OwnType for crate::PasswordRejection {}
+    impl OwnType for crate::one_time::OneTimeError {}
     impl OwnType for Box<dyn StdError + Send + Sync> {}
     fn own<T: OwnType>(_: &T) {}
 
@@ -641,7 +687,11 @@ mod tests {
             | Error::MissingToken
             | Error::MalformedToken
             | Error::InvalidToken
-            | Error::SessionExpired => {}
+            | Error::SessionExpired
+            | Error::EmailNotVerified
+            | Error::InvalidLink
+            | Error::StaleLink => {}
+            Error::OneTimeToken(e) => own(e),
             Error::InvalidEmail(r) => own(r),
             Error::InputTooLong { field, max } => {
                 own(field);

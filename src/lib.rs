@@ -2,10 +2,11 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod account;
+mod account_store;
 #[cfg(feature = "actix-web")]
 #[cfg_attr(docsrs, doc(cfg(feature = "actix-web")))]
 pub mod actix_web;
-mod account_store;
 pub mod audit;
 mod authenticator;
 #[cfg(feature = "axum")]
@@ -61,6 +62,7 @@ mod token;
 pub mod tower;
 mod user;
 
+pub use account_store::{AccountStore, EmailChange};
 pub use authenticator::{
     Authenticated, Authenticator, AuthenticatorBuilder, CapPolicy, Login, LoginOptions, Logout,
     PasswordChanged, SessionCap, Subject,
@@ -77,7 +79,6 @@ pub use password_policy::{
     CommonPasswords, PasswordBlocklist, PasswordContext, PasswordList, PasswordPolicy,
     PasswordRejection, PasswordRule,
 };
-pub use account_store::{AccountStore, EmailChange};
 pub use registration::{NewUser, Registered, UserRegistry};
 pub use session::{ClientInfo, Session, SessionPolicy, SessionView};
 pub use store::{MemoryTokenStore, TokenStore};

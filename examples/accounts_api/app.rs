@@ -4,9 +4,17 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /` | a tiny browser page: log in, see who you are, log out (the cookie at work) |
-//! | `POST /register` `{"email","password"}` | 201 `{"user":{"id","email"}}`; 422 naming the failed password rules or the email rule; 409 for a taken email; 429 when this address registered too often |
-//! | `POST /login` `{"email","password","remember_me"?}` | 200 `{"token","expires_at"}` and the session cookie |
+//! | `GET /` (and `/reset-password`, `/verify-email`, `/sign-in`, `/confirm-email`, `/forgot-password`, `GET /login`) | a tiny browser page: log in, see who you are, log out (the cookie at work), forgot / reset password, and the pages mailed links open (they read the token from the URL fragment and POST it) |
+//! | `POST /register` `{"email","password"}` | 202, the same status and body for a new and a taken email (a new one is mailed a verification link, a taken one's owner a notice); 422 naming the failed password rules or the email rule; 429 when this address registered too often |
+//! | `POST /email/verify` `{"token"}` | 200 once; 400 `invalid_link` after (or for a bad token) |
+//! | `POST /email/verify/resend` `{"email"}` | 202 always |
+//! | `POST /password/forgot` `{"email"}` | 202, the same for known and unknown emails; a known one is mailed a reset link |
+//! | `POST /password/reset` `{"token","new_password"}` | 200, every session of the user ended; 422 `weak_password` (the link stays usable); 400 `invalid_link` |
+//! | `POST /login/email` `{"email"}` | 202, the same for known and unknown emails; a known one is mailed a sign-in link |
+//! | `POST /login/email/verify` `{"token"}` | 200 `{"token","expires_at"}` and the session cookie, once |
+//! | `POST /email` `{"new_email","password"}` | 202 (authenticated): a confirm link to the new address, a notice to the old one; 403 `invalid_credentials` for a wrong password |
+//! | `POST /email/confirm` `{"token"}` | 200: the address changed; 409 `email_taken` if another account took it meanwhile |
+//! | `POST /login` `{"email","password","remember_me"?}` | 200 `{"token","expires_at"}` and the session cookie; 403 `email_not_verified` when the server requires verified addresses (`--smtp`) and this one is not |
 //! | `GET /me` | 200 `{"user":{"id","email"},"session":{...}}` |
 //! | `GET /sessions` | 200 `{"sessions":[...]}`, the current one marked |
 //! | `DELETE /sessions/{id}` | 204 for one of mine, 404 otherwise |
@@ -19,24 +27,26 @@
 //!
 //! A cookie-authenticated `POST` or `DELETE` from another site is refused (403), a Bearer one
 //! is not: browsers never add `Authorization` on their own. Shared by the `accounts_api`
-//! binary and `tests/http_accounts.rs`.
+//! binary and the tests in `tests/http/` (which run it in process).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, FromRef, Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response as AxumResponse};
 use axum::routing::{delete, get, post};
 use axum::Router;
+use keycard::account::{Accounts as Flows, Links};
 use keycard::axum::{Client, CurrentSession, CurrentUser, Json, LoginRequest, LogoutRequest};
 use keycard::http::{
-    render_error, Credentials, HttpAuth, Protocol, Response, SessionCookie, StandardApi,
-    TokenSource, TrustedProxies,
+    render_error, Credentials, EmailBody, EmailChangeBody, HttpAccounts, HttpAuth,
+    PasswordResetBody, Protocol, Response, SessionCookie, StandardApi, TokenBody, TokenSource,
+    TrustedProxies,
 };
+use keycard::mail::{DefaultRenderer, MailQueue, Mailer};
+use keycard::one_time::OneTimeTokens;
 use keycard::{
-    Authenticator, AuthenticatorBuilder, Login, SessionId, SessionView, TokenStore, User,
-    UserRecord,
+    Authenticator, AuthenticatorBuilder, Login, SessionId, SessionView, TokenStore, UserRecord,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -64,22 +74,49 @@ pub(crate) fn authenticator(
         .max_session_ttl(REMEMBER_ME)
 }
 
-/// The app's state: the authenticator (for the lifecycle operations) and its HTTP edge.
-#[derive(Clone)]
-pub(crate) struct Accounts {
+/// The account flows (registration, verification, recovery, sign-in links, email change)
+/// over `auth`, with one-time tokens from `one_time`, mail through `mailer` (off the request
+/// path) and links under `public_url`.
+pub(crate) fn flows(
     auth: Auth,
-    http: HttpAuth<UserRecord>,
+    one_time: OneTimeTokens,
+    mailer: Arc<dyn Mailer>,
+    public_url: &str,
+) -> Result<Flows<Users>, keycard::account::InvalidLink> {
+    let mail = MailQueue::spawn(mailer, DefaultRenderer::new("keycard accounts"));
+    Ok(Flows::builder(auth, one_time, mail, Links::new(public_url)?).build())
 }
 
-impl Accounts {
-    /// The app over `auth`. `cookie` is the session cookie (`SessionCookie::default()` in
-    /// production).
-    pub(crate) fn new(auth: Auth, cookie: SessionCookie, proxies: TrustedProxies) -> Self {
+/// The app's state: the authenticator (for the lifecycle operations), its HTTP edge, and the
+/// account flows over HTTP.
+#[derive(Clone)]
+pub(crate) struct AccountsApp {
+    auth: Auth,
+    http: HttpAuth<UserRecord>,
+    flows: HttpAccounts<Users>,
+}
+
+impl AccountsApp {
+    /// The app over `auth` and its account `flows`. `cookie` is the session cookie
+    /// (`SessionCookie::default()` in production).
+    pub(crate) fn new(
+        auth: Auth,
+        flows: Flows<Users>,
+        cookie: SessionCookie,
+        proxies: TrustedProxies,
+    ) -> Self {
         let http = HttpAuth::new(auth.clone(), StandardApi)
             .with_token_source(TokenSource::bearer())
             .with_session_cookie(cookie)
             .with_trusted_proxies(proxies);
-        Self { auth, http }
+        let flows = HttpAccounts::new(flows, http.clone());
+        Self { auth, http, flows }
+    }
+
+    /// The account flows (to wait for their mails in tests).
+    #[allow(dead_code)] // the tests only
+    pub(crate) fn flows(&self) -> &Flows<Users> {
+        self.flows.accounts()
     }
 
     /// The answer to an operation that replaced the caller's session (re-authentication, a
@@ -100,25 +137,38 @@ impl Accounts {
     }
 }
 
-impl FromRef<Accounts> for HttpAuth<UserRecord> {
-    fn from_ref(app: &Accounts) -> Self {
+impl FromRef<AccountsApp> for HttpAuth<UserRecord> {
+    fn from_ref(app: &AccountsApp) -> Self {
         app.http.clone()
     }
 }
 
-impl FromRef<Accounts> for Arc<dyn Protocol> {
-    fn from_ref(app: &Accounts) -> Self {
+impl FromRef<AccountsApp> for Arc<dyn Protocol> {
+    fn from_ref(app: &AccountsApp) -> Self {
         Arc::<dyn Protocol>::from_ref(&app.http)
     }
 }
 
 /// The routes, with problem-details answers for unknown routes, wrong methods and bodies over
 /// [`BODY_LIMIT`].
-pub(crate) fn router(app: Accounts) -> Router {
+pub(crate) fn router(app: AccountsApp) -> Router {
     let routes = Router::new()
         .route("/", get(page))
+        .route("/reset-password", get(page))
+        .route("/verify-email", get(page))
+        .route("/sign-in", get(page))
+        .route("/confirm-email", get(page))
+        .route("/forgot-password", get(page))
         .route("/register", post(register))
-        .route("/login", post(login))
+        .route("/email/verify", post(verify_email))
+        .route("/email/verify/resend", post(resend_verification))
+        .route("/password/forgot", post(forgot_password))
+        .route("/password/reset", post(reset_password))
+        .route("/login/email", post(request_sign_in_link))
+        .route("/login/email/verify", post(sign_in_with_link))
+        .route("/email", post(request_email_change))
+        .route("/email/confirm", post(confirm_email_change))
+        .route("/login", get(page).post(login))
         .route("/me", get(me))
         .route("/sessions", get(sessions))
         .route("/sessions/{id}", delete(revoke))
@@ -137,20 +187,93 @@ async fn page() -> axum::response::Html<&'static str> {
 }
 
 /// `POST /register`: keycard's registration (the email checked, the password policy, this
-/// address's registration limit and hashing bound, a taken email refused before hashing).
+/// address's registration limit and hashing bound), answering 202 for a new and a taken
+/// email alike; the mail (a verification link, or a notice to the owner) goes out off the
+/// request path.
 async fn register(
-    State(app): State<Accounts>,
+    State(app): State<AccountsApp>,
     client: Client<UserRecord>,
     Json(new): Json<Credentials>,
-) -> AxumResponse {
-    match app.auth.register(&new.login, &new.password, &client).await {
-        Ok(user) => (
-            StatusCode::CREATED,
-            axum::Json(json!({ "user": { "id": user.id().to_string(), "email": user.email() } })),
-        )
-            .into_response(),
-        Err(error) => app.error(&error).into_response(),
-    }
+) -> Response {
+    app.flows.register(&new, &client).await
+}
+
+/// `POST /email/verify`: marks the address verified, once.
+async fn verify_email(
+    State(app): State<AccountsApp>,
+    client: Client<UserRecord>,
+    Json(body): Json<TokenBody>,
+) -> Response {
+    app.flows.verify_email(&body, &client).await
+}
+
+/// `POST /email/verify/resend`: a new verification link, if the address is an unverified
+/// account; 202 always.
+async fn resend_verification(
+    State(app): State<AccountsApp>,
+    client: Client<UserRecord>,
+    Json(body): Json<EmailBody>,
+) -> Response {
+    app.flows.resend_verification(&body, &client).await
+}
+
+/// `POST /password/forgot`: a reset link to a known address; 202 always.
+async fn forgot_password(
+    State(app): State<AccountsApp>,
+    client: Client<UserRecord>,
+    Json(body): Json<EmailBody>,
+) -> Response {
+    app.flows.forgot_password(&body, &client).await
+}
+
+/// `POST /password/reset`: the new password, with the reset link's token.
+async fn reset_password(
+    State(app): State<AccountsApp>,
+    client: Client<UserRecord>,
+    Json(body): Json<PasswordResetBody>,
+) -> Response {
+    app.flows.reset_password(&body, &client).await
+}
+
+/// `POST /login/email`: a sign-in link to a known address; 202 always.
+async fn request_sign_in_link(
+    State(app): State<AccountsApp>,
+    client: Client<UserRecord>,
+    Json(body): Json<EmailBody>,
+) -> Response {
+    app.flows.request_sign_in_link(&body, &client).await
+}
+
+/// `POST /login/email/verify`: a session for the sign-in link's token, once.
+async fn sign_in_with_link(
+    State(app): State<AccountsApp>,
+    client: Client<UserRecord>,
+    Json(body): Json<TokenBody>,
+) -> Response {
+    app.flows
+        .sign_in_with_link(&body, client.into_inner())
+        .await
+}
+
+/// `POST /email`: asks to change my address (the password proved again); 202.
+async fn request_email_change(
+    State(app): State<AccountsApp>,
+    me: CurrentSession<UserRecord>,
+    client: Client<UserRecord>,
+    Json(body): Json<EmailChangeBody>,
+) -> Response {
+    app.flows
+        .request_email_change(&me.session, &body, &client)
+        .await
+}
+
+/// `POST /email/confirm`: the change, confirmed from the new address.
+async fn confirm_email_change(
+    State(app): State<AccountsApp>,
+    client: Client<UserRecord>,
+    Json(body): Json<TokenBody>,
+) -> Response {
+    app.flows.confirm_email_change(&body, &client).await
 }
 
 /// `POST /login`: the token, its expiry, and the session cookie.
@@ -167,7 +290,7 @@ async fn me(me: CurrentUser<UserRecord>) -> axum::Json<serde_json::Value> {
 }
 
 /// `GET /sessions`: every live session of mine, this one marked.
-async fn sessions(State(app): State<Accounts>, me: CurrentSession<UserRecord>) -> AxumResponse {
+async fn sessions(State(app): State<AccountsApp>, me: CurrentSession<UserRecord>) -> AxumResponse {
     match app.auth.session_views(&me.session).await {
         Ok(sessions) => axum::Json(json!({ "sessions": sessions })).into_response(),
         Err(error) => app.error(&error).into_response(),
@@ -176,7 +299,7 @@ async fn sessions(State(app): State<Accounts>, me: CurrentSession<UserRecord>) -
 
 /// `DELETE /sessions/{id}`: ends one of my sessions; anything else is "not found".
 async fn revoke(
-    State(app): State<Accounts>,
+    State(app): State<AccountsApp>,
     me: CurrentSession<UserRecord>,
     Path(id): Path<String>,
 ) -> AxumResponse {
@@ -201,7 +324,7 @@ pub(crate) const RECENT_AUTH: Duration = Duration::from_secs(5 * 60);
 /// `POST /logout-others`: ends every other session of mine. Sensitive: needs a password proof
 /// (login or re-authentication) within [`RECENT_AUTH`].
 async fn logout_others(
-    State(app): State<Accounts>,
+    State(app): State<AccountsApp>,
     me: CurrentSession<UserRecord>,
 ) -> AxumResponse {
     if let Err(error) = app.auth.require_recent_auth(&me.session, RECENT_AUTH) {
@@ -223,7 +346,7 @@ struct Reauthentication {
 /// `POST /reauthenticate`: proves the password again (throttled like a login, under this
 /// request's address) and answers with a fresh session, as a login does; the old token ends.
 async fn reauthenticate(
-    State(app): State<Accounts>,
+    State(app): State<AccountsApp>,
     me: CurrentSession<UserRecord>,
     client: Client<UserRecord>,
     Json(proof): Json<Reauthentication>,
@@ -256,7 +379,7 @@ fn secret<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Zeroizing<String>, 
 /// the answer carries the new token (and cookie); every other session, and this one's old
 /// token, end.
 async fn change_password(
-    State(app): State<Accounts>,
+    State(app): State<AccountsApp>,
     me: CurrentSession<UserRecord>,
     client: Client<UserRecord>,
     Json(change): Json<PasswordChange>,

@@ -1,9 +1,14 @@
-//! The accounts API server on axum: registration, login (Bearer token and browser cookie),
-//! `/me`, the session list, revoking sessions, logging out others and changing the password,
-//! with the standards-based protocol. See `examples/README.md`.
+//! The accounts API server on axum: registration without enumeration, email verification,
+//! forgot / reset password, sign-in links, email change, login (Bearer token and browser
+//! cookie), `/me`, the session list, revoking sessions, logging out others and changing the
+//! password, with the standards-based protocol. See `examples/README.md`.
 //!
 //! ```sh
+//! # Mails printed to the log; login does not require a verified address:
 //! cargo run --example accounts_api --features axum -- --addr 127.0.0.1:3000
+//! # Mails over SMTP; login requires a verified address:
+//! cargo run --example accounts_api --features axum,smtp -- --smtp smtp://127.0.0.1:1025 \
+//!     --mail-from accounts@example.com --public-url http://127.0.0.1:3000
 //! ```
 
 mod app;
@@ -14,8 +19,13 @@ mod common;
 #[path = "../common/server.rs"]
 mod server;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use clap::Parser;
 use keycard::http::SessionCookie;
+use keycard::mail::{LogMailer, Mailer};
+use keycard::one_time::{OneTimePurpose, OneTimeTokens};
 
 /// The common options, and the cookie's. (Not named `Args` like the flattened common
 /// options: clap names each derived argument group after its struct, and two groups may not
@@ -32,6 +42,26 @@ struct AccountsArgs {
     /// plain HTTP other than `localhost`. Development only: the cookie then travels in clear.
     #[arg(long)]
     insecure_cookie: bool,
+    /// Send mail through this SMTP server: `smtp://HOST:PORT` (plain, loopback only),
+    /// `smtp://HOST:PORT?tls=starttls` or `smtps://HOST:PORT` (TLS), credentials in the
+    /// userinfo. Login then requires a verified email. Without it, mails are printed to the
+    /// log and addresses need no verification (the in-terminal demo). Needs the `smtp`
+    /// feature.
+    #[arg(long, value_name = "URL")]
+    smtp: Option<String>,
+    /// The From address of mails.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "accounts@localhost.localdomain"
+    )]
+    mail_from: String,
+    /// The base of the links in mails (where this server's page is reached).
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:3000")]
+    public_url: String,
+    /// How long a password reset link lives, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=2_592_000))]
+    reset_ttl: u64,
 }
 
 #[tokio::main]
@@ -46,19 +76,44 @@ async fn main() {
 
 async fn run(args: AccountsArgs) -> Result<(), server::BoxError> {
     let stores = server::open_stores(&args.common.store).await?;
+    let mailer = mailer(&args)?;
     let auth = app::authenticator(
         stores.registry.clone(),
         stores.tokens.clone(),
         args.common.session_ttl(),
     )
     .throttle(stores.throttle.clone())
+    .require_verified_email(args.smtp.is_some())
     .build();
-    let _expiry = auth.spawn_expiry_task(server::EXPIRY_INTERVAL);
+    let one_time = OneTimeTokens::from_arc(stores.one_time.clone()).with_lifetime(
+        OneTimePurpose::PasswordReset,
+        Duration::from_secs(args.reset_ttl),
+    );
+    let flows = app::flows(auth.clone(), one_time, mailer, &args.public_url)
+        .map_err(|e| format!("--public-url: {e}"))?;
+    let _expiry = flows.spawn_expiry_task(server::EXPIRY_INTERVAL);
     let cookie = if args.insecure_cookie {
         SessionCookie::default().insecure_for_local_development()
     } else {
         SessionCookie::default()
     };
-    let accounts = app::Accounts::new(auth, cookie, args.common.trusted_proxies());
-    axum_serve::serve(args.common.addr, app::router(accounts)).await
+    let app = app::AccountsApp::new(auth, flows, cookie, args.common.trusted_proxies());
+    axum_serve::serve(args.common.addr, app::router(app)).await
+}
+
+/// The mailer `--smtp` names, or the log.
+fn mailer(args: &AccountsArgs) -> Result<Arc<dyn Mailer>, server::BoxError> {
+    match &args.smtp {
+        None => Ok(Arc::new(LogMailer::new())),
+        #[cfg(feature = "smtp")]
+        Some(url) => Ok(Arc::new(keycard::mail::SmtpMailer::from_url(
+            url,
+            &args.mail_from,
+        )?)),
+        #[cfg(not(feature = "smtp"))]
+        Some(_) => {
+            let _ = &args.mail_from;
+            Err("--smtp needs the `smtp` feature: cargo run --example accounts_api --features axum,smtp".into())
+        }
+    }
 }

@@ -8,10 +8,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keycard::{UserRecord, UserRegistry};
+use keycard::{AccountStore, UserRecord};
 
-/// The same user store, as one that also creates users (for an app that registers them).
-pub(crate) type Registry = Arc<dyn UserRegistry<User = UserRecord>>;
+/// The same user store, as one that also creates users and changes their addresses (for an
+/// app that registers users and runs the account flows).
+pub(crate) type Registry = Arc<dyn AccountStore<User = UserRecord>>;
 
 /// Command-line options, the same for every server.
 #[derive(Debug, clap::Parser)]

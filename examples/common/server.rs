@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use keycard::one_time::{MemoryOneTimeStore, OneTimeTokenStore};
 use keycard::throttle::{MemoryThrottle, Throttle};
 use keycard::{
     Authenticator, AuthenticatorBuilder, MemoryTokenStore, MemoryUserStore, StoreError, TokenStore,
@@ -34,6 +35,9 @@ pub(crate) struct Stores {
     /// The user store again, as one that creates users.
     #[allow(dead_code)] // the registering app only
     pub(crate) registry: Registry,
+    /// One-time tokens (the links of account mails), where the sessions live.
+    #[allow(dead_code)] // the registering app only
+    pub(crate) one_time: Arc<dyn OneTimeTokenStore>,
     seeder: Arc<dyn SeedUser>,
 }
 
@@ -118,6 +122,7 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 users: users.clone(),
                 throttle: Arc::new(MemoryThrottle::default()),
                 registry: users.clone(),
+                one_time: Arc::new(MemoryOneTimeStore::new()),
                 seeder: users,
             })
         }
@@ -135,6 +140,7 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 users: users.clone(),
                 throttle: Arc::new(db.throttle(keycard::throttle::ThrottleLimits::default())),
                 registry: users.clone(),
+                one_time: Arc::new(db.one_time_store()),
                 seeder: users,
             })
         }
@@ -148,6 +154,7 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 users: users.clone(),
                 throttle: Arc::new(db.throttle(keycard::throttle::ThrottleLimits::default())),
                 registry: users.clone(),
+                one_time: Arc::new(db.one_time_store()),
                 seeder: users,
             })
         }
@@ -163,6 +170,7 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 users: users.clone(),
                 throttle: Arc::new(db.throttle(keycard::throttle::ThrottleLimits::default())),
                 registry: users.clone(),
+                one_time: Arc::new(db.one_time_store()),
                 seeder: users,
             })
         }
@@ -177,6 +185,7 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 users: users.clone(),
                 throttle: Arc::new(throttle),
                 registry: users.clone(),
+                one_time: Arc::new(redis.one_time_store()),
                 seeder: users,
             })
         }

@@ -39,6 +39,7 @@ impl<U: UserStore> Authenticator<U> {
             token_format: TokenFormat::plain(),
             session_cap: Some(SessionCap::DEFAULT),
             registration_limit: AuthenticatorBuilder::<U>::default_registration_limit(),
+            require_verified_email: false,
         }
     }
 }
@@ -73,6 +74,7 @@ pub struct AuthenticatorBuilder<U> {
     token_format: TokenFormat,
     session_cap: Option<SessionCap>,
     registration_limit: Limit,
+    require_verified_email: bool,
 }
 
 impl<U: UserStore> AuthenticatorBuilder<U> {
@@ -240,6 +242,21 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
         self
     }
 
+    /// Whether login refuses users whose email address is not verified
+    /// ([`User::email_verified`](crate::User::email_verified)) with [`Error::EmailNotVerified`]
+    /// (after the password matched, so the answer tells nothing to someone without it).
+    /// Default: `false`.
+    ///
+    /// Turn it on when users verify their address by the link
+    /// [`Accounts::register`](crate::account::Accounts::register) mails them; a sign-in link
+    /// and a password reset verify the address too, as following them proves the mailbox.
+    /// Your user type must report the flag: [`UserRecord`](crate::UserRecord) does, and a user
+    /// type that keeps the default `email_verified` (`false`) could never log in.
+    pub fn require_verified_email(mut self, require: bool) -> Self {
+        self.require_verified_email = require;
+        self
+    }
+
     /// The rules new passwords must meet in
     /// [`change_password`](Authenticator::change_password) and
     /// [`hash_new_password`](Authenticator::hash_new_password). Default:
@@ -302,6 +319,7 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
                 token_format: self.token_format,
                 session_cap: self.session_cap,
                 registration_limit: self.registration_limit,
+                require_verified_email: self.require_verified_email,
             }),
         }
     }

@@ -71,6 +71,9 @@ impl<U: UserStore> Authenticator<U> {
     /// - [`Error::InvalidCredentials`] for a wrong password, an unusable stored hash, or an
     ///   unknown email unless [`reveal_unknown_email`](AuthenticatorBuilder::reveal_unknown_email)
     ///   is on, in which case [`Error::UnknownEmail`];
+    /// - [`Error::EmailNotVerified`] when the password matched but the user's email is not
+    ///   verified and [`require_verified_email`](AuthenticatorBuilder::require_verified_email)
+    ///   is on;
     /// - [`Error::Store`] if a store fails; [`Error::ThrottleUnavailable`] if the throttle's
     ///   backend does under [`ThrottleOutage::FailClosed`] (the default);
     ///   [`Error::Randomness`] if no token could be generated.
@@ -123,7 +126,22 @@ impl<U: UserStore> Authenticator<U> {
         if let Some(phc) = rehashed {
             inner.users.set_password_hash(&user.id(), &phc).await?;
         }
-        let lifetime = inner.policy.lifetime_for(options.lifetime);
+        if inner.require_verified_email && !user.email_verified() {
+            audit::login_unverified(&user.id(), client.ip);
+            return Err(Error::EmailNotVerified);
+        }
+        self.open_session(user, client, options).await
+    }
+
+    /// Starts a session for `user`, whose proof was checked by the caller (a password here, a
+    /// sign-in link in [`crate::account`]): the session, the cap, the audit event.
+    pub(crate) async fn open_session(
+        &self,
+        user: U::User,
+        client: ClientInfo,
+        options: LoginOptions,
+    ) -> Result<Login<U::User>> {
+        let lifetime = self.inner.policy.lifetime_for(options.lifetime);
         let (token, session) = self.start_session(user.id(), client, lifetime).await?;
         self.enforce_cap(&session).await?;
         audit::login_succeeded(&session.user_id, &session.id, session.client.ip);

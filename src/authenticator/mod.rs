@@ -78,6 +78,7 @@ pub(crate) struct Inner<U> {
     pub(crate) token_format: TokenFormat,
     pub(crate) session_cap: Option<SessionCap>,
     pub(crate) registration_limit: Limit,
+    pub(crate) require_verified_email: bool,
 }
 
 /// A per-user limit on live sessions, and what a login over it does

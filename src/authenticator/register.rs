@@ -2,17 +2,18 @@
 //! passwords for your own account creation or seeding.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use zeroize::Zeroizing;
 
 use super::{check_len, Authenticator, MAX_PASSWORD_LEN};
 use crate::audit;
 use crate::email::check_email;
-use crate::user::normalize_email;
 use crate::error::{Error, Field, Result};
 use crate::registration::{NewUser, Registered, UserRegistry};
 use crate::session::ClientInfo;
-use crate::throttle::{Admission, RateKey, ThrottleOutage};
+use crate::throttle::{Admission, Limit, RateKey, ThrottleOutage};
+use crate::user::normalize_email;
 use crate::user::{User, UserStore};
 
 #[cfg(doc)]
@@ -128,25 +129,45 @@ impl<U: UserRegistry> Authenticator<U> {
     /// Counts one registration from `ip` against the registration limit, applying the
     /// throttle's outage policy. Without an address (or a throttle) nothing is counted.
     async fn count_registration(&self, ip: Option<IpAddr>) -> Result<()> {
-        let inner = &*self.inner;
-        let (Some(throttle), Some(ip)) = (&inner.throttle, ip) else {
+        let Some(ip) = ip else {
             return Ok(());
         };
         let key = RateKey::ip("register", ip);
-        match throttle
-            .hit(&key, inner.registration_limit, self.now())
-            .await
+        match self
+            .count_rate(&key, self.inner.registration_limit, Some(ip))
+            .await?
         {
-            Ok(Admission::Allowed(_)) => Ok(()),
-            Ok(Admission::Refused { retry_after, .. }) => Err(Error::Throttled { retry_after }),
+            None => Ok(()),
+            Some(retry_after) => Err(Error::Throttled { retry_after }),
+        }
+    }
+}
+
+impl<U: UserStore> Authenticator<U> {
+    /// Counts one event under `key` against `limit` on the throttle, applying its outage
+    /// policy: `None` when allowed (or there is no throttle, or it is down and fails open),
+    /// `Some(retry_after)` when the limit is reached. `ip` is for the audit event only.
+    pub(crate) async fn count_rate(
+        &self,
+        key: &RateKey,
+        limit: Limit,
+        ip: Option<IpAddr>,
+    ) -> Result<Option<Duration>> {
+        let inner = &*self.inner;
+        let Some(throttle) = &inner.throttle else {
+            return Ok(None);
+        };
+        match throttle.hit(key, limit, self.now()).await {
+            Ok(Admission::Allowed(_)) => Ok(None),
+            Ok(Admission::Refused { retry_after, .. }) => Ok(Some(retry_after)),
             Err(error) => match inner.throttle_outage {
                 ThrottleOutage::FailClosed => {
-                    audit::throttle_unavailable("fail_closed", &error, Some(ip));
+                    audit::throttle_unavailable("fail_closed", &error, ip);
                     Err(Error::ThrottleUnavailable(error))
                 }
                 ThrottleOutage::FailOpen => {
-                    audit::throttle_unavailable("fail_open", &error, Some(ip));
-                    Ok(())
+                    audit::throttle_unavailable("fail_open", &error, ip);
+                    Ok(None)
                 }
             },
         }

@@ -14,6 +14,11 @@
 //!   (status, headers, body); [`Rejection`] is why a request was refused.
 //! - [`HttpAuth`]: all of the above plus the authenticator, in one value each adapter takes
 //!   from its framework's state, with `login`, `logout` and `validate` helpers.
+//! - [`HttpAccounts`]: the [account flows](crate::account) (registration without
+//!   enumeration, verification, forgot / reset password, sign-in links, email change) over
+//!   HTTP, with their bodies ([`EmailBody`], [`TokenBody`], [`PasswordResetBody`],
+//!   [`EmailChangeBody`]) and answers ([`Protocol::mail_accepted`], 202;
+//!   [`Protocol::account_updated`]).
 //!
 //! An adapter (see `keycard::axum`, `keycard::actix_web`, `keycard::tower`) only implements
 //! [`RequestHead`], calls [`HttpAuth`] and converts the [`Response`].
@@ -44,6 +49,7 @@
 //! body ever carries a backend error's text: [`render_error`] logs the source chain of 5xx
 //! errors instead.
 
+mod accounts;
 mod auth;
 mod client_ip;
 mod cookie;
@@ -57,12 +63,13 @@ mod request;
 mod response;
 mod token_source;
 
+pub use accounts::{EmailBody, EmailChangeBody, HttpAccounts, PasswordResetBody, TokenBody};
 pub use auth::HttpAuth;
 pub use client_ip::{ClientIpHeader, InvalidClientIpHeader, InvalidProxy, TrustedProxies};
 pub use cookie::{SameSite, SessionCookie};
 pub use credentials::{CredentialFields, Credentials};
 pub use extract::{CurrentSession, CurrentUser, LoginRequest, LogoutRequest};
-pub use protocol::{LoginApi, Protocol, SessionsApi, StandardApi};
+pub use protocol::{AccountUpdate, LoginApi, Protocol, SessionsApi, StandardApi};
 pub use rejection::{render_error, Rejection};
 pub use request::RequestHead;
 pub use response::Response;

@@ -33,6 +33,41 @@ pub trait Protocol: Send + Sync + Debug + 'static {
     /// A plain message in this protocol's error shape, for rejections that happen before the
     /// core is called (malformed JSON, missing field, unknown route, body too large).
     fn rejection(&self, status: u16, message: &str) -> Response;
+
+    /// The answer to a request that may send a mail (registration, forgot password, a
+    /// sign-in link, a verification resend, an email change): the same whether or not the
+    /// address has an account. Default: 202 `{"message":"..."}`.
+    fn mail_accepted(&self) -> Response {
+        Response::json(
+            202,
+            &json!({ "message": "If the address can receive it, a mail is on its way; follow its link" }),
+        )
+    }
+
+    /// The answer to an account change made with a link's token (an address verified or
+    /// changed, a password reset). Default: 200 `{"message": ...}`.
+    fn account_updated(&self, update: AccountUpdate) -> Response {
+        let message = match update {
+            AccountUpdate::EmailVerified => "Your email address is verified",
+            AccountUpdate::PasswordReset => {
+                "Your password was changed and every session ended; log in with the new password"
+            }
+            AccountUpdate::EmailChanged => "Your email address was changed",
+        };
+        Response::json(200, &json!({ "message": message }))
+    }
+}
+
+/// Which account change [`Protocol::account_updated`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AccountUpdate {
+    /// A verification link proved the address.
+    EmailVerified,
+    /// A reset link set a new password (every session ended).
+    PasswordReset,
+    /// An email change was confirmed from the new address.
+    EmailChanged,
 }
 
 /// The Rails-style sessions API: `POST /api/sessions` answers `{"token": T}`,
@@ -123,6 +158,8 @@ impl Protocol for SessionsApi {
             ),
             Error::IncorrectPassword => (422, "Password is invalid".to_owned()),
             Error::EmailTaken => (422, "Email has already been taken".to_owned()),
+            Error::EmailNotVerified => (422, "Email is not verified".to_owned()),
+            Error::InvalidLink | Error::StaleLink => (422, capitalized(&error.to_string())),
             Error::WeakPassword(_)
             | Error::InvalidEmail(_)
             | Error::TooManySessions { .. }
@@ -170,6 +207,8 @@ impl Protocol for LoginApi {
                 (400, format!("{field} is too long (maximum is {max} bytes)"))
             }
             Error::IncorrectPassword => (403, "Invalid password".to_owned()),
+            Error::EmailNotVerified => (403, error.to_string()),
+            Error::InvalidLink | Error::StaleLink => (400, error.to_string()),
             Error::WeakPassword(_) | Error::InvalidEmail(_) => (422, error.to_string()),
             Error::TooManySessions { .. } | Error::EmailTaken => (409, error.to_string()),
             Error::ReauthenticationRequired { .. } => (403, error.to_string()),
@@ -222,6 +261,9 @@ impl Protocol for StandardApi {
             Error::WeakPassword(_) => (422, "weak_password"),
             Error::InvalidEmail(_) => (422, "invalid_email"),
             Error::EmailTaken => (409, "email_taken"),
+            Error::EmailNotVerified => (403, "email_not_verified"),
+            Error::InvalidLink => (400, "invalid_link"),
+            Error::StaleLink => (400, "stale_link"),
             Error::TooManySessions { .. } => (409, "too_many_sessions"),
             Error::ReauthenticationRequired { .. } => (401, "reauthentication_required"),
             Error::Throttled { .. } => (429, "throttled"),

@@ -6,7 +6,9 @@ use time::OffsetDateTime;
 
 use super::{connect_pool, error, migrate};
 use crate::sql::{InvalidTableName, Migration, Placeholders, TableName, UserQueries};
-use crate::{normalize_email, AccountStore, EmailChange, StoreError, UserId, UserRecord, UserStore};
+use crate::{
+    normalize_email, AccountStore, EmailChange, StoreError, UserId, UserRecord, UserStore,
+};
 
 /// The schema changes of the users table, in order.
 const USER_MIGRATIONS: &[Migration] = &[

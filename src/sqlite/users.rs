@@ -10,7 +10,9 @@ use time::OffsetDateTime;
 use super::{backend, migrate, Pool, SqliteOptions};
 use crate::sql::{InvalidTableName, Migration, Placeholders, TableName, UserQueries};
 use crate::time_codec::{from_micros, to_micros};
-use crate::{normalize_email, AccountStore, EmailChange, StoreError, UserId, UserRecord, UserStore};
+use crate::{
+    normalize_email, AccountStore, EmailChange, StoreError, UserId, UserRecord, UserStore,
+};
 
 /// The schema changes of the users table, in order.
 const USER_MIGRATIONS: &[Migration] = &[
@@ -222,9 +224,9 @@ impl AccountStore for SqliteUserStore {
         let (email, key) = (new_email.trim().to_owned(), normalize_email(new_email));
         self.pool
             .run(move |conn| {
-                let changed = conn.prepare_cached(&q.change_email).and_then(|mut st| {
-                    st.execute(params![id, email, key, to_micros(verified_at)])
-                });
+                let changed = conn
+                    .prepare_cached(&q.change_email)
+                    .and_then(|mut st| st.execute(params![id, email, key, to_micros(verified_at)]));
                 match changed {
                     Ok(0) => Ok(EmailChange::UnknownUser),
                     Ok(_) => Ok(EmailChange::Changed),

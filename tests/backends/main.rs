@@ -3,8 +3,7 @@
 //! each backend's own behaviour (migrations, purging, key layout); the backend handles; two
 //! instances over one database (`multi_instance`), a server going away and coming back
 //! (`outage`), per-user session caps, the validation cache and its revocation channels, and
-//! the shared stores serving actix-web's per-worker runtimes; and `SmtpMailer` against a real SMTP
-//! server on loopback (`smtp`, the sink in `tests/support/smtp_sink.rs`).
+//! the shared stores serving actix-web's per-worker runtimes.
 //!
 //! Each module runs under the features it needs. The PostgreSQL, MySQL, Redis and Redis
 //! Cluster modules need those servers (`KEYCARD_POSTGRES_URL`, `KEYCARD_MYSQL_URL`,
@@ -45,8 +44,6 @@ mod redis_cluster;
 mod redis_store;
 #[cfg(all(feature = "sqlite", feature = "postgres", feature = "redis"))]
 mod session_caps;
-#[cfg(feature = "smtp")]
-mod smtp;
 #[cfg(feature = "conformance")]
 mod throttle_conformance;
 #[cfg(all(feature = "postgres", feature = "conformance"))]

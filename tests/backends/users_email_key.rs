@@ -34,7 +34,11 @@ where
     let auth = Authenticator::builder(users.clone(), MemoryTokenStore::new())
         .password_hasher(Argon2Hasher::insecure_for_tests())
         .build();
-    for spelling in ["ann@example.com", " Ann@Example.COM ", "\u{FF41}nn@example.com"] {
+    for spelling in [
+        "ann@example.com",
+        " Ann@Example.COM ",
+        "\u{FF41}nn@example.com",
+    ] {
         let login = auth
             .login(spelling, PASSWORD, ClientInfo::none())
             .await
@@ -44,7 +48,11 @@ where
     }
     let client = ClientInfo::none().with_ip("192.0.2.9".parse().expect("ip"));
     let taken = auth
-        .register("ANN@example.com", "a long enough password for the policy 42", &client)
+        .register(
+            "ANN@example.com",
+            "a long enough password for the policy 42",
+            &client,
+        )
         .await;
     assert!(matches!(taken, Err(Error::EmailTaken)), "{taken:?}");
     let login = auth
@@ -58,7 +66,11 @@ where
         .expect("mark"));
     assert_eq!(
         users
-            .change_email(&id, "Ann.Moved@Example.com", time::OffsetDateTime::now_utc())
+            .change_email(
+                &id,
+                "Ann.Moved@Example.com",
+                time::OffsetDateTime::now_utc()
+            )
             .await
             .expect("change"),
         EmailChange::Changed

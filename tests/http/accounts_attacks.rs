@@ -36,13 +36,13 @@ async fn start_with(throttle: MemoryThrottle) -> Server {
         .throttle(throttle)
         .build();
     let accounts =
-        crate::app::Accounts::new(auth, SessionCookie::default(), TrustedProxies::none());
+        crate::support::accounts::app(auth, SessionCookie::default(), TrustedProxies::none());
     let server = Server::start(crate::app::router(accounts)).await;
     let body = json!({ "email": ANN, "password": ANN_PASSWORD }).to_string();
     let reply = server
         .json_from(addr(250), "POST", "/register", &body)
         .await;
-    assert_eq!(reply.status, 201, "{reply:?}");
+    assert_eq!(reply.status, 202, "{reply:?}");
     server
 }
 
@@ -117,9 +117,9 @@ async fn a_registration_flood_from_one_address_is_429_and_logins_from_others_suc
     for task in tasks {
         task.await.expect("flood task");
     }
-    let (created, refused) = (flood.get(201), flood.get(429));
+    let (created, refused) = (flood.get(202), flood.get(429));
     eprintln!(
-        "flood: {} requests, {created} × 201, {refused} × 429, {} × 503; victim: {first_try}/25 at the first try",
+        "flood: {} requests, {created} × 202, {refused} × 429, {} × 503; victim: {first_try}/25 at the first try",
         flood.total(),
         flood.get(503)
     );

@@ -173,9 +173,14 @@ impl<'d> Browser<'d> {
 
     /// Waits until `#status` reads `expected`; returns what it last read.
     async fn status_becomes(&self, expected: &str) -> String {
+        self.text_becomes("#status", expected).await
+    }
+
+    /// Waits until the element `css` reads `expected`; returns what it last read.
+    async fn text_becomes(&self, css: &str, expected: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let element = self.element("#status").await;
+            let element = self.element(css).await;
             let text = self.get(&format!("/element/{element}/text")).await;
             let text = text.as_str().unwrap_or_default().to_owned();
             if text == expected || Instant::now() > deadline {
@@ -206,7 +211,7 @@ async fn a_browser_logs_in_with_the_cookie_and_me_answers() {
         .insert(UserRecord::new(1_i64, EMAIL, hash))
         .expect("a fresh store");
     let accounts =
-        crate::app::Accounts::new(auth, SessionCookie::default(), TrustedProxies::none());
+        crate::support::accounts::app(auth, SessionCookie::default(), TrustedProxies::none());
     let server = Server::start(crate::app::router(accounts)).await;
 
     let driver = Driver::start().await;
@@ -242,5 +247,77 @@ async fn a_browser_logs_in_with_the_cookie_and_me_answers() {
         browser.status_becomes("Not logged in (401).").await,
         "Not logged in (401)."
     );
+    browser.close().await;
+}
+
+/// The password reset walked in the browser: the page's forgot form, the link from the mail
+/// (received by a real SMTP server on loopback), the page's reset form, and a login with the
+/// new password. The token travels in the link's fragment and is POSTed by the page.
+#[cfg(feature = "smtp")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and ChromeDriver (apt-get install chromium chromium-driver); run with --ignored"]
+async fn a_browser_walks_the_password_reset_from_the_page() {
+    use crate::support::smtp_sink::SmtpSink;
+    use keycard::one_time::{MemoryOneTimeStore, OneTimeTokens};
+
+    const NEW_PASSWORD: &str = "a brand new long passphrase";
+    let sink = SmtpSink::start().await;
+    let users = Arc::new(MemoryUserStore::<UserRecord>::new());
+    let day = Duration::from_secs(24 * 60 * 60);
+    let auth = crate::app::authenticator(users.clone(), Arc::new(MemoryTokenStore::new()), day)
+        .password_hasher(Argon2Hasher::insecure_for_tests())
+        .build();
+    let hash = auth.hash_new_password(PASSWORD, EMAIL).await.expect("hash");
+    users
+        .insert(UserRecord::new(1_i64, EMAIL, hash))
+        .expect("a fresh store");
+    let mailer = keycard::mail::SmtpMailer::from_url(&sink.url(), "accounts@example.com")
+        .expect("a loopback SMTP URL");
+    let accounts = crate::support::accounts::app_with(
+        auth,
+        OneTimeTokens::new(MemoryOneTimeStore::new()),
+        Arc::new(mailer),
+        SessionCookie::default(),
+        TrustedProxies::none(),
+    );
+    let server = Server::start(crate::app::router(accounts)).await;
+
+    let driver = Driver::start().await;
+    let browser = Browser::open(&driver).await;
+    browser.post("/url", json!({"url": server.url("/")})).await;
+    browser.type_into("#forgot-email", EMAIL).await;
+    browser.click("#forgot").await;
+    let asked = "If the address has an account, a reset link is on its way.";
+    assert_eq!(browser.text_becomes("#account-status", asked).await, asked);
+
+    // The link in the mail, opened on this server (the app's public URL is a placeholder).
+    let mail = sink.wait_for(EMAIL, 1).await.remove(0);
+    let text = mail.decoded();
+    let start = text
+        .find("/reset-password#token=")
+        .expect("a reset link in the mail");
+    let link: String = text[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '"' && *c != '<')
+        .collect();
+    browser
+        .post("/url", json!({"url": server.url(&link)}))
+        .await;
+    browser.type_into("#new-password", NEW_PASSWORD).await;
+    browser.click("#reset").await;
+    let changed = "Password changed. Log in with the new password.";
+    assert_eq!(
+        browser.text_becomes("#account-status", changed).await,
+        changed
+    );
+    // The page dropped the token from the address bar.
+    let url = browser.get("/url").await;
+    assert!(!url.as_str().unwrap_or_default().contains("token"), "{url}");
+
+    browser.type_into("#email", EMAIL).await;
+    browser.type_into("#password", NEW_PASSWORD).await;
+    browser.click("#login").await;
+    let expected = format!("Logged in as {EMAIL}");
+    assert_eq!(browser.status_becomes(&expected).await, expected);
     browser.close().await;
 }

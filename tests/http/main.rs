@@ -1,7 +1,9 @@
 //! keycard over HTTP: the axum, actix-web and tower adapters through their frameworks' real
 //! pipelines, the hardening of the HTTP edge, and the example apps (`budgets_api`,
 //! `increase_api`, `accounts_api` and their actix-web twins) served on loopback ports and
-//! attacked as an attacker would, behind a real forwarding proxy and in a real browser.
+//! attacked as an attacker would, behind a real forwarding proxy and in a real browser; mail:
+//! `SmtpMailer` (`smtp_mailer`) and the account flows (`account_recovery`) against a real SMTP
+//! server on a loopback port (`support::smtp_sink`).
 //!
 //! Needs `axum`, `actix-web` or `tower` (each module runs under the features it needs);
 //! no server. `browser` is ignored by default: it needs Chromium and ChromeDriver
@@ -32,6 +34,8 @@ mod increase;
 
 #[cfg(any(feature = "axum", feature = "actix-web"))]
 mod abuse;
+#[cfg(all(feature = "axum", feature = "smtp"))]
+mod account_recovery;
 #[cfg(feature = "axum")]
 mod accounts_api;
 #[cfg(feature = "axum")]
@@ -52,5 +56,7 @@ mod hardening;
 mod increase_api;
 #[cfg(feature = "axum")]
 mod proxy;
+#[cfg(feature = "smtp")]
+mod smtp_mailer;
 #[cfg(feature = "tower")]
 mod tower_adapter;

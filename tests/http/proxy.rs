@@ -225,7 +225,7 @@ async fn start(header: ClientIpHeader, forwarding: Forwarding) -> (Server, Proxy
         .build();
     let proxies: TrustedProxies = "127.0.0.1".parse().expect("proxy list");
     let accounts =
-        crate::app::Accounts::new(auth, SessionCookie::default(), proxies.with_header(header));
+        crate::support::accounts::app(auth, SessionCookie::default(), proxies.with_header(header));
     let server = Server::start(crate::app::router(accounts)).await;
     let upstream: SocketAddr = server
         .url("")

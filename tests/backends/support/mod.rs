@@ -4,8 +4,5 @@
 
 #[cfg(feature = "mysql")]
 pub(crate) mod mysql;
-#[cfg(feature = "smtp")]
-#[path = "../../support/smtp_sink.rs"]
-pub(crate) mod smtp_sink;
 #[cfg(any(feature = "postgres", feature = "redis"))]
 pub(crate) mod stores;

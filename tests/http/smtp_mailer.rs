@@ -1,5 +1,5 @@
 //! `SmtpMailer` against a real SMTP server on loopback (the sink in
-//! `tests/support/smtp_sink.rs`, real TCP, no mock): what reaches the server, which URLs are
+//! `tests/http/support/smtp_sink.rs`, real TCP, no mock): what reaches the server, which URLs are
 //! refused, and a server that is not there.
 
 use std::time::Duration;
@@ -38,7 +38,7 @@ async fn a_password_reset_reaches_the_server_with_the_link_on_its_own_line() {
 
     let mail = sink.next_mail().await;
     assert_eq!(mail.mail_from, FROM);
-    assert_eq!(mail.rcpt_to, vec!["ann@example.com".to_owned()]);
+    assert_eq!(mail.to, vec!["ann@example.com".to_owned()]);
     assert_eq!(mail.subject(), "Reset your Example password");
     // The text part, decoded, has the link alone on a line.
     let text = mail.text();
@@ -78,7 +78,7 @@ async fn the_queue_sends_through_smtp_off_the_request_path() {
         .expect("queued");
     queue.flush().await;
     let mail = sink.next_mail().await;
-    assert_eq!(mail.rcpt_to, vec!["bob@example.com".to_owned()]);
+    assert_eq!(mail.to, vec!["bob@example.com".to_owned()]);
     assert!(mail.text().contains("bob@new.example"));
 }
 
@@ -183,7 +183,7 @@ async fn a_bad_recipient_is_refused_before_connecting() {
             "{error:?}"
         );
     }
-    assert!(sink.drain().await.is_empty());
+    assert!(sink.drain().is_empty());
 }
 
 #[tokio::test]
@@ -201,5 +201,5 @@ async fn starttls_never_falls_back_to_plain_text() {
         .expect_err("no STARTTLS, no mail");
     assert!(matches!(error, MailError::Config { .. }), "{error:?}");
     assert!(!error.to_string().contains("secret"), "{error}");
-    assert!(sink.drain().await.is_empty());
+    assert!(sink.drain().is_empty());
 }
