@@ -1,11 +1,15 @@
-//! `normalize_email` (trim surrounding whitespace, then Unicode lowercase) on arbitrary UTF-8.
+//! The email canonicaliser, `normalize_email` (trim, Unicode NFKC, lowercase, trim), and the
+//! registration check `check_email`, on arbitrary UTF-8.
 //!
-//! Invariants: never panics; idempotent; the result has no surrounding whitespace; it is at
-//! most 3/2 the byte length of the trimmed input (lowercasing can grow a character: U+0130
-//! `İ`, 2 bytes, becomes `i̇`, 3 bytes; U+023A `Ⱥ`, 2 bytes, becomes U+2C65 `ⱥ`, 3 bytes).
+//! Invariants: neither panics; the canonical form is idempotent (the canonical form of a
+//! canonical form is itself: otherwise one account could have two keys); it has no
+//! surrounding whitespace; it grows at most 18-fold (NFKC's widest expansion, U+FDFA, is 18
+//! characters for one, and lowercasing adds at most half again); ASCII input only changes
+//! case; an address `check_email` accepts is the trimmed input, and has the input's canonical
+//! form, at most `MAX_EMAIL_LEN` bytes long.
 #![no_main]
 
-use keycard::normalize_email;
+use keycard::{check_email, normalize_email, MAX_EMAIL_LEN};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -18,12 +22,16 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(once.trim(), once, "surrounding whitespace left for {s:?}");
     let trimmed = s.trim().len();
     assert!(
-        once.len() <= trimmed + trimmed / 2,
+        once.len() <= trimmed * 18,
         "{s:?} ({trimmed} bytes trimmed) normalized to {} bytes",
         once.len()
     );
-    // An ASCII-only input stays the same length and only changes case.
     if s.is_ascii() {
         assert!(once.eq_ignore_ascii_case(s.trim()));
+    }
+    if let Ok(address) = check_email(s) {
+        assert_eq!(address, s.trim(), "check_email keeps what was typed");
+        assert_eq!(normalize_email(&address), once);
+        assert!(once.len() <= MAX_EMAIL_LEN, "{s:?}");
     }
 });

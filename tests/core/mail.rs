@@ -4,8 +4,8 @@
 //! test, recording what the queue hands them; SMTP itself is tested against a real server in
 //! `tests/backends/smtp.rs`.
 
+use crate::support::recorder::Recorder;
 use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -115,44 +115,6 @@ fn debug_never_shows_a_link_or_a_body() {
     assert!(debug.contains("text_len: 11"), "{debug}");
     let debug = format!("{:?}", RenderedMail::new("Hi", "SECRET"));
     assert!(!debug.contains("SECRET"), "{debug}");
-}
-
-/// Records every mail the queue hands it; optionally waits for permits first, sleeps, or
-/// fails.
-#[derive(Debug, Clone, Default)]
-struct Recorder {
-    sent: Arc<Mutex<Vec<OutgoingMail>>>,
-    attempts: Arc<AtomicUsize>,
-    gate: Option<Arc<tokio::sync::Semaphore>>,
-    sleep: Option<Duration>,
-    fail: Option<MailError>,
-}
-
-impl Recorder {
-    fn sent(&self) -> Vec<OutgoingMail> {
-        self.sent.lock().expect("not poisoned").clone()
-    }
-    fn attempts(&self) -> usize {
-        self.attempts.load(Ordering::SeqCst)
-    }
-}
-
-#[async_trait]
-impl Mailer for Recorder {
-    async fn send(&self, mail: &OutgoingMail) -> Result<(), MailError> {
-        self.attempts.fetch_add(1, Ordering::SeqCst);
-        if let Some(gate) = &self.gate {
-            gate.acquire().await.expect("gate open").forget();
-        }
-        if let Some(sleep) = self.sleep {
-            tokio::time::sleep(sleep).await;
-        }
-        if let Some(error) = &self.fail {
-            return Err(error.clone());
-        }
-        self.sent.lock().expect("not poisoned").push(mail.clone());
-        Ok(())
-    }
 }
 
 /// Everything written by a `tracing` fmt subscriber, for assertions.

@@ -5,6 +5,7 @@
 mod support;
 
 mod abuse;
+mod account_flows;
 mod authenticator;
 mod http_mapping;
 mod lifecycle;
