@@ -40,6 +40,8 @@ mod account_recovery;
 mod accounts_api;
 #[cfg(feature = "axum")]
 mod accounts_attacks;
+#[cfg(all(feature = "actix-web", feature = "smtp"))]
+mod actix_accounts;
 #[cfg(feature = "actix-web")]
 mod actix_adapter;
 #[cfg(feature = "actix-web")]
