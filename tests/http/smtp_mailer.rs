@@ -55,6 +55,9 @@ async fn a_password_reset_reaches_the_server_with_the_link_on_its_own_line() {
         mail.data
     );
     assert!(mail.data.contains("Content-Transfer-Encoding: 7bit"));
+    // What a reader of the mail (and the HTTP tests) takes from it: the link's token.
+    let token = link.split("token=").nth(1).expect("the link has a token");
+    assert_eq!(mail.token().as_deref(), Some(token));
     // The HTML alternative escapes the link.
     let html = mail.html().expect("an HTML part");
     assert!(
@@ -77,9 +80,11 @@ async fn the_queue_sends_through_smtp_off_the_request_path() {
         )
         .expect("queued");
     queue.flush().await;
-    let mail = sink.next_mail().await;
+    let mail = sink.wait_for("bob@example.com", 1).await.remove(0);
     assert_eq!(mail.to, vec!["bob@example.com".to_owned()]);
     assert!(mail.text().contains("bob@new.example"));
+    assert!(mail.token().is_none(), "a notice carries no link token");
+    assert!(sink.mails_to("bob@new.example").is_empty(), "only the recipient is mailed");
 }
 
 #[tokio::test]
