@@ -84,7 +84,10 @@ async fn the_queue_sends_through_smtp_off_the_request_path() {
     assert_eq!(mail.to, vec!["bob@example.com".to_owned()]);
     assert!(mail.text().contains("bob@new.example"));
     assert!(mail.token().is_none(), "a notice carries no link token");
-    assert!(sink.mails_to("bob@new.example").is_empty(), "only the recipient is mailed");
+    assert!(
+        sink.mails_to("bob@new.example").is_empty(),
+        "only the recipient is mailed"
+    );
 }
 
 #[tokio::test]
