@@ -2,10 +2,10 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod account_store;
 #[cfg(feature = "actix-web")]
 #[cfg_attr(docsrs, doc(cfg(feature = "actix-web")))]
 pub mod actix_web;
-mod account_store;
 pub mod audit;
 mod authenticator;
 #[cfg(feature = "axum")]
@@ -60,6 +60,7 @@ mod token;
 pub mod tower;
 mod user;
 
+pub use account_store::{AccountStore, EmailChange};
 pub use authenticator::{
     Authenticated, Authenticator, AuthenticatorBuilder, CapPolicy, Login, LoginOptions, Logout,
     PasswordChanged, SessionCap, Subject,
@@ -76,7 +77,6 @@ pub use password_policy::{
     CommonPasswords, PasswordBlocklist, PasswordContext, PasswordList, PasswordPolicy,
     PasswordRejection, PasswordRule,
 };
-pub use account_store::{AccountStore, EmailChange};
 pub use registration::{NewUser, Registered, UserRegistry};
 pub use session::{ClientInfo, Session, SessionPolicy, SessionView};
 pub use store::{MemoryTokenStore, TokenStore};

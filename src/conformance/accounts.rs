@@ -56,7 +56,10 @@ pub async fn email_lookup_is_canonical<S: SeedUsers + AccountStore + ?Sized>(sto
             typed,
             "User::email must return the address as typed, not its canonical form"
         );
-        assert!(!user.email_verified(), "a new user's address is not verified");
+        assert!(
+            !user.email_verified(),
+            "a new user's address is not verified"
+        );
     }
     let dotless = format!("K\u{131}m.Canonical-{tag}@Example.COM");
     assert_none(
@@ -70,11 +73,22 @@ pub async fn email_lookup_is_canonical<S: SeedUsers + AccountStore + ?Sized>(sto
         "find_by_email",
     )
     .expect("the dotless-i user must be found by its own key");
-    assert_eq!(user.id(), other, "the dotless ı is another letter: another user");
+    assert_eq!(
+        user.id(),
+        other,
+        "the dotless ı is another letter: another user"
+    );
     assert_eq!(user.email(), dotless);
-    let kim = found(store.find_by_email(&normalize_email(&typed)).await, "find_by_email")
-        .expect("the first user is still there");
-    assert_eq!(kim.id(), id, "the dotless-i user must not take the address of i");
+    let kim = found(
+        store.find_by_email(&normalize_email(&typed)).await,
+        "find_by_email",
+    )
+    .expect("the first user is still there");
+    assert_eq!(
+        kim.id(),
+        id,
+        "the dotless-i user must not take the address of i"
+    );
 }
 
 /// [`AccountStore::mark_email_verified`] marks the user only while its stored address has
@@ -84,9 +98,7 @@ pub async fn email_lookup_is_canonical<S: SeedUsers + AccountStore + ?Sized>(sto
 ///
 /// # Panics
 /// When the store breaks the contract or fails.
-pub async fn mark_email_verified_needs_the_current_address<
-    S: SeedUsers + AccountStore + ?Sized,
->(
+pub async fn mark_email_verified_needs_the_current_address<S: SeedUsers + AccountStore + ?Sized>(
     store: &S,
 ) {
     let tag = tag();
@@ -98,7 +110,10 @@ pub async fn mark_email_verified_needs_the_current_address<
         !mark(store, &id, &other, at).await,
         "mark_email_verified with another address must answer false"
     );
-    assert!(!verified(store, &id).await, "another address must not verify the user");
+    assert!(
+        !verified(store, &id).await,
+        "another address must not verify the user"
+    );
     assert!(
         !mark(store, &UserId::new(format!("unknown-{tag}")), &typed, at).await,
         "mark_email_verified of an unknown user must answer false"
@@ -144,10 +159,17 @@ pub async fn change_email_moves_the_key<S: SeedUsers + AccountStore + ?Sized>(st
     ] {
         change(store, &ann_id, &taken, EmailChange::Taken).await;
     }
-    let user = by_key(store, &ann).await.expect("a refused change keeps the address");
+    let user = by_key(store, &ann)
+        .await
+        .expect("a refused change keeps the address");
     assert_eq!((user.id(), user.email()), (ann_id.clone(), ann.as_str()));
-    assert!(!user.email_verified(), "a refused change must not verify the address");
-    let user = by_key(store, &kim).await.expect("the other user keeps its address");
+    assert!(
+        !user.email_verified(),
+        "a refused change must not verify the address"
+    );
+    let user = by_key(store, &kim)
+        .await
+        .expect("the other user keeps its address");
     assert_eq!(user.id(), kim_id);
     change(
         store,
@@ -163,8 +185,15 @@ pub async fn change_email_moves_the_key<S: SeedUsers + AccountStore + ?Sized>(st
         .await
         .expect("the new address must find the user");
     assert_eq!(user.id(), ann_id);
-    assert_eq!(user.email(), new, "the new address is kept as typed (trimmed)");
-    assert!(user.email_verified(), "change_email marks the new address verified");
+    assert_eq!(
+        user.email(),
+        new,
+        "the new address is kept as typed (trimmed)"
+    );
+    assert!(
+        user.email_verified(),
+        "change_email marks the new address verified"
+    );
     let by_id = found(store.find_by_id(&ann_id).await, "find_by_id").expect("the user exists");
     assert_eq!(by_id.email(), new);
     assert!(
@@ -223,8 +252,14 @@ pub async fn concurrent_email_changes<S: SeedUsers + AccountStore + ?Sized>(stor
             .all(|(_, o)| matches!(o, EmailChange::Changed | EmailChange::Taken)),
         "the losers of a race must get Taken: {outcomes:?}"
     );
-    let owner = by_key(store, &target).await.expect("the winner holds the address");
-    assert_eq!(&owner.id(), winners[0], "the address must end with the winner");
+    let owner = by_key(store, &target)
+        .await
+        .expect("the winner holds the address");
+    assert_eq!(
+        &owner.id(),
+        winners[0],
+        "the address must end with the winner"
+    );
 
     let target = format!("Race.Pair-{tag}@Example.com");
     let pair = [&ids[0], &ids[1]];
@@ -235,7 +270,11 @@ pub async fn concurrent_email_changes<S: SeedUsers + AccountStore + ?Sized>(stor
     .await;
     let winners: Vec<&UserId> = pair
         .into_iter()
-        .filter(|id| outcomes.iter().any(|(o, r)| o == id && *r == EmailChange::Changed))
+        .filter(|id| {
+            outcomes
+                .iter()
+                .any(|(o, r)| o == id && *r == EmailChange::Changed)
+        })
         .collect();
     assert_eq!(
         winners.len(),
@@ -250,8 +289,14 @@ pub async fn concurrent_email_changes<S: SeedUsers + AccountStore + ?Sized>(stor
         };
         assert_eq!(*result, expected, "{outcomes:?}");
     }
-    let owner = by_key(store, &target).await.expect("the winner holds the address");
-    assert_eq!(&owner.id(), winners[0], "the address must end with the winner");
+    let owner = by_key(store, &target)
+        .await
+        .expect("the winner holds the address");
+    assert_eq!(
+        &owner.id(),
+        winners[0],
+        "the address must end with the winner"
+    );
 }
 
 /// One of three spellings of `address`.

@@ -60,11 +60,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures_util::future::join_all;
 
-use super::joined;
 pub use super::accounts::{
     change_email_moves_the_key, concurrent_email_changes, email_lookup_is_canonical,
     mark_email_verified_needs_the_current_address, run_account_checks,
 };
+use super::joined;
 use crate::{normalize_email, MemoryUserStore, StoreError, User, UserId, UserRecord, UserStore};
 
 /// How the checks create users in the store under test.
@@ -440,8 +440,9 @@ pub async fn unicode_round_trips<S: SeedUsers + ?Sized>(store: &S) {
             .unwrap_or_else(|| panic!("a user with email {email:?} must be found"));
         assert_user(&by_email, &id, &email, &hash, "unicode email");
         if raw.starts_with("zo") {
-            let decomposed =
-                normalize_email(&format!("zoe\u{308}.n\u{303}andu\u{301}-{tag}@exa\u{308}mple.com"));
+            let decomposed = normalize_email(&format!(
+                "zoe\u{308}.n\u{303}andu\u{301}-{tag}@exa\u{308}mple.com"
+            ));
             let user = found(store.find_by_email(&decomposed).await, "find_by_email")
                 .unwrap_or_else(|| panic!("the decomposed form of {email:?} must find its user"));
             assert_user(&user, &id, &email, &hash, "decomposed accents");
@@ -645,7 +646,11 @@ pub(super) fn found<T>(result: Result<Option<T>, StoreError>, what: &str) -> Opt
 }
 
 /// Asserts a lookup found nobody (and did not fail).
-pub(super) fn assert_none<T: std::fmt::Debug>(result: Result<Option<T>, StoreError>, what: &str, probe: &str) {
+pub(super) fn assert_none<T: std::fmt::Debug>(
+    result: Result<Option<T>, StoreError>,
+    what: &str,
+    probe: &str,
+) {
     let shown: String = probe.chars().take(80).collect();
     match result {
         Ok(None) => {}

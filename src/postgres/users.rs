@@ -5,8 +5,12 @@ use sqlx::postgres::PgPool;
 use time::OffsetDateTime;
 
 use super::{connect_pool, error, migrate};
-use crate::sql::{InvalidTableName, Migration, Placeholders, TableName, UserQueries};
-use crate::{normalize_email, AccountStore, EmailChange, StoreError, UserId, UserRecord, UserStore};
+use crate::sql::{
+    rekey_collision, rekeys, InvalidTableName, Migration, Placeholders, TableName, UserQueries,
+};
+use crate::{
+    normalize_email, AccountStore, EmailChange, StoreError, UserId, UserRecord, UserStore,
+};
 
 /// The schema changes of the users table, in order.
 const USER_MIGRATIONS: &[Migration] = &[
@@ -96,7 +100,38 @@ impl PostgresUserStore {
     /// # Errors
     /// [`StoreError::Backend`] if a statement fails.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        migrate(&self.pool, &self.queries.table, USER_MIGRATIONS).await
+        migrate(&self.pool, &self.queries.table, USER_MIGRATIONS).await?;
+        self.rekey_legacy_rows().await
+    }
+
+    /// Makes the keys of rows stored before migration 2 canonical (see
+    /// [`rekeys`](crate::sql::rekeys)): one scan of the table, then an update per such row.
+    async fn rekey_legacy_rows(&self) -> Result<(), StoreError> {
+        let t = self.queries.table.quoted();
+        let rows: Vec<(String, String)> = sqlx::query_as(&format!(
+            "SELECT id, email_key FROM {t} \
+             WHERE email_key = email AND octet_length(email_key) <> char_length(email_key)"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(error)?;
+        let update = format!("UPDATE {t} SET email_key = $3 WHERE id = $1 AND email_key = $2");
+        for r in rekeys(rows) {
+            let done = sqlx::query(&update)
+                .bind(&r.id)
+                .bind(&r.old)
+                .bind(&r.new)
+                .execute(&self.pool)
+                .await;
+            match done {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                    rekey_collision(&r.id);
+                }
+                Err(e) => return Err(error(e)),
+            }
+        }
+        Ok(())
     }
 
     /// Inserts `user` unless a user with the same id or canonical email exists, in which

@@ -8,9 +8,13 @@ use rusqlite::{params, OptionalExtension, Row};
 use time::OffsetDateTime;
 
 use super::{backend, migrate, Pool, SqliteOptions};
-use crate::sql::{InvalidTableName, Migration, Placeholders, TableName, UserQueries};
+use crate::sql::{
+    rekey_collision, rekeys, InvalidTableName, Migration, Placeholders, TableName, UserQueries,
+};
 use crate::time_codec::{from_micros, to_micros};
-use crate::{normalize_email, AccountStore, EmailChange, StoreError, UserId, UserRecord, UserStore};
+use crate::{
+    normalize_email, AccountStore, EmailChange, StoreError, UserId, UserRecord, UserStore,
+};
 
 /// The schema changes of the users table, in order.
 const USER_MIGRATIONS: &[Migration] = &[
@@ -117,6 +121,37 @@ impl SqliteUserStore {
         let table = self.queries.table.clone();
         self.pool
             .run(move |conn| migrate(conn, &table, USER_MIGRATIONS))
+            .await?;
+        self.rekey_legacy_rows().await
+    }
+
+    /// Makes the keys of rows stored before migration 2 canonical (see
+    /// [`rekeys`](crate::sql::rekeys)): one scan of the table, then an update per such row.
+    async fn rekey_legacy_rows(&self) -> Result<(), StoreError> {
+        let t = self.queries.table.quoted();
+        self.pool
+            .run(move |conn| {
+                let rows = conn
+                    .prepare(&format!(
+                        "SELECT id, email_key FROM {t} \
+                         WHERE email_key = email AND email_key GLOB '*[^ -~]*'"
+                    ))
+                    .and_then(|mut st| {
+                        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                            .collect::<rusqlite::Result<Vec<(String, String)>>>()
+                    })
+                    .map_err(backend)?;
+                let update =
+                    format!("UPDATE {t} SET email_key = ?3 WHERE id = ?1 AND email_key = ?2");
+                for r in rekeys(rows) {
+                    match conn.execute(&update, params![r.id, r.old, r.new]) {
+                        Ok(_) => {}
+                        Err(e) if is_unique_violation(&e) => rekey_collision(&r.id),
+                        Err(e) => return Err(backend(e)),
+                    }
+                }
+                Ok(())
+            })
             .await
     }
 
@@ -222,9 +257,9 @@ impl AccountStore for SqliteUserStore {
         let (email, key) = (new_email.trim().to_owned(), normalize_email(new_email));
         self.pool
             .run(move |conn| {
-                let changed = conn.prepare_cached(&q.change_email).and_then(|mut st| {
-                    st.execute(params![id, email, key, to_micros(verified_at)])
-                });
+                let changed = conn
+                    .prepare_cached(&q.change_email)
+                    .and_then(|mut st| st.execute(params![id, email, key, to_micros(verified_at)]));
                 match changed {
                     Ok(0) => Ok(EmailChange::UnknownUser),
                     Ok(_) => Ok(EmailChange::Changed),

@@ -68,8 +68,8 @@ mod sqlite {
 mod broken {
     use super::*;
     use keycard::{
-        normalize_email, AccountStore, EmailChange, NewUser, Registered, StoreError, User,
-        UserId, UserRegistry, UserStore,
+        normalize_email, AccountStore, EmailChange, NewUser, Registered, StoreError, User, UserId,
+        UserRegistry, UserStore,
     };
     use time::OffsetDateTime;
 
