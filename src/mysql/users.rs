@@ -38,7 +38,7 @@ const MIGRATIONS: &[Migration] = &[
 /// | column | type | |
 /// |---|---|---|
 /// | `id` | `VARBINARY(767) PRIMARY KEY` | [`UserId`] |
-/// | `email` | `VARBINARY(1024) UNIQUE` | the address as typed (trimmed); mail goes here |
+/// | `email` | `VARBINARY(1024)` | the address as typed (trimmed); mail goes here |
 /// | `email_key` | `VARBINARY(1024) UNIQUE` | [`normalize_email`] of `email`; lookups match it |
 /// | `password_hash` | `TEXT` (`utf8mb4_bin`) | PHC string (`$argon2id$...`) |
 /// | `first_name`, `last_name` | `TEXT` (`utf8mb4_bin`) | |

@@ -36,7 +36,7 @@ const USER_MIGRATIONS: &[Migration] = &[
 /// | column | type | |
 /// |---|---|---|
 /// | `id` | `TEXT PRIMARY KEY` | [`UserId`] |
-/// | `email` | `TEXT UNIQUE` | the address as typed (trimmed); mail goes here |
+/// | `email` | `TEXT UNIQUE` | the address as typed (trimmed); mail goes here (its `UNIQUE` is version 1's, kept: `email_key` decides) |
 /// | `email_key` | `TEXT`, unique index | [`normalize_email`] of `email`; lookups match it |
 /// | `password_hash` | `TEXT` | PHC string (`$argon2id$...`) |
 /// | `first_name`, `last_name` | `TEXT` | default `''` |
