@@ -47,7 +47,8 @@ impl<U: UserRegistry> Authenticator<U> {
     /// let auth = Authenticator::builder(MemoryUserStore::new(), MemoryTokenStore::new()).build();
     /// let client = ClientInfo::none().with_ip([192, 0, 2, 7].into());
     /// let ann = auth.register(" Ann@Example.com", "correct horse battery staple", &client).await?;
-    /// assert_eq!(ann.email(), "ann@example.com");
+    /// // Kept as typed (trimmed); accounts are compared by `normalize_email`.
+    /// assert_eq!(ann.email(), "Ann@Example.com");
     /// assert!(matches!(
     ///     auth.register("ann@example.com", "another good passphrase", &client).await,
     ///     Err(Error::EmailTaken)

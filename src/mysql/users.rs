@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use super::migrate::{migrate, parse_table, quoted};
 use super::{error, is_deadlock, is_duplicate, text, DEADLOCK_RETRIES};
 use crate::registration::{random_user_id, ID_ATTEMPTS};
-use crate::sql::{InvalidTableName, Migration, TableName};
+use crate::sql::{rekey_collision, rekeys, InvalidTableName, Migration, TableName};
 use crate::time_codec::{from_micros, to_micros};
 use crate::{
     normalize_email, AccountStore, EmailChange, NewUser, Registered, StoreError, UserId,
@@ -38,7 +38,7 @@ const MIGRATIONS: &[Migration] = &[
 /// | column | type | |
 /// |---|---|---|
 /// | `id` | `VARBINARY(767) PRIMARY KEY` | [`UserId`] |
-/// | `email` | `VARBINARY(1024) UNIQUE` | the address as typed (trimmed); mail goes here |
+/// | `email` | `VARBINARY(1024)` | the address as typed (trimmed); mail goes here |
 /// | `email_key` | `VARBINARY(1024) UNIQUE` | [`normalize_email`] of `email`; lookups match it |
 /// | `password_hash` | `TEXT` (`utf8mb4_bin`) | PHC string (`$argon2id$...`) |
 /// | `first_name`, `last_name` | `TEXT` (`utf8mb4_bin`) | |
@@ -89,7 +89,41 @@ impl MysqlUserStore {
     /// # Errors
     /// [`StoreError::Backend`] if a statement fails.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        migrate(&self.pool, &self.queries.table, MIGRATIONS).await
+        migrate(&self.pool, &self.queries.table, MIGRATIONS).await?;
+        self.rekey_legacy_rows().await
+    }
+
+    /// Makes the keys of rows stored before migration 2 canonical (see
+    /// [`rekeys`](crate::sql::rekeys)): one scan of the table, then an update per such row.
+    /// Non-ASCII keys are those whose hex digits are not all pairs below `80`.
+    async fn rekey_legacy_rows(&self) -> Result<(), StoreError> {
+        let t = quoted(&self.queries.table);
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = sqlx::query_as(&format!(
+            "SELECT id, email_key FROM {t} \
+             WHERE email_key = email AND HEX(email_key) NOT REGEXP '^([0-7][0-9A-F])*$'"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(error)?;
+        let rows = rows
+            .into_iter()
+            .map(|(id, key)| Ok((text(id)?, text(key)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let update = format!("UPDATE {t} SET email_key = ? WHERE id = ? AND email_key = ?");
+        for r in rekeys(rows) {
+            let done = sqlx::query(&update)
+                .bind(&r.new)
+                .bind(&r.id)
+                .bind(&r.old)
+                .execute(&self.pool)
+                .await;
+            match done {
+                Ok(_) => {}
+                Err(e) if is_duplicate(&e) => rekey_collision(&r.id),
+                Err(e) => return Err(error(e)),
+            }
+        }
+        Ok(())
     }
 
     /// Inserts `user` unless a user with the same id or canonical email exists,

@@ -5,7 +5,9 @@ use sqlx::postgres::PgPool;
 use time::OffsetDateTime;
 
 use super::{connect_pool, error, migrate};
-use crate::sql::{InvalidTableName, Migration, Placeholders, TableName, UserQueries};
+use crate::sql::{
+    rekey_collision, rekeys, InvalidTableName, Migration, Placeholders, TableName, UserQueries,
+};
 use crate::{
     normalize_email, AccountStore, EmailChange, StoreError, UserId, UserRecord, UserStore,
 };
@@ -31,14 +33,16 @@ const USER_MIGRATIONS: &[Migration] = &[
 /// | column | type | |
 /// |---|---|---|
 /// | `id` | `TEXT PRIMARY KEY` | [`UserId`] |
-/// | `email` | `TEXT UNIQUE` | the address as typed (trimmed); mail goes here |
+/// | `email` | `TEXT` | the address as typed (trimmed); mail goes here |
 /// | `email_key` | `TEXT NOT NULL UNIQUE` | [`normalize_email`] of `email`; lookups match it |
 /// | `password_hash` | `TEXT` | PHC string (`$argon2id$...`) |
 /// | `first_name`, `last_name` | `TEXT` | default `''` |
 /// | `email_verified_at` | `TIMESTAMPTZ`, nullable | when the address was verified |
 ///
 /// Rows you write yourself must set `email_key` to [`normalize_email`] of the address, or
-/// logins will not find them. It is also an [`AccountStore`].
+/// logins will not find them. It is also an [`AccountStore`]: [`change_email`](AccountStore::change_email)
+/// is one `UPDATE`, which the unique constraint on `email_key` refuses for another user's
+/// address (retried if the server picks it as a deadlock victim).
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), keycard::StoreError> {
@@ -98,7 +102,38 @@ impl PostgresUserStore {
     /// # Errors
     /// [`StoreError::Backend`] if a statement fails.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        migrate(&self.pool, &self.queries.table, USER_MIGRATIONS).await
+        migrate(&self.pool, &self.queries.table, USER_MIGRATIONS).await?;
+        self.rekey_legacy_rows().await
+    }
+
+    /// Makes the keys of rows stored before migration 2 canonical (see
+    /// [`rekeys`](crate::sql::rekeys)): one scan of the table, then an update per such row.
+    async fn rekey_legacy_rows(&self) -> Result<(), StoreError> {
+        let t = self.queries.table.quoted();
+        let rows: Vec<(String, String)> = sqlx::query_as(&format!(
+            "SELECT id, email_key FROM {t} \
+             WHERE email_key = email AND octet_length(email_key) <> char_length(email_key)"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(error)?;
+        let update = format!("UPDATE {t} SET email_key = $3 WHERE id = $1 AND email_key = $2");
+        for r in rekeys(rows) {
+            let done = sqlx::query(&update)
+                .bind(&r.id)
+                .bind(&r.old)
+                .bind(&r.new)
+                .execute(&self.pool)
+                .await;
+            match done {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                    rekey_collision(&r.id);
+                }
+                Err(e) => return Err(error(e)),
+            }
+        }
+        Ok(())
     }
 
     /// Inserts `user` unless a user with the same id or canonical email exists, in which
@@ -121,6 +156,16 @@ impl PostgresUserStore {
             .map_err(error)?;
         Ok(done.rows_affected() == 1)
     }
+}
+
+/// How many times a change the server picked as a deadlock victim is retried.
+const DEADLOCK_RETRIES: usize = 5;
+
+/// Whether `e` is the server ending the statement to break a deadlock (SQLSTATE 40P01) or a
+/// serialization failure (40001): retrying is safe.
+fn is_deadlock(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db)
+        if matches!(db.code().as_deref(), Some("40P01" | "40001")))
 }
 
 type UserTuple = (
@@ -181,18 +226,28 @@ impl AccountStore for PostgresUserStore {
                  check addresses with keycard::check_email before changing to them",
             ));
         }
-        let done = sqlx::query(&self.queries.change_email)
-            .bind(id.as_str())
-            .bind(new_email.trim())
-            .bind(normalize_email(new_email))
-            .bind(verified_at)
-            .execute(&self.pool)
-            .await;
-        match done {
-            Ok(done) if done.rows_affected() == 0 => Ok(EmailChange::UnknownUser),
-            Ok(_) => Ok(EmailChange::Changed),
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Ok(EmailChange::Taken),
-            Err(e) => Err(error(e)),
+        let key = normalize_email(new_email);
+        let mut attempt = 0;
+        loop {
+            let done = sqlx::query(&self.queries.change_email)
+                .bind(id.as_str())
+                .bind(new_email.trim())
+                .bind(&key)
+                .bind(verified_at)
+                .execute(&self.pool)
+                .await;
+            return match done {
+                Ok(done) if done.rows_affected() == 0 => Ok(EmailChange::UnknownUser),
+                Ok(_) => Ok(EmailChange::Changed),
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                    Ok(EmailChange::Taken)
+                }
+                Err(e) if is_deadlock(&e) && attempt < DEADLOCK_RETRIES => {
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => Err(error(e)),
+            };
         }
     }
 }

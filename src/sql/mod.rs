@@ -237,6 +237,38 @@ impl SessionQueries {
     }
 }
 
+/// A key stored before users migration 2 that the canonical form changes: version 1 keyed
+/// addresses by `trim().to_lowercase()`, which leaves compatibility characters (fullwidth
+/// letters, ligatures, the Kelvin sign) that NFKC folds.
+#[derive(Debug)]
+pub(crate) struct Rekey {
+    pub(crate) id: String,
+    pub(crate) old: String,
+    pub(crate) new: String,
+}
+
+/// Of `(id, email_key)` rows found by a backend's legacy-key query (non-ASCII keys still
+/// equal to their address), those whose key is not canonical.
+pub(crate) fn rekeys(rows: Vec<(String, String)>) -> Vec<Rekey> {
+    rows.into_iter()
+        .filter_map(|(id, old)| {
+            let new = crate::normalize_email(&old);
+            (new != old).then_some(Rekey { id, old, new })
+        })
+        .collect()
+}
+
+/// Logs a legacy key that could not be made canonical: another account holds the canonical
+/// form (two version-1 accounts that are one under the new rule).
+pub(crate) fn rekey_collision(id: &str) {
+    tracing::warn!(
+        user_id = %id,
+        "keycard: this user's email key stays in its pre-NFKC form because another account has \
+         the canonical form of the same address; it logs in only with its old spelling until \
+         one of the two addresses is changed"
+    );
+}
+
 /// The statements of the SQL user stores, over the documented `users` table. Rows are
 /// selected as [`USER_COLUMNS`]; `email_key` is the canonical form of `email`.
 #[derive(Debug)]

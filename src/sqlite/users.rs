@@ -8,7 +8,9 @@ use rusqlite::{params, OptionalExtension, Row};
 use time::OffsetDateTime;
 
 use super::{backend, migrate, Pool, SqliteOptions};
-use crate::sql::{InvalidTableName, Migration, Placeholders, TableName, UserQueries};
+use crate::sql::{
+    rekey_collision, rekeys, InvalidTableName, Migration, Placeholders, TableName, UserQueries,
+};
 use crate::time_codec::{from_micros, to_micros};
 use crate::{
     normalize_email, AccountStore, EmailChange, StoreError, UserId, UserRecord, UserStore,
@@ -34,7 +36,7 @@ const USER_MIGRATIONS: &[Migration] = &[
 /// | column | type | |
 /// |---|---|---|
 /// | `id` | `TEXT PRIMARY KEY` | [`UserId`] |
-/// | `email` | `TEXT UNIQUE` | the address as typed (trimmed); mail goes here |
+/// | `email` | `TEXT UNIQUE` | the address as typed (trimmed); mail goes here (its `UNIQUE` is version 1's, kept: `email_key` decides) |
 /// | `email_key` | `TEXT`, unique index | [`normalize_email`] of `email`; lookups match it |
 /// | `password_hash` | `TEXT` | PHC string (`$argon2id$...`) |
 /// | `first_name`, `last_name` | `TEXT` | default `''` |
@@ -119,6 +121,37 @@ impl SqliteUserStore {
         let table = self.queries.table.clone();
         self.pool
             .run(move |conn| migrate(conn, &table, USER_MIGRATIONS))
+            .await?;
+        self.rekey_legacy_rows().await
+    }
+
+    /// Makes the keys of rows stored before migration 2 canonical (see
+    /// [`rekeys`](crate::sql::rekeys)): one scan of the table, then an update per such row.
+    async fn rekey_legacy_rows(&self) -> Result<(), StoreError> {
+        let t = self.queries.table.quoted();
+        self.pool
+            .run(move |conn| {
+                let rows = conn
+                    .prepare(&format!(
+                        "SELECT id, email_key FROM {t} \
+                         WHERE email_key = email AND email_key GLOB '*[^ -~]*'"
+                    ))
+                    .and_then(|mut st| {
+                        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                            .collect::<rusqlite::Result<Vec<(String, String)>>>()
+                    })
+                    .map_err(backend)?;
+                let update =
+                    format!("UPDATE {t} SET email_key = ?3 WHERE id = ?1 AND email_key = ?2");
+                for r in rekeys(rows) {
+                    match conn.execute(&update, params![r.id, r.old, r.new]) {
+                        Ok(_) => {}
+                        Err(e) if is_unique_violation(&e) => rekey_collision(&r.id),
+                        Err(e) => return Err(backend(e)),
+                    }
+                }
+                Ok(())
+            })
             .await
     }
 

@@ -1,8 +1,8 @@
 //! Existing users tables migrate in place to version 2 (`email_key`, `email_verified_at`) on
-//! every SQL backend: a table created by version 1, with a user stored the old way (the
-//! address trimmed and lowercased), is upgraded by `migrate`, and the user still logs in with
-//! any spelling of the address, keeps it, is unverified, and still holds the address against
-//! a new registration. PostgreSQL and MySQL need their servers and fail, never skip, when one
+//! every SQL backend: a table created by version 1, with users stored the old way (the
+//! address trimmed and lowercased), is upgraded by `migrate`, and the users still log in with
+//! any spelling of the address, keep it, are unverified, and still hold the address against
+//! a new registration; a key NFKC changes is made canonical unless another account has it. PostgreSQL and MySQL need their servers and fail, never skip, when one
 //! is down.
 
 use keycard::{
@@ -12,6 +12,16 @@ use keycard::{
 
 const PASSWORD: &str = "correct horse battery staple";
 
+/// Users as version 1 stored them (trimmed, lowercased): `(id, email)`. Lowercasing left
+/// fullwidth letters as they were; NFKC folds them, so `migrate` rekeys the second user,
+/// and the last two are one address under the new rule (the plain one keeps it).
+const LEGACY: [(&str, &str); 4] = [
+    ("7", "ann@example.com"),
+    ("8", "\u{FF42}ob@example.com"),
+    ("9", "carl@example.com"),
+    ("10", "\u{FF43}arl@example.com"),
+];
+
 /// A PHC hash of [`PASSWORD`], cheap to verify.
 fn old_hash() -> String {
     Argon2Hasher::insecure_for_tests()
@@ -19,11 +29,9 @@ fn old_hash() -> String {
         .expect("hash")
 }
 
-/// Fills a version-1 migration template for a table without a schema.
-fn render(template: &str, table: &str, quote: char) -> String {
-    template
-        .replace("{table}", &format!("{quote}{table}{quote}"))
-        .replace("{name}", table)
+/// Fills a version-1 migration template: `{table}` is `quoted`, `{name}` the bare `name`.
+fn render(template: &str, quoted: &str, name: &str) -> String {
+    template.replace("{table}", quoted).replace("{name}", name)
 }
 
 /// What a migrated store must do for the user `ann@example.com` stored by version 1.
@@ -81,6 +89,28 @@ where
         .expect("login with the new address");
     assert_eq!(moved.user.email(), "Ann.Moved@Example.com");
     assert!(moved.user.email_verified());
+
+    let bob = auth
+        .login("BOB@example.com", PASSWORD, ClientInfo::none())
+        .await
+        .expect("a legacy fullwidth address is rekeyed to its canonical form");
+    assert_eq!(bob.user.id().as_str(), "8");
+    assert_eq!(bob.user.email(), "\u{FF42}ob@example.com");
+    let carl = auth
+        .login("\u{FF43}arl@example.com", PASSWORD, ClientInfo::none())
+        .await
+        .expect("the canonical address logs in");
+    assert_eq!(
+        carl.user.id().as_str(),
+        "9",
+        "the plain address keeps the key"
+    );
+    let stuck = users
+        .find_by_email("\u{FF43}arl@example.com")
+        .await
+        .expect("find")
+        .expect("the colliding legacy row keeps its old key");
+    assert_eq!(stuck.id().as_str(), "10");
 }
 
 #[cfg(feature = "sqlite")]
@@ -102,8 +132,8 @@ mod sqlite {
             .expect("tracking table");
             conn.execute_batch(&render(
                 include_str!("../../migrations/sqlite/users_0001.sql"),
+                "\"old_users\"",
                 "old_users",
-                '"',
             ))
             .expect("version 1");
             conn.execute(
@@ -111,11 +141,13 @@ mod sqlite {
                 params![],
             )
             .expect("record version 1");
-            conn.execute(
-                "INSERT INTO old_users (id, email, password_hash) VALUES ('7', 'ann@example.com', ?1)",
-                params![old_hash()],
-            )
-            .expect("a user of version 1");
+            for (id, email) in LEGACY {
+                conn.execute(
+                    "INSERT INTO old_users (id, email, password_hash) VALUES (?1, ?2, ?3)",
+                    params![id, email, old_hash()],
+                )
+                .expect("a user of version 1");
+            }
         }
         let users = SqliteUserStore::open(&path)
             .await
@@ -154,21 +186,25 @@ mod postgres {
         .execute(&pool)
         .await
         .expect("tracking table");
-        sqlx::raw_sql(
-            &include_str!("../../migrations/postgres/users_0001.sql")
-                .replace("{table}", &table)
-                .replace("{name}", "users"),
-        )
+        sqlx::raw_sql(&render(
+            include_str!("../../migrations/postgres/users_0001.sql"),
+            &table,
+            "users",
+        ))
         .execute(&pool)
         .await
         .expect("version 1");
-        sqlx::query(&format!(
-            "INSERT INTO {table} (id, email, password_hash) VALUES ('7', 'ann@example.com', $1)"
-        ))
-        .bind(old_hash())
-        .execute(&pool)
-        .await
-        .expect("a user of version 1");
+        for (id, email) in LEGACY {
+            sqlx::query(&format!(
+                "INSERT INTO {table} (id, email, password_hash) VALUES ($1, $2, $3)"
+            ))
+            .bind(id)
+            .bind(email)
+            .bind(old_hash())
+            .execute(&pool)
+            .await
+            .expect("a user of version 1");
+        }
         users.migrate().await.expect("migrate to version 2");
         users.migrate().await.expect("migrate is idempotent");
         let versions: Vec<(i64,)> = sqlx::query_as(&format!(
@@ -214,20 +250,24 @@ mod mysql {
             .expect("record version 1");
         sqlx::raw_sql(&render(
             include_str!("../../migrations/mysql/users_0001.sql"),
+            &format!("`{name}`"),
             &name,
-            '`',
         ))
         .execute(&pool)
         .await
         .expect("version 1");
-        sqlx::query(&format!(
-            "INSERT INTO `{name}` (id, email, password_hash, first_name, last_name) \
-             VALUES ('7', 'ann@example.com', ?, '', '')"
-        ))
-        .bind(old_hash())
-        .execute(&pool)
-        .await
-        .expect("a user of version 1");
+        for (id, email) in LEGACY {
+            sqlx::query(&format!(
+                "INSERT INTO `{name}` (id, email, password_hash, first_name, last_name) \
+                 VALUES (?, ?, ?, '', '')"
+            ))
+            .bind(id)
+            .bind(email)
+            .bind(old_hash())
+            .execute(&pool)
+            .await
+            .expect("a user of version 1");
+        }
         let users = mysql.user_store().with_table(&name).expect("valid");
         users.migrate().await.expect("migrate to version 2");
         users.migrate().await.expect("migrate is idempotent");
