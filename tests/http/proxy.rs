@@ -236,7 +236,7 @@ async fn start(header: ClientIpHeader, forwarding: Forwarding) -> (Server, Proxy
     for (email, password) in [(ANN, ANN_PASSWORD), (BOB, BOB_PASSWORD)] {
         let body = json!({ "email": email, "password": password });
         let reply = proxy.post("127.0.0.2", "/register", &body, &[]).await;
-        assert_eq!(reply.status, 201, "{reply:?}");
+        assert_eq!(reply.status, 202, "{reply:?}");
     }
     (server, proxy)
 }
