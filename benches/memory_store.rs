@@ -32,8 +32,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use criterion::{BenchmarkId, Criterion};
 use keycard::{
-    Authenticator, ClientInfo, Clock, ManualClock, MemoryTokenStore, MemoryUserStore, SecretHash,
-    Session, SessionId, SystemClock, Token, TokenStore, UserId, UserRecord,
+    AuthMethods, Authenticator, ClientInfo, Clock, ManualClock, MemoryTokenStore, MemoryUserStore,
+    SecretHash, Session, SessionId, SystemClock, Token, TokenStore, UserId, UserRecord,
 };
 use sha2::{Digest, Sha256};
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
@@ -200,6 +200,7 @@ struct SessionFloorRecord {
     seen: i64,
     ip: Option<IpAddr>,
     agent: Option<Arc<str>>,
+    amr: u8,
 }
 
 /// The floor, plus what any store must add to hand back what `validate_session` returns: a
@@ -230,6 +231,7 @@ fn floor_returning_session(
             client.user_agent = r.agent.as_deref().map(str::to_owned);
             client
         },
+        amr: AuthMethods::from_bits(r.amr),
     })
 }
 
@@ -295,6 +297,7 @@ fn build(
                 seen: micros(s.last_seen_at),
                 ip: s.client.ip,
                 agent: Some(shared_agents[i % shared_agents.len()].clone()),
+                amr: s.amr.bits(),
             };
             drop((token, s));
             store_bytes += heap() - before - kept_by_bench - kept_too;

@@ -7,6 +7,7 @@ mod account_store;
 #[cfg(feature = "actix-web")]
 #[cfg_attr(docsrs, doc(cfg(feature = "actix-web")))]
 pub mod actix_web;
+mod amr;
 pub mod audit;
 mod authenticator;
 #[cfg(feature = "axum")]
@@ -22,6 +23,7 @@ mod hashing;
 pub mod http;
 mod limits;
 pub mod mail;
+pub mod mfa;
 #[cfg(feature = "mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub mod mysql;
@@ -63,6 +65,7 @@ pub mod tower;
 mod user;
 
 pub use account_store::{AccountStore, EmailChange};
+pub use amr::{AuthMethod, AuthMethods};
 pub use authenticator::{
     Authenticated, Authenticator, AuthenticatorBuilder, CapPolicy, Login, LoginOptions, Logout,
     PasswordChanged, SessionCap, Subject,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::amr::AuthMethods;
 use crate::token::{SecretHash, SessionId, Token};
 use crate::user::UserId;
 
@@ -30,6 +31,10 @@ pub struct Session {
     pub last_seen_at: OffsetDateTime,
     /// Client metadata recorded at login.
     pub client: ClientInfo,
+    /// How the user proved who they are for this session (password, a second factor, ...):
+    /// its `amr` list. Empty for a session made by [`Session::new`] without
+    /// [`with_amr`](Self::with_amr), or kept by a store before methods were recorded.
+    pub amr: AuthMethods,
 }
 
 impl Session {
@@ -53,7 +58,15 @@ impl Session {
             expires_at: now.saturating_add(ttl.try_into().unwrap_or(time::Duration::MAX)),
             last_seen_at: now,
             client,
+            amr: AuthMethods::none(),
         }
+    }
+
+    /// The session with `amr` as its authentication methods.
+    #[must_use]
+    pub fn with_amr(mut self, amr: AuthMethods) -> Self {
+        self.amr = amr;
+        self
     }
 
     /// Whether the absolute lifetime is over at `now`.
@@ -68,7 +81,7 @@ impl Session {
 /// [`Authenticator::session_views`](crate::Authenticator::session_views).
 ///
 /// Serializes as JSON like
-/// `{"id":"...","created_at":"2026-01-02T03:04:05Z","expires_at":"...","last_seen_at":"...","ip":"203.0.113.7","user_agent":"curl/8","current":true}`
+/// `{"id":"...","created_at":"2026-01-02T03:04:05Z","expires_at":"...","last_seen_at":"...","ip":"203.0.113.7","user_agent":"curl/8","current":true,"amr":["pwd","otp"]}`
 /// (times in RFC 3339; `ip` and `user_agent` may be `null`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -91,6 +104,8 @@ pub struct SessionView {
     pub user_agent: Option<String>,
     /// Whether this is the session the listing was asked with.
     pub current: bool,
+    /// How the session was authenticated, as `amr` values (`["pwd","otp"]`).
+    pub amr: AuthMethods,
 }
 
 impl SessionView {
@@ -104,6 +119,7 @@ impl SessionView {
             ip: session.client.ip,
             user_agent: session.client.user_agent.clone(),
             current,
+            amr: session.amr,
         }
     }
 }

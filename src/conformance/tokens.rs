@@ -123,6 +123,7 @@ pub async fn duplicate_create_is_refused(store: &dyn TokenStore) {
         expires_at: now + 2 * HOUR,
         last_seen_at: now + Duration::from_millis(5),
         client: ClientInfo::none().with_user_agent("intruder"),
+        amr: crate::AuthMethods::none(),
     };
     match store.create(&second).await {
         Err(StoreError::Duplicate) => {}

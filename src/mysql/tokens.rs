@@ -104,6 +104,7 @@ fn into_session(row: SessionRow) -> Result<Session, StoreError> {
         expires_at: from_micros(expires_at)?,
         last_seen_at: from_micros(last_seen_at)?,
         client: sql::client_info(ip.map(text).transpose()?, user_agent.map(text).transpose()?)?,
+        amr: crate::AuthMethods::none(), // TODO(amr): persisted by sessions_0002
     })
 }
 

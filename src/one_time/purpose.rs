@@ -13,7 +13,7 @@ use crate::user::User;
 /// What a one-time token is for. A token issued for one purpose is refused for every other.
 ///
 /// Each purpose has a stored name (`email_verification`, `password_reset`, `email_sign_in`,
-/// `email_change`, or an application's own, checked by [`OneTimePurpose::custom`]) and a
+/// `email_change`, `second_factor_login`, or an application's own, checked by [`OneTimePurpose::custom`]) and a
 /// default lifetime, which [`OneTimeTokens::with_lifetime`](super::OneTimeTokens::with_lifetime)
 /// changes.
 ///
@@ -40,6 +40,10 @@ pub enum OneTimePurpose {
     /// Confirming a new email address (the token's payload carries it). Default lifetime 1
     /// hour.
     EmailChange,
+    /// The second step of a login whose password (or sign-in link) was right, for a user
+    /// with a second factor: the pending-login token, exchanged with a code for a session.
+    /// Default lifetime 5 minutes.
+    SecondFactorLogin,
     /// An application's own purpose, made by [`OneTimePurpose::custom`]. Default lifetime 1
     /// hour.
     Custom(CustomPurpose),
@@ -68,11 +72,12 @@ pub struct InvalidPurpose {
     pub reason: &'static str,
 }
 
-const BUILT_IN: [(&str, OneTimePurpose); 4] = [
+const BUILT_IN: [(&str, OneTimePurpose); 5] = [
     ("email_verification", OneTimePurpose::EmailVerification),
     ("password_reset", OneTimePurpose::PasswordReset),
     ("email_sign_in", OneTimePurpose::EmailSignIn),
     ("email_change", OneTimePurpose::EmailChange),
+    ("second_factor_login", OneTimePurpose::SecondFactorLogin),
 ];
 
 impl OneTimePurpose {
@@ -126,18 +131,21 @@ impl OneTimePurpose {
             Self::PasswordReset => "password_reset",
             Self::EmailSignIn => "email_sign_in",
             Self::EmailChange => "email_change",
+            Self::SecondFactorLogin => "second_factor_login",
             Self::Custom(c) => c.as_str(),
         }
     }
 
     /// How long a token of this purpose lives unless configured otherwise: reset 30 minutes,
-    /// sign-in 15 minutes, verification 24 hours, email change and custom purposes 1 hour.
+    /// sign-in 15 minutes, verification 24 hours, the second step of a login 5 minutes, email
+    /// change and custom purposes 1 hour.
     pub fn default_lifetime(&self) -> Duration {
         const MINUTE: u64 = 60;
         Duration::from_secs(match self {
             Self::EmailVerification => 24 * 60 * MINUTE,
             Self::PasswordReset => 30 * MINUTE,
             Self::EmailSignIn => 15 * MINUTE,
+            Self::SecondFactorLogin => 5 * MINUTE,
             Self::EmailChange | Self::Custom(_) => 60 * MINUTE,
         })
     }

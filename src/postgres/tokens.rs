@@ -150,6 +150,7 @@ fn into_session(row: SessionTuple) -> Result<Session, StoreError> {
         expires_at,
         last_seen_at,
         client: sql::client_info(ip, user_agent)?,
+        amr: crate::AuthMethods::none(), // TODO(amr): persisted by sessions_0002
     })
 }
 

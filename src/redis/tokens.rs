@@ -12,7 +12,9 @@ use time::OffsetDateTime;
 
 use super::connection::{connect_cluster, connect_manager, RedisConnection};
 use crate::time_codec::{self, micros_to_millis_ceil, to_micros};
-use crate::{ClientInfo, SecretHash, Session, SessionId, StoreError, TokenStore, UserId};
+use crate::{
+    AuthMethods, ClientInfo, SecretHash, Session, SessionId, StoreError, TokenStore, UserId,
+};
 
 mod cluster;
 
@@ -39,7 +41,7 @@ const EXPIRY_SHARDS: u32 = 16;
 ///
 /// | key | type | holds | expires |
 /// |---|---|---|---|
-/// | `keycard:session:<id>` | hash | `user`, `hash` (32 raw bytes), `created`, `expires`, `seen` (Unix µs), `ip`, `ua` | at the session's `expires_at` (`PEXPIREAT`) |
+/// | `keycard:session:<id>` | hash | `user`, `hash` (32 raw bytes), `created`, `expires`, `seen` (Unix µs), `ip`, `ua`, `amr` (the [`AuthMethods`](crate::AuthMethods) bits) | at the session's `expires_at` (`PEXPIREAT`) |
 /// | `keycard:user:<user id>` | set | the user's session ids | at its latest session's expiry |
 /// | `keycard:expiry` | sorted set | `<id><user id>` scored by `expires_at` (µs) | never; trimmed by `purge_expired` |
 ///
@@ -423,6 +425,9 @@ fn push_fields(call: &mut redis::ScriptInvocation<'_>, session: &Session) {
     if let Some(ua) = &session.client.user_agent {
         call.arg("ua").arg(ua);
     }
+    if !session.amr.is_empty() {
+        call.arg("amr").arg(session.amr.bits());
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -576,6 +581,12 @@ fn decode(id: SessionId, fields: &HashMap<String, Vec<u8>>) -> Result<Session, S
     if let Some(ua) = fields.get("ua") {
         client = client.with_user_agent(text(ua)?);
     }
+    let amr = match fields.get("amr") {
+        Some(bits) => {
+            AuthMethods::from_bits(text(bits)?.parse::<u8>().map_err(StoreError::corrupt)?)
+        }
+        None => AuthMethods::none(),
+    };
     Ok(Session {
         id,
         user_id: UserId::new(text(field(fields, "user")?)?),
@@ -584,6 +595,7 @@ fn decode(id: SessionId, fields: &HashMap<String, Vec<u8>>) -> Result<Session, S
         expires_at: instant(fields, "expires")?,
         last_seen_at: instant(fields, "seen")?,
         client,
+        amr,
     })
 }
 

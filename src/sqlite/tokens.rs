@@ -338,6 +338,7 @@ impl SessionRow {
             expires_at: time_codec::from_micros(self.expires_at)?,
             last_seen_at: time_codec::from_micros(self.last_seen_at)?,
             client: sql::client_info(self.ip, self.user_agent)?,
+            amr: crate::AuthMethods::none(), // TODO(amr): persisted by sessions_0002
         })
     }
 }

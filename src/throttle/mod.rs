@@ -161,6 +161,21 @@ pub trait Throttle: Send + Sync + Debug {
         now: OffsetDateTime,
     ) -> Result<Admission, ThrottleError>;
 
+    /// Takes back one [`hit`](Self::hit) counted under `key` in its current window (never
+    /// below zero; nothing if the window has ended or the key has no count): for limits that
+    /// count every attempt up front, so a race cannot pass them, and forgive the ones that
+    /// succeeded (a right second-factor code). Atomic like `hit`.
+    ///
+    /// The default does nothing, which is safe (the hit stays counted, so the limit is only
+    /// stricter); every built-in backend takes the hit back.
+    ///
+    /// # Errors
+    /// [`ThrottleError`] if the backend failed; nothing was changed.
+    async fn give_back(&self, key: &RateKey, now: OffsetDateTime) -> Result<(), ThrottleError> {
+        let _ = (key, now);
+        Ok(())
+    }
+
     /// Deletes windows that ended and trusts that lapsed at `now`; returns how many entries
     /// were removed. Called by [`Authenticator::expire`](crate::Authenticator::expire).
     ///
@@ -589,6 +604,9 @@ macro_rules! forward_throttle {
             }
             async fn hit(&self, key: &RateKey, limit: Limit, now: OffsetDateTime) -> Result<Admission, ThrottleError> {
                 (**self).hit(key, limit, now).await
+            }
+            async fn give_back(&self, key: &RateKey, now: OffsetDateTime) -> Result<(), ThrottleError> {
+                (**self).give_back(key, now).await
             }
             async fn prune(&self, now: OffsetDateTime) -> Result<u64, ThrottleError> {
                 (**self).prune(now).await

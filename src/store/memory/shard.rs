@@ -9,6 +9,7 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 use super::names::Names;
 use super::slab::{Ip, Record, CHUNK};
 use super::{instant, micros, widen, NIL};
+use crate::amr::AuthMethods;
 use crate::session::{ClientInfo, Session};
 use crate::token::{SecretHash, SessionId};
 use crate::user::UserId;
@@ -95,6 +96,7 @@ impl Shard {
             prev: NIL,
             next: head,
             ip: Ip::new(s.client.ip),
+            amr: s.amr.bits(),
         });
         self.link_first(user, head, slot);
         self.max_expires = self.max_expires.max(micros(s.expires_at));
@@ -143,6 +145,7 @@ impl Shard {
             expires_at: instant(r.expires),
             last_seen_at: instant(r.seen),
             client,
+            amr: AuthMethods::from_bits(r.amr),
         }
     }
 }

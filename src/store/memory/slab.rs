@@ -56,6 +56,8 @@ pub(super) struct Record {
     pub(super) prev: u32,
     pub(super) next: u32,
     pub(super) ip: Ip,
+    /// The session's [`AuthMethods`](crate::AuthMethods), as bits.
+    pub(super) amr: u8,
 }
 
 impl Record {
@@ -71,6 +73,7 @@ impl Record {
         prev: NIL,
         next: NIL,
         ip: Ip::None,
+        amr: 0,
     };
 
     #[inline]
