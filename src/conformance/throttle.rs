@@ -64,8 +64,10 @@ pub fn limits() -> ThrottleLimits {
 /// [`per_account_limit_spares_trusted_addresses`], [`trusted_addresses_are_capped_apart`],
 /// [`windows_end`],
 /// [`success_resets_and_release_gives_back`], [`refused_attempts_count_nowhere`],
-/// [`without_an_address`], [`prune_keeps_live_windows`], [`concurrent_reservations`] and
-/// [`rate_hits`].
+/// [`without_an_address`], [`prune_keeps_live_windows`], [`concurrent_reservations`],
+/// [`rate_hits`], [`give_back_takes_one_hit_back`], [`give_back_opens_no_window`],
+/// [`give_back_stops_at_zero`] and [`concurrent_give_backs`] (with `throttle` as both
+/// instances).
 ///
 /// # Panics
 /// When the throttle breaks the contract or fails.
@@ -81,6 +83,10 @@ pub async fn run_all(throttle: &dyn Throttle) {
     prune_keeps_live_windows(throttle).await;
     concurrent_reservations(throttle).await;
     rate_hits(throttle).await;
+    give_back_takes_one_hit_back(throttle).await;
+    give_back_opens_no_window(throttle).await;
+    give_back_stops_at_zero(throttle).await;
+    concurrent_give_backs(throttle, throttle).await;
 }
 
 /// (account, IP): exactly [`PER_ACCOUNT_IP`] attempts, then refusals with the time left;
@@ -546,8 +552,182 @@ pub async fn rate_hits(t: &dyn Throttle) {
     .await;
 }
 
+/// The rate limit of the [`Throttle::give_back`] checks: 10 hits per [`WINDOW`].
+const GIVE_BACK_MAX: u32 = 10;
+
+/// [`Throttle::give_back`] on a full key: one more hit is allowed, then the key refuses
+/// again, with the time left in the same window (give_back never extends it).
+///
+/// # Panics
+/// When the throttle breaks the contract or fails.
+pub async fn give_back_takes_one_hit_back(t: &dyn Throttle) {
+    let limit = Limit::new(GIVE_BACK_MAX, WINDOW);
+    let now = base_time();
+    let key = RateKey::new("conformance-give-back", &account("give-back"));
+    for i in 0..GIVE_BACK_MAX {
+        hit_allowed(
+            t,
+            &key,
+            limit,
+            now,
+            &format!("hit {} of {GIVE_BACK_MAX}", i + 1),
+        )
+        .await;
+    }
+    hit_refused(t, &key, limit, now, "a hit over the limit").await;
+    let later = now + Duration::from_secs(20);
+    give_back(t, &key, later).await;
+    hit_allowed(t, &key, limit, later, "the hit given back").await;
+    let retry_after = hit_refused(t, &key, limit, later, "give_back takes back one hit only").await;
+    assert_eq!(
+        retry_after,
+        WINDOW - Duration::from_secs(20),
+        "give_back keeps the window's end"
+    );
+    // Given back twice, two more.
+    give_back(t, &key, later).await;
+    give_back(t, &key, later).await;
+    hit_allowed(t, &key, limit, later, "the first of two hits given back").await;
+    hit_allowed(t, &key, limit, later, "the second of two hits given back").await;
+    hit_refused(t, &key, limit, later, "two given back, two more hits").await;
+}
+
+/// [`Throttle::give_back`] changes nothing on a key with no count, nor on a window that has
+/// ended (at its end or later): the next hit opens a fresh window (the time left is the
+/// whole window from that hit), allowed exactly up to the limit.
+///
+/// # Panics
+/// When the throttle breaks the contract or fails.
+pub async fn give_back_opens_no_window(t: &dyn Throttle) {
+    let limit = Limit::new(GIVE_BACK_MAX, WINDOW);
+    let now = base_time();
+
+    let unknown = RateKey::new("conformance-give-back", &account("give-back-unknown"));
+    for _ in 0..3 {
+        give_back(t, &unknown, now).await;
+    }
+    let later = now + Duration::from_secs(20);
+    fill_fresh_window(t, &unknown, limit, later, "a key given back before any hit").await;
+
+    let ended = RateKey::new("conformance-give-back", &account("give-back-ended"));
+    for i in 0..GIVE_BACK_MAX {
+        hit_allowed(
+            t,
+            &ended,
+            limit,
+            now,
+            &format!("hit {} of the window", i + 1),
+        )
+        .await;
+    }
+    let end = now + WINDOW;
+    give_back(t, &ended, end).await;
+    give_back(t, &ended, end + Duration::from_secs(5)).await;
+    fill_fresh_window(
+        t,
+        &ended,
+        limit,
+        end + Duration::from_secs(10),
+        "a key given back after its window ended",
+    )
+    .await;
+    // Given back at the very instant its window ends: nothing to take back either.
+    let at_end = RateKey::new("conformance-give-back", &account("give-back-at-end"));
+    for i in 0..GIVE_BACK_MAX {
+        hit_allowed(
+            t,
+            &at_end,
+            limit,
+            now,
+            &format!("hit {} of the window", i + 1),
+        )
+        .await;
+    }
+    give_back(t, &at_end, end).await;
+    fill_fresh_window(
+        t,
+        &at_end,
+        limit,
+        end,
+        "a key given back as its window ended",
+    )
+    .await;
+}
+
+/// [`Throttle::give_back`] never takes a count below zero: three give-backs on one hit, then
+/// exactly the limit's worth of hits.
+///
+/// # Panics
+/// When the throttle breaks the contract or fails.
+pub async fn give_back_stops_at_zero(t: &dyn Throttle) {
+    let limit = Limit::new(GIVE_BACK_MAX, WINDOW);
+    let now = base_time();
+    let key = RateKey::new("conformance-give-back", &account("give-back-zero"));
+    hit_allowed(t, &key, limit, now, "the first hit").await;
+    for _ in 0..3 {
+        give_back(t, &key, now).await;
+    }
+    let mut allowed = 0;
+    for _ in 0..2 * GIVE_BACK_MAX {
+        match t.hit(&key, limit, now).await {
+            Ok(Admission::Allowed(_)) => allowed += 1,
+            Ok(Admission::Refused { limit, .. }) => assert_eq!(limit, LimitKind::Rate),
+            Err(e) => panic!("a hit after the give-backs failed: {e:?}"),
+        }
+    }
+    assert_eq!(
+        allowed, GIVE_BACK_MAX,
+        "three give-backs on a count of 1: exactly the limit's worth of hits, no more"
+    );
+}
+
+/// 40 concurrent [`Throttle::hit`]s on one key (limit 10), alternating between `a` and `b`
+/// (two instances over one backend, or the same one twice), each followed by a
+/// [`Throttle::give_back`] when it was allowed: every allowed hit is given back, so
+/// afterwards exactly 10 of 20 concurrent hits are allowed again.
+///
+/// # Panics
+/// When the throttle breaks the contract or fails.
+pub async fn concurrent_give_backs(a: &dyn Throttle, b: &dyn Throttle) {
+    let limit = Limit::new(GIVE_BACK_MAX, WINDOW);
+    let now = base_time();
+    let key = RateKey::new("conformance-give-back", &account("give-back-race"));
+    let instance = |i: u32| if i % 2 == 0 { a } else { b };
+    let rounds = join_all((0..4 * GIVE_BACK_MAX).map(|i| {
+        let (t, key) = (instance(i), &key);
+        async move {
+            match t.hit(key, limit, now).await {
+                Ok(Admission::Allowed(_)) => {
+                    t.give_back(key, now)
+                        .await
+                        .unwrap_or_else(|e| panic!("a racing give_back failed: {e:?}"));
+                    true
+                }
+                Ok(Admission::Refused { limit, .. }) => {
+                    assert_eq!(limit, LimitKind::Rate, "a full rate key refuses as Rate");
+                    false
+                }
+                Err(e) => panic!("a racing hit failed: {e:?}"),
+            }
+        }
+    }))
+    .await;
+    assert!(
+        rounds.into_iter().filter(|&given| given).count() >= GIVE_BACK_MAX as usize,
+        "at least the limit's worth of racing hits pass"
+    );
+    let outcomes =
+        join_all((0..2 * GIVE_BACK_MAX).map(|i| instance(i).hit(&key, limit, now))).await;
+    assert_eq!(
+        count_allowed(outcomes.into_iter()),
+        GIVE_BACK_MAX,
+        "every racing hit given back: exactly the limit's worth of hits again"
+    );
+}
+
 /// [`concurrent_reservations`] over 200 Tokio tasks (threads, on a multi-thread runtime),
-/// plus 200 racing reservations over 100 accounts from one address: exactly [`PER_IP`] pass.
+/// plus 200 racing reservations over 100 accounts from one address: exactly [`PER_IP`] pass;
+/// plus [`concurrent_give_backs`] over 40 tasks.
 ///
 /// # Panics
 /// When the throttle breaks the contract or fails, or outside a Tokio runtime.
@@ -587,6 +767,32 @@ pub async fn concurrent_tasks(t: Arc<dyn Throttle>) {
         count_allowed(outcomes.into_iter()),
         PER_IP,
         "200 racing tasks from one address: exactly the per-IP limit may pass"
+    );
+
+    let limit = Limit::new(GIVE_BACK_MAX, WINDOW);
+    let key = RateKey::new("conformance-give-back", &account("give-back-tasks"));
+    let tasks: Vec<_> = (0..4 * GIVE_BACK_MAX)
+        .map(|_| {
+            let (t, key) = (Arc::clone(&t), key.clone());
+            tokio::spawn(async move {
+                let admission = t.hit(&key, limit, now).await?;
+                if let Admission::Allowed(_) = admission {
+                    t.give_back(&key, now).await?;
+                }
+                Ok::<_, crate::throttle::ThrottleError>(admission)
+            })
+        })
+        .collect();
+    for task in tasks {
+        if let Err(e) = task.await.expect("a give-back task panicked") {
+            panic!("a racing hit or give_back failed: {e:?}");
+        }
+    }
+    let outcomes = join_all((0..2 * GIVE_BACK_MAX).map(|_| t.hit(&key, limit, now))).await;
+    assert_eq!(
+        count_allowed(outcomes.into_iter()),
+        GIVE_BACK_MAX,
+        "40 racing tasks each giving back its hit: exactly the limit's worth of hits again"
     );
 }
 
@@ -677,6 +883,39 @@ async fn hit_refused(
         Ok(allowed) => panic!("{what}: must be refused, was {allowed:?}"),
         Err(e) => panic!("{what}: the throttle failed: {e:?}"),
     }
+}
+
+async fn give_back(t: &dyn Throttle, key: &RateKey, now: OffsetDateTime) {
+    if let Err(e) = t.give_back(key, now).await {
+        panic!("give_back: the throttle failed: {e:?}");
+    }
+}
+
+/// Hits `key` at `now` until it refuses: exactly `limit`'s worth must pass, and the refusal's
+/// time left must be the whole window (the first hit opened it at `now`).
+async fn fill_fresh_window(
+    t: &dyn Throttle,
+    key: &RateKey,
+    limit: Limit,
+    now: OffsetDateTime,
+    what: &str,
+) {
+    for i in 0..limit.max_failures() {
+        hit_allowed(
+            t,
+            key,
+            limit,
+            now,
+            &format!("{what}: hit {} of a fresh window", i + 1),
+        )
+        .await;
+    }
+    let retry_after = hit_refused(t, key, limit, now, &format!("{what}: over the limit")).await;
+    assert_eq!(
+        retry_after,
+        limit.window(),
+        "{what}: the first hit opens a fresh window"
+    );
 }
 
 fn count_allowed(

@@ -59,8 +59,10 @@ const RETRIES: u32 = 10;
 /// from any number of instances, no limit is exceeded. [`hit`](Throttle::hit) is the same
 /// over one row; [`record_success`](Throttle::record_success) locks its rows in key order,
 /// then deletes, decrements and trusts in one transaction; [`release`](Throttle::release) is
-/// one `UPDATE`. A step that InnoDB rolls back as a deadlock victim (or after a lock wait
-/// timeout) is retried, up to 10 times.
+/// one `UPDATE`, and so is [`give_back`](Throttle::give_back), which takes one from a live
+/// window's count (a window given back to zero stays until pruned, and is not live). A step
+/// that InnoDB rolls back as a deadlock victim (or after a lock wait timeout) is retried, up
+/// to 10 times.
 ///
 /// # Time and pruning
 /// Windows are decided by the caller's `now` and the stored `ends_at`, never by the database
@@ -356,6 +358,19 @@ impl Throttle for MysqlThrottle {
         }
     }
 
+    async fn give_back(&self, key: &RateKey, now: OffsetDateTime) -> Result<(), ThrottleError> {
+        let now = to_micros(now);
+        retrying(|| {
+            sqlx::query(&self.queries.give_back)
+                .bind(key.as_str())
+                .bind(now)
+                .execute(&self.pool)
+        })
+        .await
+        .map(drop)
+        .map_err(error)
+    }
+
     async fn prune(&self, now: OffsetDateTime) -> Result<u64, ThrottleError> {
         let now = to_micros(now);
         let mut total = 0;
@@ -582,6 +597,7 @@ struct Queries {
     lock_prefix: String,
     delete_prefix: String,
     decrement_prefix: String,
+    give_back: String,
     trust: String,
     prune_batch: String,
 }
@@ -596,6 +612,11 @@ impl Queries {
             lock_prefix: format!("SELECT `key` FROM {t} WHERE `key` IN "),
             delete_prefix: format!("DELETE FROM {t} WHERE `key` IN "),
             decrement_prefix: format!("UPDATE {t} SET `count` = `count` - 1 WHERE `key` IN "),
+            // A live window only (count 0 is not live: the next hit opens a fresh one).
+            give_back: format!(
+                "UPDATE {t} SET `count` = `count` - 1 \
+                 WHERE `key` = ? AND `count` > 0 AND ends_at > ?"
+            ),
             trust: format!(
                 "INSERT INTO {t} (`key`, `count`, ends_at) VALUES (?, 0, ?) \
                  ON DUPLICATE KEY UPDATE `count` = 0, ends_at = VALUES(ends_at)"

@@ -59,9 +59,11 @@ const LONGEST_SUFFIX: usize = "_record_success".len();
 /// # One statement per step
 /// [`reserve`](Throttle::reserve), [`record_success`](Throttle::record_success),
 /// [`release`](Throttle::release) and [`hit`](Throttle::hit) are each one `SELECT` of one of
-/// those functions, so each is
-/// one transaction. Reserve creates the attempt's missing counter rows and locks all of them,
-/// in key order (concurrent reserves never deadlock), with one `INSERT ... ON CONFLICT DO
+/// those functions, so each is one transaction; [`give_back`](Throttle::give_back) is one
+/// `UPDATE` of the key's row, which takes one from a live window's count (it waits for the
+/// row's lock and rechecks the window, so it is atomic with a concurrent hit; a window given
+/// back to zero stays until pruned, and is not live). Reserve creates the attempt's missing
+/// counter rows and locks all of them, in key order (concurrent reserves never deadlock), with one `INSERT ... ON CONFLICT DO
 /// UPDATE`, then checks every limit and counts under every key or none: under any
 /// concurrency, from any number of instances, no limit is exceeded. (A plain `ON CONFLICT DO
 /// NOTHING` followed by `SELECT ... FOR UPDATE` would leave a gap in which a concurrent prune
@@ -290,6 +292,16 @@ impl Throttle for PostgresThrottle {
         }
     }
 
+    async fn give_back(&self, key: &RateKey, now: OffsetDateTime) -> Result<(), ThrottleError> {
+        sqlx::query(&self.queries.give_back)
+            .bind(key.as_str())
+            .bind(truncate_to_micros(now))
+            .execute(&self.pool)
+            .await
+            .map_err(error)?;
+        Ok(())
+    }
+
     async fn prune(&self, now: OffsetDateTime) -> Result<u64, ThrottleError> {
         let mut total = 0;
         loop {
@@ -314,6 +326,7 @@ struct Queries {
     record_success: String,
     release: String,
     hit: String,
+    give_back: String,
     prune_batch: String,
 }
 
@@ -332,6 +345,10 @@ impl Queries {
             hit: format!(
                 "SELECT o_allowed, o_until FROM {}($1, $2, $3, $4)",
                 function("hit")
+            ),
+            // A live window only (count 0 is not live: the next hit opens a fresh one).
+            give_back: format!(
+                "UPDATE {t} SET count = count - 1 WHERE key = $1 AND count > 0 AND ends_at > $2"
             ),
             prune_batch: format!(
                 "DELETE FROM {t} WHERE key IN (SELECT key FROM {t} WHERE ends_at <= $1 \

@@ -48,8 +48,8 @@ const EXPIRY_GRACE_MS: i64 = 60_000;
 ///
 /// # One script per step
 /// [`reserve`](Throttle::reserve), [`record_success`](Throttle::record_success),
-/// [`release`](Throttle::release) and [`hit`](Throttle::hit) are each one Lua script
-/// (`EVALSHA`), which Redis runs
+/// [`release`](Throttle::release), [`hit`](Throttle::hit) and
+/// [`give_back`](Throttle::give_back) are each one Lua script (`EVALSHA`), which Redis runs
 /// atomically: reserve reads the trusted-address key, then the three counters that apply (the
 /// per-account one chosen by that trust), refuses or counts under all of them, in one step, so concurrent attempts from any number of instances
 /// never get past a limit.
@@ -270,6 +270,13 @@ impl Throttle for RedisThrottle {
         }
     }
 
+    async fn give_back(&self, key: &RateKey, now: OffsetDateTime) -> Result<(), ThrottleError> {
+        let mut call = self.scripts.give_back.prepare_invoke();
+        call.key(self.keys.key(key.as_str())).arg(to_millis(now));
+        let _: i64 = invoke(&call, &self.conn).await?;
+        Ok(())
+    }
+
     /// Does nothing and returns 0: Redis expires every key by itself (see the type's docs).
     async fn prune(&self, _now: OffsetDateTime) -> Result<u64, ThrottleError> {
         Ok(0)
@@ -310,6 +317,7 @@ struct Scripts {
     record_success: Script,
     release: Script,
     hit: Script,
+    give_back: Script,
 }
 
 impl Scripts {
@@ -319,6 +327,7 @@ impl Scripts {
             record_success: Script::new(RECORD_SUCCESS),
             release: Script::new(RELEASE),
             hit: Script::new(HIT),
+            give_back: Script::new(GIVE_BACK),
         }
     }
 }
@@ -349,6 +358,13 @@ const RELEASE: &str = include_str!("scripts/throttle_release.lua");
 ///
 /// Returns `{1, 0}` when allowed, `{0, ms left}` when refused.
 const HIT: &str = include_str!("scripts/throttle_hit.lua");
+
+/// KEYS: the rate counter. ARGV: now (ms). Takes one back from a live window's count,
+/// deleting the counter when it reaches zero; does nothing to a window that has ended or a
+/// missing counter, and never opens or extends a window.
+///
+/// Returns 1 when it took one back, 0 otherwise.
+const GIVE_BACK: &str = include_str!("scripts/throttle_give_back.lua");
 
 #[cfg(test)]
 mod tests {

@@ -60,6 +60,8 @@ const PRUNE_BATCH: i64 = 1000;
 /// connection starts it, so each step is atomic: reserve reads the trusted address, then the
 /// three counters that apply (the per-account one chosen by that trust), then counts under
 /// all of them or none, and no concurrency gets past a limit.
+/// [`give_back`](Throttle::give_back) is one `UPDATE` that takes one from a live window's
+/// count (a window given back to zero stays until pruned; it is not live).
 ///
 /// # Time and pruning
 /// Windows are decided by the caller's `now` and the stored `ends_at`, in microseconds.
@@ -319,6 +321,21 @@ impl Throttle for SqliteThrottle {
             .map_err(ThrottleError::from)
     }
 
+    async fn give_back(&self, key: &RateKey, now: OffsetDateTime) -> Result<(), ThrottleError> {
+        let q = Arc::clone(&self.queries);
+        let name = key.as_str().to_owned();
+        let now = time_codec::to_micros(now);
+        self.pool
+            .run(move |conn| {
+                conn.prepare_cached(&q.give_back)
+                    .and_then(|mut st| st.execute(params![name, now]))
+                    .map(drop)
+                    .map_err(backend)
+            })
+            .await
+            .map_err(ThrottleError::from)
+    }
+
     async fn prune(&self, now: OffsetDateTime) -> Result<u64, ThrottleError> {
         let now = time_codec::to_micros(now);
         self.pool
@@ -377,6 +394,7 @@ struct Queries {
     window: String,
     increment: String,
     decrement: String,
+    give_back: String,
     open_window: String,
     delete: String,
     trust: String,
@@ -391,6 +409,10 @@ impl Queries {
             window: format!("SELECT count, ends_at FROM {t} WHERE key = ?1"),
             increment: format!("UPDATE {t} SET count = count + 1 WHERE key = ?1"),
             decrement: format!("UPDATE {t} SET count = count - 1 WHERE key = ?1"),
+            // A live window only (count 0 is not live: the next hit opens a fresh one).
+            give_back: format!(
+                "UPDATE {t} SET count = count - 1 WHERE key = ?1 AND count > 0 AND ends_at > ?2"
+            ),
             open_window: format!(
                 "INSERT INTO {t} (key, count, ends_at) VALUES (?1, 1, ?2) \
                  ON CONFLICT (key) DO UPDATE SET count = 1, ends_at = excluded.ends_at"

@@ -49,7 +49,8 @@ async fn mysql_throttle_keeps_the_contract() {
     throttle_suite::concurrent_tasks(throttle).await;
 }
 
-/// Two instances (two pools) reserving the same key at once never exceed the limit.
+/// Two instances (two pools) reserving the same key at once never exceed the limit, and
+/// hits they give back at once are all given back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_reserves_from_two_instances_never_exceed_a_limit() {
     let tables = MyTables::new().await;
@@ -90,6 +91,7 @@ async fn concurrent_reserves_from_two_instances_never_exceed_a_limit() {
         }
     }
     assert_eq!(allowed, 5);
+    throttle_suite::concurrent_give_backs(&*a, &*b).await;
 }
 
 #[tokio::test]

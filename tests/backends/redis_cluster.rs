@@ -52,6 +52,16 @@ async fn cluster_throttle_keeps_the_contract_through_a_box() {
     throttle_suite::run_all(&boxed).await;
 }
 
+/// Two instances (two cluster connections) hitting one rate key and giving the hits back, at
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_give_backs_from_two_instances_keep_the_count() {
+    let ns = RedisClusterPrefix::new().await;
+    let a = ns.throttle(throttle_suite::limits()).await;
+    let b = ns.throttle(throttle_suite::limits()).await;
+    throttle_suite::concurrent_give_backs(&a, &b).await;
+}
+
 #[tokio::test]
 async fn sessions_and_the_expiry_index_spread_over_the_masters() {
     let ns = RedisClusterPrefix::new().await;

@@ -47,6 +47,17 @@ async fn sqlite_throttle_keeps_the_contract_through_a_box() {
     suite::run_all(&boxed).await;
 }
 
+/// Two instances (two pools over one file) hitting one rate key and giving the hits back, at
+/// once.
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_give_backs_from_two_instances_keep_the_count() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = sqlite_throttle(&dir).await;
+    let b = sqlite_throttle(&dir).await;
+    suite::concurrent_give_backs(&a, &b).await;
+}
+
 #[cfg(feature = "sqlite")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_throttle_prunes_ended_entries_and_hides_keys_from_debug() {

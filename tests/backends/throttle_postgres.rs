@@ -27,6 +27,15 @@ async fn postgres_throttle_keeps_the_contract_through_a_box() {
     suite::run_all(&boxed).await;
 }
 
+/// Two instances (two pools) hitting one rate key and giving the hits back, at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn give_backs_from_two_instances_keep_the_count() {
+    let schema = PgSchema::new().await;
+    let a = schema.throttle(suite::limits()).await;
+    let b = schema.throttle(suite::limits()).await;
+    suite::concurrent_give_backs(&a, &b).await;
+}
+
 #[tokio::test]
 async fn migrate_is_idempotent_and_concurrent_and_names_are_checked() {
     let schema = PgSchema::new().await;

@@ -27,6 +27,15 @@ async fn redis_throttle_keeps_the_contract_through_a_box() {
     suite::run_all(&boxed).await;
 }
 
+/// Two instances (two connections) hitting one rate key and giving the hits back, at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn give_backs_from_two_instances_keep_the_count() {
+    let ns = RedisPrefix::new().await;
+    let a = ns.throttle(suite::limits()).await;
+    let b = ns.throttle(suite::limits()).await;
+    suite::concurrent_give_backs(&a, &b).await;
+}
+
 #[tokio::test]
 async fn keys_share_one_slot_hold_no_email_and_expire_after_their_window() {
     let ns = RedisPrefix::new().await;

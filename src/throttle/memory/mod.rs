@@ -443,7 +443,8 @@ impl State {
         }
     }
 
-    /// Takes one back from `counter`, dropping it at zero.
+    /// Takes one back from `counter`'s live window, dropping it at zero; drops it if its
+    /// window has ended (nothing is counted there). An unknown counter stays unknown.
     fn give_back(&mut self, counter: u64, now: i64) {
         if let Some(w) = self.counters.get_mut(counter) {
             w.count = w.count.saturating_sub(1);
@@ -551,6 +552,17 @@ impl Throttle for MemoryThrottle {
         Ok(Admission::Allowed(Reservation::counting(
             AccountCounter::NotCounted,
         )))
+    }
+
+    /// Takes one back from the key's live window under the lock. A window given back to zero
+    /// is dropped, and so is one that has ended: either frees its slot (a later hit opens a
+    /// fresh window, as it would over a count of zero). Never adds a counter, so it needs no
+    /// room and never refuses.
+    async fn give_back(&self, key: &RateKey, now: OffsetDateTime) -> Result<(), ThrottleError> {
+        let now = micros(now);
+        let counter = self.hash(Counter::Rate(key.as_str()));
+        self.lock().give_back(counter, now);
+        Ok(())
     }
 
     async fn prune(&self, now: OffsetDateTime) -> Result<u64, ThrottleError> {
@@ -775,6 +787,45 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[tokio::test]
+    async fn give_back_frees_empty_and_ended_windows_and_never_adds_one() {
+        let t = MemoryThrottle::with_capacity(tight(), 16);
+        let limit = Limit::new(3, Duration::from_secs(60));
+        let hit = |key: RateKey, now| {
+            let t = &t;
+            async move { matches!(t.hit(&key, limit, now).await, Ok(Admission::Allowed(_))) }
+        };
+        let a = RateKey::new("code", "a");
+        // Unknown keys take no room, even on a full table.
+        t.give_back(&a, T0).await.expect("give_back");
+        assert!(t.is_empty());
+        for i in 0..16 {
+            assert!(hit(RateKey::new("fill", &i.to_string()), T0).await);
+        }
+        assert_eq!(t.len(), 16);
+        t.give_back(&a, T0).await.expect("give_back");
+        assert_eq!(t.len(), 16, "give_back on a full table adds nothing");
+        assert!(!hit(a.clone(), T0).await, "the table is full");
+        // Given back to zero, a window frees its slot for another key.
+        let full = RateKey::new("fill", "0");
+        t.give_back(&full, T0).await.expect("give_back");
+        assert_eq!(t.len(), 15);
+        assert!(hit(a.clone(), T0).await);
+        assert!(hit(a.clone(), T0).await);
+        t.give_back(&a, T0).await.expect("give_back");
+        assert_eq!(t.len(), 16, "a window with a count left stays");
+        assert!(hit(a.clone(), T0).await);
+        assert!(hit(a.clone(), T0).await);
+        assert!(!hit(a.clone(), T0).await, "3 of 3 after one given back");
+        // An ended window is dropped rather than counted down.
+        let ended = T0 + Duration::from_secs(60);
+        t.give_back(&RateKey::new("fill", "1"), ended)
+            .await
+            .expect("give_back");
+        assert_eq!(t.len(), 15);
+        assert!(hit(a, ended).await, "a fresh window after the first ended");
     }
 
     #[test]
