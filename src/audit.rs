@@ -27,6 +27,13 @@
 //! | `account.link_requested` | INFO | a link by mail was asked for ([`Accounts`](crate::account::Accounts): forgot password, sign-in link, verification resend); logged the same for known and unknown emails | `purpose` (`password_reset`, `email_sign_in`, `email_verification`, `registration_notice`, `email_change`), `client_ip` |
 //! | `account.mail_limited` | WARN | a mail was not sent because its recipient had too many of that kind this hour, or the request's address asked too often | `purpose`, `limit` (`recipient`, `client`), `client_ip` |
 //! | `account.link_refused` | WARN | a link's token was refused | `purpose`, `reason` (`invalid`, `stale`), `client_ip` |
+//! | `second_factor.required` | INFO | the first step of a login (password or sign-in link) was right for a user with a second factor: a pending login was issued, no session | `user_id`, `client_ip` |
+//! | `second_factor.failed` | WARN | a second-factor code was wrong, replayed, or a recovery code unknown or used | `method` (`otp`, `recovery_code`), `user_id`, `client_ip` |
+//! | `second_factor.throttled` | WARN | a code was refused unchecked: the account's wrong codes reached their limit, or the pending login's (which then ends) | `limit` (`account`, `pending_login`), `retry_after_secs`, `user_id`, `client_ip` |
+//! | `second_factor.enrolled` | INFO | a user confirmed an authenticator app; it is active from now | `user_id`, `client_ip` |
+//! | `second_factor.disabled` | INFO | a user removed their authenticator app | `user_id`, `client_ip` |
+//! | `recovery_code.used` | WARN | a recovery code was spent (at login or to disable the app); tell the user | `user_id`, `codes_left`, `client_ip` |
+//! | `recovery_codes.regenerated` | INFO | a new set of recovery codes replaced the old | `user_id`, `client_ip` |
 //! | `email.verified` | INFO | an address was proved by a verification link | `user_id`, `client_ip` |
 //! | `password.reset` | INFO | a password was reset by a reset link; every session of the user ended | `user_id`, `sessions_ended`, `client_ip` |
 //! | `sign_in_link.used` | INFO | a sign-in link started a session (a `login.succeeded` follows) | `user_id`, `client_ip` |
@@ -220,4 +227,37 @@ pub(crate) fn email_change_requested(user: &UserId, ip: Option<IpAddr>) {
 
 pub(crate) fn email_changed(user: &UserId, ip: Option<IpAddr>) {
     tracing::info!(target: TARGET, event = "email.changed", user_id = %user, client_ip = %Ip(ip));
+}
+
+pub(crate) fn second_factor_required(user: &UserId, ip: Option<IpAddr>) {
+    tracing::info!(target: TARGET, event = "second_factor.required", user_id = %user, client_ip = %Ip(ip));
+}
+
+pub(crate) fn second_factor_failed(method: &str, user: &UserId, ip: Option<IpAddr>) {
+    tracing::warn!(target: TARGET, event = "second_factor.failed", method, user_id = %user, client_ip = %Ip(ip));
+}
+
+pub(crate) fn second_factor_throttled(
+    limit: &str,
+    retry_after: Duration,
+    user: &UserId,
+    ip: Option<IpAddr>,
+) {
+    tracing::warn!(target: TARGET, event = "second_factor.throttled", limit, retry_after_secs = secs(retry_after), user_id = %user, client_ip = %Ip(ip));
+}
+
+pub(crate) fn second_factor_enrolled(user: &UserId, ip: Option<IpAddr>) {
+    tracing::info!(target: TARGET, event = "second_factor.enrolled", user_id = %user, client_ip = %Ip(ip));
+}
+
+pub(crate) fn second_factor_disabled(user: &UserId, ip: Option<IpAddr>) {
+    tracing::info!(target: TARGET, event = "second_factor.disabled", user_id = %user, client_ip = %Ip(ip));
+}
+
+pub(crate) fn recovery_code_used(user: &UserId, codes_left: u32, ip: Option<IpAddr>) {
+    tracing::warn!(target: TARGET, event = "recovery_code.used", user_id = %user, codes_left, client_ip = %Ip(ip));
+}
+
+pub(crate) fn recovery_codes_regenerated(user: &UserId, ip: Option<IpAddr>) {
+    tracing::info!(target: TARGET, event = "recovery_codes.regenerated", user_id = %user, client_ip = %Ip(ip));
 }

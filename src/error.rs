@@ -166,6 +166,50 @@ pub enum Error {
     )]
     StaleLink,
 
+    /// The password (or sign-in link) was right, and the user has a second factor: no
+    /// session yet. Send the pending login's token back with a code to
+    /// [`Authenticator::complete_login`](crate::Authenticator::complete_login). HTTP layers
+    /// answer it as a success (`mfa_required`), not as an error.
+    #[error("a second factor is required: send a code from your authenticator app (or a recovery code) with the pending-login token")]
+    SecondFactorRequired(Box<crate::mfa::PendingLogin>),
+
+    /// A second-factor code was wrong, expired, already used, or not a code at all.
+    #[error("the code is not valid; enter the current code from your authenticator app, or an unused recovery code")]
+    InvalidCode,
+
+    /// The pending-login token is unknown, expired, already used, or ended by too many wrong
+    /// codes.
+    #[error("the sign-in step has expired or ended; log in again")]
+    InvalidPendingLogin,
+
+    /// An authenticator app is already active for this user.
+    #[error("an authenticator app is already active on this account; disable it before enrolling another")]
+    SecondFactorAlreadyEnabled,
+
+    /// The action needs an authenticator app the user does not have (confirming an
+    /// enrolment that was never started, disabling an app that is not active).
+    #[error("no authenticator app enrolment is waiting for a code on this account; start the enrolment again")]
+    SecondFactorNotEnabled,
+
+    /// The action needs a second factor the session was not authenticated with, or a more
+    /// recent authentication (step-up).
+    #[error("this action needs a stronger sign-in: {}", step_up_text(*second_factor, *max_age))]
+    InsufficientAuthentication {
+        /// Whether a second factor is needed (the session was authenticated without one).
+        second_factor: bool,
+        /// How recent the authentication must be, if that is what is missing.
+        max_age: Option<Duration>,
+    },
+
+    /// Second factors are used but the authenticator has none configured, or a stored secret
+    /// does not open with the configured keys. A server configuration error.
+    #[error("second factors are not set up on the server: {0}")]
+    SecondFactorConfig(&'static str),
+
+    /// A stored TOTP secret could not be decrypted with the configured keys.
+    #[error("a stored second-factor secret could not be decrypted; check the secret keys the server was given")]
+    SecretBox(#[source] crate::mfa::SealError),
+
     /// A one-time token could not be issued for a reason other than the store or the random
     /// number generator (an over-long user id or payload); see the source.
     #[error("a one-time link could not be issued; see the server log")]
@@ -572,6 +616,21 @@ impl From<TokenError> for Error {
     }
 }
 
+fn step_up_text(second_factor: bool, max_age: Option<Duration>) -> String {
+    match (second_factor, max_age) {
+        (true, Some(age)) => format!(
+            "sign in again with your second factor (within the last {} seconds)",
+            age.as_secs()
+        ),
+        (true, None) => "confirm it's you with your second factor".to_owned(),
+        (false, Some(age)) => format!(
+            "authenticate again (within the last {} seconds)",
+            age.as_secs()
+        ),
+        (false, None) => "authenticate again".to_owned(),
+    }
+}
+
 fn retry_after_secs(d: Duration) -> u64 {
     // Round up so a client that waits the advertised time is never refused again.
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
@@ -669,6 +728,11 @@ mod tests {
     impl OwnType for crate::EmailRejection {}
     impl OwnType for crate::PasswordRejection {}
     impl OwnType for crate::one_time::OneTimeError {}
+    impl OwnType for Box<crate::mfa::PendingLogin> {}
+    impl OwnType for crate::mfa::SealError {}
+    impl OwnType for bool {}
+    impl OwnType for Option<Duration> {}
+    impl OwnType for &'static str {}
     impl OwnType for Box<dyn StdError + Send + Sync> {}
     fn own<T: OwnType>(_: &T) {}
 
@@ -690,7 +754,21 @@ mod tests {
             | Error::SessionExpired
             | Error::EmailNotVerified
             | Error::InvalidLink
-            | Error::StaleLink => {}
+            | Error::StaleLink
+            | Error::InvalidCode
+            | Error::InvalidPendingLogin
+            | Error::SecondFactorAlreadyEnabled
+            | Error::SecondFactorNotEnabled => {}
+            Error::SecondFactorRequired(p) => own(p),
+            Error::InsufficientAuthentication {
+                second_factor,
+                max_age,
+            } => {
+                own(second_factor);
+                own(max_age);
+            }
+            Error::SecondFactorConfig(m) => own(m),
+            Error::SecretBox(e) => own(e),
             Error::OneTimeToken(e) => own(e),
             Error::InvalidEmail(r) => own(r),
             Error::InputTooLong { field, max } => {

@@ -14,12 +14,18 @@
 //! | `POST /login/email/verify` `{"token"}` | 200 `{"token","expires_at"}` and the session cookie, once |
 //! | `POST /email` `{"new_email","password"}` | 202 (authenticated): a confirm link to the new address, a notice to the old one; 403 `invalid_credentials` for a wrong password |
 //! | `POST /email/confirm` `{"token"}` | 200: the address changed; 409 `email_taken` if another account took it meanwhile |
-//! | `POST /login` `{"email","password","remember_me"?}` | 200 `{"token","expires_at"}` and the session cookie; 403 `email_not_verified` when the server requires verified addresses (`--smtp`) and this one is not |
+//! | `POST /login` `{"email","password","remember_me"?}` | 200 `{"token","expires_at"}` and the session cookie; for a user with an authenticator app, 200 `{"mfa_required":true,"mfa_token","expires_at","methods"}` and no token, no cookie; 403 `email_not_verified` when the server requires verified addresses (`--smtp`) and this one is not |
+//! | `POST /login/mfa` `{"mfa_token","code"}` or `{"mfa_token","recovery_code"}` | 200 `{"token","expires_at"}` and the session cookie; 403 `invalid_code`; 401 `invalid_mfa_token` (expired, used, or after 5 wrong codes); 429 after 10 wrong codes on the account in 15 minutes |
+//! | `GET /mfa` | 200 `{"totp","totp_pending","recovery_codes_left"}` |
+//! | `POST /mfa/totp` | 200 `{"secret","otpauth_uri"}`: an enrolment, not active until confirmed; 409 `mfa_already_enabled` |
+//! | `POST /mfa/totp/confirm` `{"code"}` | 200 `{"recovery_codes":[...]}` (shown once): active from now; 403 `invalid_code` |
+//! | `DELETE /mfa/totp` `{"code"}` or `{"recovery_code"}` | 204: the app and the recovery codes removed; 403 `invalid_code`; 409 `mfa_not_enabled` |
+//! | `POST /mfa/recovery-codes` `{"code"}` or `{"recovery_code"}` | 200 `{"recovery_codes":[...]}`: a new set, the old one retired |
 //! | `GET /me` | 200 `{"user":{"id","email"},"session":{...}}` |
 //! | `GET /sessions` | 200 `{"sessions":[...]}`, the current one marked |
 //! | `DELETE /sessions/{id}` | 204 for one of mine, 404 otherwise |
 //! | `POST /logout` | 204, the cookie cleared |
-//! | `POST /logout-others` | 200 `{"revoked":N}`; needs the password proved within 5 minutes (401 `reauthentication_required` otherwise) |
+//! | `POST /logout-others` | 200 `{"revoked":N}`; needs the password proved within 5 minutes (401 `reauthentication_required` otherwise) and, for a user with an authenticator app, a session that used it (401 `insufficient_user_authentication`, `WWW-Authenticate: Bearer error="insufficient_user_authentication", acr_values="mfa"`) |
 //! | `POST /reauthenticate` `{"password"}` | 200 `{"token","expires_at"}` and the cookie: a fresh session proving the password now; the old token ends; 403 `invalid_credentials` for a wrong password |
 //! | `POST /password` `{"current_password","new_password"}` | 200 `{"token","expires_at"}` and the cookie: the caller's session rotated, every other session ended; 403 `invalid_credentials` for a wrong current password (counted by the throttle under the request's address) |
 //!
@@ -39,11 +45,13 @@ use axum::Router;
 use keycard::account::{Accounts as Flows, Links};
 use keycard::axum::{Client, CurrentSession, CurrentUser, Json, LoginRequest, LogoutRequest};
 use keycard::http::{
-    render_error, Credentials, EmailBody, EmailChangeBody, HttpAccounts, HttpAuth,
-    PasswordResetBody, Protocol, Response, SessionCookie, StandardApi, TokenBody, TokenSource,
-    TrustedProxies,
+    render_error, CodeBody, Credentials, EmailBody, EmailChangeBody, HttpAccounts, HttpAuth,
+    PasswordResetBody, Protocol, Response, SecondFactorLoginBody, SessionCookie, StandardApi,
+    TokenBody, TokenSource, TrustedProxies,
 };
 use keycard::mail::{DefaultRenderer, MailQueue, Mailer};
+use keycard::mfa::{KeyId, SecondFactorStore, SecondFactors, SecretBox, SecretKey};
+use keycard::one_time::OneTimeTokenStore;
 use keycard::one_time::OneTimeTokens;
 use keycard::{
     Authenticator, AuthenticatorBuilder, Login, SessionId, SessionView, TokenStore, UserRecord,
@@ -72,6 +80,17 @@ pub(crate) fn authenticator(
     Authenticator::builder(users, tokens)
         .session_ttl(session_ttl)
         .max_session_ttl(REMEMBER_ME)
+}
+
+/// Second factors (authenticator apps and recovery codes) stored in `store`, pending logins
+/// among the one-time tokens, secrets sealed with `key`.
+pub(crate) fn second_factors(
+    store: Arc<dyn SecondFactorStore>,
+    one_time: Arc<dyn OneTimeTokenStore>,
+    key: SecretKey,
+) -> SecondFactors {
+    SecondFactors::from_arcs(store, one_time, SecretBox::new(KeyId::new(1), key))
+        .with_issuer("keycard accounts")
 }
 
 /// The account flows (registration, verification, recovery, sign-in links, email change)
@@ -169,6 +188,11 @@ pub(crate) fn router(app: AccountsApp) -> Router {
         .route("/email", post(request_email_change))
         .route("/email/confirm", post(confirm_email_change))
         .route("/login", get(page).post(login))
+        .route("/login/mfa", post(login_second_step))
+        .route("/mfa", get(second_factor_status))
+        .route("/mfa/totp", post(begin_totp).delete(disable_totp))
+        .route("/mfa/totp/confirm", post(confirm_totp))
+        .route("/mfa/recovery-codes", post(regenerate_recovery_codes))
         .route("/me", get(me))
         .route("/sessions", get(sessions))
         .route("/sessions/{id}", delete(revoke))
@@ -281,6 +305,100 @@ async fn login(request: LoginRequest<UserRecord>) -> Response {
     request.login().await
 }
 
+/// `POST /login/mfa`: the second step of a login: the pending login's token and a code (or
+/// a recovery code) for a session.
+async fn login_second_step(
+    State(app): State<AccountsApp>,
+    client: Client<UserRecord>,
+    Json(body): Json<SecondFactorLoginBody>,
+) -> Response {
+    app.http.complete_login(&body, client.into_inner()).await
+}
+
+/// `GET /mfa`: my second factors.
+async fn second_factor_status(
+    State(app): State<AccountsApp>,
+    me: CurrentSession<UserRecord>,
+) -> AxumResponse {
+    match app.auth.second_factor_status(&me.session).await {
+        Ok(status) => axum::Json(status).into_response(),
+        Err(error) => app.error(&error).into_response(),
+    }
+}
+
+/// `POST /mfa/totp`: starts enrolling an authenticator app (not active until confirmed).
+async fn begin_totp(State(app): State<AccountsApp>, me: CurrentSession<UserRecord>) -> Response {
+    match app.auth.begin_totp(&me.session).await {
+        Ok(enrollment) => app.http.protocol().totp_enrollment(&enrollment),
+        Err(error) => app.error(&error),
+    }
+}
+
+/// The body of `POST /mfa/totp/confirm`; zeroized on drop.
+#[derive(Deserialize)]
+struct Confirmation {
+    #[serde(deserialize_with = "secret")]
+    code: Zeroizing<String>,
+}
+
+/// `POST /mfa/totp/confirm`: a code from the app activates it; the answer holds the recovery
+/// codes, shown this once.
+async fn confirm_totp(
+    State(app): State<AccountsApp>,
+    me: CurrentSession<UserRecord>,
+    client: Client<UserRecord>,
+    Json(body): Json<Confirmation>,
+) -> Response {
+    match app
+        .auth
+        .confirm_totp(&me.session, &body.code, &client)
+        .await
+    {
+        Ok(codes) => app.http.protocol().recovery_codes(&codes),
+        Err(error) => app.error(&error),
+    }
+}
+
+/// `DELETE /mfa/totp`: removes the app and the recovery codes, with a current code or a
+/// recovery code.
+async fn disable_totp(
+    State(app): State<AccountsApp>,
+    me: CurrentSession<UserRecord>,
+    client: Client<UserRecord>,
+    Json(body): Json<CodeBody>,
+) -> Response {
+    let outcome = match body.proof() {
+        Ok(proof) => app.auth.disable_totp(&me.session, proof, &client).await,
+        Err(error) => Err(error),
+    };
+    match outcome {
+        Ok(()) => Response::empty(204),
+        Err(error) => app.error(&error),
+    }
+}
+
+/// `POST /mfa/recovery-codes`: a new set of recovery codes (the old set stops working), with
+/// a current code or a recovery code.
+async fn regenerate_recovery_codes(
+    State(app): State<AccountsApp>,
+    me: CurrentSession<UserRecord>,
+    client: Client<UserRecord>,
+    Json(body): Json<CodeBody>,
+) -> Response {
+    let outcome = match body.proof() {
+        Ok(proof) => {
+            app.auth
+                .regenerate_recovery_codes(&me.session, proof, &client)
+                .await
+        }
+        Err(error) => Err(error),
+    };
+    match outcome {
+        Ok(codes) => app.http.protocol().recovery_codes(&codes),
+        Err(error) => app.error(&error),
+    }
+}
+
 /// `GET /me`: who I am and this session.
 async fn me(me: CurrentUser<UserRecord>) -> axum::Json<serde_json::Value> {
     axum::Json(json!({
@@ -328,6 +446,10 @@ async fn logout_others(
     me: CurrentSession<UserRecord>,
 ) -> AxumResponse {
     if let Err(error) = app.auth.require_recent_auth(&me.session, RECENT_AUTH) {
+        return app.error(&error).into_response();
+    }
+    // Step-up: a user with an authenticator app needs a session that used it.
+    if let Err(error) = app.auth.require_second_factor(&me.session).await {
         return app.error(&error).into_response();
     }
     match app.auth.logout_others(&me.session).await {

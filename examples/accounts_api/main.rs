@@ -25,6 +25,7 @@ use std::time::Duration;
 use clap::Parser;
 use keycard::http::SessionCookie;
 use keycard::mail::{LogMailer, Mailer};
+use keycard::mfa::SecretKey;
 use keycard::one_time::{OneTimePurpose, OneTimeTokens};
 
 /// The common options, and the cookie's. (Not named `Args` like the flattened common
@@ -84,6 +85,11 @@ async fn run(args: AccountsArgs) -> Result<(), server::BoxError> {
     )
     .throttle(stores.throttle.clone())
     .require_verified_email(args.smtp.is_some())
+    .second_factors(app::second_factors(
+        stores.second_factors.clone(),
+        stores.one_time.clone(),
+        secret_key()?,
+    ))
     .build();
     let one_time = OneTimeTokens::from_arc(stores.one_time.clone()).with_lifetime(
         OneTimePurpose::PasswordReset,
@@ -99,6 +105,19 @@ async fn run(args: AccountsArgs) -> Result<(), server::BoxError> {
     };
     let app = app::AccountsApp::new(auth, flows, cookie, args.common.trusted_proxies());
     axum_serve::serve(args.common.addr, app::router(app)).await
+}
+
+/// The key that seals authenticator-app secrets at rest: `KEYCARD_SECRET_KEY` (32 bytes in
+/// base64), or a fresh one for this run only (apps enrolled now stop working at a restart).
+fn secret_key() -> Result<SecretKey, server::BoxError> {
+    match std::env::var("KEYCARD_SECRET_KEY") {
+        Ok(text) => SecretKey::from_base64(text.trim())
+            .map_err(|e| format!("KEYCARD_SECRET_KEY: {e}").into()),
+        Err(_) => {
+            tracing::warn!("KEYCARD_SECRET_KEY is not set: authenticator apps enrolled now are sealed with a key that lives until this process ends; set it to 32 random bytes in base64 (`openssl rand -base64 32`) to keep them");
+            Ok(SecretKey::generate()?)
+        }
+    }
 }
 
 /// The mailer `--smtp` names, or the log.

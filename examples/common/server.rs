@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use keycard::mfa::{MemorySecondFactorStore, SecondFactorStore};
 use keycard::one_time::{MemoryOneTimeStore, OneTimeTokenStore};
 use keycard::throttle::{MemoryThrottle, Throttle};
 use keycard::{
@@ -38,6 +39,9 @@ pub(crate) struct Stores {
     /// One-time tokens (the links of account mails), where the sessions live.
     #[allow(dead_code)] // the registering app only
     pub(crate) one_time: Arc<dyn OneTimeTokenStore>,
+    /// Second factors, beside the users.
+    #[allow(dead_code)] // the registering app only
+    pub(crate) second_factors: Arc<dyn SecondFactorStore>,
     seeder: Arc<dyn SeedUser>,
 }
 
@@ -123,6 +127,7 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 throttle: Arc::new(MemoryThrottle::default()),
                 registry: users.clone(),
                 one_time: Arc::new(MemoryOneTimeStore::new()),
+                second_factors: Arc::new(MemorySecondFactorStore::new()),
                 seeder: users,
             })
         }
@@ -141,6 +146,7 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 throttle: Arc::new(db.throttle(keycard::throttle::ThrottleLimits::default())),
                 registry: users.clone(),
                 one_time: Arc::new(db.one_time_store()),
+                second_factors: Arc::new(MemorySecondFactorStore::new()),
                 seeder: users,
             })
         }
@@ -155,6 +161,7 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 throttle: Arc::new(db.throttle(keycard::throttle::ThrottleLimits::default())),
                 registry: users.clone(),
                 one_time: Arc::new(db.one_time_store()),
+                second_factors: Arc::new(MemorySecondFactorStore::new()),
                 seeder: users,
             })
         }
@@ -171,6 +178,7 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 throttle: Arc::new(db.throttle(keycard::throttle::ThrottleLimits::default())),
                 registry: users.clone(),
                 one_time: Arc::new(db.one_time_store()),
+                second_factors: Arc::new(MemorySecondFactorStore::new()),
                 seeder: users,
             })
         }
@@ -186,6 +194,7 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 throttle: Arc::new(throttle),
                 registry: users.clone(),
                 one_time: Arc::new(redis.one_time_store()),
+                second_factors: Arc::new(MemorySecondFactorStore::new()),
                 seeder: users,
             })
         }

@@ -57,7 +57,12 @@ impl<U: AccountStore + 'static> Accounts<U> {
             }
         }
         audit::sign_in_link_used(&id, client.ip);
-        auth.open_session(user, client, LoginOptions::default())
-            .await
+        auth.open_session(
+            user,
+            client,
+            LoginOptions::default(),
+            crate::AuthMethod::EmailLink,
+        )
+        .await
     }
 }

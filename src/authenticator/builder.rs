@@ -4,9 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::second_factor::FactorsRuntime;
 use super::{Authenticator, Inner, SessionCap};
 use crate::clock::{Clock, SystemClock};
 use crate::hashing::HashPool;
+use crate::mfa::SecondFactors;
 use crate::password::{Argon2Hasher, PasswordHasher};
 use crate::password_policy::PasswordPolicy;
 use crate::session::SessionPolicy;
@@ -40,6 +42,7 @@ impl<U: UserStore> Authenticator<U> {
             session_cap: Some(SessionCap::DEFAULT),
             registration_limit: AuthenticatorBuilder::<U>::default_registration_limit(),
             require_verified_email: false,
+            second_factors: None,
         }
     }
 }
@@ -68,6 +71,7 @@ pub struct AuthenticatorBuilder<U> {
     reveal_unknown_email: bool,
     password_policy: PasswordPolicy,
     max_concurrent_hashes: Option<usize>,
+    second_factors: Option<SecondFactors>,
     max_queued_hashes: Option<usize>,
     max_logins_in_flight_per_ip: usize,
     max_hash_wait: Duration,
@@ -287,6 +291,20 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
         self
     }
 
+    /// Second factors: TOTP with recovery codes, enrolled by users, asked for at login.
+    /// Without this, users have no second factor and logins are one step.
+    ///
+    /// With it, [`login`](Authenticator::login) of a user with an active authenticator app
+    /// (and a sign-in link's login) starts no session: it fails with
+    /// [`Error::SecondFactorRequired`], carrying a pending login that
+    /// [`complete_login`](Authenticator::complete_login) exchanges with a code for a session.
+    /// Wrong codes count on the [throttle](Self::throttle) (an in-memory one if the
+    /// authenticator has none: codes are never unlimited).
+    pub fn second_factors(mut self, factors: SecondFactors) -> Self {
+        self.second_factors = Some(factors);
+        self
+    }
+
     /// Builds the authenticator.
     ///
     /// This computes the password hasher's [dummy hash](PasswordHasher::dummy_hash) now, once
@@ -304,6 +322,9 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
             .hasher
             .unwrap_or_else(|| Arc::new(Argon2Hasher::default()));
         let _ = hasher.dummy_hash();
+        let second_factors = self
+            .second_factors
+            .map(|config| FactorsRuntime::new(config, &self.clock, self.throttle.as_ref()));
         Authenticator {
             inner: Arc::new(Inner {
                 users: self.users,
@@ -311,7 +332,6 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
                 hashing: HashPool::new(hasher, max, queued, self.max_hash_wait),
                 policy: self.policy,
                 clock: self.clock,
-                throttle: self.throttle,
                 throttle_outage: self.throttle_outage,
                 in_flight: InFlight::new(self.max_logins_in_flight_per_ip),
                 reveal_unknown_email: self.reveal_unknown_email,
@@ -320,6 +340,8 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
                 session_cap: self.session_cap,
                 registration_limit: self.registration_limit,
                 require_verified_email: self.require_verified_email,
+                second_factors,
+                throttle: self.throttle,
             }),
         }
     }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+use crate::amr::{AuthMethod, AuthMethods};
+
 use super::{
     check_len, Authenticated, Authenticator, CapPolicy, Login, LoginOptions, Logout, MAX_EMAIL_LEN,
     MAX_PASSWORD_LEN,
@@ -130,19 +132,38 @@ impl<U: UserStore> Authenticator<U> {
             audit::login_unverified(&user.id(), client.ip);
             return Err(Error::EmailNotVerified);
         }
-        self.open_session(user, client, options).await
+        self.open_session(user, client, options, AuthMethod::Password)
+            .await
     }
 
-    /// Starts a session for `user`, whose proof was checked by the caller (a password here, a
-    /// sign-in link in [`crate::account`]): the session, the cap, the audit event.
+    /// Starts a session for `user`, whose first factor (`method`) was checked by the caller
+    /// (a password here, a sign-in link in [`crate::account`]), or, if the user has a second
+    /// factor, a pending login instead ([`Error::SecondFactorRequired`]).
     pub(crate) async fn open_session(
         &self,
         user: U::User,
         client: ClientInfo,
         options: LoginOptions,
+        method: AuthMethod,
     ) -> Result<Login<U::User>> {
-        let lifetime = self.inner.policy.lifetime_for(options.lifetime);
-        let (token, session) = self.start_session(user.id(), client, lifetime).await?;
+        if let Some(pending) = self.pending_login(&user, &client, &options, method).await? {
+            return Err(Error::SecondFactorRequired(Box::new(pending)));
+        }
+        self.finish_login(user, client, options.lifetime, AuthMethods::from(method))
+            .await
+    }
+
+    /// Starts the session of a login whose every step was checked (`amr`): the session, the
+    /// cap, the audit event.
+    pub(super) async fn finish_login(
+        &self,
+        user: U::User,
+        client: ClientInfo,
+        lifetime: Option<Duration>,
+        amr: AuthMethods,
+    ) -> Result<Login<U::User>> {
+        let lifetime = self.inner.policy.lifetime_for(lifetime);
+        let (token, session) = self.start_session(user.id(), client, lifetime, amr).await?;
         self.enforce_cap(&session).await?;
         audit::login_succeeded(&session.user_id, &session.id, session.client.ip);
         Ok(Login {
@@ -430,6 +451,7 @@ impl<U: UserStore> Authenticator<U> {
         user_id: UserId,
         client: ClientInfo,
         lifetime: Duration,
+        amr: AuthMethods,
     ) -> Result<(Token, Session)> {
         // A 128-bit random id collides with negligible probability; retry rather than fail.
         let mut attempts = 0;
@@ -441,7 +463,8 @@ impl<U: UserStore> Authenticator<U> {
                 self.now(),
                 lifetime,
                 client.clone(),
-            );
+            )
+            .with_amr(amr);
             match self.inner.tokens.create(&session).await {
                 Ok(()) => return Ok((token, session)),
                 Err(StoreError::Duplicate) if attempts < 3 => attempts += 1,

@@ -26,6 +26,7 @@ mod builder;
 mod login;
 mod maintenance;
 mod register;
+pub(crate) mod second_factor;
 mod sessions;
 mod step_up;
 
@@ -79,6 +80,7 @@ pub(crate) struct Inner<U> {
     pub(crate) session_cap: Option<SessionCap>,
     pub(crate) registration_limit: Limit,
     pub(crate) require_verified_email: bool,
+    pub(crate) second_factors: Option<second_factor::FactorsRuntime>,
 }
 
 /// A per-user limit on live sessions, and what a login over it does

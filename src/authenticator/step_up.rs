@@ -128,7 +128,7 @@ impl<U: UserStore> Authenticator<U> {
             .try_into()
             .unwrap_or(Duration::ZERO)
             .max(Duration::from_secs(1));
-        self.start_session(session.user_id.clone(), client.clone(), left)
+        self.start_session(session.user_id.clone(), client.clone(), left, session.amr)
             .await
     }
 

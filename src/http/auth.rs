@@ -9,11 +9,12 @@ use async_trait::async_trait;
 use super::cookie::{not_cross_site, same_origin_or_safe, WebOrigin};
 use super::{
     render_error, CredentialFields, Credentials, Protocol, Rejection, RequestHead, Response,
-    SessionCookie, SessionToken, TokenOrigin, TokenSource, TrustedProxies,
+    SecondFactorLoginBody, SessionCookie, SessionToken, TokenOrigin, TokenSource, TrustedProxies,
 };
 use crate::audit::limiter::FailureLimiter;
 use crate::authenticator::{Authenticated, Authenticator, Login, LoginOptions, Logout};
 use crate::error::{Error, Result};
+use crate::mfa::SecondFactorProof;
 use crate::session::{ClientInfo, Session};
 use crate::user::{User, UserStore};
 
@@ -208,6 +209,29 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
             .await;
         match outcome {
             Ok(login) => self.login_response(&login, credentials.remember_me),
+            Err(error) => render_error(self.protocol(), &error),
+        }
+    }
+
+    /// The second step of a login ([`Authenticator::complete_login`]): the pending login's
+    /// token and a code, answered like a login ([`Protocol::login_succeeded`], and the
+    /// session cookie in cookie mode; the first step set none).
+    pub async fn complete_login(
+        &self,
+        body: &SecondFactorLoginBody,
+        client: ClientInfo,
+    ) -> Response {
+        let outcome = match body.proof.proof() {
+            Ok(proof) => {
+                self.inner
+                    .authenticator
+                    .complete_login(&body.mfa_token, proof, client)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(login) => self.login_response(&login, false),
             Err(error) => render_error(self.protocol(), &error),
         }
     }
@@ -419,6 +443,12 @@ trait Authenticate: Send + Sync + fmt::Debug {
         client: ClientInfo,
         options: LoginOptions,
     ) -> Result<Login<Self::User>>;
+    async fn complete_login(
+        &self,
+        pending_token: &str,
+        proof: SecondFactorProof<'_>,
+        client: ClientInfo,
+    ) -> Result<Login<Self::User>>;
     fn max_ttl(&self) -> Duration;
     async fn logout(&self, token: &str) -> Result<Logout>;
     async fn validate(&self, token: &str) -> Result<Authenticated<Self::User>>;
@@ -437,6 +467,15 @@ impl<S: UserStore + 'static> Authenticate for Authenticator<S> {
         options: LoginOptions,
     ) -> Result<Login<S::User>> {
         Authenticator::login_with(self, login, password, client, options).await
+    }
+
+    async fn complete_login(
+        &self,
+        pending_token: &str,
+        proof: SecondFactorProof<'_>,
+        client: ClientInfo,
+    ) -> Result<Login<S::User>> {
+        Authenticator::complete_login(self, pending_token, proof, client).await
     }
 
     fn max_ttl(&self) -> Duration {

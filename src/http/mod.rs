@@ -61,6 +61,7 @@ mod protocol;
 mod rejection;
 mod request;
 mod response;
+mod second_factor;
 mod token_source;
 
 pub use accounts::{EmailBody, EmailChangeBody, HttpAccounts, PasswordResetBody, TokenBody};
@@ -73,4 +74,5 @@ pub use protocol::{AccountUpdate, LoginApi, Protocol, SessionsApi, StandardApi};
 pub use rejection::{render_error, Rejection};
 pub use request::RequestHead;
 pub use response::Response;
+pub use second_factor::{CodeBody, SecondFactorLoginBody};
 pub use token_source::{SessionToken, TokenOrigin, TokenSource};

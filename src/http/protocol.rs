@@ -9,6 +9,7 @@ use super::Response;
 use crate::authenticator::Logout;
 use crate::email::EmailRejection;
 use crate::error::Error;
+use crate::mfa::{PendingLogin, RecoveryCodes, TotpEnrollment};
 use crate::password_policy::PasswordRule;
 use crate::session::Session;
 use crate::token::Token;
@@ -42,6 +43,40 @@ pub trait Protocol: Send + Sync + Debug + 'static {
             202,
             &json!({ "message": "If the address can receive it, a mail is on its way; follow its link" }),
         )
+    }
+
+    /// The answer to a first login step (password or sign-in link) of a user with a second
+    /// factor: no session, no cookie, a pending-login token for
+    /// [`Authenticator::complete_login`](crate::Authenticator::complete_login). Default: 200
+    /// `{"mfa_required":true,"mfa_token":"...","expires_at":"<RFC 3339>","methods":["totp","recovery_code"]}`.
+    fn second_factor_required(&self, pending: &PendingLogin) -> Response {
+        Response::json(
+            200,
+            &json!({
+                "mfa_required": true,
+                "mfa_token": pending.token.expose_secret(),
+                "expires_at": rfc3339(pending.expires_at),
+                "methods": pending.methods,
+            }),
+        )
+    }
+
+    /// The start of an authenticator-app enrolment. Default: 200
+    /// `{"secret":"BASE32","otpauth_uri":"otpauth://totp/..."}`.
+    fn totp_enrollment(&self, enrollment: &TotpEnrollment) -> Response {
+        Response::json(
+            200,
+            &json!({
+                "secret": enrollment.secret.as_str(),
+                "otpauth_uri": enrollment.otpauth_uri.as_str(),
+            }),
+        )
+    }
+
+    /// New recovery codes (at a confirmed enrolment or a regeneration), shown once. Default:
+    /// 200 `{"recovery_codes":["abcd-efgh-ijkl-mnop", ...]}`.
+    fn recovery_codes(&self, codes: &RecoveryCodes) -> Response {
+        Response::json(200, &json!({ "recovery_codes": codes }))
     }
 
     /// The answer to an account change made with a link's token (an address verified or
@@ -159,7 +194,14 @@ impl Protocol for SessionsApi {
             Error::IncorrectPassword => (422, "Password is invalid".to_owned()),
             Error::EmailTaken => (422, "Email has already been taken".to_owned()),
             Error::EmailNotVerified => (422, "Email is not verified".to_owned()),
-            Error::InvalidLink | Error::StaleLink => (422, capitalized(&error.to_string())),
+            Error::SecondFactorRequired(pending) => return self.second_factor_required(pending),
+            Error::InvalidLink
+            | Error::StaleLink
+            | Error::InvalidCode
+            | Error::InvalidPendingLogin
+            | Error::SecondFactorAlreadyEnabled
+            | Error::SecondFactorNotEnabled
+            | Error::InsufficientAuthentication { .. } => (422, capitalized(&error.to_string())),
             Error::WeakPassword(_)
             | Error::InvalidEmail(_)
             | Error::TooManySessions { .. }
@@ -208,7 +250,14 @@ impl Protocol for LoginApi {
             }
             Error::IncorrectPassword => (403, "Invalid password".to_owned()),
             Error::EmailNotVerified => (403, error.to_string()),
+            Error::SecondFactorRequired(pending) => return self.second_factor_required(pending),
             Error::InvalidLink | Error::StaleLink => (400, error.to_string()),
+            Error::InvalidCode => (403, "Invalid code".to_owned()),
+            Error::InvalidPendingLogin => (401, error.to_string()),
+            Error::InsufficientAuthentication { .. } => (401, error.to_string()),
+            Error::SecondFactorAlreadyEnabled | Error::SecondFactorNotEnabled => {
+                (409, error.to_string())
+            }
             Error::WeakPassword(_) | Error::InvalidEmail(_) => (422, error.to_string()),
             Error::TooManySessions { .. } | Error::EmailTaken => (409, error.to_string()),
             Error::ReauthenticationRequired { .. } => (403, error.to_string()),
@@ -234,13 +283,9 @@ impl Protocol for LoginApi {
 
 impl Protocol for StandardApi {
     fn login_succeeded(&self, token: &Token, _user: &dyn User, session: &Session) -> Response {
-        let expires_at = session
-            .expires_at
-            .format(&Rfc3339)
-            .unwrap_or_else(|_| session.expires_at.to_string());
         Response::json(
             200,
-            &json!({ "expires_at": expires_at, "token": token.expose_secret() }),
+            &json!({ "expires_at": rfc3339(session.expires_at), "token": token.expose_secret() }),
         )
     }
 
@@ -266,6 +311,13 @@ impl Protocol for StandardApi {
             Error::StaleLink => (400, "stale_link"),
             Error::TooManySessions { .. } => (409, "too_many_sessions"),
             Error::ReauthenticationRequired { .. } => (401, "reauthentication_required"),
+            Error::SecondFactorRequired(pending) => return self.second_factor_required(pending),
+            // The session (or pending login) is fine; the code is not.
+            Error::InvalidCode => (403, "invalid_code"),
+            Error::InvalidPendingLogin => (401, "invalid_mfa_token"),
+            Error::SecondFactorAlreadyEnabled => (409, "mfa_already_enabled"),
+            Error::SecondFactorNotEnabled => (409, "mfa_not_enabled"),
+            Error::InsufficientAuthentication { .. } => (401, "insufficient_user_authentication"),
             Error::Throttled { .. } => (429, "throttled"),
             Error::Overloaded { .. } => (503, "overloaded"),
             Error::Store(_) | Error::ThrottleUnavailable(_) => (503, "unavailable"),
@@ -332,6 +384,10 @@ fn email_rule_code(rejection: &EmailRejection) -> &'static str {
 }
 
 /// An RFC 9457 problem details body, with our `code` extension member.
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
 fn problem_body(status: u16, code: &str, detail: &str) -> Value {
     json!({
         "code": code,
@@ -358,6 +414,22 @@ fn bearer_challenge(error: &Error) -> Option<String> {
             r#"Bearer error="insufficient_user_authentication", error_description="re-authenticate and retry", max_age={}"#,
             within.as_secs()
         )),
+        // RFC 9470 again: the session lacks a second factor (acr `mfa`), or is too old.
+        Error::InsufficientAuthentication {
+            second_factor,
+            max_age,
+        } => {
+            let mut challenge = format!(
+                r#"Bearer error="insufficient_user_authentication", error_description="{error}""#
+            );
+            if *second_factor {
+                challenge.push_str(r#", acr_values="mfa""#);
+            }
+            if let Some(age) = max_age {
+                challenge.push_str(&format!(", max_age={}", age.as_secs()));
+            }
+            Some(challenge)
+        }
         _ => None,
     }
 }

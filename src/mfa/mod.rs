@@ -1,9 +1,11 @@
 //! Second factors: TOTP codes from an authenticator app, single-use recovery codes, and
 //! where they are stored.
 //!
-//! The [`Authenticator`](crate::Authenticator)'s second-factor flows (enrolment, the
-//! two-step login, disabling) are built on the pieces of this module, which an application
-//! can also use on its own:
+//! The [`Authenticator`](crate::Authenticator) runs the flows (enrolment, the two-step login,
+//! disabling, step-up) once
+//! [`AuthenticatorBuilder::second_factors`](crate::AuthenticatorBuilder::second_factors) gives
+//! it a [`SecondFactors`] configuration. They are built on the pieces of this module, which an
+//! application can also use on its own:
 //!
 //! - [`TotpSecret`]: the 160-bit secret shared with the user's authenticator app, and
 //!   [`TotpPolicy`], which turns it into codes (RFC 6238: HMAC-SHA-1, 6 digits, 30-second
@@ -58,12 +60,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-mod base32;
+mod config;
 mod recovery;
 mod secret_box;
 mod store;
 mod totp;
 
+pub use config::{
+    PendingLogin, SecondFactorMethod, SecondFactorProof, SecondFactorStatus, SecondFactors,
+    TotpEnrollment,
+};
 pub use recovery::{RecoveryCode, RecoveryCodes};
 pub use secret_box::{InvalidKey, KeyId, SealError, SecretBox, SecretKey};
 pub use store::{MemorySecondFactorStore, RecoveryCodeDigest, SecondFactorStore, TotpRecord};

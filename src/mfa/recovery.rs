@@ -10,7 +10,6 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use super::base32;
 use super::store::RecoveryCodeDigest;
 use crate::error::RandomnessError;
 use crate::user::UserId;
@@ -25,6 +24,8 @@ const GROUP: usize = 4;
 const SHOWN_LEN: usize = CODE_CHARS + CODE_CHARS / GROUP - 1;
 /// Mixed into each digest, so that it is of no use as any other SHA-256.
 const DIGEST_DOMAIN: &[u8] = b"keycard recovery code\0";
+/// RFC 4648 base32, lower case, no padding.
+const BASE32: base32::Alphabet = base32::Alphabet::Rfc4648Lower { padding: false };
 
 /// One recovery code: 80 random bits, shown as 16 lowercase base32 characters in groups of
 /// four, `xxxx-xxxx-xxxx-xxxx`. Zeroized on drop; its `Debug` shows nothing of it.
@@ -59,8 +60,7 @@ impl RecoveryCode {
     }
 
     fn from_bytes(bytes: [u8; CODE_BYTES]) -> Self {
-        let mut chars = Zeroizing::new(String::with_capacity(CODE_CHARS));
-        base32::encode_into(&bytes, base32::LOWER, &mut chars);
+        let chars = Zeroizing::new(base32::encode(BASE32, &bytes));
         let mut shown = String::with_capacity(SHOWN_LEN);
         for (i, c) in chars.chars().enumerate() {
             if i > 0 && i % GROUP == 0 {
@@ -85,10 +85,15 @@ impl RecoveryCode {
             if c == b' ' || c == b'-' {
                 continue;
             }
-            *chars.get_mut(len)? = c;
+            *chars.get_mut(len)? = c.to_ascii_lowercase();
             len += 1;
         }
-        let bytes = Zeroizing::new(base32::decode_exact::<CODE_BYTES>(chars.get(..len)?)?);
+        if len != CODE_CHARS {
+            return None;
+        }
+        let text = std::str::from_utf8(chars.get(..len)?).ok()?;
+        let decoded = Zeroizing::new(base32::decode(BASE32, text)?);
+        let bytes = Zeroizing::new(<[u8; CODE_BYTES]>::try_from(decoded.as_slice()).ok()?);
         Some(Self::from_bytes(*bytes))
     }
 

@@ -13,7 +13,6 @@ use time::OffsetDateTime;
 use totp_rs::{Algorithm, TOTP};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use super::base32;
 use crate::error::RandomnessError;
 
 /// Everything but RFC 3986's unreserved characters is percent-encoded in an otpauth URI.
@@ -86,11 +85,34 @@ impl TotpSecret {
     /// The secret as authenticator apps take it typed in: RFC 4648 base32, upper case, no
     /// padding (32 characters for a generated secret).
     pub fn to_base32(&self) -> Zeroizing<String> {
-        let mut out = Zeroizing::new(String::with_capacity(base32::encoded_len(self.0.len())));
-        base32::encode_into(&self.0, base32::UPPER, &mut out);
-        out
+        Zeroizing::new(base32::encode(BASE32, &self.0))
+    }
+
+    /// The secret from its base32 form (as [`to_base32`](Self::to_base32) gives it, or as a
+    /// user copied it: either case, spaces ignored).
+    ///
+    /// # Errors
+    /// [`InvalidTotpSecret`] if the text is not base32 or the secret's length is out of
+    /// range.
+    pub fn from_base32(text: &str) -> Result<Self, InvalidTotpSecret> {
+        if text.len() > 2 * Self::MAX_LEN * 8 / 5 {
+            return Err(InvalidTotpSecret {
+                len: text.len() * 5 / 8,
+            });
+        }
+        let cleaned: Zeroizing<String> = Zeroizing::new(
+            text.chars()
+                .filter(|c| !c.is_ascii_whitespace())
+                .map(|c| c.to_ascii_uppercase())
+                .collect(),
+        );
+        let bytes = base32::decode(BASE32, &cleaned).ok_or(InvalidTotpSecret { len: 0 })?;
+        Self::try_from_bytes(bytes)
     }
 }
+
+/// RFC 4648 base32, upper case, no padding: what authenticator apps take.
+const BASE32: base32::Alphabet = base32::Alphabet::Rfc4648 { padding: false };
 
 impl fmt::Debug for TotpSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -58,6 +58,8 @@ mod hardening;
 mod increase_api;
 #[cfg(feature = "axum")]
 mod proxy;
+#[cfg(feature = "axum")]
+mod second_factors;
 #[cfg(feature = "smtp")]
 mod smtp_mailer;
 #[cfg(feature = "tower")]
