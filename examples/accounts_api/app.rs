@@ -306,13 +306,13 @@ async fn login(request: LoginRequest<UserRecord>) -> Response {
 }
 
 /// `POST /login/mfa`: the second step of a login: the pending login's token and a code (or
-/// a recovery code) for a session.
+/// a recovery code, which mails the user about it) for a session.
 async fn login_second_step(
     State(app): State<AccountsApp>,
     client: Client<UserRecord>,
     Json(body): Json<SecondFactorLoginBody>,
 ) -> Response {
-    app.http.complete_login(&body, client.into_inner()).await
+    app.flows.complete_login(&body, client.into_inner()).await
 }
 
 /// `GET /mfa`: my second factors.

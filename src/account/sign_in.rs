@@ -1,6 +1,9 @@
 //! Email sign-in links (passwordless).
 
-use super::jobs::Job;
+use super::jobs::{self, Job};
+use crate::amr::AuthMethod;
+use crate::mail::AccountMail;
+use crate::mfa::SecondFactorProof;
 use super::{AccountStore, Accounts};
 use crate::audit;
 use crate::authenticator::{Login, LoginOptions};
@@ -64,5 +67,33 @@ impl<U: AccountStore + 'static> Accounts<U> {
             crate::AuthMethod::EmailLink,
         )
         .await
+    }
+
+    /// The second step of a login ([`Authenticator::complete_login`](crate::Authenticator::complete_login)),
+    /// and, when a recovery code was spent, a "a recovery code was used" mail to the user
+    /// (off the request path), so that a stolen code is noticed.
+    ///
+    /// # Errors
+    /// As [`Authenticator::complete_login`](crate::Authenticator::complete_login).
+    pub async fn complete_login(
+        &self,
+        pending_token: &str,
+        proof: SecondFactorProof<'_>,
+        client: ClientInfo,
+    ) -> Result<Login<U::User>> {
+        let auth = &self.shared.auth;
+        let login = auth.complete_login(pending_token, proof, client).await?;
+        if login.session.amr.contains(AuthMethod::RecoveryCode) {
+            let codes_left = auth
+                .second_factor_status(&login.session)
+                .await
+                .map_or(0, |status| status.recovery_codes_left);
+            jobs::send(
+                &self.shared,
+                &login.user,
+                AccountMail::RecoveryCodeUsed { codes_left },
+            );
+        }
+        Ok(login)
     }
 }

@@ -5,7 +5,9 @@ use std::fmt;
 use serde::{Deserialize, Deserializer};
 use zeroize::Zeroizing;
 
-use super::{render_error, AccountUpdate, Credentials, HttpAuth, Protocol, Response};
+use super::{
+    render_error, AccountUpdate, Credentials, HttpAuth, Protocol, Response, SecondFactorLoginBody,
+};
 use crate::account::{AccountStore, Accounts};
 use crate::session::{ClientInfo, Session};
 
@@ -98,7 +100,7 @@ impl fmt::Debug for EmailChangeBody {
 /// |---|---|
 /// | [`register`](Self::register), [`forgot_password`](Self::forgot_password), [`request_sign_in_link`](Self::request_sign_in_link), [`resend_verification`](Self::resend_verification), [`request_email_change`](Self::request_email_change) | 202 [`Protocol::mail_accepted`], the same for known and unknown addresses |
 /// | [`verify_email`](Self::verify_email), [`reset_password`](Self::reset_password), [`confirm_email_change`](Self::confirm_email_change) | 200 [`Protocol::account_updated`] |
-/// | [`sign_in_with_link`](Self::sign_in_with_link) | as a login: the token, and the cookie in cookie mode |
+/// | [`sign_in_with_link`](Self::sign_in_with_link), [`complete_login`](Self::complete_login) | as a login: the token, and the cookie in cookie mode (a sign-in link of a user with a second factor answers [`Protocol::second_factor_required`]) |
 ///
 /// Errors are rendered by the protocol: in [`StandardApi`](super::StandardApi) a used,
 /// expired or unknown link is 400 `invalid_link` (`stale_link` when the account changed
@@ -214,6 +216,23 @@ impl<U: AccountStore + 'static> HttpAccounts<U> {
     /// cookie in cookie mode).
     pub async fn sign_in_with_link(&self, body: &TokenBody, client: ClientInfo) -> Response {
         match self.accounts.sign_in_with_link(&body.token, client).await {
+            Ok(login) => self.http.login_response(&login, false),
+            Err(error) => render_error(self.protocol(), &error),
+        }
+    }
+
+    /// `{"mfa_token","code"}` or `{"mfa_token","recovery_code"}`: [`Accounts::complete_login`]
+    /// (a spent recovery code is mailed about), answered as a login.
+    pub async fn complete_login(&self, body: &SecondFactorLoginBody, client: ClientInfo) -> Response {
+        let outcome = match body.proof.proof() {
+            Ok(proof) => {
+                self.accounts
+                    .complete_login(&body.mfa_token, proof, client)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        match outcome {
             Ok(login) => self.http.login_response(&login, false),
             Err(error) => render_error(self.protocol(), &error),
         }

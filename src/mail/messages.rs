@@ -62,6 +62,11 @@ pub enum AccountMail {
         /// The account's address from now on.
         new_email: String,
     },
+    /// A recovery code was used to sign in: if it was not the user, the account is at risk.
+    RecoveryCodeUsed {
+        /// How many unused recovery codes are left.
+        codes_left: u32,
+    },
 }
 
 const REDACTED: &str = "<redacted>";
@@ -88,6 +93,10 @@ impl fmt::Debug for AccountMail {
                 .field("expires_in", expires_in)
                 .finish(),
             Self::PasswordChanged => f.write_str("PasswordChanged"),
+            Self::RecoveryCodeUsed { codes_left } => f
+                .debug_struct("RecoveryCodeUsed")
+                .field("codes_left", codes_left)
+                .finish(),
             Self::SignInLink { expires_in, .. } => f
                 .debug_struct("SignInLink")
                 .field("link", &REDACTED)
@@ -263,6 +272,20 @@ impl MailRenderer for DefaultRenderer {
                     )),
                     Block::Para(
                         "If you did not do this, reset your password now and check your account."
+                            .to_owned(),
+                    ),
+                ],
+            ),
+            AccountMail::RecoveryCodeUsed { codes_left } => (
+                format!("A recovery code was used to sign in to {app}"),
+                vec![
+                    Block::Para(format!(
+                        "One of the recovery codes of your {app} account was just used to sign \
+                         in, in place of your authenticator app. {codes_left} unused codes are left."
+                    )),
+                    Block::Para(
+                        "If this was you, consider making a new set of codes. If it was not, \
+                         reset your password and make a new set of codes now."
                             .to_owned(),
                     ),
                 ],

@@ -11,5 +11,6 @@ mod http_mapping;
 mod lifecycle;
 mod mail;
 mod password_blocklist;
+mod second_factors;
 mod throttle_nist_cap;
 mod tokens;
