@@ -1,13 +1,13 @@
 //! Email sign-in links (passwordless).
 
 use super::jobs::{self, Job};
-use crate::amr::AuthMethod;
-use crate::mail::AccountMail;
-use crate::mfa::SecondFactorProof;
 use super::{AccountStore, Accounts};
+use crate::amr::AuthMethod;
 use crate::audit;
 use crate::authenticator::{Login, LoginOptions};
 use crate::error::Result;
+use crate::mail::AccountMail;
+use crate::mfa::SecondFactorProof;
 use crate::one_time::OneTimePurpose;
 use crate::session::ClientInfo;
 use crate::user::User;

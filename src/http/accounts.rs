@@ -223,7 +223,11 @@ impl<U: AccountStore + 'static> HttpAccounts<U> {
 
     /// `{"mfa_token","code"}` or `{"mfa_token","recovery_code"}`: [`Accounts::complete_login`]
     /// (a spent recovery code is mailed about), answered as a login.
-    pub async fn complete_login(&self, body: &SecondFactorLoginBody, client: ClientInfo) -> Response {
+    pub async fn complete_login(
+        &self,
+        body: &SecondFactorLoginBody,
+        client: ClientInfo,
+    ) -> Response {
         let outcome = match body.proof.proof() {
             Ok(proof) => {
                 self.accounts

@@ -9,8 +9,8 @@ use std::time::Duration;
 use keycard::account::{Accounts, Links};
 use keycard::mail::{DefaultRenderer, MailQueue, OutgoingMail};
 use keycard::mfa::{
-    KeyId, MemorySecondFactorStore, SecondFactorProof, SecondFactorStore, SecondFactors,
-    SecretBox, SecretKey, TotpEnrollment,
+    KeyId, MemorySecondFactorStore, SecondFactorProof, SecondFactorStore, SecondFactors, SecretBox,
+    SecretKey, TotpEnrollment,
 };
 use keycard::one_time::{MemoryOneTimeStore, OneTimeTokenStore, OneTimeTokens};
 use keycard::{
@@ -64,7 +64,13 @@ async fn rig() -> Rig {
     let clock = ManualClock::new(time::OffsetDateTime::now_utc());
     let factors = Arc::new(MemorySecondFactorStore::new());
     let pending = Arc::new(MemoryOneTimeStore::new());
-    let auth = authenticator(users.clone(), factors.clone(), pending.clone(), key_one(), &clock);
+    let auth = authenticator(
+        users.clone(),
+        factors.clone(),
+        pending.clone(),
+        key_one(),
+        &clock,
+    );
     let mail = Recorder::default();
     let queue = MailQueue::spawn(mail.clone(), DefaultRenderer::new("Example"));
     let one_time = OneTimeTokens::new(MemoryOneTimeStore::new()).with_clock(clock.clone());
@@ -88,7 +94,11 @@ async fn rig() -> Rig {
 impl Rig {
     /// Enrols and confirms an app for Ann; returns the enrolment and the recovery codes.
     async fn enrolled(&self) -> (TotpEnrollment, Vec<String>) {
-        let login = self.auth.login(ANN, PASSWORD, client()).await.expect("login");
+        let login = self
+            .auth
+            .login(ANN, PASSWORD, client())
+            .await
+            .expect("login");
         let enrolment = self.auth.begin_totp(&login.session).await.expect("begin");
         let code = self.auth.current_totp_code(&enrolment).expect("code");
         let codes = self
@@ -169,7 +179,9 @@ async fn a_spent_recovery_code_is_mailed_about_and_works_once() {
     let notice = mails.last().expect("a mail");
     assert_eq!(notice.to, ANN);
     assert!(notice.subject.contains("recovery code"), "{notice:?}");
-    assert!(notice.text.contains(&format!("{} unused codes are left", codes.len() - 1)));
+    assert!(notice
+        .text
+        .contains(&format!("{} unused codes are left", codes.len() - 1)));
     // It does not work twice.
     let again = rig.pending_login().await;
     let reused = rig
@@ -184,7 +196,11 @@ async fn a_password_change_ends_pending_logins() {
     let rig = rig().await;
     let (enrolment, _) = rig.enrolled().await;
     let token = rig.pending_login().await;
-    let hash = rig.auth.hash_password("another long passphrase").await.expect("hash");
+    let hash = rig
+        .auth
+        .hash_password("another long passphrase")
+        .await
+        .expect("hash");
     keycard::UserStore::set_password_hash(&*rig.users, &keycard::UserId::from(1_i64), &hash)
         .await
         .expect("a new password");
@@ -193,7 +209,10 @@ async fn a_password_change_ends_pending_logins() {
         .auth
         .complete_login(&token, SecondFactorProof::Totp(&code), client())
         .await;
-    assert!(matches!(outcome, Err(Error::InvalidPendingLogin)), "{outcome:?}");
+    assert!(
+        matches!(outcome, Err(Error::InvalidPendingLogin)),
+        "{outcome:?}"
+    );
 }
 
 #[tokio::test]
@@ -201,11 +220,18 @@ async fn secrets_are_sealed_at_rest_and_follow_a_key_rotation() {
     let rig = rig().await;
     let (enrolment, codes) = rig.enrolled().await;
     let id = keycard::UserId::from(1_i64);
-    let record = rig.factors.totp(&id).await.expect("store").expect("a factor");
+    let record = rig
+        .factors
+        .totp(&id)
+        .await
+        .expect("store")
+        .expect("a factor");
     let raw = keycard::mfa::TotpSecret::from_base32(&enrolment.secret).expect("base32");
     let sealed = &record.sealed_secret;
     assert!(
-        !sealed.windows(raw.as_bytes().len()).any(|w| w == raw.as_bytes()),
+        !sealed
+            .windows(raw.as_bytes().len())
+            .any(|w| w == raw.as_bytes()),
         "the raw secret is not stored"
     );
     assert!(!format!("{:?}", rig.factors).contains(enrolment.secret.as_str()));
@@ -233,12 +259,23 @@ async fn secrets_are_sealed_at_rest_and_follow_a_key_rotation() {
     auth.complete_login(&token, SecondFactorProof::Totp(&code), client())
         .await
         .expect("login under the rotated key");
-    let resealed = rig.factors.totp(&id).await.expect("store").expect("a factor");
+    let resealed = rig
+        .factors
+        .totp(&id)
+        .await
+        .expect("store")
+        .expect("a factor");
     assert!(!rotated.needs_reseal(&resealed.sealed_secret));
     // Without the old key, the old sealing does not open: a configuration error, not a
     // wrong code.
     let only_new = SecretBox::new(KeyId::new(2), SecretKey::from_bytes([3; 32]));
-    let auth = authenticator(rig.users.clone(), rig.factors.clone(), rig.pending.clone(), only_new, &rig.clock);
+    let auth = authenticator(
+        rig.users.clone(),
+        rig.factors.clone(),
+        rig.pending.clone(),
+        only_new,
+        &rig.clock,
+    );
     rig.clock.advance(Duration::from_secs(30));
     let token = match auth.login(ANN, PASSWORD, client()).await {
         Err(Error::SecondFactorRequired(p)) => p.token.expose_secret().to_owned(),
@@ -258,11 +295,21 @@ async fn without_second_factors_the_operations_say_so() {
         .password_hasher(Argon2Hasher::insecure_for_tests())
         .build();
     let hash = auth.hash_password(PASSWORD).await.expect("hash");
-    users.insert(UserRecord::new(1_i64, ANN, hash)).expect("insert");
+    users
+        .insert(UserRecord::new(1_i64, ANN, hash))
+        .expect("insert");
     let login = auth.login(ANN, PASSWORD, client()).await.expect("one step");
     let outcome = auth.begin_totp(&login.session).await;
-    assert!(matches!(outcome, Err(Error::SecondFactorConfig(_))), "{outcome:?}");
-    let status = auth.second_factor_status(&login.session).await.expect("status");
+    assert!(
+        matches!(outcome, Err(Error::SecondFactorConfig(_))),
+        "{outcome:?}"
+    );
+    let status = auth
+        .second_factor_status(&login.session)
+        .await
+        .expect("status");
     assert!(!status.totp);
-    auth.require_second_factor(&login.session).await.expect("nothing to step up to");
+    auth.require_second_factor(&login.session)
+        .await
+        .expect("nothing to step up to");
 }
