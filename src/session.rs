@@ -198,6 +198,12 @@ impl SessionPolicy {
     /// every touch interval on every active session; services that handle personal or
     /// financial data should start from this preset.
     ///
+    /// AAL2 also needs a second factor on every session: give the authenticator
+    /// [`SecondFactors`](crate::mfa::SecondFactors) with
+    /// [`required_for_every_session(true)`](crate::mfa::SecondFactors::required_for_every_session)
+    /// and check [`Authenticator::require_second_factor`](crate::Authenticator::require_second_factor)
+    /// on every route but the enrolment's.
+    ///
     /// ```
     /// use std::time::Duration;
     /// use keycard::SessionPolicy;

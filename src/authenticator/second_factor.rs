@@ -449,19 +449,27 @@ impl<U: UserStore> Authenticator<U> {
     }
 
     /// Step-up: checks that `session` was authenticated with a second factor if its user has
-    /// one, before a sensitive action. Combine with
+    /// one (or, with
+    /// [`SecondFactors::required_for_every_session`](crate::mfa::SecondFactors::required_for_every_session),
+    /// in any case), before a sensitive action. Combine with
     /// [`require_recent_auth`](Self::require_recent_auth) for recency.
     ///
     /// # Errors
-    /// [`Error::InsufficientAuthentication`] (`second_factor: true`) when the user has an
-    /// active app and the session's [`amr`](Session::amr) holds no second factor (a
-    /// session from before the enrolment, say): log in again with both steps.
+    /// [`Error::InsufficientAuthentication`] (`second_factor: true`) when the session's
+    /// [`amr`](Session::amr) holds no second factor and the user has an active app (a
+    /// session from before the enrolment, say: log in again with both steps) or the policy
+    /// requires one for every session (enrol an app, then log in again).
     /// [`Error::Store`].
     pub async fn require_second_factor(&self, session: &Session) -> Result<()> {
         if session.amr.has_second_factor() {
             return Ok(());
         }
-        if self.second_factor_status(session).await?.totp {
+        let required = self
+            .inner
+            .second_factors
+            .as_ref()
+            .is_some_and(|f| f.config.required);
+        if required || self.second_factor_status(session).await?.totp {
             return Err(Error::InsufficientAuthentication {
                 second_factor: true,
                 max_age: None,

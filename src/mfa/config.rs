@@ -51,6 +51,7 @@ pub struct SecondFactors {
     pub(crate) code_limit: Limit,
     pub(crate) pending_attempts: u32,
     pub(crate) pending_lifetime: Duration,
+    pub(crate) required: bool,
 }
 
 impl SecondFactors {
@@ -83,7 +84,18 @@ impl SecondFactors {
             code_limit: Limit::new(10, Duration::from_secs(15 * 60)),
             pending_attempts: 5,
             pending_lifetime: Self::MAX_PENDING_LIFETIME,
+            required: false,
         }
+    }
+
+    /// Requires a second factor on every session (NIST SP 800-63B AAL2):
+    /// [`Authenticator::require_second_factor`] then refuses a session without one whether or
+    /// not its user has enrolled, so a user without an authenticator app can log in, enrol
+    /// one, and nothing else. Default: off (only users who enrolled need one).
+    #[must_use]
+    pub fn required_for_every_session(mut self, required: bool) -> Self {
+        self.required = required;
+        self
     }
 
     /// The name authenticator apps show above the code (your service's name).
@@ -153,6 +165,7 @@ impl fmt::Debug for SecondFactors {
             .field("code_limit", &self.code_limit)
             .field("pending_attempts", &self.pending_attempts)
             .field("pending_lifetime", &self.pending_lifetime)
+            .field("required", &self.required)
             .finish()
     }
 }

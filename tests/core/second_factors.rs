@@ -313,3 +313,41 @@ async fn without_second_factors_the_operations_say_so() {
         .await
         .expect("nothing to step up to");
 }
+
+#[tokio::test]
+async fn a_policy_can_require_a_second_factor_on_every_session() {
+    let users: Users = Arc::new(MemoryUserStore::new());
+    let factors: Arc<dyn SecondFactorStore> = Arc::new(MemorySecondFactorStore::new());
+    let pending: Arc<dyn OneTimeTokenStore> = Arc::new(MemoryOneTimeStore::new());
+    let auth = Authenticator::builder(users.clone(), MemoryTokenStore::new())
+        .password_hasher(Argon2Hasher::insecure_for_tests())
+        .second_factors(
+            SecondFactors::from_arcs(factors, pending, key_one()).required_for_every_session(true),
+        )
+        .build();
+    let hash = auth.hash_password(PASSWORD).await.expect("hash");
+    users
+        .insert(UserRecord::new(1_i64, ANN, hash))
+        .expect("insert");
+    // A user without an app logs in (to enrol one), but the session does not pass.
+    let login = auth.login(ANN, PASSWORD, client()).await.expect("one step");
+    let refused = auth.require_second_factor(&login.session).await;
+    assert!(
+        matches!(
+            refused,
+            Err(Error::InsufficientAuthentication {
+                second_factor: true,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    let enrolment = auth
+        .begin_totp(&login.session)
+        .await
+        .expect("enrolment is allowed");
+    let code = auth.current_totp_code(&enrolment).expect("code");
+    auth.confirm_totp(&login.session, &code, &client())
+        .await
+        .expect("confirm");
+}
