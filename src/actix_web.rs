@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`CurrentUser<U>`] | finds the token, validates it, loads the user |
 //! | [`CurrentSession<U>`] | finds the token, validates it (no user lookup) |
+//! | [`SecondFactorSession<U>`] | as `CurrentSession`, then step-up: a second factor if the user has one |
 //! | [`LoginRequest<U>`] | the credentials (JSON or form) and the client's address |
 //! | [`LogoutRequest<U>`] | the raw token, unchecked: query, JSON body field (where the protocol puts it there), `Authorization: Bearer`, cookie |
 //! | [`Client<U>`] | the request's client address and user agent, as login computes them |
@@ -77,7 +78,9 @@ use ::actix_web::http::StatusCode;
 use ::actix_web::web::{Bytes, Data};
 use ::actix_web::{FromRequest, HttpRequest, HttpResponse, Responder, ResponseError};
 
-pub use crate::http::{CurrentSession, CurrentUser, LoginRequest, LogoutRequest};
+pub use crate::http::{
+    CurrentSession, CurrentUser, LoginRequest, LogoutRequest, SecondFactorSession,
+};
 
 use crate::error::Error;
 use crate::http::{HttpAuth, Rejection, RequestHead, Response};
@@ -184,6 +187,20 @@ impl<U: User + Clone + 'static> FromRequest for CurrentSession<U> {
         Box::pin(async move {
             let http = http_auth::<U>(&req)?;
             let outcome = http.current_session(&Head(&req)).await;
+            outcome.map_err(|rejection| AuthError::new(&http, rejection).into())
+        })
+    }
+}
+
+impl<U: User + Clone + 'static> FromRequest for SecondFactorSession<U> {
+    type Error = ::actix_web::Error;
+    type Future = LocalFuture<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let http = http_auth::<U>(&req)?;
+            let outcome = http.second_factor_session(&Head(&req)).await;
             outcome.map_err(|rejection| AuthError::new(&http, rejection).into())
         })
     }

@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | [`CurrentUser<U>`] | finds the token, validates it, loads the user | [`AuthRejection`] |
 //! | [`CurrentSession<U>`] | finds the token, validates it (no user lookup) | [`AuthRejection`] |
+//! | [`SecondFactorSession<U>`] | as `CurrentSession`, then step-up: a second factor if the user has one | [`AuthRejection`] (401 `insufficient_user_authentication`) |
 //! | `Option<CurrentUser<U>>`, `Option<CurrentSession<U>>` | `None` when the request carries no token | [`AuthRejection`] for a bad token or a store that is down |
 //! | [`LoginRequest<U>`] | reads the credentials (JSON or form) and the client's address | [`AuthRejection`] (400/413/415/422) |
 //! | [`LogoutRequest<U>`] | finds the raw token, in the body too where the protocol puts it there | [`AuthRejection`] |
@@ -94,7 +95,9 @@ use axum::response::IntoResponse;
 use axum::Router;
 use serde::de::DeserializeOwned;
 
-pub use crate::http::{CurrentSession, CurrentUser, LoginRequest, LogoutRequest};
+pub use crate::http::{
+    CurrentSession, CurrentUser, LoginRequest, LogoutRequest, SecondFactorSession,
+};
 
 use crate::error::Error;
 use crate::http::http1::{to_http, HttpHead};
@@ -238,6 +241,21 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AuthRejection> {
         let http = HttpAuth::<U>::from_ref(state);
         let outcome = http.current_session(&head(parts)).await;
+        outcome.map_err(|rejection| AuthRejection::new(&http, rejection))
+    }
+}
+
+impl<S, U> FromRequestParts<S> for SecondFactorSession<U>
+where
+    S: Send + Sync,
+    U: User + Clone + 'static,
+    HttpAuth<U>: FromRef<S>,
+{
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AuthRejection> {
+        let http = HttpAuth::<U>::from_ref(state);
+        let outcome = http.second_factor_session(&head(parts)).await;
         outcome.map_err(|rejection| AuthRejection::new(&http, rejection))
     }
 }

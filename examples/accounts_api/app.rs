@@ -43,7 +43,9 @@ use axum::response::{IntoResponse, Response as AxumResponse};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use keycard::account::{Accounts as Flows, Links};
-use keycard::axum::{Client, CurrentSession, CurrentUser, Json, LoginRequest, LogoutRequest};
+use keycard::axum::{
+    Client, CurrentSession, CurrentUser, Json, LoginRequest, LogoutRequest, SecondFactorSession,
+};
 use keycard::http::{
     render_error, CodeBody, Credentials, EmailBody, EmailChangeBody, HttpAccounts, HttpAuth,
     PasswordResetBody, Protocol, Response, SecondFactorLoginBody, SessionCookie, StandardApi,
@@ -440,16 +442,13 @@ async fn logout(request: LogoutRequest<UserRecord>) -> Response {
 pub(crate) const RECENT_AUTH: Duration = Duration::from_secs(5 * 60);
 
 /// `POST /logout-others`: ends every other session of mine. Sensitive: needs a password proof
-/// (login or re-authentication) within [`RECENT_AUTH`].
+/// (login or re-authentication) within [`RECENT_AUTH`] and, for a user with an authenticator
+/// app, a session that used it (step-up: [`SecondFactorSession`]).
 async fn logout_others(
     State(app): State<AccountsApp>,
-    me: CurrentSession<UserRecord>,
+    me: SecondFactorSession<UserRecord>,
 ) -> AxumResponse {
     if let Err(error) = app.auth.require_recent_auth(&me.session, RECENT_AUTH) {
-        return app.error(&error).into_response();
-    }
-    // Step-up: a user with an authenticator app needs a session that used it.
-    if let Err(error) = app.auth.require_second_factor(&me.session).await {
         return app.error(&error).into_response();
     }
     match app.auth.logout_others(&me.session).await {

@@ -168,6 +168,18 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         outcome
     }
 
+    /// Step-up: [`Authenticator::require_second_factor`] for `session`.
+    ///
+    /// # Errors
+    /// The core's error, as [`Rejection::Auth`].
+    pub async fn require_second_factor(&self, session: &Session) -> Result<(), Rejection> {
+        Ok(self
+            .inner
+            .authenticator
+            .require_second_factor(session)
+            .await?)
+    }
+
     /// Validates a token already found.
     ///
     /// # Errors
@@ -449,6 +461,7 @@ trait Authenticate: Send + Sync + fmt::Debug {
         proof: SecondFactorProof<'_>,
         client: ClientInfo,
     ) -> Result<Login<Self::User>>;
+    async fn require_second_factor(&self, session: &Session) -> Result<()>;
     fn max_ttl(&self) -> Duration;
     async fn logout(&self, token: &str) -> Result<Logout>;
     async fn validate(&self, token: &str) -> Result<Authenticated<Self::User>>;
@@ -476,6 +489,10 @@ impl<S: UserStore + 'static> Authenticate for Authenticator<S> {
         client: ClientInfo,
     ) -> Result<Login<S::User>> {
         Authenticator::complete_login(self, pending_token, proof, client).await
+    }
+
+    async fn require_second_factor(&self, session: &Session) -> Result<()> {
+        Authenticator::require_second_factor(self, session).await
     }
 
     fn max_ttl(&self) -> Duration {

@@ -33,6 +33,27 @@ pub struct CurrentSession<U> {
     http: HttpAuth<U>,
 }
 
+/// A session that passed step-up: the request's token validated, and, if its user has a
+/// second factor (or the policy requires one on every session), authenticated with one
+/// ([`Authenticator::require_second_factor`](crate::Authenticator::require_second_factor)).
+/// Use it on sensitive routes; a session without the needed factor is refused with
+/// [`Error::InsufficientAuthentication`](crate::Error::InsufficientAuthentication) (401
+/// `insufficient_user_authentication`, `acr_values="mfa"` in
+/// [`StandardApi`](super::StandardApi)).
+#[non_exhaustive]
+pub struct SecondFactorSession<U> {
+    /// The live session.
+    pub session: Session,
+    http: HttpAuth<U>,
+}
+
+impl<U> SecondFactorSession<U> {
+    /// The HTTP layer it was checked by.
+    pub fn http(&self) -> &HttpAuth<U> {
+        &self.http
+    }
+}
+
 /// A login request: the credentials (a JSON or form body, chosen by `Content-Type`, with the
 /// [`CredentialFields`](super::CredentialFields) of your [`HttpAuth`]) and the client's
 /// address and user agent. Extracting it consumes the body: it must be the handler's last
@@ -131,6 +152,24 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         })
     }
 
+    /// The [`SecondFactorSession`] of `request`.
+    ///
+    /// # Errors
+    /// As [`validate_session`](Self::validate_session), and
+    /// [`Error::InsufficientAuthentication`](crate::Error::InsufficientAuthentication) when
+    /// the session lacks a second factor it needs.
+    pub async fn second_factor_session(
+        &self,
+        request: &(impl RequestHead + ?Sized),
+    ) -> Result<SecondFactorSession<U>, Rejection> {
+        let session = self.validate_session(request).await?;
+        self.require_second_factor(&session).await?;
+        Ok(SecondFactorSession {
+            session,
+            http: self.clone(),
+        })
+    }
+
     /// The [`CurrentSession`] of `request`, or `None` when it carries no token at all.
     ///
     /// # Errors
@@ -197,6 +236,14 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
             token,
             http: self.clone(),
         })
+    }
+}
+
+impl<U> fmt::Debug for SecondFactorSession<U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecondFactorSession")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
     }
 }
 

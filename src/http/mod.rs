@@ -69,7 +69,7 @@ pub use auth::HttpAuth;
 pub use client_ip::{ClientIpHeader, InvalidClientIpHeader, InvalidProxy, TrustedProxies};
 pub use cookie::{SameSite, SessionCookie};
 pub use credentials::{CredentialFields, Credentials};
-pub use extract::{CurrentSession, CurrentUser, LoginRequest, LogoutRequest};
+pub use extract::{CurrentSession, CurrentUser, LoginRequest, LogoutRequest, SecondFactorSession};
 pub use protocol::{AccountUpdate, LoginApi, Protocol, SessionsApi, StandardApi};
 pub use rejection::{render_error, Rejection};
 pub use request::RequestHead;
