@@ -46,6 +46,8 @@ mod actix_accounts;
 mod actix_adapter;
 #[cfg(feature = "actix-web")]
 mod actix_hardening;
+#[cfg(feature = "actix-web")]
+mod actix_second_factors;
 #[cfg(feature = "axum")]
 mod axum_adapter;
 #[cfg(feature = "axum")]
