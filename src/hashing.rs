@@ -133,12 +133,41 @@ impl HashPool {
                 let _permit = permit;
                 let started = Instant::now();
                 let done = work(&*hasher);
-                learn(&estimate, started.elapsed());
+                let took = started.elapsed();
+                learn(&estimate, took);
+                warn_if_unoptimised(took);
                 done
             })
             .await
             .map_err(HashError::task_failed)?
             .map_err(Error::from)
+    }
+}
+
+/// A hash slower than this in a debug build means argon2 itself runs unoptimised.
+const SLOW_DEBUG_HASH: Duration = Duration::from_millis(200);
+
+/// Set once the unoptimised-build warning was logged: it is logged once per process.
+static WARNED_UNOPTIMISED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// The first time a hash takes over [`SLOW_DEBUG_HASH`] in a debug build, logs (once) what
+/// to add to the application's `Cargo.toml`: a dependency's profile settings do not reach
+/// its dependents, so argon2 runs unoptimised in their debug builds, 20 times slower.
+fn warn_if_unoptimised(took: Duration) {
+    warn_once_if_slow(&WARNED_UNOPTIMISED, took);
+}
+
+fn warn_once_if_slow(warned: &std::sync::atomic::AtomicBool, took: Duration) {
+    if cfg!(debug_assertions) && took > SLOW_DEBUG_HASH && !warned.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            took_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            "keycard: a password hash took over 200 ms: argon2 is running unoptimised in this \
+             debug build, which makes every login and registration slow. Add these lines to \
+             your Cargo.toml (the workspace root's) to optimise it even in debug builds:\n\n\
+             [profile.dev.package.argon2]\nopt-level = 3\n\
+             [profile.dev.package.blake2]\nopt-level = 3\n"
+        );
     }
 }
 
@@ -201,6 +230,49 @@ impl Drop for QueuePlace<'_> {
 mod tests {
     use super::*;
     use crate::password::Argon2Hasher;
+
+    /// Collects what a `tracing` subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_slow_hash_in_a_debug_build_says_once_which_lines_to_add() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let warned = std::sync::atomic::AtomicBool::new(false);
+        tracing::subscriber::with_default(subscriber, || {
+            warn_once_if_slow(&warned, Duration::from_millis(20));
+            warn_once_if_slow(&warned, Duration::from_millis(450));
+            warn_once_if_slow(&warned, Duration::from_millis(600));
+        });
+        let log =
+            String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("UTF-8");
+        // The crate's tests are debug builds.
+        assert_eq!(
+            log.matches("[profile.dev.package.argon2]").count(),
+            1,
+            "{log}"
+        );
+        assert!(log.contains("opt-level = 3"), "{log}");
+        assert!(log.contains("took_ms=450"), "{log}");
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_queue_is_bounded_and_refuses_fast() {
