@@ -45,7 +45,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::{ClientInfo, Session, SessionId, Token, UserId};
+use crate::{AuthMethod, AuthMethods, ClientInfo, Session, SessionId, Token, UserId};
 
 mod accounts;
 pub mod one_time;
@@ -58,10 +58,10 @@ pub mod users;
 
 pub use races::{concurrent_operations, concurrent_tasks, delete_for_user_except_races_creates};
 pub use tokens::{
-    client_info_and_hostile_ids_round_trip, create_get_delete, delete_for_user_except_keeps_one,
-    delete_twice, duplicate_create_is_refused, expired_sessions_are_never_returned,
-    get_immediate_agrees_with_get, list_and_delete_for_user, purge_expired_counts, run_all,
-    touch_updates_but_never_resurrects,
+    amr_round_trips_and_survives_touch, client_info_and_hostile_ids_round_trip, create_get_delete,
+    delete_for_user_except_keeps_one, delete_twice, duplicate_create_is_refused,
+    expired_sessions_are_never_returned, get_immediate_agrees_with_get, list_and_delete_for_user,
+    purge_expired_counts, run_all, touch_updates_but_never_resurrects,
 };
 
 /// How long the sessions of the checks live, unless a check is about expiry.
@@ -90,9 +90,16 @@ fn fresh_id() -> SessionId {
     Token::generate().expect("os rng").id()
 }
 
+/// The authentication methods of the checks' sessions: a password and a TOTP code, so every
+/// round trip the checks compare covers `amr` too.
+fn checks_amr() -> AuthMethods {
+    AuthMethods::from(AuthMethod::Password).with(AuthMethod::Totp)
+}
+
+/// A new session of `who` with [`checks_amr`].
 fn session(who: &UserId, created: OffsetDateTime, ttl: Duration, client: ClientInfo) -> Session {
     let token = Token::generate().expect("os rng");
-    Session::new(&token, who.clone(), created, ttl, client)
+    Session::new(&token, who.clone(), created, ttl, client).with_amr(checks_amr())
 }
 
 /// Unwraps a task's result, re-raising its panic so the check's message is kept.

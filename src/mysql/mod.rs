@@ -6,7 +6,7 @@
 //!
 //! | store | type | default table | schema |
 //! |---|---|---|---|
-//! | sessions | [`MysqlTokenStore`] | `keycard_sessions` | `migrations/mysql/sessions_0001.sql` |
+//! | sessions | [`MysqlTokenStore`] | `keycard_sessions` | `migrations/mysql/sessions_0001.sql`, `sessions_0002.sql` |
 //! | users | [`MysqlUserStore`] | `keycard_users` | `migrations/mysql/users_0001.sql` |
 //! | throttle | [`MysqlThrottle`] | `keycard_throttle` | `migrations/mysql/throttle_0001.sql` |
 //! | one-time tokens | [`MysqlOneTimeStore`] | `keycard_one_time_tokens` | `migrations/mysql/one_time_0001.sql` |

@@ -44,6 +44,8 @@ mod redis_cluster;
 mod redis_store;
 #[cfg(all(feature = "sqlite", feature = "postgres", feature = "redis"))]
 mod session_caps;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod sessions_amr;
 #[cfg(feature = "conformance")]
 mod throttle_conformance;
 #[cfg(all(feature = "postgres", feature = "conformance"))]
