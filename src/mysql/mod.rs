@@ -38,7 +38,8 @@
 
 use std::time::Duration;
 
-use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
+use sqlx::mysql::{MySql, MySqlConnection, MySqlPool, MySqlPoolOptions};
+use sqlx::pool::PoolConnection;
 
 use crate::throttle::ThrottleLimits;
 use crate::{Authenticator, AuthenticatorBuilder, StoreError};
@@ -180,4 +181,69 @@ const DEADLOCK_RETRIES: usize = 5;
 /// Text stored in a binary column.
 fn text(bytes: Vec<u8>) -> Result<String, StoreError> {
     String::from_utf8(bytes).map_err(StoreError::corrupt)
+}
+
+/// A pooled connection holding a server-wide named lock (`GET_LOCK`): work that must not run
+/// twice at once for one key, from any instance, runs on [`conn`](Self::conn) between
+/// [`acquire`](Self::acquire) and [`release`](Self::release). Dropped while it may still hold
+/// the lock (a failed release, a cancelled call), the connection is closed rather than
+/// returned to the pool, which releases the lock.
+struct NamedLock {
+    conn: PoolConnection<MySql>,
+    name: String,
+    held: bool,
+}
+
+impl NamedLock {
+    /// Takes the lock `name` (at most 64 characters) on a connection of `pool`, waiting at
+    /// most `wait_secs` seconds; `what` names the work in the error of a timeout.
+    async fn acquire(
+        pool: &MySqlPool,
+        name: String,
+        wait_secs: i64,
+        what: &str,
+    ) -> Result<Self, sqlx::Error> {
+        let mut lock = Self {
+            conn: pool.acquire().await?,
+            name,
+            // Until GET_LOCK answers, the server may have granted it.
+            held: true,
+        };
+        let locked: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
+            .bind(&lock.name)
+            .bind(wait_secs)
+            .fetch_one(&mut *lock.conn)
+            .await?;
+        if locked != Some(1) {
+            lock.held = false;
+            return Err(sqlx::Error::Protocol(format!(
+                "timed out after {wait_secs} s waiting for a concurrent {what} (lock {})",
+                lock.name
+            )));
+        }
+        Ok(lock)
+    }
+
+    /// The connection holding the lock.
+    fn conn(&mut self) -> &mut MySqlConnection {
+        &mut self.conn
+    }
+
+    /// Releases the lock; the connection goes back to the pool.
+    async fn release(mut self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT RELEASE_LOCK(?)")
+            .bind(&self.name)
+            .execute(&mut *self.conn)
+            .await?;
+        self.held = false;
+        Ok(())
+    }
+}
+
+impl Drop for NamedLock {
+    fn drop(&mut self) {
+        if self.held {
+            self.conn.close_on_drop();
+        }
+    }
 }
