@@ -4,7 +4,9 @@
 //! `async fn` over `&dyn TokenStore` that panics with a message naming the broken promise.
 //! [`run_all`] runs them all; [`concurrent_tasks`] adds the same concurrency check on many
 //! Tokio tasks, which needs a shared (`Arc`) store. The [`users`] module does the same for
-//! [`UserStore`](crate::UserStore)s, and [`throttle`] for login throttles.
+//! [`UserStore`](crate::UserStore)s, [`throttle`] for login throttles, [`one_time`] for
+//! one-time token stores and [`second_factors`] for
+//! [`SecondFactorStore`](crate::mfa::SecondFactorStore)s.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -39,7 +41,8 @@
 //! Every check panics when the store breaks the contract or returns an error.
 //!
 //! One file per suite: `tokens` (the token store's single-caller checks and [`run_all`]),
-//! `races` (the token store under concurrency), [`users`], [`throttle`] and [`one_time`].
+//! `races` (the token store under concurrency), [`users`], [`throttle`], [`one_time`] and
+//! [`second_factors`].
 
 use std::time::Duration;
 
@@ -52,6 +55,9 @@ pub mod one_time;
 /// The one-time token store suite: [`one_time::run_all`].
 pub use one_time::run_all as one_time_store;
 mod races;
+pub mod second_factors;
+/// The second factor store suite: [`second_factors::run_all`].
+pub use second_factors::run_all as second_factor_store;
 pub mod throttle;
 mod tokens;
 pub mod users;

@@ -2,7 +2,7 @@
 //! database, shared by every application instance using it.
 //!
 //! One handle, [`Mysql`], owns the connection pool (sqlx's MySQL driver, re-exported as
-//! [`driver`]) and hands out the three stores, each over its own table:
+//! [`driver`]) and hands out the stores, each over its own tables:
 //!
 //! | store | type | default table | schema |
 //! |---|---|---|---|
@@ -10,8 +10,9 @@
 //! | users | [`MysqlUserStore`] | `keycard_users` | `migrations/mysql/users_0001.sql` |
 //! | throttle | [`MysqlThrottle`] | `keycard_throttle` | `migrations/mysql/throttle_0001.sql` |
 //! | one-time tokens | [`MysqlOneTimeStore`] | `keycard_one_time_tokens` | `migrations/mysql/one_time_0001.sql` |
+//! | second factors | [`MysqlSecondFactorStore`] | `keycard_totp`, `keycard_recovery_codes` | `migrations/mysql/second_factors_0001.sql` |
 //!
-//! [`Mysql::migrate`] creates or upgrades all four (versions recorded in
+//! [`Mysql::migrate`] creates or upgrades all of them (versions recorded in
 //! `keycard_migrations`); each store's own `migrate` does one, for tables renamed with
 //! `with_table`. Times are stored as `BIGINT` Unix microseconds, so the server's time zone
 //! never matters; ids and emails are binary strings, compared byte for byte whatever the
@@ -46,12 +47,14 @@ use crate::{Authenticator, AuthenticatorBuilder, StoreError};
 
 mod migrate;
 mod one_time;
+mod second_factors;
 mod throttle;
 mod tokens;
 mod users;
 
 pub use crate::sql::InvalidTableName;
 pub use one_time::MysqlOneTimeStore;
+pub use second_factors::MysqlSecondFactorStore;
 pub use throttle::MysqlThrottle;
 pub use tokens::MysqlTokenStore;
 pub use users::MysqlUserStore;
@@ -97,10 +100,11 @@ impl Mysql {
         &self.pool
     }
 
-    /// Creates or upgrades the default tables (sessions, users, one-time tokens, throttle). Idempotent, and
-    /// safe to run from several instances starting together: each table's migrations run
-    /// under the server-wide named lock `keycard_migrations` (`GET_LOCK`), and the versions
-    /// applied are recorded in `keycard_migrations`.
+    /// Creates or upgrades the default tables (sessions, users, one-time tokens, second
+    /// factors, throttle). Idempotent, and safe to run from several instances starting
+    /// together: each table's migrations run under the server-wide named lock
+    /// `keycard_migrations` (`GET_LOCK`), and the versions applied are recorded in
+    /// `keycard_migrations`.
     ///
     /// # Errors
     /// [`StoreError::Backend`] if a statement fails.
@@ -108,6 +112,7 @@ impl Mysql {
         self.token_store().migrate().await?;
         self.user_store().migrate().await?;
         self.one_time_store().migrate().await?;
+        self.second_factor_store().migrate().await?;
         self.throttle(ThrottleLimits::default()).migrate().await
     }
 
@@ -126,6 +131,12 @@ impl Mysql {
     /// [`MysqlOneTimeStore::with_table`]).
     pub fn one_time_store(&self) -> MysqlOneTimeStore {
         MysqlOneTimeStore::new(self.pool.clone())
+    }
+
+    /// The second factor store over `keycard_totp` and `keycard_recovery_codes` (rename them
+    /// with [`MysqlSecondFactorStore::with_tables`]).
+    pub fn second_factor_store(&self) -> MysqlSecondFactorStore {
+        MysqlSecondFactorStore::new(self.pool.clone())
     }
 
     /// The throttle over `keycard_throttle` with `limits` (rename it with

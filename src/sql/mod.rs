@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use crate::{AuthMethods, ClientInfo, SecretHash, SessionId, StoreError};
 
 pub(crate) mod one_time;
+pub(crate) mod second_factors;
 
 /// A table name given to a SQL store was not a plain identifier.
 ///
@@ -90,6 +91,25 @@ impl TableName {
             .replace("{name}", &self.name)
             .replace("{schema}", &schema)
     }
+}
+
+/// Tables a migration creates beside its target, by placeholder key: `{key}` in the template
+/// is the table's quoted name, `{key_name}` its bare name. (The second factor migration
+/// creates the recovery codes table beside the TOTP table, its target.)
+pub(crate) type Companions<'a> = &'a [(&'static str, &'a TableName)];
+
+/// Fills a migration template's companion placeholders, quoting each table with `quote`.
+pub(crate) fn fill_companions(
+    template: &str,
+    companions: Companions<'_>,
+    quote: impl Fn(&TableName) -> String,
+) -> String {
+    companions
+        .iter()
+        .fold(template.to_owned(), |sql, (key, table)| {
+            sql.replace(&format!("{{{key}}}"), &quote(table))
+                .replace(&format!("{{{key}_name}}"), &table.name)
+        })
 }
 
 fn is_identifier(s: &str) -> bool {
