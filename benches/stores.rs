@@ -117,7 +117,7 @@ fn stores(c: &mut Criterion) {
                 b.iter(|| {
                     conn.prepare_cached(
                     "SELECT id, user_id, secret_hash, created_at, expires_at, last_seen_at, ip, \
-                     user_agent FROM keycard_sessions WHERE id = ?1 AND expires_at > ?2",
+                     user_agent, amr FROM keycard_sessions WHERE id = ?1 AND expires_at > ?2",
                 )
                 .and_then(|mut st| {
                     st.query_row(rusqlite::params![id, now], |r| r.get::<_, Vec<u8>>(2))
@@ -157,8 +157,8 @@ fn stores(c: &mut Criterion) {
     let held = bench_get(c, &rt, "postgres", Arc::new(pg.clone()));
     // The same lookup, raw: the store's own statement on the same pool, rows not decoded.
     let lookup = format!(
-        "SELECT id, user_id, secret_hash, created_at, expires_at, last_seen_at, ip, user_agent \
-         FROM {schema}.sessions WHERE id = $1 AND expires_at > $2"
+        "SELECT id, user_id, secret_hash, created_at, expires_at, last_seen_at, ip, user_agent, \
+         amr FROM {schema}.sessions WHERE id = $1 AND expires_at > $2"
     );
     let (held_id, now) = (held.to_string(), OffsetDateTime::now_utc());
     c.bench_function("postgres/raw lookup (same query, same pool)", |b| {
@@ -203,8 +203,8 @@ fn stores(c: &mut Criterion) {
     let held = bench_get(c, &rt, "mysql", Arc::new(my.1.clone()));
     // The same lookup, raw: the store's own statement on the same pool, rows not decoded.
     let my_lookup = format!(
-        "SELECT id, user_id, secret_hash, created_at, expires_at, last_seen_at, ip, user_agent \
-         FROM `{my_table}` WHERE id = ? AND expires_at > ?"
+        "SELECT id, user_id, secret_hash, created_at, expires_at, last_seen_at, ip, user_agent, \
+         amr FROM `{my_table}` WHERE id = ? AND expires_at > ?"
     );
     let (held_id, now_micros) = (
         held.to_string(),

@@ -4,7 +4,9 @@
 //! `async fn` over `&dyn TokenStore` that panics with a message naming the broken promise.
 //! [`run_all`] runs them all; [`concurrent_tasks`] adds the same concurrency check on many
 //! Tokio tasks, which needs a shared (`Arc`) store. The [`users`] module does the same for
-//! [`UserStore`](crate::UserStore)s, and [`throttle`] for login throttles.
+//! [`UserStore`](crate::UserStore)s, [`throttle`] for login throttles, [`one_time`] for
+//! one-time token stores and [`second_factors`] for
+//! [`SecondFactorStore`](crate::mfa::SecondFactorStore)s.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -39,29 +41,33 @@
 //! Every check panics when the store breaks the contract or returns an error.
 //!
 //! One file per suite: `tokens` (the token store's single-caller checks and [`run_all`]),
-//! `races` (the token store under concurrency), [`users`], [`throttle`] and [`one_time`].
+//! `races` (the token store under concurrency), [`users`], [`throttle`], [`one_time`] and
+//! [`second_factors`].
 
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::{ClientInfo, Session, SessionId, Token, UserId};
+use crate::{AuthMethod, AuthMethods, ClientInfo, Session, SessionId, Token, UserId};
 
 mod accounts;
 pub mod one_time;
 /// The one-time token store suite: [`one_time::run_all`].
 pub use one_time::run_all as one_time_store;
 mod races;
+pub mod second_factors;
+/// The second factor store suite: [`second_factors::run_all`].
+pub use second_factors::run_all as second_factor_store;
 pub mod throttle;
 mod tokens;
 pub mod users;
 
 pub use races::{concurrent_operations, concurrent_tasks, delete_for_user_except_races_creates};
 pub use tokens::{
-    client_info_and_hostile_ids_round_trip, create_get_delete, delete_for_user_except_keeps_one,
-    delete_twice, duplicate_create_is_refused, expired_sessions_are_never_returned,
-    get_immediate_agrees_with_get, list_and_delete_for_user, purge_expired_counts, run_all,
-    touch_updates_but_never_resurrects,
+    amr_round_trips_and_survives_touch, client_info_and_hostile_ids_round_trip, create_get_delete,
+    delete_for_user_except_keeps_one, delete_twice, duplicate_create_is_refused,
+    expired_sessions_are_never_returned, get_immediate_agrees_with_get, list_and_delete_for_user,
+    purge_expired_counts, run_all, touch_updates_but_never_resurrects,
 };
 
 /// How long the sessions of the checks live, unless a check is about expiry.
@@ -90,9 +96,16 @@ fn fresh_id() -> SessionId {
     Token::generate().expect("os rng").id()
 }
 
+/// The authentication methods of the checks' sessions: a password and a TOTP code, so every
+/// round trip the checks compare covers `amr` too.
+fn checks_amr() -> AuthMethods {
+    AuthMethods::from(AuthMethod::Password).with(AuthMethod::Totp)
+}
+
+/// A new session of `who` with [`checks_amr`].
 fn session(who: &UserId, created: OffsetDateTime, ttl: Duration, client: ClientInfo) -> Session {
     let token = Token::generate().expect("os rng");
-    Session::new(&token, who.clone(), created, ttl, client)
+    Session::new(&token, who.clone(), created, ttl, client).with_amr(checks_amr())
 }
 
 /// Unwraps a task's result, re-raising its panic so the check's message is kept.

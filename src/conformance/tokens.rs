@@ -5,17 +5,20 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use super::races::{concurrent_operations, delete_for_user_except_races_creates};
-use super::{base_time, fresh_id, session, user, HOUR};
+use super::{base_time, checks_amr, fresh_id, session, user, HOUR};
 use time::OffsetDateTime;
 
-use crate::{ClientInfo, Session, SessionId, StoreError, Token, TokenStore, UserId};
+use crate::{
+    AuthMethod, AuthMethods, ClientInfo, Session, SessionId, StoreError, Token, TokenStore, UserId,
+};
 
 /// Runs every check below on `store`, one after another: [`create_get_delete`],
 /// [`duplicate_create_is_refused`], [`delete_twice`], [`list_and_delete_for_user`],
 /// [`touch_updates_but_never_resurrects`], [`expired_sessions_are_never_returned`],
 /// [`purge_expired_counts`], [`client_info_and_hostile_ids_round_trip`],
-/// [`delete_for_user_except_keeps_one`], [`concurrent_operations`],
-/// [`delete_for_user_except_races_creates`] and [`get_immediate_agrees_with_get`].
+/// [`delete_for_user_except_keeps_one`], [`amr_round_trips_and_survives_touch`],
+/// [`concurrent_operations`], [`delete_for_user_except_races_creates`] and
+/// [`get_immediate_agrees_with_get`].
 ///
 /// # Panics
 /// When the store breaks the contract or fails.
@@ -29,6 +32,7 @@ pub async fn run_all(store: &dyn TokenStore) {
     purge_expired_counts(store).await;
     client_info_and_hostile_ids_round_trip(store).await;
     delete_for_user_except_keeps_one(store).await;
+    amr_round_trips_and_survives_touch(store).await;
     concurrent_operations(store).await;
     delete_for_user_except_races_creates(store).await;
     get_immediate_agrees_with_get(store).await;
@@ -581,4 +585,66 @@ pub async fn delete_for_user_except_keeps_one(store: &dyn TokenStore) {
         "delete_for_user_except of an unknown user must delete nothing"
     );
     assert_eq!(store.delete_for_user(&bob).await.expect("cleanup"), 1);
+}
+
+/// A session's `amr` (how it was authenticated) is kept exactly: no method, one, the checks'
+/// usual password and TOTP, every method keycard knows. `create`, `get` and `list_for_user`
+/// return it as given, and `touch` leaves it unchanged.
+///
+/// # Panics
+/// When the store breaks the contract or fails.
+pub async fn amr_round_trips_and_survives_touch(store: &dyn TokenStore) {
+    let now = base_time();
+    let who = user("amr");
+    let every = [
+        AuthMethod::Password,
+        AuthMethod::Totp,
+        AuthMethod::RecoveryCode,
+        AuthMethod::Passkey,
+        AuthMethod::EmailLink,
+    ]
+    .into_iter()
+    .fold(AuthMethods::none(), AuthMethods::with);
+    let sets = [
+        AuthMethods::none(),
+        AuthMethods::from(AuthMethod::EmailLink),
+        checks_amr(),
+        AuthMethods::from(AuthMethod::Password).with(AuthMethod::RecoveryCode),
+        every,
+    ];
+    let ms = Duration::from_millis;
+    let mut created = Vec::new();
+    for (i, amr) in (0u64..).zip(sets) {
+        let s = session(&who, now + ms(i), HOUR, ClientInfo::none()).with_amr(amr);
+        store.create(&s).await.expect("create");
+        let got = store.get(&s.id, now).await.expect("get").expect("live");
+        assert_eq!(
+            got.amr, amr,
+            "get must return the session's amr as created ({amr:?})"
+        );
+        assert_eq!(got, s, "get must return the session exactly as created");
+        created.push(s);
+    }
+    assert_eq!(
+        store.list_for_user(&who, now).await.expect("list"),
+        created,
+        "list_for_user must return every session's amr as created"
+    );
+    let later = now + Duration::from_secs(5);
+    for s in &created {
+        assert!(store.touch(&s.id, later).await.expect("touch"));
+        let seen = store.get(&s.id, later).await.expect("get").expect("live");
+        assert_eq!(seen.amr, s.amr, "touch must leave amr unchanged");
+        assert_eq!(seen.last_seen_at, later, "touch must set last_seen_at");
+    }
+    let listed = store.list_for_user(&who, later).await.expect("list");
+    assert_eq!(
+        listed.iter().map(|s| s.amr).collect::<Vec<_>>(),
+        created.iter().map(|s| s.amr).collect::<Vec<_>>(),
+        "list_for_user after touch must return every session's amr unchanged"
+    );
+    assert_eq!(
+        store.delete_for_user(&who).await.expect("cleanup"),
+        created.len() as u64
+    );
 }

@@ -4,7 +4,9 @@ use sqlx::mysql::{MySqlConnection, MySqlPool};
 use time::OffsetDateTime;
 
 use super::error;
-use crate::sql::{InvalidTableName, Migration, TableName, MIGRATIONS_TABLE};
+use crate::sql::{
+    fill_companions, Companions, InvalidTableName, Migration, TableName, MIGRATIONS_TABLE,
+};
 use crate::time_codec::to_micros;
 use crate::StoreError;
 
@@ -67,6 +69,17 @@ pub(crate) async fn migrate(
     table: &TableName,
     migrations: &[Migration],
 ) -> Result<(), StoreError> {
+    migrate_with(pool, table, &[], migrations).await
+}
+
+/// As [`migrate`], for migrations that also create `companions` (recorded under `table`;
+/// their databases are created too).
+pub(crate) async fn migrate_with(
+    pool: &MySqlPool,
+    table: &TableName,
+    companions: Companions<'_>,
+    migrations: &[Migration],
+) -> Result<(), StoreError> {
     let mut conn = pool.acquire().await.map_err(error)?;
     let locked: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
         .bind(MIGRATION_LOCK)
@@ -79,7 +92,7 @@ pub(crate) async fn migrate(
             "timed out waiting for another instance's migration (lock keycard_migrations)",
         ));
     }
-    let applied = apply(&mut conn, table, migrations).await;
+    let applied = apply(&mut conn, table, companions, migrations).await;
     let released = sqlx::query("SELECT RELEASE_LOCK(?)")
         .bind(MIGRATION_LOCK)
         .execute(&mut *conn)
@@ -95,9 +108,11 @@ pub(crate) async fn migrate(
 async fn apply(
     conn: &mut MySqlConnection,
     table: &TableName,
+    companions: Companions<'_>,
     migrations: &[Migration],
 ) -> Result<(), StoreError> {
-    if let Some(database) = &table.schema {
+    let databases = std::iter::once(table).chain(companions.iter().map(|(_, t)| *t));
+    for database in databases.filter_map(|t| t.schema.as_ref()) {
         sqlx::raw_sql(&format!("CREATE DATABASE IF NOT EXISTS `{database}`"))
             .execute(&mut *conn)
             .await
@@ -121,7 +136,7 @@ async fn apply(
             .await
             .map_err(error)?;
     for m in migrations.iter().filter(|m| !applied.contains(&m.version)) {
-        sqlx::raw_sql(&render(table, m.sql))
+        sqlx::raw_sql(&render(table, &fill_companions(m.sql, companions, quoted)))
             .execute(&mut *conn)
             .await
             .map_err(error)?;

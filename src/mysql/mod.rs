@@ -2,16 +2,17 @@
 //! database, shared by every application instance using it.
 //!
 //! One handle, [`Mysql`], owns the connection pool (sqlx's MySQL driver, re-exported as
-//! [`driver`]) and hands out the three stores, each over its own table:
+//! [`driver`]) and hands out the stores, each over its own tables:
 //!
 //! | store | type | default table | schema |
 //! |---|---|---|---|
-//! | sessions | [`MysqlTokenStore`] | `keycard_sessions` | `migrations/mysql/sessions_0001.sql` |
+//! | sessions | [`MysqlTokenStore`] | `keycard_sessions` | `migrations/mysql/sessions_0001.sql`, `sessions_0002.sql` |
 //! | users | [`MysqlUserStore`] | `keycard_users` | `migrations/mysql/users_0001.sql` |
 //! | throttle | [`MysqlThrottle`] | `keycard_throttle` | `migrations/mysql/throttle_0001.sql` |
 //! | one-time tokens | [`MysqlOneTimeStore`] | `keycard_one_time_tokens` | `migrations/mysql/one_time_0001.sql` |
+//! | second factors | [`MysqlSecondFactorStore`] | `keycard_totp`, `keycard_recovery_codes` | `migrations/mysql/second_factors_0001.sql` |
 //!
-//! [`Mysql::migrate`] creates or upgrades all four (versions recorded in
+//! [`Mysql::migrate`] creates or upgrades all of them (versions recorded in
 //! `keycard_migrations`); each store's own `migrate` does one, for tables renamed with
 //! `with_table`. Times are stored as `BIGINT` Unix microseconds, so the server's time zone
 //! never matters; ids and emails are binary strings, compared byte for byte whatever the
@@ -38,19 +39,22 @@
 
 use std::time::Duration;
 
-use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
+use sqlx::mysql::{MySql, MySqlConnection, MySqlPool, MySqlPoolOptions};
+use sqlx::pool::PoolConnection;
 
 use crate::throttle::ThrottleLimits;
 use crate::{Authenticator, AuthenticatorBuilder, StoreError};
 
 mod migrate;
 mod one_time;
+mod second_factors;
 mod throttle;
 mod tokens;
 mod users;
 
 pub use crate::sql::InvalidTableName;
 pub use one_time::MysqlOneTimeStore;
+pub use second_factors::MysqlSecondFactorStore;
 pub use throttle::MysqlThrottle;
 pub use tokens::MysqlTokenStore;
 pub use users::MysqlUserStore;
@@ -96,10 +100,11 @@ impl Mysql {
         &self.pool
     }
 
-    /// Creates or upgrades the default tables (sessions, users, one-time tokens, throttle). Idempotent, and
-    /// safe to run from several instances starting together: each table's migrations run
-    /// under the server-wide named lock `keycard_migrations` (`GET_LOCK`), and the versions
-    /// applied are recorded in `keycard_migrations`.
+    /// Creates or upgrades the default tables (sessions, users, one-time tokens, second
+    /// factors, throttle). Idempotent, and safe to run from several instances starting
+    /// together: each table's migrations run under the server-wide named lock
+    /// `keycard_migrations` (`GET_LOCK`), and the versions applied are recorded in
+    /// `keycard_migrations`.
     ///
     /// # Errors
     /// [`StoreError::Backend`] if a statement fails.
@@ -107,6 +112,7 @@ impl Mysql {
         self.token_store().migrate().await?;
         self.user_store().migrate().await?;
         self.one_time_store().migrate().await?;
+        self.second_factor_store().migrate().await?;
         self.throttle(ThrottleLimits::default()).migrate().await
     }
 
@@ -125,6 +131,12 @@ impl Mysql {
     /// [`MysqlOneTimeStore::with_table`]).
     pub fn one_time_store(&self) -> MysqlOneTimeStore {
         MysqlOneTimeStore::new(self.pool.clone())
+    }
+
+    /// The second factor store over `keycard_totp` and `keycard_recovery_codes` (rename them
+    /// with [`MysqlSecondFactorStore::with_tables`]).
+    pub fn second_factor_store(&self) -> MysqlSecondFactorStore {
+        MysqlSecondFactorStore::new(self.pool.clone())
     }
 
     /// The throttle over `keycard_throttle` with `limits` (rename it with
@@ -180,4 +192,69 @@ const DEADLOCK_RETRIES: usize = 5;
 /// Text stored in a binary column.
 fn text(bytes: Vec<u8>) -> Result<String, StoreError> {
     String::from_utf8(bytes).map_err(StoreError::corrupt)
+}
+
+/// A pooled connection holding a server-wide named lock (`GET_LOCK`): work that must not run
+/// twice at once for one key, from any instance, runs on [`conn`](Self::conn) between
+/// [`acquire`](Self::acquire) and [`release`](Self::release). Dropped while it may still hold
+/// the lock (a failed release, a cancelled call), the connection is closed rather than
+/// returned to the pool, which releases the lock.
+struct NamedLock {
+    conn: PoolConnection<MySql>,
+    name: String,
+    held: bool,
+}
+
+impl NamedLock {
+    /// Takes the lock `name` (at most 64 characters) on a connection of `pool`, waiting at
+    /// most `wait_secs` seconds; `what` names the work in the error of a timeout.
+    async fn acquire(
+        pool: &MySqlPool,
+        name: String,
+        wait_secs: i64,
+        what: &str,
+    ) -> Result<Self, sqlx::Error> {
+        let mut lock = Self {
+            conn: pool.acquire().await?,
+            name,
+            // Until GET_LOCK answers, the server may have granted it.
+            held: true,
+        };
+        let locked: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
+            .bind(&lock.name)
+            .bind(wait_secs)
+            .fetch_one(&mut *lock.conn)
+            .await?;
+        if locked != Some(1) {
+            lock.held = false;
+            return Err(sqlx::Error::Protocol(format!(
+                "timed out after {wait_secs} s waiting for a concurrent {what} (lock {})",
+                lock.name
+            )));
+        }
+        Ok(lock)
+    }
+
+    /// The connection holding the lock.
+    fn conn(&mut self) -> &mut MySqlConnection {
+        &mut self.conn
+    }
+
+    /// Releases the lock; the connection goes back to the pool.
+    async fn release(mut self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT RELEASE_LOCK(?)")
+            .bind(&self.name)
+            .execute(&mut *self.conn)
+            .await?;
+        self.held = false;
+        Ok(())
+    }
+}
+
+impl Drop for NamedLock {
+    fn drop(&mut self) {
+        if self.held {
+            self.conn.close_on_drop();
+        }
+    }
 }

@@ -4,13 +4,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
-use sqlx::mysql::{MySql, MySqlConnection, MySqlPool};
-use sqlx::pool::PoolConnection;
+use sqlx::mysql::{MySqlConnection, MySqlPool};
 use sqlx::Connection as _;
 use time::OffsetDateTime;
 
 use super::migrate::{migrate, parse_table, quoted};
-use super::{error, is_deadlock, is_duplicate, text, DEADLOCK_RETRIES};
+use super::{error, is_deadlock, is_duplicate, text, NamedLock, DEADLOCK_RETRIES};
 use crate::one_time::{OneTimeId, OneTimePurpose, OneTimeRecord, OneTimeTokenStore};
 use crate::sql::one_time::{keep_others, OneTimeRow, ONE_TIME_COLUMNS};
 use crate::sql::{InvalidTableName, Migration, TableName};
@@ -120,32 +119,17 @@ impl MysqlOneTimeStore {
         max_outstanding: u32,
         now: OffsetDateTime,
     ) -> Result<u64, sqlx::Error> {
-        let lock = self.lock_name(&record.user_id, &record.purpose);
-        let mut conn = Locked {
-            conn: self.pool.acquire().await?,
-            held: false,
-        };
-        let locked: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
-            .bind(&lock)
-            .bind(LOCK_WAIT_SECS)
-            .fetch_one(&mut *conn.conn)
-            .await?;
-        if locked != Some(1) {
-            return Err(sqlx::Error::Protocol(format!(
-                "timed out after {LOCK_WAIT_SECS} s waiting for a concurrent one-time token issue (lock {lock})"
-            )));
-        }
-        conn.held = true;
+        let mut lock = NamedLock::acquire(
+            &self.pool,
+            self.lock_name(&record.user_id, &record.purpose),
+            LOCK_WAIT_SECS,
+            "one-time token issue",
+        )
+        .await?;
         let issued = self
-            .issue_locked(&mut conn.conn, record, max_outstanding, now)
+            .issue_locked(lock.conn(), record, max_outstanding, now)
             .await;
-        let released = sqlx::query("SELECT RELEASE_LOCK(?)")
-            .bind(&lock)
-            .execute(&mut *conn.conn)
-            .await;
-        if released.is_ok() {
-            conn.held = false;
-        }
+        let released = lock.release().await;
         let retired = issued?;
         released?;
         Ok(retired)
@@ -196,22 +180,6 @@ impl MysqlOneTimeStore {
         }
         tx.commit().await?;
         Ok(retired)
-    }
-}
-
-/// A pooled connection that may hold a named lock: if it is dropped still holding it (a
-/// failed release, a cancelled issue), it is closed rather than returned to the pool, which
-/// releases the lock.
-struct Locked {
-    conn: PoolConnection<MySql>,
-    held: bool,
-}
-
-impl Drop for Locked {
-    fn drop(&mut self) {
-        if self.held {
-            self.conn.close_on_drop();
-        }
     }
 }
 

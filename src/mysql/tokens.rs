@@ -13,10 +13,16 @@ use crate::time_codec::{from_micros, to_micros};
 use crate::{Session, SessionId, StoreError, TokenStore, UserId};
 
 /// The schema changes of the sessions table, in order.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../../migrations/mysql/sessions_0001.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../../migrations/mysql/sessions_0001.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../../migrations/mysql/sessions_0002.sql"),
+    },
+];
 
 /// How many expired sessions one purge statement deletes (each batch is its own short
 /// statement, so a purge never holds many row locks for long).
@@ -25,7 +31,8 @@ const PURGE_BATCH: i64 = 1000;
 /// Sessions in a MySQL or MariaDB table. Get one from [`Mysql::token_store`](super::Mysql::token_store).
 ///
 /// The table (default `keycard_sessions`, optionally `database.table`) is created by
-/// [`migrate`](Self::migrate); its schema ships in `migrations/mysql/sessions_0001.sql`:
+/// [`migrate`](Self::migrate); its schema ships in `migrations/mysql/sessions_0001.sql` and
+/// `sessions_0002.sql`:
 ///
 /// | column | type | |
 /// |---|---|---|
@@ -34,6 +41,7 @@ const PURGE_BATCH: i64 = 1000;
 /// | `secret_hash` | `BINARY(32)` | SHA-256 of the token's secret |
 /// | `created_at`, `expires_at`, `last_seen_at` | `BIGINT` | Unix microseconds; `expires_at` indexed |
 /// | `ip`, `user_agent` | `VARCHAR(64)`, `TEXT` (`utf8mb4_bin`), `NULL` | client metadata |
+/// | `amr` | `SMALLINT`, default 0 | how the session was authenticated ([`AuthMethods::bits`](crate::AuthMethods::bits)); 0 for sessions of version 1 |
 ///
 /// Ids are binary strings, compared byte for byte. Create is one `INSERT` (the primary key
 /// refuses a duplicate, [`StoreError::Duplicate`], and never overwrites); a validate is one
@@ -92,10 +100,11 @@ type SessionRow = (
     i64,
     Option<Vec<u8>>,
     Option<Vec<u8>>,
+    i16,
 );
 
 fn into_session(row: SessionRow) -> Result<Session, StoreError> {
-    let (id, user_id, secret_hash, created_at, expires_at, last_seen_at, ip, user_agent) = row;
+    let (id, user_id, secret_hash, created_at, expires_at, last_seen_at, ip, user_agent, amr) = row;
     Ok(Session {
         id: sql::session_id(&text(id)?)?,
         user_id: UserId::new(text(user_id)?),
@@ -104,7 +113,7 @@ fn into_session(row: SessionRow) -> Result<Session, StoreError> {
         expires_at: from_micros(expires_at)?,
         last_seen_at: from_micros(last_seen_at)?,
         client: sql::client_info(ip.map(text).transpose()?, user_agent.map(text).transpose()?)?,
-        amr: crate::AuthMethods::none(), // TODO(amr): persisted by sessions_0002
+        amr: sql::auth_methods(amr)?,
     })
 }
 
@@ -120,6 +129,7 @@ impl TokenStore for MysqlTokenStore {
             .bind(to_micros(session.last_seen_at))
             .bind(session.client.ip.map(|ip| ip.to_string()))
             .bind(session.client.user_agent.as_deref())
+            .bind(i16::from(session.amr.bits()))
             .execute(&self.pool)
             .await;
         match done {
@@ -245,14 +255,13 @@ struct Queries {
 }
 
 /// The sessions table's columns, in the order every statement reads and writes them.
-const COLUMNS: &str =
-    "id, user_id, secret_hash, created_at, expires_at, last_seen_at, ip, user_agent";
+const COLUMNS: &str = sql::SESSION_COLUMNS;
 
 impl Queries {
     fn new(table: TableName) -> Self {
         let t = quoted(&table);
         Self {
-            insert: format!("INSERT INTO {t} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+            insert: format!("INSERT INTO {t} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
             get: format!("SELECT {COLUMNS} FROM {t} WHERE id = ? AND expires_at > ?"),
             touch: format!(
                 "UPDATE {t} SET last_seen_at = GREATEST(last_seen_at, ?) \

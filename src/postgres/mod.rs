@@ -10,8 +10,9 @@
 //! | [`Postgres::user_store`] | [`PostgresUserStore`] | `keycard_users` |
 //! | [`Postgres::throttle`] | [`PostgresThrottle`] | `keycard_throttle` |
 //! | [`Postgres::one_time_store`] | [`PostgresOneTimeStore`] | `keycard_one_time_tokens` |
+//! | [`Postgres::second_factor_store`] | [`PostgresSecondFactorStore`] | `keycard_totp`, `keycard_recovery_codes` |
 //! | [`Postgres::revocation_channel`] | [`PostgresRevocationChannel`] | `LISTEN/NOTIFY` on `keycard_revocations` |
-//! | [`Postgres::migrate`] | creates or upgrades the four tables | `keycard_migrations` |
+//! | [`Postgres::migrate`] | creates or upgrades all the tables | `keycard_migrations` |
 //!
 //! [`Postgres::authenticator`] builds an authenticator over them whose login throttle counts
 //! in the database: a user throttled through one instance is throttled on all of them.
@@ -29,7 +30,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! One job per file: `tokens` (the token store), `users` (the user store), `throttle` (the
+//! One job per file: `tokens` (the token store), `users` (the user store), `one_time` (the
+//! one-time token store), `second_factors` (the second factor store), `throttle` (the
 //! throttle) and `revocation` (the revocation channel); this module holds the handle, the pool
 //! settings and the migration runner. The SQL shared with SQLite lives in `crate::sql`.
 
@@ -40,12 +42,14 @@ use sqlx::Row as _;
 
 mod one_time;
 mod revocation;
+mod second_factors;
 mod throttle;
 mod tokens;
 mod users;
 
 pub use one_time::PostgresOneTimeStore;
 pub use revocation::PostgresRevocationChannel;
+pub use second_factors::PostgresSecondFactorStore;
 pub use throttle::PostgresThrottle;
 pub use tokens::PostgresTokenStore;
 pub use users::PostgresUserStore;
@@ -56,7 +60,7 @@ pub use users::PostgresUserStore;
 pub use sqlx as driver;
 
 pub use crate::sql::InvalidTableName;
-use crate::sql::{Migration, TableName, MIGRATIONS_TABLE};
+use crate::sql::{fill_companions, Companions, Migration, TableName, MIGRATIONS_TABLE};
 use crate::throttle::ThrottleLimits;
 use crate::{AuthenticatorBuilder, StoreError};
 
@@ -92,8 +96,9 @@ impl Postgres {
     }
 
     /// Creates or upgrades every table this backend keeps with its default name: sessions,
-    /// users, one-time tokens and throttle (with its functions). Idempotent; each runs in one transaction under
-    /// an advisory lock, so instances starting together do not race.
+    /// users, one-time tokens, second factors (TOTP and recovery codes) and throttle (with its
+    /// functions). Idempotent; each runs in one transaction under an advisory lock, so
+    /// instances starting together do not race.
     ///
     /// # Errors
     /// [`StoreError::Backend`] if a statement fails.
@@ -101,6 +106,7 @@ impl Postgres {
         self.token_store().migrate().await?;
         self.user_store().migrate().await?;
         self.one_time_store().migrate().await?;
+        self.second_factor_store().migrate().await?;
         self.throttle(ThrottleLimits::default()).migrate().await
     }
 
@@ -117,6 +123,12 @@ impl Postgres {
     /// The one-time token store (table `keycard_one_time_tokens`), on this handle's pool.
     pub fn one_time_store(&self) -> PostgresOneTimeStore {
         PostgresOneTimeStore::new(self.pool.clone())
+    }
+
+    /// The second factor store (tables `keycard_totp` and `keycard_recovery_codes`), on this
+    /// handle's pool.
+    pub fn second_factor_store(&self) -> PostgresSecondFactorStore {
+        PostgresSecondFactorStore::new(self.pool.clone())
     }
 
     /// The login throttle (table `keycard_throttle`) with `limits`, on this handle's pool:
@@ -186,6 +198,17 @@ pub(crate) async fn migrate(
     table: &TableName,
     migrations: &[Migration],
 ) -> Result<(), StoreError> {
+    migrate_with(pool, table, &[], migrations).await
+}
+
+/// As [`migrate`], for migrations that also create `companions` (recorded under `table`;
+/// their schemas are created too).
+pub(crate) async fn migrate_with(
+    pool: &PgPool,
+    table: &TableName,
+    companions: Companions<'_>,
+    migrations: &[Migration],
+) -> Result<(), StoreError> {
     let mut tx = pool.begin().await.map_err(error)?;
     // `IF NOT EXISTS` on an existing object makes the server send a notice ("already exists,
     // skipping"), which sqlx logs at INFO on every start: keep this transaction to warnings.
@@ -198,7 +221,8 @@ pub(crate) async fn migrate(
         .execute(&mut *tx)
         .await
         .map_err(error)?;
-    if let Some(schema) = &table.schema {
+    let schemas = std::iter::once(table).chain(companions.iter().map(|(_, t)| *t));
+    for schema in schemas.filter_map(|t| t.schema.as_ref()) {
         sqlx::raw_sql(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
             .execute(&mut *tx)
             .await
@@ -225,7 +249,7 @@ pub(crate) async fn migrate(
             .collect::<Result<_, _>>()
             .map_err(error)?;
     for m in migrations.iter().filter(|m| !applied.contains(&m.version)) {
-        sqlx::raw_sql(&table.render(m.sql))
+        sqlx::raw_sql(&table.render(&fill_companions(m.sql, companions, TableName::quoted)))
             .execute(&mut *tx)
             .await
             .map_err(error)?;

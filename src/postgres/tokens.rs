@@ -9,10 +9,16 @@ use crate::sql::{self, InvalidTableName, Migration, Placeholders, SessionQueries
 use crate::{Session, SessionId, StoreError, TokenStore, UserId};
 
 /// The schema changes of the sessions table, in order.
-const SESSION_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../../migrations/postgres/sessions_0001.sql"),
-}];
+const SESSION_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../../migrations/postgres/sessions_0001.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../../migrations/postgres/sessions_0002.sql"),
+    },
+];
 
 /// How many expired sessions one purge statement deletes. Each batch is its own short
 /// transaction and skips rows another purger has locked, so purges from several instances
@@ -34,7 +40,8 @@ const PURGE_BATCH: i64 = 1000;
 /// URL; Cargo unifies the features.
 ///
 /// The table (default `keycard_sessions`, optionally schema-qualified) is created by
-/// [`migrate`](Self::migrate); its schema ships in `migrations/postgres/sessions_0001.sql`:
+/// [`migrate`](Self::migrate); its schema ships in `migrations/postgres/sessions_0001.sql` and
+/// `sessions_0002.sql`:
 ///
 /// | column | type | |
 /// |---|---|---|
@@ -43,6 +50,7 @@ const PURGE_BATCH: i64 = 1000;
 /// | `secret_hash` | `BYTEA` | SHA-256 of the token's secret (32 bytes) |
 /// | `created_at`, `expires_at`, `last_seen_at` | `TIMESTAMPTZ` | `expires_at` indexed |
 /// | `ip`, `user_agent` | `TEXT NULL` | client metadata |
+/// | `amr` | `SMALLINT`, default 0 | how the session was authenticated ([`AuthMethods::bits`](crate::AuthMethods::bits)); 0 for sessions of version 1 |
 ///
 /// Create is one `INSERT ... ON CONFLICT (id) DO NOTHING` (the primary key decides, so a
 /// duplicate never overwrites); delete, delete-for-user and each purge batch are single
@@ -138,10 +146,11 @@ type SessionTuple = (
     OffsetDateTime,
     Option<String>,
     Option<String>,
+    i16,
 );
 
 fn into_session(row: SessionTuple) -> Result<Session, StoreError> {
-    let (id, user_id, secret_hash, created_at, expires_at, last_seen_at, ip, user_agent) = row;
+    let (id, user_id, secret_hash, created_at, expires_at, last_seen_at, ip, user_agent, amr) = row;
     Ok(Session {
         id: sql::session_id(&id)?,
         user_id: UserId::new(user_id),
@@ -150,7 +159,7 @@ fn into_session(row: SessionTuple) -> Result<Session, StoreError> {
         expires_at,
         last_seen_at,
         client: sql::client_info(ip, user_agent)?,
-        amr: crate::AuthMethods::none(), // TODO(amr): persisted by sessions_0002
+        amr: sql::auth_methods(amr)?,
     })
 }
 
@@ -166,6 +175,7 @@ impl TokenStore for PostgresTokenStore {
             .bind(session.last_seen_at)
             .bind(session.client.ip.map(|ip| ip.to_string()))
             .bind(session.client.user_agent.as_deref())
+            .bind(i16::from(session.amr.bits()))
             .execute(&self.pool)
             .await
             .map_err(error)?;

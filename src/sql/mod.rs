@@ -5,9 +5,10 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::{ClientInfo, SecretHash, SessionId, StoreError};
+use crate::{AuthMethods, ClientInfo, SecretHash, SessionId, StoreError};
 
 pub(crate) mod one_time;
+pub(crate) mod second_factors;
 
 /// A table name given to a SQL store was not a plain identifier.
 ///
@@ -92,6 +93,25 @@ impl TableName {
     }
 }
 
+/// Tables a migration creates beside its target, by placeholder key: `{key}` in the template
+/// is the table's quoted name, `{key_name}` its bare name. (The second factor migration
+/// creates the recovery codes table beside the TOTP table, its target.)
+pub(crate) type Companions<'a> = &'a [(&'static str, &'a TableName)];
+
+/// Fills a migration template's companion placeholders, quoting each table with `quote`.
+pub(crate) fn fill_companions(
+    template: &str,
+    companions: Companions<'_>,
+    quote: impl Fn(&TableName) -> String,
+) -> String {
+    companions
+        .iter()
+        .fold(template.to_owned(), |sql, (key, table)| {
+            sql.replace(&format!("{{{key}}}"), &quote(table))
+                .replace(&format!("{{{key}_name}}"), &table.name)
+        })
+}
+
 fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
@@ -122,6 +142,14 @@ pub(crate) fn secret_hash(bytes: &[u8]) -> Result<SecretHash, StoreError> {
         .try_into()
         .map_err(|_| StoreError::corrupt("secret_hash is not 32 bytes"))?;
     Ok(SecretHash::from_bytes(bytes))
+}
+
+/// Decodes a stored `amr` column ([`AuthMethods::bits`]); a value that is no bit set of
+/// 8 bits is corrupt.
+pub(crate) fn auth_methods<T: TryInto<u8>>(bits: T) -> Result<AuthMethods, StoreError> {
+    bits.try_into()
+        .map(AuthMethods::from_bits)
+        .map_err(|_| StoreError::corrupt("amr is not a bit set of 8 bits"))
 }
 
 /// Rebuilds client metadata from its stored columns.
@@ -201,14 +229,14 @@ pub(crate) struct SessionQueries {
 }
 
 /// The sessions table's columns, in the order every statement reads and writes them.
-const SESSION_COLUMNS: &str =
-    "id, user_id, secret_hash, created_at, expires_at, last_seen_at, ip, user_agent";
+pub(crate) const SESSION_COLUMNS: &str =
+    "id, user_id, secret_hash, created_at, expires_at, last_seen_at, ip, user_agent, amr";
 
 impl SessionQueries {
     pub(crate) fn new(table: TableName, placeholders: Placeholders) -> Self {
         let t = table.quoted();
         let p = |n| placeholders.nth(n);
-        let values = (1..=8).map(p).collect::<Vec<_>>().join(", ");
+        let values = (1..=9).map(p).collect::<Vec<_>>().join(", ");
         let (p1, p2) = (p(1), p(2));
         let greatest = placeholders.greatest();
         let lock = placeholders.purge_lock();
@@ -323,6 +351,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn stored_amr_decodes_or_is_corrupt() {
+        let amr = AuthMethods::from(crate::AuthMethod::Password).with(crate::AuthMethod::Totp);
+        assert_eq!(auth_methods(i64::from(amr.bits())).expect("valid"), amr);
+        assert_eq!(auth_methods(0_i16).expect("valid"), AuthMethods::none());
+        for bad in [-1_i64, 256, i64::MAX] {
+            assert!(
+                matches!(auth_methods(bad), Err(StoreError::Corrupt(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn table_names_are_identifiers_only() {
         for ok in ["sessions", "_s1", "keycard_sessions"] {
             assert!(TableName::parse(ok, false).is_ok(), "{ok}");
@@ -358,16 +399,18 @@ mod tests {
         assert!(err.to_string().starts_with("invalid table name \"x y\""));
     }
 
-    /// The statements each backend used before they were shared, verbatim.
+    /// The statements each backend used before they were shared, verbatim, with the `amr`
+    /// column of sessions version 2.
     #[test]
     fn session_statements_are_unchanged() {
-        let cols = "id, user_id, secret_hash, created_at, expires_at, last_seen_at, ip, user_agent";
+        let cols =
+            "id, user_id, secret_hash, created_at, expires_at, last_seen_at, ip, user_agent, amr";
         #[cfg(feature = "sqlite")]
         {
             let q = SessionQueries::new(TableName::builtin("s"), Placeholders::Question);
             assert_eq!(
                 q.insert,
-                format!("INSERT INTO \"s\" ({cols}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO NOTHING")
+                format!("INSERT INTO \"s\" ({cols}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING")
             );
             assert_eq!(
                 q.get,
@@ -401,7 +444,7 @@ mod tests {
             let t = "\"a\".\"s\"";
             assert_eq!(
                 q.insert,
-                format!("INSERT INTO {t} ({cols}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING")
+                format!("INSERT INTO {t} ({cols}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING")
             );
             assert_eq!(
                 q.get,

@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, TransactionBehavior};
 use time::OffsetDateTime;
 
 use super::backend;
-use crate::sql::{Migration, TableName, MIGRATIONS_TABLE};
+use crate::sql::{fill_companions, Companions, Migration, TableName, MIGRATIONS_TABLE};
 use crate::time_codec;
 use crate::StoreError;
 
@@ -15,6 +15,16 @@ use crate::StoreError;
 pub(crate) fn migrate(
     conn: &mut Connection,
     table: &TableName,
+    migrations: &[Migration],
+) -> Result<(), StoreError> {
+    migrate_with(conn, table, &[], migrations)
+}
+
+/// As [`migrate`], for migrations that also create `companions` (recorded under `table`).
+pub(crate) fn migrate_with(
+    conn: &mut Connection,
+    table: &TableName,
+    companions: Companions<'_>,
     migrations: &[Migration],
 ) -> Result<(), StoreError> {
     let tx = conn
@@ -39,7 +49,8 @@ pub(crate) fn migrate(
         versions
     };
     for m in migrations.iter().filter(|m| !applied.contains(&m.version)) {
-        tx.execute_batch(&table.render(m.sql)).map_err(backend)?;
+        let sql = fill_companions(m.sql, companions, TableName::quoted);
+        tx.execute_batch(&table.render(&sql)).map_err(backend)?;
         tx.execute(
             &format!(
                 "INSERT INTO \"{MIGRATIONS_TABLE}\" (target, version, applied_at) VALUES (?1, ?2, ?3)"

@@ -11,7 +11,8 @@
 //! | [`Sqlite::user_store`] | [`SqliteUserStore`] | `keycard_users` |
 //! | [`Sqlite::throttle`] | [`SqliteThrottle`] | `keycard_throttle` |
 //! | [`Sqlite::one_time_store`] | [`SqliteOneTimeStore`] | `keycard_one_time_tokens` |
-//! | [`Sqlite::migrate`] | creates or upgrades all four | `keycard_migrations` |
+//! | [`Sqlite::second_factor_store`] | [`SqliteSecondFactorStore`] | `keycard_totp`, `keycard_recovery_codes` |
+//! | [`Sqlite::migrate`] | creates or upgrades all of them | `keycard_migrations` |
 //!
 //! [`Sqlite::authenticator`] builds an authenticator over the three: its login throttle
 //! counts in the file, so every process using the file sees the same counts.
@@ -29,8 +30,9 @@
 //! ```
 //!
 //! One job per file: `pool` (the connection pool and its settings), `migrate` (the migration
-//! runner), `tokens` (the token store), `users` (the user store) and `throttle` (the
-//! throttle). The SQL shared with PostgreSQL lives in `crate::sql`.
+//! runner), `tokens` (the token store), `users` (the user store), `one_time` (the one-time
+//! token store), `second_factors` (the second factor store) and `throttle` (the throttle). The
+//! SQL shared with PostgreSQL lives in `crate::sql`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -38,14 +40,16 @@ use std::sync::Arc;
 mod migrate;
 mod one_time;
 mod pool;
+mod second_factors;
 mod throttle;
 mod tokens;
 mod users;
 
-pub(crate) use migrate::migrate;
+pub(crate) use migrate::{migrate, migrate_with};
 pub use one_time::SqliteOneTimeStore;
 pub use pool::SqliteOptions;
 pub(crate) use pool::{backend, Pool};
+pub use second_factors::SqliteSecondFactorStore;
 pub use throttle::SqliteThrottle;
 pub use tokens::SqliteTokenStore;
 pub use users::SqliteUserStore;
@@ -91,8 +95,8 @@ impl Sqlite {
     }
 
     /// Creates or upgrades every table this backend keeps with its default name: sessions,
-    /// users, one-time tokens and throttle. Idempotent and safe to run from several processes
-    /// at once.
+    /// users, one-time tokens, second factors (TOTP and recovery codes) and throttle.
+    /// Idempotent and safe to run from several processes at once.
     ///
     /// # Errors
     /// [`StoreError::Backend`] if a statement fails.
@@ -100,6 +104,7 @@ impl Sqlite {
         self.token_store().migrate().await?;
         self.user_store().migrate().await?;
         self.one_time_store().migrate().await?;
+        self.second_factor_store().migrate().await?;
         self.throttle(ThrottleLimits::default()).migrate().await
     }
 
@@ -116,6 +121,12 @@ impl Sqlite {
     /// The one-time token store (table `keycard_one_time_tokens`), on this handle's pool.
     pub fn one_time_store(&self) -> SqliteOneTimeStore {
         SqliteOneTimeStore::from_pool(Arc::clone(&self.pool))
+    }
+
+    /// The second factor store (tables `keycard_totp` and `keycard_recovery_codes`), on this
+    /// handle's pool.
+    pub fn second_factor_store(&self) -> SqliteSecondFactorStore {
+        SqliteSecondFactorStore::from_pool(Arc::clone(&self.pool))
     }
 
     /// The login throttle (table `keycard_throttle`) with `limits`, on this handle's pool:

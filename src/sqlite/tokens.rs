@@ -14,10 +14,16 @@ use crate::time_codec;
 use crate::{Session, SessionId, StoreError, TokenStore, UserId};
 
 /// The schema changes of the sessions table, in order.
-const SESSION_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../../migrations/sqlite/sessions_0001.sql"),
-}];
+const SESSION_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../../migrations/sqlite/sessions_0001.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../../migrations/sqlite/sessions_0002.sql"),
+    },
+];
 
 /// How many expired sessions one purge statement deletes; each batch is its own short
 /// transaction, so other writers get the lock between batches.
@@ -42,8 +48,8 @@ pub(super) const PURGE_BATCH: i64 = 1000;
 /// Only the [`Session`] fields are stored: the token's secret never reaches the store, only
 /// its SHA-256 digest.
 ///
-/// The table (default `keycard_sessions`) is created by [`migrate`](Self::migrate); its schema
-/// ships in `migrations/sqlite/` of the crate:
+/// The table (default `keycard_sessions`) is created and upgraded by [`migrate`](Self::migrate);
+/// its schema ships in `migrations/sqlite/sessions_0001.sql` and `sessions_0002.sql`:
 ///
 /// | column | type | |
 /// |---|---|---|
@@ -52,6 +58,7 @@ pub(super) const PURGE_BATCH: i64 = 1000;
 /// | `secret_hash` | `BLOB` | SHA-256 of the token's secret (32 bytes) |
 /// | `created_at`, `expires_at`, `last_seen_at` | `INTEGER` | Unix microseconds; `expires_at` indexed |
 /// | `ip`, `user_agent` | `TEXT NULL` | client metadata |
+/// | `amr` | `INTEGER`, default 0 | how the session was authenticated ([`AuthMethods::bits`](crate::AuthMethods::bits)); 0 for sessions of version 1 |
 ///
 /// A validate is one `SELECT` by primary key. Purging deletes at most 1000 rows per
 /// statement, so a large purge never holds the write lock for long.
@@ -161,6 +168,7 @@ impl TokenStore for SqliteTokenStore {
                             row.last_seen_at,
                             row.ip,
                             row.user_agent,
+                            row.amr,
                         ])
                     })
                     .map_err(backend)?;
@@ -298,6 +306,7 @@ struct SessionRow {
     last_seen_at: i64,
     ip: Option<String>,
     user_agent: Option<String>,
+    amr: i64,
 }
 
 impl From<&Session> for SessionRow {
@@ -311,6 +320,7 @@ impl From<&Session> for SessionRow {
             last_seen_at: time_codec::to_micros(s.last_seen_at),
             ip: s.client.ip.map(|ip| ip.to_string()),
             user_agent: s.client.user_agent.clone(),
+            amr: i64::from(s.amr.bits()),
         }
     }
 }
@@ -326,6 +336,7 @@ impl SessionRow {
             last_seen_at: row.get(5)?,
             ip: row.get(6)?,
             user_agent: row.get(7)?,
+            amr: row.get(8)?,
         })
     }
 
@@ -338,7 +349,7 @@ impl SessionRow {
             expires_at: time_codec::from_micros(self.expires_at)?,
             last_seen_at: time_codec::from_micros(self.last_seen_at)?,
             client: sql::client_info(self.ip, self.user_agent)?,
-            amr: crate::AuthMethods::none(), // TODO(amr): persisted by sessions_0002
+            amr: sql::auth_methods(self.amr)?,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! The stores and throttles on every backend: the `TokenStore`, `UserStore`, `Throttle` and
-//! `OneTimeTokenStore` contract suites on memory, SQLite, PostgreSQL, MySQL / MariaDB, Redis and Redis Cluster;
+//! `OneTimeTokenStore` contract suites on memory, SQLite, PostgreSQL, MySQL / MariaDB, Redis and Redis Cluster,
+//! the `SecondFactorStore` suite on memory, SQLite, PostgreSQL and MySQL / MariaDB;
 //! each backend's own behaviour (migrations, purging, key layout); the backend handles; two
 //! instances over one database (`multi_instance`), a server going away and coming back
 //! (`outage`), per-user session caps, the validation cache and its revocation channels, and
@@ -42,8 +43,12 @@ mod postgres;
 mod redis_cluster;
 #[cfg(all(feature = "redis", feature = "conformance"))]
 mod redis_store;
+#[cfg(feature = "conformance")]
+mod second_factors;
 #[cfg(all(feature = "sqlite", feature = "postgres", feature = "redis"))]
 mod session_caps;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod sessions_amr;
 #[cfg(feature = "conformance")]
 mod throttle_conformance;
 #[cfg(all(feature = "postgres", feature = "conformance"))]

@@ -121,6 +121,7 @@ async fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     .expect("read migrations");
     let mut expected = vec![
         (tables.table("sessions"), 1),
+        (tables.table("sessions"), 2),
         (tables.table("throttle"), 1),
         (tables.table("users"), 1),
         (tables.table("users"), 2),

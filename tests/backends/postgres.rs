@@ -44,7 +44,10 @@ async fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     .fetch_all(a.pool())
     .await
     .expect("read migrations");
-    assert_eq!(versions, vec![("sessions".to_owned(), 1)]);
+    assert_eq!(
+        versions,
+        vec![("sessions".to_owned(), 1), ("sessions".to_owned(), 2)]
+    );
     let constraint: (String,) = sqlx::query_as(
         "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c \
          JOIN pg_namespace n ON n.oid = c.connamespace \

@@ -88,6 +88,23 @@ impl MyTables {
         store
     }
 
+    #[cfg(feature = "conformance")]
+    /// A second factor store on its own pool over this test's TOTP and recovery codes
+    /// tables, migrated.
+    pub(crate) async fn second_factor_store(&self) -> keycard::mysql::MysqlSecondFactorStore {
+        let store = self
+            .mysql()
+            .await
+            .second_factor_store()
+            .with_tables(&self.table("totp"), &self.table("recovery_codes"))
+            .expect("valid table names");
+        store
+            .migrate()
+            .await
+            .expect("migrate the second factor tables");
+        store
+    }
+
     /// A throttle on its own pool over this test's throttle table, migrated.
     pub(crate) async fn throttle(&self, limits: ThrottleLimits) -> MysqlThrottle {
         let throttle = self
@@ -107,7 +124,7 @@ impl MyTables {
 impl Drop for MyTables {
     fn drop(&mut self) {
         let url = self.url.clone();
-        let tables: Vec<String> = ["sessions", "users", "throttle"]
+        let tables: Vec<String> = ["sessions", "users", "throttle", "totp", "recovery_codes"]
             .iter()
             .map(|kind| self.table(kind))
             .collect();

@@ -99,6 +99,24 @@ impl PgSchema {
         throttle
     }
 
+    #[cfg(feature = "conformance")]
+    /// A second factor store on its own pool over `schema.totp` and
+    /// `schema.recovery_codes`, migrated.
+    pub(crate) async fn second_factor_store(&self) -> keycard::postgres::PostgresSecondFactorStore {
+        let db = keycard::postgres::Postgres::connect(&self.url)
+            .await
+            .unwrap_or_else(|e| unreachable("PostgreSQL", &self.url, POSTGRES_ENV, &e));
+        let store = db
+            .second_factor_store()
+            .with_tables(&self.table("totp"), &self.table("recovery_codes"))
+            .expect("valid table names");
+        store
+            .migrate()
+            .await
+            .expect("migrate the second factor tables");
+        store
+    }
+
     /// A user store on its own pool over `schema.users`, migrated.
     pub(crate) async fn user_store(&self) -> keycard::postgres::PostgresUserStore {
         let store = keycard::postgres::PostgresUserStore::connect(&self.url)
