@@ -146,7 +146,7 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 throttle: Arc::new(db.throttle(keycard::throttle::ThrottleLimits::default())),
                 registry: users.clone(),
                 one_time: Arc::new(db.one_time_store()),
-                second_factors: Arc::new(MemorySecondFactorStore::new()),
+                second_factors: Arc::new(db.second_factor_store()),
                 seeder: users,
             })
         }
@@ -161,7 +161,7 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 throttle: Arc::new(db.throttle(keycard::throttle::ThrottleLimits::default())),
                 registry: users.clone(),
                 one_time: Arc::new(db.one_time_store()),
-                second_factors: Arc::new(MemorySecondFactorStore::new()),
+                second_factors: Arc::new(db.second_factor_store()),
                 seeder: users,
             })
         }
@@ -178,7 +178,7 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 throttle: Arc::new(db.throttle(keycard::throttle::ThrottleLimits::default())),
                 registry: users.clone(),
                 one_time: Arc::new(db.one_time_store()),
-                second_factors: Arc::new(MemorySecondFactorStore::new()),
+                second_factors: Arc::new(db.second_factor_store()),
                 seeder: users,
             })
         }

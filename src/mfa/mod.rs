@@ -63,7 +63,7 @@
 mod config;
 mod recovery;
 mod secret_box;
-mod store;
+pub(crate) mod store;
 mod totp;
 
 pub use config::{

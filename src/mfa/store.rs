@@ -12,6 +12,9 @@ use time::OffsetDateTime;
 use crate::error::StoreError;
 use crate::user::UserId;
 
+/// The most recovery codes a store keeps per user; a larger set is refused.
+pub(crate) const MAX_RECOVERY_CODES: usize = 64;
+
 /// A user's TOTP factor as a store keeps it. The secret is sealed (encrypted and
 /// authenticated by a [`SecretBox`](super::SecretBox) with the application's key), never
 /// plain.
@@ -244,11 +247,24 @@ macro_rules! forward_second_factor_store {
 
 forward_second_factor_store!(Arc<T>, Box<T>);
 
+/// Refuses a sealed secret over [`TotpRecord::MAX_SEALED_LEN`], as the SQL stores do.
+fn check_sealed_len(sealed: &[u8]) -> Result<(), StoreError> {
+    if sealed.len() > TotpRecord::MAX_SEALED_LEN {
+        return Err(StoreError::backend(format!(
+            "a sealed TOTP secret of {} bytes is longer than TotpRecord::MAX_SEALED_LEN ({} bytes)",
+            sealed.len(),
+            TotpRecord::MAX_SEALED_LEN
+        )));
+    }
+    Ok(())
+}
+
 /// Second factors in process memory: lost on restart, not shared between processes. For
 /// tests, demos and single-process services, beside a
 /// [`MemoryUserStore`](crate::MemoryUserStore). Every operation holds one mutex for a few map
-/// operations, which makes each atomic. Memory grows with the users who enrol (one record and
-/// at most a few dozen digests each), like the user store beside it.
+/// operations, which makes each atomic. Memory grows with the users who enrol (one record of
+/// at most [`TotpRecord::MAX_SEALED_LEN`] bytes and at most 64 distinct digests each), like the
+/// user store beside it.
 #[derive(Debug, Default)]
 pub struct MemorySecondFactorStore {
     state: Mutex<HashMap<UserId, Factors>>,
@@ -281,6 +297,7 @@ impl SecondFactorStore for MemorySecondFactorStore {
     }
 
     async fn begin_totp(&self, record: &TotpRecord) -> Result<bool, StoreError> {
+        check_sealed_len(&record.sealed_secret)?;
         Ok(self.with(|s| {
             let factors = s.entry(record.user_id.clone()).or_default();
             if factors.totp.as_ref().is_some_and(TotpRecord::is_confirmed) {
@@ -324,6 +341,7 @@ impl SecondFactorStore for MemorySecondFactorStore {
     }
 
     async fn reseal_totp(&self, user: &UserId, old: &[u8], new: &[u8]) -> Result<bool, StoreError> {
+        check_sealed_len(new)?;
         Ok(
             self.with(|s| match s.get_mut(user).and_then(|f| f.totp.as_mut()) {
                 Some(totp) if totp.sealed_secret == old => {
@@ -345,7 +363,19 @@ impl SecondFactorStore for MemorySecondFactorStore {
         codes: &[RecoveryCodeDigest],
         _now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        self.with(|s| s.entry(user.clone()).or_default().recovery = codes.to_vec());
+        if codes.len() > MAX_RECOVERY_CODES {
+            return Err(StoreError::backend(format!(
+                "{} recovery codes are more than a store keeps per user ({MAX_RECOVERY_CODES})",
+                codes.len()
+            )));
+        }
+        let mut distinct: Vec<RecoveryCodeDigest> = Vec::with_capacity(codes.len());
+        for code in codes {
+            if !distinct.contains(code) {
+                distinct.push(*code);
+            }
+        }
+        self.with(|s| s.entry(user.clone()).or_default().recovery = distinct);
         Ok(())
     }
 

@@ -13,8 +13,7 @@ use crate::{StoreError, UserId};
 /// The TOTP table's columns, in the order every statement reads and writes them.
 pub(crate) const TOTP_COLUMNS: &str = "user_id, sealed_secret, created_at, confirmed_at, last_step";
 
-/// The most recovery codes a user may have; a larger set is refused.
-pub(crate) const MAX_RECOVERY_CODES: usize = 64;
+pub(crate) use crate::mfa::store::MAX_RECOVERY_CODES;
 
 /// The placeholder key of the recovery codes table in `second_factors_0001.sql`: `{codes}`,
 /// `{codes_name}`.

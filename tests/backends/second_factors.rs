@@ -228,6 +228,76 @@ mod sqlite {
         bounds_are_refused_and_nothing_is_written(&db.second_factor_store()).await;
     }
 
+    /// Enrols a user through the authenticator on SQLite, then reads every byte of the
+    /// database (and its write-ahead log): neither the TOTP secret (raw or base32) nor any
+    /// recovery code (as shown, or its raw bytes as base32) is there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_database_file_yields_no_secret_and_no_recovery_code() {
+        use keycard::mfa::{KeyId, SecondFactors, SecretBox, SecretKey, TotpSecret};
+        use keycard::{Argon2Hasher, Authenticator, ClientInfo};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("at-rest.db");
+        let db = open(&path).await;
+        let auth = Authenticator::builder(db.user_store(), db.token_store())
+            .password_hasher(Argon2Hasher::insecure_for_tests())
+            .second_factors(SecondFactors::new(
+                db.second_factor_store(),
+                db.one_time_store(),
+                SecretBox::new(KeyId::new(1), SecretKey::generate().expect("os rng")),
+            ))
+            .build();
+        let user = auth
+            .register(
+                "ann@example.com",
+                "correct horse battery staple",
+                &ClientInfo::none(),
+            )
+            .await
+            .expect("register");
+        let login = auth
+            .login(
+                "ann@example.com",
+                "correct horse battery staple",
+                ClientInfo::none(),
+            )
+            .await
+            .expect("login");
+        let enrolment = auth.begin_totp(&login.session).await.expect("begin");
+        let code = auth.current_totp_code(&enrolment).expect("code");
+        let codes = auth
+            .confirm_totp(&login.session, &code, &ClientInfo::none())
+            .await
+            .expect("confirm");
+        drop((auth, db, user));
+        let mut bytes = std::fs::read(&path).expect("the database file");
+        for extra in ["at-rest.db-wal", "at-rest.db-journal"] {
+            if let Ok(more) = std::fs::read(dir.path().join(extra)) {
+                bytes.extend(more);
+            }
+        }
+        let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        let secret = TotpSecret::from_base32(&enrolment.secret).expect("base32");
+        assert!(
+            !contains(secret.as_bytes()),
+            "the raw TOTP secret is in the file"
+        );
+        assert!(
+            !contains(enrolment.secret.as_bytes()),
+            "the base32 secret is in the file"
+        );
+        assert!(!contains(enrolment.secret.to_lowercase().as_bytes()));
+        for code in codes.codes() {
+            let shown = code.as_str();
+            assert!(
+                !contains(shown.as_bytes()),
+                "a recovery code is in the file"
+            );
+            let bare = shown.replace('-', "");
+            assert!(!contains(bare.as_bytes()));
+            assert!(!contains(bare.to_uppercase().as_bytes()));
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn two_handles_on_one_file_let_exactly_one_use_win() {
         let dir = tempfile::tempdir().expect("tempdir");
