@@ -4,7 +4,12 @@
 //! code counted and checked, its step recorded, the session created) beside one token store
 //! read, on the in-memory stores.
 //!
-//! `cargo bench --bench second_factor`. Figures in BENCHMARKS.md.
+//! With `--features postgres`, the second step again with every store and the throttle on
+//! PostgreSQL (`KEYCARD_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`),
+//! beside one raw round trip on the same pool.
+//!
+//! `cargo bench --bench second_factor` (`--features postgres` for the PostgreSQL rows).
+//! Figures in BENCHMARKS.md.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -140,6 +145,93 @@ fn second_step(c: &mut Criterion) {
     group.finish();
 }
 
+/// The second step with users, sessions, second factors, pending logins and the throttle on
+/// PostgreSQL, beside one `SELECT 1` on the same pool.
+#[cfg(feature = "postgres")]
+fn second_step_postgres(c: &mut Criterion) {
+    use keycard::throttle::ThrottleLimits;
+    let rt = runtime();
+    let url = std::env::var("KEYCARD_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let db = rt.block_on(async {
+        let db = keycard::postgres::Postgres::connect(&url)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("start PostgreSQL at {url} or set KEYCARD_POSTGRES_URL: {e:?}")
+            });
+        db.migrate().await.expect("migrate");
+        db
+    });
+    let clock = ManualClock::new(time::OffsetDateTime::now_utc());
+    let auth = Authenticator::builder(db.user_store(), db.token_store())
+        .password_hasher(Argon2Hasher::insecure_for_tests())
+        .clock(clock.clone())
+        .throttle(db.throttle(ThrottleLimits::default()))
+        .second_factors(SecondFactors::new(
+            db.second_factor_store(),
+            db.one_time_store(),
+            SecretBox::new(KeyId::new(1), SecretKey::generate().expect("os rng")),
+        ))
+        .build();
+    let email = format!("bench-2fa-{}@example.com", std::process::id());
+    let enrolment = rt.block_on(async {
+        auth.register(&email, PASSWORD, &ClientInfo::none())
+            .await
+            .expect("register");
+        let login = auth
+            .login(&email, PASSWORD, ClientInfo::none())
+            .await
+            .expect("login");
+        let enrolment = auth.begin_totp(&login.session).await.expect("begin");
+        let code = auth.current_totp_code(&enrolment).expect("code");
+        auth.confirm_totp(&login.session, &code, &ClientInfo::none())
+            .await
+            .expect("confirm");
+        enrolment
+    });
+    let mut group = c.benchmark_group("second_factor/step");
+    group.bench_function("complete_login_totp_postgres", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let (auth, clock, enrolment, email) = (&auth, &clock, &enrolment, &email);
+            async move {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    clock.advance(Duration::from_secs(30));
+                    let Err(Error::SecondFactorRequired(pending)) =
+                        auth.login(email, PASSWORD, ClientInfo::none()).await
+                    else {
+                        panic!("a pending login");
+                    };
+                    let code = auth.current_totp_code(enrolment).expect("code");
+                    let started = Instant::now();
+                    let login = auth
+                        .complete_login(
+                            pending.token.expose_secret(),
+                            SecondFactorProof::Totp(&code),
+                            ClientInfo::none(),
+                        )
+                        .await
+                        .expect("second step");
+                    spent += started.elapsed();
+                    auth.logout(login.token.expose_secret())
+                        .await
+                        .expect("logout");
+                }
+                spent
+            }
+        });
+    });
+    group.bench_function("postgres_raw_round_trip_select_1", |b| {
+        b.to_async(&rt).iter(|| async {
+            sqlx::query("SELECT 1")
+                .execute(db.pool())
+                .await
+                .expect("SELECT 1")
+        });
+    });
+    group.finish();
+}
+
 fn benches() {
     let mut c = Criterion::default()
         .configure_from_args()
@@ -147,6 +239,8 @@ fn benches() {
         .warm_up_time(Duration::from_secs(1));
     checks(&mut c);
     second_step(&mut c);
+    #[cfg(feature = "postgres")]
+    second_step_postgres(&mut c);
 }
 
 criterion_main!(benches);
