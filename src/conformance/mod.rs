@@ -39,7 +39,8 @@
 //! Every check panics when the store breaks the contract or returns an error.
 //!
 //! One file per suite: `tokens` (the token store's single-caller checks and [`run_all`]),
-//! `races` (the token store under concurrency), [`users`], [`throttle`] and [`one_time`].
+//! `races` (the token store under concurrency), [`users`], [`throttle`], [`one_time`] and
+//! [`passkeys`].
 
 use std::time::Duration;
 
@@ -49,6 +50,7 @@ use crate::{ClientInfo, Session, SessionId, Token, UserId};
 
 mod accounts;
 pub mod one_time;
+pub mod passkeys;
 /// The one-time token store suite: [`one_time::run_all`].
 pub use one_time::run_all as one_time_store;
 mod races;
