@@ -62,7 +62,8 @@ struct AccountsArgs {
     public_url: String,
     /// The passkey relying party id: a domain (`localhost`, `example.com`), never an IP
     /// address; the host of `--rp-origin` or a parent of it. Default: the host of
-    /// `--rp-origin`. Needs the `passkeys` feature.
+    /// `--rp-origin`. Needs the `passkeys` feature; without these flags, passkeys are off when
+    /// `--public-url` names an IP address.
     #[arg(long, value_name = "DOMAIN")]
     rp_id: Option<String>,
     /// The origin pages using passkeys run on. Default: `--public-url`.
@@ -129,10 +130,18 @@ fn with_passkeys(
         .map(|(_, rest)| rest.split(['/', ':']).next().unwrap_or_default())
         .unwrap_or_default();
     let rp_id = args.rp_id.as_deref().unwrap_or(host);
-    let passkeys = app::passkeys(rp_id, origin, stores.one_time.clone()).map_err(|e| {
-        format!("passkeys: {e} (set --rp-id and --rp-origin, or --public-url, to a domain such as http://localhost:3000)")
-    })?;
-    Ok(builder.passkeys(passkeys, keycard::mfa::MemoryPasskeyStore::new()))
+    match app::passkeys(rp_id, origin, stores.one_time.clone()) {
+        Ok(passkeys) => Ok(builder.passkeys(passkeys, keycard::mfa::MemoryPasskeyStore::new())),
+        // Asked for explicitly: a configuration error.
+        Err(e) if args.rp_id.is_some() || args.rp_origin.is_some() => {
+            Err(format!("passkeys: {e}").into())
+        }
+        // The default --public-url names an IP address, which no relying party can be.
+        Err(e) => {
+            tracing::warn!("passkeys are off: {e}; serve the page on a domain, e.g. --public-url http://localhost:3000 (then open that URL)");
+            Ok(builder)
+        }
+    }
 }
 
 /// Without the `passkeys` feature: the builder as it is.
