@@ -34,6 +34,10 @@
 //! | `second_factor.disabled` | INFO | a user removed their authenticator app | `user_id`, `client_ip` |
 //! | `recovery_code.used` | WARN | a recovery code was spent (at login or to disable the app); tell the user | `user_id`, `codes_left`, `client_ip` |
 //! | `recovery_codes.regenerated` | INFO | a new set of recovery codes replaced the old | `user_id`, `client_ip` |
+//! | `passkey.registered` | INFO | a user registered a passkey | `user_id`, `client_ip` |
+//! | `passkey.removed` | INFO | a user removed one of their passkeys | `user_id`, `client_ip` |
+//! | `passkey.used` | INFO | a passkey's answer was accepted: a passwordless login (a `login.succeeded` follows) or a login's second step | `purpose` (`login`, `second_factor`), `user_id`, `client_ip` |
+//! | `passkey.failed` | WARN | a passkey's answer was refused (bad signature, challenge, origin or user verification; unknown passkey, or another user's), or a registration's | `purpose` (`login`, `second_factor`, `registration`), `reason` (`unknown_passkey`, `wrong_user`, `assertion`, `registration`, `duplicate`), `user_id` (`-` when no account is known), `client_ip` |
 //! | `email.verified` | INFO | an address was proved by a verification link | `user_id`, `client_ip` |
 //! | `password.reset` | INFO | a password was reset by a reset link; every session of the user ended | `user_id`, `sessions_ended`, `client_ip` |
 //! | `sign_in_link.used` | INFO | a sign-in link started a session (a `login.succeeded` follows) | `user_id`, `client_ip` |
@@ -260,4 +264,30 @@ pub(crate) fn recovery_code_used(user: &UserId, codes_left: u32, ip: Option<IpAd
 
 pub(crate) fn recovery_codes_regenerated(user: &UserId, ip: Option<IpAddr>) {
     tracing::info!(target: TARGET, event = "recovery_codes.regenerated", user_id = %user, client_ip = %Ip(ip));
+}
+
+#[cfg(feature = "passkeys")]
+pub(crate) fn passkey_registered(user: &UserId, ip: Option<IpAddr>) {
+    tracing::info!(target: TARGET, event = "passkey.registered", user_id = %user, client_ip = %Ip(ip));
+}
+
+#[cfg(feature = "passkeys")]
+pub(crate) fn passkey_removed(user: &UserId, ip: Option<IpAddr>) {
+    tracing::info!(target: TARGET, event = "passkey.removed", user_id = %user, client_ip = %Ip(ip));
+}
+
+#[cfg(feature = "passkeys")]
+pub(crate) fn passkey_used(purpose: &str, user: &UserId, ip: Option<IpAddr>) {
+    tracing::info!(target: TARGET, event = "passkey.used", purpose, user_id = %user, client_ip = %Ip(ip));
+}
+
+#[cfg(feature = "passkeys")]
+pub(crate) fn passkey_failed(
+    purpose: &str,
+    reason: &str,
+    user: Option<&UserId>,
+    ip: Option<IpAddr>,
+) {
+    let user = user.map_or("-", UserId::as_str);
+    tracing::warn!(target: TARGET, event = "passkey.failed", purpose, reason, user_id = user, client_ip = %Ip(ip));
 }

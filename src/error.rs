@@ -191,6 +191,24 @@ pub enum Error {
     #[error("no authenticator app enrolment is waiting for a code on this account; start the enrolment again")]
     SecondFactorNotEnabled,
 
+    /// A passkey's answer was refused: its signature, challenge, origin or user
+    /// verification did not check out, the passkey is unknown or not this user's, or (at
+    /// registration) it is registered already.
+    #[error("the passkey was not accepted; try again, or use another way to sign in")]
+    PasskeyRejected,
+
+    /// A passkey ceremony token is malformed, unknown, already used or expired: begin again.
+    #[error("the passkey request has expired or was already used; start again")]
+    InvalidCeremony,
+
+    /// The user has the most passkeys allowed
+    /// ([`Passkeys::with_max_per_user`](crate::mfa::Passkeys::with_max_per_user)).
+    #[error("this account has the most passkeys allowed ({max}); remove one first")]
+    TooManyPasskeys {
+        /// The most passkeys one user may have.
+        max: usize,
+    },
+
     /// The action needs a second factor the session was not authenticated with, or a more
     /// recent authentication (step-up).
     #[error("this action needs a stronger sign-in: {}", step_up_text(*second_factor, *max_age))]
@@ -242,6 +260,8 @@ pub enum Field {
     Password,
     /// The client's user agent string.
     UserAgent,
+    /// A name the user gives something (a passkey).
+    Name,
 }
 
 impl fmt::Display for Field {
@@ -250,6 +270,7 @@ impl fmt::Display for Field {
             Self::Email => "email",
             Self::Password => "password",
             Self::UserAgent => "user agent",
+            Self::Name => "name",
         })
     }
 }
@@ -758,7 +779,10 @@ mod tests {
             | Error::InvalidCode
             | Error::InvalidPendingLogin
             | Error::SecondFactorAlreadyEnabled
-            | Error::SecondFactorNotEnabled => {}
+            | Error::SecondFactorNotEnabled
+            | Error::PasskeyRejected
+            | Error::InvalidCeremony => {}
+            Error::TooManyPasskeys { max } => own(max),
             Error::SecondFactorRequired(p) => own(p),
             Error::InsufficientAuthentication {
                 second_factor,

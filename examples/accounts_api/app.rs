@@ -15,12 +15,20 @@
 //! | `POST /email` `{"new_email","password"}` | 202 (authenticated): a confirm link to the new address, a notice to the old one; 403 `invalid_credentials` for a wrong password |
 //! | `POST /email/confirm` `{"token"}` | 200: the address changed; 409 `email_taken` if another account took it meanwhile |
 //! | `POST /login` `{"email","password","remember_me"?}` | 200 `{"token","expires_at"}` and the session cookie; for a user with an authenticator app, 200 `{"mfa_required":true,"mfa_token","expires_at","methods"}` and no token, no cookie; 403 `email_not_verified` when the server requires verified addresses (`--smtp`) and this one is not |
-//! | `POST /login/mfa` `{"mfa_token","code"}` or `{"mfa_token","recovery_code"}` | 200 `{"token","expires_at"}` and the session cookie; 403 `invalid_code`; 401 `invalid_mfa_token` (expired, used, or after 5 wrong codes); 429 after 10 wrong codes on the account in 15 minutes |
+//! | `POST /login/mfa` `{"mfa_token","code"}`, `{"mfa_token","recovery_code"}` or `{"mfa_token","passkey":{"ceremony","credential"}}` | 200 `{"token","expires_at"}` and the session cookie; 403 `invalid_code`; 401 `invalid_mfa_token` (expired, used, or after 5 wrong codes); 429 after 10 wrong codes on the account in 15 minutes |
 //! | `GET /mfa` | 200 `{"totp","totp_pending","recovery_codes_left"}` |
 //! | `POST /mfa/totp` | 200 `{"secret","otpauth_uri"}`: an enrolment, not active until confirmed; 409 `mfa_already_enabled` |
 //! | `POST /mfa/totp/confirm` `{"code"}` | 200 `{"recovery_codes":[...]}` (shown once): active from now; 403 `invalid_code` |
 //! | `DELETE /mfa/totp` `{"code"}` or `{"recovery_code"}` | 204: the app and the recovery codes removed; 403 `invalid_code`; 409 `mfa_not_enabled` |
 //! | `POST /mfa/recovery-codes` `{"code"}` or `{"recovery_code"}` | 200 `{"recovery_codes":[...]}`: a new set, the old one retired |
+//! | `POST /login/passkey` | 200 `{"ceremony","options"}`: a passwordless login begun; pass `options.publicKey` to `navigator.credentials.get` (feature `passkeys`, as every passkey route); 429 past 30 per address per minute |
+//! | `POST /login/passkey/finish` `{"ceremony","credential"}` | 200 `{"token","expires_at"}` and the session cookie (`amr` `hwk`); 403 `passkey_rejected`; 400 `invalid_ceremony` (unknown, expired or used) |
+//! | `POST /login/mfa/passkey` `{"mfa_token"}` | 200 `{"ceremony","options"}`: a login's second step answered by a passkey; then `POST /login/mfa` `{"mfa_token","passkey":{"ceremony","credential"}}` |
+//! | `POST /passkeys/register` | 200 `{"ceremony","options"}` (authenticated): pass `options.publicKey` to `navigator.credentials.create`; 409 `too_many_passkeys` |
+//! | `POST /passkeys/register/finish` `{"ceremony","credential","name"?}` | 201 `{"id","name","created_at","last_used_at"}`; 403 `passkey_rejected`; 400 `invalid_ceremony` |
+//! | `GET /passkeys` | 200 `{"passkeys":[{"id","name","created_at","last_used_at"}]}` |
+//! | `PATCH /passkeys/{id}` `{"name"}` | 204; 404 for an unknown id or another user's |
+//! | `DELETE /passkeys/{id}` | 204; 404 for an unknown id or another user's |
 //! | `GET /me` | 200 `{"user":{"id","email"},"session":{...}}` |
 //! | `GET /sessions` | 200 `{"sessions":[...]}`, the current one marked |
 //! | `DELETE /sessions/{id}` | 204 for one of mine, 404 otherwise |
@@ -93,6 +101,17 @@ pub(crate) fn second_factors(
 ) -> SecondFactors {
     SecondFactors::from_arcs(store, one_time, SecretBox::new(KeyId::new(1), key))
         .with_issuer("keycard accounts")
+}
+
+/// Passkeys for relying party `rp_id` on pages at `rp_origin`, ceremonies among the
+/// one-time tokens.
+#[cfg(feature = "passkeys")]
+pub(crate) fn passkeys(
+    rp_id: &str,
+    rp_origin: &str,
+    one_time: Arc<dyn OneTimeTokenStore>,
+) -> Result<keycard::mfa::Passkeys, keycard::mfa::PasskeyConfigError> {
+    keycard::mfa::Passkeys::from_arc(rp_id, rp_origin, "keycard accounts", one_time)
 }
 
 /// The account flows (registration, verification, recovery, sign-in links, email change)
@@ -202,6 +221,21 @@ pub(crate) fn router(app: AccountsApp) -> Router {
         .route("/logout-others", post(logout_others))
         .route("/reauthenticate", post(reauthenticate))
         .route("/password", post(change_password));
+    #[cfg(feature = "passkeys")]
+    let routes = routes
+        .route("/login/passkey", post(passkeys::begin_login))
+        .route("/login/passkey/finish", post(passkeys::finish_login))
+        .route("/login/mfa/passkey", post(passkeys::begin_second_factor))
+        .route("/passkeys", get(passkeys::list))
+        .route("/passkeys/register", post(passkeys::begin_registration))
+        .route(
+            "/passkeys/register/finish",
+            post(passkeys::finish_registration),
+        )
+        .route(
+            "/passkeys/{id}",
+            axum::routing::patch(passkeys::rename).delete(passkeys::remove),
+        );
     keycard::axum::json_fallbacks(routes)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(app)
@@ -517,5 +551,168 @@ async fn change_password(
     {
         Ok(changed) => app.fresh_session(&changed.login).into_response(),
         Err(error) => app.error(&error).into_response(),
+    }
+}
+
+/// The passkey routes (feature `passkeys`).
+#[cfg(feature = "passkeys")]
+mod passkeys {
+    use axum::extract::{Path, State};
+    use axum::response::{IntoResponse, Response as AxumResponse};
+    use keycard::axum::{Client, CurrentSession, Json};
+    use keycard::http::Response;
+    use keycard::mfa::{PublicKeyCredential, RegisterPublicKeyCredential};
+    use keycard::one_time::OneTimeToken;
+    use keycard::UserRecord;
+    use serde::Deserialize;
+    use serde_json::json;
+
+    use super::AccountsApp;
+
+    /// A ceremony begun: its token and the options for the browser.
+    fn ceremony(token: &OneTimeToken, options: &impl serde::Serialize) -> Response {
+        Response::json(
+            200,
+            &json!({ "ceremony": token.expose_secret(), "options": options }),
+        )
+    }
+
+    /// `POST /passkeys/register`: begins registering a passkey for me.
+    pub(super) async fn begin_registration(
+        State(app): State<AccountsApp>,
+        me: CurrentSession<UserRecord>,
+    ) -> Response {
+        match app.auth.begin_passkey_registration(&me.session).await {
+            Ok((token, options)) => ceremony(&token, &options),
+            Err(error) => app.error(&error),
+        }
+    }
+
+    /// The body of `POST /passkeys/register/finish`.
+    #[derive(Deserialize)]
+    pub(super) struct Registration {
+        ceremony: String,
+        credential: Box<RegisterPublicKeyCredential>,
+        #[serde(default)]
+        name: String,
+    }
+
+    /// `POST /passkeys/register/finish`: the authenticator's answer; the passkey stored.
+    pub(super) async fn finish_registration(
+        State(app): State<AccountsApp>,
+        me: CurrentSession<UserRecord>,
+        client: Client<UserRecord>,
+        Json(body): Json<Registration>,
+    ) -> Response {
+        match app
+            .auth
+            .finish_passkey_registration(
+                &me.session,
+                &body.ceremony,
+                &body.credential,
+                &body.name,
+                &client,
+            )
+            .await
+        {
+            Ok(view) => Response::json(201, &json!(view)),
+            Err(error) => app.error(&error),
+        }
+    }
+
+    /// `GET /passkeys`: my passkeys.
+    pub(super) async fn list(
+        State(app): State<AccountsApp>,
+        me: CurrentSession<UserRecord>,
+    ) -> Response {
+        match app.auth.passkeys(&me.session).await {
+            Ok(passkeys) => Response::json(200, &json!({ "passkeys": passkeys })),
+            Err(error) => app.error(&error),
+        }
+    }
+
+    /// The body of `PATCH /passkeys/{id}`.
+    #[derive(Deserialize)]
+    pub(super) struct Rename {
+        name: String,
+    }
+
+    /// `PATCH /passkeys/{id}`: renames one of my passkeys.
+    pub(super) async fn rename(
+        State(app): State<AccountsApp>,
+        me: CurrentSession<UserRecord>,
+        Path(id): Path<String>,
+        Json(body): Json<Rename>,
+    ) -> AxumResponse {
+        match app.auth.rename_passkey(&me.session, &id, &body.name).await {
+            Ok(true) => Response::empty(204).into_response(),
+            Ok(false) => app.reject(404, "no such passkey").into_response(),
+            Err(error) => app.error(&error).into_response(),
+        }
+    }
+
+    /// `DELETE /passkeys/{id}`: removes one of my passkeys.
+    pub(super) async fn remove(
+        State(app): State<AccountsApp>,
+        me: CurrentSession<UserRecord>,
+        client: Client<UserRecord>,
+        Path(id): Path<String>,
+    ) -> AxumResponse {
+        match app.auth.remove_passkey(&me.session, &id, &client).await {
+            Ok(true) => Response::empty(204).into_response(),
+            Ok(false) => app.reject(404, "no such passkey").into_response(),
+            Err(error) => app.error(&error).into_response(),
+        }
+    }
+
+    /// `POST /login/passkey`: begins a passwordless login (counted per address).
+    pub(super) async fn begin_login(
+        State(app): State<AccountsApp>,
+        client: Client<UserRecord>,
+    ) -> Response {
+        match app.auth.begin_passkey_login(&client).await {
+            Ok((token, options)) => ceremony(&token, &options),
+            Err(error) => app.error(&error),
+        }
+    }
+
+    /// The body of `POST /login/passkey/finish`.
+    #[derive(Deserialize)]
+    pub(super) struct Assertion {
+        ceremony: String,
+        credential: Box<PublicKeyCredential>,
+    }
+
+    /// `POST /login/passkey/finish`: the passkey's answer; a session and its cookie.
+    pub(super) async fn finish_login(
+        State(app): State<AccountsApp>,
+        client: Client<UserRecord>,
+        Json(body): Json<Assertion>,
+    ) -> Response {
+        match app
+            .auth
+            .finish_passkey_login(&body.ceremony, &body.credential, client.into_inner())
+            .await
+        {
+            Ok(login) => app.http.login_response(&login, false),
+            Err(error) => app.error(&error),
+        }
+    }
+
+    /// The body of `POST /login/mfa/passkey`.
+    #[derive(Deserialize)]
+    pub(super) struct Pending {
+        mfa_token: String,
+    }
+
+    /// `POST /login/mfa/passkey`: begins answering a login's second step with a passkey.
+    pub(super) async fn begin_second_factor(
+        State(app): State<AccountsApp>,
+        Json(body): Json<Pending>,
+    ) -> Response {
+        match app.auth.begin_passkey_second_factor(&body.mfa_token).await {
+            Ok((token, options)) => ceremony(&token, &options),
+            Err(error) => app.error(&error),
+        }
     }
 }

@@ -60,6 +60,15 @@ struct AccountsArgs {
     /// The base of the links in mails (where this server's page is reached).
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:3000")]
     public_url: String,
+    /// The passkey relying party id: a domain (`localhost`, `example.com`), never an IP
+    /// address; the host of `--rp-origin` or a parent of it. Default: the host of
+    /// `--rp-origin`. Needs the `passkeys` feature; without these flags, passkeys are off when
+    /// `--public-url` names an IP address.
+    #[arg(long, value_name = "DOMAIN")]
+    rp_id: Option<String>,
+    /// The origin pages using passkeys run on. Default: `--public-url`.
+    #[arg(long, value_name = "URL")]
+    rp_origin: Option<String>,
     /// How long a password reset link lives, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=2_592_000))]
     reset_ttl: u64,
@@ -89,8 +98,8 @@ async fn run(args: AccountsArgs) -> Result<(), server::BoxError> {
         stores.second_factors.clone(),
         stores.one_time.clone(),
         secret_key()?,
-    ))
-    .build();
+    ));
+    let auth = with_passkeys(auth, &args, &stores)?.build();
     let one_time = OneTimeTokens::from_arc(stores.one_time.clone()).with_lifetime(
         OneTimePurpose::PasswordReset,
         Duration::from_secs(args.reset_ttl),
@@ -105,6 +114,47 @@ async fn run(args: AccountsArgs) -> Result<(), server::BoxError> {
     };
     let app = app::AccountsApp::new(auth, flows, cookie, args.common.trusted_proxies());
     axum_serve::serve(args.common.addr, app::router(app)).await
+}
+
+/// Passkeys (feature `passkeys`) for `--rp-id` on `--rp-origin`, kept in memory (lost at a
+/// restart: keycard has no SQL passkey store yet); ceremonies among the one-time tokens.
+#[cfg(feature = "passkeys")]
+fn with_passkeys(
+    builder: keycard::AuthenticatorBuilder<app::Users>,
+    args: &AccountsArgs,
+    stores: &server::Stores,
+) -> Result<keycard::AuthenticatorBuilder<app::Users>, server::BoxError> {
+    let origin = args.rp_origin.as_deref().unwrap_or(&args.public_url);
+    let host = origin
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', ':']).next().unwrap_or_default())
+        .unwrap_or_default();
+    let rp_id = args.rp_id.as_deref().unwrap_or(host);
+    match app::passkeys(rp_id, origin, stores.one_time.clone()) {
+        Ok(passkeys) => Ok(builder.passkeys(passkeys, keycard::mfa::MemoryPasskeyStore::new())),
+        // Asked for explicitly: a configuration error.
+        Err(e) if args.rp_id.is_some() || args.rp_origin.is_some() => {
+            Err(format!("passkeys: {e}").into())
+        }
+        // The default --public-url names an IP address, which no relying party can be.
+        Err(e) => {
+            tracing::warn!("passkeys are off: {e}; serve the page on a domain, e.g. --public-url http://localhost:3000 (then open that URL)");
+            Ok(builder)
+        }
+    }
+}
+
+/// Without the `passkeys` feature: the builder as it is.
+#[cfg(not(feature = "passkeys"))]
+fn with_passkeys(
+    builder: keycard::AuthenticatorBuilder<app::Users>,
+    args: &AccountsArgs,
+    _stores: &server::Stores,
+) -> Result<keycard::AuthenticatorBuilder<app::Users>, server::BoxError> {
+    if args.rp_id.is_some() || args.rp_origin.is_some() {
+        return Err("--rp-id and --rp-origin need the `passkeys` feature".into());
+    }
+    Ok(builder)
 }
 
 /// The key that seals authenticator-app secrets at rest: `KEYCARD_SECRET_KEY` (32 bytes in

@@ -43,6 +43,8 @@ impl<U: UserStore> Authenticator<U> {
             registration_limit: AuthenticatorBuilder::<U>::default_registration_limit(),
             require_verified_email: false,
             second_factors: None,
+            #[cfg(feature = "passkeys")]
+            passkeys: None,
         }
     }
 }
@@ -72,6 +74,8 @@ pub struct AuthenticatorBuilder<U> {
     password_policy: PasswordPolicy,
     max_concurrent_hashes: Option<usize>,
     second_factors: Option<SecondFactors>,
+    #[cfg(feature = "passkeys")]
+    passkeys: Option<(crate::mfa::Passkeys, crate::mfa::SharedPasskeyStore)>,
     max_queued_hashes: Option<usize>,
     max_logins_in_flight_per_ip: usize,
     max_hash_wait: Duration,
@@ -305,6 +309,21 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
         self
     }
 
+    /// Passkeys (feature `passkeys`): users register passkeys while logged in, then log in
+    /// with one alone ([`begin_passkey_login`](Authenticator::begin_passkey_login)), or, with
+    /// [`second_factors`](Self::second_factors) configured, answer a login's second step with
+    /// one. Passkeys are kept in `store`; ceremonies under way in the one-time store the
+    /// [`Passkeys`](crate::mfa::Passkeys) configuration was given.
+    #[cfg(feature = "passkeys")]
+    pub fn passkeys(
+        mut self,
+        passkeys: crate::mfa::Passkeys,
+        store: impl crate::mfa::PasskeyStore + 'static,
+    ) -> Self {
+        self.passkeys = Some((passkeys, Arc::new(store)));
+        self
+    }
+
     /// Builds the authenticator.
     ///
     /// This computes the password hasher's [dummy hash](PasswordHasher::dummy_hash) now, once
@@ -325,8 +344,14 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
         let second_factors = self
             .second_factors
             .map(|config| FactorsRuntime::new(config, &self.clock, self.throttle.as_ref()));
+        #[cfg(feature = "passkeys")]
+        let passkeys = self.passkeys.map(|(config, store)| {
+            super::passkey::PasskeysRuntime::new(config, store, &self.clock, self.throttle.as_ref())
+        });
         Authenticator {
             inner: Arc::new(Inner {
+                #[cfg(feature = "passkeys")]
+                passkeys,
                 users: self.users,
                 tokens: self.tokens,
                 hashing: HashPool::new(hasher, max, queued, self.max_hash_wait),

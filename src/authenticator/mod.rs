@@ -25,6 +25,8 @@ use crate::user::{UserId, UserStore};
 mod builder;
 mod login;
 mod maintenance;
+#[cfg(feature = "passkeys")]
+mod passkey;
 mod register;
 pub(crate) mod second_factor;
 mod sessions;
@@ -81,6 +83,8 @@ pub(crate) struct Inner<U> {
     pub(crate) registration_limit: Limit,
     pub(crate) require_verified_email: bool,
     pub(crate) second_factors: Option<second_factor::FactorsRuntime>,
+    #[cfg(feature = "passkeys")]
+    pub(crate) passkeys: Option<passkey::PasskeysRuntime>,
 }
 
 /// A per-user limit on live sessions, and what a login over it does

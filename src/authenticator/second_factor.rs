@@ -115,13 +115,21 @@ impl<U: UserStore> Authenticator<U> {
             return Ok(None);
         };
         let id = user.id();
-        let active = factors
+        let totp = factors
             .config
             .store
             .totp(&id)
             .await?
             .is_some_and(|t| t.is_confirmed());
-        if !active {
+        let mut methods = Vec::with_capacity(3);
+        if totp {
+            methods.extend([SecondFactorMethod::Totp, SecondFactorMethod::RecoveryCode]);
+        }
+        #[cfg(feature = "passkeys")]
+        if self.has_passkey(&id).await? {
+            methods.push(SecondFactorMethod::Passkey);
+        }
+        if methods.is_empty() {
             return Ok(None);
         }
         let purpose = OneTimePurpose::SecondFactorLogin;
@@ -138,7 +146,7 @@ impl<U: UserStore> Authenticator<U> {
         Ok(Some(PendingLogin {
             token: issued.token,
             expires_at: issued.expires_at,
-            methods: vec![SecondFactorMethod::Totp, SecondFactorMethod::RecoveryCode],
+            methods,
         }))
     }
 
@@ -193,6 +201,9 @@ impl<U: UserStore> Authenticator<U> {
     /// - [`Error::InvalidPendingLogin`] for an unknown, expired, used or ended pending login
     ///   (or one whose user changed password or was deleted meanwhile): log in again;
     /// - [`Error::InvalidCode`] for a wrong, replayed or malformed code;
+    ///   [`Error::PasskeyRejected`] for a passkey's answer that does not check out, and
+    ///   [`Error::InvalidCeremony`] for an unknown, used or expired passkey ceremony (both
+    ///   counted like wrong codes);
     /// - [`Error::Throttled`] when the account's wrong codes reached the limit;
     /// - [`Error::ThrottleUnavailable`], [`Error::Store`] if a backend fails;
     ///   [`Error::SecretBox`] if the stored secret does not open with the configured keys;
@@ -205,11 +216,7 @@ impl<U: UserStore> Authenticator<U> {
     ) -> Result<Login<U::User>> {
         let factors = self.factors()?;
         let purpose = OneTimePurpose::SecondFactorLogin;
-        let pending = factors
-            .pending
-            .inspect(pending_token, &purpose)
-            .await
-            .map_err(pending_error)?;
+        let pending = self.inspect_pending_login(pending_token).await?;
         let token_id = OneTimeToken::parse(pending_token)
             .map_err(|_| Error::InvalidPendingLogin)?
             .id();
@@ -249,6 +256,18 @@ impl<U: UserStore> Authenticator<U> {
         let (lifetime, first) = decode_payload(consumed.payload.as_deref());
         self.finish_login(user, client, lifetime, first.with(method))
             .await
+    }
+
+    /// The pending login `pending_token` names, unspent.
+    pub(super) async fn inspect_pending_login(
+        &self,
+        pending_token: &str,
+    ) -> Result<crate::one_time::Pending> {
+        self.factors()?
+            .pending
+            .inspect(pending_token, &OneTimePurpose::SecondFactorLogin)
+            .await
+            .map_err(pending_error)
     }
 
     /// Starts enrolling an authenticator app for the user of `subject` (a [`Session`], say):
@@ -561,10 +580,22 @@ impl<U: UserStore> Authenticator<U> {
                 }
                 (AuthMethod::RecoveryCode, accepted)
             }
+            #[cfg(feature = "passkeys")]
+            SecondFactorProof::Passkey {
+                ceremony,
+                credential,
+            } => (
+                AuthMethod::Passkey,
+                self.check_passkey_proof(user, ceremony, credential, client)
+                    .await?,
+            ),
         };
         if !accepted {
             audit::second_factor_failed(method.as_str(), user, client.ip);
-            return Err(Error::InvalidCode);
+            return Err(match method {
+                AuthMethod::Passkey => Error::PasskeyRejected,
+                _ => Error::InvalidCode,
+            });
         }
         self.forgive_code(factors, &key).await;
         Ok(method)

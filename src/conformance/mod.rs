@@ -42,7 +42,7 @@
 //!
 //! One file per suite: `tokens` (the token store's single-caller checks and [`run_all`]),
 //! `races` (the token store under concurrency), [`users`], [`throttle`], [`one_time`] and
-//! [`second_factors`].
+//! [`second_factors`] and [`passkeys`].
 
 use std::time::Duration;
 
@@ -52,6 +52,7 @@ use crate::{AuthMethod, AuthMethods, ClientInfo, Session, SessionId, Token, User
 
 mod accounts;
 pub mod one_time;
+pub mod passkeys;
 /// The one-time token store suite: [`one_time::run_all`].
 pub use one_time::run_all as one_time_store;
 mod races;

@@ -409,7 +409,8 @@ pub async fn purge_expired_deletes(store: &dyn OneTimeTokenStore) {
 }
 
 /// User ids that look like SQL, key or glob syntax, non-ASCII payloads and a custom purpose
-/// are stored and matched as plain data.
+/// are stored and matched as plain data; a payload of
+/// [`MAX_PAYLOAD_LEN`](crate::one_time::MAX_PAYLOAD_LEN) bytes is kept whole.
 ///
 /// # Panics
 /// When the store breaks the contract or fails.
@@ -444,6 +445,23 @@ pub async fn hostile_input_round_trips(store: &dyn OneTimeTokenStore) {
             "retire_all must match a hostile user id exactly"
         );
     }
+    // The longest payload (a passkey ceremony's state), in 2-byte characters.
+    let who = UserId::new(format!("{tag}-long"));
+    let (r, _) = record(&who, OneTimePurpose::PasskeyLogin, now, HOUR);
+    let r = OneTimeRecord {
+        payload: Some("é".repeat(crate::one_time::MAX_PAYLOAD_LEN / 2)),
+        ..r
+    };
+    store.issue(&r, 3, now).await.expect("issue");
+    assert_eq!(
+        store.find(&r.id, now).await.expect("find"),
+        Some(r.clone()),
+        "a payload of MAX_PAYLOAD_LEN bytes must round-trip"
+    );
+    store
+        .retire_all(&who, &r.purpose)
+        .await
+        .expect("retire_all");
 }
 
 /// [`RACERS`] consumes of one token at once on one task (`join_all`): exactly one gets it.

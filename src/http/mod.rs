@@ -74,5 +74,7 @@ pub use protocol::{AccountUpdate, LoginApi, Protocol, SessionsApi, StandardApi};
 pub use rejection::{render_error, Rejection};
 pub use request::RequestHead;
 pub use response::Response;
+#[cfg(feature = "passkeys")]
+pub use second_factor::PasskeyProofBody;
 pub use second_factor::{CodeBody, SecondFactorLoginBody};
 pub use token_source::{SessionToken, TokenOrigin, TokenSource};

@@ -201,6 +201,9 @@ impl Protocol for SessionsApi {
             | Error::InvalidPendingLogin
             | Error::SecondFactorAlreadyEnabled
             | Error::SecondFactorNotEnabled
+            | Error::PasskeyRejected
+            | Error::InvalidCeremony
+            | Error::TooManyPasskeys { .. }
             | Error::InsufficientAuthentication { .. } => (422, capitalized(&error.to_string())),
             Error::WeakPassword(_)
             | Error::InvalidEmail(_)
@@ -258,6 +261,9 @@ impl Protocol for LoginApi {
             Error::SecondFactorAlreadyEnabled | Error::SecondFactorNotEnabled => {
                 (409, error.to_string())
             }
+            Error::PasskeyRejected => (403, error.to_string()),
+            Error::InvalidCeremony => (400, error.to_string()),
+            Error::TooManyPasskeys { .. } => (409, error.to_string()),
             Error::WeakPassword(_) | Error::InvalidEmail(_) => (422, error.to_string()),
             Error::TooManySessions { .. } | Error::EmailTaken => (409, error.to_string()),
             Error::ReauthenticationRequired { .. } => (403, error.to_string()),
@@ -317,6 +323,9 @@ impl Protocol for StandardApi {
             Error::InvalidPendingLogin => (401, "invalid_mfa_token"),
             Error::SecondFactorAlreadyEnabled => (409, "mfa_already_enabled"),
             Error::SecondFactorNotEnabled => (409, "mfa_not_enabled"),
+            Error::PasskeyRejected => (403, "passkey_rejected"),
+            Error::InvalidCeremony => (400, "invalid_ceremony"),
+            Error::TooManyPasskeys { .. } => (409, "too_many_passkeys"),
             Error::InsufficientAuthentication { .. } => (401, "insufficient_user_authentication"),
             Error::Throttled { .. } => (429, "throttled"),
             Error::Overloaded { .. } => (503, "overloaded"),

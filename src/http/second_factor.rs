@@ -19,8 +19,10 @@ fn optional_secret<'de, D: Deserializer<'de>>(
     Option::<String>::deserialize(de).map(|s| s.map(Zeroizing::new))
 }
 
-/// A second factor as a client sends it: `{"code": "123456"}` (from the authenticator app)
-/// or `{"recovery_code": "abcd-efgh-ijkl-mnop"}`. Zeroized on drop, redacted in `Debug`.
+/// A second factor as a client sends it: `{"code": "123456"}` (from the authenticator app),
+/// `{"recovery_code": "abcd-efgh-ijkl-mnop"}`, or (feature `passkeys`)
+/// `{"passkey": {"ceremony": "...", "credential": {...}}}`. Codes are zeroized on drop;
+/// everything is redacted in `Debug`.
 #[derive(Clone, Default, Deserialize)]
 #[non_exhaustive]
 pub struct CodeBody {
@@ -30,14 +32,49 @@ pub struct CodeBody {
     /// A recovery code.
     #[serde(default, deserialize_with = "optional_secret")]
     pub recovery_code: Option<Zeroizing<String>>,
+    /// A passkey's answer to a ceremony.
+    #[cfg(feature = "passkeys")]
+    #[serde(default)]
+    pub passkey: Option<PasskeyProofBody>,
+}
+
+/// A passkey's answer as a client sends it: the ceremony token
+/// ([`Authenticator::begin_passkey_second_factor`](crate::Authenticator::begin_passkey_second_factor)
+/// gave it) and what `navigator.credentials.get` returned, as JSON.
+#[cfg(feature = "passkeys")]
+#[derive(Clone, Deserialize)]
+#[non_exhaustive]
+pub struct PasskeyProofBody {
+    /// The ceremony token.
+    pub ceremony: String,
+    /// The assertion.
+    pub credential: Box<crate::mfa::PublicKeyCredential>,
+}
+
+#[cfg(feature = "passkeys")]
+impl fmt::Debug for PasskeyProofBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasskeyProofBody(..)")
+    }
 }
 
 impl CodeBody {
     /// The proof the body holds.
     ///
     /// # Errors
-    /// [`Error::InvalidCode`] unless exactly one of `code` and `recovery_code` is given.
+    /// [`Error::InvalidCode`] unless exactly one of `code`, `recovery_code` (and `passkey`)
+    /// is given.
     pub fn proof(&self) -> Result<SecondFactorProof<'_>, Error> {
+        #[cfg(feature = "passkeys")]
+        if let Some(passkey) = &self.passkey {
+            if self.code.is_some() || self.recovery_code.is_some() {
+                return Err(Error::InvalidCode);
+            }
+            return Ok(SecondFactorProof::Passkey {
+                ceremony: &passkey.ceremony,
+                credential: &passkey.credential,
+            });
+        }
         match (&self.code, &self.recovery_code) {
             (Some(code), None) => Ok(SecondFactorProof::Totp(code)),
             (None, Some(code)) => Ok(SecondFactorProof::RecoveryCode(code)),
@@ -58,7 +95,8 @@ impl fmt::Debug for CodeBody {
     }
 }
 
-/// The second step of a login: `{"mfa_token", "code"}` or `{"mfa_token", "recovery_code"}`.
+/// The second step of a login: `{"mfa_token", "code"}`, `{"mfa_token", "recovery_code"}` or
+/// `{"mfa_token", "passkey": {"ceremony", "credential"}}`.
 #[derive(Clone, Deserialize)]
 #[non_exhaustive]
 pub struct SecondFactorLoginBody {

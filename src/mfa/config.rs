@@ -203,19 +203,23 @@ pub enum SecondFactorMethod {
     Totp,
     /// A recovery code.
     RecoveryCode,
+    /// A passkey (feature `passkeys`).
+    Passkey,
 }
 
 impl SecondFactorMethod {
-    /// The name used on the wire (`totp`, `recovery_code`).
+    /// The name used on the wire (`totp`, `recovery_code`, `passkey`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Totp => "totp",
             Self::RecoveryCode => "recovery_code",
+            Self::Passkey => "passkey",
         }
     }
 }
 
-/// What proves the second factor: a code from the authenticator app, or a recovery code.
+/// What proves the second factor: a code from the authenticator app, a recovery code, or
+/// (feature `passkeys`) a passkey's answer to a ceremony.
 #[derive(Clone, Copy)]
 #[non_exhaustive]
 pub enum SecondFactorProof<'a> {
@@ -223,6 +227,15 @@ pub enum SecondFactorProof<'a> {
     Totp(&'a str),
     /// A recovery code (`abcd-efgh-ijkl-mnop`, any case, hyphens and spaces optional).
     RecoveryCode(&'a str),
+    /// A passkey's assertion, answering the ceremony that
+    /// [`Authenticator::begin_passkey_second_factor`] began for this pending login.
+    #[cfg(feature = "passkeys")]
+    Passkey {
+        /// The ceremony token `begin_passkey_second_factor` returned.
+        ceremony: &'a str,
+        /// What `navigator.credentials.get` returned.
+        credential: &'a super::PublicKeyCredential,
+    },
 }
 
 impl fmt::Debug for SecondFactorProof<'_> {
@@ -230,6 +243,8 @@ impl fmt::Debug for SecondFactorProof<'_> {
         f.write_str(match self {
             Self::Totp(_) => "SecondFactorProof::Totp(..)",
             Self::RecoveryCode(_) => "SecondFactorProof::RecoveryCode(..)",
+            #[cfg(feature = "passkeys")]
+            Self::Passkey { .. } => "SecondFactorProof::Passkey { .. }",
         })
     }
 }

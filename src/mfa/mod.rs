@@ -16,7 +16,10 @@
 //!   (XChaCha20-Poly1305, bound to the owner's user id), with key ids for rotation;
 //! - [`RecoveryCodes`]: single-use [`RecoveryCode`]s (80 bits each), shown once; the store
 //!   keeps their per-user digests ([`RecoveryCodeDigest`]);
-//! - [`SecondFactorStore`]: the storage contract, with [`MemorySecondFactorStore`].
+//! - [`SecondFactorStore`]: the storage contract, with [`MemorySecondFactorStore`];
+//! - with the `passkeys` feature, [`Passkeys`] (the WebAuthn relying party, given to
+//!   `AuthenticatorBuilder::passkeys`) and [`PasskeyStore`], with [`MemoryPasskeyStore`]:
+//!   passwordless login with a passkey, or a passkey as the second step of a login.
 //!
 //! # Enrolment and login, by hand
 //!
@@ -61,6 +64,9 @@
 //! ```
 
 mod config;
+#[cfg(feature = "passkeys")]
+mod passkey;
+mod passkey_store;
 mod recovery;
 mod secret_box;
 pub(crate) mod store;
@@ -70,7 +76,17 @@ pub use config::{
     PendingLogin, SecondFactorMethod, SecondFactorProof, SecondFactorStatus, SecondFactors,
     TotpEnrollment,
 };
+#[cfg(feature = "passkeys")]
+pub(crate) use passkey::{decode_credential_id, SharedPasskeyStore};
+#[cfg(feature = "passkeys")]
+pub use passkey::{passkey_user_handle, PasskeyConfigError, PasskeyView, Passkeys};
+pub use passkey_store::{MemoryPasskeyStore, PasskeyAdded, PasskeyRecord, PasskeyStore};
 pub use recovery::{RecoveryCode, RecoveryCodes};
 pub use secret_box::{InvalidKey, KeyId, SealError, SecretBox, SecretKey};
 pub use store::{MemorySecondFactorStore, RecoveryCodeDigest, SecondFactorStore, TotpRecord};
 pub use totp::{InvalidTotpSecret, TotpCode, TotpPolicy, TotpSecret, TotpVerdict};
+#[cfg(feature = "passkeys")]
+pub use webauthn_rs::prelude::{
+    CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse,
+};

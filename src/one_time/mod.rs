@@ -120,8 +120,10 @@ pub use token::{
     shard_of, MalformedOneTimeToken, OneTimeId, OneTimeToken, ONE_TIME_PREFIX, ONE_TIME_TOKEN_LEN,
 };
 
-/// The longest payload a token carries, in bytes.
-pub const MAX_PAYLOAD_LEN: usize = 1024;
+/// The longest payload a token carries, in bytes: room for a passkey ceremony's serialized
+/// WebAuthn state. Every store keeps payloads as unbounded text (`TEXT` columns, Redis
+/// strings).
+pub const MAX_PAYLOAD_LEN: usize = 8192;
 /// The longest user id a token is issued to, in bytes.
 pub const MAX_USER_ID_LEN: usize = 255;
 /// How many tokens of one user and purpose are outstanding at most, by default.

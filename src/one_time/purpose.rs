@@ -13,7 +13,7 @@ use crate::user::User;
 /// What a one-time token is for. A token issued for one purpose is refused for every other.
 ///
 /// Each purpose has a stored name (`email_verification`, `password_reset`, `email_sign_in`,
-/// `email_change`, `second_factor_login`, or an application's own, checked by [`OneTimePurpose::custom`]) and a
+/// `email_change`, `second_factor_login`, `passkey_registration`, `passkey_login`, or an application's own, checked by [`OneTimePurpose::custom`]) and a
 /// default lifetime, which [`OneTimeTokens::with_lifetime`](super::OneTimeTokens::with_lifetime)
 /// changes.
 ///
@@ -44,6 +44,13 @@ pub enum OneTimePurpose {
     /// with a second factor: the pending-login token, exchanged with a code for a session.
     /// Default lifetime 5 minutes.
     SecondFactorLogin,
+    /// A passkey registration under way: the token is the ceremony the client sends back,
+    /// its payload the server-side WebAuthn state. Default lifetime 5 minutes.
+    PasskeyRegistration,
+    /// A passkey authentication under way (a passwordless login or a login's second step):
+    /// the token is the ceremony, its payload the server-side WebAuthn state. Default
+    /// lifetime 5 minutes.
+    PasskeyLogin,
     /// An application's own purpose, made by [`OneTimePurpose::custom`]. Default lifetime 1
     /// hour.
     Custom(CustomPurpose),
@@ -72,12 +79,14 @@ pub struct InvalidPurpose {
     pub reason: &'static str,
 }
 
-const BUILT_IN: [(&str, OneTimePurpose); 5] = [
+const BUILT_IN: [(&str, OneTimePurpose); 7] = [
     ("email_verification", OneTimePurpose::EmailVerification),
     ("password_reset", OneTimePurpose::PasswordReset),
     ("email_sign_in", OneTimePurpose::EmailSignIn),
     ("email_change", OneTimePurpose::EmailChange),
     ("second_factor_login", OneTimePurpose::SecondFactorLogin),
+    ("passkey_registration", OneTimePurpose::PasskeyRegistration),
+    ("passkey_login", OneTimePurpose::PasskeyLogin),
 ];
 
 impl OneTimePurpose {
@@ -132,20 +141,22 @@ impl OneTimePurpose {
             Self::EmailSignIn => "email_sign_in",
             Self::EmailChange => "email_change",
             Self::SecondFactorLogin => "second_factor_login",
+            Self::PasskeyRegistration => "passkey_registration",
+            Self::PasskeyLogin => "passkey_login",
             Self::Custom(c) => c.as_str(),
         }
     }
 
     /// How long a token of this purpose lives unless configured otherwise: reset 30 minutes,
-    /// sign-in 15 minutes, verification 24 hours, the second step of a login 5 minutes, email
-    /// change and custom purposes 1 hour.
+    /// sign-in 15 minutes, verification 24 hours, the second step of a login and passkey
+    /// ceremonies 5 minutes, email change and custom purposes 1 hour.
     pub fn default_lifetime(&self) -> Duration {
         const MINUTE: u64 = 60;
         Duration::from_secs(match self {
             Self::EmailVerification => 24 * 60 * MINUTE,
             Self::PasswordReset => 30 * MINUTE,
             Self::EmailSignIn => 15 * MINUTE,
-            Self::SecondFactorLogin => 5 * MINUTE,
+            Self::SecondFactorLogin | Self::PasskeyRegistration | Self::PasskeyLogin => 5 * MINUTE,
             Self::EmailChange | Self::Custom(_) => 60 * MINUTE,
         })
     }

@@ -321,3 +321,130 @@ async fn a_browser_walks_the_password_reset_from_the_page() {
     assert_eq!(browser.status_becomes(&expected).await, expected);
     browser.close().await;
 }
+
+/// Passkeys in a real browser, with Chromium's virtual authenticator (the WebDriver WebAuthn
+/// extension: a CTAP2 platform authenticator that keeps discoverable credentials and verifies
+/// its user): log in with the password, "Add a passkey", log out, "Sign in with a passkey",
+/// and the page shows the user logged in; then, logged out again, the password alone asks for
+/// a second step, which "Use a passkey instead" answers. The page runs at
+/// `http://localhost:PORT`, the relying party id is `localhost`. A screenshot of the page
+/// signed in by the passkey is saved to `target/test-artifacts/passkey-sign-in.png`.
+#[cfg(feature = "passkeys")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and ChromeDriver (apt-get install chromium chromium-driver); run with --ignored"]
+async fn a_browser_adds_a_passkey_and_signs_in_with_it() {
+    use base64::Engine as _;
+    use keycard::mfa::{MemoryPasskeyStore, MemorySecondFactorStore, SecretKey};
+    use keycard::one_time::MemoryOneTimeStore;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let port = listener.local_addr().expect("bound").port();
+    let origin = format!("http://localhost:{port}");
+    let passkeys = crate::app::passkeys("localhost", &origin, Arc::new(MemoryOneTimeStore::new()))
+        .expect("a valid relying party");
+    let users = Arc::new(MemoryUserStore::<UserRecord>::new());
+    let day = Duration::from_secs(24 * 60 * 60);
+    let store = Arc::new(MemoryPasskeyStore::new());
+    let auth = crate::app::authenticator(users.clone(), Arc::new(MemoryTokenStore::new()), day)
+        .password_hasher(Argon2Hasher::insecure_for_tests())
+        .passkeys(passkeys, store.clone())
+        .second_factors(crate::app::second_factors(
+            Arc::new(MemorySecondFactorStore::new()),
+            Arc::new(MemoryOneTimeStore::new()),
+            SecretKey::generate().expect("os rng"),
+        ))
+        .build();
+    let hash = auth.hash_new_password(PASSWORD, EMAIL).await.expect("hash");
+    users
+        .insert(UserRecord::new(1_i64, EMAIL, hash))
+        .expect("a fresh store");
+    let accounts =
+        crate::support::accounts::app(auth, SessionCookie::default(), TrustedProxies::none());
+    let _server = Server::start_on(listener, crate::app::router(accounts));
+
+    let driver = Driver::start().await;
+    let browser = Browser::open(&driver).await;
+    browser
+        .post("/url", json!({"url": format!("{origin}/")}))
+        .await;
+    let authenticator = browser
+        .post(
+            "/webauthn/authenticator",
+            json!({
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": true,
+                "hasUserVerification": true,
+                "isUserVerified": true,
+            }),
+        )
+        .await;
+    let authenticator = authenticator
+        .as_str()
+        .expect("an authenticator id")
+        .to_owned();
+
+    browser.type_into("#email", EMAIL).await;
+    browser.type_into("#password", PASSWORD).await;
+    browser.click("#login").await;
+    let expected = format!("Logged in as {EMAIL}");
+    assert_eq!(browser.status_becomes(&expected).await, expected);
+
+    browser.click("#passkey-add").await;
+    assert_eq!(
+        browser
+            .text_becomes("#passkey-status", "Passkey added.")
+            .await,
+        "Passkey added."
+    );
+    let credentials = browser
+        .get(&format!(
+            "/webauthn/authenticator/{authenticator}/credentials"
+        ))
+        .await;
+    let credentials = credentials.as_array().expect("a list of credentials");
+    assert_eq!(credentials.len(), 1, "{credentials:?}");
+    assert_eq!(
+        credentials[0]["isResidentCredential"], true,
+        "{credentials:?}"
+    );
+    assert_eq!(credentials[0]["rpId"], "localhost");
+
+    browser.click("#logout").await;
+    assert_eq!(
+        browser.status_becomes("Not logged in (401).").await,
+        "Not logged in (401)."
+    );
+
+    browser.click("#passkey-login").await;
+    assert_eq!(browser.status_becomes(&expected).await, expected);
+    // The server recorded the passkey's use.
+    let kept = keycard::mfa::PasskeyStore::list(&*store, &keycard::UserId::new("1"))
+        .await
+        .expect("list");
+    assert_eq!(kept.len(), 1);
+    assert!(kept[0].last_used_at.is_some(), "{kept:?}");
+
+    let screenshot = browser.get("/screenshot").await;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(screenshot.as_str().expect("a base64 PNG"))
+        .expect("base64");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&dir).expect("the artifacts directory");
+    std::fs::write(dir.join("passkey-sign-in.png"), png).expect("the screenshot");
+
+    // The passkey is now a second factor too: the password alone starts no session.
+    browser.click("#logout").await;
+    assert_eq!(
+        browser.status_becomes("Not logged in (401).").await,
+        "Not logged in (401)."
+    );
+    browser.click("#login").await;
+    let asked = "Enter the code from your authenticator app.";
+    assert_eq!(browser.status_becomes(asked).await, asked);
+    browser.click("#mfa-passkey").await;
+    assert_eq!(browser.status_becomes(&expected).await, expected);
+    browser.close().await;
+}

@@ -58,6 +58,8 @@ mod budgets_api;
 mod hardening;
 #[cfg(any(feature = "axum", feature = "actix-web"))]
 mod increase_api;
+#[cfg(all(feature = "axum", feature = "passkeys"))]
+mod passkeys;
 #[cfg(feature = "axum")]
 mod proxy;
 #[cfg(feature = "axum")]

@@ -71,6 +71,12 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a loopback port");
+        Self::start_on(listener, app)
+    }
+
+    /// Serves the axum `app` on `listener` (bound by the caller, who needed its port first).
+    #[cfg(feature = "axum")]
+    pub(crate) fn start_on(listener: tokio::net::TcpListener, app: axum::Router) -> Self {
         let addr = listener.local_addr().expect("bound address");
         let task = tokio::spawn(async move {
             axum::serve(
