@@ -366,7 +366,8 @@ mod tests {
             ClientInfo::none()
                 .with_ip(IpAddr::from([203, 0, 113, 7]))
                 .with_user_agent("curl/8"),
-        );
+        )
+        .with_amr(crate::AuthMethods::from(crate::AuthMethod::Password));
         let json = serde_json::to_value(SessionView::new(&s, true)).expect("serializes");
         assert_eq!(
             json,
@@ -378,6 +379,7 @@ mod tests {
                 "ip": "203.0.113.7",
                 "user_agent": "curl/8",
                 "current": true,
+                "amr": ["pwd"],
             })
         );
         let text = json.to_string();
