@@ -20,7 +20,7 @@ use crate::user::UserId;
 /// [`OneTimeTokens::issue`](super::OneTimeTokens::issue) turns it into
 /// [`OneTimeError::CapacityExceeded`](super::OneTimeError::CapacityExceeded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the in-memory one-time token store is full ({capacity} live tokens); retry once some expire, or raise its capacity")]
+#[error("the in-memory one-time token store is full ({capacity} live tokens, or payloads of {} bytes in all); retry once some expire, or raise its capacity", MemoryOneTimeStore::PAYLOAD_BUDGET)]
 #[non_exhaustive]
 pub struct CapacityExceeded {
     /// The store's capacity.
@@ -30,7 +30,9 @@ pub struct CapacityExceeded {
 /// One-time tokens in process memory: lost on restart, not shared between processes. For
 /// tests, demos and single-process services; use a database-backed store otherwise.
 ///
-/// Bounded: at most [`capacity`](Self::capacity) tokens (default 100 000). When full, issuing
+/// Bounded: at most [`capacity`](Self::capacity) tokens (default 100 000), and payloads of at
+/// most [`PAYLOAD_BUDGET`](Self::PAYLOAD_BUDGET) bytes in all (passkey ceremonies carry up to
+/// 8 KiB each; without the budget a full store could hold 800 MB). When full, issuing
 /// first drops every expired token; if it is still full, it fails with
 /// [`CapacityExceeded`] and stores nothing. Every operation holds one mutex for a few map
 /// operations, which makes issue (with its retirement) and consume atomic.
@@ -43,6 +45,8 @@ pub struct MemoryOneTimeStore {
 #[derive(Debug, Default)]
 struct State {
     records: HashMap<OneTimeId, OneTimeRecord>,
+    /// The bytes of every stored payload.
+    payload_bytes: usize,
     /// The ids of each (user, purpose name), in no particular order.
     owners: HashMap<(UserId, String), Vec<OneTimeId>>,
 }
@@ -50,6 +54,7 @@ struct State {
 impl State {
     fn remove(&mut self, id: &OneTimeId) -> Option<OneTimeRecord> {
         let record = self.records.remove(id)?;
+        self.payload_bytes = self.payload_bytes.saturating_sub(payload_len(&record));
         let key = (record.user_id.clone(), record.purpose.name().to_owned());
         if let Some(ids) = self.owners.get_mut(&key) {
             ids.retain(|i| i != id);
@@ -80,7 +85,14 @@ impl Default for MemoryOneTimeStore {
     }
 }
 
+fn payload_len(record: &OneTimeRecord) -> usize {
+    record.payload.as_ref().map_or(0, String::len)
+}
+
 impl MemoryOneTimeStore {
+    /// The most payload bytes the store holds in all: 64 MiB.
+    pub const PAYLOAD_BUDGET: usize = 64 * 1024 * 1024;
+
     /// The default capacity.
     pub const DEFAULT_CAPACITY: usize = 100_000;
 
@@ -154,10 +166,24 @@ impl OneTimeTokenStore for MemoryOneTimeStore {
             }
         }
         // Capacity counts what remains after this issue's own retirement.
-        if state.records.len() - doomed.len() >= self.capacity {
+        let freed: usize = doomed
+            .iter()
+            .filter_map(|id| state.records.get(id))
+            .map(payload_len)
+            .sum();
+        let over_budget = |state: &State, freed: usize| {
+            state.payload_bytes - freed.min(state.payload_bytes) + payload_len(record)
+                > Self::PAYLOAD_BUDGET
+        };
+        if state.records.len() - doomed.len() >= self.capacity || over_budget(&state, freed) {
             // Purging also removes the expired ones of `doomed`; its live ones remain.
             state.purge(now);
-            if state.records.len() - retired >= self.capacity {
+            let freed: usize = doomed
+                .iter()
+                .filter_map(|id| state.records.get(id))
+                .map(payload_len)
+                .sum();
+            if state.records.len() - retired >= self.capacity || over_budget(&state, freed) {
                 return Err(StoreError::backend(CapacityExceeded {
                     capacity: self.capacity,
                 }));
@@ -166,6 +192,7 @@ impl OneTimeTokenStore for MemoryOneTimeStore {
         for id in &doomed {
             state.remove(id);
         }
+        state.payload_bytes += payload_len(record);
         state.records.insert(record.id, record.clone());
         state.owners.entry(key).or_default().push(record.id);
         Ok(retired as u64)
@@ -215,5 +242,69 @@ impl OneTimeTokenStore for MemoryOneTimeStore {
 
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         Ok(self.lock().purge(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::one_time::{Binding, OneTimeToken, MAX_PAYLOAD_LEN};
+
+    fn record(user: &UserId, payload: usize, now: OffsetDateTime) -> OneTimeRecord {
+        let token = OneTimeToken::generate(user).expect("os rng");
+        OneTimeRecord {
+            id: token.id(),
+            user_id: user.clone(),
+            purpose: OneTimePurpose::EmailChange,
+            secret_hash: token.secret_hash(),
+            binding: Binding::none(),
+            payload: Some("x".repeat(payload)),
+            created_at: now,
+            expires_at: now + time::Duration::hours(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn payloads_are_bounded_in_bytes_not_only_in_tokens() {
+        let store = MemoryOneTimeStore::new();
+        let now = OffsetDateTime::now_utc();
+        let fit = MemoryOneTimeStore::PAYLOAD_BUDGET / MAX_PAYLOAD_LEN;
+        for n in 0..fit {
+            let user = UserId::new(n.to_string());
+            store
+                .issue(&record(&user, MAX_PAYLOAD_LEN, now), 3, now)
+                .await
+                .expect("within the budget");
+        }
+        let refused = store
+            .issue(
+                &record(&UserId::new("one-more"), MAX_PAYLOAD_LEN, now),
+                3,
+                now,
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Backend(_))),
+            "{refused:?}"
+        );
+        // A token without a payload still fits (the token count is far from full), and one
+        // consumed gives its bytes back.
+        store
+            .issue(&record(&UserId::new("no-payload"), 0, now), 3, now)
+            .await
+            .expect("no payload");
+        assert_eq!(store.len(), fit + 1);
+        let first = store
+            .lock()
+            .records
+            .values()
+            .next()
+            .map(|r| (r.user_id.clone(), r.purpose.clone()));
+        let (user, purpose) = first.expect("a record");
+        store.retire_all(&user, &purpose).await.expect("retire");
+        store
+            .issue(&record(&UserId::new("after"), MAX_PAYLOAD_LEN, now), 3, now)
+            .await
+            .expect("room again");
     }
 }
