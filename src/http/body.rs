@@ -3,6 +3,9 @@
 //! and [`RequestRules`], what the `Json`, `Form` and `Query` extractors need without knowing
 //! the user type.
 
+// The body readers below serve the axum and actix-web adapters only.
+#![cfg_attr(not(any(feature = "axum", feature = "actix-web")), allow(dead_code))]
+
 use std::fmt;
 use std::sync::Arc;
 
