@@ -18,8 +18,21 @@
 //!
 //! `U` is your user type. The only state the auth extractors need is
 //! [`HttpAuth<U>`](crate::http::HttpAuth): use it as the router state, or implement
-//! `FromRef<YourState> for HttpAuth<U>` once. [`Json`], [`Form`], [`Query`] and
-//! [`json_fallbacks`] need `Arc<dyn Protocol>: FromRef<S>`, which `HttpAuth<U>` provides.
+//! `FromRef<YourState> for HttpAuth<U>` once. [`Json`], [`Form`] and [`Query`] need
+//! [`RequestRules`]`: FromRef<S>` (the protocol and the body limit, without `U`), and
+//! [`json_fallbacks`] `Arc<dyn Protocol>: FromRef<S>`: `HttpAuth<U>` provides both; with a
+//! state of your own, implement them from its `HttpAuth<U>`
+//! ([`HttpAuth::request_rules`](crate::http::HttpAuth::request_rules)).
+//!
+//! Every keycard extractor that reads a body (login, logout, [`Json`], [`Form`]) reads at
+//! most [`HttpAuth::with_body_limit`](crate::http::HttpAuth::with_body_limit) bytes
+//! ([`DEFAULT_BODY_LIMIT`](crate::http::DEFAULT_BODY_LIMIT), 16 KiB, by default), whatever
+//! axum's `DefaultBodyLimit` says; a larger body is 413 in the protocol's shape, as on
+//! actix-web.
+//!
+//! Server-side failures (a store that is down, with its causes) are reported through
+//! [`tracing`](https://docs.rs/tracing): install a subscriber at start-up, for example
+//! `tracing_subscriber::fmt::init()`, or they are not shown anywhere.
 //!
 //! ```
 //! use axum::routing::{delete, get, post};
@@ -89,10 +102,11 @@ use axum::extract::{
     ConnectInfo, FromRef, FromRequest, FromRequestParts, OptionalFromRequestParts, Request, State,
 };
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method};
 use axum::middleware::{map_response, MapResponseLayer};
 use axum::response::IntoResponse;
 use axum::Router;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
 
 pub use crate::http::{
@@ -101,7 +115,7 @@ pub use crate::http::{
 
 use crate::error::Error;
 use crate::http::http1::{to_http, HttpHead};
-use crate::http::{HttpAuth, Protocol, Rejection, Response};
+use crate::http::{body, HttpAuth, Protocol, Rejection, RequestRules, Response};
 use crate::session::ClientInfo;
 use crate::user::User;
 
@@ -112,11 +126,14 @@ pub struct AuthRejection {
     protocol: Arc<dyn Protocol>,
 }
 
-/// Like [`axum::Json`], but rejections are in the protocol's shape.
+/// Like [`axum::Json`], but the body limit is [`HttpAuth`]'s and rejections are in the
+/// protocol's shape, with axum's statuses and messages: 415 without a JSON `Content-Type`,
+/// 413 over the body limit, 400 for malformed JSON, 422 for JSON that does not fit `T`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
 
-/// Like [`axum::Form`], but rejections are in the protocol's shape.
+/// Like [`axum::Form`], but the body limit is [`HttpAuth`]'s and rejections are in the
+/// protocol's shape, with axum's statuses and messages.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Form<T>(pub T);
 
@@ -185,6 +202,12 @@ impl IntoResponse for Response {
 impl<U> FromRef<HttpAuth<U>> for Arc<dyn Protocol> {
     fn from_ref(http: &HttpAuth<U>) -> Self {
         http.protocol_arc()
+    }
+}
+
+impl<U> FromRef<HttpAuth<U>> for RequestRules {
+    fn from_ref(http: &HttpAuth<U>) -> Self {
+        http.request_rules()
     }
 }
 
@@ -352,11 +375,40 @@ where
     }
 }
 
-/// The body's bytes, or the status axum would answer (413 over the body limit).
-async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Rejection> {
-    Bytes::from_request(req, state)
-        .await
-        .map_err(|r| Rejection::unreadable_body(r.status().as_u16(), r.body_text()))
+/// The request's `Content-Type`, as text.
+fn content_type(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+}
+
+/// The body's bytes, at most `limit` of them (see [`HttpAuth::with_body_limit`]): 413 over
+/// it, whatever axum's `DefaultBodyLimit` says.
+async fn body_bytes(
+    parts: &Parts,
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<Bytes, Rejection> {
+    let length = parts.headers.get(header::CONTENT_LENGTH);
+    body::check_length(length.and_then(|value| value.to_str().ok()), limit)?;
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if over_limit(&*error) => Err(body::too_large()),
+        Err(error) => Err(body::unreadable(error)),
+    }
+}
+
+/// Whether a body error is, or was caused by, a length limit (ours, or a layer's).
+fn over_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<LengthLimitError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 impl<S, U> FromRequest<S> for LoginRequest<U>
@@ -372,7 +424,7 @@ where
         let (parts, body) = req.into_parts();
         let outcome = async {
             http.check_login_origin(&head(&parts))?;
-            let bytes = body_bytes(Request::from_parts(parts.clone(), body), state).await?;
+            let bytes = body_bytes(&parts, body, http.body_limit()).await?;
             http.login_request(&head(&parts), &bytes)
         };
         outcome
@@ -394,7 +446,7 @@ where
         let (parts, body) = req.into_parts();
         let outcome = async {
             let bytes = if http.logout_needs_body(&head(&parts)) {
-                body_bytes(Request::from_parts(parts.clone(), body), state).await?
+                body_bytes(&parts, body, http.body_limit()).await?
             } else {
                 Bytes::new()
             };
@@ -406,26 +458,25 @@ where
     }
 }
 
-fn reject<S>(state: &S, status: StatusCode, message: &str) -> Response
-where
-    Arc<dyn Protocol>: FromRef<S>,
-{
-    Arc::<dyn Protocol>::from_ref(state).rejection(status.as_u16(), message)
-}
-
 impl<S, T> FromRequest<S> for Json<T>
 where
     S: Send + Sync,
     T: DeserializeOwned,
-    Arc<dyn Protocol>: FromRef<S>,
+    RequestRules: FromRef<S>,
 {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(r) => Err(reject(state, r.status(), &r.body_text())),
-        }
+        let rules = RequestRules::from_ref(state);
+        let (parts, payload) = req.into_parts();
+        let outcome = async {
+            if !body::is_json_content_type(content_type(&parts)) {
+                return Err(body::not_json());
+            }
+            let bytes = body_bytes(&parts, payload, rules.body_limit()).await?;
+            body::json(&bytes)
+        };
+        outcome.await.map(Self).map_err(|r| rules.render(&r))
     }
 }
 
@@ -433,15 +484,25 @@ impl<S, T> FromRequest<S> for Form<T>
 where
     S: Send + Sync,
     T: DeserializeOwned,
-    Arc<dyn Protocol>: FromRef<S>,
+    RequestRules: FromRef<S>,
 {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
-        match axum::Form::<T>::from_request(req, state).await {
-            Ok(axum::Form(value)) => Ok(Self(value)),
-            Err(r) => Err(reject(state, r.status(), &r.body_text())),
-        }
+        let rules = RequestRules::from_ref(state);
+        let (parts, payload) = req.into_parts();
+        let outcome = async {
+            if parts.method == Method::GET {
+                let query = parts.uri.query().unwrap_or_default();
+                return body::form(query.as_bytes(), true);
+            }
+            if !body::is_form_content_type(content_type(&parts)) {
+                return Err(body::not_a_form());
+            }
+            let bytes = body_bytes(&parts, payload, rules.body_limit()).await?;
+            body::form(&bytes, parts.method == Method::HEAD)
+        };
+        outcome.await.map(Self).map_err(|r| rules.render(&r))
     }
 }
 
@@ -449,15 +510,14 @@ impl<S, T> FromRequestParts<S> for Query<T>
 where
     S: Send + Sync,
     T: DeserializeOwned,
-    Arc<dyn Protocol>: FromRef<S>,
+    RequestRules: FromRef<S>,
 {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
-        match axum::extract::Query::<T>::try_from_uri(&parts.uri) {
-            Ok(axum::extract::Query(value)) => Ok(Self(value)),
-            Err(r) => Err(reject(state, r.status(), &r.body_text())),
-        }
+        body::query(parts.uri.query().unwrap_or_default())
+            .map(Self)
+            .map_err(|r| RequestRules::from_ref(state).render(&r))
     }
 }
 
@@ -529,6 +589,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
 
     #[test]
     fn response_copies_status_and_every_header() {

@@ -56,8 +56,8 @@ use keycard::axum::{
 };
 use keycard::http::{
     render_error, CodeBody, Credentials, EmailBody, EmailChangeBody, HttpAccounts, HttpAuth,
-    PasswordResetBody, Protocol, Response, SecondFactorLoginBody, SessionCookie, StandardApi,
-    TokenBody, TokenSource, TrustedProxies,
+    PasswordResetBody, Protocol, RequestRules, Response, SecondFactorLoginBody, SessionCookie,
+    StandardApi, TokenBody, TokenSource, TrustedProxies,
 };
 use keycard::mail::{DefaultRenderer, MailQueue, Mailer};
 use keycard::mfa::{KeyId, SecondFactorStore, SecondFactors, SecretBox, SecretKey};
@@ -77,8 +77,10 @@ pub(crate) type Auth = Authenticator<Users>;
 
 /// The longest session a login may ask for with `"remember_me": true`.
 pub(crate) const REMEMBER_ME: Duration = Duration::from_secs(30 * 24 * 60 * 60);
-/// Largest request body accepted; larger ones get a 413.
-pub(crate) const BODY_LIMIT: usize = 16 * 1024;
+/// Largest request body accepted; larger ones get a 413: keycard's extractors read it from
+/// the `HttpAuth` ([`HttpAuth::with_body_limit`], keycard's default made explicit), axum's
+/// own from the `DefaultBodyLimit` layer.
+pub(crate) const BODY_LIMIT: usize = keycard::http::DEFAULT_BODY_LIMIT;
 
 /// Sessions last `session_ttl` (24 hours by default), or up to 30 days when the login asks
 /// to be remembered.
@@ -148,7 +150,8 @@ impl AccountsApp {
         let http = HttpAuth::new(auth.clone(), StandardApi)
             .with_token_source(TokenSource::bearer())
             .with_session_cookie(cookie)
-            .with_trusted_proxies(proxies);
+            .with_trusted_proxies(proxies)
+            .with_body_limit(BODY_LIMIT);
         let flows = HttpAccounts::new(flows, http.clone());
         Self { auth, http, flows }
     }
@@ -186,6 +189,13 @@ impl FromRef<AccountsApp> for HttpAuth<UserRecord> {
 impl FromRef<AccountsApp> for Arc<dyn Protocol> {
     fn from_ref(app: &AccountsApp) -> Self {
         Arc::<dyn Protocol>::from_ref(&app.http)
+    }
+}
+
+/// What keycard's `Json` reads: the protocol and the body limit.
+impl FromRef<AccountsApp> for RequestRules {
+    fn from_ref(app: &AccountsApp) -> Self {
+        app.http.request_rules()
     }
 }
 

@@ -1,22 +1,23 @@
 //! The budgets API on actix-web: routing and extractors only (the answers are in `app.rs`).
 
 use actix_web::guard;
-use actix_web::web::{self, Data, PayloadConfig, ServiceConfig};
+use actix_web::web::{self, Data, ServiceConfig};
 use actix_web::HttpRequest;
-use keycard::actix_web::{CurrentUser, LoginRequest, LogoutRequest, NoStore};
+use keycard::actix_web::{resource, CurrentUser, LoginRequest, LogoutRequest, NoStore};
 use keycard::http::Response;
 use keycard::UserRecord;
 
-use super::app::{Api, BODY_LIMIT};
+use super::app::Api;
 
 /// The routes of the budgets API, for `App::configure`: the same answers as the axum routes,
-/// JSON 404 and 405 included, and a 413 above [`BODY_LIMIT`].
+/// JSON 404 and 405 included (keycard's `configure` and `resource`), and a 413 above
+/// the body limit (`app::BODY_LIMIT`, the `HttpAuth`'s).
 pub(crate) fn configure(api: Api) -> impl Fn(&mut ServiceConfig) + Clone + Send + 'static {
     move |config: &mut ServiceConfig| {
         config
-            .app_data(api.http().clone())
+            // The `HttpAuth`, its `RequestRules` and the protocol's 404 for unknown paths.
+            .configure(keycard::actix_web::configure(api.http().clone()))
             .app_data(Data::new(api.clone()))
-            .app_data(PayloadConfig::new(BODY_LIMIT))
             .service(resource("/api/sessions").route(web::post().to(login)))
             .service(resource("/api/sessions/sign_out").route(web::patch().to(logout)))
             // The authenticated routes: `NoStore`, so that no cache keeps a user's data.
@@ -34,19 +35,13 @@ pub(crate) fn configure(api: Api) -> impl Fn(&mut ServiceConfig) + Clone + Send 
                 resource("/api/budgets/show_all_expenses.json")
                     .route(get_or_head().to(show_all_expenses))
                     .wrap(NoStore),
-            )
-            .default_service(web::to(not_found));
+            );
     }
 }
 
 /// `GET`, and `HEAD` answered as `GET` (without the body), as axum's `get` routes do.
 fn get_or_head() -> actix_web::Route {
     web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
-}
-
-/// A route whose other methods get the protocol's 405.
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
 }
 
 /// `POST /api/sessions`, JSON or form-encoded.
@@ -77,12 +72,4 @@ async fn show_all_expenses(
     request: HttpRequest,
 ) -> Response {
     api.show_all_expenses(&me.user, request.query_string())
-}
-
-async fn not_found(api: Data<Api>) -> Response {
-    api.rejection(404, "Not found")
-}
-
-async fn method_not_allowed(api: Data<Api>) -> Response {
-    api.rejection(405, "Method not allowed")
 }

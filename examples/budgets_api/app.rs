@@ -22,9 +22,11 @@ pub(crate) type Auth = Authenticator<Users>;
 pub(crate) const DEMO_EMAIL: &str = "bondhansarker100@gmail.com";
 /// The document's password.
 pub(crate) const DEMO_PASSWORD: &str = "111111";
-/// Largest request body accepted; larger ones get a 413. Far above any login (the core caps
-/// emails at 320 and passwords at 1024 bytes), far below anything that could hurt.
-pub(crate) const BODY_LIMIT: usize = 16 * 1024;
+/// Largest request body keycard's extractors read ([`HttpAuth::with_body_limit`], the same on
+/// axum and actix-web); larger ones get a 413 in the protocol's shape. keycard's default, made
+/// explicit: far above any login (the core caps emails at 320 and passwords at 1024 bytes),
+/// far below anything that could hurt.
+pub(crate) const BODY_LIMIT: usize = keycard::http::DEFAULT_BODY_LIMIT;
 
 /// An authenticator builder configured for this protocol: sessions last `session_ttl`, and an
 /// unknown email is reported as such.
@@ -65,7 +67,8 @@ impl Api {
         Self {
             http: HttpAuth::new(auth, SessionsApi)
                 .with_token_source(TokenSource::sessions_api())
-                .with_trusted_proxies(proxies),
+                .with_trusted_proxies(proxies)
+                .with_body_limit(BODY_LIMIT),
             demo: Arc::new(demo_data()),
         }
     }

@@ -2,17 +2,17 @@
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, FromRef, RawQuery, State};
+use axum::extract::{FromRef, RawQuery, State};
 use axum::routing::{get, patch, post};
 use axum::Router;
 use keycard::axum::{CurrentUser, LoginRequest, LogoutRequest};
 use keycard::http::{HttpAuth, Protocol, Response};
 use keycard::UserRecord;
 
-use super::app::{Api, BODY_LIMIT};
+use super::app::Api;
 
 /// The routes of the budgets API, with JSON answers for unknown routes and wrong methods and
-/// a 413 above [`BODY_LIMIT`].
+/// a 413 above the body limit (`app::BODY_LIMIT`, the `HttpAuth`'s).
 pub(crate) fn router(api: Api) -> Router {
     let routes = Router::new()
         .route("/api/budgets", get(budgets))
@@ -25,9 +25,7 @@ pub(crate) fn router(api: Api) -> Router {
         .route_layer(keycard::axum::no_store())
         .route("/api/sessions", post(login))
         .route("/api/sessions/sign_out", patch(logout));
-    keycard::axum::json_fallbacks(routes)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(api)
+    keycard::axum::json_fallbacks(routes).with_state(api)
 }
 
 impl FromRef<Api> for HttpAuth<UserRecord> {

@@ -1,21 +1,22 @@
 //! The increase API on actix-web: routing and extractors only (the answers are in `app.rs`).
 
 use actix_web::guard;
-use actix_web::web::{self, Data, PayloadConfig, ServiceConfig};
-use keycard::actix_web::{CurrentUser, LoginRequest, LogoutRequest, NoStore};
+use actix_web::web::{self, Data, ServiceConfig};
+use keycard::actix_web::{resource, CurrentUser, LoginRequest, LogoutRequest, NoStore};
 use keycard::http::Response;
 use keycard::UserRecord;
 
-use super::app::{Api, BODY_LIMIT};
+use super::app::Api;
 
 /// The routes of the increase API, for `App::configure`: the same answers as the axum
-/// routes, JSON 404 and 405 included, and a 413 above [`BODY_LIMIT`].
+/// routes, JSON 404 and 405 included (keycard's `configure` and `resource`), and a 413 above
+/// the body limit (`app::BODY_LIMIT`, the `HttpAuth`'s).
 pub(crate) fn configure(api: Api) -> impl Fn(&mut ServiceConfig) + Clone + Send + 'static {
     move |config: &mut ServiceConfig| {
         config
-            .app_data(api.http().clone())
+            // The `HttpAuth`, its `RequestRules` and the protocol's 404 for unknown paths.
+            .configure(keycard::actix_web::configure(api.http().clone()))
             .app_data(Data::new(api.clone()))
-            .app_data(PayloadConfig::new(BODY_LIMIT))
             .service(resource("/login").route(web::post().to(login)))
             .service(resource("/logout").route(web::delete().to(logout)))
             // The authenticated route: `NoStore`, so that no cache keeps a user's data.
@@ -23,19 +24,13 @@ pub(crate) fn configure(api: Api) -> impl Fn(&mut ServiceConfig) + Clone + Send 
                 resource("/client")
                     .route(get_or_head().to(client))
                     .wrap(NoStore),
-            )
-            .default_service(web::to(not_found));
+            );
     }
 }
 
 /// `GET`, and `HEAD` answered as `GET` (without the body), as axum's `get` routes do.
 fn get_or_head() -> actix_web::Route {
     web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
-}
-
-/// A route whose other methods get the protocol's 405.
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
 }
 
 /// `POST /login` with a JSON body.
@@ -52,12 +47,4 @@ async fn logout(request: LogoutRequest<UserRecord>) -> Response {
 /// `GET /client?auth_token=` (or Bearer): the logged-in client's profile.
 async fn client(api: Data<Api>, me: CurrentUser<UserRecord>) -> Response {
     api.client(&me.user)
-}
-
-async fn not_found(api: Data<Api>) -> Response {
-    api.rejection(404, "Not found")
-}
-
-async fn method_not_allowed(api: Data<Api>) -> Response {
-    api.rejection(405, "Method not allowed")
 }

@@ -20,9 +20,11 @@ pub(crate) type Auth = Authenticator<Users>;
 pub(crate) const DEMO_EMAIL: &str = "test@increasecard.com";
 /// The document's password.
 pub(crate) const DEMO_PASSWORD: &str = "password";
-/// Largest request body accepted; larger ones get a 413. Far above any login (the core caps
-/// emails at 320 and passwords at 1024 bytes), far below anything that could hurt.
-pub(crate) const BODY_LIMIT: usize = 16 * 1024;
+/// Largest request body keycard's extractors read ([`HttpAuth::with_body_limit`], the same on
+/// axum and actix-web); larger ones get a 413 in the protocol's shape. keycard's default, made
+/// explicit: far above any login (the core caps emails at 320 and passwords at 1024 bytes),
+/// far below anything that could hurt.
+pub(crate) const BODY_LIMIT: usize = keycard::http::DEFAULT_BODY_LIMIT;
 
 /// An authenticator builder configured for this protocol: sessions last `session_ttl` (the
 /// document says 24 hours, the binary's default). Unknown emails stay indistinguishable from
@@ -60,7 +62,8 @@ impl Api {
                 .with_token_source(TokenSource::login_api())
                 // The document speaks JSON only: a form login is a 415.
                 .with_credential_fields(CredentialFields::default().json_only())
-                .with_trusted_proxies(proxies),
+                .with_trusted_proxies(proxies)
+                .with_body_limit(BODY_LIMIT),
         }
     }
 
@@ -81,12 +84,5 @@ impl Api {
                 }
             }),
         )
-    }
-
-    /// An error in the protocol's shape (`{"error": ...}`), for unknown routes and wrong
-    /// methods (axum's `json_fallbacks` does this itself).
-    #[allow(dead_code)] // used by the actix-web routes only
-    pub(crate) fn rejection(&self, status: u16, message: &str) -> Response {
-        self.http.protocol().rejection(status, message)
     }
 }

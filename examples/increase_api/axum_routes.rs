@@ -2,17 +2,17 @@
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, FromRef, State};
+use axum::extract::{FromRef, State};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use keycard::axum::{CurrentUser, LoginRequest, LogoutRequest};
 use keycard::http::{HttpAuth, Protocol, Response};
 use keycard::UserRecord;
 
-use super::app::{Api, BODY_LIMIT};
+use super::app::Api;
 
 /// The routes of the increase API, with JSON answers for unknown routes and wrong methods and
-/// a 413 above [`BODY_LIMIT`].
+/// a 413 above the body limit (`app::BODY_LIMIT`, the `HttpAuth`'s).
 pub(crate) fn router(api: Api) -> Router {
     let routes = Router::new()
         .route("/client", get(client))
@@ -20,9 +20,7 @@ pub(crate) fn router(api: Api) -> Router {
         .route_layer(keycard::axum::no_store())
         .route("/login", post(login))
         .route("/logout", delete(logout));
-    keycard::axum::json_fallbacks(routes)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(api)
+    keycard::axum::json_fallbacks(routes).with_state(api)
 }
 
 impl FromRef<Api> for HttpAuth<UserRecord> {

@@ -8,8 +8,9 @@ use async_trait::async_trait;
 
 use super::cookie::{not_cross_site, same_origin_or_safe, WebOrigin};
 use super::{
-    render_error, CredentialFields, Credentials, Protocol, Rejection, RequestHead, Response,
-    SecondFactorLoginBody, SessionCookie, SessionToken, TokenOrigin, TokenSource, TrustedProxies,
+    render_error, CredentialFields, Credentials, Protocol, Rejection, RequestHead, RequestRules,
+    Response, SecondFactorLoginBody, SessionCookie, SessionToken, TokenOrigin, TokenSource,
+    TrustedProxies, DEFAULT_BODY_LIMIT,
 };
 use crate::audit::limiter::FailureLimiter;
 use crate::authenticator::{Authenticated, Authenticator, Login, LoginOptions, Logout};
@@ -49,6 +50,7 @@ struct Inner<U> {
     proxies: TrustedProxies,
     credentials: CredentialFields,
     cookie: Option<SessionCookie>,
+    body_limit: usize,
     /// Rate-limits the `tokens.invalid` audit event.
     token_failures: Arc<FailureLimiter>,
 }
@@ -56,8 +58,8 @@ struct Inner<U> {
 impl<U: User + Clone + 'static> HttpAuth<U> {
     /// The HTTP edge of `authenticator`, rendering with `protocol`. Tokens are looked for in
     /// `Authorization: Bearer` only, no proxy is trusted (the client is the connection's
-    /// peer) and login bodies have fields `email` and `password`; the `with_*` methods change
-    /// each.
+    /// peer), login bodies have fields `email` and `password` and bodies are read up to
+    /// [`DEFAULT_BODY_LIMIT`]; the `with_*` methods change each.
     pub fn new<S>(authenticator: Authenticator<S>, protocol: impl Protocol) -> Self
     where
         S: UserStore<User = U> + 'static,
@@ -70,6 +72,7 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
                 proxies: TrustedProxies::none(),
                 credentials: CredentialFields::default(),
                 cookie: None,
+                body_limit: DEFAULT_BODY_LIMIT,
                 token_failures: Arc::default(),
             }),
         }
@@ -113,6 +116,16 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         self.map(|inner| inner.credentials = fields)
     }
 
+    /// The largest request body keycard's extractors read, in bytes: login and logout bodies
+    /// and the adapters' `Json` and `Form`, the same in every adapter. A larger body is
+    /// refused with 413 in the protocol's shape (`Request body is too large`) before it is
+    /// buffered. Default: [`DEFAULT_BODY_LIMIT`] (16 KiB); your framework's own limit
+    /// (axum's `DefaultBodyLimit`, actix-web's `PayloadConfig`) does not apply to them.
+    #[must_use]
+    pub fn with_body_limit(self, limit: usize) -> Self {
+        self.map(|inner| inner.body_limit = limit)
+    }
+
     fn map(self, change: impl FnOnce(&mut Inner<U>)) -> Self {
         let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
             authenticator: Arc::clone(&shared.authenticator),
@@ -121,6 +134,7 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
             proxies: shared.proxies.clone(),
             credentials: shared.credentials.clone(),
             cookie: shared.cookie.clone(),
+            body_limit: shared.body_limit,
             token_failures: Arc::clone(&shared.token_failures),
         });
         change(&mut inner);
@@ -407,6 +421,18 @@ impl<U> HttpAuth<U> {
         &self.inner.credentials
     }
 
+    /// The largest request body keycard's extractors read (see
+    /// [`with_body_limit`](Self::with_body_limit)).
+    pub fn body_limit(&self) -> usize {
+        self.inner.body_limit
+    }
+
+    /// The protocol and the body limit, without the user type: what the adapters' `Json`,
+    /// `Form` and `Query` extractors and fallbacks read.
+    pub fn request_rules(&self) -> RequestRules {
+        RequestRules::new(Arc::clone(&self.inner.protocol), self.inner.body_limit)
+    }
+
     /// Renders a rejection with the protocol.
     pub fn render(&self, rejection: &Rejection) -> Response {
         rejection.render(self.protocol())
@@ -440,6 +466,7 @@ impl<U> fmt::Debug for HttpAuth<U> {
             .field("proxies", &self.inner.proxies)
             .field("credentials", &self.inner.credentials)
             .field("cookie", &self.inner.cookie)
+            .field("body_limit", &self.inner.body_limit)
             .finish()
     }
 }

@@ -14,6 +14,9 @@
 //!   (status, headers, body); [`Rejection`] is why a request was refused.
 //! - [`HttpAuth`]: all of the above plus the authenticator, in one value each adapter takes
 //!   from its framework's state, with `login`, `logout` and `validate` helpers.
+//! - [`DEFAULT_BODY_LIMIT`] (16 KiB): the largest body keycard's extractors read, in every
+//!   adapter ([`HttpAuth::with_body_limit`] changes it); [`RequestRules`]: the protocol and
+//!   that limit without the user type, for the adapters' `Json`, `Form` and `Query`.
 //! - [`HttpAccounts`]: the [account flows](crate::account) (registration without
 //!   enumeration, verification, forgot / reset password, sign-in links, email change) over
 //!   HTTP, with their bodies ([`EmailBody`], [`TokenBody`], [`PasswordResetBody`],
@@ -51,6 +54,7 @@
 
 mod accounts;
 mod auth;
+pub(crate) mod body;
 mod client_ip;
 mod cookie;
 mod credentials;
@@ -66,6 +70,7 @@ mod token_source;
 
 pub use accounts::{EmailBody, EmailChangeBody, HttpAccounts, PasswordResetBody, TokenBody};
 pub use auth::HttpAuth;
+pub use body::{RequestRules, DEFAULT_BODY_LIMIT};
 pub use client_ip::{ClientIpHeader, InvalidClientIpHeader, InvalidProxy, TrustedProxies};
 pub use cookie::{SameSite, SessionCookie};
 pub use credentials::{CredentialFields, Credentials};

@@ -7,12 +7,11 @@
 //! call site's interest is cached before it exists); each test uses client addresses of its
 //! own and looks only at its lines.
 
-use std::io::Write;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::support::adapter::{http_with_cookie, Fixture, EMAIL, PASSWORD};
+use crate::support::log::log;
 use crate::support::server::Server;
 use axum::http::header::CACHE_CONTROL;
 use axum::response::IntoResponse;
@@ -24,53 +23,6 @@ use keycard::{ClientInfo, UserRecord};
 use serde_json::json;
 
 // --- helpers -----------------------------------------------------------------------------
-
-/// Everything the global subscriber wrote.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("not poisoned")).into_owned()
-    }
-
-    /// The lines of audit event `event` about client `ip`.
-    fn events(&self, event: &str, ip: &str) -> Vec<String> {
-        let event = format!(r#"event="{event}""#);
-        let ip = format!("client_ip={ip}");
-        self.text()
-            .lines()
-            .filter(|line| line.contains(&event) && line.contains(&ip))
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("not poisoned").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The log of this test binary (installs the subscriber on first use).
-fn log() -> &'static Captured {
-    static LOG: OnceLock<Captured> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
-        captured
-    })
-}
 
 /// A request as some framework would hand it over.
 struct Head {

@@ -9,9 +9,10 @@
 //! no server. `browser` is ignored by default: it needs Chromium and ChromeDriver
 //! (`cargo test --all-features --test http browser -- --ignored`).
 //!
-//! The `hardening` module installs this binary's global `tracing` subscriber (the first time
-//! one of its audit tests runs); the other modules' events go to it too, and the audit tests
-//! look only at the client addresses they use (192.0.2.75 to 192.0.2.81).
+//! `support::log` installs this binary's global `tracing` subscriber (the first time a test
+//! reading it runs: the `hardening` audit tests, `front_door`'s missing-configuration test);
+//! the other modules' events go to it too, and each of those tests looks only at its own
+//! lines (the audit tests at client addresses 192.0.2.75 to 192.0.2.81).
 
 mod support;
 
@@ -54,6 +55,8 @@ mod axum_adapter;
 mod browser;
 #[cfg(any(feature = "axum", feature = "actix-web"))]
 mod budgets_api;
+#[cfg(feature = "actix-web")]
+mod front_door;
 #[cfg(feature = "axum")]
 mod hardening;
 #[cfg(any(feature = "axum", feature = "actix-web"))]

@@ -9,6 +9,8 @@ pub(crate) mod adapter;
 #[cfg(any(feature = "axum", feature = "actix-web", feature = "tower"))]
 pub(crate) mod down_store;
 #[cfg(any(feature = "axum", feature = "actix-web"))]
+pub(crate) mod log;
+#[cfg(any(feature = "axum", feature = "actix-web"))]
 pub(crate) mod server;
 #[cfg(feature = "smtp")]
 pub(crate) mod smtp_sink;

@@ -1,0 +1,200 @@
+//! The authenticating extractors: `CurrentUser`, `CurrentSession`, `SecondFactorSession`,
+//! `Client`, `LoginRequest` and `LogoutRequest`, all reading the registered `HttpAuth<U>`.
+
+use std::fmt;
+use std::future::{ready, Ready};
+use std::marker::PhantomData;
+use std::net::IpAddr;
+use std::ops::Deref;
+
+use ::actix_web::dev::Payload;
+use ::actix_web::web::Bytes;
+use ::actix_web::{FromRequest, HttpRequest};
+
+use super::body::body_bytes;
+use super::config::http_auth;
+use super::{AuthError, LocalFuture};
+use crate::http::{
+    CurrentSession, CurrentUser, LoginRequest, LogoutRequest, RequestHead, SecondFactorSession,
+};
+use crate::session::ClientInfo;
+use crate::user::User;
+
+/// An actix-web request as the neutral layer reads it.
+pub(super) struct Head<'a>(pub(super) &'a HttpRequest);
+
+impl RequestHead for Head<'_> {
+    fn header_values<'a>(&'a self, name: &str) -> Box<dyn Iterator<Item = &'a str> + 'a> {
+        Box::new(
+            self.0
+                .headers()
+                .get_all(name)
+                .filter_map(|value| value.to_str().ok()),
+        )
+    }
+
+    fn method(&self) -> &str {
+        self.0.method().as_str()
+    }
+
+    fn query(&self) -> Option<&str> {
+        Some(self.0.query_string()).filter(|q| !q.is_empty())
+    }
+
+    fn peer_ip(&self) -> Option<IpAddr> {
+        self.0.peer_addr().map(|addr| addr.ip())
+    }
+}
+
+impl<U: User + Clone + 'static> FromRequest for CurrentUser<U> {
+    type Error = ::actix_web::Error;
+    type Future = LocalFuture<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let http = http_auth::<U>(&req)?;
+            let outcome = http.current_user(&Head(&req)).await;
+            outcome.map_err(|rejection| AuthError::new(&http, rejection).into())
+        })
+    }
+}
+
+impl<U: User + Clone + 'static> FromRequest for CurrentSession<U> {
+    type Error = ::actix_web::Error;
+    type Future = LocalFuture<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let http = http_auth::<U>(&req)?;
+            let outcome = http.current_session(&Head(&req)).await;
+            outcome.map_err(|rejection| AuthError::new(&http, rejection).into())
+        })
+    }
+}
+
+impl<U: User + Clone + 'static> FromRequest for SecondFactorSession<U> {
+    type Error = ::actix_web::Error;
+    type Future = LocalFuture<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let http = http_auth::<U>(&req)?;
+            let outcome = http.second_factor_session(&Head(&req)).await;
+            outcome.map_err(|rejection| AuthError::new(&http, rejection).into())
+        })
+    }
+}
+
+/// The client of the request being handled: its address and user agent, computed exactly as
+/// [`LoginRequest`] does ([`HttpAuth::client_of`](crate::http::HttpAuth::client_of): the connection's peer, or the address your
+/// [trusted proxies](crate::http::TrustedProxies) forwarded). Fails (500) only when no
+/// [`HttpAuth<U>`](crate::http::HttpAuth) is registered.
+///
+/// Handlers that re-verify a password (`verify_password`, `reauthenticate`,
+/// `change_password`) pass this, the *request's* client, to the core, not the address the
+/// session logged in from, so throttling and audit events name whoever is asking now.
+///
+/// ```
+/// use keycard::actix_web::{Client, CurrentSession};
+/// use keycard::UserRecord;
+///
+/// async fn whoami(me: CurrentSession<UserRecord>, client: Client<UserRecord>) -> String {
+///     let ip = client.info.ip.map_or_else(|| "-".to_owned(), |ip| ip.to_string());
+///     format!("user {} from {ip}", me.session.user_id)
+/// }
+/// ```
+pub struct Client<U> {
+    /// The client's address and user agent.
+    pub info: ClientInfo,
+    user: PhantomData<fn() -> U>,
+}
+
+impl<U> Client<U> {
+    /// The client's address and user agent.
+    pub fn into_inner(self) -> ClientInfo {
+        self.info
+    }
+}
+
+impl<U> Deref for Client<U> {
+    type Target = ClientInfo;
+
+    fn deref(&self) -> &ClientInfo {
+        &self.info
+    }
+}
+
+impl<U> Clone for Client<U> {
+    fn clone(&self) -> Self {
+        Self {
+            info: self.info.clone(),
+            user: PhantomData,
+        }
+    }
+}
+
+impl<U> fmt::Debug for Client<U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Client").field(&self.info).finish()
+    }
+}
+
+impl<U: 'static> FromRequest for Client<U> {
+    type Error = ::actix_web::Error;
+    type Future = Ready<Result<Self, ::actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(http_auth::<U>(req).map(|http| Self {
+            info: http.client_of(&Head(req)),
+            user: PhantomData,
+        }))
+    }
+}
+
+impl<U: User + Clone + 'static> FromRequest for LoginRequest<U> {
+    type Error = ::actix_web::Error;
+    type Future = LocalFuture<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = payload.take();
+        Box::pin(async move {
+            let http = http_auth::<U>(&req)?;
+            let outcome = async {
+                http.check_login_origin(&Head(&req))?;
+                let bytes = body_bytes(&req, payload, http.body_limit()).await?;
+                http.login_request(&Head(&req), &bytes)
+            };
+            outcome
+                .await
+                .map_err(|rejection| AuthError::new(&http, rejection).into())
+        })
+    }
+}
+
+impl<U: User + Clone + 'static> FromRequest for LogoutRequest<U> {
+    type Error = ::actix_web::Error;
+    type Future = LocalFuture<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = payload.take();
+        Box::pin(async move {
+            let http = http_auth::<U>(&req)?;
+            let outcome = async {
+                let bytes = if http.logout_needs_body(&Head(&req)) {
+                    body_bytes(&req, payload, http.body_limit()).await?
+                } else {
+                    Bytes::new()
+                };
+                http.logout_request(&Head(&req), &bytes)
+            };
+            outcome
+                .await
+                .map_err(|rejection| AuthError::new(&http, rejection).into())
+        })
+    }
+}
