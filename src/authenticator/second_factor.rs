@@ -497,6 +497,32 @@ impl<U: UserStore> Authenticator<U> {
         Ok(())
     }
 
+    /// Step-up for a sensitive action, in one call: the password proved within `within`
+    /// ([`require_recent_auth`](Self::require_recent_auth)) and, if the user has a second
+    /// factor (or the policy requires one), a session authenticated with it
+    /// ([`require_second_factor`](Self::require_second_factor)).
+    ///
+    /// # Errors
+    /// [`Error::InsufficientAuthentication`] with what is missing: `second_factor` when the
+    /// session lacks the factor it needs, `max_age: Some(within)` when the proof is too old
+    /// (RFC 9470: `StandardApi` answers 401 `insufficient_user_authentication` with
+    /// `acr_values="mfa"` and `max_age` in its challenge); [`Error::Store`].
+    pub async fn require_step_up(&self, session: &Session, within: Duration) -> Result<()> {
+        let stale = self.require_recent_auth(session, within).is_err();
+        let needs_factor = match self.require_second_factor(session).await {
+            Ok(()) => false,
+            Err(Error::InsufficientAuthentication { .. }) => true,
+            Err(other) => return Err(other),
+        };
+        if stale || needs_factor {
+            return Err(Error::InsufficientAuthentication {
+                second_factor: needs_factor,
+                max_age: stale.then_some(within),
+            });
+        }
+        Ok(())
+    }
+
     /// Counts one code for the account before it is checked; refuses when the account's
     /// wrong codes reached the limit.
     async fn count_code(

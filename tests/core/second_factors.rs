@@ -351,3 +351,54 @@ async fn a_policy_can_require_a_second_factor_on_every_session() {
         .await
         .expect("confirm");
 }
+
+#[tokio::test]
+async fn step_up_names_what_is_missing() {
+    let rig = rig().await;
+    let first = rig
+        .auth
+        .login(ANN, PASSWORD, client())
+        .await
+        .expect("login");
+    let (enrolment, _) = rig.enrolled().await;
+    let five_minutes = Duration::from_secs(300);
+    // A pre-enrolment session, recent: the factor is missing.
+    let outcome = rig.auth.require_step_up(&first.session, five_minutes).await;
+    assert!(
+        matches!(
+            outcome,
+            Err(Error::InsufficientAuthentication {
+                second_factor: true,
+                max_age: None
+            })
+        ),
+        "{outcome:?}"
+    );
+    // A two-step session passes, then grows old.
+    let token = rig.pending_login().await;
+    let code = rig.auth.current_totp_code(&enrolment).expect("code");
+    let strong = rig
+        .auth
+        .complete_login(&token, SecondFactorProof::Totp(&code), client())
+        .await
+        .expect("second step");
+    rig.auth
+        .require_step_up(&strong.session, five_minutes)
+        .await
+        .expect("recent and with the factor");
+    rig.clock.advance(Duration::from_secs(600));
+    let outcome = rig
+        .auth
+        .require_step_up(&strong.session, five_minutes)
+        .await;
+    assert!(
+        matches!(
+            outcome,
+            Err(Error::InsufficientAuthentication {
+                second_factor: false,
+                max_age: Some(age)
+            }) if age == five_minutes
+        ),
+        "{outcome:?}"
+    );
+}
