@@ -84,9 +84,9 @@ impl FailureLimiter {
         }
         let client = clients.entry(ip).or_default();
         client.unreported = client.unreported.saturating_add(1);
-        let due = client.last_event.map_or(true, |last| {
-            now.saturating_duration_since(last) >= self.interval
-        });
+        let due = client
+            .last_event
+            .is_none_or(|last| now.saturating_duration_since(last) >= self.interval);
         if !due {
             return None;
         }

@@ -258,7 +258,7 @@ async fn lifecycle(
         Some(s.clone()),
         "a session created under concurrency must be readable"
     );
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         assert!(
             store.delete(&s.id).await.expect("concurrent delete"),
             "concurrent delete must report true"

@@ -615,7 +615,7 @@ pub async fn hostile_user_ids_round_trip(store: &dyn SecondFactorStore) {
 /// When the stores break the contract or fail.
 pub async fn two_instances(a: &dyn SecondFactorStore, b: &dyn SecondFactorStore) {
     let now = base_time();
-    let pick = |i: usize| if i % 2 == 0 { a } else { b };
+    let pick = |i: usize| if i.is_multiple_of(2) { a } else { b };
 
     let who = user("instances");
     let record = TotpRecord::pending(who.clone(), sealed(1), now);

@@ -692,7 +692,7 @@ pub async fn concurrent_give_backs(a: &dyn Throttle, b: &dyn Throttle) {
     let limit = Limit::new(GIVE_BACK_MAX, WINDOW);
     let now = base_time();
     let key = RateKey::new("conformance-give-back", &account("give-back-race"));
-    let instance = |i: u32| if i % 2 == 0 { a } else { b };
+    let instance = |i: u32| if i.is_multiple_of(2) { a } else { b };
     let rounds = join_all((0..4 * GIVE_BACK_MAX).map(|i| {
         let (t, key) = (instance(i), &key);
         async move {

@@ -357,7 +357,7 @@ impl<U> HttpAuth<U> {
         self.inner
             .cookie
             .as_ref()
-            .map_or(true, SessionCookie::is_secure)
+            .is_none_or(SessionCookie::is_secure)
     }
 
     /// Logs the `csrf.refused` audit event: the client, the method and the reported origin,

@@ -383,11 +383,11 @@ impl MailRenderer for DefaultRenderer {
 /// A duration as English words: "30 minutes", "24 hours", "1 day", "90 seconds".
 fn human(duration: Duration) -> String {
     let secs = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
-    let (n, unit) = if secs >= 86_400 && secs % 86_400 == 0 {
+    let (n, unit) = if secs >= 86_400 && secs.is_multiple_of(86_400) {
         (secs / 86_400, "day")
-    } else if secs >= 3_600 && secs % 3_600 == 0 {
+    } else if secs >= 3_600 && secs.is_multiple_of(3_600) {
         (secs / 3_600, "hour")
-    } else if secs >= 60 && secs % 60 == 0 {
+    } else if secs >= 60 && secs.is_multiple_of(60) {
         (secs / 60, "minute")
     } else {
         (secs, "second")

@@ -331,7 +331,7 @@ impl SecondFactorStore for MemorySecondFactorStore {
     async fn use_totp_step(&self, user: &UserId, step: u64) -> Result<bool, StoreError> {
         Ok(
             self.with(|s| match s.get_mut(user).and_then(|f| f.totp.as_mut()) {
-                Some(totp) if totp.is_confirmed() && totp.last_step.map_or(true, |l| l < step) => {
+                Some(totp) if totp.is_confirmed() && totp.last_step.is_none_or(|l| l < step) => {
                     totp.last_step = Some(step);
                     true
                 }

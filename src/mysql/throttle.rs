@@ -168,7 +168,7 @@ impl MysqlThrottle {
         for c in &counters {
             if let Some((count, ends)) = c.live(now) {
                 if count >= i64::from(c.limit.max_failures())
-                    && refused.map_or(true, |(_, until)| ends > until)
+                    && refused.is_none_or(|(_, until)| ends > until)
                 {
                     refused = Some((c.kind, ends));
                 }

@@ -48,7 +48,7 @@ impl TableName {
             Some(_) => return Err(invalid()),
             None => (None, raw),
         };
-        if !schema.map_or(true, is_identifier) || !is_identifier(name) {
+        if !schema.is_none_or(is_identifier) || !is_identifier(name) {
             return Err(invalid());
         }
         Ok(Self {

@@ -201,7 +201,7 @@ impl Throttle for SqliteThrottle {
                     if let Some((count, end)) = window {
                         let left = end - now;
                         if count >= i64::from(c.limit.max_failures())
-                            && refused.map_or(true, |(_, longest)| left > longest)
+                            && refused.is_none_or(|(_, longest)| left > longest)
                         {
                             refused = Some((c.kind, left));
                         }

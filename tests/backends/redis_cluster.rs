@@ -168,7 +168,7 @@ async fn purge_works_in_batches_across_shards() {
             now,
             Duration::from_secs(60),
         );
-        if fnv1a(&s.id.to_string()) % 16 == 0 {
+        if fnv1a(&s.id.to_string()).is_multiple_of(16) {
             if in_zero.len() < 1100 {
                 in_zero.push(s);
             }

@@ -284,7 +284,7 @@ impl MemoryThrottle {
             if let Some(w) = state.counters.get(counter).filter(|w| w.live(now)) {
                 if w.count >= limit.max_failures() {
                     let retry_after = left(w.end, now);
-                    if refused.map_or(true, |(_, longest)| retry_after > longest) {
+                    if refused.is_none_or(|(_, longest)| retry_after > longest) {
                         refused = Some((kind, retry_after));
                     }
                 }
@@ -333,7 +333,7 @@ impl MemoryThrottle {
         }
         let may_prune = state
             .last_full_prune
-            .map_or(true, |last| now.saturating_sub(last) >= 1_000_000);
+            .is_none_or(|last| now.saturating_sub(last) >= 1_000_000);
         if may_prune {
             // A few buckets, not the whole table: bounded work under the lock. Ended
             // windows are spread over every bucket, so a table full of them frees room
@@ -438,7 +438,7 @@ impl State {
         let end = end_of(limit, now);
         self.counters.insert(counter, Window { end, count: 1, max });
         let soonest = &mut self.soonest_end[Buckets::<Window>::bucket(counter)];
-        if soonest.map_or(true, |e| end < e) {
+        if soonest.is_none_or(|e| end < e) {
             *soonest = Some(end);
         }
     }
