@@ -226,3 +226,88 @@ mod sqlite {
         assert_eq!(n, 2, "Sqlite::migrate creates the table and its index");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+    use crate::support::stores::PgSchema;
+    use keycard::postgres::PostgresPasskeyStore;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres_store_keeps_the_contract() {
+        let schema = PgSchema::new().await;
+        let store = schema.passkey_store().await;
+        suite::run_all(&store).await;
+        bounds_are_refused_and_nothing_is_written(&store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_pools_on_one_database_keep_the_contract_and_the_cap() {
+        let schema = PgSchema::new().await;
+        let (a, b) = (schema.passkey_store().await, schema.passkey_store().await);
+        suite::run_all(&a).await;
+        suite::run_all(&b).await;
+        cap_holds_across_instances(&a, &b).await;
+    }
+
+    /// PostgreSQL text cannot hold NUL: a name or passkey with one is refused with an error,
+    /// writing nothing, never truncated.
+    #[tokio::test]
+    async fn a_nul_in_text_is_refused() {
+        let schema = PgSchema::new().await;
+        let store = schema.passkey_store().await;
+        let who = user("nul");
+        let named = record(&who, "a\0b");
+        let mut json = record(&who, "k");
+        json.passkey = "{\"a\":\"\0\"}".to_owned();
+        for bad in [&named, &json] {
+            assert!(matches!(
+                store.add(bad, 10).await,
+                Err(StoreError::Backend(_))
+            ));
+        }
+        assert!(store.list(&who).await.expect("list").is_empty());
+        let fine = record(&who, "k");
+        store.add(&fine, 10).await.expect("add");
+        let id = &fine.credential_id;
+        assert!(store.rename(&who, id, "x\0").await.is_err());
+        assert!(store
+            .update_after_use(id, "\0", OffsetDateTime::now_utc())
+            .await
+            .is_err());
+        assert_eq!(store.find(id).await.expect("find"), Some(fine.clone()));
+        assert!(store.remove(&who, id).await.expect("remove"));
+    }
+
+    #[tokio::test]
+    async fn migrate_is_idempotent_concurrent_and_names_are_checked() {
+        let schema = PgSchema::new().await;
+        let a = schema.passkey_store().await;
+        let b = PostgresPasskeyStore::new(a.pool().clone())
+            .with_table(&schema.table("passkeys"))
+            .expect("valid");
+        let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
+        ra.expect("migrate a");
+        rb.expect("migrate b");
+        let versions: Vec<(String, i64)> = sqlx::query_as(&format!(
+            "SELECT target, version FROM \"{}\".keycard_migrations ORDER BY target",
+            schema.name
+        ))
+        .fetch_all(a.pool())
+        .await
+        .expect("versions");
+        assert_eq!(versions, vec![("passkeys".to_owned(), 1)]);
+        for bad in ["a.b.c", "bad name", "x\"; DROP TABLE y; --", ""] {
+            assert!(
+                PostgresPasskeyStore::new(a.pool().clone())
+                    .with_table(bad)
+                    .is_err(),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(PostgresPasskeyStore::DEFAULT_TABLE, "keycard_passkeys");
+    }
+}
