@@ -311,3 +311,79 @@ mod postgres {
         assert_eq!(PostgresPasskeyStore::DEFAULT_TABLE, "keycard_passkeys");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// MySQL / MariaDB
+
+#[cfg(feature = "mysql")]
+mod mysql {
+    use super::*;
+    use crate::support::mysql::MyTables;
+    use keycard::mysql::MysqlPasskeyStore;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn mysql_store_keeps_the_contract() {
+        let tables = MyTables::new().await;
+        let store = tables.passkey_store().await;
+        suite::run_all(&store).await;
+        bounds_are_refused_and_nothing_is_written(&store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_pools_on_one_database_keep_the_contract_and_the_cap() {
+        let tables = MyTables::new().await;
+        let (a, b) = (tables.passkey_store().await, tables.passkey_store().await);
+        suite::run_all(&a).await;
+        suite::run_all(&b).await;
+        cap_holds_across_instances(&a, &b).await;
+    }
+
+    /// MySQL keeps what PostgreSQL cannot: a NUL in a name or in the passkey text round-trips.
+    #[tokio::test]
+    async fn a_nul_in_text_round_trips() {
+        let tables = MyTables::new().await;
+        let store = tables.passkey_store().await;
+        let who = user("nul");
+        let mut key = record(&who, "a\0b");
+        key.passkey = "{\"a\":\"\0\"}".to_owned();
+        store.add(&key, 10).await.expect("add");
+        assert_eq!(
+            store.find(&key.credential_id).await.expect("find"),
+            Some(key.clone())
+        );
+        assert!(store
+            .remove(&who, &key.credential_id)
+            .await
+            .expect("remove"));
+    }
+
+    #[tokio::test]
+    async fn migrate_is_idempotent_concurrent_and_names_are_checked() {
+        let tables = MyTables::new().await;
+        let a = tables.passkey_store().await;
+        let b = MysqlPasskeyStore::new(a.pool().clone())
+            .with_table(&tables.table("passkeys"))
+            .expect("valid");
+        let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
+        ra.expect("migrate a");
+        rb.expect("migrate b");
+        let versions: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT CAST(target AS CHAR), version FROM keycard_migrations \
+             WHERE target LIKE CONCAT('%', ?) ORDER BY target",
+        )
+        .bind(&tables.suffix)
+        .fetch_all(a.pool())
+        .await
+        .expect("versions");
+        assert_eq!(versions, vec![(tables.table("passkeys"), 1)]);
+        for bad in ["a.b.c", "a`b", "bad name", &"a".repeat(53)] {
+            assert!(
+                MysqlPasskeyStore::new(a.pool().clone())
+                    .with_table(bad)
+                    .is_err(),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(MysqlPasskeyStore::DEFAULT_TABLE, "keycard_passkeys");
+    }
+}
