@@ -116,8 +116,9 @@ async fn run(args: AccountsArgs) -> Result<(), server::BoxError> {
     axum_serve::serve(args.common.addr, app::router(app)).await
 }
 
-/// Passkeys (feature `passkeys`) for `--rp-id` on `--rp-origin`, kept in memory (lost at a
-/// restart: keycard has no SQL passkey store yet); ceremonies among the one-time tokens.
+/// Passkeys (feature `passkeys`) for `--rp-id` on `--rp-origin`, kept beside the users (in
+/// the SQLite, PostgreSQL or MySQL database of `--store`; in memory for `memory` and
+/// `redis`); ceremonies among the one-time tokens.
 #[cfg(feature = "passkeys")]
 fn with_passkeys(
     builder: keycard::AuthenticatorBuilder<app::Users>,
@@ -131,7 +132,7 @@ fn with_passkeys(
         .unwrap_or_default();
     let rp_id = args.rp_id.as_deref().unwrap_or(host);
     match app::passkeys(rp_id, origin, stores.one_time.clone()) {
-        Ok(passkeys) => Ok(builder.passkeys(passkeys, keycard::mfa::MemoryPasskeyStore::new())),
+        Ok(passkeys) => Ok(builder.passkeys(passkeys, stores.passkeys.clone())),
         // Asked for explicitly: a configuration error.
         Err(e) if args.rp_id.is_some() || args.rp_origin.is_some() => {
             Err(format!("passkeys: {e}").into())

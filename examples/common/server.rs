@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use keycard::mfa::{MemorySecondFactorStore, SecondFactorStore};
+use keycard::mfa::{MemoryPasskeyStore, MemorySecondFactorStore, PasskeyStore, SecondFactorStore};
 use keycard::one_time::{MemoryOneTimeStore, OneTimeTokenStore};
 use keycard::throttle::{MemoryThrottle, Throttle};
 use keycard::{
@@ -42,6 +42,9 @@ pub(crate) struct Stores {
     /// Second factors, beside the users.
     #[allow(dead_code)] // the registering app only
     pub(crate) second_factors: Arc<dyn SecondFactorStore>,
+    /// Passkeys, beside the users (in memory where the users are).
+    #[allow(dead_code)] // the registering app with the `passkeys` feature only
+    pub(crate) passkeys: Arc<dyn PasskeyStore>,
     seeder: Arc<dyn SeedUser>,
 }
 
@@ -128,6 +131,7 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 registry: users.clone(),
                 one_time: Arc::new(MemoryOneTimeStore::new()),
                 second_factors: Arc::new(MemorySecondFactorStore::new()),
+                passkeys: Arc::new(MemoryPasskeyStore::new()),
                 seeder: users,
             })
         }
@@ -147,6 +151,7 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 registry: users.clone(),
                 one_time: Arc::new(db.one_time_store()),
                 second_factors: Arc::new(db.second_factor_store()),
+                passkeys: Arc::new(db.passkey_store()),
                 seeder: users,
             })
         }
@@ -162,6 +167,7 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 registry: users.clone(),
                 one_time: Arc::new(db.one_time_store()),
                 second_factors: Arc::new(db.second_factor_store()),
+                passkeys: Arc::new(db.passkey_store()),
                 seeder: users,
             })
         }
@@ -179,6 +185,7 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 registry: users.clone(),
                 one_time: Arc::new(db.one_time_store()),
                 second_factors: Arc::new(db.second_factor_store()),
+                passkeys: Arc::new(db.passkey_store()),
                 seeder: users,
             })
         }
@@ -195,6 +202,7 @@ pub(crate) async fn open_stores(url: &str) -> Result<Stores, BoxError> {
                 registry: users.clone(),
                 one_time: Arc::new(redis.one_time_store()),
                 second_factors: Arc::new(MemorySecondFactorStore::new()),
+                passkeys: Arc::new(MemoryPasskeyStore::new()),
                 seeder: users,
             })
         }

@@ -243,18 +243,27 @@ pub async fn update_after_use_records_it(store: &dyn PasskeyStore) {
     cleanup(store, &ann).await;
 }
 
-/// Hostile names, user ids and binary credential ids round-trip unchanged.
+/// Hostile names, user ids, passkey JSON and binary credential ids round-trip unchanged. The
+/// credential id is the longest allowed
+/// ([`MAX_CREDENTIAL_ID_LEN`](PasskeyRecord::MAX_CREDENTIAL_ID_LEN) bytes, `0x00` and `0xff`
+/// among them); the passkey is JSON as a serializer writes it, whose strings escape control
+/// characters (`\u0000`: JSON text never holds a raw NUL).
 ///
 /// # Panics
 /// When the store breaks the contract or fails.
 pub async fn hostile_input_round_trips(store: &dyn PasskeyStore) {
     let who = UserId::new(format!("{}'; DROP TABLE passkeys; --", owner("hostile")));
-    let mut key = record(&who, "é'\"\\%_\u{0}x", 0);
-    key.credential_id = (0..=255_u8).collect();
+    let mut key = record(&who, "hostile", 0);
+    key.credential_id = (0..=255_u8).filter(|b| *b != b'a').collect();
+    assert_eq!(
+        key.credential_id.len(),
+        PasskeyRecord::MAX_CREDENTIAL_ID_LEN
+    );
     key.name = "名前 ' \" \\ % _"
         .chars()
         .take(PasskeyRecord::MAX_NAME_LEN)
         .collect();
+    key.passkey = r#"{"cred":"é'\"\\%_\u0000x","counter":0}"#.to_owned();
     store.add(&key, CAP).await.expect("add");
     assert_eq!(
         store.find(&key.credential_id).await.expect("find"),

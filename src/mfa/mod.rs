@@ -18,8 +18,10 @@
 //!   keeps their per-user digests ([`RecoveryCodeDigest`]);
 //! - [`SecondFactorStore`]: the storage contract, with [`MemorySecondFactorStore`];
 //! - with the `passkeys` feature, [`Passkeys`] (the WebAuthn relying party, given to
-//!   `AuthenticatorBuilder::passkeys`) and [`PasskeyStore`], with [`MemoryPasskeyStore`]:
-//!   passwordless login with a passkey, or a passkey as the second step of a login.
+//!   `AuthenticatorBuilder::passkeys`) and [`PasskeyStore`], with [`MemoryPasskeyStore`] and
+//!   the SQL stores (`SqlitePasskeyStore`, `PostgresPasskeyStore`, `MysqlPasskeyStore`, each
+//!   under its backend's feature alone): passwordless login with a passkey, or a passkey as
+//!   the second step of a login.
 //!
 //! # Enrolment and login, by hand
 //!

@@ -93,8 +93,11 @@ pub enum PasskeyAdded {
 }
 
 /// Persists passkeys beside the users. Dyn-compatible: the
-/// [`Authenticator`](crate::Authenticator) holds an `Arc<dyn PasskeyStore>`. The
-/// `conformance` feature's `keycard::conformance::passkeys` checks yours.
+/// [`Authenticator`](crate::Authenticator) holds an `Arc<dyn PasskeyStore>`. keycard's:
+/// [`MemoryPasskeyStore`], and `SqlitePasskeyStore`, `PostgresPasskeyStore` and
+/// `MysqlPasskeyStore` (table `keycard_passkeys`, from `passkey_store()` on the backend's
+/// handle; each needs only its backend's feature, not `passkeys`). The `conformance`
+/// feature's `keycard::conformance::passkeys` checks yours.
 ///
 /// # Contract
 /// - **A credential id is unique across all users**: [`add`](Self::add) refuses one that

@@ -11,6 +11,7 @@
 //! | throttle | [`MysqlThrottle`] | `keycard_throttle` | `migrations/mysql/throttle_0001.sql` |
 //! | one-time tokens | [`MysqlOneTimeStore`] | `keycard_one_time_tokens` | `migrations/mysql/one_time_0001.sql` |
 //! | second factors | [`MysqlSecondFactorStore`] | `keycard_totp`, `keycard_recovery_codes` | `migrations/mysql/second_factors_0001.sql` |
+//! | passkeys | [`MysqlPasskeyStore`] | `keycard_passkeys` | `migrations/mysql/passkeys_0001.sql` |
 //!
 //! [`Mysql::migrate`] creates or upgrades all of them (versions recorded in
 //! `keycard_migrations`); each store's own `migrate` does one, for tables renamed with
@@ -47,6 +48,7 @@ use crate::{Authenticator, AuthenticatorBuilder, StoreError};
 
 mod migrate;
 mod one_time;
+mod passkeys;
 mod second_factors;
 mod throttle;
 mod tokens;
@@ -54,6 +56,7 @@ mod users;
 
 pub use crate::sql::InvalidTableName;
 pub use one_time::MysqlOneTimeStore;
+pub use passkeys::MysqlPasskeyStore;
 pub use second_factors::MysqlSecondFactorStore;
 pub use throttle::MysqlThrottle;
 pub use tokens::MysqlTokenStore;
@@ -101,7 +104,7 @@ impl Mysql {
     }
 
     /// Creates or upgrades the default tables (sessions, users, one-time tokens, second
-    /// factors, throttle). Idempotent, and safe to run from several instances starting
+    /// factors, passkeys, throttle). Idempotent, and safe to run from several instances starting
     /// together: each table's migrations run under the server-wide named lock
     /// `keycard_migrations` (`GET_LOCK`), and the versions applied are recorded in
     /// `keycard_migrations`.
@@ -113,6 +116,7 @@ impl Mysql {
         self.user_store().migrate().await?;
         self.one_time_store().migrate().await?;
         self.second_factor_store().migrate().await?;
+        self.passkey_store().migrate().await?;
         self.throttle(ThrottleLimits::default()).migrate().await
     }
 
@@ -137,6 +141,12 @@ impl Mysql {
     /// with [`MysqlSecondFactorStore::with_tables`]).
     pub fn second_factor_store(&self) -> MysqlSecondFactorStore {
         MysqlSecondFactorStore::new(self.pool.clone())
+    }
+
+    /// The passkey store over `keycard_passkeys` (rename it with
+    /// [`MysqlPasskeyStore::with_table`]).
+    pub fn passkey_store(&self) -> MysqlPasskeyStore {
+        MysqlPasskeyStore::new(self.pool.clone())
     }
 
     /// The throttle over `keycard_throttle` with `limits` (rename it with

@@ -11,6 +11,7 @@
 //! | [`Postgres::throttle`] | [`PostgresThrottle`] | `keycard_throttle` |
 //! | [`Postgres::one_time_store`] | [`PostgresOneTimeStore`] | `keycard_one_time_tokens` |
 //! | [`Postgres::second_factor_store`] | [`PostgresSecondFactorStore`] | `keycard_totp`, `keycard_recovery_codes` |
+//! | [`Postgres::passkey_store`] | [`PostgresPasskeyStore`] | `keycard_passkeys` |
 //! | [`Postgres::revocation_channel`] | [`PostgresRevocationChannel`] | `LISTEN/NOTIFY` on `keycard_revocations` |
 //! | [`Postgres::migrate`] | creates or upgrades all the tables | `keycard_migrations` |
 //!
@@ -31,9 +32,9 @@
 //! ```
 //!
 //! One job per file: `tokens` (the token store), `users` (the user store), `one_time` (the
-//! one-time token store), `second_factors` (the second factor store), `throttle` (the
-//! throttle) and `revocation` (the revocation channel); this module holds the handle, the pool
-//! settings and the migration runner. The SQL shared with SQLite lives in `crate::sql`.
+//! one-time token store), `second_factors` (the second factor store), `passkeys` (the passkey
+//! store), `throttle` (the throttle) and `revocation` (the revocation channel); this module
+//! holds the handle, the pool settings and the migration runner. The SQL shared with SQLite lives in `crate::sql`.
 
 use std::time::Duration;
 
@@ -41,6 +42,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Row as _;
 
 mod one_time;
+mod passkeys;
 mod revocation;
 mod second_factors;
 mod throttle;
@@ -48,6 +50,7 @@ mod tokens;
 mod users;
 
 pub use one_time::PostgresOneTimeStore;
+pub use passkeys::PostgresPasskeyStore;
 pub use revocation::PostgresRevocationChannel;
 pub use second_factors::PostgresSecondFactorStore;
 pub use throttle::PostgresThrottle;
@@ -96,9 +99,9 @@ impl Postgres {
     }
 
     /// Creates or upgrades every table this backend keeps with its default name: sessions,
-    /// users, one-time tokens, second factors (TOTP and recovery codes) and throttle (with its
-    /// functions). Idempotent; each runs in one transaction under an advisory lock, so
-    /// instances starting together do not race.
+    /// users, one-time tokens, second factors (TOTP and recovery codes), passkeys and throttle
+    /// (with its functions). Idempotent; each runs in one transaction under an advisory lock,
+    /// so instances starting together do not race.
     ///
     /// # Errors
     /// [`StoreError::Backend`] if a statement fails.
@@ -107,6 +110,7 @@ impl Postgres {
         self.user_store().migrate().await?;
         self.one_time_store().migrate().await?;
         self.second_factor_store().migrate().await?;
+        self.passkey_store().migrate().await?;
         self.throttle(ThrottleLimits::default()).migrate().await
     }
 
@@ -129,6 +133,11 @@ impl Postgres {
     /// handle's pool.
     pub fn second_factor_store(&self) -> PostgresSecondFactorStore {
         PostgresSecondFactorStore::new(self.pool.clone())
+    }
+
+    /// The passkey store (table `keycard_passkeys`), on this handle's pool.
+    pub fn passkey_store(&self) -> PostgresPasskeyStore {
+        PostgresPasskeyStore::new(self.pool.clone())
     }
 
     /// The login throttle (table `keycard_throttle`) with `limits`, on this handle's pool:

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use crate::{AuthMethods, ClientInfo, SecretHash, SessionId, StoreError};
 
 pub(crate) mod one_time;
+pub(crate) mod passkeys;
 pub(crate) mod second_factors;
 
 /// A table name given to a SQL store was not a plain identifier.

@@ -12,6 +12,7 @@
 //! | [`Sqlite::throttle`] | [`SqliteThrottle`] | `keycard_throttle` |
 //! | [`Sqlite::one_time_store`] | [`SqliteOneTimeStore`] | `keycard_one_time_tokens` |
 //! | [`Sqlite::second_factor_store`] | [`SqliteSecondFactorStore`] | `keycard_totp`, `keycard_recovery_codes` |
+//! | [`Sqlite::passkey_store`] | [`SqlitePasskeyStore`] | `keycard_passkeys` |
 //! | [`Sqlite::migrate`] | creates or upgrades all of them | `keycard_migrations` |
 //!
 //! [`Sqlite::authenticator`] builds an authenticator over the three: its login throttle
@@ -31,14 +32,15 @@
 //!
 //! One job per file: `pool` (the connection pool and its settings), `migrate` (the migration
 //! runner), `tokens` (the token store), `users` (the user store), `one_time` (the one-time
-//! token store), `second_factors` (the second factor store) and `throttle` (the throttle). The
-//! SQL shared with PostgreSQL lives in `crate::sql`.
+//! token store), `second_factors` (the second factor store), `passkeys` (the passkey store) and
+//! `throttle` (the throttle). The SQL shared with PostgreSQL lives in `crate::sql`.
 
 use std::path::Path;
 use std::sync::Arc;
 
 mod migrate;
 mod one_time;
+mod passkeys;
 mod pool;
 mod second_factors;
 mod throttle;
@@ -47,6 +49,7 @@ mod users;
 
 pub(crate) use migrate::{migrate, migrate_with};
 pub use one_time::SqliteOneTimeStore;
+pub use passkeys::SqlitePasskeyStore;
 pub use pool::SqliteOptions;
 pub(crate) use pool::{backend, Pool};
 pub use second_factors::SqliteSecondFactorStore;
@@ -95,7 +98,7 @@ impl Sqlite {
     }
 
     /// Creates or upgrades every table this backend keeps with its default name: sessions,
-    /// users, one-time tokens, second factors (TOTP and recovery codes) and throttle.
+    /// users, one-time tokens, second factors (TOTP and recovery codes), passkeys and throttle.
     /// Idempotent and safe to run from several processes at once.
     ///
     /// # Errors
@@ -105,6 +108,7 @@ impl Sqlite {
         self.user_store().migrate().await?;
         self.one_time_store().migrate().await?;
         self.second_factor_store().migrate().await?;
+        self.passkey_store().migrate().await?;
         self.throttle(ThrottleLimits::default()).migrate().await
     }
 
@@ -127,6 +131,11 @@ impl Sqlite {
     /// handle's pool.
     pub fn second_factor_store(&self) -> SqliteSecondFactorStore {
         SqliteSecondFactorStore::from_pool(Arc::clone(&self.pool))
+    }
+
+    /// The passkey store (table `keycard_passkeys`), on this handle's pool.
+    pub fn passkey_store(&self) -> SqlitePasskeyStore {
+        SqlitePasskeyStore::from_pool(Arc::clone(&self.pool))
     }
 
     /// The login throttle (table `keycard_throttle`) with `limits`, on this handle's pool:

@@ -1,6 +1,7 @@
 //! The stores and throttles on every backend: the `TokenStore`, `UserStore`, `Throttle` and
 //! `OneTimeTokenStore` contract suites on memory, SQLite, PostgreSQL, MySQL / MariaDB, Redis and Redis Cluster,
-//! the `SecondFactorStore` suite on memory, SQLite, PostgreSQL and MySQL / MariaDB;
+//! the `SecondFactorStore` and `PasskeyStore` suites on memory, SQLite, PostgreSQL and
+//! MySQL / MariaDB;
 //! each backend's own behaviour (migrations, purging, key layout); the backend handles; two
 //! instances over one database (`multi_instance`), a server going away and coming back
 //! (`outage`), per-user session caps, the validation cache and its revocation channels, and
@@ -37,6 +38,8 @@ mod mysql;
 mod one_time_tokens;
 #[cfg(any(feature = "postgres", feature = "redis", feature = "mysql"))]
 mod outage;
+#[cfg(feature = "conformance")]
+mod passkeys;
 #[cfg(all(feature = "postgres", feature = "conformance"))]
 mod postgres;
 #[cfg(all(feature = "redis", feature = "conformance"))]

@@ -105,6 +105,19 @@ impl MyTables {
         store
     }
 
+    #[cfg(feature = "conformance")]
+    /// A passkey store on its own pool over this test's passkeys table, migrated.
+    pub(crate) async fn passkey_store(&self) -> keycard::mysql::MysqlPasskeyStore {
+        let store = self
+            .mysql()
+            .await
+            .passkey_store()
+            .with_table(&self.table("passkeys"))
+            .expect("valid table name");
+        store.migrate().await.expect("migrate the passkeys table");
+        store
+    }
+
     /// A throttle on its own pool over this test's throttle table, migrated.
     pub(crate) async fn throttle(&self, limits: ThrottleLimits) -> MysqlThrottle {
         let throttle = self
@@ -124,10 +137,17 @@ impl MyTables {
 impl Drop for MyTables {
     fn drop(&mut self) {
         let url = self.url.clone();
-        let tables: Vec<String> = ["sessions", "users", "throttle", "totp", "recovery_codes"]
-            .iter()
-            .map(|kind| self.table(kind))
-            .collect();
+        let tables: Vec<String> = [
+            "sessions",
+            "users",
+            "throttle",
+            "totp",
+            "recovery_codes",
+            "passkeys",
+        ]
+        .iter()
+        .map(|kind| self.table(kind))
+        .collect();
         // Drop runs inside the test's runtime: clean up from a thread with its own.
         let cleanup = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()

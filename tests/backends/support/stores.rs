@@ -117,6 +117,20 @@ impl PgSchema {
         store
     }
 
+    #[cfg(feature = "conformance")]
+    /// A passkey store on its own pool over `schema.passkeys`, migrated.
+    pub(crate) async fn passkey_store(&self) -> keycard::postgres::PostgresPasskeyStore {
+        let db = keycard::postgres::Postgres::connect(&self.url)
+            .await
+            .unwrap_or_else(|e| unreachable("PostgreSQL", &self.url, POSTGRES_ENV, &e));
+        let store = db
+            .passkey_store()
+            .with_table(&self.table("passkeys"))
+            .expect("valid table name");
+        store.migrate().await.expect("migrate the passkeys table");
+        store
+    }
+
     /// A user store on its own pool over `schema.users`, migrated.
     pub(crate) async fn user_store(&self) -> keycard::postgres::PostgresUserStore {
         let store = keycard::postgres::PostgresUserStore::connect(&self.url)
