@@ -550,6 +550,9 @@ impl<U: UserStore> Authenticator<U> {
 
 /// A passkey's name: trimmed, "Passkey" if empty, at most 64 characters.
 fn checked_name(name: &str) -> Result<String> {
+    // A label for a list: control characters (NUL among them, which PostgreSQL cannot store)
+    // are dropped.
+    let name: String = name.chars().filter(|c| !c.is_control()).collect();
     let name = name.trim();
     if name.chars().count() > PasskeyRecord::MAX_NAME_LEN {
         return Err(Error::InputTooLong {
@@ -561,4 +564,23 @@ fn checked_name(name: &str) -> Result<String> {
         true => "Passkey".to_owned(),
         false => name.to_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checked_name;
+
+    #[test]
+    fn names_are_trimmed_defaulted_bounded_and_lose_control_characters() {
+        assert_eq!(checked_name("  Laptop \u{0}\n").expect("a name"), "Laptop");
+        assert_eq!(checked_name("\u{7}").expect("a name"), "Passkey");
+        assert!(checked_name(&"x".repeat(65)).is_err());
+        assert_eq!(
+            checked_name(&"é".repeat(64))
+                .expect("64 characters")
+                .chars()
+                .count(),
+            64
+        );
+    }
 }
