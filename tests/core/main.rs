@@ -2,6 +2,9 @@
 //! the password policy and the HTTP mapping table, all over the in-memory stores. Needs no
 //! feature and no server: `cargo test --test core`.
 
+#[cfg(feature = "passkeys")]
+#[path = "../shared/soft_passkey.rs"]
+mod soft_passkey;
 mod support;
 
 mod abuse;
@@ -10,6 +13,8 @@ mod authenticator;
 mod http_mapping;
 mod lifecycle;
 mod mail;
+#[cfg(feature = "passkeys")]
+mod passkeys;
 mod password_blocklist;
 mod second_factors;
 mod throttle_nist_cap;
