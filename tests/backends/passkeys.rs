@@ -11,7 +11,9 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 use keycard::conformance::passkeys as suite;
 use keycard::mfa::{MemoryPasskeyStore, PasskeyAdded, PasskeyRecord, PasskeyStore};
-use keycard::{StoreError, UserId};
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+use keycard::StoreError;
+use keycard::UserId;
 use time::OffsetDateTime;
 
 /// A record of `user` with a random 32-byte credential id.
