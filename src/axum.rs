@@ -5,6 +5,21 @@
 //! Everything that is not about axum's types lives in [`crate::http`]; this module only
 //! reads axum's request parts and converts [`Response`]s.
 //!
+//! # The state
+//! Use [`AuthState<S>`] as the router state (`S` is your user store):
+//! `.with_state(AuthState::new(authenticator, protocol))`. Then every extractor below,
+//! [`json_fallbacks`], and handlers taking `State<Authenticator<S>>` (register, change
+//! password, sessions, second factors), `State<HttpAuth<S::User>>` or
+//! `State<Arc<dyn Protocol>>` work, and you implement nothing. A state of your own holds an
+//! `AuthState<S>` in a field and implements `FromRef` for what its handlers take (see
+//! [`AuthState`]).
+//!
+//! What each needs from the state `S`, if you build it yourself:
+//! [`HttpAuth<U>`](crate::http::HttpAuth)`: FromRef<S>` for the auth extractors (`U` is your
+//! user type); [`RequestRules`]`: FromRef<S>` for [`Json`], [`Form`] and [`Query`] (the
+//! protocol and the body limit); `Arc<dyn Protocol>: FromRef<S>` for [`json_fallbacks`].
+//! `HttpAuth<U>` alone as the state provides all three, but not the authenticator.
+//!
 //! | extractor | what it does | rejects with |
 //! |---|---|---|
 //! | [`CurrentUser<U>`] | finds the token, validates it, loads the user | [`AuthRejection`] |
@@ -16,14 +31,6 @@
 //! | [`Client<U>`] | the request's client address and user agent, as login computes them | never |
 //! | [`Json`], [`Form`], [`Query`] | axum's, with rejections in the protocol's shape | [`Response`] |
 //!
-//! `U` is your user type. The only state the auth extractors need is
-//! [`HttpAuth<U>`](crate::http::HttpAuth): use it as the router state, or implement
-//! `FromRef<YourState> for HttpAuth<U>` once. [`Json`], [`Form`] and [`Query`] need
-//! [`RequestRules`]`: FromRef<S>` (the protocol and the body limit, without `U`), and
-//! [`json_fallbacks`] `Arc<dyn Protocol>: FromRef<S>`: `HttpAuth<U>` provides both; with a
-//! state of your own, implement them from its `HttpAuth<U>`
-//! ([`HttpAuth::request_rules`](crate::http::HttpAuth::request_rules)).
-//!
 //! Every keycard extractor that reads a body (login, logout, [`Json`], [`Form`]) reads at
 //! most [`HttpAuth::with_body_limit`](crate::http::HttpAuth::with_body_limit) bytes
 //! ([`DEFAULT_BODY_LIMIT`](crate::http::DEFAULT_BODY_LIMIT), 16 KiB, by default), whatever
@@ -34,11 +41,13 @@
 //! [`tracing`](https://docs.rs/tracing): install a subscriber at start-up, for example
 //! `tracing_subscriber::fmt::init()`, or they are not shown anywhere.
 //!
+//! A whole server in one file (login, a protected route, logout): `examples/minimal_axum.rs`.
+//!
 //! ```
 //! use axum::routing::{delete, get, post};
 //! use axum::Router;
-//! use keycard::axum::{CurrentUser, LoginRequest, LogoutRequest};
-//! use keycard::http::{HttpAuth, Response, StandardApi};
+//! use keycard::axum::{AuthState, CurrentUser, LoginRequest, LogoutRequest};
+//! use keycard::http::{Response, StandardApi};
 //! use keycard::{Authenticator, MemoryTokenStore, MemoryUserStore, UserRecord};
 //!
 //! async fn login(request: LoginRequest<UserRecord>) -> Response {
@@ -59,9 +68,28 @@
 //!         .route("/logout", delete(logout))
 //!         .route("/me", get(me)),
 //! )
-//! .with_state(HttpAuth::new(auth, StandardApi));
+//! .with_state(AuthState::new(auth, StandardApi));
 //! # let _ = app;
 //! ```
+//!
+//! # If a handler does not compile
+//! axum reports any extractor it cannot build as ``the trait bound `fn(...) {handler}:
+//! Handler<_, _>` is not satisfied``, without saying which. The causes with keycard:
+//!
+//! - **The state lacks a `FromRef`.** With a state of your own, each keycard extractor needs
+//!   `HttpAuth<U>: FromRef<YourState>`, keycard's `Json`, `Form` and `Query` need
+//!   `RequestRules: FromRef<YourState>`, and `State<Authenticator<S>>` needs
+//!   `Authenticator<S>: FromRef<YourState>`. Fix: use [`AuthState`] as the state, or add
+//!   the `FromRef` impls its docs show. (`HttpAuth<U>` as the state has no
+//!   `Authenticator<S>`: switch to `AuthState`.)
+//! - **The user type differs.** `CurrentUser<U>` and the others name the *user* type of the
+//!   state's `HttpAuth<U>` (`S::User`, e.g. `UserRecord`), not the store type.
+//! - **A body extractor is not last.** [`LoginRequest`], [`LogoutRequest`], [`Json`] and
+//!   [`Form`] read the body: only the last argument may, and only one of them. Put
+//!   [`CurrentSession`], [`CurrentUser`], [`Client`] and `State` before it.
+//!
+//! [`json_fallbacks`] without `Arc<dyn Protocol>: FromRef<YourState>` says so directly.
+//! axum's `#[debug_handler]` (its `macros` feature) names the argument at fault.
 //!
 //! # Caching
 //! Every answer keycard renders carries `Cache-Control: no-store`; your own handlers' answers
@@ -112,6 +140,9 @@ use serde::de::DeserializeOwned;
 pub use crate::http::{
     CurrentSession, CurrentUser, LoginRequest, LogoutRequest, SecondFactorSession,
 };
+pub use state::AuthState;
+
+mod state;
 
 use crate::error::Error;
 use crate::http::http1::{to_http, HttpHead};

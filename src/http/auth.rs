@@ -447,6 +447,15 @@ impl<U> HttpAuth<U> {
     pub(crate) fn protocol_arc(&self) -> Arc<dyn Protocol> {
         Arc::clone(&self.inner.protocol)
     }
+
+    /// Whether this HTTP edge runs on `authenticator` (or a clone of it: they share one core).
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn runs_on<S: UserStore>(&self, authenticator: &Authenticator<S>) -> bool {
+        std::ptr::eq(
+            self.inner.authenticator.core(),
+            Arc::as_ptr(&authenticator.inner).cast::<()>(),
+        )
+    }
 }
 
 impl<U> Clone for HttpAuth<U> {
@@ -493,6 +502,8 @@ trait Authenticate: Send + Sync + fmt::Debug {
     async fn logout(&self, token: &str) -> Result<Logout>;
     async fn validate(&self, token: &str) -> Result<Authenticated<Self::User>>;
     async fn validate_session(&self, token: &str) -> Result<Session>;
+    /// The address of the authenticator's shared core, which its clones share.
+    fn core(&self) -> *const ();
 }
 
 #[async_trait]
@@ -536,5 +547,9 @@ impl<S: UserStore + 'static> Authenticate for Authenticator<S> {
 
     async fn validate_session(&self, token: &str) -> Result<Session> {
         Authenticator::validate_session(self, token).await
+    }
+
+    fn core(&self) -> *const () {
+        Arc::as_ptr(&self.inner).cast::<()>()
     }
 }

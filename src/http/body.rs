@@ -29,8 +29,9 @@ pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024;
 /// from [`HttpAuth::request_rules`](super::HttpAuth::request_rules); cloning is one
 /// reference count.
 ///
-/// - axum: `RequestRules: FromRef<HttpAuth<U>>`, so with `HttpAuth<U>` as the router state
-///   there is nothing to do; with a state of your own, implement `FromRef<YourState>` for it.
+/// - axum: `RequestRules: FromRef` both `HttpAuth<U>` and `keycard::axum::AuthState<S>`, so
+///   with either as the router state there is nothing to do; with a state of your own,
+///   implement `FromRef<YourState>` for it.
 /// - actix-web: register it with `App::app_data` beside the `HttpAuth<U>`
 ///   (`keycard::actix_web::configure` registers both).
 ///

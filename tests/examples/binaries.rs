@@ -1,5 +1,6 @@
-//! The example binaries themselves, every one built with the features on (`budgets_api`,
-//! `increase_api` and `accounts_api` with `axum`, `budgets_api_actix` and
+//! The example binaries themselves, every one built with the features on (`minimal_axum`,
+//! walked through login, `/me` and logout; `budgets_api`, `increase_api` and `accounts_api`
+//! with `axum`, `budgets_api_actix` and
 //! `increase_api_actix` with `actix-web`): `--addr` with port 0 prints the address actually bound, the server answers
 //! there, `--session-ttl` is honoured, an unknown `--store` is a clear error, bad arguments
 //! are refused, SIGINT (Ctrl-C) and SIGTERM shut the server down cleanly, and, with both
@@ -14,6 +15,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+/// The smallest example, `minimal_axum` (axum only, no flags: its one argument is the address).
+const MINIMAL: &[&str] = &[
+    #[cfg(feature = "axum")]
+    "minimal_axum",
+];
 
 /// The budgets API binaries built with this test's features.
 const BUDGETS: &[&str] = &[
@@ -77,7 +84,7 @@ fn build_examples(profile_dir: &Path) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = Command::new(cargo);
     command.arg("build");
-    for name in all_binaries() {
+    for name in all_binaries().chain(MINIMAL.iter().copied()) {
         command.args(["--example", name]);
     }
     command
@@ -175,6 +182,72 @@ impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn minimal_axum_logs_in_serves_me_and_logs_out_over_http() {
+    for name in MINIMAL {
+        let mut server = Running::start(name, &["127.0.0.1:0"]);
+        let base = server.base.clone();
+        assert!(
+            base.starts_with("http://127.0.0.1:") && !base.ends_with(":0"),
+            "{base}"
+        );
+        // It prints how to curl it, at the address it bound.
+        let mut how = String::new();
+        for _ in 0..4 {
+            server
+                .stdout
+                .read_line(&mut how)
+                .expect("read the curl lines");
+        }
+        assert!(how.contains(&format!("curl -s {base}/login")), "{how}");
+        assert!(
+            how.contains(&format!("{base}/me -H 'authorization: Bearer TOKEN'")),
+            "{how}"
+        );
+        let client = crate::support::client();
+
+        let anonymous = crate::support::send(client.get(format!("{base}/me"))).await;
+        assert_eq!(anonymous.status, 401, "{name}: /me without a token");
+        assert_eq!(anonymous.json()["code"], "missing_token");
+
+        let wrong = crate::support::send(
+            client
+                .post(format!("{base}/login"))
+                .json(&serde_json::json!({"email": "ann@example.com", "password": "nope"})),
+        )
+        .await;
+        assert_eq!(wrong.status, 401, "{name}: a wrong password");
+        assert_eq!(wrong.json()["code"], "invalid_credentials");
+
+        let login = crate::support::send(client.post(format!("{base}/login")).json(
+            &serde_json::json!({
+                "email": "ann@example.com",
+                "password": "correct horse battery staple",
+            }),
+        ))
+        .await;
+        assert_eq!(login.status, 200, "{name}: login: {}", login.body);
+        let token = login.json()["token"].as_str().expect("a token").to_owned();
+        assert!(login.json()["expires_at"].is_string());
+
+        let me = crate::support::send(client.get(format!("{base}/me")).bearer_auth(&token)).await;
+        assert_eq!(me.pair(), (200, "hello ann@example.com\n"), "{name}: /me");
+
+        let logout =
+            crate::support::send(client.post(format!("{base}/logout")).bearer_auth(&token)).await;
+        assert_eq!(logout.pair(), (204, ""), "{name}: logout");
+
+        let after =
+            crate::support::send(client.get(format!("{base}/me")).bearer_auth(&token)).await;
+        assert_eq!(after.status, 401, "{name}: /me after logout");
+        assert_eq!(after.json()["code"], "invalid_token");
+
+        let unknown = crate::support::send(client.get(format!("{base}/nowhere"))).await;
+        assert_eq!(unknown.status, 404, "{name}: json_fallbacks");
+        assert_eq!(unknown.json()["code"], "not_found");
     }
 }
 
