@@ -78,6 +78,16 @@ fn decode_payload(payload: Option<&str>) -> (Option<Duration>, AuthMethods) {
     )
 }
 
+/// Whether `user` has a confirmed authenticator app.
+async fn totp_active(factors: &FactorsRuntime, user: &UserId) -> Result<bool> {
+    Ok(factors
+        .config
+        .store
+        .totp(user)
+        .await?
+        .is_some_and(|t| t.is_confirmed()))
+}
+
 fn pending_error(error: OneTimeError) -> Error {
     match error {
         OneTimeError::Invalid | OneTimeError::Stale => Error::InvalidPendingLogin,
@@ -115,20 +125,7 @@ impl<U: UserStore> Authenticator<U> {
             return Ok(None);
         };
         let id = user.id();
-        let totp = factors
-            .config
-            .store
-            .totp(&id)
-            .await?
-            .is_some_and(|t| t.is_confirmed());
-        let mut methods = Vec::with_capacity(3);
-        if totp {
-            methods.extend([SecondFactorMethod::Totp, SecondFactorMethod::RecoveryCode]);
-        }
-        #[cfg(feature = "passkeys")]
-        if self.has_passkey(&id).await? {
-            methods.push(SecondFactorMethod::Passkey);
-        }
+        let methods = self.second_factor_methods(factors, &id).await?;
         if methods.is_empty() {
             return Ok(None);
         }
@@ -286,7 +283,7 @@ impl<U: UserStore> Authenticator<U> {
             return Err(Error::InvalidToken);
         };
         let store = &factors.config.store;
-        if store.totp(id).await?.is_some_and(|t| t.is_confirmed()) {
+        if totp_active(factors, id).await? {
             return Err(Error::SecondFactorAlreadyEnabled);
         }
         let secret = TotpSecret::generate()?;
@@ -384,13 +381,7 @@ impl<U: UserStore> Authenticator<U> {
     ) -> Result<()> {
         let factors = self.factors()?;
         let id = subject.user_id();
-        if !factors
-            .config
-            .store
-            .totp(id)
-            .await?
-            .is_some_and(|t| t.is_confirmed())
-        {
+        if !totp_active(factors, id).await? {
             return Err(Error::SecondFactorNotEnabled);
         }
         self.check_proof(factors, id, proof, client).await?;
@@ -426,13 +417,7 @@ impl<U: UserStore> Authenticator<U> {
     ) -> Result<RecoveryCodes> {
         let factors = self.factors()?;
         let id = subject.user_id();
-        if !factors
-            .config
-            .store
-            .totp(id)
-            .await?
-            .is_some_and(|t| t.is_confirmed())
-        {
+        if !totp_active(factors, id).await? {
             return Err(Error::SecondFactorNotEnabled);
         }
         self.check_proof(factors, id, proof, client).await?;
@@ -475,20 +460,24 @@ impl<U: UserStore> Authenticator<U> {
     ///
     /// # Errors
     /// [`Error::InsufficientAuthentication`] (`second_factor: true`) when the session's
-    /// [`amr`](Session::amr) holds no second factor and the user has an active app (a
-    /// session from before the enrolment, say: log in again with both steps) or the policy
+    /// [`amr`](Session::amr) holds no second factor and the user has an active app or a
+    /// passkey (a session from before the enrolment, say: log in again with both steps) or the
+    /// policy
     /// requires one for every session (enrol an app, then log in again).
     /// [`Error::Store`].
     pub async fn require_second_factor(&self, session: &Session) -> Result<()> {
         if session.amr.has_second_factor() {
             return Ok(());
         }
-        let required = self
-            .inner
-            .second_factors
-            .as_ref()
-            .is_some_and(|f| f.config.required);
-        if required || self.second_factor_status(session).await?.totp {
+        let Some(factors) = &self.inner.second_factors else {
+            return Ok(());
+        };
+        if factors.config.required
+            || !self
+                .second_factor_methods(factors, &session.user_id)
+                .await?
+                .is_empty()
+        {
             return Err(Error::InsufficientAuthentication {
                 second_factor: true,
                 max_age: None,
@@ -521,6 +510,24 @@ impl<U: UserStore> Authenticator<U> {
             });
         }
         Ok(())
+    }
+
+    /// The second factors `user` can answer a login's second step with: an active app (and
+    /// its recovery codes), passkeys. Empty: the user has none.
+    async fn second_factor_methods(
+        &self,
+        factors: &FactorsRuntime,
+        user: &UserId,
+    ) -> Result<Vec<SecondFactorMethod>> {
+        let mut methods = Vec::with_capacity(3);
+        if totp_active(factors, user).await? {
+            methods.extend([SecondFactorMethod::Totp, SecondFactorMethod::RecoveryCode]);
+        }
+        #[cfg(feature = "passkeys")]
+        if self.has_passkey(user).await? {
+            methods.push(SecondFactorMethod::Passkey);
+        }
+        Ok(methods)
     }
 
     /// Counts one code for the account before it is checked; refuses when the account's

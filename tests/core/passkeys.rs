@@ -213,3 +213,45 @@ async fn assertions_from_another_key_origin_or_an_old_counter_are_refused() {
         "{outcome:?}"
     );
 }
+
+#[tokio::test]
+async fn a_session_from_before_the_passkey_is_refused_step_up() {
+    let auth = authenticator().await;
+    let before = auth
+        .login(ANN, PASSWORD, ClientInfo::none())
+        .await
+        .expect("login");
+    auth.require_second_factor(&before.session)
+        .await
+        .expect("no second factor yet: nothing to step up to");
+    let mut key = SoftPasskey::new(RP_ID, ORIGIN, 4);
+    registered(&auth, &mut key).await;
+    // Ann has a passkey (and no authenticator app): her password-only session is refused.
+    let outcome = auth.require_second_factor(&before.session).await;
+    assert!(
+        matches!(
+            outcome,
+            Err(Error::InsufficientAuthentication {
+                second_factor: true,
+                ..
+            })
+        ),
+        "{outcome:?}"
+    );
+    // A session that used the passkey passes.
+    let (ceremony, options) = auth
+        .begin_passkey_login(&ClientInfo::none())
+        .await
+        .expect("begin");
+    let login = auth
+        .finish_passkey_login(
+            ceremony.expose_secret(),
+            &assertion(key.assert(&json(&options))),
+            ClientInfo::none(),
+        )
+        .await
+        .expect("a passkey login");
+    auth.require_second_factor(&login.session)
+        .await
+        .expect("step-up passed");
+}
