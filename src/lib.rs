@@ -8,6 +8,7 @@ mod account_store;
 #[cfg_attr(docsrs, doc(cfg(feature = "actix-web")))]
 pub mod actix_web;
 mod amr;
+pub mod api_tokens;
 pub mod audit;
 mod authenticator;
 #[cfg(feature = "axum")]
@@ -83,7 +84,7 @@ pub use password_policy::{
     PasswordRejection, PasswordRule,
 };
 pub use registration::{NewUser, Registered, UserRegistry};
-pub use session::{ClientInfo, Session, SessionPolicy, SessionView};
+pub use session::{ClientInfo, Session, SessionKind, SessionPolicy, SessionView};
 pub use store::{MemoryTokenStore, TokenStore};
 pub use throttle::{MemoryThrottle, Throttle};
 pub use token::{InvalidTokenPrefix, SecretHash, SessionId, Token, TokenFormat, TOKEN_LEN};

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::amr::AuthMethods;
+use crate::api_tokens::ApiTokenGrant;
 use crate::token::{SecretHash, SessionId, Token};
 use crate::user::UserId;
 
@@ -35,6 +36,41 @@ pub struct Session {
     /// its `amr` list. Empty for a session made by [`Session::new`] without
     /// [`with_amr`](Self::with_amr), or kept by a store before methods were recorded.
     pub amr: AuthMethods,
+    /// What kind of credential this is: a login's session, or an
+    /// [API token](crate::api_tokens) with its name and scopes.
+    pub kind: SessionKind,
+}
+
+/// What kind of credential a [`Session`] is.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SessionKind {
+    /// A login by a person: a password, a sign-in link, a passkey... (the default).
+    #[default]
+    Interactive,
+    /// An [API token](crate::api_tokens): named, scoped, no idle timeout, and unable to
+    /// manage the account.
+    ApiToken(ApiTokenGrant),
+}
+
+impl SessionKind {
+    /// The API token's name and scopes, if this is one.
+    pub fn api_token(&self) -> Option<&ApiTokenGrant> {
+        match self {
+            Self::ApiToken(grant) => Some(grant),
+            Self::Interactive => None,
+        }
+    }
+
+    /// Whether this is an API token.
+    pub fn is_api_token(&self) -> bool {
+        matches!(self, Self::ApiToken(_))
+    }
+
+    /// Whether this is a login's session.
+    pub fn is_interactive(&self) -> bool {
+        matches!(self, Self::Interactive)
+    }
 }
 
 impl Session {
@@ -59,7 +95,15 @@ impl Session {
             last_seen_at: now,
             client,
             amr: AuthMethods::none(),
+            kind: SessionKind::Interactive,
         }
+    }
+
+    /// The session with `kind` as its kind.
+    #[must_use]
+    pub fn with_kind(mut self, kind: SessionKind) -> Self {
+        self.kind = kind;
+        self
     }
 
     /// The session with `amr` as its authentication methods.
@@ -278,16 +322,28 @@ impl SessionPolicy {
     }
 
     /// Whether `session` is dead at `now` (past its absolute expiry or its idle timeout).
+    /// API tokens have no idle timeout: only their absolute expiry ends them.
     pub(crate) fn is_dead(&self, session: &Session, now: OffsetDateTime) -> bool {
         session.is_expired(now)
-            || self
-                .idle_timeout
-                .is_some_and(|idle| now - session.last_seen_at >= idle)
+            || (session.kind.is_interactive()
+                && self
+                    .idle_timeout
+                    .is_some_and(|idle| now - session.last_seen_at >= idle))
     }
 
-    /// Whether `validate` should write a new `last_seen_at`.
+    /// Whether `validate` should write a new `last_seen_at`. An API token's is written at its
+    /// first use, then at most once a minute
+    /// ([`ApiTokens::LAST_USED_PRECISION`](crate::api_tokens::ApiTokens::LAST_USED_PRECISION)).
+    #[inline]
     pub(crate) fn should_touch(&self, session: &Session, now: OffsetDateTime) -> bool {
-        now - session.last_seen_at >= self.touch_interval()
+        match session.kind {
+            SessionKind::Interactive => now - session.last_seen_at >= self.touch_interval(),
+            SessionKind::ApiToken(_) => {
+                session.last_seen_at <= session.created_at
+                    || now - session.last_seen_at
+                        >= crate::api_tokens::ApiTokens::LAST_USED_PRECISION
+            }
+        }
     }
 }
 

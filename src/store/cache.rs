@@ -55,6 +55,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -172,7 +173,10 @@ impl Revocation {
         match self {
             Self::Session(id) => session.id == *id,
             Self::User(user) => session.user_id == *user,
-            Self::UserExcept { user, keep } => session.user_id == *user && session.id != *keep,
+            // `delete_for_user_except` leaves API tokens in place.
+            Self::UserExcept { user, keep } => {
+                session.user_id == *user && session.id != *keep && session.kind.is_interactive()
+            }
         }
     }
 }
@@ -411,6 +415,13 @@ impl Shared {
         }
     }
 
+    /// Records the address a successful `touch_from` wrote.
+    fn moved(&self, id: &SessionId, ip: IpAddr) {
+        if let Some(entry) = lock(self.shard(id)).get_mut(id) {
+            entry.session.client.ip = Some(ip);
+        }
+    }
+
     fn len(&self) -> usize {
         self.shards.iter().map(|s| lock(s).len()).sum()
     }
@@ -614,6 +625,26 @@ impl<S: TokenStore> TokenStore for CachedTokenStore<S> {
         let found = self.inner.store.touch(id, last_seen_at).await?;
         match found {
             true => shared.touched(id, last_seen_at, started, generation),
+            false => shared.forget(id),
+        }
+        Ok(found)
+    }
+
+    async fn touch_from(
+        &self,
+        id: &SessionId,
+        last_seen_at: OffsetDateTime,
+        ip: IpAddr,
+    ) -> Result<bool, StoreError> {
+        let shared = &self.inner.shared;
+        let generation = shared.generation.load(Ordering::Acquire);
+        let started = Instant::now();
+        let found = self.inner.store.touch_from(id, last_seen_at, ip).await?;
+        match found {
+            true => {
+                shared.touched(id, last_seen_at, started, generation);
+                shared.moved(id, ip);
+            }
             false => shared.forget(id),
         }
         Ok(found)

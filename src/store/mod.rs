@@ -12,6 +12,7 @@
 //! [`CachedTokenStore`] (module [`cache`]) in front of the store.
 
 use std::fmt::Debug;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -47,11 +48,20 @@ pub use memory::MemoryTokenStore;
 /// - **delete really deletes** and reports whether it deleted: `true` once, then `false`.
 ///   A deleted session is never returned again (no resurrection by a racing `touch`).
 /// - **touch** only updates `last_seen_at` of an existing, unexpired session; it never creates
-///   one, and reports whether it found one.
+///   one, and reports whether it found one. **`touch_from`** does the same and also sets the
+///   session's `client.ip`.
+/// - **every field round-trips**, including [`Session::kind`](crate::Session::kind): an API
+///   token's name and scopes ([`ApiTokenGrant`](crate::api_tokens::ApiTokenGrant)) and an
+///   expiry as late as [`ApiTokens::NEVER`](crate::api_tokens::ApiTokens::NEVER).
 /// - **`delete_for_user` and `purge_expired`** are atomic per session and return how many
 ///   sessions they removed.
-/// - **`delete_for_user_except` is one atomic operation**: every session of the user that
-///   existed when it began is gone when it returns, except `keep`, which is never deleted.
+/// - **`delete_for_user` deletes every kind** (sessions and API tokens);
+///   **`delete_for_user_except` deletes interactive sessions only**: API tokens
+///   ([`SessionKind::ApiToken`](crate::SessionKind::ApiToken)) survive it, as "log out my
+///   other devices" and a password change must leave them working.
+/// - **`delete_for_user_except` is one atomic operation**: every interactive session of the
+///   user that existed when it began is gone when it returns, except `keep`, which is never
+///   deleted.
 ///   It must not be built from `list_for_user` and `delete` calls, which a concurrent login
 ///   could slip between: use one statement, transaction or script.
 /// - **ids are untrusted input**: they come from clients. Never build queries by string
@@ -117,25 +127,39 @@ pub trait TokenStore: Send + Sync + Debug {
     async fn touch(&self, id: &SessionId, last_seen_at: OffsetDateTime)
         -> Result<bool, StoreError>;
 
+    /// As [`touch`](Self::touch), and sets the session's `client.ip` to `ip`: where an API
+    /// token was last used from, written (with its last use) at most once a minute, so that
+    /// a use from a new address can be told apart.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn touch_from(
+        &self,
+        id: &SessionId,
+        last_seen_at: OffsetDateTime,
+        ip: IpAddr,
+    ) -> Result<bool, StoreError>;
+
     /// Deletes a session. Returns whether it existed.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError>;
 
-    /// Deletes every session of `user`. Returns how many were deleted.
+    /// Deletes every session of `user`, API tokens included. Returns how many were deleted.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
     async fn delete_for_user(&self, user: &UserId) -> Result<u64, StoreError>;
 
-    /// Deletes every session of `user` except `keep`, in one atomic operation (one SQL
-    /// statement, one Lua script), and returns how many it deleted. `keep` is never deleted,
-    /// whoever it belongs to; if it is not one of `user`'s sessions, every session of `user`
-    /// is deleted. Used by "log out my other devices" and password changes.
+    /// Deletes every interactive session of `user` except `keep`, in one atomic operation
+    /// (one SQL statement, one Lua script), and returns how many it deleted. `keep` is never
+    /// deleted, whoever it belongs to; if it is not one of `user`'s sessions, every
+    /// interactive session of `user` is deleted. API tokens are never deleted by it. Used by
+    /// "log out my other devices" and password changes.
     ///
-    /// Every session of `user` that existed when the call began and is not `keep` is gone
-    /// when it returns; a session created concurrently may survive (it began after).
+    /// Every interactive session of `user` that existed when the call began and is not `keep`
+    /// is gone when it returns; a session created concurrently may survive (it began after).
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
@@ -145,7 +169,7 @@ pub trait TokenStore: Send + Sync + Debug {
         keep: &SessionId,
     ) -> Result<u64, StoreError>;
 
-    /// The live sessions of `user` at `now`, oldest first.
+    /// The live sessions of `user` at `now`, API tokens included, oldest first.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure or undecodable data.
@@ -180,6 +204,9 @@ macro_rules! forward_token_store {
             }
             async fn touch(&self, id: &SessionId, last_seen_at: OffsetDateTime) -> Result<bool, StoreError> {
                 (**self).touch(id, last_seen_at).await
+            }
+            async fn touch_from(&self, id: &SessionId, last_seen_at: OffsetDateTime, ip: IpAddr) -> Result<bool, StoreError> {
+                (**self).touch_from(id, last_seen_at, ip).await
             }
             async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
                 (**self).delete(id).await

@@ -27,6 +27,7 @@
 
 use std::fmt;
 use std::hash::BuildHasher;
+use std::net::IpAddr;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
@@ -138,9 +139,9 @@ impl MemoryTokenStore {
         let now = micros(now);
         {
             let s = self.read(shard);
-            let r = s.rec(s.find(hash, id.as_bytes())?);
-            if r.expires > now {
-                return Some(s.session(r));
+            let slot = s.find(hash, id.as_bytes())?;
+            if s.rec(slot).expires > now {
+                return Some(s.session(slot));
             }
         }
         // Expired: drop it (unless someone did already).
@@ -250,6 +251,26 @@ impl TokenStore for MemoryTokenStore {
         })
     }
 
+    async fn touch_from(
+        &self,
+        id: &SessionId,
+        last_seen_at: OffsetDateTime,
+        ip: IpAddr,
+    ) -> Result<bool, StoreError> {
+        let (shard, hash) = self.locate(id);
+        let seen = micros(last_seen_at);
+        let mut s = self.write(shard);
+        Ok(match s.find(hash, id.as_bytes()) {
+            Some(slot) if s.rec(slot).expires > seen => {
+                let r = s.rec_mut(slot);
+                r.seen = r.seen.max(seen);
+                r.ip = slab::Ip::new(Some(ip));
+                true
+            }
+            _ => false,
+        })
+    }
+
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
         let (shard, hash) = self.locate(id);
         let mut s = self.write(shard);
@@ -292,7 +313,8 @@ impl TokenStore for MemoryTokenStore {
             while next != NIL {
                 let slot = next;
                 next = s.rec(slot).next;
-                if s.rec(slot).id != *keep.as_bytes() {
+                // API tokens survive "log out my other devices".
+                if s.rec(slot).id != *keep.as_bytes() && !s.rec(slot).api {
                     // Safe to go on with `next`: `remove` resets the shard only when its last
                     // session goes, and then `next` is NIL.
                     s.remove(slot);
@@ -316,9 +338,8 @@ impl TokenStore for MemoryTokenStore {
             let u = s.users.find(h, user.as_str());
             live.extend(
                 s.user_slots(u)
-                    .map(|slot| s.rec(slot))
-                    .filter(|r| r.expires > now)
-                    .map(|r| s.session(r)),
+                    .filter(|&slot| s.rec(slot).expires > now)
+                    .map(|slot| s.session(slot)),
             );
         }
         live.sort_by_key(|s| (s.created_at, s.id));

@@ -4,13 +4,14 @@
 //! the per-user lists ([`user_index`](super::user_index)) and the sweep cursor
 //! ([`sweep`](super::sweep)); inserting and removing a session keeps them all in step.
 
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 
 use super::names::Names;
 use super::slab::{Ip, Record, CHUNK};
 use super::{instant, micros, widen, NIL};
 use crate::amr::AuthMethods;
-use crate::session::{ClientInfo, Session};
+use crate::api_tokens::ApiTokenGrant;
+use crate::session::{ClientInfo, Session, SessionKind};
 use crate::token::{SecretHash, SessionId};
 use crate::user::UserId;
 
@@ -28,6 +29,8 @@ pub(super) struct Shard {
     /// Payload: the first record of the user's list.
     pub(super) users: Names<UserId, u32>,
     pub(super) agents: Names<Box<str>, ()>,
+    /// The name and scopes of the API tokens among the records, by slot (records with `api`).
+    pub(super) grants: HashMap<u32, ApiTokenGrant>,
     /// Next record a create examines for expiry.
     pub(super) cursor: usize,
     /// No record in use expires after this (Unix microseconds; never lowered by removals).
@@ -55,6 +58,7 @@ impl Shard {
             ids: HashTable::with_capacity(sessions),
             users: Names::new(),
             agents: Names::new(),
+            grants: HashMap::new(),
             cursor: 0,
             max_expires: i64::MIN,
             hasher,
@@ -97,7 +101,11 @@ impl Shard {
             next: head,
             ip: Ip::new(s.client.ip),
             amr: s.amr.bits(),
+            api: s.kind.is_api_token(),
         });
+        if let SessionKind::ApiToken(grant) = &s.kind {
+            self.grants.insert(slot, grant.clone());
+        }
         self.link_first(user, head, slot);
         self.max_expires = self.max_expires.max(micros(s.expires_at));
         self.ids
@@ -117,6 +125,9 @@ impl Shard {
         if r.agent != NIL {
             self.agents.release(r.agent, &self.hasher);
         }
+        if r.api {
+            self.grants.remove(&slot);
+        }
         self.free_record(slot);
         self.live -= 1;
         if self.live == 0 {
@@ -125,8 +136,10 @@ impl Shard {
         }
     }
 
+    /// The session in the record at `slot`.
     #[inline]
-    pub(super) fn session(&self, r: &Record) -> Session {
+    pub(super) fn session(&self, slot: u32) -> Session {
+        let r = self.rec(slot);
         let mut client = ClientInfo::none();
         client.ip = r.ip.get();
         if r.agent != NIL {
@@ -146,6 +159,15 @@ impl Shard {
             last_seen_at: instant(r.seen),
             client,
             amr: AuthMethods::from_bits(r.amr),
+            kind: match r.api {
+                false => SessionKind::Interactive,
+                true => self
+                    .grants
+                    .get(&slot)
+                    .map_or(SessionKind::Interactive, |g| {
+                        SessionKind::ApiToken(g.clone())
+                    }),
+            },
         }
     }
 }

@@ -58,6 +58,8 @@ pub(super) struct Record {
     pub(super) ip: Ip,
     /// The session's [`AuthMethods`](crate::AuthMethods), as bits.
     pub(super) amr: u8,
+    /// Whether this is an API token (its grant is in the shard's `grants`).
+    pub(super) api: bool,
 }
 
 impl Record {
@@ -74,6 +76,7 @@ impl Record {
         next: NIL,
         ip: Ip::None,
         amr: 0,
+        api: false,
     };
 
     #[inline]

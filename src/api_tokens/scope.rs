@@ -1,0 +1,325 @@
+//! Scopes: what an API token may do, as RFC 6749 scope tokens.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smol_str::SmolStr;
+
+/// One scope: a string in RFC 6749's scope-token syntax (§3.3), 1 to [`Scope::MAX_LEN`]
+/// printable ASCII characters other than space, `"` and `\`, such as `notes:read`.
+///
+/// ```
+/// use keycard::api_tokens::Scope;
+/// let read: Scope = "notes:read".parse()?;
+/// assert_eq!(read.as_str(), "notes:read");
+/// assert!("notes read".parse::<Scope>().is_err());
+/// assert!("".parse::<Scope>().is_err());
+/// # Ok::<(), keycard::api_tokens::InvalidScope>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Scope(SmolStr);
+
+impl Scope {
+    /// The longest scope accepted, in bytes.
+    pub const MAX_LEN: usize = 64;
+
+    /// A scope, checked.
+    ///
+    /// # Errors
+    /// [`InvalidScope`] unless `scope` is 1 to [`MAX_LEN`](Self::MAX_LEN) characters of
+    /// `%x21 / %x23-5B / %x5D-7E`.
+    pub fn new(scope: &str) -> Result<Self, InvalidScope> {
+        if scope.is_empty() {
+            return Err(InvalidScope::new(scope, "it is empty"));
+        }
+        if scope.len() > Self::MAX_LEN {
+            return Err(InvalidScope::new(scope, "it is longer than 64 bytes"));
+        }
+        if !scope.bytes().all(is_scope_char) {
+            return Err(InvalidScope::new(
+                scope,
+                "it has a character outside RFC 6749's scope syntax (printable ASCII, no space, `\"` or `\\`)",
+            ));
+        }
+        Ok(Self(SmolStr::new(scope)))
+    }
+
+    /// The scope as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// RFC 6749 §3.3: `NQCHAR = %x21 / %x23-5B / %x5D-7E`.
+fn is_scope_char(b: u8) -> bool {
+    matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E)
+}
+
+impl FromStr for Scope {
+    type Err = InvalidScope;
+    fn from_str(s: &str) -> Result<Self, InvalidScope> {
+        Self::new(s)
+    }
+}
+
+impl AsRef<str> for Scope {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Scope({:?})", self.as_str())
+    }
+}
+
+impl Serialize for Scope {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Scope {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A set of [`Scope`]s, at most [`Scopes::MAX`], kept sorted and without repeats. Cloning is
+/// one reference count.
+///
+/// Its text form ([`Display`](fmt::Display), [`FromStr`]) is RFC 6749's: the scopes separated
+/// by single spaces (`notes:read notes:write`), which is also how stores keep it; in JSON it
+/// is an array of strings.
+///
+/// ```
+/// use keycard::api_tokens::Scopes;
+/// let scopes = Scopes::new(["notes:write", "notes:read", "notes:read"])?;
+/// assert_eq!(scopes.to_string(), "notes:read notes:write");
+/// assert!(scopes.contains("notes:read"));
+/// assert!(!scopes.contains("notes"));
+/// assert_eq!(serde_json::to_string(&scopes).unwrap(), r#"["notes:read","notes:write"]"#);
+/// # Ok::<(), keycard::api_tokens::InvalidScope>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct Scopes(Arc<[Scope]>);
+
+impl Scopes {
+    /// The most scopes one set holds.
+    pub const MAX: usize = 64;
+
+    /// The scopes in `scopes`, checked, sorted, without repeats.
+    ///
+    /// # Errors
+    /// [`InvalidScope`] for the first scope that is not valid, or when there are more than
+    /// [`MAX`](Self::MAX) distinct scopes.
+    pub fn new<I, S>(scopes: I) -> Result<Self, InvalidScope>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut all = Vec::new();
+        for scope in scopes {
+            all.push(Scope::new(scope.as_ref())?);
+            if all.len() > 4 * Self::MAX {
+                break;
+            }
+        }
+        all.sort();
+        all.dedup();
+        if all.len() > Self::MAX {
+            return Err(InvalidScope::new(
+                "",
+                "there are more than 64 distinct scopes in the set",
+            ));
+        }
+        Ok(Self(all.into()))
+    }
+
+    /// No scope at all.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// Whether `scope` is in the set.
+    pub fn contains(&self, scope: &str) -> bool {
+        // Sorted: a binary search over a handful of short strings.
+        self.0.binary_search_by(|s| s.as_str().cmp(scope)).is_ok()
+    }
+
+    /// Whether every scope of `self` is in `other`.
+    pub fn is_subset_of(&self, other: &Scopes) -> bool {
+        self.0.iter().all(|s| other.contains(s.as_str()))
+    }
+
+    /// The first scope of `self` that is not in `other`, if any.
+    pub fn first_missing_from(&self, other: &Scopes) -> Option<&Scope> {
+        self.0.iter().find(|s| !other.contains(s.as_str()))
+    }
+
+    /// The scopes, in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Scope> {
+        self.0.iter()
+    }
+
+    /// How many scopes the set holds.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'a> IntoIterator for &'a Scopes {
+    type Item = &'a Scope;
+    type IntoIter = std::slice::Iter<'a, Scope>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl fmt::Display for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, scope) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(scope.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.iter()).finish()
+    }
+}
+
+impl FromStr for Scopes {
+    type Err = InvalidScope;
+
+    /// The space-separated form (`"notes:read notes:write"`); the empty string is the empty
+    /// set.
+    fn from_str(s: &str) -> Result<Self, InvalidScope> {
+        Self::new(s.split(' ').filter(|s| !s.is_empty()))
+    }
+}
+
+impl Serialize for Scopes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Scopes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let all = Vec::<std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::new(all).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A scope that is not valid: not in RFC 6749's syntax, too long, too many, or (from
+/// [`Authenticator::create_api_token`](crate::Authenticator::create_api_token)) not one the
+/// service declared.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the scope {scope:?} is not valid: {reason}")]
+pub struct InvalidScope {
+    scope: String,
+    reason: &'static str,
+}
+
+impl InvalidScope {
+    pub(crate) fn new(scope: &str, reason: &'static str) -> Self {
+        // Keep what is echoed short and printable: it may come from a client.
+        let mut end = scope.len().min(Scope::MAX_LEN);
+        while !scope.is_char_boundary(end) {
+            end -= 1;
+        }
+        let shown: String = scope[..end]
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
+        Self {
+            scope: shown,
+            reason,
+        }
+    }
+
+    /// The scope refused (cut to [`Scope::MAX_LEN`] bytes, control characters replaced).
+    pub fn scope(&self) -> &str {
+        &self.scope
+    }
+
+    /// Why it was refused.
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_follows_rfc_6749() {
+        for good in [
+            "a",
+            "notes:read",
+            "repo/write",
+            "x!#$%&'()*+,-./09:;<=>?@AZ[]^_`az{|}~",
+        ] {
+            assert!(Scope::new(good).is_ok(), "{good}");
+        }
+        for bad in ["", " ", "a b", "a\"b", "a\\b", "é", "a\tb", "a\u{7f}"] {
+            assert!(Scope::new(bad).is_err(), "{bad:?}");
+        }
+        assert!(Scope::new(&"a".repeat(64)).is_ok());
+        assert!(Scope::new(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn sets_are_sorted_deduplicated_and_bounded() {
+        let s: Scopes = "b a  b".parse().expect("valid");
+        assert_eq!(s.to_string(), "a b");
+        assert_eq!(s.len(), 2);
+        assert!(Scopes::new((0..64).map(|i| format!("s{i}"))).is_ok());
+        assert!(Scopes::new((0..65).map(|i| format!("s{i}"))).is_err());
+        let round: Scopes = s.to_string().parse().expect("round trip");
+        assert_eq!(round, s);
+        assert_eq!("".parse::<Scopes>().expect("empty"), Scopes::empty());
+    }
+
+    #[test]
+    fn subsets() {
+        let known: Scopes = "a b c".parse().expect("valid");
+        let asked: Scopes = "a c".parse().expect("valid");
+        assert!(asked.is_subset_of(&known));
+        let other: Scopes = "a d".parse().expect("valid");
+        assert_eq!(
+            other.first_missing_from(&known).map(Scope::as_str),
+            Some("d")
+        );
+    }
+
+    #[test]
+    fn errors_echo_a_short_printable_scope() {
+        let e = Scope::new(&format!("{}\n", "x".repeat(100))).expect_err("too long");
+        assert_eq!(e.scope().len(), 64);
+        let e = Scope::new("a\nb").expect_err("control");
+        assert_eq!(e.scope(), "a?b");
+    }
+}
