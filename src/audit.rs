@@ -43,6 +43,11 @@
 //! | `sign_in_link.used` | INFO | a sign-in link started a session (a `login.succeeded` follows) | `user_id`, `client_ip` |
 //! | `email.change_requested` | INFO | a logged-in user asked to change their address (password proved) | `user_id`, `client_ip` |
 //! | `email.changed` | INFO | an email change was confirmed from the new address | `user_id`, `client_ip` |
+//! | `api_token.created` | INFO | a signed-in user created an [API token](crate::api_tokens) (never its secret) | `user_id`, `token_id`, `name`, `scopes` (space-separated) |
+//! | `api_token.new_address` | WARN | an API token was used from an address other than the one it was last used from (its first use included); checked when its last use is written, at most once a minute | `user_id`, `token_id`, `client_ip` |
+//! | `api_token.scope_refused` | WARN | an API token lacked the scope a route needs | `user_id`, `token_id`, `scope` |
+//! | `api_token.revoked` | INFO | an API token was revoked by its owner, one by one or all at once | `user_id`, `token_id`, `by` (`owner`, `all`) |
+//! | `api_token.expired` | INFO | an API token was presented past its expiry and deleted (stores drop expired tokens on their own too: a later use is then a `tokens.invalid`) | `user_id`, `token_id` |
 //!
 //! `account` is the throttle's digest of the normalized email ([`ThrottleKey::account`]): it
 //! lets you correlate attempts on one account without logging the email, so an attempted
@@ -290,4 +295,29 @@ pub(crate) fn passkey_failed(
 ) {
     let user = user.map_or("-", UserId::as_str);
     tracing::warn!(target: TARGET, event = "passkey.failed", purpose, reason, user_id = user, client_ip = %Ip(ip));
+}
+
+pub(crate) fn api_token_created(
+    user: &UserId,
+    token: &SessionId,
+    name: &str,
+    scopes: &crate::api_tokens::Scopes,
+) {
+    tracing::info!(target: TARGET, event = "api_token.created", user_id = %user, token_id = %token, name, scopes = %scopes);
+}
+
+pub(crate) fn api_token_revoked(user: &UserId, token: &SessionId, by: &str) {
+    tracing::info!(target: TARGET, event = "api_token.revoked", user_id = %user, token_id = %token, by);
+}
+
+pub(crate) fn api_token_scope_refused(user: &UserId, token: &SessionId, scope: &str) {
+    tracing::warn!(target: TARGET, event = "api_token.scope_refused", user_id = %user, token_id = %token, scope);
+}
+
+pub(crate) fn api_token_new_address(user: &UserId, token: &SessionId, ip: Option<IpAddr>) {
+    tracing::warn!(target: TARGET, event = "api_token.new_address", user_id = %user, token_id = %token, client_ip = %Ip(ip));
+}
+
+pub(crate) fn api_token_expired(user: &UserId, token: &SessionId) {
+    tracing::info!(target: TARGET, event = "api_token.expired", user_id = %user, token_id = %token);
 }

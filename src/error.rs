@@ -232,6 +232,44 @@ pub enum Error {
     /// number generator (an over-long user id or payload); see the source.
     #[error("a one-time link could not be issued; see the server log")]
     OneTimeToken(#[source] crate::one_time::OneTimeError),
+
+    /// The credential is an [API token](crate::api_tokens) and the action needs a person
+    /// signed in: creating API tokens, changing the password or email, managing second
+    /// factors and passkeys, listing or ending sessions. 403: the token is fine, it just may
+    /// not do this.
+    #[error("API tokens cannot do this; sign in with your password and retry from that session")]
+    InteractiveSessionRequired,
+
+    /// The API token lacks the scope the action needs (403, with `WWW-Authenticate: Bearer
+    /// error="insufficient_scope"` in [`StandardApi`](crate::http::StandardApi)).
+    #[error("this token does not have the scope `{scope}`; create a token that has it")]
+    InsufficientScope {
+        /// The scope that was needed.
+        scope: crate::api_tokens::Scope,
+    },
+
+    /// A scope in an API token request is not valid, or not one this service knows.
+    #[error("{0}; ask only for the scopes this service lists")]
+    InvalidScope(#[source] crate::api_tokens::InvalidScope),
+
+    /// The user has the most live API tokens allowed
+    /// ([`ApiTokens::with_max_per_user`](crate::api_tokens::ApiTokens::with_max_per_user)).
+    #[error("this account has the most API tokens allowed ({max}); revoke one first")]
+    TooManyApiTokens {
+        /// The most live API tokens one user may hold.
+        max: usize,
+    },
+
+    /// An API token request is not valid: an empty name, or a lifetime the service does not
+    /// allow (the reason says which).
+    #[error("the API token request is not valid: {0}")]
+    InvalidApiTokenRequest(&'static str),
+
+    /// API tokens are used but the authenticator was built without
+    /// [`AuthenticatorBuilder::api_tokens`](crate::AuthenticatorBuilder::api_tokens). A
+    /// server configuration error.
+    #[error("API tokens are not set up on the server; give the authenticator an ApiTokens configuration")]
+    ApiTokensNotEnabled,
 }
 
 impl From<crate::one_time::OneTimeError> for Error {
@@ -755,6 +793,8 @@ mod tests {
     impl OwnType for Option<Duration> {}
     impl OwnType for &'static str {}
     impl OwnType for Box<dyn StdError + Send + Sync> {}
+    impl OwnType for crate::api_tokens::Scope {}
+    impl OwnType for crate::api_tokens::InvalidScope {}
     fn own<T: OwnType>(_: &T) {}
 
     /// Exhaustive on purpose: a new variant must be added here, with its payload checked.
@@ -781,7 +821,13 @@ mod tests {
             | Error::SecondFactorAlreadyEnabled
             | Error::SecondFactorNotEnabled
             | Error::PasskeyRejected
-            | Error::InvalidCeremony => {}
+            | Error::InvalidCeremony
+            | Error::InteractiveSessionRequired
+            | Error::ApiTokensNotEnabled => {}
+            Error::InsufficientScope { scope } => own(scope),
+            Error::InvalidScope(e) => own(e),
+            Error::TooManyApiTokens { max } => own(max),
+            Error::InvalidApiTokenRequest(m) => own(m),
             Error::TooManyPasskeys { max } => own(max),
             Error::SecondFactorRequired(p) => own(p),
             Error::InsufficientAuthentication {

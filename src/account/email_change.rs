@@ -9,7 +9,8 @@ use crate::mail::AccountMail;
 use crate::one_time::{Binding, OneTimePurpose};
 use crate::session::ClientInfo;
 use crate::throttle::RateKey;
-use crate::user::{normalize_email, User, UserId};
+use crate::user::{normalize_email, User};
+use crate::Subject;
 
 impl<U: AccountStore + 'static> Accounts<U> {
     /// Asks to change `user`'s address to `new_email`, proving the password again (counted
@@ -27,16 +28,17 @@ impl<U: AccountStore + 'static> Accounts<U> {
     /// [`Error::InvalidEmail`] for a new address [`check_email`] refuses;
     /// [`Error::IncorrectPassword`] for a wrong password; [`Error::Throttled`] when the
     /// re-verification limits are reached; [`Error::Store`] if a store fails.
-    pub async fn request_email_change(
+    pub async fn request_email_change<S: Subject + ?Sized>(
         &self,
-        user: &UserId,
+        subject: &S,
         new_email: &str,
         password: &str,
         client: &ClientInfo,
     ) -> Result<()> {
         let auth = &self.shared.auth;
+        auth.require_interactive(subject)?;
         let new_email = check_email(new_email).map_err(Error::InvalidEmail)?;
-        let user = auth.verify_password(user, password, client).await?;
+        let user = auth.verify_password(subject, password, client).await?;
         let id = user.id();
         audit::email_change_requested(&id, client.ip);
         if normalize_email(&new_email) == normalize_email(user.email()) {

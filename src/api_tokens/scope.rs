@@ -46,6 +46,23 @@ impl Scope {
         Ok(Self(SmolStr::new(scope)))
     }
 
+    /// `scope` made valid: cut to [`MAX_LEN`](Self::MAX_LEN) bytes, each character outside
+    /// the syntax replaced by `?`, `?` if empty.
+    pub(crate) fn lossy(scope: &str) -> Self {
+        let mut text: String = scope
+            .chars()
+            .map(|c| match u8::try_from(c) {
+                Ok(b) if is_scope_char(b) => c,
+                _ => '?',
+            })
+            .take(Self::MAX_LEN)
+            .collect();
+        if text.is_empty() {
+            text.push('?');
+        }
+        Self(SmolStr::new(text))
+    }
+
     /// The scope as text.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::second_factor::FactorsRuntime;
 use super::{Authenticator, Inner, SessionCap};
+use crate::api_tokens::ApiTokens;
 use crate::clock::{Clock, SystemClock};
 use crate::hashing::HashPool;
 use crate::mfa::SecondFactors;
@@ -43,6 +44,7 @@ impl<U: UserStore> Authenticator<U> {
             registration_limit: AuthenticatorBuilder::<U>::default_registration_limit(),
             require_verified_email: false,
             second_factors: None,
+            api_tokens: None,
             #[cfg(feature = "passkeys")]
             passkeys: None,
         }
@@ -74,6 +76,7 @@ pub struct AuthenticatorBuilder<U> {
     password_policy: PasswordPolicy,
     max_concurrent_hashes: Option<usize>,
     second_factors: Option<SecondFactors>,
+    api_tokens: Option<ApiTokens>,
     #[cfg(feature = "passkeys")]
     passkeys: Option<(crate::mfa::Passkeys, crate::mfa::SharedPasskeyStore)>,
     max_queued_hashes: Option<usize>,
@@ -295,6 +298,25 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
         self
     }
 
+    /// API tokens: named, scoped personal access tokens that signed-in users create for
+    /// their scripts (see [`api_tokens`](crate::api_tokens)). Without this,
+    /// [`create_api_token`](Authenticator::create_api_token) fails with
+    /// [`Error::ApiTokensNotEnabled`] and no request carries a scope check but the one
+    /// interactive sessions pass.
+    ///
+    /// ```
+    /// use keycard::api_tokens::ApiTokens;
+    /// use keycard::{Authenticator, MemoryTokenStore, MemoryUserStore, UserRecord};
+    /// let auth = Authenticator::builder(MemoryUserStore::<UserRecord>::new(), MemoryTokenStore::new())
+    ///     .api_tokens(ApiTokens::new(["notes:read", "notes:write"]).expect("valid scopes"))
+    ///     .build();
+    /// # let _ = auth;
+    /// ```
+    pub fn api_tokens(mut self, tokens: ApiTokens) -> Self {
+        self.api_tokens = Some(tokens);
+        self
+    }
+
     /// Second factors: TOTP with recovery codes, enrolled by users, asked for at login.
     /// Without this, users have no second factor and logins are one step.
     ///
@@ -366,6 +388,11 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
                 registration_limit: self.registration_limit,
                 require_verified_email: self.require_verified_email,
                 second_factors,
+                api_format: self.api_tokens.as_ref().map_or_else(
+                    crate::api_tokens::default_token_format,
+                    ApiTokens::token_format,
+                ),
+                api_tokens: self.api_tokens,
                 throttle: self.throttle,
             }),
         }

@@ -15,10 +15,10 @@ use super::{
 use crate::audit::{self, FailureReason};
 use crate::error::{Error, Field, Result, StoreError};
 use crate::hashing::OVERLOADED_RETRY_AFTER;
-use crate::session::{truncate_to_micros, ClientInfo, Session};
+use crate::session::{truncate_to_micros, ClientInfo, Session, SessionKind};
 use crate::store::TokenStore;
 use crate::throttle::{Admission, LimitKind, Reservation, ThrottleKey, ThrottleOutage};
-use crate::token::Token;
+use crate::token::{Token, TokenFormat};
 use crate::user::{normalize_email, User, UserId, UserStore};
 
 #[cfg(doc)]
@@ -314,7 +314,7 @@ impl<U: UserStore> Authenticator<U> {
     /// # Errors
     /// [`Error::Store`] if the token store fails.
     pub async fn logout(&self, token: &str) -> Result<Logout> {
-        let Ok(token) = self.inner.token_format.parse(token) else {
+        let Ok(token) = self.format_of(token).parse(token) else {
             return Ok(Logout::NoSession);
         };
         let now = self.now();
@@ -365,8 +365,23 @@ impl<U: UserStore> Authenticator<U> {
     /// # Errors
     /// As [`validate`](Self::validate), except that a deleted user is not noticed.
     pub async fn validate_session(&self, token: &str) -> Result<Session> {
+        self.validate_session_from(token, None).await
+    }
+
+    /// As [`validate_session`](Self::validate_session), for a request from `client_ip`: an
+    /// [API token](crate::api_tokens)'s use from a new address is then recorded with its
+    /// last use (at most once a minute) and audited (`api_token.new_address`). The HTTP
+    /// adapters call this.
+    ///
+    /// # Errors
+    /// As [`validate_session`](Self::validate_session).
+    pub async fn validate_session_from(
+        &self,
+        token: &str,
+        client_ip: Option<IpAddr>,
+    ) -> Result<Session> {
         // The token is not kept: parse it into its id and digest without allocating.
-        let (id, digest) = self.inner.token_format.parse_id_and_digest(token)?;
+        let (id, digest) = self.format_of(token).parse_id_and_digest(token)?;
         let now = self.now();
         let inner = &*self.inner;
         // Call the `dyn TokenStore` itself: a call on the `Arc` goes through the `Arc`
@@ -393,19 +408,47 @@ impl<U: UserStore> Authenticator<U> {
         }
         if dead {
             if tokens.delete(&session.id).await? {
-                audit::session_expired(&session.user_id, &session.id);
+                match session.kind.is_api_token() {
+                    true => audit::api_token_expired(&session.user_id, &session.id),
+                    false => audit::session_expired(&session.user_id, &session.id),
+                }
             }
             return Err(Error::SessionExpired);
         }
         if inner.policy.should_touch(&session, now) {
-            let seen = truncate_to_micros(now);
+            // At least a microsecond after creation: an API token's first use must show.
+            let seen =
+                truncate_to_micros(now).max(session.created_at + time::Duration::MICROSECOND);
+            let moved = match (&session.kind, client_ip) {
+                (SessionKind::ApiToken(_), Some(ip)) if session.client.ip != Some(ip) => Some(ip),
+                _ => None,
+            };
             // A concurrent logout may have deleted it since the read: then it is gone.
-            if !tokens.touch(&session.id, seen).await? {
+            let found = match moved {
+                Some(ip) => tokens.touch_from(&session.id, seen, ip).await?,
+                None => tokens.touch(&session.id, seen).await?,
+            };
+            if !found {
                 return Err(Error::InvalidToken);
+            }
+            if let Some(ip) = moved {
+                audit::api_token_new_address(&session.user_id, &session.id, Some(ip));
+                session.client.ip = Some(ip);
             }
             session.last_seen_at = seen;
         }
         Ok(session)
+    }
+
+    /// The format `token` is spelled in: the API tokens' when it has their prefix, the
+    /// sessions' otherwise.
+    #[inline]
+    pub(super) fn format_of(&self, token: &str) -> &TokenFormat {
+        let api = &self.inner.api_format;
+        match api.prefix() {
+            Some(prefix) if token.starts_with(prefix) => api,
+            _ => &self.inner.token_format,
+        }
     }
 
     /// Applies the [`SessionCap`] after `new` was created (see there).
@@ -414,7 +457,9 @@ impl<U: UserStore> Authenticator<U> {
             return Ok(());
         };
         let tokens = &self.inner.tokens;
-        let live = tokens.list_for_user(&new.user_id, self.now()).await?;
+        let mut live = tokens.list_for_user(&new.user_id, self.now()).await?;
+        // API tokens have their own cap.
+        live.retain(|s| s.kind.is_interactive());
         if live.len() <= cap.max {
             return Ok(());
         }

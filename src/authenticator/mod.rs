@@ -22,6 +22,7 @@ use crate::throttle::{Limit, Throttle, ThrottleOutage};
 use crate::token::{Token, TokenFormat};
 use crate::user::{UserId, UserStore};
 
+mod api_tokens;
 mod builder;
 mod login;
 mod maintenance;
@@ -83,6 +84,9 @@ pub(crate) struct Inner<U> {
     pub(crate) registration_limit: Limit,
     pub(crate) require_verified_email: bool,
     pub(crate) second_factors: Option<second_factor::FactorsRuntime>,
+    pub(crate) api_tokens: Option<crate::api_tokens::ApiTokens>,
+    /// How API tokens are spelled (the default `kcpat_` format when none are configured).
+    pub(crate) api_format: TokenFormat,
     #[cfg(feature = "passkeys")]
     pub(crate) passkeys: Option<passkey::PasskeysRuntime>,
 }
@@ -187,9 +191,20 @@ pub struct Authenticated<T> {
 /// [`Authenticated`] or a [`UserId`]. Only the user is taken from it: the attempt is counted
 /// under the address of the request that makes it, passed separately, never the address a
 /// session logged in from (a stolen token used elsewhere must not spend its owner's budget).
+///
+/// Operations that manage the account (second factors, passkeys, the password, the email,
+/// sessions, API tokens) refuse a subject whose [`session`](Self::session) is an
+/// [API token](crate::api_tokens) with [`Error::InteractiveSessionRequired`]. A bare
+/// [`UserId`] has no session: pass one only on trusted paths (an administrator's), never
+/// for a request authenticated by a token.
 pub trait Subject: Send + Sync {
     /// The user.
     fn user_id(&self) -> &UserId;
+
+    /// The session the request was authenticated with, if the subject has one.
+    fn session(&self) -> Option<&Session> {
+        None
+    }
 }
 
 impl Subject for UserId {
@@ -202,11 +217,19 @@ impl Subject for Session {
     fn user_id(&self) -> &UserId {
         &self.user_id
     }
+
+    fn session(&self) -> Option<&Session> {
+        Some(self)
+    }
 }
 
 impl<T: Send + Sync> Subject for Authenticated<T> {
     fn user_id(&self) -> &UserId {
         &self.session.user_id
+    }
+
+    fn session(&self) -> Option<&Session> {
+        Some(&self.session)
     }
 }
 

@@ -125,6 +125,7 @@ impl<U: UserStore> Authenticator<U> {
         &self,
         subject: &S,
     ) -> Result<(OneTimeToken, CreationChallengeResponse)> {
+        self.require_interactive(subject)?;
         let runtime = self.passkey_runtime()?;
         let id = subject.user_id();
         let Some(user) = self.inner.users.find_by_id(id).await? else {
@@ -188,6 +189,7 @@ impl<U: UserStore> Authenticator<U> {
         name: &str,
         client: &ClientInfo,
     ) -> Result<PasskeyView> {
+        self.require_interactive(subject)?;
         let runtime = self.passkey_runtime()?;
         let id = subject.user_id();
         let name = checked_name(name)?;
@@ -251,6 +253,7 @@ impl<U: UserStore> Authenticator<U> {
     /// # Errors
     /// [`Error::Store`]; [`Error::SecondFactorConfig`] without passkeys.
     pub async fn passkeys<S: Subject + ?Sized>(&self, subject: &S) -> Result<Vec<PasskeyView>> {
+        self.require_interactive(subject)?;
         let runtime = self.passkey_runtime()?;
         let records = runtime.store.list(subject.user_id()).await?;
         Ok(records.iter().map(PasskeyView::from).collect())
@@ -268,6 +271,7 @@ impl<U: UserStore> Authenticator<U> {
         id: &str,
         name: &str,
     ) -> Result<bool> {
+        self.require_interactive(subject)?;
         let runtime = self.passkey_runtime()?;
         let name = checked_name(name)?;
         let Some(credential_id) = decode_credential_id(id) else {
@@ -291,6 +295,7 @@ impl<U: UserStore> Authenticator<U> {
         id: &str,
         client: &ClientInfo,
     ) -> Result<bool> {
+        self.require_interactive(subject)?;
         let runtime = self.passkey_runtime()?;
         let Some(credential_id) = decode_credential_id(id) else {
             return Ok(false);

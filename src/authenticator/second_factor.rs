@@ -277,6 +277,7 @@ impl<U: UserStore> Authenticator<U> {
     /// [`Error::InvalidToken`] if the user no longer exists; [`Error::Store`],
     /// [`Error::Randomness`], [`Error::SecondFactorConfig`].
     pub async fn begin_totp<S: Subject + ?Sized>(&self, subject: &S) -> Result<TotpEnrollment> {
+        self.require_interactive(subject)?;
         let factors = self.factors()?;
         let id = subject.user_id();
         let Some(user) = self.inner.users.find_by_id(id).await? else {
@@ -333,6 +334,7 @@ impl<U: UserStore> Authenticator<U> {
         code: &str,
         client: &ClientInfo,
     ) -> Result<RecoveryCodes> {
+        self.require_interactive(subject)?;
         let factors = self.factors()?;
         let id = subject.user_id();
         let store = &factors.config.store;
@@ -379,6 +381,7 @@ impl<U: UserStore> Authenticator<U> {
         proof: SecondFactorProof<'_>,
         client: &ClientInfo,
     ) -> Result<()> {
+        self.require_interactive(subject)?;
         let factors = self.factors()?;
         let id = subject.user_id();
         if !totp_active(factors, id).await? {
@@ -415,6 +418,7 @@ impl<U: UserStore> Authenticator<U> {
         proof: SecondFactorProof<'_>,
         client: &ClientInfo,
     ) -> Result<RecoveryCodes> {
+        self.require_interactive(subject)?;
         let factors = self.factors()?;
         let id = subject.user_id();
         if !totp_active(factors, id).await? {
@@ -435,6 +439,7 @@ impl<U: UserStore> Authenticator<U> {
         &self,
         subject: &S,
     ) -> Result<SecondFactorStatus> {
+        self.require_interactive(subject)?;
         let Some(factors) = &self.inner.second_factors else {
             return Ok(SecondFactorStatus {
                 totp: false,

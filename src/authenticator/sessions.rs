@@ -7,12 +7,17 @@ use crate::session::{Session, SessionView};
 use crate::token::SessionId;
 use crate::user::{UserId, UserStore};
 
+use super::Subject;
+
 #[cfg(doc)]
 use crate::error::Error;
 
 impl<U: UserStore> Authenticator<U> {
-    /// Ends every session of `user`, including the one making the request (log out
-    /// everywhere, or after an administrator reset a password). Returns how many were ended.
+    /// Ends every session of `user`, including the one making the request, and every
+    /// [API token](crate::api_tokens) of the user (after an administrator reset a password,
+    /// or a suspected takeover). Returns how many were ended. For a "log out everywhere"
+    /// button that should leave the user's scripts working, use
+    /// [`logout_others`](Self::logout_others) and then [`logout`](Self::logout).
     /// To keep the caller's own session, use [`logout_others`](Self::logout_others); after a
     /// password change by the user, [`change_password`](Self::change_password) does that
     /// itself.
@@ -25,7 +30,9 @@ impl<U: UserStore> Authenticator<U> {
         Ok(count)
     }
 
-    /// The live sessions of `user`, oldest first (for a "where you're logged in" page).
+    /// The live sessions of `user`, oldest first, API tokens included (their
+    /// [`kind`](Session::kind) tells them apart). For a "where you're logged in" page, use
+    /// [`session_views`](Self::session_views), which lists interactive sessions only.
     ///
     /// # Errors
     /// [`Error::Store`] if the token store fails.
@@ -35,11 +42,14 @@ impl<U: UserStore> Authenticator<U> {
 
     /// Ends every session of `session`'s user except `session` itself ("log out my other
     /// devices"), in one atomic store operation. Returns how many were ended. Unlike
-    /// [`logout_all`](Self::logout_all), the caller stays logged in.
+    /// [`logout_all`](Self::logout_all), the caller stays logged in, and the user's
+    /// [API tokens](crate::api_tokens) keep working.
     ///
     /// # Errors
-    /// [`Error::Store`] if the token store fails.
+    /// [`Error::InteractiveSessionRequired`] if `session` is an API token; [`Error::Store`]
+    /// if the token store fails.
     pub async fn logout_others(&self, session: &Session) -> Result<u64> {
+        self.require_interactive(session)?;
         let count = self
             .inner
             .tokens
@@ -53,19 +63,27 @@ impl<U: UserStore> Authenticator<U> {
     /// a sessions list; ids come from [`session_views`](Self::session_views)). Returns whether
     /// a live session was ended.
     ///
-    /// Only `user`'s own sessions can be ended: the id of another user's session is treated
-    /// exactly as an unknown id (`false`, and nothing is deleted), so a client cannot end, or
-    /// learn of, other users' sessions by guessing ids. Pass the id of the user the request's
-    /// token belongs to, never one the client sent.
+    /// Only `subject`'s own interactive sessions can be ended: the id of another user's
+    /// session (or of an API token: see [`revoke_api_token`](Self::revoke_api_token)) is
+    /// treated exactly as an unknown id (`false`, and nothing is deleted), so a client cannot
+    /// end, or learn of, other users' sessions by guessing ids. Pass the request's session
+    /// (or the id of the user its token belongs to), never a user id the client sent.
     ///
     /// # Errors
-    /// [`Error::Store`] if the token store fails.
-    pub async fn revoke(&self, user: &UserId, session: &SessionId) -> Result<bool> {
+    /// [`Error::InteractiveSessionRequired`] if `subject` is an API token; [`Error::Store`]
+    /// if the token store fails.
+    pub async fn revoke<S: Subject + ?Sized>(
+        &self,
+        subject: &S,
+        session: &SessionId,
+    ) -> Result<bool> {
+        self.require_interactive(subject)?;
+        let user = subject.user_id();
         let tokens = &self.inner.tokens;
-        // A session's user never changes and ids are never reused (create never overwrites),
-        // so the owner read here is still the owner at the delete.
+        // A session's user and kind never change and ids are never reused (create never
+        // overwrites), so what is read here still holds at the delete.
         let owned = match tokens.get(session, self.now()).await? {
-            Some(found) => found.user_id == *user,
+            Some(found) => found.user_id == *user && found.kind.is_interactive(),
             None => false,
         };
         if !owned || !tokens.delete(session).await? {
@@ -77,11 +95,14 @@ impl<U: UserStore> Authenticator<U> {
 
     /// The live sessions of `current`'s user as [`SessionView`]s (safe to serialize to the
     /// client: no secret digest, no user id), oldest first, with `current` marked. Sessions
-    /// past their idle timeout are left out.
+    /// past their idle timeout and API tokens ([`api_tokens`](Self::api_tokens) lists them)
+    /// are left out.
     ///
     /// # Errors
-    /// [`Error::Store`] if the token store fails.
+    /// [`Error::InteractiveSessionRequired`] if `current` is an API token; [`Error::Store`]
+    /// if the token store fails.
     pub async fn session_views(&self, current: &Session) -> Result<Vec<SessionView>> {
+        self.require_interactive(current)?;
         let now = self.now();
         let sessions = self
             .inner
@@ -90,7 +111,7 @@ impl<U: UserStore> Authenticator<U> {
             .await?;
         Ok(sessions
             .iter()
-            .filter(|s| !self.inner.policy.is_dead(s, now))
+            .filter(|s| s.kind.is_interactive() && !self.inner.policy.is_dead(s, now))
             .map(|s| SessionView::new(s, s.id == current.id))
             .collect())
     }

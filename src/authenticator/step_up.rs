@@ -45,6 +45,7 @@ impl<U: UserStore> Authenticator<U> {
         password: &str,
         client: &ClientInfo,
     ) -> Result<U::User> {
+        self.require_interactive(subject)?;
         let (user, rehashed) = self
             .reverify(subject.user_id(), client.ip, password)
             .await?;
@@ -229,6 +230,7 @@ impl<U: UserStore> Authenticator<U> {
         new: &str,
         client: &ClientInfo,
     ) -> Result<PasswordChanged<U::User>> {
+        self.require_interactive(session)?;
         let inner = &*self.inner;
         let email = inner
             .users
@@ -249,6 +251,8 @@ impl<U: UserStore> Authenticator<U> {
             .delete_for_user_except(&session.user_id, &fresh.id)
             .await?;
         audit::sessions_revoked(&session.user_id, ended);
+        self.api_tokens_after_password_change(&session.user_id)
+            .await?;
         audit::login_succeeded(&fresh.user_id, &fresh.id, fresh.client.ip);
         Ok(PasswordChanged {
             login: Login {

@@ -205,6 +205,11 @@ impl Protocol for SessionsApi {
             | Error::InvalidCeremony
             | Error::TooManyPasskeys { .. }
             | Error::InsufficientAuthentication { .. } => (422, capitalized(&error.to_string())),
+            Error::InteractiveSessionRequired
+            | Error::InsufficientScope { .. }
+            | Error::InvalidScope(_)
+            | Error::TooManyApiTokens { .. }
+            | Error::InvalidApiTokenRequest(_) => (422, capitalized(&error.to_string())),
             Error::WeakPassword(_)
             | Error::InvalidEmail(_)
             | Error::TooManySessions { .. }
@@ -264,6 +269,11 @@ impl Protocol for LoginApi {
             Error::PasskeyRejected => (403, error.to_string()),
             Error::InvalidCeremony => (400, error.to_string()),
             Error::TooManyPasskeys { .. } => (409, error.to_string()),
+            Error::InteractiveSessionRequired | Error::InsufficientScope { .. } => {
+                (403, error.to_string())
+            }
+            Error::InvalidScope(_) | Error::InvalidApiTokenRequest(_) => (422, error.to_string()),
+            Error::TooManyApiTokens { .. } => (409, error.to_string()),
             Error::WeakPassword(_) | Error::InvalidEmail(_) => (422, error.to_string()),
             Error::TooManySessions { .. } | Error::EmailTaken => (409, error.to_string()),
             Error::ReauthenticationRequired { .. } => (403, error.to_string()),
@@ -327,6 +337,12 @@ impl Protocol for StandardApi {
             Error::InvalidCeremony => (400, "invalid_ceremony"),
             Error::TooManyPasskeys { .. } => (409, "too_many_passkeys"),
             Error::InsufficientAuthentication { .. } => (401, "insufficient_user_authentication"),
+            // The token is fine; it may not do this.
+            Error::InteractiveSessionRequired => (403, "interactive_session_required"),
+            Error::InsufficientScope { .. } => (403, "insufficient_scope"),
+            Error::InvalidScope(_) => (422, "invalid_scope"),
+            Error::TooManyApiTokens { .. } => (409, "too_many_api_tokens"),
+            Error::InvalidApiTokenRequest(_) => (422, "invalid_api_token_request"),
             Error::Throttled { .. } => (429, "throttled"),
             Error::Overloaded { .. } => (503, "overloaded"),
             Error::Store(_) | Error::ThrottleUnavailable(_) => (503, "unavailable"),
@@ -345,6 +361,9 @@ impl Protocol for StandardApi {
         }
         if let Error::InvalidEmail(rejection) = error {
             body["email_rule"] = json!(email_rule_code(rejection));
+        }
+        if let Error::InsufficientScope { scope } = error {
+            body["scope"] = json!(scope.as_str());
         }
         let response =
             Response::problem_json(status, &body).with_retry_after(error.retry_after_secs());
@@ -439,6 +458,11 @@ fn bearer_challenge(error: &Error) -> Option<String> {
             }
             Some(challenge)
         }
+        // RFC 6750 §3.1: the token is valid but lacks the scope; `scope` names the one needed
+        // (scope tokens never hold `"` or `\`, so it needs no escaping).
+        Error::InsufficientScope { scope } => Some(format!(
+            r#"Bearer error="insufficient_scope", error_description="{error}", scope="{scope}""#
+        )),
         _ => None,
     }
 }
