@@ -349,7 +349,17 @@ impl<U: UserStore> Authenticator<U> {
     ///   deleted);
     /// - [`Error::Store`] if a store fails.
     pub async fn validate(&self, token: &str) -> Result<Authenticated<U::User>> {
-        let session = self.validate_session(token).await?;
+        self.validate_lazy(token, &|| None).await
+    }
+
+    /// As [`validate`](Self::validate), with the request's client address asked for lazily
+    /// (see [`validate_session_from`](Self::validate_session_from)).
+    pub(crate) async fn validate_lazy(
+        &self,
+        token: &str,
+        client_ip: &(dyn Fn() -> Option<IpAddr> + Send + Sync),
+    ) -> Result<Authenticated<U::User>> {
+        let session = self.validate_session_lazy(token, client_ip).await?;
         match self.inner.users.find_by_id(&session.user_id).await? {
             Some(user) => Ok(Authenticated { session, user }),
             None => {
@@ -379,6 +389,17 @@ impl<U: UserStore> Authenticator<U> {
         &self,
         token: &str,
         client_ip: Option<IpAddr>,
+    ) -> Result<Session> {
+        self.validate_session_lazy(token, &|| client_ip).await
+    }
+
+    /// As [`validate_session_from`](Self::validate_session_from), asking `client_ip` for the
+    /// address only when an API token's last use is written (the HTTP layer's client address
+    /// costs a header parse behind proxies).
+    pub(crate) async fn validate_session_lazy(
+        &self,
+        token: &str,
+        client_ip: &(dyn Fn() -> Option<IpAddr> + Send + Sync),
     ) -> Result<Session> {
         // The token is not kept: parse it into its id and digest without allocating.
         let (id, digest) = self.format_of(token).parse_id_and_digest(token)?;
@@ -419,9 +440,9 @@ impl<U: UserStore> Authenticator<U> {
             // At least a microsecond after creation: an API token's first use must show.
             let seen =
                 truncate_to_micros(now).max(session.created_at + time::Duration::MICROSECOND);
-            let moved = match (&session.kind, client_ip) {
-                (SessionKind::ApiToken(_), Some(ip)) if session.client.ip != Some(ip) => Some(ip),
-                _ => None,
+            let moved = match &session.kind {
+                SessionKind::ApiToken(_) => client_ip().filter(|ip| session.client.ip != Some(*ip)),
+                SessionKind::Interactive => None,
             };
             // A concurrent logout may have deleted it since the read: then it is gone.
             let found = match moved {
