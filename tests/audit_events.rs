@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use keycard::api_tokens::{ApiTokens, NewApiToken};
 use keycard::throttle::{Limit, MemoryThrottle, ThrottleLimits};
 use keycard::{
     Argon2Hasher, Authenticator, ClientInfo, MemoryTokenStore, MemoryUserStore, UserRecord,
@@ -53,6 +54,7 @@ fn audit_events_tell_what_happened_and_nothing_secret() {
         .finish();
     let hasher = Argon2Hasher::insecure_for_tests();
     let phc = keycard::PasswordHasher::hash(&hasher, PASSWORD.as_bytes()).expect("hash");
+    let mut api_secret = String::new();
     let token = tracing::subscriber::with_default(subscriber, || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -61,6 +63,7 @@ fn audit_events_tell_what_happened_and_nothing_secret() {
             .block_on(async {
                 let auth = Authenticator::builder(Users::new(), MemoryTokenStore::new())
                     .password_hasher(hasher)
+                    .api_tokens(ApiTokens::new(["notes:read", "notes:write"]).expect("scopes"))
                     .throttle(MemoryThrottle::new(
                         ThrottleLimits::default()
                             .per_account_ip(Limit::new(2, Duration::from_secs(60))),
@@ -97,6 +100,25 @@ fn audit_events_tell_what_happened_and_nothing_secret() {
                 let _ = auth.login(EMAIL, "hunter2-wrong", from("192.0.2.2")).await;
                 let _ = auth.login(EMAIL, "hunter2-wrong", from("192.0.2.2")).await;
                 assert!(auth.logout(&token).await.expect("logout").destroyed());
+                let owner = auth
+                    .login(EMAIL, NEW_PASSWORD, from("192.0.2.1"))
+                    .await
+                    .expect("login for tokens");
+                let created = auth
+                    .create_api_token(&owner.session, NewApiToken::new("backup", ["notes:read"]))
+                    .await
+                    .expect("create_api_token");
+                let pat = created.token.expose_secret().to_owned();
+                let used = auth
+                    .validate_session_from(&pat, Some("198.51.100.7".parse().expect("ip")))
+                    .await
+                    .expect("validate api token");
+                let _ = auth.require_scope(&used, "notes:write");
+                assert!(auth
+                    .revoke_api_token(&owner.session, &created.view.id)
+                    .await
+                    .expect("revoke_api_token"));
+                api_secret.push_str(&pat);
                 auth.logout_all(&keycard::UserId::from(1_i64))
                     .await
                     .expect("logout_all");
@@ -131,13 +153,26 @@ fn audit_events_tell_what_happened_and_nothing_secret() {
         "client_ip=192.0.2.2",
         r#"event="registration.accepted""#,
         r#"event="registration.refused" reason="invalid_email" client_ip=192.0.2.3"#,
+        r#"event="api_token.created" user_id=1"#,
+        r#"name="backup" scopes=notes:read"#,
+        r#"event="api_token.new_address" user_id=1"#,
+        "client_ip=198.51.100.7",
+        r#"event="api_token.scope_refused" user_id=1"#,
+        r#"scope="notes:write""#,
+        r#"event="api_token.revoked" user_id=1"#,
     ] {
         assert!(log.contains(expected), "missing {expected} in:\n{log}");
     }
     let (id, secret) = token.split_once('.').expect("id.secret");
     assert!(log.contains(id), "the public session id is logged");
+    // `kcpat_<id>.<secret: 43 characters>_<checksum>`
+    let pat_secret = api_secret
+        .split_once('.')
+        .and_then(|(_, rest)| rest.get(..43))
+        .expect("an API token has a dot and a secret");
     for secret in [
         secret,
+        pat_secret,
         PASSWORD,
         NEW_PASSWORD,
         "hunter2-wrong",

@@ -102,6 +102,14 @@ impl TokenStore for Counting {
     async fn touch(&self, id: &SessionId, at: OffsetDateTime) -> Result<bool, StoreError> {
         self.store.touch(id, at).await
     }
+    async fn touch_from(
+        &self,
+        id: &SessionId,
+        at: OffsetDateTime,
+        ip: std::net::IpAddr,
+    ) -> Result<bool, StoreError> {
+        self.store.touch_from(id, at, ip).await
+    }
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
         self.store.delete(id).await
     }

@@ -45,6 +45,15 @@ impl TokenStore for CountingTouches {
         self.touches.fetch_add(1, Ordering::SeqCst);
         self.inner.touch(id, at).await
     }
+    async fn touch_from(
+        &self,
+        id: &SessionId,
+        at: OffsetDateTime,
+        ip: std::net::IpAddr,
+    ) -> Result<bool, StoreError> {
+        self.touches.fetch_add(1, Ordering::SeqCst);
+        self.inner.touch_from(id, at, ip).await
+    }
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
         self.inner.delete(id).await
     }

@@ -9,6 +9,7 @@ mod support;
 
 mod abuse;
 mod account_flows;
+mod api_tokens;
 mod authenticator;
 mod http_mapping;
 mod lifecycle;

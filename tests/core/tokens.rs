@@ -50,6 +50,15 @@ impl TokenStore for CountingStore {
         self.count();
         self.inner.touch(id, at).await
     }
+    async fn touch_from(
+        &self,
+        id: &SessionId,
+        at: OffsetDateTime,
+        ip: std::net::IpAddr,
+    ) -> Result<bool, StoreError> {
+        self.count();
+        self.inner.touch_from(id, at, ip).await
+    }
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
         self.count();
         self.inner.delete(id).await

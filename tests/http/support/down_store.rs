@@ -30,6 +30,14 @@ impl TokenStore for DownTokenStore {
     async fn touch(&self, _: &SessionId, _: OffsetDateTime) -> Result<bool, StoreError> {
         Err(down())
     }
+    async fn touch_from(
+        &self,
+        _: &SessionId,
+        _: OffsetDateTime,
+        _: std::net::IpAddr,
+    ) -> Result<bool, StoreError> {
+        Err(down())
+    }
     async fn delete(&self, _: &SessionId) -> Result<bool, StoreError> {
         Err(down())
     }
