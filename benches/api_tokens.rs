@@ -1,0 +1,289 @@
+//! What validating an API token with a scope check costs beside a session validate, on the
+//! memory store, PostgreSQL and Redis; on the servers also beside a raw lookup of the same row
+//! (the store's own query on the same pool, rows not decoded; `HGETALL` on the same
+//! connection).
+//!
+//! Cases per backend: `session` is `Authenticator::validate_session` of a login's token;
+//! `api_token` is `validate_session` of an API token (its prefix and checksum checked) plus
+//! `require_scope`; `raw` (servers only) is the bare query. Criterion measures each; then the
+//! same cases run again interleaved (rounds in rotating order, median of the rounds), which
+//! holds up better than back-to-back figures when other work shares the machine, and the
+//! bench prints those medians and the ratios the issue names: `api_token / session` (target
+//! ≤ 1.05 on memory) and `api_token / raw` (target ≤ 1.1 on PostgreSQL and Redis).
+//!
+//! `cargo bench --bench api_tokens --features postgres,redis`. Needs the servers of the live
+//! tests (`KEYCARD_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`;
+//! `KEYCARD_REDIS_URL`, default `redis://127.0.0.1:6379`); uses a fresh schema and key prefix
+//! and removes them at the end. Figures are in BENCHMARKS.md.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_main, Criterion};
+use keycard::api_tokens::{ApiTokens, NewApiToken};
+use keycard::postgres::PostgresTokenStore;
+use keycard::redis::RedisTokenStore;
+use keycard::{
+    Argon2Hasher, Authenticator, ClientInfo, MemoryTokenStore, MemoryUserStore, TokenStore,
+    UserRecord,
+};
+use time::OffsetDateTime;
+
+type Auth = Authenticator<MemoryUserStore<UserRecord>>;
+
+const EMAIL: &str = "bench@example.com";
+const PASSWORD: &str = "correct horse battery staple";
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+/// An authenticator over `store` with one user, a login's token and an API token.
+fn rig(rt: &tokio::runtime::Runtime, store: Arc<dyn TokenStore>) -> (Auth, String, String) {
+    rt.block_on(async {
+        let auth = Authenticator::builder(MemoryUserStore::new(), store)
+            .password_hasher(Argon2Hasher::insecure_for_tests())
+            .api_tokens(ApiTokens::new(["notes:read", "notes:write"]).expect("scopes"))
+            .build();
+        let hash = auth.hash_password(PASSWORD).await.expect("hash");
+        auth.users()
+            .insert(UserRecord::new(1_i64, EMAIL, hash))
+            .expect("user");
+        let login = auth
+            .login(EMAIL, PASSWORD, ClientInfo::none())
+            .await
+            .expect("login");
+        let created = auth
+            .create_api_token(
+                &login.session,
+                NewApiToken::new("bench", ["notes:read", "notes:write"]),
+            )
+            .await
+            .expect("create_api_token");
+        let session = login.token.expose_secret().to_owned();
+        let api = created.token.expose_secret().to_owned();
+        // Both checked before they are timed.
+        auth.validate_session(&session).await.expect("session");
+        let s = auth.validate_session(&api).await.expect("api token");
+        auth.require_scope(&s, "notes:write").expect("scope");
+        (auth, session, api)
+    })
+}
+
+async fn validate_session(auth: &Auth, token: &str) {
+    std::hint::black_box(auth.validate_session(token).await.expect("valid"));
+}
+
+async fn validate_api_token(auth: &Auth, token: &str) {
+    let session = auth.validate_session(token).await.expect("valid");
+    auth.require_scope(&session, "notes:write").expect("scope");
+    std::hint::black_box(session);
+}
+
+/// One boxed case of the interleaved run.
+type Case<'a> = (
+    &'a str,
+    Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>> + 'a>,
+);
+
+/// Runs `cases` interleaved: `rounds` rounds, each timing `per_round` calls of every case in
+/// a rotating order; returns each case's median time per call.
+fn interleaved(
+    rt: &tokio::runtime::Runtime,
+    cases: &[Case<'_>],
+    rounds: usize,
+    per_round: usize,
+) -> Vec<(String, Duration)> {
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); cases.len()];
+    for round in 0..rounds {
+        for k in 0..cases.len() {
+            let i = (round + k) % cases.len();
+            let run = &cases[i].1;
+            let start = Instant::now();
+            rt.block_on(async {
+                for _ in 0..per_round {
+                    run().await;
+                }
+            });
+            samples[i].push(start.elapsed() / per_round as u32);
+        }
+    }
+    cases
+        .iter()
+        .zip(samples)
+        .map(|((name, _), mut s)| {
+            s.sort();
+            ((*name).to_owned(), s[s.len() / 2])
+        })
+        .collect()
+}
+
+fn report(backend: &str, medians: &[(String, Duration)]) {
+    let get = |name: &str| {
+        medians
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d.as_secs_f64())
+    };
+    let cells: Vec<String> = medians
+        .iter()
+        .map(|(n, d)| format!("{n} {:.3} µs", d.as_secs_f64() * 1e6))
+        .collect();
+    let mut line = format!("{backend} interleaved medians: {}", cells.join(", "));
+    if let (Some(api), Some(session)) = (get("api_token"), get("session")) {
+        line.push_str(&format!("; api_token/session {:.3}", api / session));
+    }
+    if let (Some(api), Some(raw)) = (get("api_token"), get("raw")) {
+        line.push_str(&format!("; api_token/raw {:.3}", api / raw));
+    }
+    println!("{line}");
+}
+
+fn api_tokens(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    // Memory.
+    let (auth, session, api) = rig(&rt, Arc::new(MemoryTokenStore::new()));
+    c.bench_function("memory/session (validate_session)", |b| {
+        b.to_async(&rt).iter(|| validate_session(&auth, &session))
+    });
+    c.bench_function("memory/api_token (validate_session + require_scope)", |b| {
+        b.to_async(&rt).iter(|| validate_api_token(&auth, &api))
+    });
+    let cases: Vec<Case<'_>> = vec![
+        ("session", Box::new(|| Box::pin(validate_session(&auth, &session)))),
+        ("api_token", Box::new(|| Box::pin(validate_api_token(&auth, &api)))),
+    ];
+    report("memory", &interleaved(&rt, &cases, 41, 20_000));
+
+    // PostgreSQL.
+    let pg_url = env_or(
+        "KEYCARD_POSTGRES_URL",
+        "postgres://postgres@127.0.0.1:5432/test",
+    );
+    let schema = format!("keycard_bench_pat_{}", std::process::id());
+    let table = format!("{schema}.sessions");
+    let pg = rt.block_on(async {
+        let store = PostgresTokenStore::connect(&pg_url)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("start PostgreSQL at {pg_url} or set KEYCARD_POSTGRES_URL: {e:?}")
+            })
+            .with_table(&table)
+            .expect("valid table");
+        store.migrate().await.expect("migrate");
+        store
+    });
+    let (auth, session, api) = rig(&rt, Arc::new(pg.clone()));
+    let api_id = api
+        .trim_start_matches("kcpat_")
+        .split_once('.')
+        .expect("id.secret")
+        .0
+        .to_owned();
+    let lookup = format!("SELECT * FROM {table} WHERE id = $1 AND expires_at > $2");
+    let raw_pg = || async {
+        std::hint::black_box(
+            sqlx::query(&lookup)
+                .bind(&api_id)
+                .bind(OffsetDateTime::now_utc())
+                .fetch_optional(pg.pool())
+                .await
+                .expect("query")
+                .expect("the row"),
+        );
+    };
+    c.bench_function("postgres/session (validate_session)", |b| {
+        b.to_async(&rt).iter(|| validate_session(&auth, &session))
+    });
+    c.bench_function("postgres/api_token (validate_session + require_scope)", |b| {
+        b.to_async(&rt).iter(|| validate_api_token(&auth, &api))
+    });
+    c.bench_function("postgres/raw lookup (SELECT * of the row, same pool)", |b| {
+        b.to_async(&rt).iter(raw_pg)
+    });
+    let cases: Vec<Case<'_>> = vec![
+        ("session", Box::new(|| Box::pin(validate_session(&auth, &session)))),
+        ("api_token", Box::new(|| Box::pin(validate_api_token(&auth, &api)))),
+        ("raw", Box::new(|| Box::pin(raw_pg()))),
+    ];
+    report("postgres", &interleaved(&rt, &cases, 21, 500));
+
+    // Redis.
+    let redis_url = env_or("KEYCARD_REDIS_URL", "redis://127.0.0.1:6379");
+    let prefix = format!("keycard-bench-pat-{}:", std::process::id());
+    let redis = rt.block_on(async {
+        RedisTokenStore::connect(&redis_url)
+            .await
+            .unwrap_or_else(|e| panic!("start Redis at {redis_url} or set KEYCARD_REDIS_URL: {e:?}"))
+            .with_key_prefix(prefix.clone())
+    });
+    let (auth, session, api) = rig(&rt, Arc::new(redis.clone()));
+    let key = format!(
+        "{prefix}session:{}",
+        api.trim_start_matches("kcpat_")
+            .split_once('.')
+            .expect("id.secret")
+            .0
+    );
+    let raw_redis = || async {
+        let mut conn = redis.connection();
+        let fields: std::collections::HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .expect("HGETALL");
+        assert!(!fields.is_empty(), "the token's hash at {key}");
+        std::hint::black_box(fields);
+    };
+    c.bench_function("redis/session (validate_session)", |b| {
+        b.to_async(&rt).iter(|| validate_session(&auth, &session))
+    });
+    c.bench_function("redis/api_token (validate_session + require_scope)", |b| {
+        b.to_async(&rt).iter(|| validate_api_token(&auth, &api))
+    });
+    c.bench_function("redis/raw lookup (HGETALL, same connection)", |b| {
+        b.to_async(&rt).iter(raw_redis)
+    });
+    let cases: Vec<Case<'_>> = vec![
+        ("session", Box::new(|| Box::pin(validate_session(&auth, &session)))),
+        ("api_token", Box::new(|| Box::pin(validate_api_token(&auth, &api)))),
+        ("raw", Box::new(|| Box::pin(raw_redis()))),
+    ];
+    report("redis", &interleaved(&rt, &cases, 21, 500));
+
+    // Cleanup.
+    rt.block_on(async {
+        sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .execute(pg.pool())
+            .await
+            .expect("drop schema");
+        let mut conn = redis.connection();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query_async(&mut conn)
+            .await
+            .expect("KEYS");
+        for key in keys {
+            let _: () = redis::cmd("DEL")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .expect("DEL");
+        }
+    });
+}
+
+fn benches() {
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    api_tokens(&mut c);
+}
+
+criterion_main!(benches);
