@@ -55,7 +55,7 @@
 //! cargo add keycard --features sqlite      # SQLite: one file, bundled (nothing to install)
 //! cargo add keycard --features postgres    # PostgreSQL, through sqlx 0.8
 //! cargo add keycard --features mysql       # MySQL / MariaDB, through sqlx 0.8
-//! cargo add keycard --features redis       # Redis or Redis Cluster (sessions, no users)
+//! cargo add keycard --features redis       # Redis or Redis Cluster (sessions, throttle; no users)
 //!
 //! cargo add keycard --features smtp        # send account mail over SMTP
 //! cargo add keycard --features passkeys    # passkeys (WebAuthn); needs OpenSSL's headers
@@ -141,10 +141,32 @@
 //! # #[cfg(not(feature = "axum"))] fn main() {}
 //! ```
 //!
-//! The smallest real app is that one as a server: the file `examples/minimal_axum.rs` of the
-//! package (in its source, or in a clone of the repository: `cargo run --example
-//! minimal_axum --features axum` prints the `curl` lines to try it). The same on actix-web
-//! and tower: the [`actix_web`][mod-actix_web] and [`tower`][mod-tower] module docs.
+//! The smallest real app is this one as a server, in one file: `examples/minimal_axum.rs`
+//! in the package's source (and in the repository). From a checkout, `cargo run --example
+//! minimal_axum --features axum` serves it and prints the `curl` lines to try it. The same
+//! routes on actix-web and behind a tower layer: the [`actix_web`][mod-actix_web] and
+//! [`tower`][mod-tower] module docs.
+//!
+//! # Next steps
+//!
+//! - **Sessions that survive a restart**: open a backend's handle once and build the
+//!   authenticator from it: `Sqlite::open(path)`, `Postgres::connect(url)`,
+//!   `Mysql::connect(url)` or `Redis::connect(url)`, then `migrate()` (SQL) and
+//!   `authenticator()` (`authenticator(users)` on Redis, which keeps no users; see [`sqlite`][mod-sqlite], [`postgres`][mod-postgres],
+//!   [`mysql`][mod-mysql], [`redis`][mod-redis]). Its login throttle then counts in the
+//!   backend, shared by every instance of your service.
+//! - **Your own users table**: implement [`User`] and [`UserStore`] (three methods) over it,
+//!   with [`UserRegistry`] for [`register`](Authenticator::register) and [`AccountStore`] for
+//!   the account flows; the [`UserStore`] docs show a whole one, and
+//!   `examples/custom_user_table.rs` one over SQLite.
+//! - **Purge expired sessions**: [`Authenticator::spawn_expiry_task`], or
+//!   [`Authenticator::expire`] from your scheduler.
+//! - **Sign-up, verification and password reset by mail**: [`account::Accounts`], over HTTP
+//!   with [`http::HttpAccounts`]; mail over SMTP with the `smtp` feature.
+//! - **Second factors and passkeys**: [`AuthenticatorBuilder::second_factors`] and the
+//!   [`mfa`] module.
+//! - **Browsers**: the session cookie and its cross-site request check,
+//!   [`http::SessionCookie`]; behind a reverse proxy, [`http::TrustedProxies`].
 //!
 //! # Features
 //!
@@ -197,7 +219,7 @@
 //!
 //! # Supported versions
 //!
-//! | | versions |
+//! | dependency | versions |
 //! |---|---|
 //! | Rust | 1.89 or newer (the crate's `rust-version`) |
 //! | Tokio | 1 |
@@ -239,12 +261,10 @@
 //! store that is down, a mail not sent, an adapter's missing configuration), the debug-build
 //! warning above, and its [`audit`] events (logins, failures, throttling, revocations). With
 //! no subscriber installed they are shown nowhere: install one at start-up, for example with
-//! the `tracing-subscriber` crate:
+//! the `tracing-subscriber` crate (`cargo add tracing-subscriber`), first thing in `main`:
 //!
 //! ```
-//! # fn main() {
 //! tracing_subscriber::fmt::init();
-//! # }
 //! ```
 //!
 //! Filter on the target `keycard::audit` to send the security events to their own log.
