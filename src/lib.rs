@@ -131,7 +131,8 @@
 //!     request.logout().await
 //! }
 //!
-//! let auth = Authenticator::builder(MemoryUserStore::<UserRecord>::new(), MemoryTokenStore::new()).build();
+//! let users = MemoryUserStore::<UserRecord>::new();
+//! let auth = Authenticator::builder(users, MemoryTokenStore::new()).build();
 //! let app: Router = Router::new()
 //!     .route("/login", post(login))
 //!     .route("/me", get(me))
@@ -152,9 +153,10 @@
 //! - **Sessions that survive a restart**: open a backend's handle once and build the
 //!   authenticator from it: `Sqlite::open(path)`, `Postgres::connect(url)`,
 //!   `Mysql::connect(url)` or `Redis::connect(url)`, then `migrate()` (SQL) and
-//!   `authenticator()` (`authenticator(users)` on Redis, which keeps no users; see [`sqlite`][mod-sqlite], [`postgres`][mod-postgres],
-//!   [`mysql`][mod-mysql], [`redis`][mod-redis]). Its login throttle then counts in the
-//!   backend, shared by every instance of your service.
+//!   `authenticator()` (`authenticator(users)` on Redis, which keeps no users). Its login
+//!   throttle then counts in the backend, shared by every instance of your service. See
+//!   [`sqlite`][mod-sqlite], [`postgres`][mod-postgres], [`mysql`][mod-mysql] and
+//!   [`redis`][mod-redis].
 //! - **Your own users table**: implement [`User`] and [`UserStore`] (three methods) over it,
 //!   with [`UserRegistry`] for [`register`](Authenticator::register) and [`AccountStore`] for
 //!   the account flows; the [`UserStore`] docs show a whole one, and
@@ -204,8 +206,8 @@
 //! - [`http`]: the framework-neutral HTTP layer: [`http::HttpAuth`], where tokens are found,
 //!   cookies, trusted proxies, the wire protocols ([`http::StandardApi`],
 //!   [`http::SessionsApi`], [`http::LoginApi`], or yours), [`http::HttpAccounts`].
-//! - [`axum`][mod-axum], [`actix_web`][mod-actix_web], [`tower`][mod-tower]: one adapter per framework
-//!   (features `axum`, `actix-web`, `tower`).
+//! - [`axum`][mod-axum], [`actix_web`][mod-actix_web], [`tower`][mod-tower]: one adapter
+//!   per framework (features `axum`, `actix-web`, `tower`).
 //! - [`account`]: registration, email verification, password reset, sign-in links and email
 //!   change ([`account::Accounts`]).
 //! - [`one_time`]: the single-use tokens in account links.
