@@ -202,7 +202,7 @@ pub enum Error {
     InvalidCeremony,
 
     /// The user has the most passkeys allowed
-    /// ([`Passkeys::with_max_per_user`](crate::mfa::Passkeys::with_max_per_user)).
+    /// (`Passkeys::with_max_per_user`, feature `passkeys`).
     #[error("this account has the most passkeys allowed ({max}); remove one first")]
     TooManyPasskeys {
         /// The most passkeys one user may have.

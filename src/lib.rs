@@ -22,6 +22,8 @@
 //!   request path, a replaceable renderer and an SMTP sender ([`mail`]);
 //! - **second factors**: TOTP authenticator apps with recovery codes, and **passkeys**
 //!   (WebAuthn) as a second factor or a passwordless login ([`mfa`]);
+//! - **API tokens**: named, scoped, revocable personal access tokens for scripts and
+//!   machines, which cannot manage the account ([`api_tokens`]);
 //! - **the HTTP edge**: extractors and a layer for three frameworks, three wire protocols,
 //!   bearer tokens and session cookies (with a cross-site request check), the client's
 //!   address behind your proxies ([`http`]), and audit events ([`audit`]);
@@ -167,6 +169,9 @@
 //!   with [`http::HttpAccounts`]; mail over SMTP with the `smtp` feature.
 //! - **Second factors and passkeys**: [`AuthenticatorBuilder::second_factors`] and the
 //!   [`mfa`] module.
+//! - **Tokens for scripts and CI**: [`AuthenticatorBuilder::api_tokens`] and the
+//!   [`api_tokens`] module (scopes, checked by [`Authenticator::require_scope`] and the
+//!   adapters).
 //! - **Browsers**: the session cookie and its cross-site request check,
 //!   [`http::SessionCookie`]; behind a reverse proxy, [`http::TrustedProxies`].
 //!
@@ -213,6 +218,9 @@
 //! - [`one_time`]: the single-use tokens in account links.
 //! - [`mail`]: the account mail, its rendering and its queue; SMTP with `smtp`.
 //! - [`mfa`]: TOTP, recovery codes, the second-factor store; passkeys with `passkeys`.
+//! - [`api_tokens`]: personal access tokens: [`api_tokens::ApiTokens`] (the configuration),
+//!   [`api_tokens::Scope`] and [`api_tokens::Scopes`], what a listing shows
+//!   ([`api_tokens::ApiTokenView`]).
 //! - [`sqlite`][mod-sqlite], [`postgres`][mod-postgres], [`mysql`][mod-mysql],
 //!   [`redis`][mod-redis]: one module per backend, each with one handle that opens the
 //!   connection once and hands out every store (features of the same names).

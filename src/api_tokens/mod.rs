@@ -265,8 +265,9 @@ pub struct ApiTokenGrant {
 
 impl ApiTokenGrant {
     /// A grant named `name` holding `scopes`. The name is taken as given (stores read back
-    /// what they were given); [`Authenticator::create_api_token`]
-    /// (crate::Authenticator::create_api_token) checks names from clients.
+    /// what they were given);
+    /// [`Authenticator::create_api_token`](crate::Authenticator::create_api_token) checks
+    /// names from clients.
     pub fn new(name: &str, scopes: Scopes) -> Self {
         Self {
             name: Arc::from(name),

@@ -17,7 +17,7 @@
 //! - [`RecoveryCodes`]: single-use [`RecoveryCode`]s (80 bits each), shown once; the store
 //!   keeps their per-user digests ([`RecoveryCodeDigest`]);
 //! - [`SecondFactorStore`]: the storage contract, with [`MemorySecondFactorStore`];
-//! - with the `passkeys` feature, [`Passkeys`] (the WebAuthn relying party, given to
+//! - with the `passkeys` feature, `Passkeys` (the WebAuthn relying party, given to
 //!   `AuthenticatorBuilder::passkeys`) and [`PasskeyStore`], with [`MemoryPasskeyStore`] and
 //!   the SQL stores (`SqlitePasskeyStore`, `PostgresPasskeyStore`, `MysqlPasskeyStore`, each
 //!   under its backend's feature alone): passwordless login with a passkey, or a passkey as
