@@ -155,8 +155,14 @@ fn api_tokens(c: &mut Criterion) {
         b.to_async(&rt).iter(|| validate_api_token(&auth, &api))
     });
     let cases: Vec<Case<'_>> = vec![
-        ("session", Box::new(|| Box::pin(validate_session(&auth, &session)))),
-        ("api_token", Box::new(|| Box::pin(validate_api_token(&auth, &api)))),
+        (
+            "session",
+            Box::new(|| Box::pin(validate_session(&auth, &session))),
+        ),
+        (
+            "api_token",
+            Box::new(|| Box::pin(validate_api_token(&auth, &api))),
+        ),
     ];
     report("memory", &interleaved(&rt, &cases, 41, 20_000));
 
@@ -200,15 +206,23 @@ fn api_tokens(c: &mut Criterion) {
     c.bench_function("postgres/session (validate_session)", |b| {
         b.to_async(&rt).iter(|| validate_session(&auth, &session))
     });
-    c.bench_function("postgres/api_token (validate_session + require_scope)", |b| {
-        b.to_async(&rt).iter(|| validate_api_token(&auth, &api))
-    });
-    c.bench_function("postgres/raw lookup (SELECT * of the row, same pool)", |b| {
-        b.to_async(&rt).iter(raw_pg)
-    });
+    c.bench_function(
+        "postgres/api_token (validate_session + require_scope)",
+        |b| b.to_async(&rt).iter(|| validate_api_token(&auth, &api)),
+    );
+    c.bench_function(
+        "postgres/raw lookup (SELECT * of the row, same pool)",
+        |b| b.to_async(&rt).iter(raw_pg),
+    );
     let cases: Vec<Case<'_>> = vec![
-        ("session", Box::new(|| Box::pin(validate_session(&auth, &session)))),
-        ("api_token", Box::new(|| Box::pin(validate_api_token(&auth, &api)))),
+        (
+            "session",
+            Box::new(|| Box::pin(validate_session(&auth, &session))),
+        ),
+        (
+            "api_token",
+            Box::new(|| Box::pin(validate_api_token(&auth, &api))),
+        ),
         ("raw", Box::new(|| Box::pin(raw_pg()))),
     ];
     report("postgres", &interleaved(&rt, &cases, 21, 500));
@@ -219,7 +233,9 @@ fn api_tokens(c: &mut Criterion) {
     let redis = rt.block_on(async {
         RedisTokenStore::connect(&redis_url)
             .await
-            .unwrap_or_else(|e| panic!("start Redis at {redis_url} or set KEYCARD_REDIS_URL: {e:?}"))
+            .unwrap_or_else(|e| {
+                panic!("start Redis at {redis_url} or set KEYCARD_REDIS_URL: {e:?}")
+            })
             .with_key_prefix(prefix.clone())
     });
     let (auth, session, api) = rig(&rt, Arc::new(redis.clone()));
@@ -250,8 +266,14 @@ fn api_tokens(c: &mut Criterion) {
         b.to_async(&rt).iter(raw_redis)
     });
     let cases: Vec<Case<'_>> = vec![
-        ("session", Box::new(|| Box::pin(validate_session(&auth, &session)))),
-        ("api_token", Box::new(|| Box::pin(validate_api_token(&auth, &api)))),
+        (
+            "session",
+            Box::new(|| Box::pin(validate_session(&auth, &session))),
+        ),
+        (
+            "api_token",
+            Box::new(|| Box::pin(validate_api_token(&auth, &api))),
+        ),
         ("raw", Box::new(|| Box::pin(raw_redis()))),
     ];
     report("redis", &interleaved(&rt, &cases, 21, 500));

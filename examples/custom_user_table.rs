@@ -226,11 +226,11 @@ pub(crate) async fn demo(accounts: Accounts) -> Result<(), Box<dyn StdError + Se
     let auth = Authenticator::builder(accounts, MemoryTokenStore::new()).build();
 
     // Registration: the policy checks the password, then argon2id hashes it.
-    match auth.hash_new_password("annlee", EMAIL).await {
+    match auth.hash_password_with_policy("annlee", EMAIL).await {
         Err(Error::WeakPassword(rejection)) => println!("weak password refused: {rejection}"),
         other => return Err(format!("a weak password must be refused, got {other:?}").into()),
     }
-    let phc = auth.hash_new_password(PASSWORD, EMAIL).await?;
+    let phc = auth.hash_password_with_policy(PASSWORD, EMAIL).await?;
     let id = auth.users().register(EMAIL, "Ann Lee", &phc).await?;
     println!(
         "registered {EMAIL} as account_no {}",

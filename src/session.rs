@@ -122,7 +122,7 @@ impl Session {
 /// What a client may see of a session, for a "where you're logged in" page: its public id,
 /// times, address and user agent, and whether it is the session making the request. Never
 /// the secret's digest or the user id. Made by
-/// [`Authenticator::session_views`](crate::Authenticator::session_views).
+/// [`Authenticator::list_sessions`](crate::Authenticator::list_sessions).
 ///
 /// Serializes as JSON like
 /// `{"id":"...","created_at":"2026-01-02T03:04:05Z","expires_at":"...","last_seen_at":"...","ip":"203.0.113.7","user_agent":"curl/8","current":true,"amr":["pwd","otp"]}`
@@ -131,7 +131,7 @@ impl Session {
 #[non_exhaustive]
 pub struct SessionView {
     /// The public session id: pass it to
-    /// [`Authenticator::revoke`](crate::Authenticator::revoke) to end this session.
+    /// [`Authenticator::revoke_session`](crate::Authenticator::revoke_session) to end this session.
     pub id: SessionId,
     /// Login time.
     #[serde(with = "time::serde::rfc3339")]

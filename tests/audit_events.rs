@@ -90,7 +90,7 @@ fn audit_events_tell_what_happened_and_nothing_secret() {
                     .await
                     .expect("third login");
                 assert!(auth
-                    .revoke(&third.session.user_id, &third.session.id)
+                    .revoke_session(&third.session.user_id, &third.session.id)
                     .await
                     .expect("revoke"));
                 let _ = auth.login(EMAIL, "hunter2-wrong", from("192.0.2.2")).await;

@@ -144,7 +144,10 @@ impl<U: UserStore> Authenticator<U> {
     /// # Errors
     /// [`Error::InteractiveSessionRequired`] if `subject` is an API token; [`Error::Store`]
     /// if the token store fails.
-    pub async fn api_tokens<S: Subject + ?Sized>(&self, subject: &S) -> Result<Vec<ApiTokenView>> {
+    pub async fn list_api_tokens<S: Subject + ?Sized>(
+        &self,
+        subject: &S,
+    ) -> Result<Vec<ApiTokenView>> {
         self.require_interactive(subject)?;
         let live = self.live_api_tokens(subject.user_id()).await?;
         Ok(live.iter().filter_map(ApiTokenView::new).collect())

@@ -270,7 +270,7 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
 
     /// The rules new passwords must meet in
     /// [`change_password`](Authenticator::change_password) and
-    /// [`hash_new_password`](Authenticator::hash_new_password). Default:
+    /// [`hash_password_with_policy`](Authenticator::hash_password_with_policy). Default:
     /// [`PasswordPolicy::default`] (8 characters, common passwords and the user's email
     /// refused).
     pub fn password_policy(mut self, policy: PasswordPolicy) -> Self {

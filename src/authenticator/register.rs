@@ -197,7 +197,7 @@ impl<U: UserStore> Authenticator<U> {
     /// # Errors
     /// [`Error::WeakPassword`] if the password fails the policy (nothing is hashed); otherwise
     /// as [`hash_password`](Self::hash_password).
-    pub async fn hash_new_password(&self, password: &str, email: &str) -> Result<String> {
+    pub async fn hash_password_with_policy(&self, password: &str, email: &str) -> Result<String> {
         self.inner
             .password_policy
             .check(password, Some(email))
@@ -205,12 +205,21 @@ impl<U: UserStore> Authenticator<U> {
         self.hash_password(password).await
     }
 
+    /// The old name of [`hash_password_with_policy`](Self::hash_password_with_policy).
+    ///
+    /// # Errors
+    /// As [`hash_password_with_policy`](Self::hash_password_with_policy).
+    #[deprecated(since = "0.2.0", note = "renamed to `hash_password_with_policy`")]
+    pub async fn hash_new_password(&self, password: &str, email: &str) -> Result<String> {
+        self.hash_password_with_policy(password, email).await
+    }
+
     /// Hashes a password for registration or a password change, with the same hasher, thread
     /// pool and concurrency bound as login. Store the returned PHC string in your user table.
     ///
     /// It applies no [`PasswordPolicy`] (only the length limit), so that existing or seeded
     /// passwords can be hashed as they are; for passwords users choose, use
-    /// [`hash_new_password`](Self::hash_new_password).
+    /// [`hash_password_with_policy`](Self::hash_password_with_policy).
     ///
     /// # Errors
     /// [`Error::InputTooLong`] over [`MAX_PASSWORD_LEN`] bytes; [`Error::Overloaded`] when the

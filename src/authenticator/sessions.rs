@@ -31,13 +31,24 @@ impl<U: UserStore> Authenticator<U> {
     }
 
     /// The live sessions of `user`, oldest first, API tokens included (their
-    /// [`kind`](Session::kind) tells them apart). For a "where you're logged in" page, use
-    /// [`session_views`](Self::session_views), which lists interactive sessions only.
+    /// [`kind`](Session::kind) tells them apart): the token store's
+    /// [`list_for_user`](crate::TokenStore::list_for_user). For a "where you're logged in"
+    /// page, use [`list_sessions`](Self::list_sessions), which shows interactive sessions
+    /// only, safe to send to the client.
     ///
     /// # Errors
     /// [`Error::Store`] if the token store fails.
-    pub async fn sessions_of(&self, user: &UserId) -> Result<Vec<Session>> {
+    pub async fn list_for_user(&self, user: &UserId) -> Result<Vec<Session>> {
         Ok(self.inner.tokens.list_for_user(user, self.now()).await?)
+    }
+
+    /// The old name of [`list_for_user`](Self::list_for_user).
+    ///
+    /// # Errors
+    /// As [`list_for_user`](Self::list_for_user).
+    #[deprecated(since = "0.2.0", note = "renamed to `list_for_user`")]
+    pub async fn sessions_of(&self, user: &UserId) -> Result<Vec<Session>> {
+        self.list_for_user(user).await
     }
 
     /// Ends every session of `session`'s user except `session` itself ("log out my other
@@ -60,7 +71,7 @@ impl<U: UserStore> Authenticator<U> {
     }
 
     /// Ends one session of `user` by its public id (the "log out" button next to a device in
-    /// a sessions list; ids come from [`session_views`](Self::session_views)). Returns whether
+    /// a sessions list; ids come from [`list_sessions`](Self::list_sessions)). Returns whether
     /// a live session was ended.
     ///
     /// Only `subject`'s own interactive sessions can be ended: the id of another user's
@@ -72,7 +83,7 @@ impl<U: UserStore> Authenticator<U> {
     /// # Errors
     /// [`Error::InteractiveSessionRequired`] if `subject` is an API token; [`Error::Store`]
     /// if the token store fails.
-    pub async fn revoke<S: Subject + ?Sized>(
+    pub async fn revoke_session<S: Subject + ?Sized>(
         &self,
         subject: &S,
         session: &SessionId,
@@ -101,7 +112,7 @@ impl<U: UserStore> Authenticator<U> {
     /// # Errors
     /// [`Error::InteractiveSessionRequired`] if `current` is an API token; [`Error::Store`]
     /// if the token store fails.
-    pub async fn session_views(&self, current: &Session) -> Result<Vec<SessionView>> {
+    pub async fn list_sessions(&self, current: &Session) -> Result<Vec<SessionView>> {
         self.require_interactive(current)?;
         let now = self.now();
         let sessions = self
@@ -114,5 +125,27 @@ impl<U: UserStore> Authenticator<U> {
             .filter(|s| s.kind.is_interactive() && !self.inner.policy.is_dead(s, now))
             .map(|s| SessionView::new(s, s.id == current.id))
             .collect())
+    }
+
+    /// The old name of [`revoke_session`](Self::revoke_session).
+    ///
+    /// # Errors
+    /// As [`revoke_session`](Self::revoke_session).
+    #[deprecated(since = "0.2.0", note = "renamed to `revoke_session`")]
+    pub async fn revoke<S: Subject + ?Sized>(
+        &self,
+        subject: &S,
+        session: &SessionId,
+    ) -> Result<bool> {
+        self.revoke_session(subject, session).await
+    }
+
+    /// The old name of [`list_sessions`](Self::list_sessions).
+    ///
+    /// # Errors
+    /// As [`list_sessions`](Self::list_sessions).
+    #[deprecated(since = "0.2.0", note = "renamed to `list_sessions`")]
+    pub async fn session_views(&self, current: &Session) -> Result<Vec<SessionView>> {
+        self.list_sessions(current).await
     }
 }

@@ -200,7 +200,7 @@ impl<U: UserStore> Authenticator<U> {
     /// use keycard::{Authenticator, ClientInfo, Error, MemoryTokenStore, MemoryUserStore, UserRecord};
     ///
     /// let auth = Authenticator::builder(MemoryUserStore::new(), MemoryTokenStore::new()).build();
-    /// let hash = auth.hash_new_password("correct horse battery staple", "ann@example.com").await?;
+    /// let hash = auth.hash_password_with_policy("correct horse battery staple", "ann@example.com").await?;
     /// auth.users().insert(UserRecord::new(1_i64, "ann@example.com", hash)).expect("new user");
     /// let laptop = auth.login("ann@example.com", "correct horse battery staple", ClientInfo::none()).await?;
     /// let phone = auth.login("ann@example.com", "correct horse battery staple", ClientInfo::none()).await?;

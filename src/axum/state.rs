@@ -54,7 +54,7 @@ use crate::user::UserStore;
 /// }
 ///
 /// async fn sessions(State(auth): State<Authenticator<Users>>, me: CurrentSession<UserRecord>) -> String {
-///     let sessions = auth.session_views(&me.session).await.unwrap_or_default();
+///     let sessions = auth.list_sessions(&me.session).await.unwrap_or_default();
 ///     format!("{} sessions", sessions.len())
 /// }
 ///

@@ -10,7 +10,7 @@ use crate::user::normalize_email;
 
 /// Rules a new password must meet, applied by
 /// [`Authenticator::change_password`](crate::Authenticator::change_password) and
-/// [`Authenticator::hash_new_password`](crate::Authenticator::hash_new_password) (never at
+/// [`Authenticator::hash_password_with_policy`](crate::Authenticator::hash_password_with_policy) (never at
 /// login: a user whose password predates the policy can still log in).
 ///
 /// The defaults follow NIST SP 800-63B (section 5.1.1.2) and OWASP ASVS 5.0 (6.2.4):

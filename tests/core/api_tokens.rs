@@ -137,7 +137,7 @@ async fn an_api_token_cannot_manage_the_account() {
         auth.create_api_token(&token, read_only()).await.map(drop),
         "create_api_token",
     );
-    refused(auth.api_tokens(&token).await.map(drop), "api_tokens");
+    refused(auth.list_api_tokens(&token).await.map(drop), "api_tokens");
     refused(
         auth.revoke_api_token(&token, &created.view.id)
             .await
@@ -162,10 +162,10 @@ async fn an_api_token_cannot_manage_the_account() {
             .map(drop),
         "reauthenticate",
     );
-    refused(auth.session_views(&token).await.map(drop), "session_views");
+    refused(auth.list_sessions(&token).await.map(drop), "session_views");
     refused(auth.logout_others(&token).await.map(drop), "logout_others");
     refused(
-        auth.revoke(&token, &ann.session.id).await.map(drop),
+        auth.revoke_session(&token, &ann.session.id).await.map(drop),
         "revoke",
     );
     refused(auth.require_interactive(&token), "require_interactive");
@@ -214,7 +214,13 @@ async fn requests_are_checked() {
     create(NewApiToken::new("whoami", Vec::<String>::new()))
         .await
         .expect("no scopes");
-    assert!(auth.api_tokens(&ann.session).await.expect("list").len() == 1);
+    assert!(
+        auth.list_api_tokens(&ann.session)
+            .await
+            .expect("list")
+            .len()
+            == 1
+    );
 }
 
 #[tokio::test]
@@ -308,7 +314,12 @@ async fn last_use_is_written_at_first_use_then_once_a_minute_with_the_address() 
     let view = |auth: &Authenticator<Users>| {
         let auth = auth.clone();
         let session = ann.session.clone();
-        async move { auth.api_tokens(&session).await.expect("list").remove(0) }
+        async move {
+            auth.list_api_tokens(&session)
+                .await
+                .expect("list")
+                .remove(0)
+        }
     };
     assert_eq!(view(&auth).await.last_used_at, None, "never used");
     let ip: IpAddr = "198.51.100.7".parse().expect("ip");
@@ -340,7 +351,7 @@ async fn last_use_is_written_at_first_use_then_once_a_minute_with_the_address() 
         .expect("use");
     assert_eq!(moved.client.ip, Some(other));
     let stored = auth
-        .sessions_of(&ann.session.user_id)
+        .list_for_user(&ann.session.user_id)
         .await
         .expect("sessions_of")
         .into_iter()
@@ -432,7 +443,7 @@ async fn tokens_are_listed_without_secrets_and_revoked_only_by_their_owner() {
         .await
         .expect("create");
     let pat = created.token.expose_secret();
-    let listed = auth.api_tokens(&ann.session).await.expect("list");
+    let listed = auth.list_api_tokens(&ann.session).await.expect("list");
     assert_eq!(listed, vec![created.view.clone()]);
     let json = serde_json::to_string(&listed).expect("json");
     let secret = pat.split_once('.').expect("dot").1;
@@ -448,9 +459,13 @@ async fn tokens_are_listed_without_secrets_and_revoked_only_by_their_owner() {
         assert!(json.contains(&format!("\"{key}\"")), "{key} in {json}");
     }
     // Sessions lists and token lists do not mix.
-    let views = auth.session_views(&ann.session).await.expect("views");
+    let views = auth.list_sessions(&ann.session).await.expect("views");
     assert!(views.iter().all(|v| v.id != created.view.id));
-    assert!(auth.api_tokens(&bob.session).await.expect("bob").is_empty());
+    assert!(auth
+        .list_api_tokens(&bob.session)
+        .await
+        .expect("bob")
+        .is_empty());
 
     // Bob cannot revoke Ann's token, nor can the session route, nor can a session id.
     assert!(!auth
@@ -458,7 +473,7 @@ async fn tokens_are_listed_without_secrets_and_revoked_only_by_their_owner() {
         .await
         .expect("bob"));
     assert!(!auth
-        .revoke(&ann.session, &created.view.id)
+        .revoke_session(&ann.session, &created.view.id)
         .await
         .expect("session revoke"));
     assert!(!auth
@@ -503,7 +518,11 @@ async fn the_cap_holds_under_concurrent_creation_and_apart_from_the_session_cap(
             Err(other) => panic!("unexpected {other:?}"),
         }
     }
-    let live = auth.api_tokens(&ann.session).await.expect("list").len();
+    let live = auth
+        .list_api_tokens(&ann.session)
+        .await
+        .expect("list")
+        .len();
     assert!(live <= 5 && made == live, "made {made}, live {live}");
     assert!(live >= 1);
     // Five tokens do not count against the session cap of 2.

@@ -520,7 +520,7 @@ async fn two_logins_are_independent_sessions() {
     assert_ne!(a, b);
     assert_eq!(
         f.auth
-            .sessions_of(&UserId::from(1_i64))
+            .list_for_user(&UserId::from(1_i64))
             .await
             .expect("list")
             .len(),
@@ -533,7 +533,7 @@ async fn two_logins_are_independent_sessions() {
         .expect("the other session lives on");
     assert_eq!(
         f.auth
-            .sessions_of(&UserId::from(1_i64))
+            .list_for_user(&UserId::from(1_i64))
             .await
             .expect("list")
             .len(),
@@ -575,7 +575,7 @@ async fn a_deleted_user_cannot_validate_and_loses_the_session() {
     ));
     assert!(f
         .auth
-        .sessions_of(&UserId::from(1_i64))
+        .list_for_user(&UserId::from(1_i64))
         .await
         .expect("list")
         .is_empty());
@@ -661,7 +661,7 @@ async fn a_store_outage_is_a_typed_error_with_its_source() {
         Err(Error::Store(_))
     ));
     assert!(matches!(
-        f.auth.sessions_of(&UserId::from(1_i64)).await,
+        f.auth.list_for_user(&UserId::from(1_i64)).await,
         Err(Error::Store(_))
     ));
 }
@@ -688,7 +688,7 @@ async fn no_debug_output_or_error_message_contains_the_token() {
         format!(
             "{:?}",
             f.auth
-                .sessions_of(&UserId::from(1_i64))
+                .list_for_user(&UserId::from(1_i64))
                 .await
                 .expect("list")
         ),
@@ -787,7 +787,7 @@ async fn concurrent_logins_validations_and_logouts_lose_nothing_and_resurrect_no
     for id in 1..=20_i64 {
         live += f
             .auth
-            .sessions_of(&UserId::from(id))
+            .list_for_user(&UserId::from(id))
             .await
             .expect("list")
             .len();

@@ -420,7 +420,7 @@ async fn change_password_fails_with_the_token_store_and_reports_it() {
     assert!(matches!(err, Error::Store(_)), "{err:?}");
     let err = f
         .auth
-        .revoke(&session.user_id, &session.id)
+        .revoke_session(&session.user_id, &session.id)
         .await
         .expect_err("down");
     assert!(matches!(err, Error::Store(_)), "{err:?}");
@@ -474,17 +474,21 @@ async fn revoke_ends_only_the_owners_own_sessions() {
     let ann = session.user_id.clone();
 
     // Another user's session id: exactly as unknown, and nothing is deleted.
-    assert!(!f.auth.revoke(&ann, &bob_session.id).await.expect("revoke"));
+    assert!(!f
+        .auth
+        .revoke_session(&ann, &bob_session.id)
+        .await
+        .expect("revoke"));
     f.auth
         .validate(&bobs)
         .await
         .expect("bob's session survives");
     let unknown = keycard::Token::generate().expect("rng").id();
-    assert!(!f.auth.revoke(&ann, &unknown).await.expect("revoke"));
+    assert!(!f.auth.revoke_session(&ann, &unknown).await.expect("revoke"));
 
     assert!(f
         .auth
-        .revoke(&ann, &laptop_session.id)
+        .revoke_session(&ann, &laptop_session.id)
         .await
         .expect("revoke"));
     assert!(matches!(
@@ -493,7 +497,7 @@ async fn revoke_ends_only_the_owners_own_sessions() {
     ));
     assert!(
         !f.auth
-            .revoke(&ann, &laptop_session.id)
+            .revoke_session(&ann, &laptop_session.id)
             .await
             .expect("revoke twice"),
         "a second revoke finds nothing"
@@ -508,7 +512,7 @@ async fn revoke_of_an_expired_session_finds_nothing() {
     f.clock.advance(Duration::from_secs(24 * 3600));
     assert!(!f
         .auth
-        .revoke(&session.user_id, &session.id)
+        .revoke_session(&session.user_id, &session.id)
         .await
         .expect("revoke"));
 }
@@ -525,7 +529,7 @@ async fn session_views_mark_the_current_one_and_leak_nothing() {
     f.clock.advance(Duration::from_secs(500));
     let (mine, session) = login_from(&f, EMAIL, 2).await;
     let (bobs, _) = login_from(&f, OTHER_EMAIL, 3).await;
-    let views = f.auth.session_views(&session).await.expect("views");
+    let views = f.auth.list_sessions(&session).await.expect("views");
     assert_eq!(views.len(), 2, "ann's two sessions, not bob's");
     assert!(!views[0].current);
     assert!(views[1].current);
@@ -552,7 +556,7 @@ async fn session_views_mark_the_current_one_and_leak_nothing() {
     // Idle past the timeout: the first session is dead and left out.
     f.clock.advance(Duration::from_secs(200));
     f.auth.validate(&mine).await.expect("touch mine");
-    let views = f.auth.session_views(&session).await.expect("views");
+    let views = f.auth.list_sessions(&session).await.expect("views");
     assert_eq!(views.len(), 1, "{views:?}");
     assert!(views[0].current);
 }
@@ -720,13 +724,13 @@ async fn hash_new_password_applies_the_policy_and_hash_password_does_not() {
     assert_eq!(f.auth.password_policy().min_len(), 10);
     let err = f
         .auth
-        .hash_new_password("ninechars", "new@example.com")
+        .hash_password_with_policy("ninechars", "new@example.com")
         .await
         .expect_err("too short for this policy");
     assert!(matches!(err, Error::WeakPassword(_)), "{err:?}");
     let err = f
         .auth
-        .hash_new_password("new@example.com!", "new@example.com")
+        .hash_password_with_policy("new@example.com!", "new@example.com")
         .await
         .expect_err("contains the email");
     assert!(matches!(err, Error::WeakPassword(_)), "{err:?}");
@@ -736,7 +740,7 @@ async fn hash_new_password_applies_the_policy_and_hash_password_does_not() {
     let spaced = "  spaced out passphrase  ";
     let phc = f
         .auth
-        .hash_new_password(spaced, "new@example.com")
+        .hash_password_with_policy(spaced, "new@example.com")
         .await
         .expect("strong");
     assert!(f
@@ -870,7 +874,7 @@ async fn the_whole_lifecycle_over_your_own_integer_keyed_table() {
         .password_hasher(Argon2Hasher::insecure_for_tests())
         .build();
     let phc = auth
-        .hash_new_password(PASSWORD, EMAIL)
+        .hash_password_with_policy(PASSWORD, EMAIL)
         .await
         .expect("strong");
     table
