@@ -7,6 +7,7 @@
 use std::alloc::System;
 use std::sync::Arc;
 
+use keycard::api_tokens::{ApiTokens, NewApiToken};
 use keycard::store::{CacheOptions, CachedTokenStore, LocalChannel};
 use keycard::{
     Argon2Hasher, Authenticator, ClientInfo, MemoryTokenStore, MemoryUserStore, PasswordHasher,
@@ -36,6 +37,7 @@ fn allocations_per_validate<T: TokenStore + 'static>(
     make_tokens: impl FnOnce() -> T,
     user_id: &str,
     agent: Option<&str>,
+    api_token: bool,
 ) -> usize {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -55,6 +57,7 @@ fn allocations_per_validate<T: TokenStore + 'static>(
     let auth = Authenticator::builder(users, tokens)
         .password_hasher(hasher)
         .without_throttle()
+        .api_tokens(ApiTokens::new(["notes:read"]).expect("scopes"))
         .build();
     runtime.block_on(async {
         let mut client = ClientInfo::none().with_ip("203.0.113.9".parse().expect("ip"));
@@ -62,7 +65,16 @@ fn allocations_per_validate<T: TokenStore + 'static>(
             client = client.with_user_agent(agent);
         }
         let login = auth.login(EMAIL, PASSWORD, client).await.expect("login");
-        let token = login.token.expose_secret().to_owned();
+        let token = match api_token {
+            false => login.token.expose_secret().to_owned(),
+            true => auth
+                .create_api_token(&login.session, NewApiToken::new("t", ["notes:read"]))
+                .await
+                .expect("api token")
+                .token
+                .expose_secret()
+                .to_owned(),
+        };
         let first = auth.validate_session(&token).await.expect("valid");
         for _ in 0..10 {
             drop(auth.validate_session(&token).await.expect("valid"));
@@ -71,6 +83,7 @@ fn allocations_per_validate<T: TokenStore + 'static>(
         let before = allocations();
         for _ in 0..ROUNDS {
             let session = auth.validate_session(&token).await.expect("valid");
+            auth.require_scope(&session, "notes:read").expect("scope");
             assert_eq!(session.id, first.id);
         }
         (allocations() - before) / ROUNDS
@@ -97,16 +110,30 @@ fn a_validate_allocates_only_the_strings_it_returns() {
     ] {
         let case = format!("user id {user_id:?}, agent {agent:?}");
         assert_eq!(
-            allocations_per_validate(MemoryTokenStore::new, user_id, agent),
+            allocations_per_validate(MemoryTokenStore::new, user_id, agent, false),
             strings,
             "memory store, {case}: the returned strings and nothing else"
         );
         // A hit clones the cached session: its user agent is copied, a long user id's string
         // shared (a `UserId` clone never allocates).
         assert_eq!(
-            allocations_per_validate(cached, user_id, agent),
+            allocations_per_validate(cached, user_id, agent, false),
             usize::from(agent.is_some()),
             "validation cache hit, {case}: the copied agent and nothing else"
         );
+        if agent.is_none() {
+            // An API token (no user agent) with its scope check: its name and scopes are
+            // shared, never copied.
+            assert_eq!(
+                allocations_per_validate(MemoryTokenStore::new, user_id, None, true),
+                strings,
+                "memory store, API token, {case}"
+            );
+            assert_eq!(
+                allocations_per_validate(cached, user_id, None, true),
+                0,
+                "validation cache hit, API token, {case}"
+            );
+        }
     }
 }
