@@ -259,7 +259,7 @@ async fn revocations_reach_the_other_instance() {
     // revoke by id
     let (three, s3) = login(&a).await;
     b.validate(&three).await.expect("valid");
-    assert!(a.revoke(&s3.user_id, &s3.id).await.expect("revoke"));
+    assert!(a.revoke_session(&s3.user_id, &s3.id).await.expect("revoke"));
     until_rejected(&b, &three, Duration::from_secs(1)).await;
 
     // password change ends the others
@@ -551,7 +551,7 @@ async fn revocations_cross_instances<S: TokenStore + 'static>(
     a.logout_others(&s1).await.expect("others");
     until_rejected(&b, &two, limit).await;
     b.validate(&one).await.expect("kept");
-    a.revoke(&s1.user_id, &s1.id).await.expect("revoke");
+    a.revoke_session(&s1.user_id, &s1.id).await.expect("revoke");
     until_rejected(&b, &one, limit).await;
 
     let (three, s3) = login(&b).await;
