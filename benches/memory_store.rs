@@ -33,7 +33,8 @@ use base64::Engine as _;
 use criterion::{BenchmarkId, Criterion};
 use keycard::{
     AuthMethods, Authenticator, ClientInfo, Clock, ManualClock, MemoryTokenStore, MemoryUserStore,
-    SecretHash, Session, SessionId, SystemClock, Token, TokenStore, UserId, UserRecord,
+    SecretHash, Session, SessionId, SessionKind, SystemClock, Token, TokenStore, UserId,
+    UserRecord,
 };
 use sha2::{Digest, Sha256};
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
@@ -232,6 +233,7 @@ fn floor_returning_session(
             client
         },
         amr: AuthMethods::from_bits(r.amr),
+        kind: SessionKind::Interactive,
     })
 }
 

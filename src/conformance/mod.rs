@@ -65,10 +65,12 @@ pub mod users;
 
 pub use races::{concurrent_operations, concurrent_tasks, delete_for_user_except_races_creates};
 pub use tokens::{
-    amr_round_trips_and_survives_touch, client_info_and_hostile_ids_round_trip, create_get_delete,
-    delete_for_user_except_keeps_one, delete_twice, duplicate_create_is_refused,
-    expired_sessions_are_never_returned, get_immediate_agrees_with_get, list_and_delete_for_user,
-    purge_expired_counts, run_all, touch_updates_but_never_resurrects,
+    amr_round_trips_and_survives_touch, api_tokens_round_trip,
+    client_info_and_hostile_ids_round_trip, create_get_delete,
+    delete_for_user_except_keeps_api_tokens, delete_for_user_except_keeps_one, delete_twice,
+    duplicate_create_is_refused, expired_sessions_are_never_returned,
+    get_immediate_agrees_with_get, list_and_delete_for_user, purge_expired_counts, run_all,
+    touch_from_records_the_address, touch_updates_but_never_resurrects,
 };
 
 /// How long the sessions of the checks live, unless a check is about expiry.

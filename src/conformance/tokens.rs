@@ -8,8 +8,10 @@ use super::races::{concurrent_operations, delete_for_user_except_races_creates};
 use super::{base_time, checks_amr, fresh_id, session, user, HOUR};
 use time::OffsetDateTime;
 
+use crate::api_tokens::{ApiTokenGrant, ApiTokens, Scopes};
 use crate::{
-    AuthMethod, AuthMethods, ClientInfo, Session, SessionId, StoreError, Token, TokenStore, UserId,
+    AuthMethod, AuthMethods, ClientInfo, Session, SessionId, SessionKind, StoreError, Token,
+    TokenStore, UserId,
 };
 
 /// Runs every check below on `store`, one after another: [`create_get_delete`],
@@ -17,8 +19,9 @@ use crate::{
 /// [`touch_updates_but_never_resurrects`], [`expired_sessions_are_never_returned`],
 /// [`purge_expired_counts`], [`client_info_and_hostile_ids_round_trip`],
 /// [`delete_for_user_except_keeps_one`], [`amr_round_trips_and_survives_touch`],
-/// [`concurrent_operations`], [`delete_for_user_except_races_creates`] and
-/// [`get_immediate_agrees_with_get`].
+/// [`api_tokens_round_trip`], [`touch_from_records_the_address`],
+/// [`delete_for_user_except_keeps_api_tokens`], [`concurrent_operations`],
+/// [`delete_for_user_except_races_creates`] and [`get_immediate_agrees_with_get`].
 ///
 /// # Panics
 /// When the store breaks the contract or fails.
@@ -33,6 +36,9 @@ pub async fn run_all(store: &dyn TokenStore) {
     client_info_and_hostile_ids_round_trip(store).await;
     delete_for_user_except_keeps_one(store).await;
     amr_round_trips_and_survives_touch(store).await;
+    api_tokens_round_trip(store).await;
+    touch_from_records_the_address(store).await;
+    delete_for_user_except_keeps_api_tokens(store).await;
     concurrent_operations(store).await;
     delete_for_user_except_races_creates(store).await;
     get_immediate_agrees_with_get(store).await;
@@ -128,6 +134,8 @@ pub async fn duplicate_create_is_refused(store: &dyn TokenStore) {
         last_seen_at: now + Duration::from_millis(5),
         client: ClientInfo::none().with_user_agent("intruder"),
         amr: crate::AuthMethods::none(),
+        // An API token, so a store that let the duplicate through would change the kind too.
+        kind: SessionKind::ApiToken(ApiTokenGrant::new("intruder", scopes(&["intrude"]))),
     };
     match store.create(&second).await {
         Err(StoreError::Duplicate) => {}
@@ -647,4 +655,336 @@ pub async fn amr_round_trips_and_survives_touch(store: &dyn TokenStore) {
         store.delete_for_user(&who).await.expect("cleanup"),
         created.len() as u64
     );
+}
+
+/// Scopes for the checks; they are valid.
+fn scopes(list: &[&str]) -> Scopes {
+    Scopes::new(list).expect("valid scopes")
+}
+
+/// A new API token of `who`, created at `created`, expiring at `expires_at`.
+fn api_token(
+    who: &UserId,
+    created: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    name: &str,
+    scopes: Scopes,
+) -> Session {
+    let mut s = session(who, created, HOUR, ClientInfo::none());
+    s.expires_at = expires_at;
+    s.kind = SessionKind::ApiToken(ApiTokenGrant::new(name, scopes));
+    s
+}
+
+/// An API token session ([`SessionKind::ApiToken`]) keeps its kind, name and scopes through
+/// `create`, `get`, `list_for_user`, `touch` and `touch_from`: one that never expires (its
+/// expiry [`ApiTokens::NEVER`], the end of year 9999, is live until that instant), one with
+/// no scope and an empty name, beside an interactive session of the same user.
+///
+/// # Panics
+/// When the store breaks the contract or fails.
+pub async fn api_tokens_round_trip(store: &dyn TokenStore) {
+    let now = base_time();
+    let who = user("api-token");
+    let ms = Duration::from_millis;
+    let login = session(
+        &who,
+        now,
+        HOUR,
+        ClientInfo::none().with_user_agent("browser"),
+    );
+    let mut forever = api_token(
+        &who,
+        now + ms(1),
+        ApiTokens::NEVER,
+        "deploy bot 'prod' \"eu\" ünïcødé 🦀",
+        scopes(&["notes:read", "notes:write", "https://example.com/admin"]),
+    );
+    forever.client = ClientInfo::none()
+        .with_ip(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 4)))
+        .with_user_agent("curl/8.5");
+    let bare = api_token(&who, now + ms(2), now + HOUR, "", Scopes::empty());
+    for s in [&login, &forever, &bare] {
+        store.create(s).await.expect("create");
+        assert_eq!(
+            store.get(&s.id, now).await.expect("get"),
+            Some(s.clone()),
+            "get must return an API token exactly as created: kind, name, scopes, expiry"
+        );
+    }
+    assert_eq!(
+        store.list_for_user(&who, now).await.expect("list"),
+        vec![login.clone(), forever.clone(), bare.clone()],
+        "list_for_user must list API tokens beside sessions, oldest first, as created"
+    );
+    // Its expiry read right, at the far end: live a second before, absent at the instant (a
+    // store may drop it on meeting it expired, so a token of its own, of another user).
+    let ends = api_token(
+        &user("api-token-ends"),
+        now,
+        ApiTokens::NEVER,
+        "ends",
+        Scopes::empty(),
+    );
+    store.create(&ends).await.expect("create");
+    let last_second = ApiTokens::NEVER - Duration::from_secs(1);
+    assert_eq!(
+        store.get(&ends.id, last_second).await.expect("get"),
+        Some(ends.clone()),
+        "a token expiring at ApiTokens::NEVER must be live until then"
+    );
+    assert_eq!(
+        store.get(&ends.id, ApiTokens::NEVER).await.expect("get"),
+        None,
+        "a token expiring at ApiTokens::NEVER must be absent from that instant on"
+    );
+    let later = now + Duration::from_secs(5);
+    for s in [&forever, &bare] {
+        assert!(
+            store.touch(&s.id, later).await.expect("touch"),
+            "touch of a live API token must report true"
+        );
+        assert_eq!(
+            store.get(&s.id, later).await.expect("get"),
+            Some(Session {
+                last_seen_at: later,
+                ..s.clone()
+            }),
+            "touch must change nothing of an API token but last_seen_at"
+        );
+    }
+    let last = now + Duration::from_secs(70);
+    let from = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x70));
+    assert!(
+        store
+            .touch_from(&forever.id, last, from)
+            .await
+            .expect("touch_from"),
+        "touch_from of a live API token must report true"
+    );
+    let mut used = forever.clone();
+    used.last_seen_at = last;
+    used.client = forever.client.clone().with_ip(from);
+    assert_eq!(
+        store.get(&forever.id, last).await.expect("get"),
+        Some(used.clone()),
+        "touch_from must change nothing of an API token but last_seen_at and client.ip"
+    );
+    let touched_bare = Session {
+        last_seen_at: later,
+        ..bare.clone()
+    };
+    assert_eq!(
+        store.list_for_user(&who, last).await.expect("list"),
+        vec![login.clone(), used, touched_bare],
+        "list_for_user must return API tokens with their kind after touch and touch_from"
+    );
+    assert_eq!(
+        store.delete_for_user(&who).await.expect("cleanup"),
+        3,
+        "delete_for_user must delete API tokens too"
+    );
+    store.delete(&ends.id).await.expect("cleanup");
+}
+
+/// `touch_from` sets `last_seen_at` (never moving it back, as `touch`) and `client.ip` of a
+/// live session, keeps every other field, and reports `true`; it reports `false` for an
+/// unknown, expired or deleted session, changes nothing then, and never brings a deleted
+/// session back.
+///
+/// # Panics
+/// When the store breaks the contract or fails.
+pub async fn touch_from_records_the_address(store: &dyn TokenStore) {
+    let now = base_time();
+    let who = user("touch-from");
+    let first = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9));
+    let client = ClientInfo::none()
+        .with_ip(first)
+        .with_user_agent("conformance/touch_from");
+    let s = session(&who, now, HOUR, client);
+    let plain = session(
+        &who,
+        now + Duration::from_millis(1),
+        HOUR,
+        ClientInfo::none(),
+    );
+    store.create(&s).await.expect("create");
+    store.create(&plain).await.expect("create");
+    let later = now + Duration::from_secs(60);
+    let second = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2));
+    assert!(
+        store
+            .touch_from(&s.id, later, second)
+            .await
+            .expect("touch_from"),
+        "touch_from of a live session must report true"
+    );
+    let mut expected = s.clone();
+    expected.last_seen_at = later;
+    expected.client = s.client.clone().with_ip(second);
+    assert_eq!(
+        store.get(&s.id, later).await.expect("get"),
+        Some(expected.clone()),
+        "touch_from must set last_seen_at and client.ip and change nothing else"
+    );
+    // An older last use (a slower instance) records the address but never moves
+    // last_seen_at back.
+    let third = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 33));
+    let earlier = now + Duration::from_secs(30);
+    assert!(
+        store
+            .touch_from(&s.id, earlier, third)
+            .await
+            .expect("touch_from"),
+        "touch_from of a live session must report true, whatever its time"
+    );
+    expected.client = s.client.clone().with_ip(third);
+    assert_eq!(
+        store.get(&s.id, later).await.expect("get"),
+        Some(expected.clone()),
+        "touch_from must never move last_seen_at back"
+    );
+    // A session stored without an address gets one.
+    assert!(store
+        .touch_from(&plain.id, later, first)
+        .await
+        .expect("touch_from"));
+    let with_ip = store
+        .get(&plain.id, later)
+        .await
+        .expect("get")
+        .expect("live");
+    assert_eq!(
+        with_ip.client.ip,
+        Some(first),
+        "touch_from must set the address of a session stored without one"
+    );
+    assert_eq!(with_ip.client.user_agent, None);
+    assert!(
+        !store
+            .touch_from(&fresh_id(), later, second)
+            .await
+            .expect("touch_from unknown"),
+        "touch_from of an unknown id must report false"
+    );
+    assert!(
+        !store
+            .touch_from(&s.id, s.expires_at, second)
+            .await
+            .expect("touch_from expired"),
+        "touch_from at or after expires_at must report false"
+    );
+    assert_eq!(
+        store.get(&s.id, later).await.expect("get"),
+        Some(expected.clone()),
+        "touch_from of an expired session must change nothing"
+    );
+    assert!(store.delete(&s.id).await.expect("delete"));
+    assert!(
+        !store
+            .touch_from(&s.id, later, second)
+            .await
+            .expect("touch_from deleted"),
+        "touch_from of a deleted session must report false"
+    );
+    assert_eq!(
+        store.get(&s.id, later).await.expect("get"),
+        None,
+        "touch_from must never resurrect a deleted session"
+    );
+    assert_eq!(
+        store
+            .list_for_user(&who, later)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|s| s.id)
+            .collect::<Vec<_>>(),
+        vec![plain.id],
+        "touch_from must never re-index a deleted session"
+    );
+    assert_eq!(store.delete_for_user(&who).await.expect("cleanup"), 1);
+}
+
+/// `delete_for_user_except` deletes interactive sessions only: the user's API tokens survive
+/// it (whether `keep` is one of the user's sessions, an unknown id or one of the tokens) and
+/// are not counted; another user's sessions and tokens are untouched; `delete_for_user` then
+/// deletes the tokens too.
+///
+/// # Panics
+/// When the store breaks the contract or fails.
+pub async fn delete_for_user_except_keeps_api_tokens(store: &dyn TokenStore) {
+    let now = base_time();
+    let ann = user("except-tokens-a");
+    let bob = user("except-tokens-b");
+    let ms = Duration::from_millis;
+    let read = || scopes(&["notes:read"]);
+    let i1 = session(&ann, now, HOUR, ClientInfo::none());
+    let t1 = api_token(&ann, now + ms(1), ApiTokens::NEVER, "ci", read());
+    let i2 = session(&ann, now + ms(2), HOUR, ClientInfo::none());
+    let t2 = api_token(&ann, now + ms(3), now + HOUR, "backup", Scopes::empty());
+    let b1 = session(&bob, now, HOUR, ClientInfo::none());
+    let bt = api_token(&bob, now + ms(1), now + HOUR, "bob's", read());
+    for s in [&i1, &t1, &i2, &t2, &b1, &bt] {
+        store.create(s).await.expect("create");
+    }
+    assert_eq!(
+        store
+            .delete_for_user_except(&ann, &i2.id)
+            .await
+            .expect("delete_for_user_except"),
+        1,
+        "delete_for_user_except must delete (and count) interactive sessions only"
+    );
+    assert_eq!(
+        store.list_for_user(&ann, now).await.expect("list"),
+        vec![t1.clone(), i2.clone(), t2.clone()],
+        "delete_for_user_except must keep the kept session and every API token"
+    );
+    assert_eq!(
+        store
+            .delete_for_user_except(&ann, &fresh_id())
+            .await
+            .expect("delete_for_user_except with an unknown keep"),
+        1,
+        "with a keep that is not the user's, every interactive session goes, no API token"
+    );
+    assert_eq!(
+        store
+            .delete_for_user_except(&ann, &t1.id)
+            .await
+            .expect("delete_for_user_except keeping a token"),
+        0,
+        "API tokens must survive delete_for_user_except, whatever is kept"
+    );
+    assert_eq!(
+        store.list_for_user(&ann, now).await.expect("list"),
+        vec![t1.clone(), t2.clone()],
+        "API tokens must survive delete_for_user_except unchanged"
+    );
+    for s in [&t1, &t2] {
+        assert_eq!(
+            store.get(&s.id, now).await.expect("get"),
+            Some(s.clone()),
+            "an API token must still validate after delete_for_user_except"
+        );
+    }
+    assert_eq!(
+        store.list_for_user(&bob, now).await.expect("list"),
+        vec![b1.clone(), bt.clone()],
+        "delete_for_user_except must not touch another user's sessions or tokens"
+    );
+    assert_eq!(
+        store.delete_for_user(&ann).await.expect("delete_for_user"),
+        2,
+        "delete_for_user must delete API tokens too, and count them"
+    );
+    for s in [&t1, &t2] {
+        assert_eq!(
+            store.get(&s.id, now).await.expect("get"),
+            None,
+            "delete_for_user must delete every API token of the user"
+        );
+    }
+    assert_eq!(store.delete_for_user(&bob).await.expect("cleanup"), 2);
 }

@@ -1,5 +1,6 @@
 //! The MySQL token store.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -22,6 +23,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 2,
         sql: include_str!("../../migrations/mysql/sessions_0002.sql"),
     },
+    Migration {
+        version: 3,
+        sql: include_str!("../../migrations/mysql/sessions_0003.sql"),
+    },
 ];
 
 /// How many expired sessions one purge statement deletes (each batch is its own short
@@ -31,8 +36,8 @@ const PURGE_BATCH: i64 = 1000;
 /// Sessions in a MySQL or MariaDB table. Get one from [`Mysql::token_store`](super::Mysql::token_store).
 ///
 /// The table (default `keycard_sessions`, optionally `database.table`) is created by
-/// [`migrate`](Self::migrate); its schema ships in `migrations/mysql/sessions_0001.sql` and
-/// `sessions_0002.sql`:
+/// [`migrate`](Self::migrate); its schema ships in `migrations/mysql/sessions_0001.sql` to
+/// `sessions_0003.sql`:
 ///
 /// | column | type | |
 /// |---|---|---|
@@ -42,6 +47,7 @@ const PURGE_BATCH: i64 = 1000;
 /// | `created_at`, `expires_at`, `last_seen_at` | `BIGINT` | Unix microseconds; `expires_at` indexed |
 /// | `ip`, `user_agent` | `VARCHAR(64)`, `TEXT` (`utf8mb4_bin`), `NULL` | client metadata |
 /// | `amr` | `SMALLINT`, default 0 | how the session was authenticated ([`AuthMethods::bits`](crate::AuthMethods::bits)); 0 for sessions of version 1 |
+/// | `token_name`, `token_scopes` | `TEXT` (`utf8mb4_bin`) `NULL` | an [API token](crate::api_tokens)'s name and space-separated scopes; both `NULL` for an interactive session (and for sessions of versions 1 and 2) |
 ///
 /// Ids are binary strings, compared byte for byte. Create is one `INSERT` (the primary key
 /// refuses a duplicate, [`StoreError::Duplicate`], and never overwrites); a validate is one
@@ -101,10 +107,24 @@ type SessionRow = (
     Option<Vec<u8>>,
     Option<Vec<u8>>,
     i16,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
 );
 
 fn into_session(row: SessionRow) -> Result<Session, StoreError> {
-    let (id, user_id, secret_hash, created_at, expires_at, last_seen_at, ip, user_agent, amr) = row;
+    let (
+        id,
+        user_id,
+        secret_hash,
+        created_at,
+        expires_at,
+        last_seen_at,
+        ip,
+        user_agent,
+        amr,
+        token_name,
+        token_scopes,
+    ) = row;
     Ok(Session {
         id: sql::session_id(&text(id)?)?,
         user_id: UserId::new(text(user_id)?),
@@ -114,12 +134,17 @@ fn into_session(row: SessionRow) -> Result<Session, StoreError> {
         last_seen_at: from_micros(last_seen_at)?,
         client: sql::client_info(ip.map(text).transpose()?, user_agent.map(text).transpose()?)?,
         amr: sql::auth_methods(amr)?,
+        kind: sql::session_kind(
+            token_name.map(text).transpose()?,
+            token_scopes.map(text).transpose()?,
+        )?,
     })
 }
 
 #[async_trait]
 impl TokenStore for MysqlTokenStore {
     async fn create(&self, session: &Session) -> Result<(), StoreError> {
+        let (token_name, token_scopes) = sql::kind_columns(&session.kind);
         let done = sqlx::query(&self.queries.insert)
             .bind(session.id.to_string())
             .bind(session.user_id.as_str())
@@ -130,6 +155,8 @@ impl TokenStore for MysqlTokenStore {
             .bind(session.client.ip.map(|ip| ip.to_string()))
             .bind(session.client.user_agent.as_deref())
             .bind(i16::from(session.amr.bits()))
+            .bind(token_name)
+            .bind(token_scopes)
             .execute(&self.pool)
             .await;
         match done {
@@ -164,6 +191,25 @@ impl TokenStore for MysqlTokenStore {
         // changes nothing (an older `last_seen_at`) still reports the session found.
         let done = sqlx::query(&self.queries.touch)
             .bind(at)
+            .bind(id.to_string())
+            .bind(at)
+            .execute(&self.pool)
+            .await
+            .map_err(error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn touch_from(
+        &self,
+        id: &SessionId,
+        last_seen_at: OffsetDateTime,
+        ip: IpAddr,
+    ) -> Result<bool, StoreError> {
+        let at = to_micros(last_seen_at);
+        // Matched rows, as for `touch` (CLIENT_FOUND_ROWS).
+        let done = sqlx::query(&self.queries.touch_from)
+            .bind(at)
+            .bind(ip.to_string())
             .bind(id.to_string())
             .bind(at)
             .execute(&self.pool)
@@ -247,6 +293,8 @@ struct Queries {
     insert: String,
     get: String,
     touch: String,
+    /// `last_seen_at`, `ip`, `id`, `last_seen_at`.
+    touch_from: String,
     delete: String,
     delete_for_user: String,
     delete_for_user_except: String,
@@ -261,15 +309,21 @@ impl Queries {
     fn new(table: TableName) -> Self {
         let t = quoted(&table);
         Self {
-            insert: format!("INSERT INTO {t} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+            insert: format!("INSERT INTO {t} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
             get: format!("SELECT {COLUMNS} FROM {t} WHERE id = ? AND expires_at > ?"),
             touch: format!(
                 "UPDATE {t} SET last_seen_at = GREATEST(last_seen_at, ?) \
                  WHERE id = ? AND expires_at > ?"
             ),
+            touch_from: format!(
+                "UPDATE {t} SET last_seen_at = GREATEST(last_seen_at, ?), ip = ? \
+                 WHERE id = ? AND expires_at > ?"
+            ),
             delete: format!("DELETE FROM {t} WHERE id = ?"),
             delete_for_user: format!("DELETE FROM {t} WHERE user_id = ?"),
-            delete_for_user_except: format!("DELETE FROM {t} WHERE user_id = ? AND id <> ?"),
+            delete_for_user_except: format!(
+                "DELETE FROM {t} WHERE user_id = ? AND id <> ? AND token_name IS NULL"
+            ),
             list_for_user: format!(
                 "SELECT {COLUMNS} FROM {t} WHERE user_id = ? AND expires_at > ? \
                  ORDER BY created_at, id"

@@ -1,5 +1,7 @@
 //! The PostgreSQL token store.
 
+use std::net::IpAddr;
+
 use async_trait::async_trait;
 use sqlx::postgres::PgPool;
 use time::OffsetDateTime;
@@ -17,6 +19,10 @@ const SESSION_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         sql: include_str!("../../migrations/postgres/sessions_0002.sql"),
+    },
+    Migration {
+        version: 3,
+        sql: include_str!("../../migrations/postgres/sessions_0003.sql"),
     },
 ];
 
@@ -40,8 +46,8 @@ const PURGE_BATCH: i64 = 1000;
 /// URL; Cargo unifies the features.
 ///
 /// The table (default `keycard_sessions`, optionally schema-qualified) is created by
-/// [`migrate`](Self::migrate); its schema ships in `migrations/postgres/sessions_0001.sql` and
-/// `sessions_0002.sql`:
+/// [`migrate`](Self::migrate); its schema ships in `migrations/postgres/sessions_0001.sql` to
+/// `sessions_0003.sql`:
 ///
 /// | column | type | |
 /// |---|---|---|
@@ -51,6 +57,7 @@ const PURGE_BATCH: i64 = 1000;
 /// | `created_at`, `expires_at`, `last_seen_at` | `TIMESTAMPTZ` | `expires_at` indexed |
 /// | `ip`, `user_agent` | `TEXT NULL` | client metadata |
 /// | `amr` | `SMALLINT`, default 0 | how the session was authenticated ([`AuthMethods::bits`](crate::AuthMethods::bits)); 0 for sessions of version 1 |
+/// | `token_name`, `token_scopes` | `TEXT NULL` | an [API token](crate::api_tokens)'s name and space-separated scopes; both `NULL` for an interactive session (and for sessions of versions 1 and 2) |
 ///
 /// Create is one `INSERT ... ON CONFLICT (id) DO NOTHING` (the primary key decides, so a
 /// duplicate never overwrites); delete, delete-for-user and each purge batch are single
@@ -147,10 +154,24 @@ type SessionTuple = (
     Option<String>,
     Option<String>,
     i16,
+    Option<String>,
+    Option<String>,
 );
 
 fn into_session(row: SessionTuple) -> Result<Session, StoreError> {
-    let (id, user_id, secret_hash, created_at, expires_at, last_seen_at, ip, user_agent, amr) = row;
+    let (
+        id,
+        user_id,
+        secret_hash,
+        created_at,
+        expires_at,
+        last_seen_at,
+        ip,
+        user_agent,
+        amr,
+        token_name,
+        token_scopes,
+    ) = row;
     Ok(Session {
         id: sql::session_id(&id)?,
         user_id: UserId::new(user_id),
@@ -160,12 +181,14 @@ fn into_session(row: SessionTuple) -> Result<Session, StoreError> {
         last_seen_at,
         client: sql::client_info(ip, user_agent)?,
         amr: sql::auth_methods(amr)?,
+        kind: sql::session_kind(token_name, token_scopes)?,
     })
 }
 
 #[async_trait]
 impl TokenStore for PostgresTokenStore {
     async fn create(&self, session: &Session) -> Result<(), StoreError> {
+        let (token_name, token_scopes) = sql::kind_columns(&session.kind);
         let done = sqlx::query(&self.queries.insert)
             .bind(session.id.to_string())
             .bind(session.user_id.as_str())
@@ -176,6 +199,8 @@ impl TokenStore for PostgresTokenStore {
             .bind(session.client.ip.map(|ip| ip.to_string()))
             .bind(session.client.user_agent.as_deref())
             .bind(i16::from(session.amr.bits()))
+            .bind(token_name)
+            .bind(token_scopes)
             .execute(&self.pool)
             .await
             .map_err(error)?;
@@ -208,6 +233,22 @@ impl TokenStore for PostgresTokenStore {
         let done = sqlx::query(&self.queries.touch)
             .bind(id.to_string())
             .bind(last_seen_at)
+            .execute(&self.pool)
+            .await
+            .map_err(error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn touch_from(
+        &self,
+        id: &SessionId,
+        last_seen_at: OffsetDateTime,
+        ip: IpAddr,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(&self.queries.touch_from)
+            .bind(id.to_string())
+            .bind(last_seen_at)
+            .bind(ip.to_string())
             .execute(&self.pool)
             .await
             .map_err(error)?;

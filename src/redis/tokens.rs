@@ -11,9 +11,11 @@ use redis::Script;
 use time::OffsetDateTime;
 
 use super::connection::{connect_cluster, connect_manager, RedisConnection};
+use crate::api_tokens::ApiTokenGrant;
 use crate::time_codec::{self, micros_to_millis_ceil, to_micros};
 use crate::{
-    AuthMethods, ClientInfo, SecretHash, Session, SessionId, StoreError, TokenStore, UserId,
+    AuthMethods, ClientInfo, SecretHash, Session, SessionId, SessionKind, StoreError, TokenStore,
+    UserId,
 };
 
 mod cluster;
@@ -41,14 +43,14 @@ const EXPIRY_SHARDS: u32 = 16;
 ///
 /// | key | type | holds | expires |
 /// |---|---|---|---|
-/// | `keycard:session:<id>` | hash | `user`, `hash` (32 raw bytes), `created`, `expires`, `seen` (Unix µs), `ip`, `ua`, `amr` (the [`AuthMethods`](crate::AuthMethods) bits) | at the session's `expires_at` (`PEXPIREAT`) |
+/// | `keycard:session:<id>` | hash | `user`, `hash` (32 raw bytes), `created`, `expires`, `seen` (Unix µs), `ip`, `ua`, `amr` (the [`AuthMethods`](crate::AuthMethods) bits), and for an [API token](crate::api_tokens) `name` and `scopes` (space-separated) | at the session's `expires_at` (`PEXPIREAT`; a token that never expires, [`ApiTokens::NEVER`](crate::api_tokens::ApiTokens::NEVER), at the end of year 9999) |
 /// | `keycard:user:<user id>` | set | the user's session ids | at its latest session's expiry |
 /// | `keycard:expiry` | sorted set | `<id><user id>` scored by `expires_at` (µs) | never; trimmed by `purge_expired` |
 ///
 /// Every write is one Lua script, so it is atomic: create (fails if the session key exists,
-/// the `SET NX` rule), touch (only an existing key: never resurrects), delete, delete for a
-/// user, delete for a user but one session, and each purge batch of at most 1000 sessions. A
-/// validate is one `HGETALL`.
+/// the `SET NX` rule), touch and `touch_from` (only an existing key: never resurrects),
+/// delete, delete for a user, delete for a user but one session (which skips API tokens), and
+/// each purge batch of at most 1000 sessions. A validate is one `HGETALL`.
 ///
 /// Expiry is native: Redis drops a session key at its `expires_at`, by the Redis server's
 /// clock, whatever `now` the caller passes; before that, `get` and `list_for_user` also hide
@@ -90,7 +92,8 @@ const EXPIRY_SHARDS: u32 = 16;
 ///   entries are removed.
 /// - **`delete_for_user` / `delete_for_user_except`** read the user's set, then delete each
 ///   listed session with a one-key script that checks the owner (so a stray id never deletes
-///   another user's session), concurrently, then remove those ids from the set. Every session
+///   another user's session) and, for `delete_for_user_except`, skips API tokens,
+///   concurrently, then remove those ids (but the kept API tokens) from the set. Every session
 ///   whose create completed before the call began is in the set, so it is gone when the call
 ///   returns; `keep` is never deleted. Unlike on a standalone Redis, this is not one atomic
 ///   step: a session created during the call may survive (the contract allows it), and
@@ -280,6 +283,25 @@ impl TokenStore for RedisTokenStore {
         Ok(touched == 1)
     }
 
+    async fn touch_from(
+        &self,
+        id: &SessionId,
+        last_seen_at: OffsetDateTime,
+        ip: IpAddr,
+    ) -> Result<bool, StoreError> {
+        // One key: the same script on a standalone Redis and on a cluster.
+        let touched: i64 = self
+            .scripts
+            .touch_from
+            .key(self.keys.session(&id.to_string()))
+            .arg(to_micros(last_seen_at))
+            .arg(ip.to_string())
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(error)?;
+        Ok(touched == 1)
+    }
+
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
         if self.conn.is_cluster() {
             return self.cluster_delete(id).await;
@@ -428,6 +450,12 @@ fn push_fields(call: &mut redis::ScriptInvocation<'_>, session: &Session) {
     if !session.amr.is_empty() {
         call.arg("amr").arg(session.amr.bits());
     }
+    if let Some(grant) = session.kind.api_token() {
+        call.arg("name")
+            .arg(grant.name())
+            .arg("scopes")
+            .arg(grant.scopes().to_string());
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -477,6 +505,7 @@ impl Keys {
 struct Scripts {
     create: Script,
     touch: Script,
+    touch_from: Script,
     delete: Script,
     delete_for_user: Script,
     delete_for_user_except: Script,
@@ -494,6 +523,7 @@ impl Scripts {
         Self {
             create: Script::new(CREATE),
             touch: Script::new(TOUCH),
+            touch_from: Script::new(TOUCH_FROM),
             delete: Script::new(DELETE),
             delete_for_user: Script::new(DELETE_FOR_USER),
             delete_for_user_except: Script::new(DELETE_FOR_USER_EXCEPT),
@@ -515,6 +545,10 @@ const CREATE: &str = include_str!("scripts/create_session.lua");
 /// KEYS: session. ARGV: last seen (µs). Updates only a live session; returns 1 if it did.
 const TOUCH: &str = include_str!("scripts/touch_session.lua");
 
+/// KEYS: session. ARGV: last seen (µs), ip. As [`TOUCH`], and sets the `ip` field; returns 1
+/// if it updated a live session.
+const TOUCH_FROM: &str = include_str!("scripts/touch_session_from.lua");
+
 /// KEYS: session, expiry index. ARGV: id, user key prefix. Returns 1 if the session existed.
 const DELETE: &str = include_str!("scripts/delete_session.lua");
 
@@ -523,7 +557,8 @@ const DELETE: &str = include_str!("scripts/delete_session.lua");
 const DELETE_FOR_USER: &str = include_str!("scripts/delete_user_sessions.lua");
 
 /// KEYS: user set, expiry index. ARGV: session key prefix, user id, id to keep. Deletes every
-/// session in the user's set but the kept one; returns how many session keys it deleted.
+/// session in the user's set but the kept one and API tokens (a hash with a `name` field);
+/// returns how many session keys it deleted.
 const DELETE_FOR_USER_EXCEPT: &str = include_str!("scripts/delete_user_sessions_except.lua");
 
 /// KEYS: user set. ARGV: session key prefix. Returns each session's fields plus its `id`;
@@ -547,8 +582,9 @@ const CLUSTER_USER_ADD: &str = include_str!("scripts/cluster_index_user_session.
 /// KEYS: session. Deletes it; returns its user id, or nil if it did not exist.
 const CLUSTER_DELETE: &str = include_str!("scripts/cluster_delete_session.lua");
 
-/// KEYS: session. ARGV: user id. Deletes the session if it belongs to the user; returns 1 if
-/// it did.
+/// KEYS: session. ARGV: user id, `interactive` or `all`. Deletes the session if it belongs to
+/// the user, unless it is an API token and ARGV\[2\] is `interactive`; returns 1 if it deleted
+/// it, -1 if it kept an API token of the user, 0 otherwise.
 const CLUSTER_DELETE_OWNED: &str = include_str!("scripts/cluster_delete_owned_session.lua");
 
 /// KEYS: one expiry shard. ARGV: now (µs), batch size. Removes up to a batch of entries with
@@ -581,6 +617,16 @@ fn decode(id: SessionId, fields: &HashMap<String, Vec<u8>>) -> Result<Session, S
     if let Some(ua) = fields.get("ua") {
         client = client.with_user_agent(text(ua)?);
     }
+    let kind =
+        match (fields.get("name"), fields.get("scopes")) {
+            (None, None) => SessionKind::Interactive,
+            (Some(name), Some(scopes)) => {
+                SessionKind::ApiToken(ApiTokenGrant::from_stored(text(name)?, text(scopes)?)?)
+            }
+            _ => return Err(StoreError::corrupt(
+                "session hash has one of the API token fields name and scopes without the other",
+            )),
+        };
     let amr = match fields.get("amr") {
         Some(bits) => {
             AuthMethods::from_bits(text(bits)?.parse::<u8>().map_err(StoreError::corrupt)?)
@@ -596,6 +642,7 @@ fn decode(id: SessionId, fields: &HashMap<String, Vec<u8>>) -> Result<Session, S
         last_seen_at: instant(fields, "seen")?,
         client,
         amr,
+        kind,
     })
 }
 

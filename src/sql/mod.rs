@@ -5,7 +5,8 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::{AuthMethods, ClientInfo, SecretHash, SessionId, StoreError};
+use crate::api_tokens::ApiTokenGrant;
+use crate::{AuthMethods, ClientInfo, SecretHash, SessionId, SessionKind, StoreError};
 
 pub(crate) mod one_time;
 pub(crate) mod passkeys;
@@ -168,6 +169,35 @@ pub(crate) fn client_info(
     Ok(client)
 }
 
+/// A session's kind as its `token_name` and `token_scopes` columns: both `NULL` for an
+/// interactive session, the name and the space-separated scopes for an API token.
+pub(crate) fn kind_columns(kind: &SessionKind) -> (Option<&str>, Option<String>) {
+    match kind.api_token() {
+        Some(grant) => (Some(grant.name()), Some(grant.scopes().to_string())),
+        None => (None, None),
+    }
+}
+
+/// Decodes a stored `token_name` and `token_scopes`: both `NULL` is an interactive session,
+/// both set an API token; one without the other, or scopes that do not parse, is corrupt.
+pub(crate) fn session_kind(
+    name: Option<String>,
+    scopes: Option<String>,
+) -> Result<SessionKind, StoreError> {
+    match (name, scopes) {
+        (None, None) => Ok(SessionKind::Interactive),
+        (Some(name), Some(scopes)) => Ok(SessionKind::ApiToken(ApiTokenGrant::from_stored(
+            &name, &scopes,
+        )?)),
+        (Some(_), None) => Err(StoreError::corrupt(
+            "an API token row has token_name but no token_scopes",
+        )),
+        (None, Some(_)) => Err(StoreError::corrupt(
+            "an API token row has token_scopes but no token_name",
+        )),
+    }
+}
+
 /// How a SQL dialect spells positional parameters. (`$n` cannot serve both: SQLite numbers
 /// `$n` parameters by first appearance, not by `n`.)
 #[derive(Debug, Clone, Copy)]
@@ -222,6 +252,8 @@ pub(crate) struct SessionQueries {
     pub(crate) insert: String,
     pub(crate) get: String,
     pub(crate) touch: String,
+    /// `id`, `last_seen_at`, `ip`.
+    pub(crate) touch_from: String,
     pub(crate) delete: String,
     pub(crate) delete_for_user: String,
     pub(crate) delete_for_user_except: String,
@@ -230,15 +262,21 @@ pub(crate) struct SessionQueries {
 }
 
 /// The sessions table's columns, in the order every statement reads and writes them.
-pub(crate) const SESSION_COLUMNS: &str =
-    "id, user_id, secret_hash, created_at, expires_at, last_seen_at, ip, user_agent, amr";
+pub(crate) const SESSION_COLUMNS: &str = "id, user_id, secret_hash, created_at, expires_at, \
+     last_seen_at, ip, user_agent, amr, token_name, token_scopes";
+
+/// How many columns [`SESSION_COLUMNS`] names.
+pub(crate) const SESSION_COLUMN_COUNT: usize = 11;
 
 impl SessionQueries {
     pub(crate) fn new(table: TableName, placeholders: Placeholders) -> Self {
         let t = table.quoted();
         let p = |n| placeholders.nth(n);
-        let values = (1..=9).map(p).collect::<Vec<_>>().join(", ");
-        let (p1, p2) = (p(1), p(2));
+        let values = (1..=SESSION_COLUMN_COUNT)
+            .map(p)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (p1, p2, p3) = (p(1), p(2), p(3));
         let greatest = placeholders.greatest();
         let lock = placeholders.purge_lock();
         Self {
@@ -250,9 +288,15 @@ impl SessionQueries {
                 "UPDATE {t} SET last_seen_at = {greatest}(last_seen_at, {p2}) \
                  WHERE id = {p1} AND expires_at > {p2}"
             ),
+            touch_from: format!(
+                "UPDATE {t} SET last_seen_at = {greatest}(last_seen_at, {p2}), ip = {p3} \
+                 WHERE id = {p1} AND expires_at > {p2}"
+            ),
             delete: format!("DELETE FROM {t} WHERE id = {p1}"),
             delete_for_user: format!("DELETE FROM {t} WHERE user_id = {p1}"),
-            delete_for_user_except: format!("DELETE FROM {t} WHERE user_id = {p1} AND id <> {p2}"),
+            delete_for_user_except: format!(
+                "DELETE FROM {t} WHERE user_id = {p1} AND id <> {p2} AND token_name IS NULL"
+            ),
             list_for_user: format!(
                 "SELECT {SESSION_COLUMNS} FROM {t} WHERE user_id = {p1} AND expires_at > {p2} \
                  ORDER BY created_at, id"
@@ -401,17 +445,17 @@ mod tests {
     }
 
     /// The statements each backend used before they were shared, verbatim, with the `amr`
-    /// column of sessions version 2.
+    /// column of sessions version 2 and the API token columns of version 3.
     #[test]
     fn session_statements_are_unchanged() {
-        let cols =
-            "id, user_id, secret_hash, created_at, expires_at, last_seen_at, ip, user_agent, amr";
+        let cols = "id, user_id, secret_hash, created_at, expires_at, last_seen_at, ip, \
+                    user_agent, amr, token_name, token_scopes";
         #[cfg(feature = "sqlite")]
         {
             let q = SessionQueries::new(TableName::builtin("s"), Placeholders::Question);
             assert_eq!(
                 q.insert,
-                format!("INSERT INTO \"s\" ({cols}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING")
+                format!("INSERT INTO \"s\" ({cols}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (id) DO NOTHING")
             );
             assert_eq!(
                 q.get,
@@ -421,11 +465,15 @@ mod tests {
                 q.touch,
                 "UPDATE \"s\" SET last_seen_at = MAX(last_seen_at, ?2) WHERE id = ?1 AND expires_at > ?2"
             );
+            assert_eq!(
+                q.touch_from,
+                "UPDATE \"s\" SET last_seen_at = MAX(last_seen_at, ?2), ip = ?3 WHERE id = ?1 AND expires_at > ?2"
+            );
             assert_eq!(q.delete, "DELETE FROM \"s\" WHERE id = ?1");
             assert_eq!(q.delete_for_user, "DELETE FROM \"s\" WHERE user_id = ?1");
             assert_eq!(
                 q.delete_for_user_except,
-                "DELETE FROM \"s\" WHERE user_id = ?1 AND id <> ?2"
+                "DELETE FROM \"s\" WHERE user_id = ?1 AND id <> ?2 AND token_name IS NULL"
             );
             assert_eq!(
                 q.list_for_user,
@@ -445,7 +493,7 @@ mod tests {
             let t = "\"a\".\"s\"";
             assert_eq!(
                 q.insert,
-                format!("INSERT INTO {t} ({cols}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING")
+                format!("INSERT INTO {t} ({cols}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING")
             );
             assert_eq!(
                 q.get,
@@ -455,6 +503,10 @@ mod tests {
                 q.touch,
                 format!("UPDATE {t} SET last_seen_at = GREATEST(last_seen_at, $2) WHERE id = $1 AND expires_at > $2")
             );
+            assert_eq!(
+                q.touch_from,
+                format!("UPDATE {t} SET last_seen_at = GREATEST(last_seen_at, $2), ip = $3 WHERE id = $1 AND expires_at > $2")
+            );
             assert_eq!(q.delete, format!("DELETE FROM {t} WHERE id = $1"));
             assert_eq!(
                 q.delete_for_user,
@@ -462,7 +514,7 @@ mod tests {
             );
             assert_eq!(
                 q.delete_for_user_except,
-                format!("DELETE FROM {t} WHERE user_id = $1 AND id <> $2")
+                format!("DELETE FROM {t} WHERE user_id = $1 AND id <> $2 AND token_name IS NULL")
             );
             assert_eq!(
                 q.list_for_user,

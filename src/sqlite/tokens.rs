@@ -1,5 +1,6 @@
 //! The SQLite token store.
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -22,6 +23,10 @@ const SESSION_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         sql: include_str!("../../migrations/sqlite/sessions_0002.sql"),
+    },
+    Migration {
+        version: 3,
+        sql: include_str!("../../migrations/sqlite/sessions_0003.sql"),
     },
 ];
 
@@ -49,7 +54,7 @@ pub(super) const PURGE_BATCH: i64 = 1000;
 /// its SHA-256 digest.
 ///
 /// The table (default `keycard_sessions`) is created and upgraded by [`migrate`](Self::migrate);
-/// its schema ships in `migrations/sqlite/sessions_0001.sql` and `sessions_0002.sql`:
+/// its schema ships in `migrations/sqlite/sessions_0001.sql` to `sessions_0003.sql`:
 ///
 /// | column | type | |
 /// |---|---|---|
@@ -59,6 +64,7 @@ pub(super) const PURGE_BATCH: i64 = 1000;
 /// | `created_at`, `expires_at`, `last_seen_at` | `INTEGER` | Unix microseconds; `expires_at` indexed |
 /// | `ip`, `user_agent` | `TEXT NULL` | client metadata |
 /// | `amr` | `INTEGER`, default 0 | how the session was authenticated ([`AuthMethods::bits`](crate::AuthMethods::bits)); 0 for sessions of version 1 |
+/// | `token_name`, `token_scopes` | `TEXT NULL` | an [API token](crate::api_tokens)'s name and space-separated scopes; both `NULL` for an interactive session (and for sessions of versions 1 and 2) |
 ///
 /// A validate is one `SELECT` by primary key. Purging deletes at most 1000 rows per
 /// statement, so a large purge never holds the write lock for long.
@@ -169,6 +175,8 @@ impl TokenStore for SqliteTokenStore {
                             row.ip,
                             row.user_agent,
                             row.amr,
+                            row.token_name,
+                            row.token_scopes,
                         ])
                     })
                     .map_err(backend)?;
@@ -210,6 +218,26 @@ impl TokenStore for SqliteTokenStore {
             .run(move |conn| {
                 conn.prepare_cached(&q.touch)
                     .and_then(|mut st| st.execute(params![id, seen]))
+                    .map(|n| n == 1)
+                    .map_err(backend)
+            })
+            .await
+    }
+
+    async fn touch_from(
+        &self,
+        id: &SessionId,
+        last_seen_at: OffsetDateTime,
+        ip: IpAddr,
+    ) -> Result<bool, StoreError> {
+        let q = Arc::clone(&self.queries);
+        let id = id.to_string();
+        let seen = time_codec::to_micros(last_seen_at);
+        let ip = ip.to_string();
+        self.pool
+            .run(move |conn| {
+                conn.prepare_cached(&q.touch_from)
+                    .and_then(|mut st| st.execute(params![id, seen, ip]))
                     .map(|n| n == 1)
                     .map_err(backend)
             })
@@ -307,10 +335,13 @@ struct SessionRow {
     ip: Option<String>,
     user_agent: Option<String>,
     amr: i64,
+    token_name: Option<String>,
+    token_scopes: Option<String>,
 }
 
 impl From<&Session> for SessionRow {
     fn from(s: &Session) -> Self {
+        let (token_name, token_scopes) = sql::kind_columns(&s.kind);
         Self {
             id: s.id.to_string(),
             user_id: s.user_id.as_str().to_owned(),
@@ -321,6 +352,8 @@ impl From<&Session> for SessionRow {
             ip: s.client.ip.map(|ip| ip.to_string()),
             user_agent: s.client.user_agent.clone(),
             amr: i64::from(s.amr.bits()),
+            token_name: token_name.map(str::to_owned),
+            token_scopes,
         }
     }
 }
@@ -337,6 +370,8 @@ impl SessionRow {
             ip: row.get(6)?,
             user_agent: row.get(7)?,
             amr: row.get(8)?,
+            token_name: row.get(9)?,
+            token_scopes: row.get(10)?,
         })
     }
 
@@ -350,6 +385,7 @@ impl SessionRow {
             last_seen_at: time_codec::from_micros(self.last_seen_at)?,
             client: sql::client_info(self.ip, self.user_agent)?,
             amr: sql::auth_methods(self.amr)?,
+            kind: sql::session_kind(self.token_name, self.token_scopes)?,
         })
     }
 }

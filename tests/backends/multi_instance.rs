@@ -49,7 +49,7 @@ async fn two_instances_share_sessions<U: UserStore, V: UserStore>(
     let on_b = b.validate(&token).await.expect("A's token validates on B");
     assert_eq!(on_b.session.id, login.session.id);
     assert_eq!(
-        b.sessions_of(&login.session.user_id)
+        b.list_for_user(&login.session.user_id)
             .await
             .expect("list on B")
             .len(),
@@ -130,8 +130,8 @@ async fn two_instances_share_sessions<U: UserStore, V: UserStore>(
             Err(Error::InvalidToken)
         ));
     }
-    let live_a = a.sessions_of(&user).await.expect("list on A");
-    let live_b = b.sessions_of(&user).await.expect("list on B");
+    let live_a = a.list_for_user(&user).await.expect("list on A");
+    let live_b = b.list_for_user(&user).await.expect("list on B");
     assert_eq!(live_a.len(), 1);
     assert_eq!(live_a, live_b, "both instances list the same live session");
     assert_eq!(live_a[0].id, fresh.session.id);

@@ -122,6 +122,7 @@ async fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     let mut expected = vec![
         (tables.table("sessions"), 1),
         (tables.table("sessions"), 2),
+        (tables.table("sessions"), 3),
         (tables.table("throttle"), 1),
         (tables.table("users"), 1),
         (tables.table("users"), 2),

@@ -46,7 +46,11 @@ async fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     .expect("read migrations");
     assert_eq!(
         versions,
-        vec![("sessions".to_owned(), 1), ("sessions".to_owned(), 2)]
+        vec![
+            ("sessions".to_owned(), 1),
+            ("sessions".to_owned(), 2),
+            ("sessions".to_owned(), 3)
+        ]
     );
     let constraint: (String,) = sqlx::query_as(
         "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c \

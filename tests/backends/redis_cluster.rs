@@ -7,7 +7,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::redis_store::{api_token, never_ms};
 use crate::support::stores::RedisClusterPrefix;
+use keycard::api_tokens::ApiTokens;
 use keycard::conformance::throttle as throttle_suite;
 use keycard::redis::RedisTokenStore;
 use keycard::throttle::{Admission, Throttle, ThrottleKey};
@@ -151,6 +153,94 @@ async fn sessions_and_the_expiry_index_spread_over_the_masters() {
         "delete clears every index: {:?}",
         ns.keys()
     );
+}
+
+#[tokio::test]
+async fn api_tokens_outlive_delete_for_user_except_in_every_index() {
+    let ns = RedisClusterPrefix::new().await;
+    let store = ns.token_store().await;
+    let p = &ns.prefix;
+    let mut conn = store.connection();
+    let user = UserId::from("pat-cluster");
+    let now = OffsetDateTime::now_utc();
+    let logins: Vec<Session> = (0..5)
+        .map(|_| session(&user, now, Duration::from_secs(600)))
+        .collect();
+    let forever = api_token(&user, now, ApiTokens::NEVER);
+    let monthly = api_token(&user, now, now + Duration::from_secs(30 * 86_400));
+    for s in logins.iter().chain([&forever, &monthly]) {
+        store.create(s).await.expect("create");
+    }
+    let expire_time = |key: String| {
+        let mut conn = store.connection();
+        async move {
+            redis::cmd("PEXPIRETIME")
+                .arg(key)
+                .query_async::<i64>(&mut conn)
+                .await
+                .expect("PEXPIRETIME")
+        }
+    };
+    assert_eq!(
+        expire_time(format!("{p}session:{}", forever.id)).await,
+        never_ms()
+    );
+    assert_eq!(
+        expire_time(format!("{p}user:pat-cluster")).await,
+        never_ms()
+    );
+
+    let other = Token::generate().expect("rng").id();
+    assert_eq!(
+        store
+            .delete_for_user_except(&user, &other)
+            .await
+            .expect("delete_for_user_except"),
+        5,
+        "every login goes, no API token"
+    );
+    let mut members: Vec<String> = conn
+        .smembers(format!("{p}user:pat-cluster"))
+        .await
+        .expect("smembers");
+    members.sort();
+    let mut tokens = vec![forever.id.to_string(), monthly.id.to_string()];
+    tokens.sort();
+    assert_eq!(members, tokens, "the tokens stay in the user's set");
+    let mut indexed = Vec::new();
+    for shard in ns
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with(&format!("{p}expiry:")))
+    {
+        let entries: Vec<String> = conn.zrange(&shard, 0, -1).await.expect("zrange");
+        indexed.extend(entries);
+    }
+    indexed.sort();
+    let mut expected: Vec<String> = tokens.iter().map(|id| format!("{id}pat-cluster")).collect();
+    expected.sort();
+    assert_eq!(indexed, expected, "the tokens stay in the expiry shards");
+    for t in [&forever, &monthly] {
+        assert_eq!(store.get(&t.id, now).await.expect("get"), Some(t.clone()));
+    }
+    let from = "2001:db8::7".parse().expect("ip");
+    assert!(store
+        .touch_from(&forever.id, now + Duration::from_secs(61), from)
+        .await
+        .expect("touch_from"));
+    assert_eq!(
+        store
+            .get(&forever.id, now)
+            .await
+            .expect("get")
+            .and_then(|s| s.client.ip),
+        Some(from)
+    );
+    assert_eq!(
+        store.delete_for_user(&user).await.expect("delete_for_user"),
+        2
+    );
+    assert!(ns.keys().is_empty(), "nothing left: {:?}", ns.keys());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,14 +6,129 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::stores::RedisPrefix;
+use keycard::api_tokens::{ApiTokenGrant, ApiTokens, Scopes};
 use keycard::redis::RedisTokenStore;
-use keycard::{conformance, ClientInfo, Session, StoreError, Token, TokenStore, UserId};
+use keycard::{
+    conformance, ClientInfo, Session, SessionKind, StoreError, Token, TokenStore, UserId,
+};
 use redis::AsyncCommands;
 use time::OffsetDateTime;
 
 fn session(user: &UserId, now: OffsetDateTime, ttl: Duration) -> Session {
     let token = Token::generate().expect("rng");
     Session::new(&token, user.clone(), now, ttl, ClientInfo::none())
+}
+
+/// An API token named `ci` with scopes `notes:read notes:write`, expiring at `expires_at`
+/// (to the microsecond, as stores keep it).
+pub(crate) fn api_token(user: &UserId, now: OffsetDateTime, expires_at: OffsetDateTime) -> Session {
+    let scopes = Scopes::new(["notes:read", "notes:write"]).expect("scopes");
+    let mut s = session(user, now, Duration::from_secs(600))
+        .with_kind(SessionKind::ApiToken(ApiTokenGrant::new("ci", scopes)));
+    s.expires_at = expires_at
+        .replace_nanosecond(expires_at.nanosecond() / 1000 * 1000)
+        .expect("in range");
+    s
+}
+
+/// [`ApiTokens::NEVER`] in Unix milliseconds: the `PEXPIRETIME` of a token that never
+/// expires.
+pub(crate) fn never_ms() -> i64 {
+    ApiTokens::NEVER.unix_timestamp() * 1000
+}
+
+#[tokio::test]
+async fn api_tokens_are_hash_fields_outlive_delete_for_user_except_and_expire_in_9999() {
+    let ns = RedisPrefix::new().await;
+    let p = &ns.prefix;
+    let store = ns.token_store().await;
+    let mut conn = store.connection();
+    let user = UserId::from("pat-owner");
+    let now = OffsetDateTime::now_utc();
+    let login = session(&user, now, Duration::from_secs(600));
+    let pat = api_token(&user, now, ApiTokens::NEVER);
+    store.create(&login).await.expect("create");
+    store.create(&pat).await.expect("create");
+    let key = format!("{p}session:{}", pat.id);
+    let name: Option<String> = conn.hget(&key, "name").await.expect("hget");
+    let scopes: Option<String> = conn.hget(&key, "scopes").await.expect("hget");
+    assert_eq!(name.as_deref(), Some("ci"));
+    assert_eq!(scopes.as_deref(), Some("notes:read notes:write"));
+    let marked: bool = conn
+        .hexists(format!("{p}session:{}", login.id), "name")
+        .await
+        .expect("hexists");
+    assert!(!marked, "an interactive session has no API token fields");
+    let expire_time = |key: String| {
+        let mut conn = store.connection();
+        async move {
+            redis::cmd("PEXPIRETIME")
+                .arg(key)
+                .query_async::<i64>(&mut conn)
+                .await
+                .expect("PEXPIRETIME")
+        }
+    };
+    assert_eq!(
+        expire_time(key.clone()).await,
+        never_ms(),
+        "the key expires in 9999"
+    );
+    assert_eq!(
+        expire_time(format!("{p}user:pat-owner")).await,
+        never_ms(),
+        "the user's set lives as long as its latest session"
+    );
+
+    let from = "192.0.2.1".parse().expect("ip");
+    let later = now + Duration::from_secs(90);
+    assert!(store
+        .touch_from(&pat.id, later, from)
+        .await
+        .expect("touch_from"));
+    let ip: Option<String> = conn.hget(&key, "ip").await.expect("hget");
+    assert_eq!(ip.as_deref(), Some("192.0.2.1"));
+    assert_eq!(
+        expire_time(key.clone()).await,
+        never_ms(),
+        "touch_from keeps the key's expiry"
+    );
+
+    let other = Token::generate().expect("rng").id();
+    assert_eq!(
+        store
+            .delete_for_user_except(&user, &other)
+            .await
+            .expect("delete_for_user_except"),
+        1,
+        "only the login goes"
+    );
+    let members: Vec<String> = conn
+        .smembers(format!("{p}user:pat-owner"))
+        .await
+        .expect("smembers");
+    assert_eq!(
+        members,
+        vec![pat.id.to_string()],
+        "the token stays in the user's set"
+    );
+    let indexed: Vec<String> = conn
+        .zrange(format!("{p}expiry"), 0, -1)
+        .await
+        .expect("zrange");
+    assert_eq!(
+        indexed,
+        vec![format!("{}pat-owner", pat.id)],
+        "the token stays in the expiry index"
+    );
+    let read = store.get(&pat.id, later).await.expect("get").expect("live");
+    assert_eq!(read.kind, pat.kind);
+    assert_eq!(read.client.ip, Some(from));
+    assert_eq!(
+        store.delete_for_user(&user).await.expect("delete_for_user"),
+        1
+    );
+    assert!(ns.keys().is_empty(), "nothing left: {:?}", ns.keys());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -163,6 +278,35 @@ async fn a_corrupt_hash_is_a_typed_error_not_a_panic() {
         .await
         .expect_err("corrupt");
     assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    // A valid session hash with API token fields that do not decode.
+    let now = OffsetDateTime::now_utc();
+    let micros = (now.unix_timestamp_nanos() / 1000).to_string();
+    let expires = ((now.unix_timestamp_nanos() / 1000) + 600_000_000).to_string();
+    for extra in [
+        vec![("name", "ci")],
+        vec![("scopes", "notes:read")],
+        vec![("name", "ci"), ("scopes", "notes:read bad\"scope")],
+    ] {
+        let id = Token::generate().expect("rng").id();
+        let mut hset = redis::cmd("HSET");
+        hset.arg(format!("{}session:{id}", ns.prefix))
+            .arg("user")
+            .arg("u")
+            .arg("hash")
+            .arg(&[7_u8; 32][..])
+            .arg("created")
+            .arg(&micros)
+            .arg("expires")
+            .arg(&expires)
+            .arg("seen")
+            .arg(&micros);
+        for (field, value) in &extra {
+            hset.arg(*field).arg(*value);
+        }
+        let _: i64 = hset.query_async(&mut conn).await.expect("hset");
+        let err = store.get(&id, now).await.expect_err("corrupt");
+        assert!(matches!(err, StoreError::Corrupt(_)), "{extra:?}: {err:?}");
+    }
 }
 
 #[tokio::test]

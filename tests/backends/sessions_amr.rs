@@ -1,12 +1,17 @@
-//! Existing sessions tables migrate in place to version 2 (`amr`) on every SQL backend: a
-//! table created by version 1, with a session stored the old way (without the column), is
-//! upgraded by `migrate`; the old session reads back unchanged with no method recorded, and
-//! new sessions keep theirs. PostgreSQL and MySQL need their servers and fail, never skip,
-//! when one is down.
+//! Existing sessions tables migrate in place to version 2 (`amr`) and version 3 (API tokens:
+//! `token_name`, `token_scopes`) on every SQL backend: a table created by version 1, with a
+//! session stored the old way (without the columns), is upgraded by `migrate`; the old
+//! session reads back unchanged, interactive, with no method recorded, and new sessions and
+//! API tokens keep theirs. A row whose API token columns do not decode is a typed error.
+//! PostgreSQL and MySQL need their servers and fail, never skip, when one is down.
 
 use std::time::Duration;
 
-use keycard::{AuthMethod, AuthMethods, ClientInfo, Session, Token, TokenStore, UserId};
+use keycard::api_tokens::{ApiTokenGrant, ApiTokens, Scopes};
+use keycard::{
+    AuthMethod, AuthMethods, ClientInfo, Session, SessionKind, StoreError, Token, TokenStore,
+    UserId,
+};
 use time::OffsetDateTime;
 
 /// Fills a version-1 migration template: `{table}` is `quoted`, `{name}` the bare `name`.
@@ -43,6 +48,7 @@ async fn the_old_session_reads_back_with_no_method(store: &dyn TokenStore, old: 
         .expect("get")
         .expect("the old session survives the migration");
     assert!(read.amr.is_empty(), "an old session has no method recorded");
+    assert!(read.kind.is_interactive(), "an old session is interactive");
     assert_eq!(&read, old, "the old session reads back unchanged");
     assert_eq!(
         store.list_for_user(&old.user_id, now).await.expect("list"),
@@ -67,10 +73,57 @@ async fn the_old_session_reads_back_with_no_method(store: &dyn TokenStore, old: 
         Some(new.clone()),
         "a new session keeps its amr"
     );
+    let token = Token::generate().expect("rng");
+    let mut api = Session::new(
+        &token,
+        old.user_id.clone(),
+        now + Duration::from_millis(2),
+        Duration::from_secs(3600),
+        ClientInfo::none(),
+    )
+    .with_kind(SessionKind::ApiToken(ApiTokenGrant::new(
+        "after the migration",
+        Scopes::new(["notes:read", "notes:write"]).expect("scopes"),
+    )));
+    api.expires_at = ApiTokens::NEVER;
+    store.create(&api).await.expect("create an API token");
+    assert_eq!(
+        store.get(&api.id, now).await.expect("get"),
+        Some(api.clone()),
+        "a new API token keeps its kind, name, scopes and expiry"
+    );
+    assert_eq!(
+        store
+            .delete_for_user_except(&old.user_id, &new.id)
+            .await
+            .expect("delete except"),
+        1,
+        "the old session goes, the API token stays"
+    );
+    assert_eq!(
+        store.list_for_user(&old.user_id, now).await.expect("list"),
+        vec![new.clone(), api.clone()]
+    );
     assert_eq!(
         store.delete_for_user(&old.user_id).await.expect("delete"),
         2
     );
+}
+
+/// The API token columns of a corrupt row, as `(token_name, token_scopes)`: one without the
+/// other, and scopes that do not parse.
+const CORRUPT_KINDS: [(Option<&str>, Option<&str>); 3] = [
+    (Some("name only"), None),
+    (None, Some("notes:read")),
+    (Some("bad scopes"), Some("notes:read bad\"scope")),
+];
+
+/// A read of a corrupt row must be `StoreError::Corrupt`.
+fn assert_corrupt(result: Result<Option<Session>, StoreError>, case: &str) {
+    match result {
+        Err(StoreError::Corrupt(_)) => {}
+        other => panic!("{case}: expected Corrupt, got {other:?}"),
+    }
 }
 
 #[cfg(feature = "sqlite")]
@@ -123,7 +176,7 @@ mod sqlite {
             .expect("open")
             .with_table("old_sessions")
             .expect("valid");
-        store.migrate().await.expect("migrate to version 2");
+        store.migrate().await.expect("migrate to version 3");
         store.migrate().await.expect("migrate is idempotent");
         let conn = Connection::open(&path).expect("open");
         let versions: Vec<i64> = conn
@@ -136,7 +189,7 @@ mod sqlite {
                     .collect::<Result<Vec<i64>, _>>()
             })
             .expect("versions");
-        assert_eq!(versions, [1, 2]);
+        assert_eq!(versions, [1, 2, 3]);
         let stored: i64 = conn
             .query_row(
                 "SELECT amr FROM old_sessions WHERE id = ?1",
@@ -165,6 +218,27 @@ mod sqlite {
                 .await
                 .expect_err("corrupt");
             assert!(matches!(err, keycard::StoreError::Corrupt(_)), "{err:?}");
+        }
+        let odd_kind = old_session();
+        for (name, scopes) in CORRUPT_KINDS {
+            conn.execute(
+                "INSERT OR REPLACE INTO old_sessions (id, user_id, secret_hash, created_at, \
+                 expires_at, last_seen_at, token_name, token_scopes) \
+                 VALUES (?1, 'u', ?2, ?3, ?4, ?3, ?5, ?6)",
+                params![
+                    odd_kind.id.to_string(),
+                    odd_kind.secret_hash.as_bytes().as_slice(),
+                    micros(odd_kind.created_at),
+                    micros(odd_kind.expires_at),
+                    name,
+                    scopes,
+                ],
+            )
+            .expect("a row with corrupt API token columns");
+            assert_corrupt(
+                store.get(&odd_kind.id, odd_kind.created_at).await,
+                &format!("token_name {name:?}, token_scopes {scopes:?}"),
+            );
         }
     }
 }
@@ -219,7 +293,7 @@ mod postgres {
         .execute(&pool)
         .await
         .expect("a session of version 1");
-        store.migrate().await.expect("migrate to version 2");
+        store.migrate().await.expect("migrate to version 3");
         store.migrate().await.expect("migrate is idempotent");
         let versions: Vec<(i64,)> = sqlx::query_as(&format!(
             "SELECT version FROM \"{}\".keycard_migrations WHERE target = 'sessions' \
@@ -229,8 +303,33 @@ mod postgres {
         .fetch_all(&pool)
         .await
         .expect("versions");
-        assert_eq!(versions, vec![(1,), (2,)]);
+        assert_eq!(versions, vec![(1,), (2,), (3,)]);
         the_old_session_reads_back_with_no_method(&store, &old).await;
+        let odd = old_session();
+        for (name, scopes) in CORRUPT_KINDS {
+            sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
+                .bind(odd.id.to_string())
+                .execute(&pool)
+                .await
+                .expect("delete");
+            sqlx::query(&format!(
+                "INSERT INTO {table} (id, user_id, secret_hash, created_at, expires_at, \
+                 last_seen_at, token_name, token_scopes) VALUES ($1, 'u', $2, $3, $4, $3, $5, $6)"
+            ))
+            .bind(odd.id.to_string())
+            .bind(odd.secret_hash.as_bytes().as_slice())
+            .bind(odd.created_at)
+            .bind(odd.expires_at)
+            .bind(name)
+            .bind(scopes)
+            .execute(&pool)
+            .await
+            .expect("a row with corrupt API token columns");
+            assert_corrupt(
+                store.get(&odd.id, odd.created_at).await,
+                &format!("token_name {name:?}, token_scopes {scopes:?}"),
+            );
+        }
     }
 }
 
@@ -284,15 +383,16 @@ mod mysql {
         .await
         .expect("a session of version 1");
         let store = mysql.token_store().with_table(&name).expect("valid");
-        store.migrate().await.expect("migrate to version 2");
+        store.migrate().await.expect("migrate to version 3");
         store.migrate().await.expect("migrate is idempotent");
-        // DDL commits on its own: version 2 applied but not recorded runs again cleanly.
-        sqlx::query("DELETE FROM keycard_migrations WHERE target = ? AND version = 2")
+        // DDL commits on its own: versions 2 and 3 applied but not recorded run again
+        // cleanly.
+        sqlx::query("DELETE FROM keycard_migrations WHERE target = ? AND version >= 2")
             .bind(&name)
             .execute(&pool)
             .await
-            .expect("forget version 2");
-        store.migrate().await.expect("version 2 runs again");
+            .expect("forget versions 2 and 3");
+        store.migrate().await.expect("versions 2 and 3 run again");
         let versions: Vec<(i64,)> = sqlx::query_as(
             "SELECT version FROM keycard_migrations WHERE target = ? ORDER BY version",
         )
@@ -300,7 +400,29 @@ mod mysql {
         .fetch_all(&pool)
         .await
         .expect("versions");
-        assert_eq!(versions, vec![(1,), (2,)]);
+        assert_eq!(versions, vec![(1,), (2,), (3,)]);
         the_old_session_reads_back_with_no_method(&store, &old).await;
+        let odd = old_session();
+        for (name, scopes) in CORRUPT_KINDS {
+            sqlx::query(&format!(
+                "REPLACE INTO `{name_}` (id, user_id, secret_hash, created_at, expires_at, \
+                 last_seen_at, token_name, token_scopes) VALUES (?, 'u', ?, ?, ?, ?, ?, ?)",
+                name_ = tables.table("sessions")
+            ))
+            .bind(odd.id.to_string())
+            .bind(odd.secret_hash.as_bytes().as_slice())
+            .bind(micros(odd.created_at))
+            .bind(micros(odd.expires_at))
+            .bind(micros(odd.created_at))
+            .bind(name)
+            .bind(scopes)
+            .execute(&pool)
+            .await
+            .expect("a row with corrupt API token columns");
+            assert_corrupt(
+                store.get(&odd.id, odd.created_at).await,
+                &format!("token_name {name:?}, token_scopes {scopes:?}"),
+            );
+        }
     }
 }

@@ -1,16 +1,21 @@
 //! The validation cache (`keycard::store::CachedTokenStore`): hits do not read the store,
 //! revocations on one instance reach the others through the channel, a lost channel means
 //! direct reads, staleness is bounded, expiry is never extended, idle timeouts survive other
-//! instances' touches, memory is bounded, and the store contract holds through the cache.
+//! instances' touches, memory is bounded, an API token revoked on one instance is refused by
+//! the others, and the store contract holds through the cache.
 //!
 //! The Redis and PostgreSQL cases need the servers of the `redis_store` and
 //! `postgres` modules (`KEYCARD_REDIS_URL`, `KEYCARD_POSTGRES_URL`) and fail when they are
 //! down.
 
+#[cfg(any(feature = "redis", feature = "postgres"))]
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[cfg(any(feature = "redis", feature = "postgres"))]
+use keycard::api_tokens::{ApiTokens, NewApiToken};
 use keycard::store::{
     CacheOptions, CachedTokenStore, ChannelState, LocalChannel, Revocation, RevocationChannel,
     RevocationSink,
@@ -259,7 +264,7 @@ async fn revocations_reach_the_other_instance() {
     // revoke by id
     let (three, s3) = login(&a).await;
     b.validate(&three).await.expect("valid");
-    assert!(a.revoke(&s3.user_id, &s3.id).await.expect("revoke"));
+    assert!(a.revoke_session(&s3.user_id, &s3.id).await.expect("revoke"));
     until_rejected(&b, &three, Duration::from_secs(1)).await;
 
     // password change ends the others
@@ -551,7 +556,7 @@ async fn revocations_cross_instances<S: TokenStore + 'static>(
     a.logout_others(&s1).await.expect("others");
     until_rejected(&b, &two, limit).await;
     b.validate(&one).await.expect("kept");
-    a.revoke(&s1.user_id, &s1.id).await.expect("revoke");
+    a.revoke_session(&s1.user_id, &s1.id).await.expect("revoke");
     until_rejected(&b, &one, limit).await;
 
     let (three, s3) = login(&b).await;
@@ -566,6 +571,93 @@ async fn revocations_cross_instances<S: TokenStore + 'static>(
     assert_eq!(cb.channel_connects(), 1, "the channel never dropped");
     assert_eq!(cb.channel_state(), ChannelState::Connected);
     assert!(!cb.is_empty(), "entries within the bound are kept");
+}
+
+/// An instance with API tokens enabled (scopes `notes:read`, `notes:write`).
+#[cfg(any(feature = "redis", feature = "postgres"))]
+fn api_instance(users: &Users, tokens: impl TokenStore + 'static) -> Authenticator<Users> {
+    Authenticator::builder(Arc::clone(users), tokens)
+        .password_hasher(Argon2Hasher::insecure_for_tests())
+        .without_throttle()
+        .api_tokens(ApiTokens::new(["notes:read", "notes:write"]).expect("scopes"))
+        .build()
+}
+
+/// Scenario shared by the server-backed channels: an API token created on A and used on A
+/// and B (each from its own address, each behind its own cache, bound 30 s) is revoked on A
+/// with `revoke_api_token`; B refuses it within a second, pushed by the channel, well inside
+/// the bound, and the owner's login lives on.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+async fn api_token_revocation_crosses_instances<S: TokenStore + 'static>(
+    ca: CachedTokenStore<S>,
+    cb: CachedTokenStore<S>,
+) {
+    let users = users().await;
+    let a = api_instance(&users, ca);
+    let b = api_instance(&users, cb.clone());
+    let limit = Duration::from_secs(1);
+
+    let (login_token, me) = login(&a).await;
+    let created = a
+        .create_api_token(&me, NewApiToken::new("ci", ["notes:read"]))
+        .await
+        .expect("create an API token on A");
+    let pat = created.token.expose_secret().to_owned();
+    let id = created.view.id;
+
+    let from_a: IpAddr = "192.0.2.10".parse().expect("ip");
+    let from_b: IpAddr = "2001:db8::b".parse().expect("ip");
+    let on_a = a
+        .validate_session_from(&pat, Some(from_a))
+        .await
+        .expect("valid on A");
+    assert_eq!(on_a.id, id);
+    a.require_scope(&on_a, "notes:read")
+        .expect("its scope on A");
+    for _ in 0..2 {
+        let on_b = b
+            .validate_session_from(&pat, Some(from_b))
+            .await
+            .expect("valid on B (a miss, then a hit)");
+        assert_eq!(on_b.id, id);
+        assert_eq!(
+            on_b.kind.api_token().map(|g| g.name()),
+            Some("ci"),
+            "B reads the token's kind and name from the shared store"
+        );
+        b.require_scope(&on_b, "notes:read")
+            .expect("its scope on B");
+        assert!(matches!(
+            b.require_scope(&on_b, "notes:write"),
+            Err(Error::InsufficientScope { .. })
+        ));
+    }
+    let listed = b.list_api_tokens(&me).await.expect("list on B");
+    assert_eq!(
+        listed.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![id],
+        "B lists the token A created"
+    );
+
+    // B has validated only the token: it now serves it from its cache, so only the pushed
+    // revocation can make B refuse it within the second (the bound is 30 s).
+    assert!(!cb.is_empty(), "B holds the token in its cache");
+    assert!(a.revoke_api_token(&me, &id).await.expect("revoke on A"));
+    assert!(
+        matches!(a.validate_session(&pat).await, Err(Error::InvalidToken)),
+        "A refuses the token it revoked at once"
+    );
+    let took = until_rejected(&b, &pat, limit).await;
+    eprintln!("API token revoked on A refused on B after {took:?}");
+    assert!(
+        matches!(b.validate_session(&pat).await, Err(Error::InvalidToken)),
+        "B keeps refusing it"
+    );
+    b.validate(&login_token)
+        .await
+        .expect("revoking an API token leaves the owner's login alone");
+    assert!(b.list_api_tokens(&me).await.expect("list").is_empty());
+    assert_eq!(cb.channel_connects(), 1, "the channel never dropped");
 }
 
 /// A session deleted behind the caches' backs (no message) is still served by B until its
@@ -829,6 +921,15 @@ mod redis_channel {
         partitioned_channel_means_direct_reads(&proxy, ca, cb).await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_api_token_revocation_crosses_instances() {
+        let _serial = SERIAL.lock().await;
+        let ns = RedisPrefix::new().await;
+        let ca = cached(&ns, bound(30_000)).await;
+        let cb = cached(&ns, bound(30_000)).await;
+        api_token_revocation_crosses_instances(ca, cb).await;
+    }
+
     #[cfg(feature = "conformance")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn redis_store_through_the_cache_keeps_the_contract() {
@@ -877,6 +978,14 @@ mod postgres_channel {
         let ca = cached(&schema, &format!("{}_a", schema.name), bound(30_000)).await;
         let cb = cached(&schema, &format!("{}_b", schema.name), bound(30_000)).await;
         revocations_cross_instances(ca, cb).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_api_token_revocation_crosses_instances() {
+        let schema = PgSchema::new().await;
+        let ca = cached(&schema, &format!("{}_a", schema.name), bound(30_000)).await;
+        let cb = cached(&schema, &format!("{}_b", schema.name), bound(30_000)).await;
+        api_token_revocation_crosses_instances(ca, cb).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

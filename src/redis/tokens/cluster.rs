@@ -11,6 +11,9 @@ use super::{error, push_fields, split_member, RedisTokenStore, PURGE_BATCH, SESS
 use crate::time_codec::{micros_to_millis_ceil, to_micros};
 use crate::{Session, SessionId, StoreError, UserId};
 
+/// What the owned-delete script answers for an API token it kept.
+const KEPT_API_TOKEN: i64 = -1;
+
 impl RedisTokenStore {
     pub(super) async fn cluster_create(&self, session: &Session) -> Result<(), StoreError> {
         let id = session.id.to_string();
@@ -129,22 +132,27 @@ impl RedisTokenStore {
             .await
             .map_err(error)?;
         ids.retain(|id| Some(id) != keep.as_ref());
+        // `delete_for_user_except` ("log out my other devices") leaves API tokens alone.
+        let which = if keep.is_some() { "interactive" } else { "all" };
         let deletes = ids.iter().map(|id| async move {
             self.scripts
                 .cluster_delete_owned
                 .key(self.keys.session(id))
                 .arg(user.as_str())
-                .invoke_async::<u64>(&mut self.conn.clone())
+                .arg(which)
+                .invoke_async::<i64>(&mut self.conn.clone())
                 .await
         });
-        let deleted: u64 = try_join_all(deletes)
-            .await
-            .map_err(error)?
+        let outcomes = try_join_all(deletes).await.map_err(error)?;
+        let deleted = outcomes.iter().filter(|&&n| n == 1).count() as u64;
+        // Every listed id but a kept API token is now gone (deleted here, before, or by
+        // Redis) or not this user's: none of those belongs in the set.
+        let gone: Vec<String> = ids
             .into_iter()
-            .sum();
-        // Every listed id is now gone (deleted here, before, or by Redis) or not this user's:
-        // none belongs in the set.
-        self.cluster_unindex(user.as_str(), &ids).await?;
+            .zip(outcomes)
+            .filter_map(|(id, n)| (n != KEPT_API_TOKEN).then_some(id))
+            .collect();
+        self.cluster_unindex(user.as_str(), &gone).await?;
         Ok(deleted)
     }
 
