@@ -25,7 +25,7 @@
 //! | [`CurrentUser<U>`] | finds the token, validates it, loads the user | [`AuthRejection`] |
 //! | [`CurrentSession<U>`] | finds the token, validates it (no user lookup) | [`AuthRejection`] |
 //! | [`SecondFactorSession<U>`] | as `CurrentSession`, then step-up: a second factor if the user has one | [`AuthRejection`] (401 `insufficient_user_authentication`) |
-//! | [`RequireScope<U, S>`] | as `CurrentUser`, then the scope `S` names ([`RequiredScope`](crate::api_tokens::RequiredScope)) | [`AuthRejection`] (403 `insufficient_scope`, `WWW-Authenticate: Bearer error="insufficient_scope", ..., scope="..."`) |
+//! | [`RequireScope<U, S>`] | as `CurrentUser`, then the scope `S` names ([`RequiredScope`]) | [`AuthRejection`] (403 `insufficient_scope`, `WWW-Authenticate: Bearer error="insufficient_scope", ..., scope="..."`) |
 //! | [`InteractiveSession<U>`] | as `CurrentSession`, then refuses an [API token](crate::api_tokens) | [`AuthRejection`] (403 `interactive_session_required`) |
 //! | `Option<CurrentUser<U>>`, `Option<CurrentSession<U>>` | `None` when the request carries no token | [`AuthRejection`] for a bad token or a store that is down |
 //! | [`LoginRequest<U>`] | reads the credentials (JSON or form) and the client's address | [`AuthRejection`] (400/413/415/422) |

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::server::{send, Reply, Server};
+#[cfg(any(feature = "actix-web", all(feature = "tower", feature = "axum")))]
 use keycard::api_tokens::{ApiTokens, NewApiToken};
-use keycard::{
-    Argon2Hasher, Authenticator, ClientInfo, ManualClock, MemoryTokenStore, MemoryUserStore,
-    UserRecord,
-};
+use keycard::{Argon2Hasher, ManualClock, MemoryTokenStore, MemoryUserStore, UserRecord};
+#[cfg(any(feature = "actix-web", all(feature = "tower", feature = "axum")))]
+use keycard::{Authenticator, ClientInfo};
 use serde_json::{json, Value};
 
 const ANN: &str = "ann@example.com";
@@ -500,7 +500,7 @@ mod accounts_api {
         // still refuses the token as soon as A revokes it.
         let channel = LocalChannel::new();
         let minute = CacheOptions::default().with_max_staleness(Duration::from_secs(60));
-        let ca = CachedTokenStore::new(Arc::clone(&store), channel.clone(), minute.clone());
+        let ca = CachedTokenStore::new(Arc::clone(&store), channel.clone(), minute);
         let cb = CachedTokenStore::new(Arc::clone(&store), channel, minute);
         assert!(ca.wait_connected(Duration::from_secs(1)).await);
         assert!(cb.wait_connected(Duration::from_secs(1)).await);
@@ -531,7 +531,7 @@ mod accounts_api {
         // for its staleness bound (300 ms), never longer.
         let bound = Duration::from_millis(300);
         let options = CacheOptions::default().with_max_staleness(bound);
-        let cc = CachedTokenStore::new(Arc::clone(&store), LocalChannel::new(), options.clone());
+        let cc = CachedTokenStore::new(Arc::clone(&store), LocalChannel::new(), options);
         let cd = CachedTokenStore::new(Arc::clone(&store), LocalChannel::new(), options);
         assert!(cc.wait_connected(Duration::from_secs(1)).await);
         assert!(cd.wait_connected(Duration::from_secs(1)).await);
