@@ -17,8 +17,8 @@
 //! - a store that implements [`UserStore`] with `#[keycard::async_trait]`, querying with the
 //!   re-exported `keycard::sqlite::driver` (the `rusqlite` crate; no driver version of your
 //!   own to keep in step). An id that is not an integer (`id.as_i64()` is `None`) is simply not found;
-//! - registration hashes with [`Authenticator::hash_new_password`], which applies the
-//!   password policy first.
+//! - registration hashes with [`Authenticator::hash_password_with_policy`], which applies
+//!   the password policy first.
 //!
 //! Run it with `cargo run --example custom_user_table --features sqlite`: it registers a user,
 //! logs in, validates the token, changes the password and prints each step.
@@ -113,8 +113,8 @@ impl Accounts {
     }
 
     /// Adds an account and returns its id. `pw_phc` comes from
-    /// [`Authenticator::hash_new_password`]; the email is stored normalized, as logins look it
-    /// up.
+    /// [`Authenticator::hash_password_with_policy`]; the email is stored normalized, as logins
+    /// look it up.
     ///
     /// # Errors
     /// [`StoreError::Backend`] if the insert fails (for example, the email is taken).

@@ -25,6 +25,8 @@
 //! | [`CurrentUser<U>`] | finds the token, validates it, loads the user | [`AuthRejection`] |
 //! | [`CurrentSession<U>`] | finds the token, validates it (no user lookup) | [`AuthRejection`] |
 //! | [`SecondFactorSession<U>`] | as `CurrentSession`, then step-up: a second factor if the user has one | [`AuthRejection`] (401 `insufficient_user_authentication`) |
+//! | [`RequireScope<U, S>`] | as `CurrentUser`, then the scope `S` names ([`RequiredScope`]) | [`AuthRejection`] (403 `insufficient_scope`, `WWW-Authenticate: Bearer error="insufficient_scope", ..., scope="..."`) |
+//! | [`InteractiveSession<U>`] | as `CurrentSession`, then refuses an [API token](crate::api_tokens) | [`AuthRejection`] (403 `interactive_session_required`) |
 //! | `Option<CurrentUser<U>>`, `Option<CurrentSession<U>>` | `None` when the request carries no token | [`AuthRejection`] for a bad token or a store that is down |
 //! | [`LoginRequest<U>`] | reads the credentials (JSON or form) and the client's address | [`AuthRejection`] (400/413/415/422) |
 //! | [`LogoutRequest<U>`] | finds the raw token, in the body too where the protocol puts it there | [`AuthRejection`] |
@@ -72,6 +74,43 @@
 //! # let _ = app;
 //! ```
 //!
+//! # API tokens
+//! With [API tokens](crate::api_tokens) enabled, scopes are checked by the library, not by
+//! each handler: a handler taking [`RequireScope<U, S>`] never runs for a session without the
+//! scope, and one taking [`InteractiveSession<U>`] never runs for an API token.
+//!
+//! ```
+//! use axum::routing::post;
+//! use axum::Router;
+//! use keycard::api_tokens::{ApiTokens, RequiredScope};
+//! use keycard::axum::{AuthState, InteractiveSession, RequireScope};
+//! use keycard::http::StandardApi;
+//! use keycard::{Authenticator, MemoryTokenStore, MemoryUserStore, UserRecord};
+//!
+//! struct NotesWrite;
+//! impl RequiredScope for NotesWrite {
+//!     const SCOPE: &'static str = "notes:write";
+//! }
+//!
+//! // A token without `notes:write`: 403, `WWW-Authenticate: Bearer error="insufficient_scope", ...`.
+//! async fn add_note(me: RequireScope<UserRecord, NotesWrite>) -> String {
+//!     format!("noted for {}", me.user.email)
+//! }
+//! // Any API token: 403 `interactive_session_required`.
+//! async fn settings(me: InteractiveSession<UserRecord>) -> String {
+//!     format!("settings of {}", me.session.user_id)
+//! }
+//!
+//! let auth = Authenticator::builder(MemoryUserStore::<UserRecord>::new(), MemoryTokenStore::new())
+//!     .api_tokens(ApiTokens::new(["notes:read", "notes:write"]).expect("valid scopes"))
+//!     .build();
+//! let app: Router = Router::new()
+//!     .route("/notes", post(add_note))
+//!     .route("/settings", post(settings))
+//!     .with_state(AuthState::new(auth, StandardApi));
+//! # let _ = app;
+//! ```
+//!
 //! # If a handler does not compile
 //! axum reports any extractor it cannot build as ``the trait bound `fn(...) {handler}:
 //! Handler<_, _>` is not satisfied``, without saying which. The causes with keycard:
@@ -86,7 +125,8 @@
 //!   state's `HttpAuth<U>` (`S::User`, e.g. `UserRecord`), not the store type.
 //! - **A body extractor is not last.** [`LoginRequest`], [`LogoutRequest`], [`Json`] and
 //!   [`Form`] read the body: only the last argument may, and only one of them. Put
-//!   [`CurrentSession`], [`CurrentUser`], [`Client`] and `State` before it.
+//!   [`CurrentSession`], [`CurrentUser`], [`RequireScope`], [`InteractiveSession`],
+//!   [`Client`] and `State` before it.
 //!
 //! [`json_fallbacks`] without `Arc<dyn Protocol>: FromRef<YourState>` says so directly.
 //! axum's `#[debug_handler]` (its `macros` feature) names the argument at fault.
@@ -138,12 +178,14 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
 
 pub use crate::http::{
-    CurrentSession, CurrentUser, LoginRequest, LogoutRequest, SecondFactorSession,
+    CurrentSession, CurrentUser, InteractiveSession, LoginRequest, LogoutRequest, RequireScope,
+    SecondFactorSession,
 };
 pub use state::AuthState;
 
 mod state;
 
+use crate::api_tokens::RequiredScope;
 use crate::error::Error;
 use crate::http::http1::{to_http, HttpHead};
 use crate::http::{body, HttpAuth, Protocol, Rejection, RequestRules, Response};
@@ -328,6 +370,37 @@ where
     ) -> Result<Option<Self>, AuthRejection> {
         let http = HttpAuth::<U>::from_ref(state);
         let outcome = http.optional_session(&head(parts)).await;
+        outcome.map_err(|rejection| AuthRejection::new(&http, rejection))
+    }
+}
+
+impl<St, U, S> FromRequestParts<St> for RequireScope<U, S>
+where
+    St: Send + Sync,
+    U: User + Clone + 'static,
+    S: RequiredScope,
+    HttpAuth<U>: FromRef<St>,
+{
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, AuthRejection> {
+        let http = HttpAuth::<U>::from_ref(state);
+        let outcome = http.require_scope_of::<S>(&head(parts)).await;
+        outcome.map_err(|rejection| AuthRejection::new(&http, rejection))
+    }
+}
+
+impl<S, U> FromRequestParts<S> for InteractiveSession<U>
+where
+    S: Send + Sync,
+    U: User + Clone + 'static,
+    HttpAuth<U>: FromRef<S>,
+{
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AuthRejection> {
+        let http = HttpAuth::<U>::from_ref(state);
+        let outcome = http.interactive_session(&head(parts)).await;
         outcome.map_err(|rejection| AuthRejection::new(&http, rejection))
     }
 }

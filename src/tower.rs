@@ -24,6 +24,33 @@
 //! # let _ = app;
 //! ```
 //!
+//! With [API tokens](crate::api_tokens), the layer checks scopes itself:
+//! [`require_scope`](AuthLayer::require_scope) refuses a session without the scope with 403
+//! (in [`StandardApi`](crate::http::StandardApi), `WWW-Authenticate: Bearer
+//! error="insufficient_scope", error_description="...", scope="..."`, RFC 6750 §3.1), and
+//! [`interactive_only`](AuthLayer::interactive_only) refuses every API token with 403
+//! (`interactive_session_required`); neither request reaches the inner service.
+//!
+//! ```
+//! use axum::{routing::post, Router};
+//! use keycard::api_tokens::ApiTokens;
+//! use keycard::http::{HttpAuth, StandardApi};
+//! use keycard::tower::AuthLayer;
+//! use keycard::{Authenticator, MemoryTokenStore, MemoryUserStore, UserRecord};
+//!
+//! let auth = Authenticator::builder(MemoryUserStore::<UserRecord>::new(), MemoryTokenStore::new())
+//!     .api_tokens(ApiTokens::new(["notes:read", "notes:write"]).expect("valid scopes"))
+//!     .build();
+//! let http = HttpAuth::new(auth, StandardApi);
+//! let notes: Router = Router::new()
+//!     .route("/notes", post(|| async { "noted" }))
+//!     .layer(AuthLayer::session_only(http.clone()).require_scope("notes:write"));
+//! let settings: Router = Router::new()
+//!     .route("/settings", post(|| async { "saved" }))
+//!     .layer(AuthLayer::session_only(http).interactive_only());
+//! # let _ = (notes, settings);
+//! ```
+//!
 //! Every answer to a request the layer let through gets `Cache-Control: no-store` unless the
 //! inner service set a `Cache-Control` of its own, so that no browser or shared cache keeps a
 //! user's data; the layer's own rejections carry it too.
@@ -35,6 +62,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tower_layer::Layer;
@@ -42,7 +70,7 @@ use tower_service::Service;
 
 use crate::authenticator::Authenticated;
 use crate::http::http1::{to_http, HttpHead};
-use crate::http::HttpAuth;
+use crate::http::{HttpAuth, Rejection};
 use crate::session::Session;
 use crate::user::User;
 
@@ -50,6 +78,31 @@ use crate::user::User;
 pub struct AuthLayer<U> {
     http: HttpAuth<U>,
     session_only: bool,
+    checks: Arc<Checks>,
+}
+
+/// What a live session must also pass: the scopes it must hold, and whether an API token is
+/// refused.
+#[derive(Debug, Clone, Default)]
+struct Checks {
+    scopes: Vec<Box<str>>,
+    interactive_only: bool,
+}
+
+impl Checks {
+    fn check<U: User + Clone + 'static>(
+        &self,
+        http: &HttpAuth<U>,
+        session: &Session,
+    ) -> Result<(), Rejection> {
+        if self.interactive_only {
+            http.require_interactive(session)?;
+        }
+        for scope in &self.scopes {
+            http.require_scope(session, scope)?;
+        }
+        Ok(())
+    }
 }
 
 impl<U> AuthLayer<U> {
@@ -59,6 +112,7 @@ impl<U> AuthLayer<U> {
         Self {
             http,
             session_only: false,
+            checks: Arc::default(),
         }
     }
 
@@ -68,7 +122,30 @@ impl<U> AuthLayer<U> {
         Self {
             http,
             session_only: true,
+            checks: Arc::default(),
         }
+    }
+
+    /// Also requires `scope` ([`HttpAuth::require_scope`]): a session without it is answered
+    /// 403 (`insufficient_scope`, with the RFC 6750 challenge in
+    /// [`StandardApi`](crate::http::StandardApi)) and never reaches the inner service. An
+    /// [API token](crate::api_tokens) must carry the scope; an interactive session (a login)
+    /// holds every scope the service declared. Called again, every scope named is required.
+    #[must_use]
+    pub fn require_scope(mut self, scope: &str) -> Self {
+        Arc::make_mut(&mut self.checks)
+            .scopes
+            .push(Box::from(scope));
+        self
+    }
+
+    /// Also refuses [API tokens](crate::api_tokens) ([`HttpAuth::require_interactive`]):
+    /// 403 (`interactive_session_required`), and the inner service is not called. For routes
+    /// only a person may use (account settings, token management).
+    #[must_use]
+    pub fn interactive_only(mut self) -> Self {
+        Arc::make_mut(&mut self.checks).interactive_only = true;
+        self
     }
 }
 
@@ -80,6 +157,7 @@ impl<S, U> Layer<S> for AuthLayer<U> {
             inner,
             http: self.http.clone(),
             session_only: self.session_only,
+            checks: Arc::clone(&self.checks),
         }
     }
 }
@@ -89,6 +167,7 @@ pub struct AuthService<S, U> {
     inner: S,
     http: HttpAuth<U>,
     session_only: bool,
+    checks: Arc<Checks>,
 }
 
 impl<S, U, ReqBody, ResBody> Service<http::Request<ReqBody>> for AuthService<S, U>
@@ -113,6 +192,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let http = self.http.clone();
         let session_only = self.session_only;
+        let checks = Arc::clone(&self.checks);
         Box::pin(async move {
             let head = HttpHead::new(request.method(), request.headers(), request.uri(), None);
             let outcome = if session_only {
@@ -124,6 +204,10 @@ where
                     .await
                     .map(|me| (me.session.clone(), Some(me)))
             };
+            let outcome = outcome.and_then(|(session, me)| {
+                checks.check(&http, &session)?;
+                Ok((session, me))
+            });
             match outcome {
                 Ok((session, me)) => {
                     let extensions = request.extensions_mut();
@@ -152,6 +236,7 @@ impl<U> Clone for AuthLayer<U> {
         Self {
             http: self.http.clone(),
             session_only: self.session_only,
+            checks: Arc::clone(&self.checks),
         }
     }
 }
@@ -162,6 +247,7 @@ impl<S: Clone, U> Clone for AuthService<S, U> {
             inner: self.inner.clone(),
             http: self.http.clone(),
             session_only: self.session_only,
+            checks: Arc::clone(&self.checks),
         }
     }
 }
@@ -171,6 +257,8 @@ impl<U> fmt::Debug for AuthLayer<U> {
         f.debug_struct("AuthLayer")
             .field("http", &self.http)
             .field("session_only", &self.session_only)
+            .field("scopes", &self.checks.scopes)
+            .field("interactive_only", &self.checks.interactive_only)
             .finish()
     }
 }
@@ -180,6 +268,8 @@ impl<S: fmt::Debug, U> fmt::Debug for AuthService<S, U> {
         f.debug_struct("AuthService")
             .field("inner", &self.inner)
             .field("session_only", &self.session_only)
+            .field("scopes", &self.checks.scopes)
+            .field("interactive_only", &self.checks.interactive_only)
             .finish_non_exhaustive()
     }
 }

@@ -32,6 +32,11 @@
 //! | `GET /me` | 200 `{"user":{"id","email"},"session":{...}}` |
 //! | `GET /sessions` | 200 `{"sessions":[...]}`, the current one marked |
 //! | `DELETE /sessions/{id}` | 204 for one of mine, 404 otherwise |
+//! | `POST /tokens` `{"name","scopes":[...],"expires_in_days"?}` | 201 `{"id","token","name","scopes","expires_at"}` (the token shown this once; scopes among `notes:read`, `notes:write`; 90 days by default, at most 366); 403 `interactive_session_required` for an API token; 422 `invalid_scope` or `invalid_api_token_request`; 409 `too_many_api_tokens` past 50 |
+//! | `GET /tokens` | 200 `{"tokens":[{"id","name","scopes","created_at","last_used_at","expires_at"}]}`, no secrets |
+//! | `DELETE /tokens/{id}` | 204 for one of mine, 404 otherwise |
+//! | `GET /notes` | 200 `{"notes":[{"text","created_at"}]}`; needs the scope `notes:read` (403 `insufficient_scope`, `WWW-Authenticate: Bearer error="insufficient_scope", ..., scope="notes:read"`); a login holds every scope |
+//! | `POST /notes` `{"text"}` | 201 `{"text","created_at"}`; needs `notes:write`; at most 20 notes per user (the oldest go) of at most 500 bytes |
 //! | `POST /logout` | 204, the cookie cleared |
 //! | `POST /logout-others` | 200 `{"revoked":N}`; needs the password proved within 5 minutes (401 `reauthentication_required` otherwise) and, for a user with an authenticator app, a session that used it (401 `insufficient_user_authentication`, `WWW-Authenticate: Bearer error="insufficient_user_authentication", acr_values="mfa"`) |
 //! | `POST /reauthenticate` `{"password"}` | 200 `{"token","expires_at"}` and the cookie: a fresh session proving the password now; the old token ends; 403 `invalid_credentials` for a wrong password |
@@ -39,11 +44,17 @@
 //!
 //! Every authenticated route's answer carries `Cache-Control: no-store`.
 //!
+//! API tokens (`kcpat_...`, sent as `Authorization: Bearer`) reach the notes within their
+//! scopes, and nothing that manages the account: creating or listing tokens, the password,
+//! the email, second factors, passkeys and sessions answer an API token 403
+//! `interactive_session_required`.
+//!
 //! A cookie-authenticated `POST` or `DELETE` from another site is refused (403), a Bearer one
 //! is not: browsers never add `Authorization` on their own. Shared by the `accounts_api`
 //! binary and the tests in `tests/http/` (which run it in process).
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, FromRef, Path, State};
@@ -51,8 +62,10 @@ use axum::response::{IntoResponse, Response as AxumResponse};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use keycard::account::{Accounts as Flows, Links};
+use keycard::api_tokens::{ApiTokens, NewApiToken, RequiredScope};
 use keycard::axum::{
-    Client, CurrentSession, CurrentUser, Json, LoginRequest, LogoutRequest, SecondFactorSession,
+    Client, CurrentSession, CurrentUser, Json, LoginRequest, LogoutRequest, RequireScope,
+    SecondFactorSession,
 };
 use keycard::http::{
     render_error, CodeBody, Credentials, EmailBody, EmailChangeBody, HttpAccounts, HttpAuth,
@@ -64,7 +77,8 @@ use keycard::mfa::{KeyId, SecondFactorStore, SecondFactors, SecretBox, SecretKey
 use keycard::one_time::OneTimeTokenStore;
 use keycard::one_time::OneTimeTokens;
 use keycard::{
-    Authenticator, AuthenticatorBuilder, Login, SessionId, SessionView, TokenStore, UserRecord,
+    Authenticator, AuthenticatorBuilder, Login, SessionId, SessionView, TokenStore, UserId,
+    UserRecord,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -82,8 +96,26 @@ pub(crate) const REMEMBER_ME: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 /// own from the `DefaultBodyLimit` layer.
 pub(crate) const BODY_LIMIT: usize = keycard::http::DEFAULT_BODY_LIMIT;
 
+/// The scopes API tokens may carry: reading and writing notes.
+pub(crate) const SCOPES: [&str; 2] = [NotesRead::SCOPE, NotesWrite::SCOPE];
+
+/// Reading notes (`GET /notes`).
+pub(crate) struct NotesRead;
+
+impl RequiredScope for NotesRead {
+    const SCOPE: &'static str = "notes:read";
+}
+
+/// Writing notes (`POST /notes`).
+pub(crate) struct NotesWrite;
+
+impl RequiredScope for NotesWrite {
+    const SCOPE: &'static str = "notes:write";
+}
+
 /// Sessions last `session_ttl` (24 hours by default), or up to 30 days when the login asks
-/// to be remembered.
+/// to be remembered. API tokens carry [`SCOPES`], with keycard's defaults (90 days, at most
+/// 366, at most 50 per user).
 pub(crate) fn authenticator(
     users: Users,
     tokens: Arc<dyn TokenStore>,
@@ -92,6 +124,7 @@ pub(crate) fn authenticator(
     Authenticator::builder(users, tokens)
         .session_ttl(session_ttl)
         .max_session_ttl(REMEMBER_ME)
+        .api_tokens(ApiTokens::new(SCOPES).expect("the scopes are valid RFC 6749 scopes"))
 }
 
 /// Second factors (authenticator apps and recovery codes) stored in `store`, pending logins
@@ -136,6 +169,7 @@ pub(crate) struct AccountsApp {
     auth: Auth,
     http: HttpAuth<UserRecord>,
     flows: HttpAccounts<Users>,
+    notes: Arc<Notes>,
 }
 
 impl AccountsApp {
@@ -153,7 +187,12 @@ impl AccountsApp {
             .with_trusted_proxies(proxies)
             .with_body_limit(BODY_LIMIT);
         let flows = HttpAccounts::new(flows, http.clone());
-        Self { auth, http, flows }
+        Self {
+            auth,
+            http,
+            flows,
+            notes: Arc::default(),
+        }
     }
 
     /// The account flows (to wait for their mails in tests).
@@ -226,7 +265,10 @@ pub(crate) fn router(app: AccountsApp) -> Router {
         .route("/mfa/recovery-codes", post(regenerate_recovery_codes))
         .route("/me", get(me))
         .route("/sessions", get(sessions))
-        .route("/sessions/{id}", delete(revoke))
+        .route("/sessions/{id}", delete(revoke_session))
+        .route("/tokens", get(list_tokens).post(create_token))
+        .route("/tokens/{id}", delete(revoke_token))
+        .route("/notes", get(list_notes).post(add_note))
         .route("/logout", post(logout))
         .route("/logout-others", post(logout_others))
         .route("/reauthenticate", post(reauthenticate))
@@ -455,14 +497,15 @@ async fn me(me: CurrentUser<UserRecord>) -> axum::Json<serde_json::Value> {
 
 /// `GET /sessions`: every live session of mine, this one marked.
 async fn sessions(State(app): State<AccountsApp>, me: CurrentSession<UserRecord>) -> AxumResponse {
-    match app.auth.session_views(&me.session).await {
+    match app.auth.list_sessions(&me.session).await {
         Ok(sessions) => axum::Json(json!({ "sessions": sessions })).into_response(),
         Err(error) => app.error(&error).into_response(),
     }
 }
 
-/// `DELETE /sessions/{id}`: ends one of my sessions; anything else is "not found".
-async fn revoke(
+/// `DELETE /sessions/{id}`: ends one of my sessions; anything else is "not found". The
+/// session itself is handed to keycard, which refuses an API token.
+async fn revoke_session(
     State(app): State<AccountsApp>,
     me: CurrentSession<UserRecord>,
     Path(id): Path<String>,
@@ -470,11 +513,158 @@ async fn revoke(
     let Ok(id) = id.parse::<SessionId>() else {
         return app.reject(404, "no such session").into_response();
     };
-    match app.auth.revoke(&me.session.user_id, &id).await {
+    match app.auth.revoke_session(&me.session, &id).await {
         Ok(true) => Response::empty(204).into_response(),
         Ok(false) => app.reject(404, "no such session").into_response(),
         Err(error) => app.error(&error).into_response(),
     }
+}
+
+/// The body of `POST /tokens`.
+#[derive(Deserialize)]
+struct NewToken {
+    name: String,
+    scopes: Vec<String>,
+    #[serde(default)]
+    expires_in_days: Option<u64>,
+}
+
+/// `POST /tokens`: a new API token for me, shown this once. keycard refuses an API token
+/// (a token cannot mint tokens), unknown scopes, and lifetimes past the maximum.
+async fn create_token(
+    State(app): State<AccountsApp>,
+    me: CurrentSession<UserRecord>,
+    Json(body): Json<NewToken>,
+) -> Response {
+    let mut request = NewApiToken::new(body.name, body.scopes);
+    if let Some(days) = body.expires_in_days {
+        if days == 0 {
+            return app.reject(422, "expires_in_days must be at least 1");
+        }
+        request = request.expires_in(Duration::from_secs(days.saturating_mul(24 * 60 * 60)));
+    }
+    let created = match app.auth.create_api_token(&me.session, request).await {
+        Ok(created) => created,
+        Err(error) => return app.error(&error),
+    };
+    // The listing's fields (times in RFC 3339), the secret added, the rest left out.
+    let listed = json!(created.view);
+    Response::json(
+        201,
+        &json!({
+            "id": listed["id"],
+            "token": created.token.expose_secret(),
+            "name": listed["name"],
+            "scopes": listed["scopes"],
+            "expires_at": listed["expires_at"],
+        }),
+    )
+}
+
+/// `GET /tokens`: my API tokens, without their secrets.
+async fn list_tokens(State(app): State<AccountsApp>, me: CurrentSession<UserRecord>) -> Response {
+    match app.auth.list_api_tokens(&me.session).await {
+        Ok(tokens) => Response::json(200, &json!({ "tokens": tokens })),
+        Err(error) => app.error(&error),
+    }
+}
+
+/// `DELETE /tokens/{id}`: revokes one of my API tokens; anything else is "not found".
+async fn revoke_token(
+    State(app): State<AccountsApp>,
+    me: CurrentSession<UserRecord>,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(id) = id.parse::<SessionId>() else {
+        return app.reject(404, "no such token");
+    };
+    match app.auth.revoke_api_token(&me.session, &id).await {
+        Ok(true) => Response::empty(204),
+        Ok(false) => app.reject(404, "no such token"),
+        Err(error) => app.error(&error),
+    }
+}
+
+/// The notes: a tiny per-user resource in memory, there to show scopes at work. Bounded: at
+/// most [`Notes::PER_USER`] notes per user (the oldest go), [`Notes::MAX_TEXT`] bytes each,
+/// [`Notes::MAX_USERS`] users.
+#[derive(Debug, Default)]
+pub(crate) struct Notes {
+    by_user: Mutex<HashMap<UserId, VecDeque<Note>>>,
+}
+
+/// One note.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Note {
+    text: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: time::OffsetDateTime,
+}
+
+impl Notes {
+    /// The most notes kept per user.
+    const PER_USER: usize = 20;
+    /// The longest note, in bytes.
+    const MAX_TEXT: usize = 500;
+    /// The most users with notes.
+    const MAX_USERS: usize = 10_000;
+
+    fn list(&self, user: &UserId) -> Vec<Note> {
+        let by_user = self.by_user.lock().unwrap_or_else(PoisonError::into_inner);
+        by_user
+            .get(user)
+            .map(|notes| notes.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Keeps `note` for `user`; `false` if the demo is full of users.
+    fn add(&self, user: &UserId, note: Note) -> bool {
+        let mut by_user = self.by_user.lock().unwrap_or_else(PoisonError::into_inner);
+        if !by_user.contains_key(user) && by_user.len() >= Self::MAX_USERS {
+            return false;
+        }
+        let notes = by_user.entry(user.clone()).or_default();
+        if notes.len() >= Self::PER_USER {
+            notes.pop_front();
+        }
+        notes.push_back(note);
+        true
+    }
+}
+
+/// `GET /notes`: my notes; needs the scope `notes:read` (checked by the extractor).
+async fn list_notes(
+    State(app): State<AccountsApp>,
+    me: RequireScope<UserRecord, NotesRead>,
+) -> Response {
+    let notes = app.notes.list(&me.session.user_id);
+    Response::json(200, &json!({ "notes": notes }))
+}
+
+/// The body of `POST /notes`.
+#[derive(Deserialize)]
+struct NewNote {
+    text: String,
+}
+
+/// `POST /notes`: adds a note; needs the scope `notes:write` (checked by the extractor).
+async fn add_note(
+    State(app): State<AccountsApp>,
+    me: RequireScope<UserRecord, NotesWrite>,
+    Json(body): Json<NewNote>,
+) -> Response {
+    let text = body.text.trim();
+    if text.is_empty() || text.len() > Notes::MAX_TEXT {
+        return app.reject(422, "text must be 1 to 500 bytes");
+    }
+    let note = Note {
+        text: text.to_owned(),
+        created_at: time::OffsetDateTime::now_utc(),
+    };
+    if !app.notes.add(&me.session.user_id, note.clone()) {
+        return app.reject(503, "the notes demo is full; try again later");
+    }
+    Response::json(201, &json!(note))
 }
 
 /// `POST /logout`: ends this session and clears the cookie.

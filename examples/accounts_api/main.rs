@@ -1,7 +1,8 @@
 //! The accounts API server on axum: registration without enumeration, email verification,
 //! forgot / reset password, sign-in links, email change, login (Bearer token and browser
-//! cookie), `/me`, the session list, revoking sessions, logging out others and changing the
-//! password, with the standards-based protocol. See `examples/README.md`.
+//! cookie), `/me`, the session list, revoking sessions, logging out others, changing the
+//! password, and scoped API tokens (with a small notes resource to use them on), with the
+//! standards-based protocol. See `examples/README.md`.
 //!
 //! ```sh
 //! # Mails printed to the log; login does not require a verified address:

@@ -1,5 +1,6 @@
 //! The authenticating extractors: `CurrentUser`, `CurrentSession`, `SecondFactorSession`,
-//! `Client`, `LoginRequest` and `LogoutRequest`, all reading the registered `HttpAuth<U>`.
+//! `RequireScope`, `InteractiveSession`, `Client`, `LoginRequest` and `LogoutRequest`, all
+//! reading the registered `HttpAuth<U>`.
 
 use std::fmt;
 use std::future::{ready, Ready};
@@ -8,41 +9,63 @@ use std::net::IpAddr;
 use std::ops::Deref;
 
 use ::actix_web::dev::Payload;
+use ::actix_web::http::header::HeaderMap;
+use ::actix_web::http::Method;
 use ::actix_web::web::Bytes;
 use ::actix_web::{FromRequest, HttpRequest};
 
 use super::body::body_bytes;
 use super::config::http_auth;
 use super::{AuthError, LocalFuture};
+use crate::api_tokens::RequiredScope;
 use crate::http::{
-    CurrentSession, CurrentUser, LoginRequest, LogoutRequest, RequestHead, SecondFactorSession,
+    CurrentSession, CurrentUser, InteractiveSession, LoginRequest, LogoutRequest, RequestHead,
+    RequireScope, SecondFactorSession,
 };
 use crate::session::ClientInfo;
 use crate::user::User;
 
-/// An actix-web request as the neutral layer reads it.
-pub(super) struct Head<'a>(pub(super) &'a HttpRequest);
+/// An actix-web request as the neutral layer reads it: the parts keycard reads, borrowed
+/// one by one so that it is `Sync` (an `HttpRequest` is not), as the lazy client address of
+/// a validation needs.
+pub(super) struct Head<'a> {
+    method: &'a Method,
+    headers: &'a HeaderMap,
+    query: &'a str,
+    peer: Option<IpAddr>,
+}
+
+impl<'a> Head<'a> {
+    /// The head of `req`.
+    pub(super) fn new(req: &'a HttpRequest) -> Self {
+        Self {
+            method: req.method(),
+            headers: req.headers(),
+            query: req.query_string(),
+            peer: req.peer_addr().map(|addr| addr.ip()),
+        }
+    }
+}
 
 impl RequestHead for Head<'_> {
     fn header_values<'a>(&'a self, name: &str) -> Box<dyn Iterator<Item = &'a str> + 'a> {
         Box::new(
-            self.0
-                .headers()
+            self.headers
                 .get_all(name)
                 .filter_map(|value| value.to_str().ok()),
         )
     }
 
     fn method(&self) -> &str {
-        self.0.method().as_str()
+        self.method.as_str()
     }
 
     fn query(&self) -> Option<&str> {
-        Some(self.0.query_string()).filter(|q| !q.is_empty())
+        Some(self.query).filter(|q| !q.is_empty())
     }
 
     fn peer_ip(&self) -> Option<IpAddr> {
-        self.0.peer_addr().map(|addr| addr.ip())
+        self.peer
     }
 }
 
@@ -54,7 +77,7 @@ impl<U: User + Clone + 'static> FromRequest for CurrentUser<U> {
         let req = req.clone();
         Box::pin(async move {
             let http = http_auth::<U>(&req)?;
-            let outcome = http.current_user(&Head(&req)).await;
+            let outcome = http.current_user(&Head::new(&req)).await;
             outcome.map_err(|rejection| AuthError::new(&http, rejection).into())
         })
     }
@@ -68,7 +91,7 @@ impl<U: User + Clone + 'static> FromRequest for CurrentSession<U> {
         let req = req.clone();
         Box::pin(async move {
             let http = http_auth::<U>(&req)?;
-            let outcome = http.current_session(&Head(&req)).await;
+            let outcome = http.current_session(&Head::new(&req)).await;
             outcome.map_err(|rejection| AuthError::new(&http, rejection).into())
         })
     }
@@ -82,7 +105,35 @@ impl<U: User + Clone + 'static> FromRequest for SecondFactorSession<U> {
         let req = req.clone();
         Box::pin(async move {
             let http = http_auth::<U>(&req)?;
-            let outcome = http.second_factor_session(&Head(&req)).await;
+            let outcome = http.second_factor_session(&Head::new(&req)).await;
+            outcome.map_err(|rejection| AuthError::new(&http, rejection).into())
+        })
+    }
+}
+
+impl<U: User + Clone + 'static, S: RequiredScope> FromRequest for RequireScope<U, S> {
+    type Error = ::actix_web::Error;
+    type Future = LocalFuture<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let http = http_auth::<U>(&req)?;
+            let outcome = http.require_scope_of::<S>(&Head::new(&req)).await;
+            outcome.map_err(|rejection| AuthError::new(&http, rejection).into())
+        })
+    }
+}
+
+impl<U: User + Clone + 'static> FromRequest for InteractiveSession<U> {
+    type Error = ::actix_web::Error;
+    type Future = LocalFuture<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let http = http_auth::<U>(&req)?;
+            let outcome = http.interactive_session(&Head::new(&req)).await;
             outcome.map_err(|rejection| AuthError::new(&http, rejection).into())
         })
     }
@@ -148,7 +199,7 @@ impl<U: 'static> FromRequest for Client<U> {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(http_auth::<U>(req).map(|http| Self {
-            info: http.client_of(&Head(req)),
+            info: http.client_of(&Head::new(req)),
             user: PhantomData,
         }))
     }
@@ -164,9 +215,9 @@ impl<U: User + Clone + 'static> FromRequest for LoginRequest<U> {
         Box::pin(async move {
             let http = http_auth::<U>(&req)?;
             let outcome = async {
-                http.check_login_origin(&Head(&req))?;
+                http.check_login_origin(&Head::new(&req))?;
                 let bytes = body_bytes(&req, payload, http.body_limit()).await?;
-                http.login_request(&Head(&req), &bytes)
+                http.login_request(&Head::new(&req), &bytes)
             };
             outcome
                 .await
@@ -185,12 +236,12 @@ impl<U: User + Clone + 'static> FromRequest for LogoutRequest<U> {
         Box::pin(async move {
             let http = http_auth::<U>(&req)?;
             let outcome = async {
-                let bytes = if http.logout_needs_body(&Head(&req)) {
+                let bytes = if http.logout_needs_body(&Head::new(&req)) {
                     body_bytes(&req, payload, http.body_limit()).await?
                 } else {
                     Bytes::new()
                 };
-                http.logout_request(&Head(&req), &bytes)
+                http.logout_request(&Head::new(&req), &bytes)
             };
             outcome
                 .await

@@ -9,6 +9,8 @@
 //! | [`CurrentUser<U>`] | finds the token, validates it, loads the user |
 //! | [`CurrentSession<U>`] | finds the token, validates it (no user lookup) |
 //! | [`SecondFactorSession<U>`] | as `CurrentSession`, then step-up: a second factor if the user has one |
+//! | [`RequireScope<U, S>`] | as `CurrentUser`, then the scope `S` names ([`RequiredScope`](crate::api_tokens::RequiredScope)): 403 `insufficient_scope` without it (`WWW-Authenticate: Bearer error="insufficient_scope", ..., scope="..."` in `StandardApi`) |
+//! | [`InteractiveSession<U>`] | as `CurrentSession`, then refuses an [API token](crate::api_tokens) with 403 `interactive_session_required` |
 //! | [`LoginRequest<U>`] | the credentials (JSON or form) and the client's address |
 //! | [`LogoutRequest<U>`] | the raw token, unchecked: query, JSON body field (where the protocol puts it there), `Authorization: Bearer`, cookie |
 //! | [`Client<U>`] | the request's client address and user agent, as login computes them |
@@ -101,7 +103,8 @@ use ::actix_web::http::StatusCode;
 use ::actix_web::{HttpRequest, HttpResponse, Responder, ResponseError};
 
 pub use crate::http::{
-    CurrentSession, CurrentUser, LoginRequest, LogoutRequest, SecondFactorSession,
+    CurrentSession, CurrentUser, InteractiveSession, LoginRequest, LogoutRequest, RequireScope,
+    SecondFactorSession,
 };
 
 mod body;

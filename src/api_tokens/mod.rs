@@ -86,8 +86,10 @@ use crate::error::StoreError;
 use crate::session::Session;
 use crate::token::{InvalidTokenPrefix, SessionId, Token, TokenFormat};
 
+mod required;
 mod scope;
 
+pub use required::RequiredScope;
 pub use scope::{InvalidScope, Scope, Scopes};
 
 #[cfg(doc)]

@@ -243,6 +243,8 @@ impl<U: AccountStore + 'static> HttpAccounts<U> {
     }
 
     /// `{"new_email","password"}` from the logged-in `session`: [`Accounts::request_email_change`]; 202.
+    /// The session itself is handed to the core, so an [API token](crate::api_tokens) is
+    /// refused with 403 ([`Error::InteractiveSessionRequired`](crate::Error::InteractiveSessionRequired)).
     pub async fn request_email_change(
         &self,
         session: &Session,
@@ -251,7 +253,7 @@ impl<U: AccountStore + 'static> HttpAccounts<U> {
     ) -> Response {
         let outcome = self
             .accounts
-            .request_email_change(&session.user_id, &body.new_email, &body.password, client)
+            .request_email_change(session, &body.new_email, &body.password, client)
             .await;
         self.mail_accepted(outcome)
     }

@@ -1,6 +1,7 @@
 //! [`HttpAuth`]: everything an adapter needs, in one cloneable value.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -144,42 +145,133 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
     }
 
     /// Finds the request's token and validates it: one token store read and one user lookup
-    /// ([`Authenticator::validate`]).
+    /// ([`Authenticator::validate`]). An [API token](crate::api_tokens)'s use from a new
+    /// client address (the request's, as [`client_of`](Self::client_of) computes it, only
+    /// when its last use is written) is recorded, as
+    /// [`Authenticator::validate_session_from`] does.
     ///
     /// # Errors
     /// [`Rejection::Auth`] with [`Error::MissingToken`](crate::Error::MissingToken) or the
     /// core's error.
     pub async fn validate(
         &self,
-        request: &(impl RequestHead + ?Sized),
+        request: &(impl RequestHead + Sync + ?Sized),
     ) -> Result<Authenticated<U>, Rejection> {
         let token = self
             .find_token(request)?
             .ok_or(Rejection::Auth(Error::MissingToken))?;
-        let outcome = self.validate_token(&token).await;
+        self.validate_found(request, &token).await
+    }
+
+    /// Finds the request's token and validates it without a user lookup
+    /// ([`Authenticator::validate_session`]); an API token's new client address is recorded
+    /// as by [`validate`](Self::validate).
+    ///
+    /// # Errors
+    /// As [`validate`](Self::validate).
+    pub async fn validate_session(
+        &self,
+        request: &(impl RequestHead + Sync + ?Sized),
+    ) -> Result<Session, Rejection> {
+        let token = self
+            .find_token(request)?
+            .ok_or(Rejection::Auth(Error::MissingToken))?;
+        self.validate_session_found(request, &token).await
+    }
+
+    /// Validates `token`, found in `request`, with the request's client address asked for
+    /// lazily; a malformed, invalid or expired token is counted for the audit.
+    pub(super) async fn validate_found(
+        &self,
+        request: &(impl RequestHead + Sync + ?Sized),
+        token: &SessionToken,
+    ) -> Result<Authenticated<U>, Rejection> {
+        let client_ip = || self.client_of(request).ip;
+        let outcome = self
+            .inner
+            .authenticator
+            .validate_lazy(token.expose_secret(), &client_ip)
+            .await
+            .map_err(Rejection::from);
         if let Err(rejection) = &outcome {
             self.note_token_failure(request, rejection);
         }
         outcome
     }
 
-    /// Finds the request's token and validates it without a user lookup
-    /// ([`Authenticator::validate_session`]).
-    ///
-    /// # Errors
-    /// As [`validate`](Self::validate).
-    pub async fn validate_session(
+    /// As [`validate_found`](Self::validate_found), without a user lookup.
+    pub(super) async fn validate_session_found(
         &self,
-        request: &(impl RequestHead + ?Sized),
+        request: &(impl RequestHead + Sync + ?Sized),
+        token: &SessionToken,
     ) -> Result<Session, Rejection> {
-        let token = self
-            .find_token(request)?
-            .ok_or(Rejection::Auth(Error::MissingToken))?;
-        let outcome = self.validate_session_token(&token).await;
+        let client_ip = || self.client_of(request).ip;
+        let outcome = self
+            .inner
+            .authenticator
+            .validate_session_lazy(token.expose_secret(), &client_ip)
+            .await
+            .map_err(Rejection::from);
         if let Err(rejection) = &outcome {
             self.note_token_failure(request, rejection);
         }
         outcome
+    }
+
+    /// Checks that `session` holds `scope` ([`Authenticator::require_scope`]): an
+    /// [API token](crate::api_tokens) must carry it; an interactive session (a login) holds
+    /// every scope its user has, unless the service narrowed them with
+    /// [`ApiTokens::interactive_scopes`](crate::api_tokens::ApiTokens::interactive_scopes).
+    /// The adapters' `RequireScope` extractors and the tower layer's `AuthLayer::require_scope`
+    /// call this; call it yourself
+    /// where the scope depends on the request.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use keycard::api_tokens::{ApiTokens, NewApiToken};
+    /// use keycard::http::{HttpAuth, StandardApi};
+    /// use keycard::{Authenticator, ClientInfo, MemoryTokenStore, MemoryUserStore, UserRecord};
+    ///
+    /// let auth = Authenticator::builder(MemoryUserStore::<UserRecord>::new(), MemoryTokenStore::new())
+    ///     .api_tokens(ApiTokens::new(["notes:read", "notes:write"])?)
+    ///     .build();
+    /// let hash = auth.hash_password("s3cret-passw0rd").await?;
+    /// auth.users().insert(UserRecord::new(1_i64, "ann@example.com", hash)).expect("new user");
+    /// let login = auth.login("ann@example.com", "s3cret-passw0rd", ClientInfo::none()).await?;
+    /// let read_only = auth
+    ///     .create_api_token(&login.session, NewApiToken::new("backup", ["notes:read"]))
+    ///     .await?;
+    ///
+    /// let http = HttpAuth::new(auth, StandardApi);
+    /// assert!(http.require_scope(&read_only.session, "notes:read").is_ok());
+    /// let refused = http.require_scope(&read_only.session, "notes:write").unwrap_err();
+    /// let answer = http.render(&refused);
+    /// assert_eq!(answer.status, 403);
+    /// assert!(answer.header("www-authenticate").unwrap().contains(r#"scope="notes:write""#));
+    /// // The login holds every scope.
+    /// assert!(http.require_scope(&login.session, "notes:write").is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`Rejection::Auth`] with [`Error::InsufficientScope`] (403; in
+    /// [`StandardApi`](super::StandardApi) with `WWW-Authenticate: Bearer
+    /// error="insufficient_scope", error_description="...", scope="..."`, RFC 6750 §3.1).
+    pub fn require_scope(&self, session: &Session, scope: &str) -> Result<(), Rejection> {
+        Ok(self.inner.authenticator.require_scope(session, scope)?)
+    }
+
+    /// Refuses an [API token](crate::api_tokens): `Ok` for an interactive session (a login)
+    /// ([`Authenticator::require_interactive`]). The core's account operations (API tokens,
+    /// the password, the email, second factors, sessions) check this themselves when handed
+    /// the session; routes of your own that only a person may use call it, or take the
+    /// adapters' `InteractiveSession` extractor.
+    ///
+    /// # Errors
+    /// [`Rejection::Auth`] with [`Error::InteractiveSessionRequired`] (403).
+    pub fn require_interactive(&self, session: &Session) -> Result<(), Rejection> {
+        Ok(self.inner.authenticator.require_interactive(session)?)
     }
 
     /// Step-up: [`Authenticator::require_second_factor`] for `session`.
@@ -194,7 +286,8 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
             .await?)
     }
 
-    /// Validates a token already found.
+    /// Validates a token already found, with no request at hand: an API token's client
+    /// address is not recorded (the request-taking [`validate`](Self::validate) records it).
     ///
     /// # Errors
     /// The core's error, as [`Rejection::Auth`].
@@ -205,11 +298,12 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         Ok(self
             .inner
             .authenticator
-            .validate(token.expose_secret())
+            .validate_lazy(token.expose_secret(), &|| None)
             .await?)
     }
 
-    /// Validates a token already found, without a user lookup.
+    /// Validates a token already found, without a user lookup (and, as
+    /// [`validate_token`](Self::validate_token), without a client address).
     ///
     /// # Errors
     /// The core's error, as [`Rejection::Auth`].
@@ -217,7 +311,7 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         Ok(self
             .inner
             .authenticator
-            .validate_session(token.expose_secret())
+            .validate_session_lazy(token.expose_secret(), &|| None)
             .await?)
     }
 
@@ -500,8 +594,18 @@ trait Authenticate: Send + Sync + fmt::Debug {
     async fn require_second_factor(&self, session: &Session) -> Result<()>;
     fn max_ttl(&self) -> Duration;
     async fn logout(&self, token: &str) -> Result<Logout>;
-    async fn validate(&self, token: &str) -> Result<Authenticated<Self::User>>;
-    async fn validate_session(&self, token: &str) -> Result<Session>;
+    async fn validate_lazy(
+        &self,
+        token: &str,
+        client_ip: &(dyn Fn() -> Option<IpAddr> + Send + Sync),
+    ) -> Result<Authenticated<Self::User>>;
+    async fn validate_session_lazy(
+        &self,
+        token: &str,
+        client_ip: &(dyn Fn() -> Option<IpAddr> + Send + Sync),
+    ) -> Result<Session>;
+    fn require_scope(&self, session: &Session, scope: &str) -> Result<()>;
+    fn require_interactive(&self, session: &Session) -> Result<()>;
     /// The address of the authenticator's shared core, which its clones share.
     fn core(&self) -> *const ();
 }
@@ -541,12 +645,28 @@ impl<S: UserStore + 'static> Authenticate for Authenticator<S> {
         Authenticator::logout(self, token).await
     }
 
-    async fn validate(&self, token: &str) -> Result<Authenticated<S::User>> {
-        Authenticator::validate(self, token).await
+    async fn validate_lazy(
+        &self,
+        token: &str,
+        client_ip: &(dyn Fn() -> Option<IpAddr> + Send + Sync),
+    ) -> Result<Authenticated<S::User>> {
+        Authenticator::validate_lazy(self, token, client_ip).await
     }
 
-    async fn validate_session(&self, token: &str) -> Result<Session> {
-        Authenticator::validate_session(self, token).await
+    async fn validate_session_lazy(
+        &self,
+        token: &str,
+        client_ip: &(dyn Fn() -> Option<IpAddr> + Send + Sync),
+    ) -> Result<Session> {
+        Authenticator::validate_session_lazy(self, token, client_ip).await
+    }
+
+    fn require_scope(&self, session: &Session, scope: &str) -> Result<()> {
+        Authenticator::require_scope(self, session, scope)
+    }
+
+    fn require_interactive(&self, session: &Session) -> Result<()> {
+        Authenticator::require_interactive(self, session)
     }
 
     fn core(&self) -> *const () {

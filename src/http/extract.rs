@@ -4,8 +4,12 @@
 //! logout, the body), calls one of these steps, and converts a [`Rejection`].
 
 use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Deref;
 
 use super::{Credentials, HttpAuth, Rejection, RequestHead, Response, SessionToken};
+use crate::api_tokens::RequiredScope;
+use crate::authenticator::Authenticated;
 use crate::session::{ClientInfo, Session};
 use crate::user::User;
 
@@ -51,6 +55,117 @@ impl<U> SecondFactorSession<U> {
     /// The HTTP layer it was checked by.
     pub fn http(&self) -> &HttpAuth<U> {
         &self.http
+    }
+}
+
+/// The authenticated user and session, holding the scope `S` names: the request's token
+/// validated as for [`CurrentUser`], then checked with
+/// [`HttpAuth::require_scope`]`(session, S::SCOPE)`. A session without the scope is
+/// refused with [`Error::InsufficientScope`](crate::Error::InsufficientScope) (403; in
+/// [`StandardApi`](super::StandardApi) with `WWW-Authenticate: Bearer
+/// error="insufficient_scope", error_description="...", scope="..."`), so the handler never
+/// runs. An [API token](crate::api_tokens) must carry the scope; an interactive session (a
+/// login) holds every scope the service declared.
+///
+/// Derefs to the [`Authenticated<U>`]: `me.user`, `me.session`.
+///
+/// ```
+/// use keycard::api_tokens::RequiredScope;
+/// use keycard::http::RequireScope;
+/// use keycard::UserRecord;
+///
+/// struct NotesWrite;
+/// impl RequiredScope for NotesWrite {
+///     const SCOPE: &'static str = "notes:write";
+/// }
+///
+/// // As an axum or actix-web handler's argument: only a session holding `notes:write`
+/// // gets here.
+/// async fn add_note(me: RequireScope<UserRecord, NotesWrite>) -> String {
+///     format!("a note for {}", me.user.email)
+/// }
+/// # let _ = add_note;
+/// ```
+#[non_exhaustive]
+pub struct RequireScope<U, S: RequiredScope> {
+    /// The user and the session, which holds the scope.
+    pub authenticated: Authenticated<U>,
+    scope: PhantomData<fn() -> S>,
+}
+
+impl<U, S: RequiredScope> RequireScope<U, S> {
+    /// The user and the session.
+    pub fn into_inner(self) -> Authenticated<U> {
+        self.authenticated
+    }
+
+    /// The scope checked: [`S::SCOPE`](RequiredScope::SCOPE).
+    pub fn scope(&self) -> &'static str {
+        S::SCOPE
+    }
+}
+
+impl<U, S: RequiredScope> Deref for RequireScope<U, S> {
+    type Target = Authenticated<U>;
+
+    fn deref(&self) -> &Authenticated<U> {
+        &self.authenticated
+    }
+}
+
+impl<U: Clone, S: RequiredScope> Clone for RequireScope<U, S> {
+    fn clone(&self) -> Self {
+        Self {
+            authenticated: self.authenticated.clone(),
+            scope: PhantomData,
+        }
+    }
+}
+
+impl<U: fmt::Debug, S: RequiredScope> fmt::Debug for RequireScope<U, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequireScope")
+            .field("scope", &S::SCOPE)
+            .field("authenticated", &self.authenticated)
+            .finish()
+    }
+}
+
+/// A session a person started (a login), not an [API token](crate::api_tokens): the
+/// request's token validated as for [`CurrentSession`] (no user lookup), then checked with
+/// [`HttpAuth::require_interactive`]. An API token is refused with
+/// [`Error::InteractiveSessionRequired`](crate::Error::InteractiveSessionRequired) (403).
+/// Use it on routes of your own that a script must not reach; keycard's account operations
+/// (API tokens, the password, the email, second factors, sessions) refuse API tokens
+/// themselves when handed the session.
+#[non_exhaustive]
+pub struct InteractiveSession<U> {
+    /// The live, interactive session.
+    pub session: Session,
+    http: HttpAuth<U>,
+}
+
+impl<U> InteractiveSession<U> {
+    /// The [`HttpAuth`] the session was validated with.
+    pub fn http(&self) -> &HttpAuth<U> {
+        &self.http
+    }
+}
+
+impl<U> Clone for InteractiveSession<U> {
+    fn clone(&self) -> Self {
+        Self {
+            session: self.session.clone(),
+            http: self.http.clone(),
+        }
+    }
+}
+
+impl<U> fmt::Debug for InteractiveSession<U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InteractiveSession")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
     }
 }
 
@@ -108,7 +223,7 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
     /// As [`validate`](Self::validate).
     pub async fn current_user(
         &self,
-        request: &(impl RequestHead + ?Sized),
+        request: &(impl RequestHead + Sync + ?Sized),
     ) -> Result<CurrentUser<U>, Rejection> {
         let me = self.validate(request).await?;
         Ok(CurrentUser {
@@ -123,14 +238,12 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
     /// As [`validate`](Self::validate), but for [`Error::MissingToken`](crate::Error::MissingToken).
     pub async fn optional_user(
         &self,
-        request: &(impl RequestHead + ?Sized),
+        request: &(impl RequestHead + Sync + ?Sized),
     ) -> Result<Option<CurrentUser<U>>, Rejection> {
         let Some(token) = self.find_token(request)? else {
             return Ok(None);
         };
-        let me = self.validate_token(&token).await.inspect_err(|rejection| {
-            self.note_token_failure(request, rejection);
-        })?;
+        let me = self.validate_found(request, &token).await?;
         Ok(Some(CurrentUser {
             user: me.user,
             session: me.session,
@@ -143,7 +256,7 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
     /// As [`validate_session`](Self::validate_session).
     pub async fn current_session(
         &self,
-        request: &(impl RequestHead + ?Sized),
+        request: &(impl RequestHead + Sync + ?Sized),
     ) -> Result<CurrentSession<U>, Rejection> {
         let session = self.validate_session(request).await?;
         Ok(CurrentSession {
@@ -160,11 +273,49 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
     /// the session lacks a second factor it needs.
     pub async fn second_factor_session(
         &self,
-        request: &(impl RequestHead + ?Sized),
+        request: &(impl RequestHead + Sync + ?Sized),
     ) -> Result<SecondFactorSession<U>, Rejection> {
         let session = self.validate_session(request).await?;
         self.require_second_factor(&session).await?;
         Ok(SecondFactorSession {
+            session,
+            http: self.clone(),
+        })
+    }
+
+    /// The [`RequireScope`] of `request`: [`current_user`](Self::current_user), then
+    /// [`require_scope`](Self::require_scope) with `S::SCOPE`.
+    ///
+    /// # Errors
+    /// As [`validate`](Self::validate), and
+    /// [`Error::InsufficientScope`](crate::Error::InsufficientScope) when the session lacks
+    /// the scope.
+    pub async fn require_scope_of<S: RequiredScope>(
+        &self,
+        request: &(impl RequestHead + Sync + ?Sized),
+    ) -> Result<RequireScope<U, S>, Rejection> {
+        let authenticated = self.validate(request).await?;
+        self.require_scope(&authenticated.session, S::SCOPE)?;
+        Ok(RequireScope {
+            authenticated,
+            scope: PhantomData,
+        })
+    }
+
+    /// The [`InteractiveSession`] of `request`: [`current_session`](Self::current_session),
+    /// then [`require_interactive`](Self::require_interactive).
+    ///
+    /// # Errors
+    /// As [`validate_session`](Self::validate_session), and
+    /// [`Error::InteractiveSessionRequired`](crate::Error::InteractiveSessionRequired) for an
+    /// API token.
+    pub async fn interactive_session(
+        &self,
+        request: &(impl RequestHead + Sync + ?Sized),
+    ) -> Result<InteractiveSession<U>, Rejection> {
+        let session = self.validate_session(request).await?;
+        self.require_interactive(&session)?;
+        Ok(InteractiveSession {
             session,
             http: self.clone(),
         })
@@ -177,15 +328,12 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
     /// [`Error::MissingToken`](crate::Error::MissingToken).
     pub async fn optional_session(
         &self,
-        request: &(impl RequestHead + ?Sized),
+        request: &(impl RequestHead + Sync + ?Sized),
     ) -> Result<Option<CurrentSession<U>>, Rejection> {
         let Some(token) = self.find_token(request)? else {
             return Ok(None);
         };
-        let session = self
-            .validate_session_token(&token)
-            .await
-            .inspect_err(|rejection| self.note_token_failure(request, rejection))?;
+        let session = self.validate_session_found(request, &token).await?;
         Ok(Some(CurrentSession {
             session,
             http: self.clone(),

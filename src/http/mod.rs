@@ -17,6 +17,11 @@
 //! - [`DEFAULT_BODY_LIMIT`] (16 KiB): the largest body keycard's extractors read, in every
 //!   adapter ([`HttpAuth::with_body_limit`] changes it); [`RequestRules`]: the protocol and
 //!   that limit without the user type, for the adapters' `Json`, `Form` and `Query`.
+//! - [`RequireScope`] and [`InteractiveSession`]: [API tokens](crate::api_tokens) at the
+//!   edge. A route needing a scope ([`RequiredScope`](crate::api_tokens::RequiredScope))
+//!   refuses a session without it with 403 (`WWW-Authenticate: Bearer
+//!   error="insufficient_scope"` in [`StandardApi`]); a route only a person may use refuses
+//!   an API token with 403 ([`HttpAuth::require_scope`], [`HttpAuth::require_interactive`]).
 //! - [`HttpAccounts`]: the [account flows](crate::account) (registration without
 //!   enumeration, verification, forgot / reset password, sign-in links, email change) over
 //!   HTTP, with their bodies ([`EmailBody`], [`TokenBody`], [`PasswordResetBody`],
@@ -74,7 +79,10 @@ pub use body::{RequestRules, DEFAULT_BODY_LIMIT};
 pub use client_ip::{ClientIpHeader, InvalidClientIpHeader, InvalidProxy, TrustedProxies};
 pub use cookie::{SameSite, SessionCookie};
 pub use credentials::{CredentialFields, Credentials};
-pub use extract::{CurrentSession, CurrentUser, LoginRequest, LogoutRequest, SecondFactorSession};
+pub use extract::{
+    CurrentSession, CurrentUser, InteractiveSession, LoginRequest, LogoutRequest, RequireScope,
+    SecondFactorSession,
+};
 pub use protocol::{AccountUpdate, LoginApi, Protocol, SessionsApi, StandardApi};
 pub use rejection::{render_error, Rejection};
 pub use request::RequestHead;

@@ -313,7 +313,7 @@ async fn login_records_the_client_ip_and_user_agent() {
     app.login().await;
     let sessions = app
         .auth
-        .sessions_of(&UserId::from(7_i64))
+        .list_for_user(&UserId::from(7_i64))
         .await
         .expect("list sessions");
     assert_eq!(sessions.len(), 1);

@@ -206,7 +206,10 @@ async fn a_browser_logs_in_with_the_cookie_and_me_answers() {
     let auth = crate::app::authenticator(users.clone(), Arc::new(MemoryTokenStore::new()), day)
         .password_hasher(Argon2Hasher::insecure_for_tests())
         .build();
-    let hash = auth.hash_new_password(PASSWORD, EMAIL).await.expect("hash");
+    let hash = auth
+        .hash_password_with_policy(PASSWORD, EMAIL)
+        .await
+        .expect("hash");
     users
         .insert(UserRecord::new(1_i64, EMAIL, hash))
         .expect("a fresh store");
@@ -267,7 +270,10 @@ async fn a_browser_walks_the_password_reset_from_the_page() {
     let auth = crate::app::authenticator(users.clone(), Arc::new(MemoryTokenStore::new()), day)
         .password_hasher(Argon2Hasher::insecure_for_tests())
         .build();
-    let hash = auth.hash_new_password(PASSWORD, EMAIL).await.expect("hash");
+    let hash = auth
+        .hash_password_with_policy(PASSWORD, EMAIL)
+        .await
+        .expect("hash");
     users
         .insert(UserRecord::new(1_i64, EMAIL, hash))
         .expect("a fresh store");
@@ -356,7 +362,10 @@ async fn a_browser_adds_a_passkey_and_signs_in_with_it() {
             SecretKey::generate().expect("os rng"),
         ))
         .build();
-    let hash = auth.hash_new_password(PASSWORD, EMAIL).await.expect("hash");
+    let hash = auth
+        .hash_password_with_policy(PASSWORD, EMAIL)
+        .await
+        .expect("hash");
     users
         .insert(UserRecord::new(1_i64, EMAIL, hash))
         .expect("a fresh store");

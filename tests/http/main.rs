@@ -49,6 +49,8 @@ mod actix_adapter;
 mod actix_hardening;
 #[cfg(feature = "actix-web")]
 mod actix_second_factors;
+#[cfg(any(feature = "axum", feature = "actix-web"))]
+mod api_tokens;
 #[cfg(feature = "axum")]
 mod axum_adapter;
 #[cfg(feature = "axum")]
