@@ -405,6 +405,10 @@ impl Shared {
     fn touched(&self, id: &SessionId, seen: OffsetDateTime, started: Instant, generation: u64) {
         let mut shard = lock(self.shard(id));
         if self.generation.load(Ordering::Acquire) != generation {
+            // A revocation arrived meanwhile: the entry cannot be trusted to be current, and
+            // keeping it would serve the `last_seen_at` from before this touch. Drop it; the
+            // next read fetches the store's copy.
+            shard.remove(id);
             return;
         }
         if let Some(entry) = shard.get_mut(id) {
