@@ -106,7 +106,7 @@ impl<U: UserStore> Authenticator<U> {
 
     /// The live sessions of `current`'s user as [`SessionView`]s (safe to serialize to the
     /// client: no secret digest, no user id), oldest first, with `current` marked. Sessions
-    /// past their idle timeout and API tokens ([`api_tokens`](Self::api_tokens) lists them)
+    /// past their idle timeout and API tokens ([`list_api_tokens`](Self::list_api_tokens) lists them)
     /// are left out.
     ///
     /// # Errors
