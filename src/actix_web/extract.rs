@@ -13,6 +13,7 @@ use ::actix_web::http::header::HeaderMap;
 use ::actix_web::http::Method;
 use ::actix_web::web::Bytes;
 use ::actix_web::{FromRequest, HttpRequest};
+use futures_util::future::Either;
 
 use super::body::body_bytes;
 use super::config::http_auth;
@@ -56,6 +57,13 @@ impl RequestHead for Head<'_> {
         )
     }
 
+    /// Without boxing an iterator: the extractors read `Authorization` on every request.
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get_all(name)
+            .find_map(|value| value.to_str().ok())
+    }
+
     fn method(&self) -> &str {
         self.method.as_str()
     }
@@ -85,15 +93,23 @@ impl<U: User + Clone + 'static> FromRequest for CurrentUser<U> {
 
 impl<U: User + Clone + 'static> FromRequest for CurrentSession<U> {
     type Error = ::actix_web::Error;
-    type Future = LocalFuture<Self>;
+    type Future = Either<Ready<Result<Self, ::actix_web::Error>>, LocalFuture<Self>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Most validates need no I/O (a memory store, a cached session not due for a touch):
+        // answered at once, without cloning the request or boxing a future.
+        if let Ok(http) = http_auth::<U>(req) {
+            if let Some(outcome) = http.current_session_now(&Head::new(req)) {
+                let outcome = outcome.map_err(|rejection| AuthError::new(&http, rejection).into());
+                return Either::Left(ready(outcome));
+            }
+        }
         let req = req.clone();
-        Box::pin(async move {
+        Either::Right(Box::pin(async move {
             let http = http_auth::<U>(&req)?;
             let outcome = http.current_session(&Head::new(&req)).await;
             outcome.map_err(|rejection| AuthError::new(&http, rejection).into())
-        })
+        }))
     }
 }
 

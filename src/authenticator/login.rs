@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::amr::{AuthMethod, AuthMethods};
@@ -412,10 +413,48 @@ impl<U: UserStore> Authenticator<U> {
             Some(found) => found,
             None => tokens.get(&id, now).await,
         };
-        let mut session = found?.ok_or(Error::InvalidToken)?;
+        let session = found?.ok_or(Error::InvalidToken)?;
         if !session.secret_hash.matches(&digest) {
             return Err(Error::InvalidToken);
         }
+        self.finish_validate(session, now, client_ip).await
+    }
+
+    /// [`validate_session`](Self::validate_session) when it needs no I/O and no wait: the
+    /// store answers at once ([`TokenStore::get_immediate`]) and the session needs neither a
+    /// touch nor an end. `None` when it would: then call the async path, which decides
+    /// afresh. The HTTP layer asks this first, as an answer here costs no boxed future.
+    pub(crate) fn validate_session_immediate(&self, token: &str) -> Option<Result<Session>> {
+        let (id, digest) = match self.format_of(token).parse_id_and_digest(token) {
+            Ok(parsed) => parsed,
+            Err(e) => return Some(Err(e.into())),
+        };
+        let now = self.now();
+        let inner = &*self.inner;
+        let session = match inner.tokens.get_immediate(&id, now)? {
+            Ok(Some(session)) => session,
+            Ok(None) => return Some(Err(Error::InvalidToken)),
+            Err(e) => return Some(Err(e.into())),
+        };
+        if !session.secret_hash.matches(&digest) {
+            return Some(Err(Error::InvalidToken));
+        }
+        if inner.policy.is_dead(&session, now) || inner.policy.should_touch(&session, now) {
+            return None;
+        }
+        Some(Ok(session))
+    }
+
+    /// The end of a validate once the session is found and its secret matches: ends it when
+    /// it is dead, touches it when due.
+    async fn finish_validate(
+        &self,
+        mut session: Session,
+        now: OffsetDateTime,
+        client_ip: &(dyn Fn() -> Option<IpAddr> + Send + Sync),
+    ) -> Result<Session> {
+        let inner = &*self.inner;
+        let tokens: &dyn TokenStore = &*inner.tokens;
         let mut dead = inner.policy.is_dead(&session, now);
         if dead && !session.is_expired(now) {
             // Idle by this copy's `last_seen_at`: a cache in front of the store may lag a

@@ -9,9 +9,9 @@ use async_trait::async_trait;
 
 use super::cookie::{not_cross_site, same_origin_or_safe, WebOrigin};
 use super::{
-    render_error, CredentialFields, Credentials, Protocol, Rejection, RequestHead, RequestRules,
-    Response, SecondFactorLoginBody, SessionCookie, SessionToken, TokenOrigin, TokenSource,
-    TrustedProxies, DEFAULT_BODY_LIMIT,
+    render_error, CredentialFields, Credentials, FoundToken, Protocol, Rejection, RequestHead,
+    RequestRules, Response, SecondFactorLoginBody, SessionCookie, SessionToken, TokenOrigin,
+    TokenSource, TrustedProxies, DEFAULT_BODY_LIMIT,
 };
 use crate::audit::limiter::FailureLimiter;
 use crate::authenticator::{Authenticated, Authenticator, Login, LoginOptions, Logout};
@@ -158,7 +158,7 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         request: &(impl RequestHead + Sync + ?Sized),
     ) -> Result<Authenticated<U>, Rejection> {
         let token = self
-            .find_token(request)?
+            .find_token_borrowed(request)?
             .ok_or(Rejection::Auth(Error::MissingToken))?;
         self.validate_found(request, &token).await
     }
@@ -174,7 +174,7 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         request: &(impl RequestHead + Sync + ?Sized),
     ) -> Result<Session, Rejection> {
         let token = self
-            .find_token(request)?
+            .find_token_borrowed(request)?
             .ok_or(Rejection::Auth(Error::MissingToken))?;
         self.validate_session_found(request, &token).await
     }
@@ -184,13 +184,13 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
     pub(super) async fn validate_found(
         &self,
         request: &(impl RequestHead + Sync + ?Sized),
-        token: &SessionToken,
+        token: &str,
     ) -> Result<Authenticated<U>, Rejection> {
         let client_ip = || self.client_of(request).ip;
         let outcome = self
             .inner
             .authenticator
-            .validate_lazy(token.expose_secret(), &client_ip)
+            .validate_lazy(token, &client_ip)
             .await
             .map_err(Rejection::from);
         if let Err(rejection) = &outcome {
@@ -199,19 +199,31 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         outcome
     }
 
+    /// The core's validate without a user lookup, when it needs no I/O and no wait.
+    pub(super) fn validate_session_now(&self, token: &str) -> Option<Result<Session, Rejection>> {
+        let outcome = self.inner.authenticator.validate_session_immediate(token)?;
+        Some(outcome.map_err(Rejection::from))
+    }
+
     /// As [`validate_found`](Self::validate_found), without a user lookup.
     pub(super) async fn validate_session_found(
         &self,
         request: &(impl RequestHead + Sync + ?Sized),
-        token: &SessionToken,
+        token: &str,
     ) -> Result<Session, Rejection> {
-        let client_ip = || self.client_of(request).ip;
-        let outcome = self
-            .inner
-            .authenticator
-            .validate_session_lazy(token.expose_secret(), &client_ip)
-            .await
-            .map_err(Rejection::from);
+        // Most validates need no I/O (a memory store, or a cached session not due for a
+        // touch): answered here, they cost no boxed future.
+        let outcome = match self.validate_session_now(token) {
+            Some(outcome) => outcome,
+            None => {
+                let client_ip = || self.client_of(request).ip;
+                self.inner
+                    .authenticator
+                    .validate_session_lazy(token, &client_ip)
+                    .await
+                    .map_err(Rejection::from)
+            }
+        };
         if let Err(rejection) = &outcome {
             self.note_token_failure(request, rejection);
         }
@@ -410,6 +422,22 @@ impl<U> HttpAuth<U> {
         Ok(token)
     }
 
+    /// As [`find_token`](Self::find_token), borrowing the token from the request where it
+    /// can (a header or a cookie): validation keeps no copy of it.
+    pub(super) fn find_token_borrowed<'r>(
+        &self,
+        request: &'r (impl RequestHead + ?Sized),
+    ) -> Result<Option<FoundToken<'r>>, Rejection> {
+        let token = self.token_source().find_borrowed(request);
+        if let Some(token) = &token {
+            if token.origin == TokenOrigin::Cookie && !same_origin_or_safe(request, self.secure()) {
+                self.note_cross_site(request, "cookie_token");
+                return Err(Rejection::CrossSite);
+            }
+        }
+        Ok(token)
+    }
+
     /// Refuses a token that came from the session cookie on an unsafe method without
     /// evidence that the request comes from this site (see [`SessionCookie`]). Tokens from
     /// anywhere else pass: a browser never sends them on its own.
@@ -604,6 +632,9 @@ trait Authenticate: Send + Sync + fmt::Debug {
         token: &str,
         client_ip: &(dyn Fn() -> Option<IpAddr> + Send + Sync),
     ) -> Result<Session>;
+    /// [`Authenticator::validate_session_immediate`]: an answer without a boxed future when
+    /// no I/O is needed.
+    fn validate_session_immediate(&self, token: &str) -> Option<Result<Session>>;
     fn require_scope(&self, session: &Session, scope: &str) -> Result<()>;
     fn require_interactive(&self, session: &Session) -> Result<()>;
     /// The address of the authenticator's shared core, which its clones share.
@@ -659,6 +690,10 @@ impl<S: UserStore + 'static> Authenticate for Authenticator<S> {
         client_ip: &(dyn Fn() -> Option<IpAddr> + Send + Sync),
     ) -> Result<Session> {
         Authenticator::validate_session_lazy(self, token, client_ip).await
+    }
+
+    fn validate_session_immediate(&self, token: &str) -> Option<Result<Session>> {
+        Authenticator::validate_session_immediate(self, token)
     }
 
     fn require_scope(&self, session: &Session, scope: &str) -> Result<()> {

@@ -240,7 +240,7 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         &self,
         request: &(impl RequestHead + Sync + ?Sized),
     ) -> Result<Option<CurrentUser<U>>, Rejection> {
-        let Some(token) = self.find_token(request)? else {
+        let Some(token) = self.find_token_borrowed(request)? else {
             return Ok(None);
         };
         let me = self.validate_found(request, &token).await?;
@@ -263,6 +263,29 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
             session,
             http: self.clone(),
         })
+    }
+
+    /// [`current_session`](Self::current_session) when it needs no I/O and no wait (see
+    /// the core's immediate validate); `None` when it would, and then the
+    /// async path decides afresh.
+    #[cfg_attr(not(feature = "actix-web"), allow(dead_code))]
+    pub(crate) fn current_session_now(
+        &self,
+        request: &(impl RequestHead + ?Sized),
+    ) -> Option<Result<CurrentSession<U>, Rejection>> {
+        let token = match self.find_token_borrowed(request) {
+            Ok(Some(token)) => token,
+            Ok(None) => return Some(Err(Rejection::Auth(crate::Error::MissingToken))),
+            Err(rejection) => return Some(Err(rejection)),
+        };
+        let outcome = self.validate_session_now(&token)?;
+        if let Err(rejection) = &outcome {
+            self.note_token_failure(request, rejection);
+        }
+        Some(outcome.map(|session| CurrentSession {
+            session,
+            http: self.clone(),
+        }))
     }
 
     /// The [`SecondFactorSession`] of `request`.
@@ -330,7 +353,7 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         &self,
         request: &(impl RequestHead + Sync + ?Sized),
     ) -> Result<Option<CurrentSession<U>>, Rejection> {
-        let Some(token) = self.find_token(request)? else {
+        let Some(token) = self.find_token_borrowed(request)? else {
             return Ok(None);
         };
         let session = self.validate_session_found(request, &token).await?;

@@ -42,6 +42,15 @@ impl RequestHead for HttpHead<'_> {
         )
     }
 
+    /// One map lookup, without boxing an iterator: the extractors read `Authorization` on
+    /// every request.
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get_all(name)
+            .iter()
+            .find_map(|value| value.to_str().ok())
+    }
+
     fn method(&self) -> &str {
         self.method.as_str()
     }

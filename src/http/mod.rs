@@ -90,4 +90,5 @@ pub use response::Response;
 #[cfg(feature = "passkeys")]
 pub use second_factor::PasskeyProofBody;
 pub use second_factor::{CodeBody, SecondFactorLoginBody};
+pub(crate) use token_source::FoundToken;
 pub use token_source::{SessionToken, TokenOrigin, TokenSource};

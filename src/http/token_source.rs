@@ -78,6 +78,41 @@ impl SessionToken {
     }
 }
 
+/// A token as found in a request, borrowed from it where it can be (a header), owned where it
+/// had to be decoded (a query parameter, a cookie); an owned copy is zeroized on drop.
+pub(crate) struct FoundToken<'r> {
+    text: Cow<'r, str>,
+    pub(crate) origin: TokenOrigin,
+}
+
+impl<'r> FoundToken<'r> {
+    fn new(text: Cow<'r, str>, origin: TokenOrigin) -> Self {
+        Self { text, origin }
+    }
+}
+
+impl std::ops::Deref for FoundToken<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl Drop for FoundToken<'_> {
+    fn drop(&mut self) {
+        if let Cow::Owned(text) = &mut self.text {
+            zeroize::Zeroize::zeroize(text);
+        }
+    }
+}
+
+impl fmt::Debug for FoundToken<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FoundToken([redacted], {:?})", self.origin)
+    }
+}
+
 impl fmt::Debug for SessionToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SessionToken([redacted], {:?})", self.origin)
@@ -143,7 +178,17 @@ impl TokenSource {
     /// The token in the request's query, `Authorization: Bearer` header or cookie, in that
     /// order; `None` if there is none. Never reads the body.
     pub fn find(&self, request: &(impl RequestHead + ?Sized)) -> Option<SessionToken> {
-        self.find_in_query(request)
+        self.find_borrowed(request)
+            .map(|found| SessionToken::new(&*found, found.origin))
+    }
+
+    /// As [`find`](Self::find), borrowing the token from the request where it can: what the
+    /// validating extractors use, so that a validate copies no token.
+    pub(crate) fn find_borrowed<'r>(
+        &self,
+        request: &'r (impl RequestHead + ?Sized),
+    ) -> Option<FoundToken<'r>> {
+        self.query_token(request)
             .or_else(|| self.in_header_or_cookie(request))
     }
 
@@ -198,22 +243,34 @@ impl TokenSource {
             }
         }
         self.in_header_or_cookie(request)
+            .map(|found| SessionToken::new(&*found, found.origin))
             .ok_or(Rejection::Auth(Error::MissingToken))
     }
 
     /// The token in the query parameter this source names, if any (logout looks there
     /// before it reads the body).
     pub fn find_in_query(&self, request: &(impl RequestHead + ?Sized)) -> Option<SessionToken> {
+        self.query_token(request)
+            .map(|found| SessionToken::new(&*found, found.origin))
+    }
+
+    fn query_token<'r>(&self, request: &'r (impl RequestHead + ?Sized)) -> Option<FoundToken<'r>> {
         let name = self.query.as_deref()?;
         let query = request.query()?;
         form_urlencoded::parse(query.as_bytes())
             .find(|(key, value)| key == name && !value.is_empty())
-            .map(|(_, value)| SessionToken::new(value.into_owned(), TokenOrigin::Query))
+            .map(|(_, value)| FoundToken::new(value, TokenOrigin::Query))
     }
 
-    fn in_header_or_cookie(&self, request: &(impl RequestHead + ?Sized)) -> Option<SessionToken> {
+    fn in_header_or_cookie<'r>(
+        &self,
+        request: &'r (impl RequestHead + ?Sized),
+    ) -> Option<FoundToken<'r>> {
         if let Some(token) = request.header("authorization").and_then(bearer_token) {
-            return Some(SessionToken::new(token, TokenOrigin::BearerHeader));
+            return Some(FoundToken::new(
+                Cow::Borrowed(token),
+                TokenOrigin::BearerHeader,
+            ));
         }
         let name = self.cookie.as_deref()?;
         request
@@ -221,7 +278,7 @@ impl TokenSource {
             .flat_map(cookie::Cookie::split_parse)
             .filter_map(Result::ok)
             .find(|c| c.name() == name && !c.value().is_empty())
-            .map(|c| SessionToken::new(c.value(), TokenOrigin::Cookie))
+            .map(|c| FoundToken::new(Cow::Owned(c.value().to_owned()), TokenOrigin::Cookie))
     }
 }
 

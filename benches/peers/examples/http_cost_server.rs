@@ -89,22 +89,29 @@ async fn keycard_sessions_n(n: usize) -> (Auth, Vec<String>) {
     (auth, tokens)
 }
 
-/// The in-process floor: `validate_session` over the tokens in rotation, on this thread.
-async fn validate_ns(auth: &Auth, tokens: &[String]) -> f64 {
+/// The in-process floors: `validate_session` and `validate` (which also loads the user) over
+/// the tokens in rotation, on this thread, in ns: best of 5 runs of 400,000 calls.
+async fn validate_ns(auth: &Auth, tokens: &[String]) -> (f64, f64) {
     const CALLS: usize = 400_000;
     for token in tokens {
         auth.validate_session(token).await.expect("valid");
     }
-    let mut best = f64::MAX;
+    let (mut session, mut user) = (f64::MAX, f64::MAX);
     for _ in 0..5 {
         let start = Instant::now();
         for i in 0..CALLS {
-            let session = auth.validate_session(&tokens[i % tokens.len()]).await;
-            std::hint::black_box(session.expect("valid"));
+            let found = auth.validate_session(&tokens[i % tokens.len()]).await;
+            std::hint::black_box(found.expect("valid"));
         }
-        best = best.min(start.elapsed().as_nanos() as f64 / CALLS as f64);
+        session = session.min(start.elapsed().as_nanos() as f64 / CALLS as f64);
+        let start = Instant::now();
+        for i in 0..CALLS {
+            let found = auth.validate(&tokens[i % tokens.len()]).await;
+            std::hint::black_box(found.expect("valid"));
+        }
+        user = user.min(start.elapsed().as_nanos() as f64 / CALLS as f64);
     }
-    best
+    (session, user)
 }
 
 fn write_lines(path: &Path, lines: &[String]) {
@@ -294,11 +301,15 @@ async fn axum_in_process(app: &Router, tokens: &[String]) -> String {
     out
 }
 
-fn write_files(dir: &Path, tokens: &[String], cookies: &[String], validate_ns: f64) {
+fn write_files(dir: &Path, tokens: &[String], cookies: &[String], validate_ns: (f64, f64)) {
     let bearer: Vec<String> = tokens.iter().map(|t| format!("Bearer {t}")).collect();
     write_lines(&dir.join("tokens.txt"), &bearer);
     write_lines(&dir.join("cookies.txt"), cookies);
-    std::fs::write(dir.join("validate_ns.txt"), format!("{validate_ns:.1}\n")).expect("write");
+    std::fs::write(
+        dir.join("validate_ns.txt"),
+        format!("{:.1} {:.1}\n", validate_ns.0, validate_ns.1),
+    )
+    .expect("write");
     std::fs::write(dir.join("ready"), "").expect("write");
 }
 
@@ -389,10 +400,10 @@ fn count(framework: &str, case: &str, calls: usize) {
         tokens.iter().map(|t| format!("Bearer {t}")).collect()
     };
     match (framework, case) {
-        (_, "validate") => {
+        (_, "validate" | "validate_user") => {
             let rt = runtime();
             let (auth, tokens) = rt.block_on(keycard_sessions_n(100));
-            measured_validate(&rt, &auth, &tokens, calls);
+            measured_validate(&rt, &auth, &tokens, calls, case == "validate_user");
         }
         ("axum", _) => {
             let rt = runtime();
@@ -423,11 +434,21 @@ fn count(framework: &str, case: &str, calls: usize) {
 }
 
 #[inline(never)]
-fn measured_validate(rt: &tokio::runtime::Runtime, auth: &Auth, tokens: &[String], calls: usize) {
+fn measured_validate(
+    rt: &tokio::runtime::Runtime,
+    auth: &Auth,
+    tokens: &[String],
+    calls: usize,
+    with_user: bool,
+) {
     rt.block_on(async {
         for i in 0..calls {
-            let session = auth.validate_session(&tokens[i % tokens.len()]).await;
-            std::hint::black_box(session.expect("valid"));
+            let token = &tokens[i % tokens.len()];
+            if with_user {
+                std::hint::black_box(auth.validate(token).await.expect("valid"));
+            } else {
+                std::hint::black_box(auth.validate_session(token).await.expect("valid"));
+            }
         }
     });
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Instructions per request, under callgrind (deterministic, whatever else the machine runs):
 # each case's in-process calls (see `count` in examples/http_cost_server.rs), and the extra
-# of a protected route over the open one against `validate_session`'s.
+# of a protected route over the open one against `validate_session`'s (`CurrentSession`) or
+# `validate`'s (`CurrentUser`, which also loads the user).
 #
 #   cd benches/peers && bash http_cost/count.sh          # CALLS=2000
 set -euo pipefail
@@ -20,11 +21,13 @@ total = max(int(m.group(1)) for m in re.finditer(r'^(?:summary|totals): (\d+)', 
 print(total / $CALLS)"
 }
 validate=$(ir axum validate)
-printf 'validate_session: %.0f instructions\n' "$validate"
+validate_user=$(ir axum validate_user)
+printf 'validate_session: %.0f instructions; validate (with the user lookup): %.0f\n' "$validate" "$validate_user"
 for framework in axum actix; do
   open=$(ir "$framework" open)
   for case in open session user; do
     n=$(ir "$framework" "$case")
-    python3 -c "print(f'$framework {\"$case\":<8} {$n:8.0f} instructions  extra {$n - $open:6.0f} = {($n - $open) / $validate:5.2f}x validate_session')"
+    floor=$validate; [ "$case" = user ] && floor=$validate_user
+    python3 -c "print(f'$framework {\"$case\":<8} {$n:8.0f} instructions  extra {$n - $open:6.0f} = {($n - $open) / $floor:5.2f}x ' + ('validate' if '$case' == 'user' else 'validate_session'))"
   done
 done
