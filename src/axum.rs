@@ -16,7 +16,7 @@
 //!
 //! What each needs from the state `S`, if you build it yourself:
 //! [`HttpAuth<U>`](crate::http::HttpAuth)`: FromRef<S>` for the auth extractors (`U` is your
-//! user type); [`RequestRules`]`: FromRef<S>` for [`Json`], [`Form`] and [`Query`] (the
+//! user type); [`RequestRules`]`: FromRef<S>` for [`ApiJson`], [`ApiForm`] and [`ApiQuery`] (the
 //! protocol and the body limit); `Arc<dyn Protocol>: FromRef<S>` for [`json_fallbacks`].
 //! `HttpAuth<U>` alone as the state provides all three, but not the authenticator.
 //!
@@ -31,9 +31,9 @@
 //! | [`LoginRequest<U>`] | reads the credentials (JSON or form) and the client's address | [`AuthRejection`] (400/413/415/422) |
 //! | [`LogoutRequest<U>`] | finds the raw token, in the body too where the protocol puts it there | [`AuthRejection`] |
 //! | [`Client<U>`] | the request's client address and user agent, as login computes them | never |
-//! | [`Json`], [`Form`], [`Query`] | axum's, with rejections in the protocol's shape | [`Response`] |
+//! | [`ApiJson`], [`ApiForm`], [`ApiQuery`] | axum's, with rejections in the protocol's shape | [`Response`] |
 //!
-//! Every keycard extractor that reads a body (login, logout, [`Json`], [`Form`]) reads at
+//! Every keycard extractor that reads a body (login, logout, [`ApiJson`], [`ApiForm`]) reads at
 //! most [`HttpAuth::with_body_limit`](crate::http::HttpAuth::with_body_limit) bytes
 //! ([`DEFAULT_BODY_LIMIT`](crate::http::DEFAULT_BODY_LIMIT), 16 KiB, by default), whatever
 //! axum's `DefaultBodyLimit` says; a larger body is 413 in the protocol's shape, as on
@@ -116,15 +116,15 @@
 //! Handler<_, _>` is not satisfied``, without saying which. The causes with keycard:
 //!
 //! - **The state lacks a `FromRef`.** With a state of your own, each keycard extractor needs
-//!   `HttpAuth<U>: FromRef<YourState>`, keycard's `Json`, `Form` and `Query` need
+//!   `HttpAuth<U>: FromRef<YourState>`, keycard's `ApiJson`, `ApiForm` and `ApiQuery` need
 //!   `RequestRules: FromRef<YourState>`, and `State<Authenticator<S>>` needs
 //!   `Authenticator<S>: FromRef<YourState>`. Fix: use [`AuthState`] as the state, or add
 //!   the `FromRef` impls its docs show. (`HttpAuth<U>` as the state has no
 //!   `Authenticator<S>`: switch to `AuthState`.)
 //! - **The user type differs.** `CurrentUser<U>` and the others name the *user* type of the
 //!   state's `HttpAuth<U>` (`S::User`, e.g. `UserRecord`), not the store type.
-//! - **A body extractor is not last.** [`LoginRequest`], [`LogoutRequest`], [`Json`] and
-//!   [`Form`] read the body: only the last argument may, and only one of them. Put
+//! - **A body extractor is not last.** [`LoginRequest`], [`LogoutRequest`], [`ApiJson`] and
+//!   [`ApiForm`] read the body: only the last argument may, and only one of them. Put
 //!   [`CurrentSession`], [`CurrentUser`], [`RequireScope`], [`InteractiveSession`],
 //!   [`Client`] and `State` before it.
 //!
@@ -203,16 +203,16 @@ pub struct AuthRejection {
 /// protocol's shape, with axum's statuses and messages: 415 without a JSON `Content-Type`,
 /// 413 over the body limit, 400 for malformed JSON, 422 for JSON that does not fit `T`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Json<T>(pub T);
+pub struct ApiJson<T>(pub T);
 
 /// Like [`axum::Form`], but the body limit is [`HttpAuth`]'s and rejections are in the
 /// protocol's shape, with axum's statuses and messages.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Form<T>(pub T);
+pub struct ApiForm<T>(pub T);
 
 /// Like [`axum::extract::Query`], but rejections are in the protocol's shape.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Query<T>(pub T);
+pub struct ApiQuery<T>(pub T);
 
 impl AuthRejection {
     fn new<U>(http: &HttpAuth<U>, rejection: impl Into<Rejection>) -> Self {
@@ -562,7 +562,7 @@ where
     }
 }
 
-impl<S, T> FromRequest<S> for Json<T>
+impl<S, T> FromRequest<S> for ApiJson<T>
 where
     S: Send + Sync,
     T: DeserializeOwned,
@@ -584,7 +584,7 @@ where
     }
 }
 
-impl<S, T> FromRequest<S> for Form<T>
+impl<S, T> FromRequest<S> for ApiForm<T>
 where
     S: Send + Sync,
     T: DeserializeOwned,
@@ -610,7 +610,7 @@ where
     }
 }
 
-impl<S, T> FromRequestParts<S> for Query<T>
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
 where
     S: Send + Sync,
     T: DeserializeOwned,

@@ -64,7 +64,7 @@ use axum::Router;
 use keycard::account::{Accounts as Flows, Links};
 use keycard::api_tokens::{ApiTokens, NewApiToken, RequiredScope};
 use keycard::axum::{
-    Client, CurrentSession, CurrentUser, Json, LoginRequest, LogoutRequest, RequireScope,
+    ApiJson, Client, CurrentSession, CurrentUser, LoginRequest, LogoutRequest, RequireScope,
     SecondFactorSession,
 };
 use keycard::http::{
@@ -231,7 +231,7 @@ impl FromRef<AccountsApp> for Arc<dyn Protocol> {
     }
 }
 
-/// What keycard's `Json` reads: the protocol and the body limit.
+/// What keycard's `ApiJson` reads: the protocol and the body limit.
 impl FromRef<AccountsApp> for RequestRules {
     fn from_ref(app: &AccountsApp) -> Self {
         app.http.request_rules()
@@ -305,7 +305,7 @@ async fn page() -> axum::response::Html<&'static str> {
 async fn register(
     State(app): State<AccountsApp>,
     client: Client<UserRecord>,
-    Json(new): Json<Credentials>,
+    ApiJson(new): ApiJson<Credentials>,
 ) -> Response {
     app.flows.register(&new, &client).await
 }
@@ -314,7 +314,7 @@ async fn register(
 async fn verify_email(
     State(app): State<AccountsApp>,
     client: Client<UserRecord>,
-    Json(body): Json<TokenBody>,
+    ApiJson(body): ApiJson<TokenBody>,
 ) -> Response {
     app.flows.verify_email(&body, &client).await
 }
@@ -324,7 +324,7 @@ async fn verify_email(
 async fn resend_verification(
     State(app): State<AccountsApp>,
     client: Client<UserRecord>,
-    Json(body): Json<EmailBody>,
+    ApiJson(body): ApiJson<EmailBody>,
 ) -> Response {
     app.flows.resend_verification(&body, &client).await
 }
@@ -333,7 +333,7 @@ async fn resend_verification(
 async fn forgot_password(
     State(app): State<AccountsApp>,
     client: Client<UserRecord>,
-    Json(body): Json<EmailBody>,
+    ApiJson(body): ApiJson<EmailBody>,
 ) -> Response {
     app.flows.forgot_password(&body, &client).await
 }
@@ -342,7 +342,7 @@ async fn forgot_password(
 async fn reset_password(
     State(app): State<AccountsApp>,
     client: Client<UserRecord>,
-    Json(body): Json<PasswordResetBody>,
+    ApiJson(body): ApiJson<PasswordResetBody>,
 ) -> Response {
     app.flows.reset_password(&body, &client).await
 }
@@ -351,7 +351,7 @@ async fn reset_password(
 async fn request_sign_in_link(
     State(app): State<AccountsApp>,
     client: Client<UserRecord>,
-    Json(body): Json<EmailBody>,
+    ApiJson(body): ApiJson<EmailBody>,
 ) -> Response {
     app.flows.request_sign_in_link(&body, &client).await
 }
@@ -360,7 +360,7 @@ async fn request_sign_in_link(
 async fn sign_in_with_link(
     State(app): State<AccountsApp>,
     client: Client<UserRecord>,
-    Json(body): Json<TokenBody>,
+    ApiJson(body): ApiJson<TokenBody>,
 ) -> Response {
     app.flows
         .sign_in_with_link(&body, client.into_inner())
@@ -372,7 +372,7 @@ async fn request_email_change(
     State(app): State<AccountsApp>,
     me: CurrentSession<UserRecord>,
     client: Client<UserRecord>,
-    Json(body): Json<EmailChangeBody>,
+    ApiJson(body): ApiJson<EmailChangeBody>,
 ) -> Response {
     app.flows
         .request_email_change(&me.session, &body, &client)
@@ -383,7 +383,7 @@ async fn request_email_change(
 async fn confirm_email_change(
     State(app): State<AccountsApp>,
     client: Client<UserRecord>,
-    Json(body): Json<TokenBody>,
+    ApiJson(body): ApiJson<TokenBody>,
 ) -> Response {
     app.flows.confirm_email_change(&body, &client).await
 }
@@ -398,7 +398,7 @@ async fn login(request: LoginRequest<UserRecord>) -> Response {
 async fn login_second_step(
     State(app): State<AccountsApp>,
     client: Client<UserRecord>,
-    Json(body): Json<SecondFactorLoginBody>,
+    ApiJson(body): ApiJson<SecondFactorLoginBody>,
 ) -> Response {
     app.flows.complete_login(&body, client.into_inner()).await
 }
@@ -435,7 +435,7 @@ async fn confirm_totp(
     State(app): State<AccountsApp>,
     me: CurrentSession<UserRecord>,
     client: Client<UserRecord>,
-    Json(body): Json<Confirmation>,
+    ApiJson(body): ApiJson<Confirmation>,
 ) -> Response {
     match app
         .auth
@@ -453,7 +453,7 @@ async fn disable_totp(
     State(app): State<AccountsApp>,
     me: CurrentSession<UserRecord>,
     client: Client<UserRecord>,
-    Json(body): Json<CodeBody>,
+    ApiJson(body): ApiJson<CodeBody>,
 ) -> Response {
     let outcome = match body.proof() {
         Ok(proof) => app.auth.disable_totp(&me.session, proof, &client).await,
@@ -471,7 +471,7 @@ async fn regenerate_recovery_codes(
     State(app): State<AccountsApp>,
     me: CurrentSession<UserRecord>,
     client: Client<UserRecord>,
-    Json(body): Json<CodeBody>,
+    ApiJson(body): ApiJson<CodeBody>,
 ) -> Response {
     let outcome = match body.proof() {
         Ok(proof) => {
@@ -534,7 +534,7 @@ struct NewToken {
 async fn create_token(
     State(app): State<AccountsApp>,
     me: CurrentSession<UserRecord>,
-    Json(body): Json<NewToken>,
+    ApiJson(body): ApiJson<NewToken>,
 ) -> Response {
     let mut request = NewApiToken::new(body.name, body.scopes);
     if let Some(days) = body.expires_in_days {
@@ -651,7 +651,7 @@ struct NewNote {
 async fn add_note(
     State(app): State<AccountsApp>,
     me: RequireScope<UserRecord, NotesWrite>,
-    Json(body): Json<NewNote>,
+    ApiJson(body): ApiJson<NewNote>,
 ) -> Response {
     let text = body.text.trim();
     if text.is_empty() || text.len() > Notes::MAX_TEXT {
@@ -704,7 +704,7 @@ async fn reauthenticate(
     State(app): State<AccountsApp>,
     me: CurrentSession<UserRecord>,
     client: Client<UserRecord>,
-    Json(proof): Json<Reauthentication>,
+    ApiJson(proof): ApiJson<Reauthentication>,
 ) -> AxumResponse {
     match app
         .auth
@@ -737,7 +737,7 @@ async fn change_password(
     State(app): State<AccountsApp>,
     me: CurrentSession<UserRecord>,
     client: Client<UserRecord>,
-    Json(change): Json<PasswordChange>,
+    ApiJson(change): ApiJson<PasswordChange>,
 ) -> AxumResponse {
     match app
         .auth
@@ -759,7 +759,7 @@ async fn change_password(
 mod passkeys {
     use axum::extract::{Path, State};
     use axum::response::{IntoResponse, Response as AxumResponse};
-    use keycard::axum::{Client, CurrentSession, Json};
+    use keycard::axum::{ApiJson, Client, CurrentSession};
     use keycard::http::Response;
     use keycard::mfa::{PublicKeyCredential, RegisterPublicKeyCredential};
     use keycard::one_time::OneTimeToken;
@@ -802,7 +802,7 @@ mod passkeys {
         State(app): State<AccountsApp>,
         me: CurrentSession<UserRecord>,
         client: Client<UserRecord>,
-        Json(body): Json<Registration>,
+        ApiJson(body): ApiJson<Registration>,
     ) -> Response {
         match app
             .auth
@@ -842,7 +842,7 @@ mod passkeys {
         State(app): State<AccountsApp>,
         me: CurrentSession<UserRecord>,
         Path(id): Path<String>,
-        Json(body): Json<Rename>,
+        ApiJson(body): ApiJson<Rename>,
     ) -> AxumResponse {
         match app.auth.rename_passkey(&me.session, &id, &body.name).await {
             Ok(true) => Response::empty(204).into_response(),
@@ -887,7 +887,7 @@ mod passkeys {
     pub(super) async fn finish_login(
         State(app): State<AccountsApp>,
         client: Client<UserRecord>,
-        Json(body): Json<Assertion>,
+        ApiJson(body): ApiJson<Assertion>,
     ) -> Response {
         match app
             .auth
@@ -908,7 +908,7 @@ mod passkeys {
     /// `POST /login/mfa/passkey`: begins answering a login's second step with a passkey.
     pub(super) async fn begin_second_factor(
         State(app): State<AccountsApp>,
-        Json(body): Json<Pending>,
+        ApiJson(body): ApiJson<Pending>,
     ) -> Response {
         match app.auth.begin_passkey_second_factor(&body.mfa_token).await {
             Ok((token, options)) => ceremony(&token, &options),

@@ -1,5 +1,5 @@
 //! Bodies and query strings: keycard's body limit for every extractor that reads a body, and
-//! [`Json`], [`Form`] and [`Query`], which reject in the protocol's shape with axum's statuses
+//! [`ApiJson`], [`ApiForm`] and [`ApiQuery`], which reject in the protocol's shape with axum's statuses
 //! and messages.
 
 use ::actix_web::body::{to_bytes_limited, BodyStream};
@@ -11,7 +11,7 @@ use ::actix_web::{FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
 
 use super::config::request_rules;
-use super::{AuthError, LocalFuture};
+use super::{AuthRejection, LocalFuture};
 use crate::http::{body, Rejection};
 
 /// The body's bytes, at most `limit` of them (see
@@ -44,21 +44,21 @@ fn content_type(req: &HttpRequest) -> Option<&str> {
 /// does not fit `T`. Needs [`RequestRules`](crate::http::RequestRules) in the app data (see
 /// [`configure`](super::configure)).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Json<T>(pub T);
+pub struct ApiJson<T>(pub T);
 
 /// Like [`actix_web::web::Form`](::actix_web::web::Form), but read like axum's `Form` and
 /// rejected in the protocol's shape: a `GET` reads the query (400 if it does not fit `T`);
 /// other methods read an `application/x-www-form-urlencoded` body (415 for another
 /// `Content-Type`, 413 over the body limit, 422 if it does not fit `T`).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Form<T>(pub T);
+pub struct ApiForm<T>(pub T);
 
 /// Like [`actix_web::web::Query`](::actix_web::web::Query), but rejected in the protocol's
 /// shape: 400 for a query string that does not fit `T`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Query<T>(pub T);
+pub struct ApiQuery<T>(pub T);
 
-impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
     type Error = ::actix_web::Error;
     type Future = LocalFuture<Self>;
 
@@ -77,12 +77,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             outcome
                 .await
                 .map(Self)
-                .map_err(|rejection| AuthError::with_rules(&rules, rejection).into())
+                .map_err(|rejection| AuthRejection::with_rules(&rules, rejection).into())
         })
     }
 }
 
-impl<T: DeserializeOwned + 'static> FromRequest for Form<T> {
+impl<T: DeserializeOwned + 'static> FromRequest for ApiForm<T> {
     type Error = ::actix_web::Error;
     type Future = LocalFuture<Self>;
 
@@ -104,12 +104,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for Form<T> {
             outcome
                 .await
                 .map(Self)
-                .map_err(|rejection| AuthError::with_rules(&rules, rejection).into())
+                .map_err(|rejection| AuthRejection::with_rules(&rules, rejection).into())
         })
     }
 }
 
-impl<T: DeserializeOwned> FromRequest for Query<T> {
+impl<T: DeserializeOwned> FromRequest for ApiQuery<T> {
     type Error = ::actix_web::Error;
     type Future = std::future::Ready<Result<Self, ::actix_web::Error>>;
 
@@ -117,7 +117,7 @@ impl<T: DeserializeOwned> FromRequest for Query<T> {
         std::future::ready(request_rules(req).and_then(|rules| {
             body::query(req.query_string())
                 .map(Self)
-                .map_err(|rejection| AuthError::with_rules(&rules, rejection).into())
+                .map_err(|rejection| AuthRejection::with_rules(&rules, rejection).into())
         }))
     }
 }

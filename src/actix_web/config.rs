@@ -48,7 +48,7 @@ pub(super) fn request_rules(req: &HttpRequest) -> Result<RequestRules, ::actix_w
     }
     report_once::<RequestRules>(|| {
         "keycard: no `keycard::http::RequestRules` in the actix-web app data, so every request \
-         through keycard's `Json`, `Form` and `Query` extractors and its fallbacks is answered \
+         through keycard's `ApiJson`, `ApiForm` and `ApiQuery` extractors and its fallbacks is answered \
          500 (server configuration error). Add it to the `App` built in your `HttpServer::new` \
          closure: `App::new().app_data(http.request_rules())` (or \
          `.configure(keycard::actix_web::configure(http.clone()))`, which registers it with \

@@ -17,7 +17,7 @@ use futures_util::future::Either;
 
 use super::body::body_bytes;
 use super::config::http_auth;
-use super::{AuthError, LocalFuture};
+use super::{AuthRejection, LocalFuture};
 use crate::api_tokens::RequiredScope;
 use crate::http::{
     CurrentSession, CurrentUser, InteractiveSession, LoginRequest, LogoutRequest, RequestHead,
@@ -86,7 +86,7 @@ impl<U: User + Clone + 'static> FromRequest for CurrentUser<U> {
         Box::pin(async move {
             let http = http_auth::<U>(&req)?;
             let outcome = http.current_user(&Head::new(&req)).await;
-            outcome.map_err(|rejection| AuthError::new(&http, rejection).into())
+            outcome.map_err(|rejection| AuthRejection::new(&http, rejection).into())
         })
     }
 }
@@ -100,7 +100,8 @@ impl<U: User + Clone + 'static> FromRequest for CurrentSession<U> {
         // answered at once, without cloning the request or boxing a future.
         if let Ok(http) = http_auth::<U>(req) {
             if let Some(outcome) = http.current_session_now(&Head::new(req)) {
-                let outcome = outcome.map_err(|rejection| AuthError::new(&http, rejection).into());
+                let outcome =
+                    outcome.map_err(|rejection| AuthRejection::new(&http, rejection).into());
                 return Either::Left(ready(outcome));
             }
         }
@@ -108,7 +109,7 @@ impl<U: User + Clone + 'static> FromRequest for CurrentSession<U> {
         Either::Right(Box::pin(async move {
             let http = http_auth::<U>(&req)?;
             let outcome = http.current_session(&Head::new(&req)).await;
-            outcome.map_err(|rejection| AuthError::new(&http, rejection).into())
+            outcome.map_err(|rejection| AuthRejection::new(&http, rejection).into())
         }))
     }
 }
@@ -122,7 +123,7 @@ impl<U: User + Clone + 'static> FromRequest for SecondFactorSession<U> {
         Box::pin(async move {
             let http = http_auth::<U>(&req)?;
             let outcome = http.second_factor_session(&Head::new(&req)).await;
-            outcome.map_err(|rejection| AuthError::new(&http, rejection).into())
+            outcome.map_err(|rejection| AuthRejection::new(&http, rejection).into())
         })
     }
 }
@@ -136,7 +137,7 @@ impl<U: User + Clone + 'static, S: RequiredScope> FromRequest for RequireScope<U
         Box::pin(async move {
             let http = http_auth::<U>(&req)?;
             let outcome = http.require_scope_of::<S>(&Head::new(&req)).await;
-            outcome.map_err(|rejection| AuthError::new(&http, rejection).into())
+            outcome.map_err(|rejection| AuthRejection::new(&http, rejection).into())
         })
     }
 }
@@ -150,7 +151,7 @@ impl<U: User + Clone + 'static> FromRequest for InteractiveSession<U> {
         Box::pin(async move {
             let http = http_auth::<U>(&req)?;
             let outcome = http.interactive_session(&Head::new(&req)).await;
-            outcome.map_err(|rejection| AuthError::new(&http, rejection).into())
+            outcome.map_err(|rejection| AuthRejection::new(&http, rejection).into())
         })
     }
 }
@@ -237,7 +238,7 @@ impl<U: User + Clone + 'static> FromRequest for LoginRequest<U> {
             };
             outcome
                 .await
-                .map_err(|rejection| AuthError::new(&http, rejection).into())
+                .map_err(|rejection| AuthRejection::new(&http, rejection).into())
         })
     }
 }
@@ -261,7 +262,7 @@ impl<U: User + Clone + 'static> FromRequest for LogoutRequest<U> {
             };
             outcome
                 .await
-                .map_err(|rejection| AuthError::new(&http, rejection).into())
+                .map_err(|rejection| AuthRejection::new(&http, rejection).into())
         })
     }
 }

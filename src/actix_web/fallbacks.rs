@@ -48,13 +48,13 @@ pub fn resource(path: &str) -> Resource {
 
 /// keycard's set-up for an actix-web app, for `App::configure`: registers `http` (for the
 /// authenticating extractors), its [`RequestRules`](crate::http::RequestRules) (for
-/// [`Json`](super::Json), [`Form`](super::Form), [`Query`](super::Query) and the fallbacks)
+/// [`ApiJson`](super::ApiJson), [`ApiForm`](super::ApiForm), [`ApiQuery`](super::ApiQuery) and the fallbacks)
 /// and [`not_found`] as the default service. With [`resource`] for your routes, no answer is
 /// actix-web's empty or plain-text default.
 ///
 /// ```
 /// use actix_web::{test, web, App};
-/// use keycard::actix_web::{resource, Json};
+/// use keycard::actix_web::{resource, ApiJson};
 /// use keycard::http::{HttpAuth, StandardApi};
 /// use keycard::{Authenticator, MemoryTokenStore, MemoryUserStore, UserRecord};
 ///
@@ -63,7 +63,7 @@ pub fn resource(path: &str) -> Resource {
 ///     text: String,
 /// }
 ///
-/// async fn note(Json(note): Json<Note>) -> String {
+/// async fn note(ApiJson(note): ApiJson<Note>) -> String {
 ///     note.text
 /// }
 ///

@@ -14,17 +14,17 @@
 //! | [`LoginRequest<U>`] | the credentials (JSON or form) and the client's address |
 //! | [`LogoutRequest<U>`] | the raw token, unchecked: query, JSON body field (where the protocol puts it there), `Authorization: Bearer`, cookie |
 //! | [`Client<U>`] | the request's client address and user agent, as login computes them |
-//! | [`Json`], [`Form`], [`Query`] | actix-web's, read like axum's, with rejections in the protocol's shape (400, 413, 415, 422) |
+//! | [`ApiJson`], [`ApiForm`], [`ApiQuery`] | actix-web's, read like axum's, with rejections in the protocol's shape (400, 413, 415, 422) |
 //!
-//! Each rejects with [`AuthError`], a [`ResponseError`] whose response is the protocol's.
+//! Each rejects with [`AuthRejection`], a [`ResponseError`] whose response is the protocol's.
 //! `Option<…>` of each is `None` whenever the extractor would reject (actix-web's rule for
-//! every `Option` extractor): take `Result<CurrentUser<U>, AuthError>` to tell a missing
+//! every `Option` extractor): take `Result<CurrentUser<U>, AuthRejection>` to tell a missing
 //! token from a store that is down.
 //!
 //! # Configuration
 //! `U` is your user type. Configuration is one value, an [`HttpAuth<U>`], registered with
 //! [`App::configure`](::actix_web::App::configure) and [`configure`]: that adds the
-//! `HttpAuth<U>` and its [`RequestRules`] (what [`Json`], [`Form`], [`Query`] and the
+//! `HttpAuth<U>` and its [`RequestRules`] (what [`ApiJson`], [`ApiForm`], [`ApiQuery`] and the
 //! fallbacks read, since they do not know `U`) to the app data, and [`not_found`] as the
 //! default service. Registering them yourself works too: `.app_data(http.clone())` (plain,
 //! or in [`web::Data`](::actix_web::web::Data)) and `.app_data(http.request_rules())`. The
@@ -113,7 +113,7 @@ mod extract;
 mod fallbacks;
 mod no_store;
 
-pub use body::{Form, Json, Query};
+pub use body::{ApiForm, ApiJson, ApiQuery};
 pub use extract::Client;
 pub use fallbacks::{configure, method_not_allowed, not_found, resource};
 pub use no_store::{NoStore, NoStoreService};
@@ -121,14 +121,22 @@ pub use no_store::{NoStore, NoStoreService};
 use crate::error::Error;
 use crate::http::{HttpAuth, Rejection, RequestRules, Response};
 
+/// The former name of [`AuthRejection`] (axum's rejection has that name too: one word per
+/// concept).
+#[deprecated(
+    since = "0.2.0",
+    note = "renamed `AuthRejection`, as in `keycard::axum`"
+)]
+pub type AuthError = AuthRejection;
+
 /// Why an extractor refused a request, with the protocol's answer. A [`ResponseError`]:
 /// returning it (or letting an extractor return it) sends that answer.
-pub struct AuthError {
+pub struct AuthRejection {
     rejection: Rejection,
     response: Response,
 }
 
-impl AuthError {
+impl AuthRejection {
     fn new<U>(http: &HttpAuth<U>, rejection: impl Into<Rejection>) -> Self {
         let rejection = rejection.into();
         Self {
@@ -186,7 +194,7 @@ impl Responder for Response {
     }
 }
 
-impl ResponseError for AuthError {
+impl ResponseError for AuthRejection {
     fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
@@ -196,16 +204,16 @@ impl ResponseError for AuthError {
     }
 }
 
-impl fmt::Debug for AuthError {
+impl fmt::Debug for AuthRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthError")
+        f.debug_struct("AuthRejection")
             .field("rejection", &self.rejection)
             .field("status", &self.response.status)
             .finish()
     }
 }
 
-impl fmt::Display for AuthError {
+impl fmt::Display for AuthRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.rejection.fmt(f)
     }

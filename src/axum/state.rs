@@ -13,7 +13,7 @@ use crate::user::UserStore;
 /// register, change password, sessions, second factors), its HTTP edge
 /// [`HttpAuth<S::User>`](HttpAuth) (for every keycard extractor), the [`Protocol`] (for
 /// [`json_fallbacks`](super::json_fallbacks)) and the [`RequestRules`] (for keycard's
-/// [`Json`](super::Json), [`Form`](super::Form) and [`Query`](super::Query)).
+/// [`ApiJson`](super::ApiJson), [`ApiForm`](super::ApiForm) and [`ApiQuery`](super::ApiQuery)).
 ///
 /// `S` is your **user store** (the authenticator's type parameter); the extractors name your
 /// user type, `S::User`. Cloning is two reference counts.
@@ -26,7 +26,7 @@ use crate::user::UserStore;
 /// use axum::extract::State;
 /// use axum::routing::{get, post};
 /// use axum::Router;
-/// use keycard::axum::{AuthState, Client, CurrentSession, Json};
+/// use keycard::axum::{AuthState, Client, CurrentSession, ApiJson};
 /// use keycard::http::{Response, StandardApi};
 /// use keycard::{Authenticator, MemoryTokenStore, MemoryUserStore, UserRecord};
 ///
@@ -44,7 +44,7 @@ use crate::user::UserStore;
 ///     State(http): State<keycard::http::HttpAuth<UserRecord>>,
 ///     me: CurrentSession<UserRecord>,
 ///     client: Client<UserRecord>,
-///     Json(body): Json<NewPassword>,
+///     ApiJson(body): ApiJson<NewPassword>,
 /// ) -> Response {
 ///     match auth.change_password(&me.session, &body.current, &body.new, &client.info).await {
 ///         // The new session's token, as a login answers it.
@@ -97,7 +97,7 @@ use crate::user::UserStore;
 /// impl FromRef<App> for HttpAuth<UserRecord> {
 ///     fn from_ref(app: &App) -> Self { HttpAuth::from_ref(&app.auth) }
 /// }
-/// // keycard's `Json`, `Form` and `Query`.
+/// // keycard's `ApiJson`, `ApiForm` and `ApiQuery`.
 /// impl FromRef<App> for RequestRules {
 ///     fn from_ref(app: &App) -> Self { RequestRules::from_ref(&app.auth) }
 /// }

@@ -118,7 +118,7 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
     }
 
     /// The largest request body keycard's extractors read, in bytes: login and logout bodies
-    /// and the adapters' `Json` and `Form`, the same in every adapter. A larger body is
+    /// and the adapters' `ApiJson` and `ApiForm`, the same in every adapter. A larger body is
     /// refused with 413 in the protocol's shape (`Request body is too large`) before it is
     /// buffered. Default: [`DEFAULT_BODY_LIMIT`] (16 KiB); your framework's own limit
     /// (axum's `DefaultBodyLimit`, actix-web's `PayloadConfig`) does not apply to them.
@@ -549,8 +549,8 @@ impl<U> HttpAuth<U> {
         self.inner.body_limit
     }
 
-    /// The protocol and the body limit, without the user type: what the adapters' `Json`,
-    /// `Form` and `Query` extractors and fallbacks read.
+    /// The protocol and the body limit, without the user type: what the adapters' `ApiJson`,
+    /// `ApiForm` and `ApiQuery` extractors and fallbacks read.
     pub fn request_rules(&self) -> RequestRules {
         RequestRules::new(Arc::clone(&self.inner.protocol), self.inner.body_limit)
     }

@@ -1,6 +1,6 @@
 //! Request bodies and query strings, read the same way by every adapter: the body limit
 //! ([`DEFAULT_BODY_LIMIT`], [`HttpAuth::with_body_limit`](super::HttpAuth::with_body_limit)),
-//! and [`RequestRules`], what the `Json`, `Form` and `Query` extractors need without knowing
+//! and [`RequestRules`], what the `ApiJson`, `ApiForm` and `ApiQuery` extractors need without knowing
 //! the user type.
 
 // The body readers below serve the axum and actix-web adapters only.
@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use super::{Protocol, Rejection, Response};
 
 /// The largest request body keycard's extractors read (login and logout bodies, the
-/// adapters' `Json` and `Form`) unless [`HttpAuth::with_body_limit`] says otherwise: 16 KiB.
+/// adapters' `ApiJson` and `ApiForm`) unless [`HttpAuth::with_body_limit`] says otherwise: 16 KiB.
 /// A login body is tiny (the core caps emails at 320 bytes and passwords at 1024), so a
 /// larger body is refused with 413, in the protocol's shape, before it is buffered.
 ///
@@ -24,7 +24,7 @@ use super::{Protocol, Rejection, Response};
 /// [`HttpAuth::with_body_limit`]: super::HttpAuth::with_body_limit
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024;
 
-/// What keycard's `Json`, `Form` and `Query` extractors and the fallback handlers need, without
+/// What keycard's `ApiJson`, `ApiForm` and `ApiQuery` extractors and the fallback handlers need, without
 /// the user type: the [`Protocol`] that shapes their rejections and the body limit. Get it
 /// from [`HttpAuth::request_rules`](super::HttpAuth::request_rules); cloning is one
 /// reference count.

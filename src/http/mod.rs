@@ -16,7 +16,7 @@
 //!   from its framework's state, with `login`, `logout` and `validate` helpers.
 //! - [`DEFAULT_BODY_LIMIT`] (16 KiB): the largest body keycard's extractors read, in every
 //!   adapter ([`HttpAuth::with_body_limit`] changes it); [`RequestRules`]: the protocol and
-//!   that limit without the user type, for the adapters' `Json`, `Form` and `Query`.
+//!   that limit without the user type, for the adapters' `ApiJson`, `ApiForm` and `ApiQuery`.
 //! - [`RequireScope`] and [`InteractiveSession`]: [API tokens](crate::api_tokens) at the
 //!   edge. A route needing a scope ([`RequiredScope`](crate::api_tokens::RequiredScope))
 //!   refuses a session without it with 403 (`WWW-Authenticate: Bearer

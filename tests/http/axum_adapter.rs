@@ -1,7 +1,7 @@
 //! The axum adapter on its own: the adapter contract (every rejection, `Option`, headers)
 //! through axum's real request pipeline; typed rejections; and, in a small app over real HTTP,
 //! `CurrentSession` does not touch the user store, a bearer-only `TokenSource` ignores the
-//! query and the body, the login extractor records the client's IP and user agent, and `Query`
+//! query and the body, the login extractor records the client's IP and user agent, and `ApiQuery`
 //! rejections are protocol-shaped JSON.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +14,7 @@ use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use keycard::axum::{
-    AuthRejection, CurrentSession, CurrentUser, LoginRequest, LogoutRequest, Query,
+    ApiQuery, AuthRejection, CurrentSession, CurrentUser, LoginRequest, LogoutRequest,
 };
 use keycard::http::{HttpAuth, LoginApi, Response, TokenSource};
 use keycard::{
@@ -195,7 +195,7 @@ struct Page {
     page: u32,
 }
 
-async fn paged(Query(p): Query<Page>) -> String {
+async fn paged(ApiQuery(p): ApiQuery<Page>) -> String {
     p.page.to_string()
 }
 

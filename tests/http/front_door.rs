@@ -23,15 +23,15 @@ struct Page {
     page: u32,
 }
 
-async fn actix_note(kactix::Json(note): kactix::Json<Note>) -> String {
+async fn actix_note(kactix::ApiJson(note): kactix::ApiJson<Note>) -> String {
     note.text
 }
 
-async fn actix_form(kactix::Form(note): kactix::Form<Note>) -> String {
+async fn actix_form(kactix::ApiForm(note): kactix::ApiForm<Note>) -> String {
     note.text
 }
 
-async fn actix_paged(kactix::Query(page): kactix::Query<Page>) -> String {
+async fn actix_paged(kactix::ApiQuery(page): kactix::ApiQuery<Page>) -> String {
     page.page.to_string()
 }
 
@@ -62,13 +62,13 @@ async fn axum_app(http: HttpAuth<UserRecord>) -> Server {
     use axum::routing::{get, post};
     use keycard::axum as kaxum;
 
-    async fn note(kaxum::Json(note): kaxum::Json<Note>) -> String {
+    async fn note(kaxum::ApiJson(note): kaxum::ApiJson<Note>) -> String {
         note.text
     }
-    async fn form(kaxum::Form(note): kaxum::Form<Note>) -> String {
+    async fn form(kaxum::ApiForm(note): kaxum::ApiForm<Note>) -> String {
         note.text
     }
-    async fn paged(kaxum::Query(page): kaxum::Query<Page>) -> String {
+    async fn paged(kaxum::ApiQuery(page): kaxum::ApiQuery<Page>) -> String {
         page.page.to_string()
     }
     async fn login(request: kaxum::LoginRequest<UserRecord>) -> Response {
