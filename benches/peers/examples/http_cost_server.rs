@@ -400,6 +400,31 @@ fn count(framework: &str, case: &str, calls: usize) {
         tokens.iter().map(|t| format!("Bearer {t}")).collect()
     };
     match (framework, case) {
+        (_, "validate_api") => {
+            let rt = runtime();
+            let (auth, tokens) = rt.block_on(async {
+                let hasher = Argon2Hasher::insecure_for_tests();
+                let users = Arc::new(MemoryUserStore::new());
+                let phc = hasher.hash(PASSWORD.as_bytes()).expect("hash");
+                users.insert(UserRecord::new(1_i64, "a@example.com", phc)).expect("insert");
+                let auth = Authenticator::builder(users, MemoryTokenStore::new())
+                    .password_hasher(hasher)
+                    .without_throttle()
+                    .api_tokens(keycard::api_tokens::ApiTokens::new(["notes:read"]).expect("scopes"))
+                    .build();
+                let login = auth.login("a@example.com", PASSWORD, ClientInfo::none()).await.expect("login");
+                let mut tokens = Vec::new();
+                for i in 0..40 {
+                    let new = keycard::api_tokens::NewApiToken::new(format!("t{i}"), ["notes:read"]);
+                    let created = auth.create_api_token(&login.session, new).await.expect("token");
+                    let token = created.token.expose_secret().to_owned();
+                    auth.validate_session(&token).await.expect("first use");
+                    tokens.push(token);
+                }
+                (auth, tokens)
+            });
+            measured_validate_api(&rt, &auth, &tokens, calls);
+        }
         (_, "validate" | "validate_user") => {
             let rt = runtime();
             let (auth, tokens) = rt.block_on(keycard_sessions_n(100));
@@ -431,6 +456,17 @@ fn count(framework: &str, case: &str, calls: usize) {
         }
         _ => panic!("unknown framework {framework:?}"),
     }
+}
+
+#[inline(never)]
+fn measured_validate_api(rt: &tokio::runtime::Runtime, auth: &Auth, tokens: &[String], calls: usize) {
+    rt.block_on(async {
+        for i in 0..calls {
+            let session = auth.validate_session(&tokens[i % tokens.len()]).await.expect("valid");
+            auth.require_scope(&session, "notes:read").expect("scope");
+            std::hint::black_box(session);
+        }
+    });
 }
 
 #[inline(never)]
