@@ -108,7 +108,7 @@ impl<U: User + Clone + 'static> FromRequest for CurrentSession<U> {
         let req = req.clone();
         Either::Right(Box::pin(async move {
             let http = http_auth::<U>(&req)?;
-            let outcome = http.current_session(&Head::new(&req)).await;
+            let outcome = http.current_session_async(&Head::new(&req)).await;
             outcome.map_err(|rejection| AuthRejection::new(&http, rejection).into())
         }))
     }

@@ -425,18 +425,24 @@ impl<U: UserStore> Authenticator<U> {
     /// touch nor an end. `None` when it would: then call the async path, which decides
     /// afresh. The HTTP layer asks this first, as an answer here costs no boxed future.
     pub(crate) fn validate_session_immediate(&self, token: &str) -> Option<Result<Session>> {
-        let (id, digest) = match self.format_of(token).parse_id_and_digest(token) {
-            Ok(parsed) => parsed,
+        let checked = match self.format_of(token).parse_for_check(token) {
+            Ok(checked) => checked,
             Err(e) => return Some(Err(e.into())),
         };
         let now = self.now();
         let inner = &*self.inner;
-        let session = match inner.tokens.get_immediate(&id, now)? {
+        // A store that cannot answer at once (a server) returns here, before any hashing:
+        // the async path, which parses again, then does the whole check once.
+        let session = match inner.tokens.get_immediate(&checked.id, now)? {
             Ok(Some(session)) => session,
-            Ok(None) => return Some(Err(Error::InvalidToken)),
+            Ok(None) => {
+                // The same work as for a found session, as on the async path.
+                std::hint::black_box(checked.digest());
+                return Some(Err(Error::InvalidToken));
+            }
             Err(e) => return Some(Err(e.into())),
         };
-        if !session.secret_hash.matches(&digest) {
+        if !session.secret_hash.matches(&checked.digest()) {
             return Some(Err(Error::InvalidToken));
         }
         if inner.policy.is_dead(&session, now) || inner.policy.should_touch(&session, now) {

@@ -213,17 +213,32 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
     ) -> Result<Session, Rejection> {
         // Most validates need no I/O (a memory store, or a cached session not due for a
         // touch): answered here, they cost no boxed future.
-        let outcome = match self.validate_session_now(token) {
-            Some(outcome) => outcome,
-            None => {
-                let client_ip = || self.client_of(request).ip;
-                self.inner
-                    .authenticator
-                    .validate_session_lazy(token, &client_ip)
-                    .await
-                    .map_err(Rejection::from)
+        match self.validate_session_now(token) {
+            Some(outcome) => {
+                if let Err(rejection) = &outcome {
+                    self.note_token_failure(request, rejection);
+                }
+                outcome
             }
-        };
+            None => self.validate_session_async(request, token).await,
+        }
+    }
+
+    /// As [`validate_session_found`](Self::validate_session_found) once
+    /// [`validate_session_now`](Self::validate_session_now) could not answer: the core's
+    /// async validate (a store round trip, or a touch that is due).
+    pub(super) async fn validate_session_async(
+        &self,
+        request: &(impl RequestHead + Sync + ?Sized),
+        token: &str,
+    ) -> Result<Session, Rejection> {
+        let client_ip = || self.client_of(request).ip;
+        let outcome = self
+            .inner
+            .authenticator
+            .validate_session_lazy(token, &client_ip)
+            .await
+            .map_err(Rejection::from);
         if let Err(rejection) = &outcome {
             self.note_token_failure(request, rejection);
         }

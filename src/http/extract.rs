@@ -288,6 +288,24 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         }))
     }
 
+    /// What [`current_session`](Self::current_session) does once
+    /// [`current_session_now`](Self::current_session_now) could not answer: the core's async
+    /// validate, without trying the immediate path again.
+    #[cfg_attr(not(feature = "actix-web"), allow(dead_code))]
+    pub(crate) async fn current_session_async(
+        &self,
+        request: &(impl RequestHead + Sync + ?Sized),
+    ) -> Result<CurrentSession<U>, Rejection> {
+        let token = self
+            .find_token_borrowed(request)?
+            .ok_or(Rejection::Auth(crate::Error::MissingToken))?;
+        let session = self.validate_session_async(request, &token).await?;
+        Ok(CurrentSession {
+            session,
+            http: self.clone(),
+        })
+    }
+
     /// The [`SecondFactorSession`] of `request`.
     ///
     /// # Errors

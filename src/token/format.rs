@@ -179,12 +179,23 @@ impl TokenFormat {
         &self,
         s: &str,
     ) -> Result<(SessionId, SecretHash), TokenError> {
+        let checked = self.parse_for_check(s)?;
+        Ok((checked.id, checked.digest()))
+    }
+
+    /// As [`parse_id_and_digest`](Self::parse_id_and_digest), with the digest computed only
+    /// when asked for: a caller that may find no session (a store that cannot answer at once)
+    /// hashes nothing.
+    ///
+    /// # Errors
+    /// As [`parse`](Self::parse).
+    pub(crate) fn parse_for_check<'s>(&self, s: &'s str) -> Result<CheckedToken<'s>, TokenError> {
         let (prefix_len, id, secret) = self.split(s)?;
-        let secret = Zeroizing::new(secret);
-        let mut digest = Sha256::new();
-        digest.update(&s.as_bytes()[..usize::from(prefix_len)]);
-        digest.update(secret.as_ref());
-        Ok((id, SecretHash(digest.finalize().into())))
+        Ok(CheckedToken {
+            id,
+            prefix: &s.as_bytes()[..usize::from(prefix_len)],
+            secret: Zeroizing::new(secret),
+        })
     }
 
     /// The prefix length, session id and secret of `s`, checked as [`parse`](Self::parse)
@@ -215,6 +226,24 @@ impl TokenFormat {
         let (id, secret) = parse_body(body)?;
         let prefix_len = u8::try_from(prefix_len).map_err(|_| MALFORMED)?;
         Ok((prefix_len, id, secret))
+    }
+}
+
+/// A client's token parsed for a check ([`TokenFormat::parse_for_check`]): its session id,
+/// and its secret (zeroized on drop) for the digest.
+pub(crate) struct CheckedToken<'s> {
+    pub(crate) id: SessionId,
+    prefix: &'s [u8],
+    secret: Zeroizing<[u8; SECRET_BYTES]>,
+}
+
+impl CheckedToken<'_> {
+    /// The digest a store keeps for this token ([`Token::secret_hash`]).
+    pub(crate) fn digest(&self) -> SecretHash {
+        let mut digest = Sha256::new();
+        digest.update(self.prefix);
+        digest.update(self.secret.as_ref());
+        SecretHash(digest.finalize().into())
     }
 }
 
