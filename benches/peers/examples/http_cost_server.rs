@@ -63,6 +63,39 @@ async fn keycard_sessions() -> (Auth, Vec<String>) {
     keycard_sessions_n(USERS).await
 }
 
+/// One user with `n` API tokens (scope `notes:read`), each used once already (an API
+/// token's first use is a touch).
+async fn keycard_api_tokens(n: usize) -> (Auth, Vec<String>) {
+    use keycard::api_tokens::{ApiTokens, NewApiToken};
+    let hasher = Argon2Hasher::insecure_for_tests();
+    let users = Arc::new(MemoryUserStore::new());
+    let phc = hasher.hash(PASSWORD.as_bytes()).expect("hash");
+    users
+        .insert(UserRecord::new(1_i64, "a@example.com", phc))
+        .expect("insert");
+    let auth = Authenticator::builder(users, MemoryTokenStore::new())
+        .password_hasher(hasher)
+        .without_throttle()
+        .api_tokens(ApiTokens::new(["notes:read"]).expect("scopes"))
+        .build();
+    let login = auth
+        .login("a@example.com", PASSWORD, ClientInfo::none())
+        .await
+        .expect("login");
+    let mut tokens = Vec::with_capacity(n);
+    for i in 0..n {
+        let new = NewApiToken::new(format!("t{i}"), ["notes:read"]);
+        let created = auth
+            .create_api_token(&login.session, new)
+            .await
+            .expect("token");
+        let token = created.token.expose_secret().to_owned();
+        auth.validate_session(&token).await.expect("first use");
+        tokens.push(token);
+    }
+    (auth, tokens)
+}
+
 /// `n` users with one live session each.
 async fn keycard_sessions_n(n: usize) -> (Auth, Vec<String>) {
     let hasher = Argon2Hasher::insecure_for_tests();
@@ -274,31 +307,76 @@ const IN_PROCESS_TRIES: usize = 5;
 /// process over the tokens in rotation, best of several tries, as `name ns` lines (open,
 /// session, user).
 async fn axum_in_process(app: &Router, tokens: &[String]) -> String {
-    use tower::ServiceExt;
-    let bearer: Vec<axum::http::HeaderValue> = tokens
+    let bearer = bearer_values::<axum::http::HeaderValue>(tokens);
+    time_routes(|path, calls| axum_calls(app, path, &bearer, calls)).await
+}
+
+/// Every token as an `Authorization: Bearer` header value.
+fn bearer_values<V: std::str::FromStr>(tokens: &[String]) -> Vec<V>
+where
+    V::Err: std::fmt::Debug,
+{
+    tokens
         .iter()
         .map(|t| format!("Bearer {t}").parse().expect("header value"))
-        .collect();
+        .collect()
+}
+
+/// Times `calls(path, IN_PROCESS_CALLS)` for each route, best of `IN_PROCESS_TRIES`, as
+/// `name ns` lines.
+async fn time_routes<F, Fut>(mut calls: F) -> String
+where
+    F: FnMut(String, usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let mut out = String::new();
     for name in ["open", "session", "user"] {
-        let path = format!("/{name}");
         let mut best = f64::MAX;
         for _ in 0..IN_PROCESS_TRIES {
             let start = Instant::now();
-            for i in 0..IN_PROCESS_CALLS {
-                // Every route gets the header, so that only the extractor differs.
-                let request = axum::http::Request::get(path.as_str())
-                    .header("authorization", bearer[i % bearer.len()].clone())
-                    .body(axum::body::Body::empty())
-                    .expect("request");
-                let response = app.clone().oneshot(request).await.expect("infallible");
-                assert_eq!(response.status(), 200, "{name}");
-            }
+            calls(format!("/{name}"), IN_PROCESS_CALLS).await;
             best = best.min(start.elapsed().as_nanos() as f64 / IN_PROCESS_CALLS as f64);
         }
         out.push_str(&format!("{name} {best:.1}\n"));
     }
     out
+}
+
+/// `calls` requests to `path` through the router, in process, each with the next token;
+/// panics unless each answers 200. Every route gets the header, so that only the extractor
+/// differs.
+async fn axum_calls(app: &Router, path: String, bearer: &[axum::http::HeaderValue], calls: usize) {
+    use tower::ServiceExt;
+    for i in 0..calls {
+        let request = axum::http::Request::get(path.as_str())
+            .header("authorization", bearer[i % bearer.len()].clone())
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let response = app.clone().oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), 200, "{path}");
+    }
+}
+
+/// As [`axum_calls`], through actix-web's test service.
+async fn actix_calls<S, B>(
+    service: &S,
+    path: String,
+    bearer: &[actix_web::http::header::HeaderValue],
+    calls: usize,
+) where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+{
+    for i in 0..calls {
+        let request = actix_web::test::TestRequest::get()
+            .uri(&path)
+            .insert_header(("authorization", bearer[i % bearer.len()].clone()));
+        let response = actix_web::test::call_service(service, request.to_request()).await;
+        assert_eq!(response.status(), 200, "{path}");
+    }
 }
 
 fn write_files(dir: &Path, tokens: &[String], cookies: &[String], validate_ns: (f64, f64)) {
@@ -347,32 +425,9 @@ fn serve_actix(dir: PathBuf) {
         let http = HttpAuth::new(auth, StandardApi);
         let app = move || actix_app!(http.clone());
         let in_process = {
-            // As `axum_in_process`, through actix-web's test service.
-            use actix_web::test;
-            let service = test::init_service(app()).await;
-            let bearer: Vec<actix_web::http::header::HeaderValue> = tokens
-                .iter()
-                .map(|t| format!("Bearer {t}").parse().expect("header value"))
-                .collect();
-            let mut out = String::new();
-            for name in ["open", "session", "user"] {
-                let path = format!("/{name}");
-                let mut best = f64::MAX;
-                for _ in 0..IN_PROCESS_TRIES {
-                    let start = Instant::now();
-                    for i in 0..IN_PROCESS_CALLS {
-                        // Every route gets the header, so that only the extractor differs.
-                        let request = test::TestRequest::get()
-                            .uri(&path)
-                            .insert_header(("authorization", bearer[i % bearer.len()].clone()));
-                        let response = test::call_service(&service, request.to_request()).await;
-                        assert_eq!(response.status(), 200, "{name}");
-                    }
-                    best = best.min(start.elapsed().as_nanos() as f64 / IN_PROCESS_CALLS as f64);
-                }
-                out.push_str(&format!("{name} {best:.1}\n"));
-            }
-            out
+            let service = actix_web::test::init_service(app()).await;
+            let bearer = bearer_values::<actix_web::http::header::HeaderValue>(&tokens);
+            time_routes(|path, calls| actix_calls(&service, path, &bearer, calls)).await
         };
         std::fs::write(dir.join("in_process.txt"), in_process).expect("write");
         let server = HttpServer::new(app)
@@ -396,33 +451,10 @@ fn count(framework: &str, case: &str, calls: usize) {
             .expect("runtime")
     };
     let path = format!("/{case}");
-    let bearer = |tokens: &[String]| -> Vec<String> {
-        tokens.iter().map(|t| format!("Bearer {t}")).collect()
-    };
     match (framework, case) {
         (_, "validate_api") => {
             let rt = runtime();
-            let (auth, tokens) = rt.block_on(async {
-                let hasher = Argon2Hasher::insecure_for_tests();
-                let users = Arc::new(MemoryUserStore::new());
-                let phc = hasher.hash(PASSWORD.as_bytes()).expect("hash");
-                users.insert(UserRecord::new(1_i64, "a@example.com", phc)).expect("insert");
-                let auth = Authenticator::builder(users, MemoryTokenStore::new())
-                    .password_hasher(hasher)
-                    .without_throttle()
-                    .api_tokens(keycard::api_tokens::ApiTokens::new(["notes:read"]).expect("scopes"))
-                    .build();
-                let login = auth.login("a@example.com", PASSWORD, ClientInfo::none()).await.expect("login");
-                let mut tokens = Vec::new();
-                for i in 0..40 {
-                    let new = keycard::api_tokens::NewApiToken::new(format!("t{i}"), ["notes:read"]);
-                    let created = auth.create_api_token(&login.session, new).await.expect("token");
-                    let token = created.token.expose_secret().to_owned();
-                    auth.validate_session(&token).await.expect("first use");
-                    tokens.push(token);
-                }
-                (auth, tokens)
-            });
+            let (auth, tokens) = rt.block_on(keycard_api_tokens(40));
             measured_validate_api(&rt, &auth, &tokens, calls);
         }
         (_, "validate" | "validate_user") => {
@@ -434,10 +466,7 @@ fn count(framework: &str, case: &str, calls: usize) {
             let rt = runtime();
             let (auth, tokens) = rt.block_on(keycard_sessions_n(100));
             let app = keycard_router(HttpAuth::new(auth, StandardApi));
-            let bearer: Vec<axum::http::HeaderValue> = bearer(&tokens)
-                .iter()
-                .map(|t| t.parse().expect("value"))
-                .collect();
+            let bearer = bearer_values::<axum::http::HeaderValue>(&tokens);
             measured_axum(&rt, &app, &path, &bearer, calls);
         }
         ("actix", _) => {
@@ -446,10 +475,7 @@ fn count(framework: &str, case: &str, calls: usize) {
                 let (auth, tokens) = keycard_sessions_n(100).await;
                 let http = HttpAuth::new(auth, StandardApi);
                 let service = actix_web::test::init_service(actix_app!(http.clone())).await;
-                let bearer: Vec<actix_web::http::header::HeaderValue> = bearer(&tokens)
-                    .iter()
-                    .map(|t| t.parse().expect("value"))
-                    .collect();
+                let bearer = bearer_values::<actix_web::http::header::HeaderValue>(&tokens);
                 (service, bearer)
             });
             measured_actix(&system, &service, &path, &bearer, calls);
@@ -459,10 +485,18 @@ fn count(framework: &str, case: &str, calls: usize) {
 }
 
 #[inline(never)]
-fn measured_validate_api(rt: &tokio::runtime::Runtime, auth: &Auth, tokens: &[String], calls: usize) {
+fn measured_validate_api(
+    rt: &tokio::runtime::Runtime,
+    auth: &Auth,
+    tokens: &[String],
+    calls: usize,
+) {
     rt.block_on(async {
         for i in 0..calls {
-            let session = auth.validate_session(&tokens[i % tokens.len()]).await.expect("valid");
+            let session = auth
+                .validate_session(&tokens[i % tokens.len()])
+                .await
+                .expect("valid");
             auth.require_scope(&session, "notes:read").expect("scope");
             std::hint::black_box(session);
         }
@@ -497,17 +531,7 @@ fn measured_axum(
     bearer: &[axum::http::HeaderValue],
     calls: usize,
 ) {
-    use tower::ServiceExt;
-    rt.block_on(async {
-        for i in 0..calls {
-            let request = axum::http::Request::get(path)
-                .header("authorization", bearer[i % bearer.len()].clone())
-                .body(axum::body::Body::empty())
-                .expect("request");
-            let response = app.clone().oneshot(request).await.expect("infallible");
-            assert_eq!(response.status(), 200, "{path}");
-        }
-    });
+    rt.block_on(axum_calls(app, path.to_owned(), bearer, calls));
 }
 
 #[inline(never)]
@@ -524,15 +548,7 @@ fn measured_actix<S, B>(
         Error = actix_web::Error,
     >,
 {
-    system.block_on(async {
-        for i in 0..calls {
-            let request = actix_web::test::TestRequest::get()
-                .uri(path)
-                .insert_header(("authorization", bearer[i % bearer.len()].clone()));
-            let response = actix_web::test::call_service(service, request.to_request()).await;
-            assert_eq!(response.status(), 200, "{path}");
-        }
-    });
+    system.block_on(actix_calls(service, path.to_owned(), bearer, calls));
 }
 
 fn main() {
