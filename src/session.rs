@@ -71,6 +71,36 @@ impl SessionKind {
     pub fn is_interactive(&self) -> bool {
         matches!(self, Self::Interactive)
     }
+
+    /// Decodes the kind a store kept as an API token's name and space-separated scopes
+    /// (columns, hash fields): neither is a login's session, both an API token; one without
+    /// the other, or scopes that do not parse, is corrupt.
+    #[cfg_attr(
+        not(any(
+            feature = "sqlite",
+            feature = "postgres",
+            feature = "mysql",
+            feature = "redis"
+        )),
+        allow(dead_code)
+    )]
+    pub(crate) fn from_stored(
+        name: Option<&str>,
+        scopes: Option<&str>,
+    ) -> Result<Self, crate::StoreError> {
+        match (name, scopes) {
+            (None, None) => Ok(Self::Interactive),
+            (Some(name), Some(scopes)) => {
+                Ok(Self::ApiToken(ApiTokenGrant::from_stored(name, scopes)?))
+            }
+            (Some(_), None) => Err(crate::StoreError::corrupt(
+                "an API token is stored with its name but no scopes",
+            )),
+            (None, Some(_)) => Err(crate::StoreError::corrupt(
+                "an API token is stored with its scopes but no name",
+            )),
+        }
+    }
 }
 
 impl Session {

@@ -11,7 +11,6 @@ use redis::Script;
 use time::OffsetDateTime;
 
 use super::connection::{connect_cluster, connect_manager, RedisConnection};
-use crate::api_tokens::ApiTokenGrant;
 use crate::time_codec::{self, micros_to_millis_ceil, to_micros};
 use crate::{
     AuthMethods, ClientInfo, SecretHash, Session, SessionId, SessionKind, StoreError, TokenStore,
@@ -617,16 +616,10 @@ fn decode(id: SessionId, fields: &HashMap<String, Vec<u8>>) -> Result<Session, S
     if let Some(ua) = fields.get("ua") {
         client = client.with_user_agent(text(ua)?);
     }
-    let kind =
-        match (fields.get("name"), fields.get("scopes")) {
-            (None, None) => SessionKind::Interactive,
-            (Some(name), Some(scopes)) => {
-                SessionKind::ApiToken(ApiTokenGrant::from_stored(text(name)?, text(scopes)?)?)
-            }
-            _ => return Err(StoreError::corrupt(
-                "session hash has one of the API token fields name and scopes without the other",
-            )),
-        };
+    let kind = SessionKind::from_stored(
+        fields.get("name").map(|v| text(v)).transpose()?,
+        fields.get("scopes").map(|v| text(v)).transpose()?,
+    )?;
     let amr = match fields.get("amr") {
         Some(bits) => {
             AuthMethods::from_bits(text(bits)?.parse::<u8>().map_err(StoreError::corrupt)?)

@@ -5,7 +5,6 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::api_tokens::ApiTokenGrant;
 use crate::{AuthMethods, ClientInfo, SecretHash, SessionId, SessionKind, StoreError};
 
 pub(crate) mod one_time;
@@ -178,24 +177,12 @@ pub(crate) fn kind_columns(kind: &SessionKind) -> (Option<&str>, Option<String>)
     }
 }
 
-/// Decodes a stored `token_name` and `token_scopes`: both `NULL` is an interactive session,
-/// both set an API token; one without the other, or scopes that do not parse, is corrupt.
+/// Decodes a stored `token_name` and `token_scopes` ([`SessionKind::from_stored`]).
 pub(crate) fn session_kind(
     name: Option<String>,
     scopes: Option<String>,
 ) -> Result<SessionKind, StoreError> {
-    match (name, scopes) {
-        (None, None) => Ok(SessionKind::Interactive),
-        (Some(name), Some(scopes)) => Ok(SessionKind::ApiToken(ApiTokenGrant::from_stored(
-            &name, &scopes,
-        )?)),
-        (Some(_), None) => Err(StoreError::corrupt(
-            "an API token row has token_name but no token_scopes",
-        )),
-        (None, Some(_)) => Err(StoreError::corrupt(
-            "an API token row has token_scopes but no token_name",
-        )),
-    }
+    SessionKind::from_stored(name.as_deref(), scopes.as_deref())
 }
 
 /// How a SQL dialect spells positional parameters. (`$n` cannot serve both: SQLite numbers
