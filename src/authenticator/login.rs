@@ -402,6 +402,21 @@ impl<U: UserStore> Authenticator<U> {
         token: &str,
         client_ip: &(dyn Fn() -> Option<IpAddr> + Send + Sync),
     ) -> Result<Session> {
+        // Most validates need no I/O (a memory store, or a cached session not due for a
+        // touch): answered at once, the session is not moved through the futures below.
+        if let Some(outcome) = self.validate_session_immediate(token) {
+            return outcome;
+        }
+        self.validate_session_io(token, client_ip).await
+    }
+
+    /// [`validate_session_lazy`](Self::validate_session_lazy) once the immediate path could
+    /// not answer: a store round trip, or a touch or an end that is due. Decides afresh.
+    pub(crate) async fn validate_session_io(
+        &self,
+        token: &str,
+        client_ip: &(dyn Fn() -> Option<IpAddr> + Send + Sync),
+    ) -> Result<Session> {
         // The token is not kept: parse it into its id and digest without allocating.
         let (id, digest) = self.format_of(token).parse_id_and_digest(token)?;
         let now = self.now();

@@ -236,7 +236,7 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         let outcome = self
             .inner
             .authenticator
-            .validate_session_lazy(token, &client_ip)
+            .validate_session_io(token, &client_ip)
             .await
             .map_err(Rejection::from);
         if let Err(rejection) = &outcome {
@@ -335,10 +335,14 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
     /// # Errors
     /// The core's error, as [`Rejection::Auth`].
     pub async fn validate_session_token(&self, token: &SessionToken) -> Result<Session, Rejection> {
+        let token = token.expose_secret();
+        if let Some(outcome) = self.validate_session_now(token) {
+            return outcome;
+        }
         Ok(self
             .inner
             .authenticator
-            .validate_session_lazy(token.expose_secret(), &|| None)
+            .validate_session_io(token, &|| None)
             .await?)
     }
 
@@ -642,7 +646,9 @@ trait Authenticate: Send + Sync + fmt::Debug {
         token: &str,
         client_ip: &(dyn Fn() -> Option<IpAddr> + Send + Sync),
     ) -> Result<Authenticated<Self::User>>;
-    async fn validate_session_lazy(
+    /// [`Authenticator::validate_session_io`]: the async validate, for when
+    /// [`validate_session_immediate`](Self::validate_session_immediate) could not answer.
+    async fn validate_session_io(
         &self,
         token: &str,
         client_ip: &(dyn Fn() -> Option<IpAddr> + Send + Sync),
@@ -699,12 +705,12 @@ impl<S: UserStore + 'static> Authenticate for Authenticator<S> {
         Authenticator::validate_lazy(self, token, client_ip).await
     }
 
-    async fn validate_session_lazy(
+    async fn validate_session_io(
         &self,
         token: &str,
         client_ip: &(dyn Fn() -> Option<IpAddr> + Send + Sync),
     ) -> Result<Session> {
-        Authenticator::validate_session_lazy(self, token, client_ip).await
+        Authenticator::validate_session_io(self, token, client_ip).await
     }
 
     fn validate_session_immediate(&self, token: &str) -> Option<Result<Session>> {

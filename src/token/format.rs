@@ -201,11 +201,21 @@ impl TokenFormat {
     /// The prefix length, session id and secret of `s`, checked as [`parse`](Self::parse)
     /// says, without allocating.
     fn split(&self, s: &str) -> Result<(u8, SessionId, [u8; SECRET_BYTES]), TokenError> {
-        if s.len() == TOKEN_LEN {
-            let (id, secret) = parse_body(s)?;
-            return Ok((0, id, secret));
-        }
-        let bytes = s.as_bytes();
+        let prefix_len = match s.len() {
+            TOKEN_LEN => 0,
+            _ => self.check_wrapping(s.as_bytes())?,
+        };
+        // The prefix is ASCII, so these are character boundaries; `get` refuses otherwise.
+        let body = s.get(prefix_len..prefix_len + TOKEN_LEN).ok_or(MALFORMED)?;
+        // One call site, so the body's parse is inlined for plain and prefixed tokens alike.
+        let (id, secret) = parse_body(body)?;
+        let prefix_len = u8::try_from(prefix_len).map_err(|_| MALFORMED)?;
+        Ok((prefix_len, id, secret))
+    }
+
+    /// Checks the prefix and checksum around a prefixed token's body; returns the prefix's
+    /// length.
+    fn check_wrapping(&self, bytes: &[u8]) -> Result<usize, TokenError> {
         let prefix_len = bytes
             .len()
             .checked_sub(TOKEN_LEN + 1 + CHECKSUM_LEN)
@@ -218,14 +228,14 @@ impl TokenFormat {
             _ => {}
         }
         let (signed, sum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
-        if rest.get(TOKEN_LEN) != Some(&CHECKSUM_SEPARATOR) || sum != checksum(signed) {
+        // Decoding the 6 characters and comparing numbers is the same test as encoding the
+        // CRC and comparing text (each value has one 6-digit spelling), with less work.
+        if rest.get(TOKEN_LEN) != Some(&CHECKSUM_SEPARATOR)
+            || decode_checksum(sum) != Some(crc32fast::hash(signed))
+        {
             return Err(MALFORMED);
         }
-        // The prefix is ASCII, so these are character boundaries; `get` refuses otherwise.
-        let body = s.get(prefix_len..prefix_len + TOKEN_LEN).ok_or(MALFORMED)?;
-        let (id, secret) = parse_body(body)?;
-        let prefix_len = u8::try_from(prefix_len).map_err(|_| MALFORMED)?;
-        Ok((prefix_len, id, secret))
+        Ok(prefix_len)
     }
 }
 
@@ -298,6 +308,7 @@ pub(super) fn check_prefix(prefix: &[u8]) -> Result<(), &'static str> {
 }
 
 /// Parses `<22 base64url chars>.<43 base64url chars>`.
+#[inline]
 pub(super) fn parse_body(s: &str) -> Result<(SessionId, [u8; SECRET_BYTES]), TokenError> {
     if s.len() != TOKEN_LEN {
         return Err(MALFORMED);
@@ -321,3 +332,32 @@ pub(super) fn checksum(signed: &[u8]) -> [u8; CHECKSUM_LEN] {
     }
     out
 }
+
+/// The number a checksum spells ([`checksum`] backwards): `None` if a character is not a
+/// base62 digit or the number does not fit a CRC-32.
+#[inline]
+pub(super) fn decode_checksum(sum: &[u8]) -> Option<u32> {
+    let mut n: u64 = 0;
+    let mut invalid = 0u8;
+    for &c in sum {
+        let digit = BASE62_DIGITS[usize::from(c)];
+        invalid |= digit;
+        n = n * 62 + u64::from(digit & 0x3f);
+    }
+    // Non-digits map to 0x40 and above (0xff), digits below 62.
+    match invalid & 0x40 {
+        0 => u32::try_from(n).ok(),
+        _ => None,
+    }
+}
+
+/// The value of each byte as a base62 digit, or 0xff.
+const BASE62_DIGITS: [u8; 256] = {
+    let mut table = [0xff_u8; 256];
+    let mut i = 0;
+    while i < BASE62.len() {
+        table[BASE62[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};

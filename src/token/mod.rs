@@ -53,6 +53,8 @@ use crate::error::{RandomnessError, TokenError};
 mod format;
 
 use format::checksum;
+#[cfg(test)]
+use format::decode_checksum;
 pub use format::{InvalidTokenPrefix, TokenFormat};
 
 const ID_BYTES: usize = 16;
@@ -504,6 +506,14 @@ mod tests {
         assert_eq!(n, 0xCBF4_3926);
         // 0xCBF43926 in base62 (0-9A-Za-z), computed independently.
         assert_eq!(&checksum(b"123456789"), b"3jZRME");
+        // Decoding is the inverse, and refuses what no CRC-32 spells.
+        assert_eq!(decode_checksum(b"3jZRME"), Some(0xCBF4_3926));
+        assert_eq!(decode_checksum(b"000000"), Some(0));
+        assert_eq!(decode_checksum(b"4gfFC3"), Some(u32::MAX));
+        assert_eq!(decode_checksum(b"4gfFC4"), None, "2^32 does not fit");
+        assert_eq!(decode_checksum(b"zzzzzz"), None);
+        assert_eq!(decode_checksum(b"3jZRM-"), None);
+        assert_eq!(decode_checksum(b"3jZRM\xff"), None);
         assert_eq!(&checksum(b""), b"000000");
     }
 
