@@ -210,6 +210,11 @@ impl<U: User + Clone + 'static> LogoutRequest<U> {
 }
 
 impl<U> CurrentSession<U> {
+    /// `session`, validated by `http`.
+    pub(crate) fn new(session: Session, http: HttpAuth<U>) -> Self {
+        Self { session, http }
+    }
+
     /// The [`HttpAuth`] the session was validated with.
     pub fn http(&self) -> &HttpAuth<U> {
         &self.http
@@ -266,26 +271,15 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
     }
 
     /// [`current_session`](Self::current_session) when it needs no I/O and no wait (see
-    /// the core's immediate validate); `None` when it would, and then the
-    /// async path decides afresh.
+    /// the core's immediate validate); `None` when it would, and then
+    /// [`current_session_async`](Self::current_session_async) decides afresh.
     #[cfg_attr(not(feature = "actix-web"), allow(dead_code))]
     pub(crate) fn current_session_now(
         &self,
         request: &(impl RequestHead + ?Sized),
     ) -> Option<Result<CurrentSession<U>, Rejection>> {
-        let token = match self.find_token_borrowed(request) {
-            Ok(Some(token)) => token,
-            Ok(None) => return Some(Err(Rejection::Auth(crate::Error::MissingToken))),
-            Err(rejection) => return Some(Err(rejection)),
-        };
-        let outcome = self.validate_session_now(&token)?;
-        if let Err(rejection) = &outcome {
-            self.note_token_failure(request, rejection);
-        }
-        Some(outcome.map(|session| CurrentSession {
-            session,
-            http: self.clone(),
-        }))
+        let outcome = self.session_now(request)?;
+        Some(outcome.map(|session| CurrentSession::new(session, self.clone())))
     }
 
     /// What [`current_session`](Self::current_session) does once
@@ -296,14 +290,41 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         &self,
         request: &(impl RequestHead + Sync + ?Sized),
     ) -> Result<CurrentSession<U>, Rejection> {
+        let session = self.session_async(request).await?;
+        Ok(CurrentSession::new(session, self.clone()))
+    }
+
+    /// The session of `request` ([`validate_session`](Self::validate_session)) when it
+    /// needs no I/O and no wait; `None` when it would, and then
+    /// [`session_async`](Self::session_async) decides afresh. An answer here is returned
+    /// by value through no future, so an extractor can build its value in place.
+    pub(crate) fn session_now(
+        &self,
+        request: &(impl RequestHead + ?Sized),
+    ) -> Option<Result<Session, Rejection>> {
+        let token = match self.find_token_borrowed(request) {
+            Ok(Some(token)) => token,
+            Ok(None) => return Some(Err(Rejection::Auth(crate::Error::MissingToken))),
+            Err(rejection) => return Some(Err(rejection)),
+        };
+        let outcome = self.validate_session_now(&token)?;
+        if let Err(rejection) = &outcome {
+            self.note_token_failure(request, rejection);
+        }
+        Some(outcome)
+    }
+
+    /// [`validate_session`](Self::validate_session) once [`session_now`](Self::session_now)
+    /// could not answer: the core's async validate, without trying the immediate path
+    /// again.
+    pub(crate) async fn session_async(
+        &self,
+        request: &(impl RequestHead + Sync + ?Sized),
+    ) -> Result<Session, Rejection> {
         let token = self
             .find_token_borrowed(request)?
             .ok_or(Rejection::Auth(crate::Error::MissingToken))?;
-        let session = self.validate_session_async(request, &token).await?;
-        Ok(CurrentSession {
-            session,
-            http: self.clone(),
-        })
+        self.validate_session_async(request, &token).await
     }
 
     /// The [`SecondFactorSession`] of `request`.
