@@ -8,8 +8,9 @@
 //! `require_scope`; `raw` (servers only) is the bare query. Criterion measures each; then the
 //! same cases run again interleaved (rounds in rotating order, median of the rounds), which
 //! holds up better than back-to-back figures when other work shares the machine, and the
-//! bench prints those medians and the ratios the issue names: `api_token / session` (target
-//! ≤ 1.05 on memory) and `api_token / raw` (target ≤ 1.1 on PostgreSQL and Redis).
+//! bench prints those medians and the ratios the issue names, each the median of the rounds'
+//! own ratios: `api_token / session` (target ≤ 1.05 on memory) and `api_token / raw` (target
+//! ≤ 1.1 on PostgreSQL and Redis).
 //!
 //! `cargo bench --bench api_tokens --features postgres,redis`. Needs the servers of the live
 //! tests (`KEYCARD_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`;
@@ -87,13 +88,13 @@ type Case<'a> = (
 );
 
 /// Runs `cases` interleaved: `rounds` rounds, each timing `per_round` calls of every case in
-/// a rotating order; returns each case's median time per call.
+/// a rotating order; returns each case's time per call in every round.
 fn interleaved(
     rt: &tokio::runtime::Runtime,
     cases: &[Case<'_>],
     rounds: usize,
     per_round: usize,
-) -> Vec<(String, Duration)> {
+) -> Vec<(String, Vec<Duration>)> {
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); cases.len()];
     for round in 0..rounds {
         for k in 0..cases.len() {
@@ -111,30 +112,46 @@ fn interleaved(
     cases
         .iter()
         .zip(samples)
-        .map(|((name, _), mut s)| {
-            s.sort();
-            ((*name).to_owned(), s[s.len() / 2])
-        })
+        .map(|((name, _), s)| ((*name).to_owned(), s))
         .collect()
 }
 
-fn report(backend: &str, medians: &[(String, Duration)]) {
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Prints each case's median time per call and the ratios the issue names, each the median
+/// of the rounds' own ratios: the two cases of one round ran seconds apart, so a machine that
+/// speeds up or slows down between rounds moves both alike.
+fn report(backend: &str, rounds: &[(String, Vec<Duration>)]) {
     let get = |name: &str| {
-        medians
+        rounds
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(_, d)| d.as_secs_f64())
+            .map(|(_, d)| d.as_slice())
     };
-    let cells: Vec<String> = medians
+    let ratio = |a: &[Duration], b: &[Duration]| {
+        median(
+            a.iter()
+                .zip(b)
+                .map(|(a, b)| a.as_secs_f64() / b.as_secs_f64())
+                .collect(),
+        )
+    };
+    let cells: Vec<String> = rounds
         .iter()
-        .map(|(n, d)| format!("{n} {:.3} µs", d.as_secs_f64() * 1e6))
+        .map(|(n, d)| {
+            let us = median(d.iter().map(|d| d.as_secs_f64() * 1e6).collect());
+            format!("{n} {us:.3} µs")
+        })
         .collect();
     let mut line = format!("{backend} interleaved medians: {}", cells.join(", "));
     if let (Some(api), Some(session)) = (get("api_token"), get("session")) {
-        line.push_str(&format!("; api_token/session {:.3}", api / session));
+        line.push_str(&format!("; api_token/session {:.3}", ratio(api, session)));
     }
     if let (Some(api), Some(raw)) = (get("api_token"), get("raw")) {
-        line.push_str(&format!("; api_token/raw {:.3}", api / raw));
+        line.push_str(&format!("; api_token/raw {:.3}", ratio(api, raw)));
     }
     println!("{line}");
 }

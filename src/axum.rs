@@ -286,11 +286,17 @@ impl<U> FromRef<HttpAuth<U>> for RequestRules {
 
 /// The request's head as the neutral layer reads it; the peer from `ConnectInfo`.
 fn head(parts: &Parts) -> HttpHead<'_> {
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
-    HttpHead::new(&parts.method, &parts.headers, &parts.uri, peer)
+    HttpHead::with_peer_in(
+        &parts.method,
+        &parts.headers,
+        &parts.uri,
+        &parts.extensions,
+        |extensions| {
+            extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip())
+        },
+    )
 }
 
 impl<S, U> FromRequestParts<S> for CurrentUser<U>

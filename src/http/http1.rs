@@ -1,8 +1,9 @@
 //! [`RequestHead`] over the `http` crate's types, shared by the axum and tower adapters.
 
+use std::fmt;
 use std::net::IpAddr;
 
-use http::{HeaderMap, Method, Uri};
+use http::{Extensions, HeaderMap, Method, Uri};
 
 use super::RequestHead;
 
@@ -13,10 +14,30 @@ pub(crate) struct HttpHead<'a> {
     method: &'a Method,
     headers: &'a HeaderMap,
     uri: &'a Uri,
-    peer: Option<IpAddr>,
+    peer: Peer<'a>,
+}
+
+/// Where [`HttpHead`] gets the peer's address.
+#[derive(Clone, Copy)]
+enum Peer<'a> {
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    Known(Option<IpAddr>),
+    /// Looked up in the request's extensions when asked for: most requests never need it
+    /// (a valid token with no touch due), and the lookup is a map search.
+    InExtensions(&'a Extensions, fn(&Extensions) -> Option<IpAddr>),
+}
+
+impl fmt::Debug for Peer<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Known(ip) => write!(f, "{ip:?}"),
+            Self::InExtensions(..) => f.write_str("(in the request's extensions)"),
+        }
+    }
 }
 
 impl<'a> HttpHead<'a> {
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
     pub(crate) fn new(
         method: &'a Method,
         headers: &'a HeaderMap,
@@ -27,7 +48,25 @@ impl<'a> HttpHead<'a> {
             method,
             headers,
             uri,
-            peer,
+            peer: Peer::Known(peer),
+        }
+    }
+
+    /// As [`new`](Self::new), with the peer's address found by `lookup` in `extensions`
+    /// if and when it is asked for.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn with_peer_in(
+        method: &'a Method,
+        headers: &'a HeaderMap,
+        uri: &'a Uri,
+        extensions: &'a Extensions,
+        lookup: fn(&Extensions) -> Option<IpAddr>,
+    ) -> Self {
+        Self {
+            method,
+            headers,
+            uri,
+            peer: Peer::InExtensions(extensions, lookup),
         }
     }
 }
@@ -45,10 +84,12 @@ impl RequestHead for HttpHead<'_> {
     /// One map lookup, without boxing an iterator: the extractors read `Authorization` on
     /// every request.
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get_all(name)
-            .iter()
-            .find_map(|value| value.to_str().ok())
+        // The one header read on every request, by its constant name: no name parse.
+        let values = match name {
+            "authorization" => self.headers.get_all(http::header::AUTHORIZATION),
+            _ => self.headers.get_all(name),
+        };
+        values.iter().find_map(|value| value.to_str().ok())
     }
 
     fn method(&self) -> &str {
@@ -60,7 +101,10 @@ impl RequestHead for HttpHead<'_> {
     }
 
     fn peer_ip(&self) -> Option<IpAddr> {
-        self.peer
+        match self.peer {
+            Peer::Known(ip) => ip,
+            Peer::InExtensions(extensions, lookup) => lookup(extensions),
+        }
     }
 }
 

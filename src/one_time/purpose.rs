@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use smol_str::SmolStr;
-use subtle::ConstantTimeEq;
 
 use crate::user::User;
 
@@ -248,7 +247,7 @@ impl Binding {
 impl PartialEq for Binding {
     /// Constant time.
     fn eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
+        crate::token::digests_equal(&self.0, &other.0)
     }
 }
 
