@@ -18,11 +18,8 @@ use crate::http::{HttpAuth, RequestRules, Response};
 
 /// The registered [`HttpAuth<U>`], plain or in `web::Data`.
 pub(super) fn http_auth<U: 'static>(req: &HttpRequest) -> Result<HttpAuth<U>, ::actix_web::Error> {
-    if let Some(http) = req.app_data::<HttpAuth<U>>() {
+    if let Some(http) = registered_http_auth::<U>(req) {
         return Ok(http.clone());
-    }
-    if let Some(http) = req.app_data::<Data<HttpAuth<U>>>() {
-        return Ok(HttpAuth::clone(http));
     }
     let name = type_name::<HttpAuth<U>>();
     report_once::<HttpAuth<U>>(|| {
@@ -36,6 +33,13 @@ pub(super) fn http_auth<U: 'static>(req: &HttpRequest) -> Result<HttpAuth<U>, ::
         )
     });
     Err(Misconfigured.into())
+}
+
+/// The registered [`HttpAuth<U>`] by reference, if there is one; the caller clones only
+/// what it keeps. [`http_auth`] reports a missing one.
+pub(super) fn registered_http_auth<U: 'static>(req: &HttpRequest) -> Option<&HttpAuth<U>> {
+    req.app_data::<HttpAuth<U>>()
+        .or_else(|| req.app_data::<Data<HttpAuth<U>>>().map(Data::get_ref))
 }
 
 /// The registered [`RequestRules`], plain or in `web::Data`.

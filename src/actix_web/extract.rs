@@ -16,7 +16,7 @@ use ::actix_web::{FromRequest, HttpRequest};
 use futures_util::future::Either;
 
 use super::body::body_bytes;
-use super::config::http_auth;
+use super::config::{http_auth, registered_http_auth};
 use super::{AuthRejection, LocalFuture};
 use crate::api_tokens::RequiredScope;
 use crate::http::{
@@ -110,10 +110,10 @@ impl<U: User + Clone + 'static> FromRequest for CurrentSession<U> {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         // Most validates need no I/O (a memory store, a cached session not due for a touch):
         // answered at once, without cloning the request or boxing a future.
-        if let Ok(http) = http_auth::<U>(req) {
+        if let Some(http) = registered_http_auth::<U>(req) {
             if let Some(outcome) = http.current_session_now(&Head::new(req)) {
                 let outcome =
-                    outcome.map_err(|rejection| AuthRejection::new(&http, rejection).into());
+                    outcome.map_err(|rejection| AuthRejection::new(http, rejection).into());
                 return Either::Left(ready(outcome));
             }
         }
