@@ -342,14 +342,8 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AuthRejection> {
         let http = HttpAuth::<U>::from_ref(state);
-        let head = head(parts);
-        // Most validates need no I/O: answered at once, the session moves through no
-        // future; and the state's copy of the HTTP layer moves into the extractor.
-        let outcome = match http.session_now(&head) {
-            Some(outcome) => outcome,
-            None => http.session_async(&head).await,
-        };
-        match outcome {
+        // The state's copy of the HTTP layer moves into the extractor: no second count.
+        match http.validate_session(&head(parts)).await {
             Ok(session) => Ok(CurrentSession::new(session, http)),
             Err(rejection) => Err(AuthRejection::new(&http, rejection)),
         }

@@ -20,8 +20,8 @@ use super::config::{http_auth, registered_http_auth};
 use super::{AuthRejection, LocalFuture};
 use crate::api_tokens::RequiredScope;
 use crate::http::{
-    CurrentSession, CurrentUser, InteractiveSession, LoginRequest, LogoutRequest, RequestHead,
-    RequireScope, SecondFactorSession,
+    CurrentSession, CurrentUser, HttpAuth, InteractiveSession, LoginRequest, LogoutRequest,
+    Rejection, RequestHead, RequireScope, SecondFactorSession,
 };
 use crate::session::ClientInfo;
 use crate::user::User;
@@ -89,16 +89,28 @@ impl RequestHead for Head<'_> {
     }
 }
 
+/// The boxed future of an extractor whose `step` may need I/O: `step` runs on the
+/// registered [`HttpAuth`] and the request's head, and a rejection is rendered in the
+/// protocol's shape.
+fn boxed_extract<U: 'static, T: 'static>(
+    req: &HttpRequest,
+    step: impl AsyncFnOnce(&HttpAuth<U>, &Head<'_>) -> Result<T, Rejection> + 'static,
+) -> LocalFuture<T> {
+    let req = req.clone();
+    Box::pin(async move {
+        let http = http_auth::<U>(&req)?;
+        let outcome = step(&http, &Head::new(&req)).await;
+        outcome.map_err(|rejection| AuthRejection::new(&http, rejection).into())
+    })
+}
+
 impl<U: User + Clone + 'static> FromRequest for CurrentUser<U> {
     type Error = ::actix_web::Error;
     type Future = LocalFuture<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let http = http_auth::<U>(&req)?;
-            let outcome = http.current_user(&Head::new(&req)).await;
-            outcome.map_err(|rejection| AuthRejection::new(&http, rejection).into())
+        boxed_extract(req, async |http: &HttpAuth<U>, head: &Head<'_>| {
+            http.current_user(head).await
         })
     }
 }
@@ -117,12 +129,10 @@ impl<U: User + Clone + 'static> FromRequest for CurrentSession<U> {
                 return Either::Left(ready(outcome));
             }
         }
-        let req = req.clone();
-        Either::Right(Box::pin(async move {
-            let http = http_auth::<U>(&req)?;
-            let outcome = http.current_session_async(&Head::new(&req)).await;
-            outcome.map_err(|rejection| AuthRejection::new(&http, rejection).into())
-        }))
+        Either::Right(boxed_extract(
+            req,
+            async |http: &HttpAuth<U>, head: &Head<'_>| http.current_session_async(head).await,
+        ))
     }
 }
 
@@ -131,11 +141,8 @@ impl<U: User + Clone + 'static> FromRequest for SecondFactorSession<U> {
     type Future = LocalFuture<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let http = http_auth::<U>(&req)?;
-            let outcome = http.second_factor_session(&Head::new(&req)).await;
-            outcome.map_err(|rejection| AuthRejection::new(&http, rejection).into())
+        boxed_extract(req, async |http: &HttpAuth<U>, head: &Head<'_>| {
+            http.second_factor_session(head).await
         })
     }
 }
@@ -145,11 +152,8 @@ impl<U: User + Clone + 'static, S: RequiredScope> FromRequest for RequireScope<U
     type Future = LocalFuture<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let http = http_auth::<U>(&req)?;
-            let outcome = http.require_scope_of::<S>(&Head::new(&req)).await;
-            outcome.map_err(|rejection| AuthRejection::new(&http, rejection).into())
+        boxed_extract(req, async |http: &HttpAuth<U>, head: &Head<'_>| {
+            http.require_scope_of::<S>(head).await
         })
     }
 }
@@ -159,11 +163,8 @@ impl<U: User + Clone + 'static> FromRequest for InteractiveSession<U> {
     type Future = LocalFuture<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let http = http_auth::<U>(&req)?;
-            let outcome = http.interactive_session(&Head::new(&req)).await;
-            outcome.map_err(|rejection| AuthRejection::new(&http, rejection).into())
+        boxed_extract(req, async |http: &HttpAuth<U>, head: &Head<'_>| {
+            http.interactive_session(head).await
         })
     }
 }

@@ -264,10 +264,7 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         request: &(impl RequestHead + Sync + ?Sized),
     ) -> Result<CurrentSession<U>, Rejection> {
         let session = self.validate_session(request).await?;
-        Ok(CurrentSession {
-            session,
-            http: self.clone(),
-        })
+        Ok(CurrentSession::new(session, self.clone()))
     }
 
     /// [`current_session`](Self::current_session) when it needs no I/O and no wait (see
@@ -292,39 +289,6 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
     ) -> Result<CurrentSession<U>, Rejection> {
         let session = self.session_async(request).await?;
         Ok(CurrentSession::new(session, self.clone()))
-    }
-
-    /// The session of `request` ([`validate_session`](Self::validate_session)) when it
-    /// needs no I/O and no wait; `None` when it would, and then
-    /// [`session_async`](Self::session_async) decides afresh. An answer here is returned
-    /// by value through no future, so an extractor can build its value in place.
-    pub(crate) fn session_now(
-        &self,
-        request: &(impl RequestHead + ?Sized),
-    ) -> Option<Result<Session, Rejection>> {
-        let token = match self.find_token_borrowed(request) {
-            Ok(Some(token)) => token,
-            Ok(None) => return Some(Err(Rejection::Auth(crate::Error::MissingToken))),
-            Err(rejection) => return Some(Err(rejection)),
-        };
-        let outcome = self.validate_session_now(&token)?;
-        if let Err(rejection) = &outcome {
-            self.note_token_failure(request, rejection);
-        }
-        Some(outcome)
-    }
-
-    /// [`validate_session`](Self::validate_session) once [`session_now`](Self::session_now)
-    /// could not answer: the core's async validate, without trying the immediate path
-    /// again.
-    pub(crate) async fn session_async(
-        &self,
-        request: &(impl RequestHead + Sync + ?Sized),
-    ) -> Result<Session, Rejection> {
-        let token = self
-            .find_token_borrowed(request)?
-            .ok_or(Rejection::Auth(crate::Error::MissingToken))?;
-        self.validate_session_async(request, &token).await
     }
 
     /// The [`SecondFactorSession`] of `request`.
@@ -396,10 +360,7 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
             return Ok(None);
         };
         let session = self.validate_session_found(request, &token).await?;
-        Ok(Some(CurrentSession {
-            session,
-            http: self.clone(),
-        }))
+        Ok(Some(CurrentSession::new(session, self.clone())))
     }
 
     /// The [`LoginRequest`] of `request` with body `body`. Call

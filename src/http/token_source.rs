@@ -78,8 +78,9 @@ impl SessionToken {
     }
 }
 
-/// A token as found in a request, borrowed from it where it can be (a header), owned where it
-/// had to be decoded (a query parameter, a cookie); an owned copy is zeroized on drop.
+/// A token as found in a request, borrowed from it where it can be (a header, a cookie, a
+/// query parameter with nothing to decode), owned where it had to be decoded; an owned copy
+/// is zeroized on drop.
 pub(crate) struct FoundToken<'r> {
     text: Cow<'r, str>,
     pub(crate) origin: TokenOrigin,
@@ -278,7 +279,14 @@ impl TokenSource {
             .flat_map(cookie::Cookie::split_parse)
             .filter_map(Result::ok)
             .find(|c| c.name() == name && !c.value().is_empty())
-            .map(|c| FoundToken::new(Cow::Owned(c.value().to_owned()), TokenOrigin::Cookie))
+            .map(|c| {
+                // Parsed from the header's text, so the value borrows it (no copy).
+                let text = match c.value_raw() {
+                    Some(raw) => Cow::Borrowed(raw),
+                    None => Cow::Owned(c.value().to_owned()),
+                };
+                FoundToken::new(text, TokenOrigin::Cookie)
+            })
     }
 }
 
