@@ -6,6 +6,7 @@
 
 use std::alloc::System;
 use std::sync::Arc;
+use std::time::Duration;
 
 use keycard::api_tokens::{ApiTokens, NewApiToken};
 use keycard::store::{CacheOptions, CachedTokenStore, LocalChannel};
@@ -34,7 +35,7 @@ fn allocations() -> usize {
 /// validates, so a one-time allocation elsewhere (a lazily built runtime or tracing
 /// structure) does not count as one per validate, while one more per validate does.
 fn allocations_per_validate<T: TokenStore + 'static>(
-    make_tokens: impl FnOnce() -> T,
+    make_tokens: impl AsyncFnOnce() -> T,
     user_id: &str,
     agent: Option<&str>,
     api_token: bool,
@@ -43,11 +44,8 @@ fn allocations_per_validate<T: TokenStore + 'static>(
         .enable_all()
         .build()
         .expect("runtime");
-    // The cache spawns its listener: build the store inside the runtime.
-    let tokens = {
-        let _inside = runtime.enter();
-        make_tokens()
-    };
+    // Built inside the runtime: the cache spawns its listener there.
+    let tokens = runtime.block_on(make_tokens());
     let hasher = Argon2Hasher::insecure_for_tests();
     let users = Arc::new(MemoryUserStore::new());
     let phc = hasher.hash(PASSWORD.as_bytes()).expect("hash");
@@ -94,12 +92,20 @@ fn allocations_per_validate<T: TokenStore + 'static>(
 fn a_validate_allocates_only_the_strings_it_returns() {
     let uuid = "67e55044-10b1-426f-9247-bb680e5fe0c8";
     let agent = "Mozilla/5.0 (X11; Linux x86_64) keycard-test";
-    let cached = || {
-        CachedTokenStore::new(
+    let memory = async || MemoryTokenStore::new();
+    // Until its channel is connected the cache trusts nothing and every validate reads the
+    // store: wait for it, as a service does before it counts on the cache.
+    let cached = async || {
+        let tokens = CachedTokenStore::new(
             MemoryTokenStore::new(),
             LocalChannel::new(),
             CacheOptions::default(),
-        )
+        );
+        assert!(
+            tokens.wait_connected(Duration::from_secs(10)).await,
+            "the local channel connects"
+        );
+        tokens
     };
     // (user id, agent, strings the returned session holds on the heap)
     for (user_id, agent, strings) in [
@@ -110,7 +116,7 @@ fn a_validate_allocates_only_the_strings_it_returns() {
     ] {
         let case = format!("user id {user_id:?}, agent {agent:?}");
         assert_eq!(
-            allocations_per_validate(MemoryTokenStore::new, user_id, agent, false),
+            allocations_per_validate(memory, user_id, agent, false),
             strings,
             "memory store, {case}: the returned strings and nothing else"
         );
@@ -125,7 +131,7 @@ fn a_validate_allocates_only_the_strings_it_returns() {
             // An API token (no user agent) with its scope check: its name and scopes are
             // shared, never copied.
             assert_eq!(
-                allocations_per_validate(MemoryTokenStore::new, user_id, None, true),
+                allocations_per_validate(memory, user_id, None, true),
                 strings,
                 "memory store, API token, {case}"
             );
