@@ -106,25 +106,43 @@ fn interleaved(
     rounds: usize,
     per_round: usize,
 ) -> Vec<(String, Vec<Duration>)> {
-    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); cases.len()];
-    for round in 0..rounds {
-        for k in 0..cases.len() {
-            let i = (round + k) % cases.len();
-            let run = &cases[i].1;
-            let start = Instant::now();
-            rt.block_on(async {
-                for _ in 0..per_round {
-                    run().await;
-                }
-            });
-            samples[i].push(start.elapsed() / per_round as u32);
-        }
-    }
+    let samples = rotate(cases.len(), rounds, |i| {
+        let run = &cases[i].1;
+        let start = Instant::now();
+        rt.block_on(async {
+            for _ in 0..per_round {
+                run().await;
+            }
+        });
+        start.elapsed() / per_round as u32
+    });
     cases
         .iter()
         .zip(samples)
         .map(|((name, _), s)| ((*name).to_owned(), s))
         .collect()
+}
+
+/// `rounds` rounds over `cases` cases in a rotating order: `time(i)` times case `i` once;
+/// returns each case's times, a round each.
+fn rotate(
+    cases: usize,
+    rounds: usize,
+    mut time: impl FnMut(usize) -> Duration,
+) -> Vec<Vec<Duration>> {
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); cases];
+    for round in 0..rounds {
+        for k in 0..cases {
+            let i = (round + k) % cases;
+            samples[i].push(time(i));
+        }
+    }
+    samples
+}
+
+/// The median of `times`, in nanoseconds.
+fn median_ns(times: &[Duration]) -> f64 {
+    median(times.iter().map(|d| d.as_secs_f64() * 1e9).collect())
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -153,7 +171,7 @@ fn report(backend: &str, rounds: &[(String, Vec<Duration>)]) {
     let cells: Vec<String> = rounds
         .iter()
         .map(|(n, d)| {
-            let us = median(d.iter().map(|d| d.as_secs_f64() * 1e6).collect());
+            let us = median_ns(d) / 1e3;
             format!("{n} {us:.3} µs")
         })
         .collect();
@@ -196,38 +214,35 @@ fn components(
     let prefix_len = format.prefix().map_or(0, str::len);
     let body = &api[prefix_len..prefix_len + TOKEN_LEN];
     plain.parse(body).expect("a plain token");
-    let cases: [(&str, &dyn Fn()); 4] = [
-        ("parse plain", &|| {
+    // Each step alone, in this order: parse plain, parse prefixed, grant, scope.
+    let steps: [&dyn Fn(); 4] = [
+        &|| {
             black_box(plain.parse(black_box(body)).expect("plain"));
-        }),
-        ("parse prefixed", &|| {
+        },
+        &|| {
             black_box(format.parse(black_box(api)).expect("prefixed"));
-        }),
-        ("grant clone+drop", &|| {
+        },
+        &|| {
             black_box(black_box(&api_session.kind).clone());
-        }),
-        ("require_scope", &|| {
+        },
+        &|| {
             auth.require_scope(black_box(&api_session), black_box("notes:write"))
                 .expect("scope");
-        }),
+        },
     ];
     let per_round = 200_000;
-    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
-    for round in 0..41 {
-        for k in 0..cases.len() {
-            let i = (round + k) % cases.len();
-            let start = Instant::now();
-            for _ in 0..per_round {
-                (cases[i].1)();
-            }
-            samples[i].push(start.elapsed().as_secs_f64() * 1e9 / per_round as f64);
+    let samples = rotate(steps.len(), 41, |i| {
+        let start = Instant::now();
+        for _ in 0..per_round {
+            steps[i]();
         }
-    }
-    let ns: Vec<f64> = samples.into_iter().map(median).collect();
+        start.elapsed() / per_round
+    });
+    let ns: Vec<f64> = samples.iter().map(|s| median_ns(s)).collect();
     let session_ns = memory
         .iter()
         .find(|(n, _)| n == "session")
-        .map(|(_, d)| median(d.iter().map(|d| d.as_secs_f64() * 1e9).collect()))
+        .map(|(_, d)| median_ns(d))
         .expect("the session case");
     let share = |extra: f64| format!("{extra:.1} ns = {:.1} %", 100.0 * extra / session_ns);
     println!(

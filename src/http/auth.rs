@@ -173,38 +173,15 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         &self,
         request: &(impl RequestHead + Sync + ?Sized),
     ) -> Result<Session, Rejection> {
-        // Most validates need no I/O (a memory store, or a cached session not due for a
-        // touch): answered at once, the session moves through no future.
-        match self.session_now(request) {
-            Some(outcome) => outcome,
-            None => self.session_async(request).await,
-        }
-    }
-
-    /// [`validate_session`](Self::validate_session) when it needs no I/O and no wait;
-    /// `None` when it would, and then [`session_async`](Self::session_async) decides afresh.
-    pub(crate) fn session_now(
-        &self,
-        request: &(impl RequestHead + ?Sized),
-    ) -> Option<Result<Session, Rejection>> {
-        let token = match self.find_token_borrowed(request) {
-            Ok(Some(token)) => token,
-            Ok(None) => return Some(Err(Rejection::Auth(Error::MissingToken))),
-            Err(rejection) => return Some(Err(rejection)),
-        };
-        self.validate_session_found_now(request, &token)
-    }
-
-    /// [`validate_session`](Self::validate_session) once [`session_now`](Self::session_now)
-    /// could not answer: the core's async validate, without trying the immediate path again.
-    pub(crate) async fn session_async(
-        &self,
-        request: &(impl RequestHead + Sync + ?Sized),
-    ) -> Result<Session, Rejection> {
         let token = self
             .find_token_borrowed(request)?
             .ok_or(Rejection::Auth(Error::MissingToken))?;
-        self.validate_session_async(request, &token).await
+        // Most validates need no I/O (a memory store, or a cached session not due for a
+        // touch): answered at once, the session moves through no inner future.
+        match self.validate_session_found_now(request, &token) {
+            Some(outcome) => outcome,
+            None => self.validate_session_async(request, &token).await,
+        }
     }
 
     /// Validates `token`, found in `request`, with the request's client address asked for
@@ -233,21 +210,9 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         Some(outcome.map_err(Rejection::from))
     }
 
-    /// As [`validate_found`](Self::validate_found), without a user lookup.
-    pub(super) async fn validate_session_found(
-        &self,
-        request: &(impl RequestHead + Sync + ?Sized),
-        token: &str,
-    ) -> Result<Session, Rejection> {
-        match self.validate_session_found_now(request, token) {
-            Some(outcome) => outcome,
-            None => self.validate_session_async(request, token).await,
-        }
-    }
-
     /// [`validate_session_now`](Self::validate_session_now) of `token`, found in `request`;
     /// a failure is counted for the audit.
-    fn validate_session_found_now(
+    pub(super) fn validate_session_found_now(
         &self,
         request: &(impl RequestHead + ?Sized),
         token: &str,
@@ -259,7 +224,7 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         Some(outcome)
     }
 
-    /// As [`validate_session_found`](Self::validate_session_found) once
+    /// As [`validate_session`](Self::validate_session) once
     /// [`validate_session_now`](Self::validate_session_now) could not answer: the core's
     /// async validate (a store round trip, or a touch that is due).
     pub(super) async fn validate_session_async(

@@ -275,7 +275,12 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         &self,
         request: &(impl RequestHead + ?Sized),
     ) -> Option<Result<CurrentSession<U>, Rejection>> {
-        let outcome = self.session_now(request)?;
+        let token = match self.find_token_borrowed(request) {
+            Ok(Some(token)) => token,
+            Ok(None) => return Some(Err(Rejection::Auth(crate::Error::MissingToken))),
+            Err(rejection) => return Some(Err(rejection)),
+        };
+        let outcome = self.validate_session_found_now(request, &token)?;
         Some(outcome.map(|session| CurrentSession::new(session, self.clone())))
     }
 
@@ -287,7 +292,10 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         &self,
         request: &(impl RequestHead + Sync + ?Sized),
     ) -> Result<CurrentSession<U>, Rejection> {
-        let session = self.session_async(request).await?;
+        let token = self
+            .find_token_borrowed(request)?
+            .ok_or(Rejection::Auth(crate::Error::MissingToken))?;
+        let session = self.validate_session_async(request, &token).await?;
         Ok(CurrentSession::new(session, self.clone()))
     }
 
@@ -356,11 +364,12 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         &self,
         request: &(impl RequestHead + Sync + ?Sized),
     ) -> Result<Option<CurrentSession<U>>, Rejection> {
-        let Some(token) = self.find_token_borrowed(request)? else {
-            return Ok(None);
-        };
-        let session = self.validate_session_found(request, &token).await?;
-        Ok(Some(CurrentSession::new(session, self.clone())))
+        match self.validate_session(request).await {
+            Ok(session) => Ok(Some(CurrentSession::new(session, self.clone()))),
+            // Only a request without a token is refused as missing one.
+            Err(Rejection::Auth(crate::Error::MissingToken)) => Ok(None),
+            Err(rejection) => Err(rejection),
+        }
     }
 
     /// The [`LoginRequest`] of `request` with body `body`. Call

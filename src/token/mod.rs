@@ -337,6 +337,7 @@ fn decode_exact<const N: usize>(s: &str, len: usize) -> Result<[u8; N], TokenErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn digests_equal_tells_every_byte() {
@@ -350,7 +351,6 @@ mod tests {
             }
         }
     }
-    use proptest::prelude::*;
 
     #[test]
     fn generated_tokens_round_trip_and_differ() {

@@ -30,6 +30,10 @@ async fn maybe(me: Option<CurrentUser<UserRecord>>) -> String {
     me.map_or_else(|| "anonymous".to_owned(), |me| me.user.email)
 }
 
+async fn maybe_session(s: Option<CurrentSession<UserRecord>>) -> String {
+    s.map_or_else(|| "anonymous".to_owned(), |s| s.session.user_id.to_string())
+}
+
 /// The contract app's routes, configured with `app_data`.
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/login", web::post().to(login))
@@ -37,7 +41,8 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/me", web::get().to(me))
         .route("/me", web::post().to(me))
         .route("/session", web::get().to(session))
-        .route("/maybe", web::get().to(maybe));
+        .route("/maybe", web::get().to(maybe))
+        .route("/maybe_session", web::get().to(maybe_session));
 }
 
 /// Sends through an initialized actix-web service, in process.

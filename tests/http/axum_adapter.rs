@@ -70,6 +70,10 @@ async fn maybe(u: Option<CurrentUser<UserRecord>>) -> String {
     u.map_or_else(|| "anonymous".to_owned(), |u| u.user.email)
 }
 
+async fn maybe_session(s: Option<CurrentSession<UserRecord>>) -> String {
+    s.map_or_else(|| "anonymous".to_owned(), |s| s.session.user_id.to_string())
+}
+
 /// A handler that decides itself what each rejection means.
 async fn typed(me: Result<CurrentUser<UserRecord>, AuthRejection>) -> axum::response::Response {
     match me {
@@ -91,6 +95,7 @@ fn contract_app(http: HttpAuth<UserRecord>) -> Router {
             .route("/me", get(user).post(user))
             .route("/session", get(session))
             .route("/maybe", get(maybe))
+            .route("/maybe_session", get(maybe_session))
             .route("/typed", get(typed)),
     )
     .with_state(http)

@@ -8,7 +8,9 @@
 //! - `POST /login` (the login extractor), `DELETE /logout` (the logout extractor);
 //! - `GET /me` and `POST /me`: the user's email (the user extractor);
 //! - `GET /session`: the session's user id (the session-only extractor);
-//! - `GET /maybe`: the email, or `anonymous` without a token (`Option` of the user extractor).
+//! - `GET /maybe`: the email, or `anonymous` without a token (`Option` of the user extractor);
+//! - `GET /maybe_session`: the session's user id, or `anonymous` without a token (`Option` of
+//!   the session-only extractor).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -217,20 +219,32 @@ pub(crate) async fn validation_contract(fixture: &Fixture, client: &impl Client)
 }
 
 #[cfg(any(feature = "axum", feature = "actix-web"))]
-/// `Option` of the user extractor: `None` without a token, the user with a live one; a bad
-/// token is a rejection where the framework lets the adapter say so (`bad_token_rejected`),
-/// `None` where its `Option` rule swallows every error (actix-web).
+/// `Option` of the user and session extractors: `None` without a token, the user or session
+/// with a live one; a bad token is a rejection where the framework lets the adapter say so
+/// (`bad_token_rejected`), `None` where its `Option` rule swallows every error (actix-web).
 pub(crate) async fn optional_contract(client: &impl Client, bad_token_rejected: bool) {
-    let res = client.send(Req::get("/maybe")).await;
-    assert_eq!((res.status, res.body.as_str()), (200, "anonymous"));
     let token = login(client).await;
-    let res = client.send(Req::get("/maybe").bearer(&token)).await;
-    assert_eq!((res.status, res.body.as_str()), (200, EMAIL));
-    let res = client.send(Req::get("/maybe").bearer("garbage")).await;
-    if bad_token_rejected {
-        res.assert_problem(401, "invalid_token");
-    } else {
-        assert_eq!((res.status, res.body.as_str()), (200, "anonymous"));
+    let user_id = client.send(Req::get("/session").bearer(&token)).await.body;
+    assert!(!user_id.is_empty() && user_id != "anonymous");
+    for (path, owner) in [("/maybe", EMAIL), ("/maybe_session", user_id.as_str())] {
+        let res = client.send(Req::get(path)).await;
+        assert_eq!(
+            (res.status, res.body.as_str()),
+            (200, "anonymous"),
+            "{path}"
+        );
+        let res = client.send(Req::get(path).bearer(&token)).await;
+        assert_eq!((res.status, res.body.as_str()), (200, owner), "{path}");
+        let res = client.send(Req::get(path).bearer("garbage")).await;
+        if bad_token_rejected {
+            res.assert_problem(401, "invalid_token");
+        } else {
+            assert_eq!(
+                (res.status, res.body.as_str()),
+                (200, "anonymous"),
+                "{path}"
+            );
+        }
     }
 }
 
