@@ -11,6 +11,8 @@ pub(crate) mod down_store;
 #[cfg(any(feature = "axum", feature = "actix-web"))]
 pub(crate) mod log;
 #[cfg(any(feature = "axum", feature = "actix-web"))]
+pub(crate) mod real_hashing;
+#[cfg(any(feature = "axum", feature = "actix-web"))]
 pub(crate) mod server;
 #[cfg(feature = "smtp")]
 pub(crate) mod smtp_sink;
