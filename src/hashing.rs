@@ -24,7 +24,7 @@ const INITIAL_HASH_ESTIMATE: Duration = Duration::from_millis(10);
 /// the time a hash takes, divided by the slots) is within `max_wait`, and at most
 /// `max_queued` callers wait at all. Beyond that, [`Error::Overloaded`] at once, with the
 /// expected wait as `retry_after`. The time a hash takes is learned from the hashes the pool
-/// runs (a moving average), so the queue is as long as the machine can drain in `max_wait`.
+/// runs ([`HashTime`]), so the queue is as long as the machine can drain in `max_wait`.
 pub(crate) struct HashPool {
     hasher: Arc<dyn PasswordHasher>,
     permits: Arc<Semaphore>,
@@ -32,8 +32,8 @@ pub(crate) struct HashPool {
     queued: AtomicUsize,
     max_queued: usize,
     max_wait: Duration,
-    /// Moving average of one run's duration, in nanoseconds.
-    hash_nanos: Arc<AtomicU64>,
+    /// What one run takes, learned from the runs.
+    hash_time: Arc<HashTime>,
 }
 
 impl HashPool {
@@ -50,16 +50,13 @@ impl HashPool {
             queued: AtomicUsize::new(0),
             max_queued,
             max_wait,
-            hash_nanos: Arc::new(AtomicU64::new(UNMEASURED)),
+            hash_time: Arc::new(HashTime::default()),
         }
     }
 
     /// The learned time one hash takes.
     pub(crate) fn hash_estimate(&self) -> Duration {
-        match self.hash_nanos.load(Ordering::Relaxed) {
-            UNMEASURED => INITIAL_HASH_ESTIMATE,
-            measured => Duration::from_nanos(measured),
-        }
+        self.hash_time.estimate()
     }
 
     /// How long a caller joining a queue of `queued` would wait for a slot.
@@ -127,14 +124,14 @@ impl HashPool {
                     })?
             }
         };
-        let estimate = Arc::clone(&self.hash_nanos);
+        let hash_time = Arc::clone(&self.hash_time);
         handle
             .spawn_blocking(move || {
                 let _permit = permit;
                 let started = Instant::now();
                 let done = work(&*hasher);
                 let took = started.elapsed();
-                learn(&estimate, took);
+                hash_time.learn(took);
                 warn_if_unoptimised(took);
                 done
             })
@@ -171,17 +168,47 @@ fn warn_once_if_slow(warned: &std::sync::atomic::AtomicBool, took: Duration) {
     }
 }
 
-/// Folds one run's duration into the moving average (weight 1/8: a few hashes adapt it to a
-/// new machine or load, one outlier moves it little). Races between runs lose a sample at
-/// worst.
-fn learn(estimate: &AtomicU64, took: Duration) {
-    let old = estimate.load(Ordering::Relaxed);
-    let sample = nanos(took).max(1);
-    let new = match old {
-        UNMEASURED => sample,
-        old => old - old / 8 + sample / 8,
-    };
-    estimate.store(new.max(1), Ordering::Relaxed);
+/// How many runs the learned hash time averages over: the first ones' plain mean, then a
+/// moving average with this weight's inverse (1/8: a few hashes adapt it to a new machine or
+/// load, one outlier moves it little).
+const LEARNING_WINDOW: u64 = 8;
+
+/// What one hash takes, learned from the runs: the mean of the first
+/// [`LEARNING_WINDOW`] runs, then a moving average over about as many. The first run of a
+/// fresh instance is often slow (a cold start, a machine busy starting it); as one sample
+/// among the first eight it moves the estimate as much as any other, where a moving average
+/// seeded with it would keep it high, and refuse bursts the machine can serve, for dozens of
+/// runs. Races between runs lose a sample at worst.
+#[derive(Default)]
+struct HashTime {
+    /// The estimate in nanoseconds; [`UNMEASURED`] before the first run.
+    nanos: AtomicU64,
+    /// Runs timed so far (saturating).
+    runs: AtomicU64,
+}
+
+impl HashTime {
+    fn estimate(&self) -> Duration {
+        match self.nanos.load(Ordering::Relaxed) {
+            UNMEASURED => INITIAL_HASH_ESTIMATE,
+            measured => Duration::from_nanos(measured),
+        }
+    }
+
+    /// Folds one run's duration in.
+    fn learn(&self, took: Duration) {
+        let runs = self
+            .runs
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1)
+            .min(LEARNING_WINDOW);
+        let sample = nanos(took).max(1);
+        let new = match self.nanos.load(Ordering::Relaxed) {
+            UNMEASURED => sample,
+            old => old - old / runs + sample / runs,
+        };
+        self.nanos.store(new.max(1), Ordering::Relaxed);
+    }
 }
 
 /// The estimate before the first hash was timed ([`INITIAL_HASH_ESTIMATE`] applies).
@@ -378,6 +405,33 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_slow_first_hash_counts_as_one_of_the_first_eight() {
+        let ms = Duration::from_millis;
+        let time = HashTime::default();
+        assert_eq!(time.estimate(), INITIAL_HASH_ESTIMATE);
+        time.learn(ms(200));
+        assert_eq!(time.estimate(), ms(200));
+        time.learn(ms(20));
+        assert_eq!(time.estimate(), ms(110));
+        for _ in 0..6 {
+            time.learn(ms(20));
+        }
+        // The mean of the eight, 42.5 ms. A moving average seeded with the first would still
+        // say 91 ms: with 2 slots and the default 2 s wait, it would admit a burst of 45
+        // logins where the mean admits 96.
+        let mean = time.estimate();
+        assert!(mean > ms(42) && mean < ms(43), "{mean:?}");
+        // Then a moving average: one outlier moves it by an eighth of the difference.
+        time.learn(ms(100));
+        let moved = time.estimate();
+        assert!(moved > ms(49) && moved < ms(50), "{moved:?}");
+        for _ in 0..64 {
+            time.learn(ms(20));
+        }
+        assert!(time.estimate() < ms(21), "{:?}", time.estimate());
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_queue_is_as_long_as_the_wait_allows_and_learns_the_hash_time() {
         let pool = Arc::new(HashPool::new(
@@ -386,7 +440,7 @@ mod tests {
             1000,
             Duration::from_millis(250),
         ));
-        pool.hash_nanos.store(100_000_000, Ordering::Relaxed); // 100 ms a hash
+        pool.hash_time.nanos.store(100_000_000, Ordering::Relaxed); // 100 ms a hash
         let (release, gate) = std::sync::mpsc::channel::<()>();
         let gate = Arc::new(std::sync::Mutex::new(gate));
         // One running and two waiting (100 ms and 200 ms behind): a third would wait 300 ms.

@@ -151,14 +151,18 @@ async fn a_registration_flood_from_one_address_is_429_and_logins_from_others_suc
     assert!(refused + created == flood.total(), "everything else is 429");
 }
 
-/// 40 logins from 40 addresses at the same instant on a 2-core machine all get in at the
-/// first try: the queue admits what it can drain within the hash wait (about 40 × 25 ms ÷ 2
-/// here), where the fixed 16-per-permit queue shed 4-6 of them.
+/// 40 logins from 40 addresses at the same instant get in at the first try as far as the
+/// machine can hash them within the queue's wait (2 s): on an unloaded 2-core machine
+/// (about 25 ms a hash, 40 × 25 ms ÷ 2 = 0.5 s) that is all 40, where the fixed
+/// 16-per-permit queue shed 4-6 of them. The rest get 503 with `Retry-After`, never more
+/// than a loaded machine makes necessary: the bound is worked out from the logins' own pace
+/// measured just before, so a host that another process keeps busy cannot fail the test
+/// for hashing slowly, only for refusing what it could have served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn forty_simultaneous_logins_from_forty_addresses_all_get_in_at_the_first_try() {
+async fn forty_simultaneous_logins_get_in_at_the_first_try_as_far_as_the_hash_wait_allows() {
     let server = Arc::new(start().await);
-    // Some logins first, as a running server has had: the pool learns what a hash costs from
-    // more than the registration's one (a moving average over about eight).
+    // Some logins first, as a running server has had: the pool learns what a hash costs, and
+    // so does the test.
     let mut warm_up = Vec::new();
     for _ in 0..8 {
         let started = Instant::now();
@@ -168,6 +172,15 @@ async fn forty_simultaneous_logins_from_forty_addresses_all_get_in_at_the_first_
         );
         warm_up.push(started.elapsed());
     }
+    warm_up.sort();
+    let pace = warm_up[warm_up.len() / 2];
+    // The pool runs one hash per core and queues what it expects to drain in 2 s: at this
+    // pace (a login's round trip, a little over its hash), with half again as margin for the
+    // burst's own hashes moving its estimate.
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let drainable = cores as u128 * Duration::from_secs(2).as_nanos() / (pace.as_nanos() * 3 / 2);
+    let must_get_in = usize::try_from(drainable).unwrap_or(usize::MAX).min(40);
+
     let start = Arc::new(tokio::sync::Barrier::new(40));
     let mut tasks = Vec::new();
     for n in 0..40u8 {
@@ -184,10 +197,20 @@ async fn forty_simultaneous_logins_from_forty_addresses_all_get_in_at_the_first_
             refused.push((reply.status, reply.header("retry-after").map(str::to_owned)));
         }
     }
-    assert!(
-        refused.is_empty(),
-        "refused at the first try: {refused:?}; the logins before the burst took {warm_up:?}"
+    eprintln!(
+        "40 logins at once: {} refused; a login took {pace:?} before (median of {warm_up:?}), \
+         so at least {must_get_in} must get in",
+        refused.len()
     );
+    assert!(
+        40 - refused.len() >= must_get_in,
+        "refused at the first try: {refused:?}; only {} got in where {must_get_in} could",
+        40 - refused.len()
+    );
+    for (status, retry_after) in &refused {
+        assert_eq!(*status, 503, "only the hashing queue refuses: {refused:?}");
+        assert!(retry_after.is_some(), "{refused:?}");
+    }
 }
 
 /// A token stolen from the owner (who logged in from .40) used from .41 to guess the
