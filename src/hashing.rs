@@ -183,7 +183,7 @@ const LEARNING_WINDOW: u64 = 8;
 struct HashTime {
     /// The estimate in nanoseconds; [`UNMEASURED`] before the first run.
     nanos: AtomicU64,
-    /// Runs timed so far (saturating).
+    /// Runs timed so far: how many the estimate averages, up to [`LEARNING_WINDOW`].
     runs: AtomicU64,
 }
 
