@@ -176,17 +176,10 @@ fn report(backend: &str, rounds: &[(String, Vec<Duration>)]) {
         })
         .collect();
     let mut line = format!("{backend} interleaved medians: {}", cells.join(", "));
-    if let (Some(api), Some(session)) = (get("api_token"), get("session")) {
-        line.push_str(&format!("; api_token/session {:.3}", ratio(api, session)));
-    }
-    if let (Some(api), Some(session)) = (get("api_token"), get("session_prefixed")) {
-        line.push_str(&format!(
-            "; api_token/session_prefixed {:.3}",
-            ratio(api, session)
-        ));
-    }
-    if let (Some(api), Some(raw)) = (get("api_token"), get("raw")) {
-        line.push_str(&format!("; api_token/raw {:.3}", ratio(api, raw)));
+    for base in ["session", "session_prefixed", "raw"] {
+        if let (Some(api), Some(other)) = (get("api_token"), get(base)) {
+            line.push_str(&format!("; api_token/{base} {:.3}", ratio(api, other)));
+        }
     }
     println!("{line}");
 }

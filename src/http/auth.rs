@@ -157,9 +157,7 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         &self,
         request: &(impl RequestHead + Sync + ?Sized),
     ) -> Result<Authenticated<U>, Rejection> {
-        let token = self
-            .find_token_borrowed(request)?
-            .ok_or(Rejection::Auth(Error::MissingToken))?;
+        let token = self.require_token_borrowed(request)?;
         self.validate_found(request, &token).await
     }
 
@@ -173,9 +171,7 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         &self,
         request: &(impl RequestHead + Sync + ?Sized),
     ) -> Result<Session, Rejection> {
-        let token = self
-            .find_token_borrowed(request)?
-            .ok_or(Rejection::Auth(Error::MissingToken))?;
+        let token = self.require_token_borrowed(request)?;
         // Most validates need no I/O (a memory store, or a cached session not due for a
         // touch): answered at once, the session moves through no inner future.
         match self.validate_session_found_now(request, &token) {
@@ -455,6 +451,16 @@ impl<U> HttpAuth<U> {
             }
         }
         Ok(token)
+    }
+
+    /// [`find_token_borrowed`](Self::find_token_borrowed), where no token is
+    /// [`Error::MissingToken`].
+    pub(super) fn require_token_borrowed<'r>(
+        &self,
+        request: &'r (impl RequestHead + ?Sized),
+    ) -> Result<FoundToken<'r>, Rejection> {
+        self.find_token_borrowed(request)?
+            .ok_or(Rejection::Auth(Error::MissingToken))
     }
 
     /// Refuses a token that came from the session cookie on an unsafe method without

@@ -275,9 +275,8 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         &self,
         request: &(impl RequestHead + ?Sized),
     ) -> Option<Result<CurrentSession<U>, Rejection>> {
-        let token = match self.find_token_borrowed(request) {
-            Ok(Some(token)) => token,
-            Ok(None) => return Some(Err(Rejection::Auth(crate::Error::MissingToken))),
+        let token = match self.require_token_borrowed(request) {
+            Ok(token) => token,
             Err(rejection) => return Some(Err(rejection)),
         };
         let outcome = self.validate_session_found_now(request, &token)?;
@@ -292,9 +291,7 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
         &self,
         request: &(impl RequestHead + Sync + ?Sized),
     ) -> Result<CurrentSession<U>, Rejection> {
-        let token = self
-            .find_token_borrowed(request)?
-            .ok_or(Rejection::Auth(crate::Error::MissingToken))?;
+        let token = self.require_token_borrowed(request)?;
         let session = self.validate_session_async(request, &token).await?;
         Ok(CurrentSession::new(session, self.clone()))
     }

@@ -197,15 +197,14 @@ async fn forty_simultaneous_logins_get_in_at_the_first_try_as_far_as_the_hash_wa
             refused.push((reply.status, reply.header("retry-after").map(str::to_owned)));
         }
     }
+    let got_in = 40 - refused.len();
     eprintln!(
-        "40 logins at once: {} refused; a login took {pace:?} before (median of {warm_up:?}), \
-         so at least {must_get_in} must get in",
-        refused.len()
+        "40 logins at once: {got_in} got in; a login took {pace:?} before (median of \
+         {warm_up:?}), so at least {must_get_in} must get in"
     );
     assert!(
-        40 - refused.len() >= must_get_in,
-        "refused at the first try: {refused:?}; only {} got in where {must_get_in} could",
-        40 - refused.len()
+        got_in >= must_get_in,
+        "refused at the first try: {refused:?}; only {got_in} got in where {must_get_in} could"
     );
     for (status, retry_after) in &refused {
         assert_eq!(*status, 503, "only the hashing queue refuses: {refused:?}");
