@@ -8,7 +8,7 @@
 //!
 //! - **its own spelling**: `kcpat_<id>.<secret>_<checksum>` (the prefix is configurable), so
 //!   a leaked token is recognisable by secret scanners and a mistyped one fails its checksum
-//!   before any store is read. Like a session's, only the secret's SHA-256 digest is stored;
+//!   before any store round trip. Like a session's, only the secret's SHA-256 digest is stored;
 //! - **a name and [`Scopes`]**: what it may do, checked by the library
 //!   ([`Authenticator::require_scope`](crate::Authenticator::require_scope), the adapters'
 //!   `RequireScope` extractors and the tower layer) and refused with 403 and

@@ -281,7 +281,7 @@ impl<U: UserStore> AuthenticatorBuilder<U> {
     /// How login spells new tokens. Default: [`TokenFormat::plain`] (`<id>.<secret>`).
     ///
     /// [`TokenFormat::prefixed`] issues `myapp_<id>.<secret>_<checksum>` tokens, which secret
-    /// scanners find and which fail fast (before any store read) on a typo or a wrong prefix.
+    /// scanners find and which fail fast (before any store round trip) on a typo or a wrong prefix.
     /// Either way, tokens already issued stay valid: plain ones parse under every format, and
     /// the plain format parses prefixed ones; only a change from one prefix to another ends
     /// the sessions issued under the old prefix.

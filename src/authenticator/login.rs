@@ -439,26 +439,36 @@ impl<U: UserStore> Authenticator<U> {
     /// store answers at once ([`TokenStore::get_immediate`]) and the session needs neither a
     /// touch nor an end. `None` when it would: then call the async path, which decides
     /// afresh. The HTTP layer asks this first, as an answer here costs no boxed future.
+    ///
+    /// A prefixed token's CRC-32 is computed only when the answer is a refusal (a mistyped
+    /// token is still malformed): for a found session, the matching digest covers the
+    /// checksum. The async path, which asks a store that needs a round trip, checks it first.
     pub(crate) fn validate_session_immediate(&self, token: &str) -> Option<Result<Session>> {
-        let checked = match self.format_of(token).parse_for_check(token) {
+        let checked = match self.format_of(token).parse_for_lookup(token) {
             Ok(checked) => checked,
             Err(e) => return Some(Err(e.into())),
+        };
+        // A refusal names a wrong checksum first, as a parse that checks it would have.
+        let refuse = |e: Error| match checked.checksum_holds() {
+            true => e,
+            false => Error::MalformedToken,
         };
         let now = self.now();
         let inner = &*self.inner;
         // A store that cannot answer at once (a server) returns here, before any hashing:
-        // the async path, which parses again, then does the whole check once.
+        // the async path, which parses again (the checksum too), then does the whole check
+        // once.
         let session = match inner.tokens.get_immediate(&checked.id, now)? {
             Ok(Some(session)) => session,
             Ok(None) => {
                 // The same work as for a found session, as on the async path.
                 std::hint::black_box(checked.digest());
-                return Some(Err(Error::InvalidToken));
+                return Some(Err(refuse(Error::InvalidToken)));
             }
-            Err(e) => return Some(Err(e.into())),
+            Err(e) => return Some(Err(refuse(e.into()))),
         };
         if !session.secret_hash.matches(&checked.digest()) {
-            return Some(Err(Error::InvalidToken));
+            return Some(Err(refuse(Error::InvalidToken)));
         }
         if inner.policy.is_dead(&session, now) || inner.policy.should_touch(&session, now) {
             return None;

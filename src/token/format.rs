@@ -159,7 +159,7 @@ impl TokenFormat {
     /// a prefix this format does not accept (`From<TokenError> for Error` gives
     /// [`Error::MalformedToken`](crate::Error::MalformedToken)).
     pub fn parse(&self, s: &str) -> Result<Token, TokenError> {
-        let (prefix_len, id, secret) = self.split(s)?;
+        let (prefix_len, id, secret) = self.split(s, Crc::Verify)?;
         Ok(Token {
             id,
             secret,
@@ -170,8 +170,8 @@ impl TokenFormat {
 
     /// Parses a client's token for a check without keeping it: the session id and the digest
     /// a store keeps ([`Token::secret_hash`]). Accepts exactly what [`parse`](Self::parse)
-    /// accepts, but allocates nothing (the validate path), and the decoded secret is
-    /// zeroized.
+    /// accepts, but allocates nothing (the validate path before a store round trip), and the
+    /// decoded secret is zeroized.
     ///
     /// # Errors
     /// As [`parse`](Self::parse).
@@ -179,31 +179,34 @@ impl TokenFormat {
         &self,
         s: &str,
     ) -> Result<(SessionId, SecretHash), TokenError> {
-        let checked = self.parse_for_check(s)?;
+        let (prefix_len, id, secret) = self.split(s, Crc::Verify)?;
+        let checked = CheckedToken::new(s, prefix_len, id, secret, true);
         Ok((checked.id, checked.digest()))
     }
 
-    /// As [`parse_id_and_digest`](Self::parse_id_and_digest), with the digest computed only
-    /// when asked for: a caller that may find no session (a store that cannot answer at once)
-    /// hashes nothing.
+    /// As [`parse_id_and_digest`](Self::parse_id_and_digest), for a lookup that needs no
+    /// round trip (a store or cache that answers from memory): everything is checked but a
+    /// prefixed token's CRC-32, and the digest is computed only when asked for, so a caller
+    /// that may find no session (a store that cannot answer at once) hashes nothing.
+    ///
+    /// The CRC is left out because the digest covers the checksum ([`Token::secret_hash`]):
+    /// a found session whose digest matches proves the checksum right. A caller must ask
+    /// [`CheckedToken::checksum_holds`] before it sends the id to a store, and when it
+    /// refuses the token, to refuse a mistyped one as malformed.
     ///
     /// # Errors
-    /// As [`parse`](Self::parse).
-    pub(crate) fn parse_for_check<'s>(&self, s: &'s str) -> Result<CheckedToken<'s>, TokenError> {
-        let (prefix_len, id, secret) = self.split(s)?;
-        Ok(CheckedToken {
-            id,
-            prefix: &s.as_bytes()[..usize::from(prefix_len)],
-            secret: Zeroizing::new(secret),
-        })
+    /// As [`parse`](Self::parse), but for a wrong checksum.
+    pub(crate) fn parse_for_lookup<'s>(&self, s: &'s str) -> Result<CheckedToken<'s>, TokenError> {
+        let (prefix_len, id, secret) = self.split(s, Crc::Defer)?;
+        Ok(CheckedToken::new(s, prefix_len, id, secret, false))
     }
 
     /// The prefix length, session id and secret of `s`, checked as [`parse`](Self::parse)
-    /// says, without allocating.
-    fn split(&self, s: &str) -> Result<(u8, SessionId, [u8; SECRET_BYTES]), TokenError> {
+    /// says (the CRC-32 only if `crc` asks), without allocating.
+    fn split(&self, s: &str, crc: Crc) -> Result<(u8, SessionId, [u8; SECRET_BYTES]), TokenError> {
         let prefix_len = match s.len() {
             TOKEN_LEN => 0,
-            _ => self.check_wrapping(s.as_bytes())?,
+            _ => self.check_wrapping(s.as_bytes(), crc)?,
         };
         // The prefix is ASCII, so these are character boundaries; `get` refuses otherwise.
         let body = s.get(prefix_len..prefix_len + TOKEN_LEN).ok_or(MALFORMED)?;
@@ -213,9 +216,9 @@ impl TokenFormat {
         Ok((prefix_len, id, secret))
     }
 
-    /// Checks the prefix and checksum around a prefixed token's body; returns the prefix's
-    /// length.
-    fn check_wrapping(&self, bytes: &[u8]) -> Result<usize, TokenError> {
+    /// Checks the prefix and checksum around a prefixed token's body (the CRC-32 only if
+    /// `crc` asks; the checksum's spelling always); returns the prefix's length.
+    fn check_wrapping(&self, bytes: &[u8], crc: Crc) -> Result<usize, TokenError> {
         let prefix_len = bytes
             .len()
             .checked_sub(TOKEN_LEN + 1 + CHECKSUM_LEN)
@@ -230,8 +233,11 @@ impl TokenFormat {
         let (signed, sum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
         // Decoding the 6 characters and comparing numbers is the same test as encoding the
         // CRC and comparing text (each value has one 6-digit spelling), with less work.
+        let Some(sum) = decode_checksum(sum) else {
+            return Err(MALFORMED);
+        };
         if rest.get(TOKEN_LEN) != Some(&CHECKSUM_SEPARATOR)
-            || decode_checksum(sum) != Some(crc32fast::hash(signed))
+            || matches!(crc, Crc::Verify) && sum != crc32fast::hash(signed)
         {
             return Err(MALFORMED);
         }
@@ -239,22 +245,79 @@ impl TokenFormat {
     }
 }
 
-/// A client's token parsed for a check ([`TokenFormat::parse_for_check`]): its session id,
-/// and its secret (zeroized on drop) for the digest.
-pub(crate) struct CheckedToken<'s> {
-    pub(crate) id: SessionId,
-    prefix: &'s [u8],
-    secret: Zeroizing<[u8; SECRET_BYTES]>,
+/// Whether a parse computes a prefixed token's CRC-32 now or leaves it to the caller
+/// ([`TokenFormat::parse_for_lookup`]).
+#[derive(Clone, Copy)]
+enum Crc {
+    Verify,
+    Defer,
 }
 
-impl CheckedToken<'_> {
+/// A client's token parsed for a lookup ([`TokenFormat::parse_for_lookup`]): its session
+/// id, and what the digest and the checksum need (the secret zeroized on drop). Small, as it
+/// is returned by value on every validate.
+pub(crate) struct CheckedToken<'s> {
+    pub(crate) id: SessionId,
+    /// The whole token as the client sent it.
+    token: &'s [u8],
+    secret: Zeroizing<[u8; SECRET_BYTES]>,
+    /// The prefix's length; 0 for a plain token (which has no checksum either).
+    prefix_len: u8,
+    /// Whether the CRC-32 was checked when parsing.
+    crc_checked: bool,
+}
+
+impl<'s> CheckedToken<'s> {
+    fn new(
+        s: &'s str,
+        prefix_len: u8,
+        id: SessionId,
+        secret: [u8; SECRET_BYTES],
+        crc_checked: bool,
+    ) -> Self {
+        Self {
+            id,
+            token: s.as_bytes(),
+            secret: Zeroizing::new(secret),
+            prefix_len,
+            crc_checked,
+        }
+    }
+
     /// The digest a store keeps for this token ([`Token::secret_hash`]).
     pub(crate) fn digest(&self) -> SecretHash {
-        let mut digest = Sha256::new();
-        digest.update(self.prefix);
-        digest.update(self.secret.as_ref());
-        SecretHash(digest.finalize().into())
+        match self.prefix_len {
+            // The common case inline, in one SHA-256 call.
+            0 => SecretHash(Sha256::digest(self.secret.as_ref()).into()),
+            n => digest_of(
+                &self.token[..usize::from(n)],
+                self.secret.as_ref(),
+                &self.token[self.token.len() - CHECKSUM_LEN..],
+            ),
+        }
     }
+
+    /// Whether a prefixed token's checksum is its CRC-32 (always true for a plain token).
+    pub(crate) fn checksum_holds(&self) -> bool {
+        if self.crc_checked || self.prefix_len == 0 {
+            return true;
+        }
+        let (signed, sum) = self.token.split_at(self.token.len() - CHECKSUM_LEN);
+        decode_checksum(sum) == Some(crc32fast::hash(signed))
+    }
+}
+
+/// A token's digest: SHA-256 of the prefix, the secret and the checksum's characters (the
+/// prefix and checksum empty for a plain token). Under 56 bytes with the longest prefix, so
+/// one SHA-256 block whatever the format. Not inlined: in the validate path, the inlined
+/// copy slowed prefixed tokens' validates by about 3 % (BENCHMARKS.md "API tokens").
+#[inline(never)]
+pub(super) fn digest_of(prefix: &[u8], secret: &[u8], sum: &[u8]) -> SecretHash {
+    let mut digest = Sha256::new();
+    digest.update(prefix);
+    digest.update(secret);
+    digest.update(sum);
+    SecretHash(digest.finalize().into())
 }
 
 impl Default for TokenFormat {

@@ -20,7 +20,7 @@
 //! pattern, and the checksum lets them, and keycard, tell a real token from a look-alike
 //! without asking anyone: a token with a wrong checksum is refused as
 //! [`TokenError`] ([`Error::MalformedToken`](crate::Error::MalformedToken) from the
-//! authenticator) before any store is read.
+//! authenticator) before any store round trip.
 //!
 //! Every format parses every token it might meet, so switching costs no session:
 //!
@@ -33,10 +33,17 @@
 //!   a [`TokenError`]. Changing the prefix therefore ends the sessions issued under
 //!   the old one.
 //!
-//! The prefix is part of the credential: a prefixed token's [`SecretHash`] covers its prefix
-//! and its secret, so stripping the prefix and checksum from a token (or adding them to a plain
-//! one) gives a string that names the same session but does not verify. Each session has
-//! exactly one spelling.
+//! The prefix is part of the credential: a prefixed token's [`SecretHash`] covers its prefix,
+//! its secret and its checksum, so stripping the prefix and checksum from a token (or adding
+//! them to a plain one) gives a string that names the same session but does not verify. Each
+//! session has exactly one spelling.
+//!
+//! Because the digest covers the checksum, a validate against a store that answers from
+//! memory (the memory store, the [validation cache](crate::store::CachedTokenStore)) does
+//! not compute the CRC for a token it finds: the matching digest proves it. A token it does
+//! not find, or whose digest differs, has its checksum checked then, so a mistyped one is
+//! still refused as malformed; a store that needs a round trip is asked only about tokens
+//! whose checksum holds.
 
 use std::fmt;
 use std::str::FromStr;
@@ -44,7 +51,6 @@ use std::str::FromStr;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -217,14 +223,20 @@ impl Token {
             .filter(|p| !p.is_empty())
     }
 
-    /// The digest a store keeps in place of the secret: SHA-256 of the secret, preceded by
-    /// the prefix for a prefixed token (so a token is valid in the spelling it was issued in
-    /// only).
+    /// The digest a store keeps in place of the secret: SHA-256 of the secret, for a
+    /// prefixed token preceded by the prefix and followed by the checksum's characters (so a
+    /// token is valid in the spelling it was issued in only, and a found session whose digest
+    /// matches proves the checksum without computing it).
     pub fn secret_hash(&self) -> SecretHash {
-        let mut digest = Sha256::new();
-        digest.update(self.prefix().unwrap_or("").as_bytes());
-        digest.update(self.secret);
-        SecretHash(digest.finalize().into())
+        let sum = match self.prefix_len {
+            0 => "",
+            _ => &self.encoded[self.encoded.len() - CHECKSUM_LEN..],
+        };
+        format::digest_of(
+            self.prefix().unwrap_or("").as_bytes(),
+            &self.secret,
+            sum.as_bytes(),
+        )
     }
 }
 
@@ -338,6 +350,7 @@ fn decode_exact<const N: usize>(s: &str, len: usize) -> Result<[u8; N], TokenErr
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use sha2::{Digest, Sha256};
 
     #[test]
     fn digests_equal_tells_every_byte() {
@@ -467,6 +480,47 @@ mod tests {
         TokenFormat::prefixed("myapp_").expect("valid prefix")
     }
 
+    /// The lookup parse leaves a prefixed token's CRC to its caller, and the digest covers
+    /// the checksum: a token whose checksum alone is wrong parses for the lookup, says its
+    /// checksum does not hold, and does not match the real token's digest.
+    #[test]
+    fn the_digest_covers_the_checksum_that_the_lookup_parse_leaves_unchecked() {
+        let t = myapp().generate().expect("os rng");
+        let s = t.expose_secret();
+        let real = myapp().parse_for_lookup(s).expect("parses");
+        assert_eq!(real.id, t.id());
+        assert!(real.checksum_holds());
+        assert!(real.digest().matches(&t.secret_hash()));
+
+        let (signed, sum) = s.split_at(s.len() - CHECKSUM_LEN);
+        let n = decode_checksum(sum.as_bytes()).expect("a checksum");
+        let mut other = [BASE62[0]; CHECKSUM_LEN];
+        let mut m = n ^ 1;
+        for c in other.iter_mut().rev() {
+            *c = BASE62[(m % 62) as usize];
+            m /= 62;
+        }
+        let wrong = format!("{signed}{}", std::str::from_utf8(&other).expect("ascii"));
+        assert!(myapp().parse(&wrong).is_err(), "the full parse refuses it");
+        assert!(myapp().parse_id_and_digest(&wrong).is_err());
+        let deferred = myapp()
+            .parse_for_lookup(&wrong)
+            .expect("the CRC is deferred");
+        assert_eq!(deferred.id, t.id());
+        assert!(!deferred.checksum_holds());
+        assert!(!deferred.digest().matches(&t.secret_hash()));
+        // A checksum that is not 6 base62 digits is refused by the lookup parse too.
+        let unspelled = format!("{signed}00000!");
+        assert!(myapp().parse_for_lookup(&unspelled).is_err());
+        // Plain tokens have no checksum to defer.
+        let p = Token::generate().expect("os rng");
+        let plain = TokenFormat::plain()
+            .parse_for_lookup(p.expose_secret())
+            .expect("parses");
+        assert!(plain.checksum_holds());
+        assert!(plain.digest().matches(&p.secret_hash()));
+    }
+
     #[test]
     fn parse_id_and_digest_agrees_with_token_parsing() {
         for format in [TokenFormat::plain(), myapp()] {
@@ -484,6 +538,7 @@ mod tests {
                 &t.expose_secret().replace('.', "!"),
             ] {
                 assert!(format.parse_id_and_digest(bad).is_err(), "{bad:?}");
+                assert!(format.parse_for_lookup(bad).is_err(), "{bad:?}");
             }
         }
     }
