@@ -316,6 +316,54 @@ async fn on_a_store_that_answers_at_once_every_change_is_still_malformed() {
         .expect("the real token still validates");
 }
 
+/// Through the validation cache in front of a store that needs a round trip (the counting
+/// store): once a session is cached, the cache answers without the CRC, and every
+/// single-character change is still malformed without a single call to the store behind it,
+/// whether the cache holds the changed token's id (a change in the checksum) or not (a change
+/// elsewhere, refused by the CRC before the round trip).
+#[tokio::test]
+async fn through_the_validation_cache_every_change_is_malformed_without_a_round_trip() {
+    use keycard::store::{CacheOptions, CachedTokenStore, LocalChannel};
+    let stores = stores();
+    let cached = CachedTokenStore::new(
+        Arc::clone(&stores.tokens),
+        LocalChannel::new(),
+        CacheOptions::default(),
+    );
+    assert!(
+        cached
+            .wait_connected(std::time::Duration::from_secs(1))
+            .await
+    );
+    let auth = Authenticator::builder(Arc::clone(&stores.users), cached)
+        .password_hasher(Argon2Hasher::insecure_for_tests())
+        .token_format(myapp())
+        .build();
+    let token = login(&auth).await;
+    auth.validate_session(&token)
+        .await
+        .expect("valid, and now cached");
+    auth.validate_session(&token)
+        .await
+        .expect("valid from the cache");
+    let calls = stores.tokens.calls();
+    for changed in &single_character_changes(&token) {
+        assert!(
+            matches!(
+                auth.validate_session(changed).await,
+                Err(Error::MalformedToken)
+            ),
+            "{changed}"
+        );
+    }
+    auth.validate_session(&token).await.expect("still valid");
+    assert_eq!(
+        stores.tokens.calls(),
+        calls,
+        "neither a change nor the cached token went to the store"
+    );
+}
+
 /// Every string that differs from `token` in one character, replaced by one of a set
 /// covering the token alphabets and near misses.
 fn single_character_changes(token: &str) -> Vec<String> {
