@@ -180,8 +180,8 @@ impl TokenFormat {
         s: &str,
     ) -> Result<(SessionId, SecretHash), TokenError> {
         let (prefix_len, id, secret) = self.split(s, Crc::Verify)?;
-        let checked = CheckedToken::new(s, prefix_len, id, secret, true);
-        Ok((checked.id, checked.digest()))
+        let secret = Zeroizing::new(secret);
+        Ok((id, digest(s.as_bytes(), prefix_len, &secret)))
     }
 
     /// As [`parse_id_and_digest`](Self::parse_id_and_digest), for a lookup that needs no
@@ -190,15 +190,21 @@ impl TokenFormat {
     /// that may find no session (a store that cannot answer at once) hashes nothing.
     ///
     /// The CRC is left out because the digest covers the checksum ([`Token::secret_hash`]):
-    /// a found session whose digest matches proves the checksum right. A caller must ask
-    /// [`CheckedToken::checksum_holds`] before it sends the id to a store, and when it
-    /// refuses the token, to refuse a mistyped one as malformed.
+    /// a found session whose digest matches proves the checksum right. A caller that refuses
+    /// the token asks [`CheckedToken::checksum_holds`], to refuse a mistyped one as
+    /// malformed; before a store round trip it parses again with
+    /// [`parse_id_and_digest`](Self::parse_id_and_digest), which checks the CRC.
     ///
     /// # Errors
     /// As [`parse`](Self::parse), but for a wrong checksum.
     pub(crate) fn parse_for_lookup<'s>(&self, s: &'s str) -> Result<CheckedToken<'s>, TokenError> {
         let (prefix_len, id, secret) = self.split(s, Crc::Defer)?;
-        Ok(CheckedToken::new(s, prefix_len, id, secret, false))
+        Ok(CheckedToken {
+            id,
+            token: s.as_bytes(),
+            secret: Zeroizing::new(secret),
+            prefix_len,
+        })
     }
 
     /// The prefix length, session id and secret of `s`, checked as [`parse`](Self::parse)
@@ -230,14 +236,10 @@ impl TokenFormat {
             _ if prefix != self.prefix_bytes() => return Err(MALFORMED),
             _ => {}
         }
-        let (signed, sum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
-        // Decoding the 6 characters and comparing numbers is the same test as encoding the
-        // CRC and comparing text (each value has one 6-digit spelling), with less work.
-        let Some(sum) = decode_checksum(sum) else {
-            return Err(MALFORMED);
-        };
+        let spelled = decode_checksum(&bytes[bytes.len() - CHECKSUM_LEN..]).is_some();
         if rest.get(TOKEN_LEN) != Some(&CHECKSUM_SEPARATOR)
-            || matches!(crc, Crc::Verify) && sum != crc32fast::hash(signed)
+            || !spelled
+            || matches!(crc, Crc::Verify) && !checksum_matches(bytes)
         {
             return Err(MALFORMED);
         }
@@ -263,56 +265,50 @@ pub(crate) struct CheckedToken<'s> {
     secret: Zeroizing<[u8; SECRET_BYTES]>,
     /// The prefix's length; 0 for a plain token (which has no checksum either).
     prefix_len: u8,
-    /// Whether the CRC-32 was checked when parsing.
-    crc_checked: bool,
 }
 
-impl<'s> CheckedToken<'s> {
-    fn new(
-        s: &'s str,
-        prefix_len: u8,
-        id: SessionId,
-        secret: [u8; SECRET_BYTES],
-        crc_checked: bool,
-    ) -> Self {
-        Self {
-            id,
-            token: s.as_bytes(),
-            secret: Zeroizing::new(secret),
-            prefix_len,
-            crc_checked,
-        }
-    }
-
+impl CheckedToken<'_> {
     /// The digest a store keeps for this token ([`Token::secret_hash`]).
     pub(crate) fn digest(&self) -> SecretHash {
-        match self.prefix_len {
-            // The common case inline, in one SHA-256 call.
-            0 => SecretHash(Sha256::digest(self.secret.as_ref()).into()),
-            n => digest_of(
-                &self.token[..usize::from(n)],
-                self.secret.as_ref(),
-                &self.token[self.token.len() - CHECKSUM_LEN..],
-            ),
-        }
+        digest(self.token, self.prefix_len, &self.secret)
     }
 
     /// Whether a prefixed token's checksum is its CRC-32 (always true for a plain token).
     pub(crate) fn checksum_holds(&self) -> bool {
-        if self.crc_checked || self.prefix_len == 0 {
-            return true;
-        }
-        let (signed, sum) = self.token.split_at(self.token.len() - CHECKSUM_LEN);
-        decode_checksum(sum) == Some(crc32fast::hash(signed))
+        self.prefix_len == 0 || checksum_matches(self.token)
     }
 }
 
-/// A token's digest: SHA-256 of the prefix, the secret and the checksum's characters (the
-/// prefix and checksum empty for a plain token). Under 56 bytes with the longest prefix, so
-/// one SHA-256 block whatever the format. Not inlined: in the validate path, the inlined
-/// copy slowed prefixed tokens' validates by about 3 % (BENCHMARKS.md "API tokens").
+/// Whether a prefixed token's last 6 characters spell the CRC-32 of everything before them.
+/// Decoding the 6 characters and comparing numbers is the same test as encoding the CRC and
+/// comparing text (each value has one 6-digit spelling), with less work.
+fn checksum_matches(token: &[u8]) -> bool {
+    let (signed, sum) = token.split_at(token.len() - CHECKSUM_LEN);
+    decode_checksum(sum) == Some(crc32fast::hash(signed))
+}
+
+/// The digest a store keeps for `token`, a well-formed token whose prefix is `prefix_len`
+/// bytes long and whose secret is `secret` ([`Token::secret_hash`]): SHA-256 of the secret,
+/// for a prefixed token between its prefix and its checksum's characters.
+#[inline]
+pub(super) fn digest(token: &[u8], prefix_len: u8, secret: &[u8; SECRET_BYTES]) -> SecretHash {
+    match prefix_len {
+        // The common case inline, in one SHA-256 call.
+        0 => SecretHash(Sha256::digest(secret).into()),
+        n => digest_of(
+            &token[..usize::from(n)],
+            secret,
+            &token[token.len() - CHECKSUM_LEN..],
+        ),
+    }
+}
+
+/// A prefixed token's digest: SHA-256 of the prefix, the secret and the checksum's
+/// characters. Under 56 bytes with the longest prefix, so one SHA-256 block. Not inlined: in
+/// the validate path, the inlined copy slowed prefixed tokens' validates by about 3 %
+/// (BENCHMARKS.md "API tokens").
 #[inline(never)]
-pub(super) fn digest_of(prefix: &[u8], secret: &[u8], sum: &[u8]) -> SecretHash {
+fn digest_of(prefix: &[u8], secret: &[u8], sum: &[u8]) -> SecretHash {
     let mut digest = Sha256::new();
     digest.update(prefix);
     digest.update(secret);

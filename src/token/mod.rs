@@ -228,15 +228,7 @@ impl Token {
     /// token is valid in the spelling it was issued in only, and a found session whose digest
     /// matches proves the checksum without computing it).
     pub fn secret_hash(&self) -> SecretHash {
-        let sum = match self.prefix_len {
-            0 => "",
-            _ => &self.encoded[self.encoded.len() - CHECKSUM_LEN..],
-        };
-        format::digest_of(
-            self.prefix().unwrap_or("").as_bytes(),
-            &self.secret,
-            sum.as_bytes(),
-        )
+        format::digest(self.encoded.as_bytes(), self.prefix_len, &self.secret)
     }
 }
 

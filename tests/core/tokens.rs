@@ -275,23 +275,12 @@ async fn every_single_character_change_is_malformed_without_a_store_call() {
 /// lookup finds the session) included.
 #[tokio::test]
 async fn on_a_store_that_answers_at_once_every_change_is_still_malformed() {
-    let phc = Argon2Hasher::insecure_for_tests()
-        .hash(PASSWORD.as_bytes())
-        .expect("hash");
-    let users = MemoryUserStore::new();
-    users
-        .insert(UserRecord::new(1_i64, EMAIL, phc))
-        .expect("insert");
+    let users = stores().users;
     let auth = Authenticator::builder(users, MemoryTokenStore::new())
         .password_hasher(Argon2Hasher::insecure_for_tests())
         .token_format(myapp())
         .build();
-    let token = auth
-        .login(EMAIL, PASSWORD, ClientInfo::none())
-        .await
-        .expect("login")
-        .token;
-    let token = token.expose_secret();
+    let token = &login(&auth).await;
     let changes = single_character_changes(token);
     let in_checksum = changes
         .iter()
