@@ -536,9 +536,9 @@ impl<U: UserStore> Authenticator<U> {
     #[inline]
     pub(super) fn format_of(&self, token: &str) -> &TokenFormat {
         let api = &self.inner.api_format;
-        match api.prefix() {
-            Some(prefix) if token.starts_with(prefix) => api,
-            _ => &self.inner.token_format,
+        match api.starts(token) {
+            true => api,
+            false => &self.inner.token_format,
         }
     }
 

@@ -33,8 +33,8 @@
 //!   a [`TokenError`]. Changing the prefix therefore ends the sessions issued under
 //!   the old one.
 //!
-//! The prefix is part of the credential: a prefixed token's [`SecretHash`] covers its prefix,
-//! its secret and its checksum, so stripping the prefix and checksum from a token (or adding
+//! The prefix is part of the credential: a prefixed token's [`SecretHash`] covers its secret,
+//! its checksum and its prefix, so stripping the prefix and checksum from a token (or adding
 //! them to a plain one) gives a string that names the same session but does not verify. Each
 //! session has exactly one spelling.
 //!
@@ -224,9 +224,10 @@ impl Token {
     }
 
     /// The digest a store keeps in place of the secret: SHA-256 of the secret, for a
-    /// prefixed token preceded by the prefix and followed by the checksum's characters (so a
-    /// token is valid in the spelling it was issued in only, and a found session whose digest
-    /// matches proves the checksum without computing it).
+    /// prefixed token followed by the checksum's characters and the prefix (padded with zero
+    /// bytes to [`TokenFormat::MAX_PREFIX_LEN`]), so a token is valid in the spelling it was
+    /// issued in only, and a found session whose digest matches proves the checksum without
+    /// computing it.
     pub fn secret_hash(&self) -> SecretHash {
         format::digest(self.encoded.as_bytes(), self.prefix_len, &self.secret)
     }
@@ -511,6 +512,38 @@ mod tests {
             .expect("parses");
         assert!(plain.checksum_holds());
         assert!(plain.digest().matches(&p.secret_hash()));
+    }
+
+    #[test]
+    fn a_prefixed_digest_hashes_the_secret_the_checksum_and_the_padded_prefix() {
+        // Pinned: stores keep this digest, so changing it ends every prefixed session.
+        let secret = [7u8; SECRET_BYTES];
+        for prefix in ["kc_", "kcpat_", "sixteen_chars_k_"] {
+            let format = TokenFormat::prefixed(prefix).expect("a valid prefix");
+            let t = Token::from_parts(SessionId([1; ID_BYTES]), secret, &format);
+            let s = t.expose_secret().as_bytes();
+            let mut padded = [0u8; TokenFormat::MAX_PREFIX_LEN];
+            padded[..prefix.len()].copy_from_slice(prefix.as_bytes());
+            let expected = Sha256::new()
+                .chain_update(secret)
+                .chain_update(&s[s.len() - CHECKSUM_LEN..])
+                .chain_update(padded)
+                .finalize();
+            assert_eq!(t.secret_hash().as_bytes(), expected.as_slice(), "{prefix}");
+            let parsed = format.parse_for_lookup(t.expose_secret()).expect("parses");
+            assert!(parsed.digest().matches(&t.secret_hash()), "{prefix}");
+        }
+    }
+
+    #[test]
+    fn a_format_starts_only_tokens_with_its_prefix() {
+        let api = TokenFormat::prefixed("kcpat_").expect("a valid prefix");
+        let token = api.generate().expect("os rng");
+        assert!(api.starts(token.expose_secret()));
+        assert!(!myapp().starts(token.expose_secret()));
+        assert!(!TokenFormat::plain().starts(token.expose_secret()), "plain has no prefix");
+        assert!(!api.starts("kcpat"));
+        assert!(!api.starts(""));
     }
 
     #[test]
