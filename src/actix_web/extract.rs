@@ -71,9 +71,14 @@ impl RequestHead for Head<'_> {
 
     /// Without boxing an iterator: the extractors read `Authorization` on every request.
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get_all(name)
-            .find_map(|value| header_text(value.as_bytes()))
+        // The one header read on every request, by its constant name: no name parse.
+        let mut values = match name {
+            "authorization" => self
+                .headers
+                .get_all(::actix_web::http::header::AUTHORIZATION),
+            _ => self.headers.get_all(name),
+        };
+        values.find_map(|value| header_text(value.as_bytes()))
     }
 
     fn method(&self) -> &str {

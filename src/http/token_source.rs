@@ -292,6 +292,25 @@ impl TokenSource {
 
 /// The token of an `Authorization: Bearer <token>` value (scheme case-insensitive).
 fn bearer_token(value: &str) -> Option<&str> {
+    // The spelling clients send, `Bearer <token>` with no space around the token, read
+    // without scanning the token: on every request this was a few hundred instructions of
+    // trimming and searching. Anything else takes the general path; both give the same answer.
+    if let (Some(head), Some(token)) = (value.as_bytes().get(..7), value.get(7..)) {
+        let spaced = |c: Option<char>| c.is_none_or(char::is_whitespace);
+        if head[..6].eq_ignore_ascii_case(b"bearer")
+            && head[6] == b' '
+            && !spaced(token.chars().next())
+            && !spaced(token.chars().next_back())
+        {
+            return Some(token);
+        }
+    }
+    bearer_token_spaced(value)
+}
+
+/// [`bearer_token`] for any spacing: the value and the token trimmed, one space or more
+/// after the scheme.
+fn bearer_token_spaced(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
@@ -323,6 +342,15 @@ mod tests {
         }
         fn peer_ip(&self) -> Option<IpAddr> {
             None
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_quick_bearer_read_agrees_with_the_general_one(
+            value in "(([Bb][Ee][Aa][Rr][Ee][Rr])|Basic|Bearer\u{3000}|bear)[ \t\u{a0}]{0,2}[a-z. \u{3000}\t]{0,6}",
+        ) {
+            proptest::prop_assert_eq!(bearer_token(&value), bearer_token_spaced(&value));
         }
     }
 

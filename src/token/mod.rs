@@ -541,7 +541,10 @@ mod tests {
         let token = api.generate().expect("os rng");
         assert!(api.starts(token.expose_secret()));
         assert!(!myapp().starts(token.expose_secret()));
-        assert!(!TokenFormat::plain().starts(token.expose_secret()), "plain has no prefix");
+        assert!(
+            !TokenFormat::plain().starts(token.expose_secret()),
+            "plain has no prefix"
+        );
         assert!(!api.starts("kcpat"));
         assert!(!api.starts(""));
     }
