@@ -224,10 +224,10 @@ impl Token {
     }
 
     /// The digest a store keeps in place of the secret: SHA-256 of the secret, for a
-    /// prefixed token followed by the checksum's characters and the prefix (padded with zero
-    /// bytes to [`TokenFormat::MAX_PREFIX_LEN`]), so a token is valid in the spelling it was
-    /// issued in only, and a found session whose digest matches proves the checksum without
-    /// computing it.
+    /// prefixed token followed by the prefix (padded with zero bytes to
+    /// [`TokenFormat::MAX_PREFIX_LEN`]) and the checksum's characters, so a token is valid
+    /// in the spelling it was issued in only, and a found session whose digest matches proves
+    /// the checksum without computing it.
     pub fn secret_hash(&self) -> SecretHash {
         format::digest(self.encoded.as_bytes(), self.prefix_len, &self.secret)
     }
@@ -473,9 +473,10 @@ mod tests {
         TokenFormat::prefixed("myapp_").expect("valid prefix")
     }
 
-    /// The lookup parse leaves a prefixed token's CRC to its caller, and the digest covers
-    /// the checksum: a token whose checksum alone is wrong parses for the lookup, says its
-    /// checksum does not hold, and does not match the real token's digest.
+    /// The lookup parse leaves a prefixed token's checksum (CRC and spelling) to its caller,
+    /// and the digest covers the checksum: a token whose checksum alone is wrong parses for
+    /// the lookup, says its checksum does not hold, and does not match the real token's
+    /// digest.
     #[test]
     fn the_digest_covers_the_checksum_that_the_lookup_parse_leaves_unchecked() {
         let t = myapp().generate().expect("os rng");
@@ -502,9 +503,15 @@ mod tests {
         assert_eq!(deferred.id, t.id());
         assert!(!deferred.checksum_holds());
         assert!(!deferred.digest().matches(&t.secret_hash()));
-        // A checksum that is not 6 base62 digits is refused by the lookup parse too.
+        // A checksum that is not 6 base62 digits is deferred the same way, and refused by
+        // the full parse.
         let unspelled = format!("{signed}00000!");
-        assert!(myapp().parse_for_lookup(&unspelled).is_err());
+        assert!(myapp().parse(&unspelled).is_err());
+        let deferred = myapp()
+            .parse_for_lookup(&unspelled)
+            .expect("the spelling is deferred with the CRC");
+        assert!(!deferred.checksum_holds());
+        assert!(!deferred.digest().matches(&t.secret_hash()));
         // Plain tokens have no checksum to defer.
         let p = Token::generate().expect("os rng");
         let plain = TokenFormat::plain()
@@ -515,7 +522,7 @@ mod tests {
     }
 
     #[test]
-    fn a_prefixed_digest_hashes_the_secret_the_checksum_and_the_padded_prefix() {
+    fn a_prefixed_digest_hashes_the_secret_the_padded_prefix_and_the_checksum() {
         // Pinned: stores keep this digest, so changing it ends every prefixed session.
         let secret = [7u8; SECRET_BYTES];
         for prefix in ["kc_", "kcpat_", "sixteen_chars_k_"] {
@@ -526,8 +533,8 @@ mod tests {
             padded[..prefix.len()].copy_from_slice(prefix.as_bytes());
             let expected = Sha256::new()
                 .chain_update(secret)
-                .chain_update(&s[s.len() - CHECKSUM_LEN..])
                 .chain_update(padded)
+                .chain_update(&s[s.len() - CHECKSUM_LEN..])
                 .finalize();
             assert_eq!(t.secret_hash().as_bytes(), expected.as_slice(), "{prefix}");
             let parsed = format.parse_for_lookup(t.expose_secret()).expect("parses");
@@ -547,6 +554,25 @@ mod tests {
         );
         assert!(!api.starts("kcpat"));
         assert!(!api.starts(""));
+        assert!(api.starts("kcpat_"), "shorter than 16 bytes");
+        assert!(api.starts("kcpat_x"));
+        assert!(!api.starts("kcpaT_x"));
+    }
+
+    proptest! {
+        /// `starts` (a masked 16-byte comparison) answers as `starts_with` would, for every
+        /// prefix length and tokens shorter and longer than 16 bytes.
+        #[test]
+        fn starts_agrees_with_a_byte_comparison(
+            prefix in "[a-c][a-c_]{0,14}_",
+            token in "[a-c_]{0,24}",
+            lead in proptest::bool::ANY,
+        ) {
+            let format = TokenFormat::prefixed(&prefix).expect("a valid prefix");
+            // Half the cases start with the prefix, so both answers are exercised.
+            let token = if lead { format!("{prefix}{token}") } else { token };
+            prop_assert_eq!(format.starts(&token), token.starts_with(prefix.as_str()));
+        }
     }
 
     #[test]
