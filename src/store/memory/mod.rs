@@ -410,6 +410,72 @@ mod tests {
         assert_eq!(names(&store), (0, 0));
         assert_eq!(slots(&store), 0, "an empty shard gives its memory back");
     }
+
+    /// Grants are kept by slot, and slots are reused: a freed API token's slot, taken by a
+    /// login's session, holds no grant; taken by another API token, it holds that token's.
+    #[tokio::test]
+    async fn a_reused_slot_holds_its_own_grant_or_none() {
+        use crate::api_tokens::{ApiTokenGrant, Scopes};
+        use crate::session::SessionKind;
+
+        let store = MemoryTokenStore::new();
+        let now = OffsetDateTime::now_utc();
+        let grant = |name: &str| {
+            SessionKind::ApiToken(ApiTokenGrant::new(
+                name,
+                Scopes::new([name]).expect("a valid scope"),
+            ))
+        };
+        // Enough records that every shard keeps some while the tokens come and go.
+        let mut keep = Vec::new();
+        for _ in 0..4 * SHARDS {
+            let s = session(1, now, 600);
+            store.create(&s).await.expect("create");
+            keep.push(s);
+        }
+        let mut tokens = Vec::new();
+        for i in 0..2 * SHARDS {
+            let mut t = session(1, now, 600);
+            t.kind = grant(&format!("old{i}"));
+            store.create(&t).await.expect("create");
+            tokens.push(t);
+        }
+        let slots_before = slots(&store);
+        let grants = |store: &MemoryTokenStore| -> usize {
+            (0..SHARDS)
+                .map(|i| store.read(i).grants.iter().flatten().count())
+                .sum()
+        };
+        assert_eq!(grants(&store), tokens.len());
+        for t in &tokens {
+            assert!(store.delete(&t.id).await.expect("delete"));
+        }
+        assert_eq!(grants(&store), 0, "a deleted token's grant is dropped");
+        // Half the freed slots go to sessions, half to new tokens.
+        let mut reused = Vec::new();
+        for i in 0..2 * SHARDS {
+            let mut s = session(2, now, 600);
+            if i % 2 == 1 {
+                s.kind = grant(&format!("new{i}"));
+            }
+            store.create(&s).await.expect("create");
+            reused.push(s);
+        }
+        // A record goes to its id's shard, so most freed slots are taken again, not all.
+        let reused_slots = slots_before + reused.len() - slots(&store);
+        assert!(
+            reused_slots >= reused.len() / 2,
+            "{reused_slots} slots reused"
+        );
+        for s in keep.iter().chain(&reused) {
+            let read = store.get(&s.id, now).await.expect("get").expect("live");
+            assert_eq!(read.kind, s.kind);
+        }
+        for t in &tokens {
+            assert!(store.get(&t.id, now).await.expect("get").is_none());
+        }
+        assert_eq!(grants(&store), SHARDS);
+    }
 }
 
 #[cfg(test)]

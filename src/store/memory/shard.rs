@@ -4,7 +4,7 @@
 //! the per-user lists ([`user_index`](super::user_index)) and the sweep cursor
 //! ([`sweep`](super::sweep)); inserting and removing a session keeps them all in step.
 
-use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use super::names::Names;
 use super::slab::{Ip, Record, CHUNK};
@@ -29,8 +29,11 @@ pub(super) struct Shard {
     /// Payload: the first record of the user's list.
     pub(super) users: Names<UserId, u32>,
     pub(super) agents: Names<Box<str>, ()>,
-    /// The name and scopes of the API tokens among the records, by slot (records with `api`).
-    pub(super) grants: HashMap<u32, ApiTokenGrant>,
+    /// The name and scopes of the API tokens among the records, indexed by slot (records
+    /// with `api`). Empty until the shard holds an API token, then as long as the highest
+    /// slot one has held: reading a grant is an index, not a hash lookup, on every validate
+    /// of an API token, and a store of sessions alone pays nothing for it.
+    pub(super) grants: Vec<Option<ApiTokenGrant>>,
     /// Next record a create examines for expiry.
     pub(super) cursor: usize,
     /// No record in use expires after this (Unix microseconds; never lowered by removals).
@@ -58,7 +61,7 @@ impl Shard {
             ids: HashTable::with_capacity(sessions),
             users: Names::new(),
             agents: Names::new(),
-            grants: HashMap::new(),
+            grants: Vec::new(),
             cursor: 0,
             max_expires: i64::MIN,
             hasher,
@@ -104,7 +107,13 @@ impl Shard {
             api: s.kind.is_api_token(),
         });
         if let SessionKind::ApiToken(grant) = &s.kind {
-            self.grants.insert(slot, grant.clone());
+            let at = slot as usize;
+            if self.grants.len() <= at {
+                self.grants.resize(at + 1, None);
+            }
+            if let Some(entry) = self.grants.get_mut(at) {
+                *entry = Some(grant.clone());
+            }
         }
         self.link_first(user, head, slot);
         self.max_expires = self.max_expires.max(micros(s.expires_at));
@@ -126,7 +135,9 @@ impl Shard {
             self.agents.release(r.agent, &self.hasher);
         }
         if r.api {
-            self.grants.remove(&slot);
+            if let Some(grant) = self.grants.get_mut(slot as usize) {
+                *grant = None;
+            }
         }
         self.free_record(slot);
         self.live -= 1;
@@ -161,12 +172,10 @@ impl Shard {
             amr: AuthMethods::from_bits(r.amr),
             kind: match r.api {
                 false => SessionKind::Interactive,
-                true => self
-                    .grants
-                    .get(&slot)
-                    .map_or(SessionKind::Interactive, |g| {
-                        SessionKind::ApiToken(g.clone())
-                    }),
+                true => match self.grants.get(slot as usize) {
+                    Some(Some(grant)) => SessionKind::ApiToken(grant.clone()),
+                    _ => SessionKind::Interactive,
+                },
             },
         }
     }
