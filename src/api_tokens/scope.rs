@@ -77,13 +77,16 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    match (a.len() <= 16).then_some(()).and(
-        a.first_chunk::<8>()
-            .zip(a.last_chunk::<8>())
-            .zip(b.first_chunk::<8>().zip(b.last_chunk::<8>())),
+    match (
+        a.first_chunk::<8>(),
+        a.last_chunk::<8>(),
+        b.first_chunk::<8>(),
+        b.last_chunk::<8>(),
     ) {
-        Some(((a_head, a_tail), (b_head, b_tail))) => a_head == b_head && a_tail == b_tail,
-        None => a == b,
+        (Some(a_head), Some(a_tail), Some(b_head), Some(b_tail)) if a.len() <= 16 => {
+            a_head == b_head && a_tail == b_tail
+        }
+        _ => a == b,
     }
 }
 

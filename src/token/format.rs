@@ -201,15 +201,15 @@ impl TokenFormat {
 
     /// As [`parse_id_and_digest`](Self::parse_id_and_digest), for a lookup that needs no
     /// round trip (a store or cache that answers from memory): everything is checked but a
-    /// prefixed token's checksum (its CRC-32 and its spelling), and the digest is computed only when asked for, so a caller
-    /// that may find no session (a store that cannot answer at once) hashes nothing.
+    /// prefixed token's checksum (its CRC-32 and its spelling), and the digest is computed
+    /// only when asked for, so a caller that may find no session (a store that cannot answer
+    /// at once) hashes nothing.
     ///
     /// The checksum is left out because the digest covers its characters
     /// ([`Token::secret_hash`]): a found session whose digest matches proves the checksum
-    /// right. A caller that refuses
-    /// the token asks [`CheckedToken::checksum_holds`], to refuse a mistyped one as
-    /// malformed; before a store round trip it parses again with
-    /// [`parse_id_and_digest`](Self::parse_id_and_digest), which checks the CRC.
+    /// right. A caller that refuses the token asks [`CheckedToken::checksum_holds`], to
+    /// refuse a mistyped one as malformed; before a store round trip it parses again with
+    /// [`parse_id_and_digest`](Self::parse_id_and_digest), which checks the checksum.
     ///
     /// # Errors
     /// As [`parse`](Self::parse), but for a wrong checksum.
