@@ -80,6 +80,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
+use smol_str::SmolStr;
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
@@ -262,10 +263,12 @@ pub(crate) fn default_token_format() -> TokenFormat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiTokenGrant(Arc<Grant>);
 
-/// One allocation, so a [`Session`] grows by one pointer and a clone is one count.
+/// Shared, so a [`Session`] grows by one pointer and a clone is one count. A name of up to
+/// 23 bytes is kept inline: a grant read back from a server store then costs no allocation
+/// for it.
 #[derive(Debug, PartialEq, Eq)]
 struct Grant {
-    name: Box<str>,
+    name: SmolStr,
     scopes: Scopes,
 }
 
@@ -276,7 +279,7 @@ impl ApiTokenGrant {
     /// names from clients.
     pub fn new(name: &str, scopes: Scopes) -> Self {
         Self(Arc::new(Grant {
-            name: Box::from(name),
+            name: SmolStr::new(name),
             scopes,
         }))
     }

@@ -18,8 +18,12 @@ use smol_str::SmolStr;
 /// assert!("".parse::<Scope>().is_err());
 /// # Ok::<(), keycard::api_tokens::InvalidScope>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Scope(SmolStr);
+#[derive(Clone)]
+pub struct Scope {
+    text: SmolStr,
+    /// What [`Scopes::contains`] compares: derived from `text`.
+    key: Key,
+}
 
 impl Scope {
     /// The longest scope accepted, in bytes.
@@ -43,7 +47,12 @@ impl Scope {
                 "it has a character outside RFC 6749's scope syntax (printable ASCII, no space, `\"` or `\\`)",
             ));
         }
-        Ok(Self(SmolStr::new(scope)))
+        Ok(Self::from_checked(SmolStr::new(scope)))
+    }
+
+    fn from_checked(text: SmolStr) -> Self {
+        let key = Key::of(text.as_bytes());
+        Self { text, key }
     }
 
     /// `scope` made valid: cut to [`MAX_LEN`](Self::MAX_LEN) bytes, each character outside
@@ -60,33 +69,73 @@ impl Scope {
         if text.is_empty() {
             text.push('?');
         }
-        Self(SmolStr::new(text))
+        Self::from_checked(SmolStr::new(text))
     }
 
     /// The scope as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
     }
 }
 
-/// Whether `a` and `b` are the same bytes. Most scopes are 8 to 16 bytes long: those compare
-/// as two overlapping 8-byte words each, without a call to `memcmp` (this is the check every
-/// request to a scoped route makes).
-#[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
+impl PartialEq for Scope {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key && self.text == other.text
     }
-    match (
-        a.first_chunk::<8>(),
-        a.last_chunk::<8>(),
-        b.first_chunk::<8>(),
-        b.last_chunk::<8>(),
-    ) {
-        (Some(a_head), Some(a_tail), Some(b_head), Some(b_tail)) if a.len() <= 16 => {
-            a_head == b_head && a_tail == b_tail
+}
+
+impl Eq for Scope {}
+
+impl PartialOrd for Scope {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scope {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.text.cmp(&other.text)
+    }
+}
+
+impl std::hash::Hash for Scope {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.text.hash(state);
+    }
+}
+
+/// A scope's bytes as the scope check compares them: the length and, for 8 to 16 bytes, the
+/// first and the last eight bytes as two words, which then spell the scope exactly. Most
+/// scopes (`notes:read`, `repo:write`) have such a length: the check every request to a
+/// scoped route makes is then three word comparisons per scope held, without reading the
+/// text or calling `memcmp`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Key {
+    len: usize,
+    head: u64,
+    tail: u64,
+}
+
+impl Key {
+    #[inline]
+    fn of(bytes: &[u8]) -> Self {
+        let (head, tail) = match (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+            (Some(head), Some(tail)) if bytes.len() <= 16 => {
+                (u64::from_ne_bytes(*head), u64::from_ne_bytes(*tail))
+            }
+            _ => (0, 0),
+        };
+        Self {
+            len: bytes.len(),
+            head,
+            tail,
         }
-        _ => a == b,
+    }
+
+    /// Whether equal keys mean equal text.
+    #[inline]
+    fn is_exact(&self) -> bool {
+        (8..=16).contains(&self.len)
     }
 }
 
@@ -190,13 +239,26 @@ impl Scopes {
     }
 
     /// Whether `scope` is in the set.
+    #[inline]
     pub fn contains(&self, scope: &str) -> bool {
-        // Sorted, but a set is usually a handful of short strings: a scan that compares
-        // lengths first beats a binary search of string comparisons there.
+        // Sorted, but a set is usually a handful of short strings: a scan of their keys beats
+        // a binary search of string comparisons there. Inlined, a scope the caller spells
+        // as a literal has its key worked out by the compiler.
+        let key = Key::of(scope.as_bytes());
+        match key.is_exact() {
+            true => self.0.iter().any(|s| s.key == key),
+            false => self.contains_text(scope),
+        }
+    }
+
+    /// [`contains`](Self::contains) for a scope shorter than 8 or longer than 16 bytes: its
+    /// text is compared. Apart, so the usual case needs no registers saved.
+    #[inline(never)]
+    fn contains_text(&self, scope: &str) -> bool {
         if self.0.len() <= 8 {
             self.0
                 .iter()
-                .any(|s| same_bytes(s.as_str().as_bytes(), scope.as_bytes()))
+                .any(|s| s.key.len == scope.len() && s.as_str() == scope)
         } else {
             self.0.binary_search_by(|s| s.as_str().cmp(scope)).is_ok()
         }
@@ -349,20 +411,37 @@ mod tests {
     }
 
     #[test]
-    fn same_bytes_answers_as_slice_equality() {
-        // Every length around the two-word path (8 to 16 bytes), with one byte changed at
-        // every position.
-        for len in 0..=24 {
-            let a: Vec<u8> = (0..len).map(|i| b'a' + i as u8).collect();
-            assert!(same_bytes(&a, &a.clone()), "{len}");
+    fn contains_answers_as_text_equality() {
+        // Every length around the two-word keys (8 to 16 bytes), with one byte changed at
+        // every position, one byte more, and the same byte repeated one time more or less
+        // (equal first and last words, another length).
+        for len in 1..=24 {
+            let a: String = (0..len).map(|i| char::from(b'a' + i as u8)).collect();
+            let set = Scopes::new([a.as_str()]).expect("valid");
+            assert!(set.contains(&a), "{len}");
             for at in 0..len {
-                let mut b = a.clone();
+                let mut b = a.clone().into_bytes();
                 b[at] = b'#';
-                assert!(!same_bytes(&a, &b), "{len} {at}");
+                let b = String::from_utf8(b).expect("ASCII");
+                assert!(!set.contains(&b), "{len} {at}");
             }
-            let mut longer = a.clone();
-            longer.push(b'z');
-            assert!(!same_bytes(&a, &longer), "{len}");
+            assert!(!set.contains(&format!("{a}z")), "{len}");
+            let same = "a".repeat(len);
+            let set = Scopes::new([same.as_str()]).expect("valid");
+            assert!(set.contains(&same), "{len}");
+            assert!(!set.contains(&"a".repeat(len + 1)), "{len}");
+            assert!(!set.contains(&"a".repeat(len - 1)), "{len}");
+        }
+        // More than eight scopes, for every kind of key.
+        let many = Scopes::new((0..20).map(|i| format!("{}{i}", "s".repeat(i)))).expect("valid");
+        for i in 0..20 {
+            let held = format!("{}{i}", "s".repeat(i));
+            assert!(many.contains(&held), "{held}");
+            assert!(!many.contains(&format!("{held}s")), "{held}");
+            assert!(
+                !many.contains(&held.replacen('s', "t", 1)) || i == 0,
+                "{held}"
+            );
         }
         let scopes = Scopes::new(["notes:read", "notes:write", "a", "x".repeat(40).as_str()])
             .expect("valid");
@@ -372,6 +451,34 @@ mod tests {
         for not in ["notes:reae", "notes:writ", "b", "", &"x".repeat(39)] {
             assert!(!scopes.contains(not), "{not}");
         }
+    }
+
+    #[test]
+    fn any_spelling_parses_to_the_set_it_names() {
+        for (text, set) in [
+            ("notes:read notes:write", vec!["notes:read", "notes:write"]),
+            ("notes:write notes:read", vec!["notes:read", "notes:write"]),
+            ("b a b", vec!["a", "b"]),
+            ("a  b", vec!["a", "b"]),
+            (" a", vec!["a"]),
+            ("a ", vec!["a"]),
+            ("", vec![]),
+            ("a", vec!["a"]),
+        ] {
+            let parsed: Scopes = text.parse().expect(text);
+            assert_eq!(parsed, Scopes::new(&set).expect("valid"), "{text:?}");
+            assert!(set.iter().all(|s| parsed.contains(s)), "{text:?}");
+        }
+        for bad in ["a \\", "a\tb", "a é", &"x".repeat(65)] {
+            assert!(bad.parse::<Scopes>().is_err(), "{bad:?}");
+        }
+        let most: Vec<String> = (10..10 + Scopes::MAX).map(|i| format!("s{i}")).collect();
+        assert_eq!(
+            most.join(" ").parse::<Scopes>().expect("64").len(),
+            Scopes::MAX
+        );
+        let more = format!("{} s{}", most.join(" "), 10 + Scopes::MAX);
+        assert!(more.parse::<Scopes>().is_err(), "65 scopes");
     }
 
     #[test]
