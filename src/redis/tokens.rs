@@ -11,13 +11,13 @@ use redis::Script;
 use time::OffsetDateTime;
 
 use super::connection::{connect_cluster, connect_manager, RedisConnection};
-use crate::time_codec::{self, micros_to_millis_ceil, to_micros};
-use crate::{
-    AuthMethods, ClientInfo, SecretHash, Session, SessionId, SessionKind, StoreError, TokenStore,
-    UserId,
-};
+use crate::time_codec::{micros_to_millis_ceil, to_micros};
+use crate::{Session, SessionId, StoreError, TokenStore, UserId};
 
 mod cluster;
+mod fields;
+
+use fields::Fields;
 
 /// How many expired sessions one purge script removes; each batch is atomic and short.
 const PURGE_BATCH: usize = 1000;
@@ -49,7 +49,9 @@ const EXPIRY_SHARDS: u32 = 16;
 /// Every write is one Lua script, so it is atomic: create (fails if the session key exists,
 /// the `SET NX` rule), touch and `touch_from` (only an existing key: never resurrects),
 /// delete, delete for a user, delete for a user but one session (which skips API tokens), and
-/// each purge batch of at most 1000 sessions. A validate is one `HGETALL`.
+/// each purge batch of at most 1000 sessions. A validate is one `HMGET` of the session's
+/// fields ([`LOOKUP_FIELDS`](Self::LOOKUP_FIELDS)): the reply is positional, so no field
+/// name comes back and no map is built.
 ///
 /// Expiry is native: Redis drops a session key at its `expires_at`, by the Redis server's
 /// clock, whatever `now` the caller passes; before that, `get` and `list_for_user` also hide
@@ -79,7 +81,7 @@ const EXPIRY_SHARDS: u32 = 16;
 /// | `keycard:user:<user id>` | set | the user's session ids, expires with the latest | its own |
 /// | `keycard:expiry:<0..15>` | sorted set | `<id><user id>` scored by `expires_at` (µs); the shard is a hash of the id | its own: 16 shards spread over the masters |
 ///
-/// - **validate** is still one `HGETALL`, to the master that owns the session's slot.
+/// - **validate** is still one `HMGET`, to the master that owns the session's slot.
 /// - **create** (three round trips): a script creates the session key unless it exists
 ///   (`Duplicate` otherwise: never overwrites), then the id joins the user's set, then the
 ///   expiry shard. Because the session key comes first, every id in a user's set had its key
@@ -137,6 +139,11 @@ impl std::fmt::Debug for RedisTokenStore {
 impl RedisTokenStore {
     /// The default key prefix.
     pub const DEFAULT_PREFIX: &'static str = "keycard:";
+
+    /// The fields of a session's hash that a lookup reads, in the order one `HMGET` asks for
+    /// them (the layout is in the table above). A raw lookup meant to cost what the store's
+    /// does asks for the same.
+    pub const LOOKUP_FIELDS: [&'static str; 10] = fields::NAMES;
 
     /// Connects to `url` (`redis://[user:password@]host:port[/db]`, or `rediss://` with the
     /// redis crate's TLS feature) with 2 s connection and response timeouts, one quick
@@ -254,15 +261,16 @@ impl TokenStore for RedisTokenStore {
         id: &SessionId,
         now: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
-        let fields: HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
+        let values: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
             .arg(self.keys.session(&id.to_string()))
+            .arg(&fields::NAMES[..])
             .query_async(&mut self.conn.clone())
             .await
             .map_err(error)?;
-        if fields.is_empty() {
+        let Some(fields) = Fields::from_values(&values)? else {
             return Ok(None);
-        }
-        let session = decode(*id, &fields)?;
+        };
+        let session = fields.decode(*id)?;
         Ok((!session.is_expired(now)).then_some(session))
     }
 
@@ -376,11 +384,14 @@ impl TokenStore for RedisTokenStore {
         };
         let mut sessions = Vec::with_capacity(found.len());
         for fields in &found {
-            let id = std::str::from_utf8(field(fields, "id")?)
+            let id = fields
+                .get("id")
+                .ok_or_else(|| StoreError::corrupt("a listed session hash lacks its id"))?;
+            let id = std::str::from_utf8(id)
                 .map_err(StoreError::corrupt)?
                 .parse::<SessionId>()
                 .map_err(StoreError::corrupt)?;
-            let session = decode(id, fields)?;
+            let session = Fields::from_map(fields).decode(id)?;
             if !session.is_expired(now) && &session.user_id == user {
                 sessions.push(session);
             }
@@ -589,55 +600,6 @@ const CLUSTER_DELETE_OWNED: &str = include_str!("scripts/cluster_delete_owned_se
 /// KEYS: one expiry shard. ARGV: now (µs), batch size. Removes up to a batch of entries with
 /// expiry <= now and returns them.
 const CLUSTER_PURGE_SHARD: &str = include_str!("scripts/cluster_purge_expiry_shard.lua");
-
-fn field<'a>(fields: &'a HashMap<String, Vec<u8>>, name: &str) -> Result<&'a [u8], StoreError> {
-    fields
-        .get(name)
-        .map(Vec::as_slice)
-        .ok_or_else(|| StoreError::corrupt(format!("session hash lacks the {name:?} field")))
-}
-
-fn text(bytes: &[u8]) -> Result<&str, StoreError> {
-    std::str::from_utf8(bytes).map_err(StoreError::corrupt)
-}
-
-fn instant(fields: &HashMap<String, Vec<u8>>, name: &str) -> Result<OffsetDateTime, StoreError> {
-    time_codec::from_micros_text(text(field(fields, name)?)?)
-}
-
-fn decode(id: SessionId, fields: &HashMap<String, Vec<u8>>) -> Result<Session, StoreError> {
-    let hash: [u8; 32] = field(fields, "hash")?
-        .try_into()
-        .map_err(|_| StoreError::corrupt("secret hash is not 32 bytes"))?;
-    let mut client = ClientInfo::none();
-    if let Some(ip) = fields.get("ip") {
-        client = client.with_ip(text(ip)?.parse::<IpAddr>().map_err(StoreError::corrupt)?);
-    }
-    if let Some(ua) = fields.get("ua") {
-        client = client.with_user_agent(text(ua)?);
-    }
-    let kind = SessionKind::from_stored(
-        fields.get("name").map(|v| text(v)).transpose()?,
-        fields.get("scopes").map(|v| text(v)).transpose()?,
-    )?;
-    let amr = match fields.get("amr") {
-        Some(bits) => {
-            AuthMethods::from_bits(text(bits)?.parse::<u8>().map_err(StoreError::corrupt)?)
-        }
-        None => AuthMethods::none(),
-    };
-    Ok(Session {
-        id,
-        user_id: UserId::new(text(field(fields, "user")?)?),
-        secret_hash: SecretHash::from_bytes(hash),
-        created_at: instant(fields, "created")?,
-        expires_at: instant(fields, "expires")?,
-        last_seen_at: instant(fields, "seen")?,
-        client,
-        amr,
-        kind,
-    })
-}
 
 /// Maps a redis error: a reply of the wrong shape is [`StoreError::Corrupt`], the rest is a
 /// backend failure.
