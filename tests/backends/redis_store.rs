@@ -278,6 +278,15 @@ async fn a_corrupt_hash_is_a_typed_error_not_a_panic() {
         .await
         .expect_err("corrupt");
     assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    // A hash with none of a session's fields is no session: the token is refused, not an
+    // error (a lookup reads the session's fields by name and finds none).
+    let id = Token::generate().expect("rng").id();
+    let _: () = conn
+        .hset(format!("{}session:{id}", ns.prefix), "other", "x")
+        .await
+        .expect("hset");
+    let found = store.get(&id, OffsetDateTime::now_utc()).await;
+    assert!(matches!(found, Ok(None)), "{found:?}");
     // A valid session hash with API token fields that do not decode.
     let now = OffsetDateTime::now_utc();
     let micros = (now.unix_timestamp_nanos() / 1000).to_string();
