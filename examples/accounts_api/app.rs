@@ -64,8 +64,8 @@ use axum::Router;
 use keycard::account::{Accounts as Flows, Links};
 use keycard::api_tokens::{ApiTokens, NewApiToken, RequiredScope};
 use keycard::axum::{
-    ApiJson, Client, CurrentSession, CurrentUser, LoginRequest, LogoutRequest, RequireScope,
-    SecondFactorSession,
+    ApiJson, Client, CurrentSession, CurrentUser, InteractiveSession, LoginRequest, LogoutRequest,
+    RequireScope, SecondFactorSession,
 };
 use keycard::http::{
     render_error, CodeBody, Credentials, EmailBody, EmailChangeBody, HttpAccounts, HttpAuth,
@@ -370,7 +370,7 @@ async fn sign_in_with_link(
 /// `POST /email`: asks to change my address (the password proved again); 202.
 async fn request_email_change(
     State(app): State<AccountsApp>,
-    me: CurrentSession<UserRecord>,
+    me: InteractiveSession<UserRecord>,
     client: Client<UserRecord>,
     ApiJson(body): ApiJson<EmailChangeBody>,
 ) -> Response {
@@ -433,7 +433,7 @@ struct Confirmation {
 /// codes, shown this once.
 async fn confirm_totp(
     State(app): State<AccountsApp>,
-    me: CurrentSession<UserRecord>,
+    me: InteractiveSession<UserRecord>,
     client: Client<UserRecord>,
     ApiJson(body): ApiJson<Confirmation>,
 ) -> Response {
@@ -451,7 +451,7 @@ async fn confirm_totp(
 /// recovery code.
 async fn disable_totp(
     State(app): State<AccountsApp>,
-    me: CurrentSession<UserRecord>,
+    me: InteractiveSession<UserRecord>,
     client: Client<UserRecord>,
     ApiJson(body): ApiJson<CodeBody>,
 ) -> Response {
@@ -469,7 +469,7 @@ async fn disable_totp(
 /// a current code or a recovery code.
 async fn regenerate_recovery_codes(
     State(app): State<AccountsApp>,
-    me: CurrentSession<UserRecord>,
+    me: InteractiveSession<UserRecord>,
     client: Client<UserRecord>,
     ApiJson(body): ApiJson<CodeBody>,
 ) -> Response {
@@ -533,7 +533,7 @@ struct NewToken {
 /// (a token cannot mint tokens), unknown scopes, and lifetimes past the maximum.
 async fn create_token(
     State(app): State<AccountsApp>,
-    me: CurrentSession<UserRecord>,
+    me: InteractiveSession<UserRecord>,
     ApiJson(body): ApiJson<NewToken>,
 ) -> Response {
     let mut request = NewApiToken::new(body.name, body.scopes);
@@ -735,7 +735,7 @@ fn secret<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Zeroizing<String>, 
 /// token, end.
 async fn change_password(
     State(app): State<AccountsApp>,
-    me: CurrentSession<UserRecord>,
+    me: InteractiveSession<UserRecord>,
     client: Client<UserRecord>,
     ApiJson(change): ApiJson<PasswordChange>,
 ) -> AxumResponse {

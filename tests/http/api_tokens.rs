@@ -404,6 +404,22 @@ mod accounts_api {
             assert_problem(&reply, 403, "interactive_session_required");
             assert_eq!(reply.header("www-authenticate"), None, "{method} {path}");
         }
+        // Refused before the body is read: without one, still 403 (not 415 or 422).
+        for (method, path) in [
+            ("POST", "/tokens"),
+            ("POST", "/password"),
+            ("POST", "/email"),
+            ("POST", "/mfa/totp/confirm"),
+            ("DELETE", "/mfa/totp"),
+            ("POST", "/mfa/recovery-codes"),
+        ] {
+            let reply = app.call(method, path, &pat, None).await;
+            assert_eq!(
+                reply.status, 403,
+                "{method} {path} without a body: {reply:?}"
+            );
+            assert_problem(&reply, 403, "interactive_session_required");
+        }
         // Nothing changed: the password, the session, the token list.
         app.login(ANN, ANN_PASSWORD).await;
         assert_eq!(app.call("GET", "/me", &ann, None).await.status, 200);
