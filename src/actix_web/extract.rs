@@ -3,17 +3,18 @@
 //! reading the registered `HttpAuth<U>`.
 
 use std::fmt;
-use std::future::{ready, Ready};
+use std::future::{ready, Future, Ready};
 use std::marker::PhantomData;
 use std::net::IpAddr;
 use std::ops::Deref;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use ::actix_web::dev::Payload;
 use ::actix_web::http::header::HeaderMap;
 use ::actix_web::http::Method;
 use ::actix_web::web::Bytes;
 use ::actix_web::{FromRequest, HttpRequest};
-use futures_util::future::Either;
 
 use super::body::body_bytes;
 use super::config::{http_auth, registered_http_auth};
@@ -122,22 +123,76 @@ impl<U: User + Clone + 'static> FromRequest for CurrentUser<U> {
 
 impl<U: User + Clone + 'static> FromRequest for CurrentSession<U> {
     type Error = ::actix_web::Error;
-    type Future = Either<Ready<Result<Self, ::actix_web::Error>>, LocalFuture<Self>>;
+    type Future = CurrentSessionFuture<U>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        // Most validates need no I/O (a memory store, a cached session not due for a touch):
-        // answered at once, without cloning the request or boxing a future.
-        if let Some(http) = registered_http_auth::<U>(req) {
-            if let Some(outcome) = http.current_session_now(&Head::new(req)) {
-                let outcome =
-                    outcome.map_err(|rejection| AuthRejection::new(http, rejection).into());
-                return Either::Left(ready(outcome));
-            }
+        CurrentSessionFuture {
+            state: Extraction::Start(req.clone()),
         }
-        Either::Right(boxed_extract(
-            req,
-            async |http: &HttpAuth<U>, head: &Head<'_>| http.current_session_async(head).await,
-        ))
+    }
+}
+
+/// The future of a [`CurrentSession`]'s extraction, as actix-web's
+/// [`FromRequest::Future`]: you only meet it in that role.
+///
+/// It validates when first polled. Most validates need no I/O (a memory store, a cached
+/// session not due for a touch) and are answered by that first poll, without boxing a
+/// future; the others continue in a boxed one. Until then it holds only a handle to the
+/// request, so actix-web's extraction machinery, which moves the future several times
+/// before polling it, moves a pointer rather than a session.
+#[must_use = "a future does nothing unless polled"]
+pub struct CurrentSessionFuture<U> {
+    state: Extraction<U>,
+}
+
+/// Where a [`CurrentSessionFuture`] is.
+enum Extraction<U> {
+    /// Not polled yet.
+    Start(HttpRequest),
+    /// The validate needs I/O: waiting for it.
+    Waiting(LocalFuture<CurrentSession<U>>),
+    /// Answered.
+    Done,
+}
+
+impl<U: User + Clone + 'static> Future for CurrentSessionFuture<U> {
+    type Output = Result<CurrentSession<U>, ::actix_web::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Extraction::Start(req) = &this.state {
+            if let Some(http) = registered_http_auth::<U>(req) {
+                if let Some(outcome) = http.current_session_now(&Head::new(req)) {
+                    let outcome =
+                        outcome.map_err(|rejection| AuthRejection::new(http, rejection).into());
+                    this.state = Extraction::Done;
+                    return Poll::Ready(outcome);
+                }
+            }
+            let waiting = boxed_extract(req, async |http: &HttpAuth<U>, head: &Head<'_>| {
+                http.current_session_async(head).await
+            });
+            this.state = Extraction::Waiting(waiting);
+        }
+        let Extraction::Waiting(waiting) = &mut this.state else {
+            panic!("a CurrentSessionFuture was polled after it completed");
+        };
+        let outcome = std::task::ready!(waiting.as_mut().poll(cx));
+        this.state = Extraction::Done;
+        Poll::Ready(outcome)
+    }
+}
+
+impl<U> fmt::Debug for CurrentSessionFuture<U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            Extraction::Start(_) => "start",
+            Extraction::Waiting(_) => "waiting",
+            Extraction::Done => "done",
+        };
+        f.debug_struct("CurrentSessionFuture")
+            .field("state", &state)
+            .finish()
     }
 }
 

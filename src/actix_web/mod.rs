@@ -114,7 +114,7 @@ mod fallbacks;
 mod no_store;
 
 pub use body::{ApiForm, ApiJson, ApiQuery};
-pub use extract::Client;
+pub use extract::{Client, CurrentSessionFuture};
 pub use fallbacks::{configure, method_not_allowed, not_found, resource};
 pub use no_store::{NoStore, NoStoreService};
 

@@ -14,6 +14,11 @@
 //! line), `cookies.txt` for axum-login (one `Cookie` value per line), `validate_ns.txt` (the
 //! in-process cost of `Authenticator::validate_session` over the same sessions, on the same
 //! thread, the floor a protected route is held to) and `ready` last.
+//!
+//! `http_cost_server in_process <axum|actix>` prints the in-process figures alone (the
+//! routes called through the framework's service, beside `validate_session` and `validate`)
+//! and exits; `http_cost_server count <axum|actix> <case> <calls>` is for callgrind
+//! (`http_cost/count.sh`).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -551,9 +556,48 @@ fn measured_actix<S, B>(
     system.block_on(actix_calls(service, path.to_owned(), bearer, calls));
 }
 
+/// The in-process figures alone, printed (what `run.sh` reports beside its loopback runs): a
+/// quicker check than a loopback run while working on the adapters.
+fn print_in_process(framework: &str) {
+    let report = |ns: (f64, f64), in_process: String| {
+        println!(
+            "validate_session {:.1}\nvalidate {:.1}\n{in_process}",
+            ns.0, ns.1
+        );
+    };
+    match framework {
+        "axum" => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(async {
+                let (auth, tokens) = keycard_sessions().await;
+                let ns = validate_ns(&auth, &tokens).await;
+                let keycard = keycard_router(HttpAuth::new(auth, StandardApi));
+                report(ns, axum_in_process(&keycard, &tokens).await);
+            }),
+        "actix" => actix_web::rt::System::new().block_on(async {
+            let (auth, tokens) = keycard_sessions().await;
+            let ns = validate_ns(&auth, &tokens).await;
+            let http = HttpAuth::new(auth, StandardApi);
+            let service = actix_web::test::init_service(actix_app!(http.clone())).await;
+            let bearer = bearer_values::<actix_web::http::header::HeaderValue>(&tokens);
+            report(
+                ns,
+                time_routes(|path, calls| actix_calls(&service, path, &bearer, calls)).await,
+            );
+        }),
+        other => panic!("unknown framework {other:?}: axum or actix"),
+    }
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let framework = args.next().unwrap_or_default();
+    if framework == "in_process" {
+        let framework = args.next().expect("in_process <axum|actix>");
+        return print_in_process(&framework);
+    }
     if framework == "count" {
         let framework = args.next().expect("count <axum|actix> <case> <calls>");
         let case = args.next().expect("case");
