@@ -4,7 +4,9 @@
 # thread, 32 connections), 1,000 live sessions in rotation. Each case runs ROUNDS times,
 # interleaved in rotating order; for each the median requests/s and the server's CPU time per
 # request (from /proc/<pid>/stat), then the ratios: the protected route against the open one,
-# and its extra CPU against the in-process `validate_session` measured by the server.
+# and its extra CPU against the in-process `validate_session` measured by the server; and the
+# same two ratios taken round by round (each case against the open route of its own round)
+# with their median, which a machine whose speed drifts between rounds moves less.
 #
 #   cd benches/peers && bash http_cost/run.sh            # ROUNDS=5 SECONDS_PER_RUN=5
 set -euo pipefail
@@ -34,8 +36,6 @@ run_case() {
   echo "$rps $(python3 -c "print(($after - $before) * 1e4 / $requests)")"
 }
 
-median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-
 measure() { # FRAMEWORK then case specs "name|url|header|file"
   local framework=$1; shift
   rm -f "$WORK/ready"
@@ -49,7 +49,7 @@ measure() { # FRAMEWORK then case specs "name|url|header|file"
     for k in $(seq 0 $((n - 1))); do
       IFS='|' read -r name url header file <<<"${cases[$(((k + round) % n))]}"
       [ -n "$file" ] && file="$WORK/$file"
-      echo "$name $(run_case "$pid" "$name" "$url" "$header" "$file")" >>"$WORK/$framework.results"
+      echo "$name $(run_case "$pid" "$name" "$url" "$header" "$file") $round" >>"$WORK/$framework.results"
     done
   done
   kill "$pid"; wait "$pid" 2>/dev/null || true
@@ -66,22 +66,31 @@ for name, t in ns.items():
     floor, what = (vu, "validate") if name == "user" else (vs, "validate_session")
     print(f"{name:<12} {t:8.0f} ns  extra {extra:6.0f} ns = {extra / floor:5.2f}x {what}")
 PY
-  echo "== $framework over loopback: wrk -t1 -c32, $ROUNDS rounds of ${SECONDS_PER_RUN}s per case, medians"
-  local open_rps open_us
-  open_rps=$(awk '$1=="open"{print $2}' "$WORK/$framework.results" | median)
-  open_us=$(awk '$1=="open"{print $3}' "$WORK/$framework.results" | median)
-  printf '%-12s %12s %10s %8s %22s\n' case req/s "µs CPU" ratio "extra µs / floor"
-  for spec in "${cases[@]}"; do
-    IFS='|' read -r name _ <<<"$spec"
-    local rps us
-    rps=$(awk -v n="$name" '$1==n{print $2}' "$WORK/$framework.results" | median)
-    us=$(awk -v n="$name" '$1==n{print $3}' "$WORK/$framework.results" | median)
-    python3 -c "
-rps, us, orps, ous = $rps, $us, $open_rps, $open_us
-vs, vu = (float(x) / 1000 for x in '$validate_ns'.split())
-v = vu if '$name' == 'user' else vs
-print(f'{\"$name\":<12} {rps:12.0f} {us:10.2f} {rps / orps:7.3f}x {(us - ous) / v:21.2f}x')"
-  done
+  echo "== $framework over loopback: wrk -t1 -c32, $ROUNDS rounds of ${SECONDS_PER_RUN}s per case"
+  echo "   medians of each case, then the median of each round's own ratio (the case against the"
+  echo "   open route of the same round, run minutes apart at most: steadier on a busy machine)"
+  python3 - "$WORK/$framework.results" "$validate_ns" <<'PY'
+import sys
+from statistics import median
+runs = {}  # name -> {round: (rps, us)}
+for line in open(sys.argv[1]):
+    name, rps, us, rnd = line.split()
+    runs.setdefault(name, {})[int(rnd)] = (float(rps), float(us))
+vs, vu = (float(x) / 1000 for x in sys.argv[2].split())
+open_runs = runs["open"]
+orps = median(r for r, _ in open_runs.values())
+ous = median(u for _, u in open_runs.values())
+print(f"{'case':<12} {'req/s':>10} {'µs CPU':>8} {'ratio':>7} {'extra/floor':>12} | {'paired ratio':>12} {'paired extra/floor':>18}")
+for name, by_round in runs.items():
+    floor = vu if name == "user" else vs
+    rps = median(r for r, _ in by_round.values())
+    us = median(u for _, u in by_round.values())
+    ratios = [r / open_runs[k][0] for k, (r, _) in by_round.items()]
+    extras = [(u - open_runs[k][1]) / floor for k, (_, u) in by_round.items()]
+    print(f"{name:<12} {rps:10.0f} {us:8.2f} {rps / orps:6.3f}x {(us - ous) / floor:11.2f}x |"
+          f" {median(ratios):11.3f}x {median(extras):17.2f}x"
+          f"  (rounds: {min(ratios):.3f}-{max(ratios):.3f}x)")
+PY
 }
 
 measure axum \
