@@ -162,11 +162,12 @@ impl<U: User + Clone + 'static> Future for CurrentSessionFuture<U> {
         let this = self.get_mut();
         if let Extraction::Start(req) = &this.state {
             if let Some(http) = registered_http_auth::<U>(req) {
-                if let Some(outcome) = http.current_session_now(&Head::new(req)) {
-                    let outcome =
-                        outcome.map_err(|rejection| AuthRejection::new(http, rejection).into());
+                let reject =
+                    |http: &HttpAuth<U>, rejection| AuthRejection::new(http, rejection).into();
+                let answer = http.current_session_now(&Head::new(req), reject);
+                if answer.is_ready() {
                     this.state = Extraction::Done;
-                    return Poll::Ready(outcome);
+                    return answer;
                 }
             }
             let waiting = boxed_extract(req, async |http: &HttpAuth<U>, head: &Head<'_>| {

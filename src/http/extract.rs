@@ -6,6 +6,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
+use std::task::Poll;
 
 use super::{Credentials, HttpAuth, Rejection, RequestHead, Response, SessionToken};
 use crate::api_tokens::RequiredScope;
@@ -268,19 +269,27 @@ impl<U: User + Clone + 'static> HttpAuth<U> {
     }
 
     /// [`current_session`](Self::current_session) when it needs no I/O and no wait (see
-    /// the core's immediate validate); `None` when it would, and then
-    /// [`current_session_async`](Self::current_session_async) decides afresh.
+    /// the core's immediate validate), as a future's answer; `Pending` when it would, and
+    /// then [`current_session_async`](Self::current_session_async) decides afresh. A
+    /// rejection is turned into the adapter's error by `reject` here, so that the answer is
+    /// built once, where it is returned: one copy of the session fewer.
     #[cfg_attr(not(feature = "actix-web"), allow(dead_code))]
-    pub(crate) fn current_session_now(
+    pub(crate) fn current_session_now<E>(
         &self,
         request: &(impl RequestHead + ?Sized),
-    ) -> Option<Result<CurrentSession<U>, Rejection>> {
-        let token = match self.require_token_borrowed(request) {
-            Ok(token) => token,
-            Err(rejection) => return Some(Err(rejection)),
+        reject: impl FnOnce(&Self, Rejection) -> E,
+    ) -> Poll<Result<CurrentSession<U>, E>> {
+        let outcome = match self.require_token_borrowed(request) {
+            Ok(token) => match self.validate_session_found_now(request, &token) {
+                Some(outcome) => outcome,
+                None => return Poll::Pending,
+            },
+            Err(rejection) => Err(rejection),
         };
-        let outcome = self.validate_session_found_now(request, &token)?;
-        Some(outcome.map(|session| CurrentSession::new(session, self.clone())))
+        Poll::Ready(match outcome {
+            Ok(session) => Ok(CurrentSession::new(session, self.clone())),
+            Err(rejection) => Err(reject(self, rejection)),
+        })
     }
 
     /// What [`current_session`](Self::current_session) does once
