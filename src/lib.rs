@@ -359,12 +359,6 @@ pub mod store;
 #[cfg(test)]
 mod test_support;
 pub mod throttle;
-#[cfg(any(
-    feature = "sqlite",
-    feature = "postgres",
-    feature = "redis",
-    feature = "mysql"
-))]
 mod time_codec;
 mod token;
 #[cfg(feature = "tower")]

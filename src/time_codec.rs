@@ -2,6 +2,7 @@
 //!
 //! | backend | stored as | here |
 //! |---|---|---|
+//! | Memory token store | Unix microseconds in its records | [`to_micros`], [`from_micros_saturating`] |
 //! | SQLite token store, SQLite throttle, migration records | `INTEGER` Unix microseconds | [`to_micros`], [`from_micros`] |
 //! | Redis token store | Unix microseconds as decimal text in the session hash; key expiry in milliseconds, rounded up | [`to_micros`], [`from_micros_text`], [`micros_to_millis_ceil`] |
 //! | Redis throttle | Unix milliseconds, rounded down | [`to_millis`] |
@@ -19,10 +20,21 @@ use time::OffsetDateTime;
 
 use crate::StoreError;
 
-/// Microseconds since the Unix epoch, rounded down.
+/// Microseconds since the Unix epoch, rounded down: whole seconds and the microseconds of
+/// the second, in 64-bit arithmetic (every `OffsetDateTime` fits).
+#[inline]
 pub(crate) fn to_micros(t: OffsetDateTime) -> i64 {
-    let micros = t.unix_timestamp_nanos().div_euclid(1000);
-    i64::try_from(micros).unwrap_or(if micros < 0 { i64::MIN } else { i64::MAX })
+    t.unix_timestamp() * 1_000_000 + i64::from(t.microsecond())
+}
+
+/// The instant `micros` microseconds after the Unix epoch, built from its whole seconds and
+/// the microseconds left: no 128-bit division, and no walk of the calendar as
+/// `UNIX_EPOCH + Duration` does (a tenth of a memory store's validate, which reads three).
+#[inline]
+fn checked_from_micros(micros: i64) -> Result<OffsetDateTime, time::error::ComponentRange> {
+    let within_second = u32::try_from(micros.rem_euclid(1_000_000)).unwrap_or(0);
+    OffsetDateTime::from_unix_timestamp(micros.div_euclid(1_000_000))
+        .and_then(|second| second.replace_microsecond(within_second))
 }
 
 /// The instant `micros` microseconds after the Unix epoch.
@@ -30,8 +42,18 @@ pub(crate) fn to_micros(t: OffsetDateTime) -> i64 {
 /// # Errors
 /// [`StoreError::Corrupt`] if it is out of `OffsetDateTime`'s range.
 pub(crate) fn from_micros(micros: i64) -> Result<OffsetDateTime, StoreError> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
-        .map_err(StoreError::corrupt)
+    checked_from_micros(micros).map_err(StoreError::corrupt)
+}
+
+/// The instant `micros` microseconds after the Unix epoch, for values this process wrote
+/// itself (the memory store's records): one outside `OffsetDateTime`'s range, which none
+/// is, reads as the range's first or last instant.
+#[inline]
+pub(crate) fn from_micros_saturating(micros: i64) -> OffsetDateTime {
+    checked_from_micros(micros).unwrap_or_else(|_| match micros < 0 {
+        true => time::PrimitiveDateTime::MIN.assume_utc(),
+        false => time::PrimitiveDateTime::MAX.assume_utc(),
+    })
 }
 
 /// The instant written as decimal Unix microseconds (the Redis session hash).
@@ -87,6 +109,34 @@ mod tests {
         }
         assert!(from_micros(i64::MAX).is_err());
         assert!(from_micros_text("12x").is_err());
+    }
+
+    /// Built from seconds and microseconds, an instant is the one the calendar gives for
+    /// the same count: every microsecond of a second on each side of the epoch and of one
+    /// in 2026, and the far past and future.
+    #[test]
+    fn micros_read_back_as_the_calendar_counts_them() {
+        for base in [-1_000_000_i64, 0, 1_795_000_000_000_000] {
+            for step in 0..1_000_000 {
+                let m = base + step;
+                let expected = OffsetDateTime::UNIX_EPOCH + Duration::microseconds(m);
+                assert_eq!(from_micros_saturating(m), expected, "{m}");
+                assert_eq!(to_micros(expected), m, "{m}");
+            }
+        }
+        for t in [
+            OffsetDateTime::UNIX_EPOCH - Duration::new(86_400 * 365, 999_999_000),
+            OffsetDateTime::UNIX_EPOCH + Duration::new(4_102_444_799, 999_999_000),
+        ] {
+            assert_eq!(from_micros_saturating(to_micros(t)), t, "{t}");
+        }
+        // Outside the range, which no record holds: its ends, not a panic.
+        let (first, last) = (
+            time::PrimitiveDateTime::MIN.assume_utc(),
+            time::PrimitiveDateTime::MAX.assume_utc(),
+        );
+        assert_eq!(from_micros_saturating(i64::MIN), first);
+        assert_eq!(from_micros_saturating(i64::MAX), last);
     }
 
     #[test]

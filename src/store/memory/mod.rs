@@ -37,6 +37,8 @@ use time::OffsetDateTime;
 use super::TokenStore;
 use crate::error::StoreError;
 use crate::session::Session;
+// A record keeps its times as whole Unix microseconds (rounded down).
+use crate::time_codec::{from_micros_saturating as instant, to_micros as micros};
 use crate::token::SessionId;
 use crate::user::UserId;
 
@@ -172,17 +174,6 @@ impl fmt::Debug for MemoryTokenStore {
             .field("shards", &SHARDS)
             .finish()
     }
-}
-
-/// `t` in whole Unix microseconds (rounded down).
-#[inline]
-fn micros(t: OffsetDateTime) -> i64 {
-    t.unix_timestamp() * 1_000_000 + i64::from(t.microsecond())
-}
-
-#[inline]
-fn instant(micros: i64) -> OffsetDateTime {
-    OffsetDateTime::UNIX_EPOCH + time::Duration::microseconds(micros)
 }
 
 /// The 64-bit hash the index table works with, rebuilt from the 32 bits an entry keeps
