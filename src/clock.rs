@@ -2,7 +2,7 @@
 
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use time::OffsetDateTime;
 
@@ -18,9 +18,24 @@ pub trait Clock: Send + Sync + Debug {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// `OffsetDateTime::now_utc()`, built from the whole seconds since the Unix epoch with
+    /// the nanoseconds set: `now_utc` adds the duration to the epoch, a walk of the calendar
+    /// that cost every validate more than reading the clock did. A clock set before 1970
+    /// takes `now_utc`'s own way.
     fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc()
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .ok()
+            .and_then(after_the_epoch)
+            .unwrap_or_else(OffsetDateTime::now_utc)
     }
+}
+
+/// The instant `since` after the Unix epoch, from its whole seconds with the nanoseconds
+/// set; `None` past `OffsetDateTime`'s range.
+fn after_the_epoch(since: Duration) -> Option<OffsetDateTime> {
+    let second = OffsetDateTime::from_unix_timestamp(i64::try_from(since.as_secs()).ok()?).ok()?;
+    second.replace_nanosecond(since.subsec_nanos()).ok()
 }
 
 /// A clock that only moves when told to; clones share the same time. For tests.
@@ -70,5 +85,45 @@ impl Clock for ManualClock {
 impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
     fn now(&self) -> OffsetDateTime {
         (**self).now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_instant_after_the_epoch_is_the_calendars() {
+        let seconds = [
+            0,
+            1,
+            59,
+            86_399,
+            86_400,
+            951_782_400,
+            1_795_000_000,
+            253_402_300_799,
+        ];
+        for s in seconds {
+            for nanos in [0, 1, 999, 123_456_789, 999_999_999] {
+                let since = Duration::new(s, nanos);
+                let expected = OffsetDateTime::UNIX_EPOCH + since;
+                assert_eq!(after_the_epoch(since), Some(expected), "{since:?}");
+            }
+        }
+        // Past the year 9999: no instant, and the clock falls back to `now_utc`'s way.
+        assert_eq!(after_the_epoch(Duration::from_secs(253_402_300_800)), None);
+        assert_eq!(after_the_epoch(Duration::MAX), None);
+    }
+
+    #[test]
+    fn the_system_clock_reads_as_now_utc() {
+        for _ in 0..1_000 {
+            let before = OffsetDateTime::now_utc();
+            let now = SystemClock.now();
+            let after = OffsetDateTime::now_utc();
+            assert!(before <= now && now <= after, "{before} {now} {after}");
+            assert!(now.offset().is_utc());
+        }
     }
 }
