@@ -21,10 +21,15 @@ use time::OffsetDateTime;
 use crate::StoreError;
 
 /// Microseconds since the Unix epoch, rounded down: whole seconds and the microseconds of
-/// the second, in 64-bit arithmetic (every `OffsetDateTime` fits).
+/// the second, in 64-bit arithmetic. Every year up to 9999 fits; only the far years the
+/// `time` crate's `large-dates` feature allows would saturate.
 #[inline]
 pub(crate) fn to_micros(t: OffsetDateTime) -> i64 {
-    t.unix_timestamp() * 1_000_000 + i64::from(t.microsecond())
+    let seconds = t.unix_timestamp();
+    seconds
+        .checked_mul(1_000_000)
+        .and_then(|micros| micros.checked_add(i64::from(t.microsecond())))
+        .unwrap_or(if seconds < 0 { i64::MIN } else { i64::MAX })
 }
 
 /// The instant `micros` microseconds after the Unix epoch, built from its whole seconds and
