@@ -34,19 +34,7 @@ pub(super) struct Fields<'a> {
 impl<'a> Fields<'a> {
     /// The fields of an `HGETALL` reply (the listing reads whole hashes).
     pub(super) fn from_map(map: &'a HashMap<String, Vec<u8>>) -> Self {
-        let get = |name: &str| map.get(name).map(Vec::as_slice);
-        Self {
-            hash: get("hash"),
-            user: get("user"),
-            created: get("created"),
-            expires: get("expires"),
-            seen: get("seen"),
-            ip: get("ip"),
-            ua: get("ua"),
-            amr: get("amr"),
-            name: get("name"),
-            scopes: get("scopes"),
-        }
+        Self::in_order(NAMES.map(|name| map.get(name).map(Vec::as_slice)))
     }
 
     /// The fields of an `HMGET` of [`NAMES`]; `None` when the hash does not exist (every
@@ -55,28 +43,36 @@ impl<'a> Fields<'a> {
     /// # Errors
     /// [`StoreError::Corrupt`] if the reply does not hold one value per name.
     pub(super) fn from_values(values: &'a [Option<Vec<u8>>]) -> Result<Option<Self>, StoreError> {
-        let [hash, user, created, expires, seen, ip, ua, amr, name, scopes] = values else {
-            return Err(StoreError::corrupt(format!(
+        let values: &[Option<Vec<u8>>; NAMES.len()] = values.try_into().map_err(|_| {
+            StoreError::corrupt(format!(
                 "HMGET of {} fields answered {} values",
                 NAMES.len(),
                 values.len()
-            )));
-        };
+            ))
+        })?;
         if values.iter().all(Option::is_none) {
             return Ok(None);
         }
-        Ok(Some(Self {
-            hash: hash.as_deref(),
-            user: user.as_deref(),
-            created: created.as_deref(),
-            expires: expires.as_deref(),
-            seen: seen.as_deref(),
-            ip: ip.as_deref(),
-            ua: ua.as_deref(),
-            amr: amr.as_deref(),
-            name: name.as_deref(),
-            scopes: scopes.as_deref(),
-        }))
+        Ok(Some(Self::in_order(
+            values.each_ref().map(Option::as_deref),
+        )))
+    }
+
+    /// The fields given in the order of [`NAMES`].
+    fn in_order(values: [Option<&'a [u8]>; NAMES.len()]) -> Self {
+        let [hash, user, created, expires, seen, ip, ua, amr, name, scopes] = values;
+        Self {
+            hash,
+            user,
+            created,
+            expires,
+            seen,
+            ip,
+            ua,
+            amr,
+            name,
+            scopes,
+        }
     }
 
     /// The session these fields spell, with id `id`.
