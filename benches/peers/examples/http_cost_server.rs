@@ -5,10 +5,11 @@
 //! thread (a current-thread Tokio runtime for axum, one worker for actix-web), with 1,000 users
 //! each holding one live session:
 //!
-//! - axum on 127.0.0.1:18080: `/open` (no extractor), `/session` (`CurrentSession`), `/user`
+//! - axum on 127.0.0.1:18080: `/open` (no extractor), `/extractor` (a no-op extractor: what
+//!   the framework charges for any extractor), `/session` (`CurrentSession`), `/user`
 //!   (`CurrentUser`); axum-login on 127.0.0.1:18081: `/hello` behind `login_required!` over a
 //!   tower-sessions `MemoryStore`;
-//! - actix-web on 127.0.0.1:18090: `/open`, `/session`, `/user`.
+//! - actix-web on 127.0.0.1:18090: `/open`, `/extractor`, `/session`, `/user`.
 //!
 //! Before serving it writes, in `<dir>`: `tokens.txt` (one `Authorization` header value per
 //! line), `cookies.txt` for axum-login (one `Cookie` value per line), `validate_ns.txt` (the
@@ -58,6 +59,31 @@ const HELLO: Hello = Hello {
     ok: true,
     message: "hello",
 };
+
+/// An extractor that checks nothing: the `/extractor` route, which measures what the
+/// framework itself charges a route for having an extractor (axum splits the request into
+/// its parts and runs a larger handler future), apart from what keycard's extractors do.
+struct NoCheck;
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for NoCheck {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        _: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Infallible> {
+        Ok(NoCheck)
+    }
+}
+
+impl actix_web::FromRequest for NoCheck {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, actix_web::Error>>;
+
+    fn from_request(_: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(Ok(NoCheck))
+    }
+}
 
 fn email(i: usize) -> String {
     format!("user{i}@example.com")
@@ -276,6 +302,7 @@ async fn axum_login_cookies() -> Vec<String> {
 fn keycard_router(http: HttpAuth<UserRecord>) -> Router {
     Router::new()
         .route("/open", get(|| async { Json(HELLO) }))
+        .route("/extractor", get(|_: NoCheck| async { Json(HELLO) }))
         .route(
             "/session",
             get(|_: keycard::axum::CurrentSession<UserRecord>| async { Json(HELLO) }),
@@ -310,7 +337,7 @@ const IN_PROCESS_TRIES: usize = 5;
 
 /// The server's own work per request, without socket or HTTP parsing: each route called in
 /// process over the tokens in rotation, best of several tries, as `name ns` lines (open,
-/// session, user).
+/// extractor, session, user).
 async fn axum_in_process(app: &Router, tokens: &[String]) -> String {
     let bearer = bearer_values::<axum::http::HeaderValue>(tokens);
     time_routes(|path, calls| axum_calls(app, path, &bearer, calls)).await
@@ -335,7 +362,7 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     let mut out = String::new();
-    for name in ["open", "session", "user"] {
+    for name in ["open", "extractor", "session", "user"] {
         let mut best = f64::MAX;
         for _ in 0..IN_PROCESS_TRIES {
             let start = Instant::now();
@@ -396,7 +423,7 @@ fn write_files(dir: &Path, tokens: &[String], cookies: &[String], validate_ns: (
     std::fs::write(dir.join("ready"), "").expect("write");
 }
 
-/// The actix-web app: the same three routes.
+/// The actix-web app: the same four routes.
 macro_rules! actix_app {
     ($http:expr) => {{
         use actix_web::{web, App, HttpResponse};
@@ -405,6 +432,10 @@ macro_rules! actix_app {
             .route(
                 "/open",
                 web::get().to(|| async { HttpResponse::Ok().json(HELLO) }),
+            )
+            .route(
+                "/extractor",
+                web::get().to(|_: NoCheck| async { HttpResponse::Ok().json(HELLO) }),
             )
             .route(
                 "/session",
@@ -447,7 +478,8 @@ fn serve_actix(dir: PathBuf) {
 
 /// Instruction counting under callgrind (`--toggle-collect='*measured*'`): `calls` calls of
 /// one case in process, over 100 sessions in rotation, and nothing else collected. A case is
-/// `open`, `session`, `user` (a route) or `validate` (`Authenticator::validate_session`).
+/// `open`, `extractor`, `session`, `user` (a route) or `validate`
+/// (`Authenticator::validate_session`).
 fn count(framework: &str, case: &str, calls: usize) {
     let runtime = || {
         tokio::runtime::Builder::new_current_thread()

@@ -6,7 +6,11 @@
 # request (from /proc/<pid>/stat), then the ratios: the protected route against the open one,
 # and its extra CPU against the in-process `validate_session` measured by the server; and the
 # same two ratios taken round by round (each case against the open route of its own round)
-# with their median, which a machine whose speed drifts between rounds moves less.
+# with their median, which a machine whose speed drifts between rounds moves less. "busy" is
+# the server's CPU time per second of the run: below 100 % the route was limited by wrk, not
+# by the server, and its CPU per request includes more waiting for work (one epoll wake per
+# request or so instead of several). The `extractor` route has an extractor that checks
+# nothing: what the framework charges any route with an extractor.
 #
 #   cd benches/peers && bash http_cost/run.sh            # ROUNDS=5 SECONDS_PER_RUN=5
 set -euo pipefail
@@ -80,14 +84,14 @@ vs, vu = (float(x) / 1000 for x in sys.argv[2].split())
 open_runs = runs["open"]
 orps = median(r for r, _ in open_runs.values())
 ous = median(u for _, u in open_runs.values())
-print(f"{'case':<12} {'req/s':>10} {'µs CPU':>8} {'ratio':>7} {'extra/floor':>12} | {'paired ratio':>12} {'paired extra/floor':>18}")
+print(f"{'case':<12} {'req/s':>10} {'µs CPU':>8} {'busy':>5} {'ratio':>7} {'extra/floor':>12} | {'paired ratio':>12} {'paired extra/floor':>18}")
 for name, by_round in runs.items():
     floor = vu if name == "user" else vs
     rps = median(r for r, _ in by_round.values())
     us = median(u for _, u in by_round.values())
     ratios = [r / open_runs[k][0] for k, (r, _) in by_round.items()]
     extras = [(u - open_runs[k][1]) / floor for k, (_, u) in by_round.items()]
-    print(f"{name:<12} {rps:10.0f} {us:8.2f} {rps / orps:6.3f}x {(us - ous) / floor:11.2f}x |"
+    print(f"{name:<12} {rps:10.0f} {us:8.2f} {rps * us / 1e4:4.0f}% {rps / orps:6.3f}x {(us - ous) / floor:11.2f}x |"
           f" {median(ratios):11.3f}x {median(extras):17.2f}x"
           f"  (rounds: {min(ratios):.3f}-{max(ratios):.3f}x)")
 PY
@@ -95,10 +99,12 @@ PY
 
 measure axum \
   "open|http://127.0.0.1:18080/open|Authorization|tokens.txt" \
+  "extractor|http://127.0.0.1:18080/extractor|Authorization|tokens.txt" \
   "session|http://127.0.0.1:18080/session|Authorization|tokens.txt" \
   "user|http://127.0.0.1:18080/user|Authorization|tokens.txt" \
   "axum-login|http://127.0.0.1:18081/hello|Cookie|cookies.txt"
 measure actix \
   "open|http://127.0.0.1:18090/open|Authorization|tokens.txt" \
+  "extractor|http://127.0.0.1:18090/extractor|Authorization|tokens.txt" \
   "session|http://127.0.0.1:18090/session|Authorization|tokens.txt" \
   "user|http://127.0.0.1:18090/user|Authorization|tokens.txt"
