@@ -215,6 +215,10 @@ pub(crate) async fn validation_contract(fixture: &Fixture, client: &impl Client)
     fixture.clock.advance(IDLE / 2);
     let touched = client.send(Req::get("/session").bearer(&token)).await;
     assert_eq!((touched.status, touched.body.as_str()), (200, "7"));
+    // The touch was written: past the idle timeout since login, but not since the touch.
+    fixture.clock.advance(IDLE * 3 / 4);
+    let kept = client.send(Req::get("/session").bearer(&token)).await;
+    assert_eq!((kept.status, kept.body.as_str()), (200, "7"));
     // Idle past the timeout: expired, the same answer as any dead token.
     fixture.clock.advance(IDLE + Duration::from_secs(1));
     for path in ["/me", "/session"] {
